@@ -1,0 +1,209 @@
+//! Request extractors whose every rejection is an [`ApiError`], so malformed input gets
+//! the same problem+json shape as every other error: JSON bodies (with the path of the
+//! bad field), query strings, path parameters, and the admin bearer key.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::BytesRejection},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, error::ApiError, error::FieldError};
+
+/// A JSON request body. Unknown fields are rejected by the target types
+/// (`deny_unknown_fields`), which stops mass assignment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit_bytes = body_limit(&request);
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(ref inner)
+                if inner.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::PayloadTooLarge { limit_bytes }
+            }
+            other => ApiError::MalformedJson(other.body_text()),
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// The body limit in force for a request, for the 413 message. Routes set it with
+/// [`axum::extract::DefaultBodyLimit`], which does not expose it, so the router also
+/// records it as a request extension.
+fn body_limit(request: &Request) -> usize {
+    request.extensions().get::<BodyLimit>().map_or(super::BODY_BYTES_MAX, |limit| limit.0)
+}
+
+/// The body limit of a route, recorded for error messages (see [`body_limit`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// Parses JSON, telling syntax errors (400) from wrong fields (422, with a JSON Pointer
+/// to the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let pointer = json_pointer(error.path());
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                ApiError::Validation {
+                    detail: format!("invalid request body at {}: {message}", display_pointer(&pointer)),
+                    errors: vec![FieldError { field: pointer, message }],
+                }
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    // Trailing characters after the value make the body malformed, not partly valid.
+    deserializer.end().map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    Ok(value)
+}
+
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        pointer.push('/');
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&index.to_string()),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Unknown => pointer.push('?'),
+        }
+    }
+    pointer
+}
+
+fn display_pointer(pointer: &str) -> &str {
+    if pointer.is_empty() { "the top level" } else { pointer }
+}
+
+/// serde_json appends " at line L column C"; the pointer says where more usefully.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string; a malformed one is a 400 naming the problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| ApiError::InvalidParameter { detail: rejection.body_text() })
+    }
+}
+
+/// Path parameters; a malformed one (say, an id that is not a UUID) is a 400.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| ApiError::InvalidParameter { detail: rejection.body_text() })
+    }
+}
+
+/// Proof that the request carries the admin API key (`Authorization: Bearer <key>`).
+/// Put it first among a handler's arguments so that credentials are checked before the
+/// body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if constant_time_eq(token.trim().as_bytes(), state.admin_api_key.expose().as_bytes()) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a
+/// guessed key was right. (The length may leak; keys are long and random.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        amount: u64,
+    }
+
+    #[test]
+    fn wrong_field_points_at_it() {
+        let error = parse_json::<Vec<Item>>(br#"[{"amount": 1}, {"amount": "x"}]"#).unwrap_err();
+        let ApiError::Validation { errors, .. } = error else { panic!("expected validation, got {error:?}") };
+        assert_eq!(errors[0].field, "/1/amount");
+        assert!(errors[0].message.contains("invalid type"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let error = parse_json::<Item>(br#"{"amount": 1, "balance": 5}"#).unwrap_err();
+        assert!(matches!(error, ApiError::Validation { .. }), "{error:?}");
+        assert!(error.to_string().contains("unknown field `balance`"), "{error}");
+    }
+
+    #[test]
+    fn syntax_error_and_trailing_garbage_are_malformed() {
+        assert!(matches!(parse_json::<Item>(br#"{"amount": "#), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_json::<Item>(br#"{"amount": 1} x"#), Err(ApiError::MalformedJson(_))));
+    }
+
+    #[test]
+    fn key_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

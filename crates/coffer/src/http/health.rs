@@ -1,0 +1,36 @@
+//! Liveness and readiness probes. Liveness says the process serves requests; readiness
+//! also checks the database, so a load balancer stops sending writes to a node that
+//! cannot commit them.
+
+use axum::{Router, extract::State, routing::get};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{AppState, error::ApiError};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready))
+}
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// The process is up and serving.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
+async fn live() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// The process can reach its database.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "Database unreachable", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
+    state.store.ping().await.map_err(|error| ApiError::Unavailable(anyhow::Error::new(error)))?;
+    Ok(axum::Json(Health { status: "ok" }))
+}

@@ -1,0 +1,731 @@
+//! The ledger API (`/v1/ledger/*`): TigerBeetle-shaped batches of accounts and
+//! transfers, lookups, an account's transfers and its balance history. Admin key only.
+//!
+//! Handlers only translate: JSON ⇄ ledger types, and results back in order. Every write
+//! goes through the commit pipeline; reads go to the store. Ids are UUID strings (the
+//! ledger's u128 ids), amounts JSON integers in minor units, `timestamp` the ledger's
+//! nanosecond clock (it orders events and is unique, which RFC 3339 text would hide).
+
+use axum::{
+    Extension, Router,
+    extract::{DefaultBodyLimit, State},
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ledger::{AMOUNT_MAX, AccountFlags, BATCH_EVENTS_MAX, TransferFlags};
+use serde::{Deserialize, Serialize, de::IgnoredAny};
+use store::{AccountFilter, Command, Outcome};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::{ApiError, FieldError},
+    extract::{AdminAuth, BodyLimit, Json, Path, Query},
+};
+use crate::ledger::CommitError;
+
+/// Bytes a batch request may carry: a full batch of 8,190 transfers with every field set
+/// is about 4.5 MB of compact JSON; room for some whitespace, and a cap on abuse.
+pub const LEDGER_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Rows in one page at most, and by default (DESIGN.md §5).
+pub const PAGE_LIMIT_MAX: u32 = 100;
+pub const PAGE_LIMIT_DEFAULT: u32 = 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/ledger/accounts", post(create_accounts))
+        .route("/v1/ledger/transfers", post(create_transfers))
+        .layer(DefaultBodyLimit::max(LEDGER_BODY_BYTES_MAX))
+        .layer(Extension(BodyLimit(LEDGER_BODY_BYTES_MAX)))
+        .route("/v1/ledger/accounts/{id}", get(get_account))
+        .route("/v1/ledger/accounts/{id}/transfers", get(list_account_transfers))
+        .route("/v1/ledger/accounts/{id}/balances", get(list_account_balances))
+        .route("/v1/ledger/transfers/{id}", get(get_transfer))
+}
+
+macro_rules! flag_names {
+    ($(#[$doc:meta])* $name:ident => $flags:ty { $($variant:ident = $flag:ident,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($variant,)*
+        }
+
+        impl $name {
+            fn flag(self) -> $flags {
+                match self {
+                    $(Self::$variant => <$flags>::$flag,)*
+                }
+            }
+
+            fn collect(flags: &[Self]) -> $flags {
+                flags.iter().fold(<$flags>::empty(), |all, flag| all.union(flag.flag()))
+            }
+
+            fn list(flags: $flags) -> Vec<Self> {
+                [$(Self::$variant),*].into_iter().filter(|name| flags.contains(name.flag())).collect()
+            }
+        }
+    };
+}
+
+flag_names! {
+    /// An account flag.
+    AccountFlag => AccountFlags {
+        Linked = LINKED,
+        DebitsMustNotExceedCredits = DEBITS_MUST_NOT_EXCEED_CREDITS,
+        CreditsMustNotExceedDebits = CREDITS_MUST_NOT_EXCEED_DEBITS,
+        History = HISTORY,
+        Closed = CLOSED,
+    }
+}
+
+flag_names! {
+    /// A transfer flag.
+    TransferFlag => TransferFlags {
+        Linked = LINKED,
+        Pending = PENDING,
+        PostPendingTransfer = POST_PENDING_TRANSFER,
+        VoidPendingTransfer = VOID_PENDING_TRANSFER,
+        BalancingDebit = BALANCING_DEBIT,
+        BalancingCredit = BALANCING_CREDIT,
+        ClosingDebit = CLOSING_DEBIT,
+        ClosingCredit = CLOSING_CREDIT,
+    }
+}
+
+/// An account to create. Balances and `timestamp` belong to the ledger and are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// Client-chosen; creating the same account again answers `exists`.
+    pub id: Uuid,
+    /// The ledger (one per currency or asset). Required, non-zero.
+    #[serde(default)]
+    pub ledger: u32,
+    /// The account's type, chosen by the client. Required, non-zero.
+    #[serde(default)]
+    pub code: u16,
+    #[serde(default)]
+    pub flags: Vec<AccountFlag>,
+    #[serde(default)]
+    pub user_data_128: Uuid,
+    #[serde(default)]
+    pub user_data_64: u64,
+    #[serde(default)]
+    pub user_data_32: u32,
+    #[serde(default)]
+    #[schema(ignore)]
+    debits_pending: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schema(ignore)]
+    debits_posted: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schema(ignore)]
+    credits_pending: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schema(ignore)]
+    credits_posted: Option<IgnoredAny>,
+    #[serde(default)]
+    #[schema(ignore)]
+    timestamp: Option<IgnoredAny>,
+}
+
+/// A transfer to create. Fields left out are zero, as in TigerBeetle (a post or void may
+/// leave out the accounts, amount, ledger and code to take them from the pending transfer).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransfer {
+    /// Client-chosen; it is the idempotency key: sending it again answers `exists`.
+    pub id: Uuid,
+    #[serde(default)]
+    pub debit_account_id: Uuid,
+    #[serde(default)]
+    pub credit_account_id: Uuid,
+    /// Minor units, at most 9223372036854775807 (which, on a post, means "all of it").
+    #[serde(default)]
+    pub amount: u64,
+    /// The pending transfer that a post or void resolves.
+    #[serde(default)]
+    pub pending_id: Uuid,
+    /// Seconds until a pending transfer expires; zero is never.
+    #[serde(default)]
+    pub timeout: u32,
+    #[serde(default)]
+    pub ledger: u32,
+    #[serde(default)]
+    pub code: u16,
+    #[serde(default)]
+    pub flags: Vec<TransferFlag>,
+    #[serde(default)]
+    pub user_data_128: Uuid,
+    #[serde(default)]
+    pub user_data_64: u64,
+    #[serde(default)]
+    pub user_data_32: u32,
+    #[serde(default)]
+    #[schema(ignore)]
+    timestamp: Option<IgnoredAny>,
+}
+
+/// An account with its balances.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub ledger: u32,
+    pub code: u16,
+    pub flags: Vec<AccountFlag>,
+    pub user_data_128: Uuid,
+    pub user_data_64: u64,
+    pub user_data_32: u32,
+    pub debits_pending: u64,
+    pub debits_posted: u64,
+    pub credits_pending: u64,
+    pub credits_posted: u64,
+    /// Nanoseconds since the Unix epoch; unique, set by the ledger.
+    pub timestamp: u64,
+}
+
+/// A transfer as written (transfers never change).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferView {
+    pub id: Uuid,
+    pub debit_account_id: Uuid,
+    pub credit_account_id: Uuid,
+    pub amount: u64,
+    pub pending_id: Uuid,
+    pub timeout: u32,
+    pub ledger: u32,
+    pub code: u16,
+    pub flags: Vec<TransferFlag>,
+    pub user_data_128: Uuid,
+    pub user_data_64: u64,
+    pub user_data_32: u32,
+    /// Nanoseconds since the Unix epoch; unique, set by the ledger.
+    pub timestamp: u64,
+}
+
+/// An account's balances just after a transfer touched it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceView {
+    /// The timestamp of the transfer (or expiry) that produced these balances.
+    pub timestamp: u64,
+    pub debits_pending: u64,
+    pub debits_posted: u64,
+    pub credits_pending: u64,
+    pub credits_posted: u64,
+}
+
+/// The outcome of one event of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// The event's position in the request.
+    pub index: usize,
+    pub id: Uuid,
+    /// `ok`, `exists`, or why the event was not applied (e.g. `exceeds_credits`,
+    /// `linked_event_failed`): the snake_case result codes of TigerBeetle's model.
+    #[schema(example = "ok")]
+    pub result: &'static str,
+}
+
+/// One result per event, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    pub results: Vec<EventResult>,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Which end of history comes first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// Which transfers of the account to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    #[default]
+    Both,
+    Debits,
+    Credits,
+}
+
+/// Paging and filters for an account's history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Rows per page: 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// `desc` (newest first, the default) or `asc`.
+    pub order: Option<Order>,
+    /// Only rows at or after this timestamp (ns).
+    pub timestamp_min: Option<u64>,
+    /// Only rows at or before this timestamp (ns).
+    pub timestamp_max: Option<u64>,
+    /// For transfers: `both` (default), `debits` or `credits`.
+    pub side: Option<Side>,
+}
+
+fn id(uuid: Uuid) -> u128 {
+    uuid.as_u128()
+}
+
+fn uuid(id: u128) -> Uuid {
+    Uuid::from_u128(id)
+}
+
+fn set_by_ledger(index: usize, field: &str, given: bool, errors: &mut Vec<FieldError>) {
+    if given {
+        errors.push(FieldError {
+            field: format!("/{index}/{field}"),
+            message: format!("`{field}` is set by the ledger and must be left out"),
+        });
+    }
+}
+
+fn check_batch_len(len: usize) -> Result<(), ApiError> {
+    if len == 0 || len > BATCH_EVENTS_MAX {
+        return Err(ApiError::field(
+            "",
+            format!("a batch holds 1 to {BATCH_EVENTS_MAX} events; this one has {len}"),
+        ));
+    }
+    Ok(())
+}
+
+fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation {
+        detail: format!(
+            "{} invalid field(s), first: {}: {}",
+            errors.len(),
+            errors[0].field,
+            errors[0].message
+        ),
+        errors,
+    })
+}
+
+async fn submit(state: &AppState, command: Command) -> Result<Outcome, ApiError> {
+    state.pipeline.submit(command).await.map_err(|error| match error {
+        CommitError::QueueFull => ApiError::Overloaded,
+        CommitError::ShuttingDown => ApiError::ShuttingDown,
+        CommitError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
+    })
+}
+
+fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static str) -> BatchResults {
+    assert_eq!(ids.len(), results.len(), "one result per event");
+    BatchResults {
+        results: ids
+            .iter()
+            .zip(results)
+            .enumerate()
+            .map(|(index, (id, result))| EventResult { index, id: *id, result: name(result) })
+            .collect(),
+    }
+}
+
+/// Create accounts: a batch of 1 to 8,190, one result per account, in order.
+#[utoipa::path(post, path = "/v1/ledger/accounts", tag = "ledger",
+    request_body = Vec<NewAccount>,
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, description = "One result per account", body = BatchResults),
+        (status = 400, description = "Not JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or batch size", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_accounts(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Json(events): Json<Vec<NewAccount>>,
+) -> Result<axum::Json<BatchResults>, ApiError> {
+    check_batch_len(events.len())?;
+    let mut errors = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        set_by_ledger(index, "debits_pending", event.debits_pending.is_some(), &mut errors);
+        set_by_ledger(index, "debits_posted", event.debits_posted.is_some(), &mut errors);
+        set_by_ledger(index, "credits_pending", event.credits_pending.is_some(), &mut errors);
+        set_by_ledger(index, "credits_posted", event.credits_posted.is_some(), &mut errors);
+        set_by_ledger(index, "timestamp", event.timestamp.is_some(), &mut errors);
+    }
+    reject(errors)?;
+    let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+    let accounts = events
+        .into_iter()
+        .map(|event| ledger::Account {
+            id: id(event.id),
+            ledger: event.ledger,
+            code: event.code,
+            flags: AccountFlag::collect(&event.flags),
+            user_data_128: id(event.user_data_128),
+            user_data_64: event.user_data_64,
+            user_data_32: event.user_data_32,
+            ..Default::default()
+        })
+        .collect();
+    match submit(&state, Command::CreateAccounts(accounts)).await? {
+        Outcome::Accounts(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
+        Outcome::Transfers(_) => Err(ApiError::Internal(anyhow::anyhow!("transfer outcome for accounts"))),
+    }
+}
+
+/// Create transfers: a batch of 1 to 8,190, one result per transfer, in order. Linked
+/// transfers (flag `linked`) succeed or fail together.
+#[utoipa::path(post, path = "/v1/ledger/transfers", tag = "ledger",
+    request_body = Vec<NewTransfer>,
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, description = "One result per transfer", body = BatchResults),
+        (status = 400, description = "Not JSON", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin key", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or batch size", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_transfers(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Json(events): Json<Vec<NewTransfer>>,
+) -> Result<axum::Json<BatchResults>, ApiError> {
+    check_batch_len(events.len())?;
+    let mut errors = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        set_by_ledger(index, "timestamp", event.timestamp.is_some(), &mut errors);
+        if event.amount > AMOUNT_MAX {
+            errors.push(FieldError {
+                field: format!("/{index}/amount"),
+                message: format!("must be at most {AMOUNT_MAX}"),
+            });
+        }
+    }
+    reject(errors)?;
+    let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+    let transfers = events
+        .into_iter()
+        .map(|event| ledger::Transfer {
+            id: id(event.id),
+            debit_account_id: id(event.debit_account_id),
+            credit_account_id: id(event.credit_account_id),
+            amount: event.amount,
+            pending_id: id(event.pending_id),
+            user_data_128: id(event.user_data_128),
+            user_data_64: event.user_data_64,
+            user_data_32: event.user_data_32,
+            timeout: event.timeout,
+            ledger: event.ledger,
+            code: event.code,
+            flags: TransferFlag::collect(&event.flags),
+            timestamp: 0,
+        })
+        .collect();
+    match submit(&state, Command::CreateTransfers(transfers)).await? {
+        Outcome::Transfers(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
+        Outcome::Accounts(_) => Err(ApiError::Internal(anyhow::anyhow!("account outcome for transfers"))),
+    }
+}
+
+fn account_view(account: ledger::Account) -> AccountView {
+    AccountView {
+        id: uuid(account.id),
+        ledger: account.ledger,
+        code: account.code,
+        flags: AccountFlag::list(account.flags),
+        user_data_128: uuid(account.user_data_128),
+        user_data_64: account.user_data_64,
+        user_data_32: account.user_data_32,
+        debits_pending: account.debits_pending,
+        debits_posted: account.debits_posted,
+        credits_pending: account.credits_pending,
+        credits_posted: account.credits_posted,
+        timestamp: account.timestamp,
+    }
+}
+
+fn transfer_view(transfer: ledger::Transfer) -> TransferView {
+    TransferView {
+        id: uuid(transfer.id),
+        debit_account_id: uuid(transfer.debit_account_id),
+        credit_account_id: uuid(transfer.credit_account_id),
+        amount: transfer.amount,
+        pending_id: uuid(transfer.pending_id),
+        timeout: transfer.timeout,
+        ledger: transfer.ledger,
+        code: transfer.code,
+        flags: TransferFlag::list(transfer.flags),
+        user_data_128: uuid(transfer.user_data_128),
+        user_data_64: transfer.user_data_64,
+        user_data_32: transfer.user_data_32,
+        timestamp: transfer.timestamp,
+    }
+}
+
+fn unavailable(error: store::StoreError) -> ApiError {
+    ApiError::Unavailable(anyhow::Error::new(error))
+}
+
+async fn find_account(state: &AppState, account_id: Uuid) -> Result<ledger::Account, ApiError> {
+    state.store.account(id(account_id)).await.map_err(unavailable)?.ok_or_else(|| ApiError::NotFound {
+        code: "account_not_found",
+        detail: format!("no account {account_id}"),
+    })
+}
+
+/// One account with its balances.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}", tag = "ledger",
+    params(("id" = Uuid, Path, description = "Account id")),
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, body = AccountView),
+        (status = 400, description = "Malformed id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_account(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(account_id): Path<Uuid>,
+) -> Result<axum::Json<AccountView>, ApiError> {
+    Ok(axum::Json(account_view(find_account(&state, account_id).await?)))
+}
+
+/// One transfer.
+#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", tag = "ledger",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, body = TransferView),
+        (status = 400, description = "Malformed id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such transfer", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_transfer(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(transfer_id): Path<Uuid>,
+) -> Result<axum::Json<TransferView>, ApiError> {
+    let transfer = state.store.transfer(id(transfer_id)).await.map_err(unavailable)?.ok_or_else(|| {
+        ApiError::NotFound { code: "transfer_not_found", detail: format!("no transfer {transfer_id}") }
+    })?;
+    Ok(axum::Json(transfer_view(transfer)))
+}
+
+/// A validated history query: the store filter (with one extra row to learn whether
+/// another page follows) and the page size.
+struct HistoryPage {
+    filter: AccountFilter,
+    limit: u32,
+    order: Order,
+    /// The range holds nothing (say, a cursor past the end): no query needed.
+    empty: bool,
+}
+
+impl HistoryQuery {
+    fn into_page(self, account_id: u128) -> Result<HistoryPage, ApiError> {
+        let limit = self.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+        if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+            return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
+        }
+        let order = self.order.unwrap_or_default();
+        let mut timestamp_min = self.timestamp_min.unwrap_or(0);
+        let mut timestamp_max = self.timestamp_max.unwrap_or(u64::MAX);
+        if let Some(cursor) = &self.cursor {
+            let after = decode_cursor(cursor, order)?;
+            // The cursor only ever narrows the range the client asked for.
+            match order {
+                Order::Desc => timestamp_max = timestamp_max.min(after.saturating_sub(1)),
+                Order::Asc => timestamp_min = timestamp_min.max(after.saturating_add(1)),
+            }
+        }
+        let side = self.side.unwrap_or_default();
+        // Ledger timestamps are never zero, so a maximum of zero selects nothing.
+        let empty = timestamp_max < timestamp_min || timestamp_max == 0;
+        let filter = AccountFilter {
+            account_id,
+            timestamp_min,
+            // The store reads 0 as "no upper bound"; u64::MAX is the same bound.
+            timestamp_max: if timestamp_max == u64::MAX { 0 } else { timestamp_max },
+            limit: limit + 1,
+            debits: side != Side::Credits,
+            credits: side != Side::Debits,
+            reversed: order == Order::Desc,
+        };
+        Ok(HistoryPage { filter, limit, order, empty })
+    }
+}
+
+const CURSOR_VERSION: &str = "v1";
+
+fn encode_cursor(timestamp: u64, order: Order) -> String {
+    let order = if order == Order::Desc { "desc" } else { "asc" };
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{order}:{timestamp}"))
+}
+
+fn decode_cursor(cursor: &str, order: Order) -> Result<u64, ApiError> {
+    let invalid = || ApiError::InvalidParameter {
+        detail: "`cursor` is not a cursor from this list (or was made for the other `order`)".into(),
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let expected = if order == Order::Desc { "desc" } else { "asc" };
+    match text.split(':').collect::<Vec<_>>().as_slice() {
+        [CURSOR_VERSION, found, timestamp] if *found == expected => timestamp.parse().map_err(|_| invalid()),
+        _ => Err(invalid()),
+    }
+}
+
+fn paginate<T, V>(
+    mut rows: Vec<T>,
+    page: &HistoryPage,
+    timestamp: impl Fn(&T) -> u64,
+    view: impl Fn(T) -> V,
+) -> Page<V> {
+    let has_more = rows.len() > page.limit as usize;
+    rows.truncate(page.limit as usize);
+    let next_cursor =
+        if has_more { rows.last().map(|row| encode_cursor(timestamp(row), page.order)) } else { None };
+    Page { data: rows.into_iter().map(view).collect(), has_more, next_cursor }
+}
+
+/// The transfers that debit or credit an account, newest first by default.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/transfers", tag = "ledger",
+    params(("id" = Uuid, Path, description = "Account id"), HistoryQuery),
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, body = Page<TransferView>),
+        (status = 400, description = "Malformed id, query or cursor", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Limit out of range", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_account_transfers(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(account_id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<axum::Json<Page<TransferView>>, ApiError> {
+    let page = query.into_page(id(account_id))?;
+    find_account(&state, account_id).await?;
+    let rows = if page.empty {
+        Vec::new()
+    } else {
+        state.store.account_transfers(&page.filter).await.map_err(unavailable)?
+    };
+    Ok(axum::Json(paginate(rows, &page, |transfer| transfer.timestamp, transfer_view)))
+}
+
+/// The balance history of an account created with the `history` flag.
+#[utoipa::path(get, path = "/v1/ledger/accounts/{id}/balances", tag = "ledger",
+    params(("id" = Uuid, Path, description = "Account id"), HistoryQuery),
+    security(("admin_api_key" = [])),
+    responses(
+        (status = 200, body = Page<BalanceView>),
+        (status = 400, description = "Malformed id, query or cursor", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Limit out of range, or the account keeps no history", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_account_balances(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(account_id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<axum::Json<Page<BalanceView>>, ApiError> {
+    if query.side.is_some() {
+        return Err(ApiError::field("side", "applies to transfers, not balances"));
+    }
+    let page = query.into_page(id(account_id))?;
+    let account = find_account(&state, account_id).await?;
+    if !account.flags.contains(AccountFlags::HISTORY) {
+        return Err(ApiError::field(
+            "id",
+            "this account was created without the `history` flag and keeps no balance history",
+        ));
+    }
+    let rows = if page.empty {
+        Vec::new()
+    } else {
+        state.store.account_balances(&page.filter).await.map_err(unavailable)?
+    };
+    let view = |balance: ledger::AccountBalance| BalanceView {
+        timestamp: balance.timestamp,
+        debits_pending: balance.debits_pending,
+        debits_posted: balance.debits_posted,
+        credits_pending: balance.credits_pending,
+        credits_posted: balance.credits_posted,
+    };
+    Ok(axum::Json(paginate(rows, &page, |balance| balance.timestamp, view)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_is_bound_to_its_order() {
+        let cursor = encode_cursor(1_234, Order::Desc);
+        assert_eq!(decode_cursor(&cursor, Order::Desc).unwrap(), 1_234);
+        assert!(decode_cursor(&cursor, Order::Asc).is_err());
+        assert!(decode_cursor("garbage!", Order::Desc).is_err());
+    }
+
+    #[test]
+    fn flags_map_both_ways() {
+        let flags = AccountFlag::collect(&[AccountFlag::History, AccountFlag::DebitsMustNotExceedCredits]);
+        assert_eq!(
+            AccountFlag::list(flags),
+            vec![AccountFlag::DebitsMustNotExceedCredits, AccountFlag::History]
+        );
+        for (name, flag) in TransferFlags::NAMED {
+            let parsed: TransferFlag = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(parsed.flag(), *flag);
+        }
+        for (name, flag) in AccountFlags::NAMED {
+            let parsed: AccountFlag = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(parsed.flag(), *flag);
+        }
+    }
+
+    #[test]
+    fn history_query_bounds() {
+        let query = |limit, cursor: Option<String>| HistoryQuery {
+            limit,
+            cursor,
+            order: None,
+            timestamp_min: None,
+            timestamp_max: None,
+            side: None,
+        };
+        assert!(query(Some(0), None).into_page(1).is_err());
+        assert!(query(Some(101), None).into_page(1).is_err());
+        let page = query(None, Some(encode_cursor(50, Order::Desc))).into_page(1).unwrap();
+        assert_eq!((page.filter.timestamp_max, page.filter.limit), (49, PAGE_LIMIT_DEFAULT + 1));
+    }
+}

@@ -1,0 +1,88 @@
+//! The HTTP layer: one router per resource, merged here, and the middleware every route
+//! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod ledger;
+pub mod openapi;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::HeaderName,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use store::Store;
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{config::Secret, ledger::CommitPipeline};
+use error::ApiError;
+
+/// The header carrying each request's id (set by the client, or generated).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Bytes a request body may carry unless its route says otherwise: ample for any single
+/// object, small enough that a flood of large bodies cannot exhaust memory.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// What every handler can reach. Cheap to clone (axum clones it per request).
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub pipeline: CommitPipeline,
+    pub admin_api_key: Arc<Secret>,
+}
+
+/// The whole API.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .merge(ledger::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            // Outermost first: the request id exists before anything logs or fails.
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                    let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(middleware::from_fn(error::render_problems))
+                .layer(middleware::from_fn_with_state(request_timeout, timeout))
+                .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                }))
+                .layer(DefaultBodyLimit::max(BODY_BYTES_MAX)),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound { code: "route_not_found", detail: "no such route".into() }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Bounds every request's time. A write cut off here still commits (the pipeline runs
+/// on its own); the client retries with the same ids and gets `exists`.
+async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}

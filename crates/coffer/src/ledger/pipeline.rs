@@ -1,0 +1,197 @@
+//! Group commit: one bounded queue per process, drained into batches, one database
+//! transaction per batch, each caller's results sent back to it.
+//!
+//! Why: a per-request transaction pays an fsync and a lock round trip per transfer, and
+//! a hot account serialises every request behind its row lock. Here a batch of up to
+//! [`ledger::BATCH_EVENTS_MAX`] events costs one transaction, whatever accounts it
+//! touches, so a hot account is as fast as a cold one.
+//!
+//! The queue is bounded in requests; when it is full, `submit` fails at once with
+//! [`CommitError::QueueFull`] (the HTTP layer answers 503 with `Retry-After`) instead of
+//! letting waiting requests pile up without bound. While idle, the pipeline also expires
+//! due pending transfers, so holds are released without any request arriving.
+
+use std::time::Duration;
+
+use store::{Command, Outcome, Store, StoreError};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tracing::{debug, error, warn};
+
+/// How often the idle pipeline looks for pending transfers whose timeout has passed.
+/// Timeouts are whole seconds, so a second is the useful resolution.
+const EXPIRY_INTERVAL_MS: u64 = 1_000;
+
+/// Due pending transfers expired per transaction: bounded so expiry never holds the
+/// writer for long while requests wait.
+const EXPIRY_BATCH_MAX: usize = 1_024;
+
+/// Settings of the pipeline.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    /// Requests that may wait in the queue at most.
+    pub queue_requests_max: usize,
+}
+
+/// Why a command did not get results.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The queue is full: the caller should retry shortly.
+    #[error("the commit queue is full")]
+    QueueFull,
+    /// The server is shutting down and takes no new writes.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The batch's transaction failed after its retries; nothing of it was written, or
+    /// (if the commit itself was cut off) all of it was: retrying with the same ids is
+    /// safe either way because ids are idempotency keys.
+    #[error("the commit failed")]
+    Store(#[source] std::sync::Arc<StoreError>),
+}
+
+struct Job {
+    command: Command,
+    events: usize,
+    reply: oneshot::Sender<Result<Outcome, CommitError>>,
+}
+
+/// The sending side of the pipeline. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CommitPipeline {
+    sender: mpsc::Sender<Job>,
+}
+
+/// The running pipeline task; `shutdown` drains the queue and waits for it.
+#[derive(Debug)]
+pub struct PipelineTask {
+    close: oneshot::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl PipelineTask {
+    /// Stops taking new commands, commits everything already queued, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.close.send(());
+        if let Err(error) = self.handle.await {
+            error!(%error, "commit pipeline task failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("events", &self.events).finish_non_exhaustive()
+    }
+}
+
+impl CommitPipeline {
+    /// Starts the pipeline task over `store`.
+    pub fn start(store: Store, config: PipelineConfig) -> (Self, PipelineTask) {
+        assert!(config.queue_requests_max > 0);
+        let (sender, receiver) = mpsc::channel(config.queue_requests_max);
+        let (close, closed) = oneshot::channel();
+        let handle = tokio::spawn(run(store, receiver, closed));
+        (Self { sender }, PipelineTask { close, handle })
+    }
+
+    /// Queues `command` and waits for its results.
+    pub async fn submit(&self, command: Command) -> Result<Outcome, CommitError> {
+        let events = match &command {
+            Command::CreateAccounts(events) => events.len(),
+            Command::CreateTransfers(events) => events.len(),
+        };
+        assert!(events <= ledger::BATCH_EVENTS_MAX, "the HTTP layer caps batch sizes");
+        let (reply, response) = oneshot::channel();
+        self.sender.try_send(Job { command, events, reply }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => CommitError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
+        })?;
+        // The task answers every job it takes, even while shutting down; a dropped
+        // reply can only mean the task itself died.
+        response.await.unwrap_or(Err(CommitError::ShuttingDown))
+    }
+
+    /// Requests waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, mut closed: oneshot::Receiver<()>) {
+    let mut expiry = tokio::time::interval(Duration::from_millis(EXPIRY_INTERVAL_MS));
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A job taken from the queue that did not fit in the previous batch.
+    let mut carried: Option<Job> = None;
+    let mut closing = false;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => tokio::select! {
+                biased;
+                job = receiver.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+                _ = &mut closed, if !closing => {
+                    // Refuse new jobs, then keep draining what was queued until empty.
+                    closing = true;
+                    receiver.close();
+                    continue;
+                }
+                _ = expiry.tick() => {
+                    expire(&store).await;
+                    continue;
+                }
+            },
+        };
+        let mut events = first.events;
+        let mut batch = vec![first];
+        while events < ledger::BATCH_EVENTS_MAX {
+            match receiver.try_recv() {
+                Ok(job) if events + job.events <= ledger::BATCH_EVENTS_MAX => {
+                    events += job.events;
+                    batch.push(job);
+                }
+                Ok(job) => {
+                    carried = Some(job);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&store, batch, events).await;
+    }
+    debug!("commit pipeline drained");
+}
+
+async fn commit(store: &Store, batch: Vec<Job>, events: usize) {
+    let (commands, replies): (Vec<Command>, Vec<_>) =
+        batch.into_iter().map(|job| (job.command, job.reply)).unzip();
+    debug!(requests = commands.len(), events, "committing batch");
+    match store.commit(&commands).await {
+        Ok(outcomes) => {
+            assert_eq!(outcomes.len(), replies.len(), "one outcome per command");
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The caller may have gone (timeout, disconnect); its writes stand.
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            error!(error = %error, source = ?std::error::Error::source(&error), requests = replies.len(), "commit failed");
+            let error = std::sync::Arc::new(error);
+            for reply in replies {
+                let _ = reply.send(Err(CommitError::Store(error.clone())));
+            }
+        }
+    }
+}
+
+async fn expire(store: &Store) {
+    match store.expire_pending(EXPIRY_BATCH_MAX).await {
+        Ok(0) => {}
+        Ok(count) => debug!(count, "expired pending transfers"),
+        Err(error) => warn!(%error, "expiring pending transfers failed; will retry"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Coffer, the service: configuration, the commit pipeline, the HTTP API and the server
+//! that ties them together. The binary (`main.rs`) only parses the command line.
+//!
+//! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
+//! `http` (routes, errors, extractors, OpenAPI), `server` (startup and shutdown).
+
+pub mod admin_key;
+pub mod config;
+pub mod http;
+pub mod ledger;
+pub mod server;
+pub mod telemetry;

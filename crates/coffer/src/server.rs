@@ -1,0 +1,111 @@
+//! Startup and shutdown: open and migrate the store, start the commit pipeline, bind the
+//! listener, serve until told to stop, then drain in order — stop accepting, finish
+//! in-flight requests, commit what is queued, close the database.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use store::{Store, StoreOptions};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::{
+    admin_key,
+    config::{DatabaseArgs, Secret, ServeArgs},
+    http::{self, AppState},
+    ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
+};
+
+/// Opens the configured database and applies its migrations.
+pub async fn open_store(database: &DatabaseArgs) -> anyhow::Result<Store> {
+    if database.database_url.is_none() {
+        std::fs::create_dir_all(&database.data_dir)?;
+    }
+    let options = StoreOptions { max_connections: database.database_max_connections };
+    let store = Store::open(&database.url(), options).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A server that is listening but not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    store: Store,
+    pipeline: CommitPipeline,
+    pipeline_task: PipelineTask,
+    admin_api_key: Arc<Secret>,
+    request_timeout: Duration,
+}
+
+impl Server {
+    /// Opens the store, starts the pipeline and binds the listen address.
+    pub async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
+        let store = open_store(&args.database).await?;
+        let admin_api_key = Arc::new(admin_key::load_or_create(&args.database.data_dir, args.admin_api_key)?);
+        let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
+        let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
+        let listener = TcpListener::bind(args.listen).await?;
+        Ok(Self {
+            listener,
+            store,
+            pipeline,
+            pipeline_task,
+            admin_api_key,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_api_key(&self) -> &Secret {
+        &self.admin_api_key
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes everything.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = AppState {
+            store: self.store.clone(),
+            pipeline: self.pipeline,
+            admin_api_key: self.admin_api_key,
+        };
+        let app = http::router(state, self.request_timeout);
+        info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        info!("stopped accepting requests; draining the commit queue");
+        self.pipeline_task.shutdown().await;
+        self.store.close().await;
+        info!("shut down");
+        Ok(served?)
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("shutdown requested");
+}
