@@ -195,3 +195,67 @@ async fn expire(store: &Store) {
         Err(error) => warn!(%error, "expiring pending transfers failed; will retry"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ledger::{Account, CreateAccountResult};
+    use store::StoreOptions;
+
+    use super::*;
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite:{}", dir.path().join("pipeline.db").display());
+        let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    fn account(id: u128) -> Command {
+        Command::CreateAccounts(vec![Account { id, ledger: 1, code: 1, ..Default::default() }])
+    }
+
+    /// On a current-thread runtime the pipeline task cannot run between the two polls of
+    /// `join!`, so the second submit must find the one-slot queue full — and say so at
+    /// once rather than wait.
+    #[tokio::test(flavor = "current_thread")]
+    async fn full_queue_refuses_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, task) = CommitPipeline::start(sqlite_store(&dir).await, PipelineConfig { queue_requests_max: 1 });
+        let (first, second) = tokio::join!(pipeline.submit(account(1)), pipeline.submit(account(2)));
+        assert_eq!(first.unwrap(), Outcome::Accounts(vec![CreateAccountResult::Ok]));
+        assert!(matches!(second, Err(CommitError::QueueFull)), "{second:?}");
+        task.shutdown().await;
+    }
+
+    /// Many callers at once are answered each with their own results, and everything
+    /// queued before shutdown is committed; after it, writes are refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_caller_gets_its_own_results_and_shutdown_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let (pipeline, task) = CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
+        let callers: Vec<_> = (1..=200u128)
+            .map(|id| {
+                let pipeline = pipeline.clone();
+                // Every tenth caller repeats an id an earlier caller used.
+                let id = if id % 10 == 0 { id - 1 } else { id };
+                tokio::spawn(async move { (id, pipeline.submit(account(id)).await) })
+            })
+            .collect();
+        let mut oks = 0;
+        for caller in callers {
+            let (id, outcome) = caller.await.unwrap();
+            let Outcome::Accounts(results) = outcome.unwrap() else { panic!("accounts outcome expected") };
+            assert_eq!(results.len(), 1);
+            match results[0] {
+                CreateAccountResult::Ok => oks += 1,
+                CreateAccountResult::Exists => assert_eq!(id % 10, 9, "only repeated ids exist already"),
+                other => panic!("unexpected {other}"),
+            }
+            assert!(store.account(id).await.unwrap().is_some());
+        }
+        assert_eq!(oks, 180);
+        task.shutdown().await;
+        assert!(matches!(pipeline.submit(account(999)).await, Err(CommitError::ShuttingDown)));
+    }
+}

@@ -1,0 +1,210 @@
+//! Test harness: a real `coffer` server on port 0 with a fresh database per test —
+//! SQLite in a temporary directory, or a new PostgreSQL database when
+//! `COFFER_TEST_DATABASE_URL` is set. No sleeping: `spawn_app` returns once the listener
+//! is bound, so requests can be sent at once.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use coffer::{
+    config::{DatabaseArgs, ServeArgs},
+    server::Server,
+};
+use serde_json::Value;
+use sqlx::{Connection, Executor};
+
+/// The backends to run a black-box test against: SQLite always, PostgreSQL when
+/// `COFFER_TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    match std::env::var("COFFER_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true but COFFER_TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI")
+        }
+        _ => {}
+    }
+    backends
+}
+
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL; each app gets its own database on that server.
+    Postgres(String),
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub admin_key: String,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    args: ServeArgs,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    database: Option<(String, String)>,
+}
+
+pub struct Options {
+    pub commit_queue_max: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { commit_queue_max: 4096 }
+    }
+}
+
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with(backend, Options::default()).await
+}
+
+pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (database_url, database) = match backend {
+        Backend::Sqlite => (None, None),
+        Backend::Postgres(server_url) => {
+            let (url, name) = create_database(server_url).await;
+            (Some(url), Some((server_url.clone(), name)))
+        }
+    };
+    let args = ServeArgs {
+        database: DatabaseArgs {
+            data_dir: data_dir.path().to_path_buf(),
+            database_url,
+            database_max_connections: 8,
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_api_key: Some("test-admin-key-0123456789".parse().unwrap()),
+        commit_queue_max: options.commit_queue_max,
+        request_timeout_ms: 30_000,
+    };
+    let mut app = TestApp {
+        address: "127.0.0.1:0".parse().unwrap(),
+        admin_key: String::new(),
+        client: reqwest::Client::new(),
+        data_dir,
+        args,
+        shutdown: None,
+        server: None,
+        database,
+    };
+    app.start().await;
+    app
+}
+
+/// Creates an empty database on the server at `server_url`; returns its URL and name.
+pub async fn create_database(server_url: &str) -> (String, String) {
+    let name = format!("coffer_test_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = sqlx::PgConnection::connect(server_url)
+        .await
+        .unwrap_or_else(|error| panic!("COFFER_TEST_DATABASE_URL is set but unreachable: {error}"));
+    let statement = format!("CREATE DATABASE {name}");
+    connection.execute(sqlx::AssertSqlSafe(statement)).await.unwrap();
+    connection.close().await.unwrap();
+    (replace_database(server_url, &name), name)
+}
+
+/// `server_url` with its database name replaced by `name`.
+pub fn replace_database(server_url: &str, name: &str) -> String {
+    let (base, query) = match server_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (server_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestApp {
+    /// Binds and runs the server on this app's data; returns once it is listening.
+    async fn start(&mut self) {
+        let server = Server::bind(self.args.clone()).await.expect("server starts");
+        self.address = server.local_addr().unwrap();
+        self.admin_key = server.admin_api_key().expose().to_owned();
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.shutdown = Some(shutdown);
+        self.server = Some(tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        })));
+    }
+
+    /// Stops the server gracefully and waits until it has shut down.
+    async fn stop_server(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        self.stop_server().await;
+        self.start().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// POSTs JSON with the admin key; returns status and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.client.post(self.url(path)).bearer_auth(&self.admin_key).json(body).send().await.unwrap();
+        read(response).await
+    }
+
+    /// GETs with the admin key; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).bearer_auth(&self.admin_key).send().await.unwrap();
+        read(response).await
+    }
+
+    /// Stops the server gracefully, waits for it, and drops its PostgreSQL database.
+    pub async fn stop(mut self) {
+        self.stop_server().await;
+        if let Some((server_url, name)) = self.database.take() {
+            let mut connection = sqlx::PgConnection::connect(&server_url).await.unwrap();
+            let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            connection.execute(sqlx::AssertSqlSafe(statement)).await.unwrap();
+        }
+    }
+}
+
+/// Status and JSON body (Null when the body is empty or not JSON).
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A fresh random id, as the UUID string the API takes.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Asserts a problem+json body with the given status and code.
+#[track_caller]
+pub fn assert_problem(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], expected_status, "body: {body}");
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with(code)), "body: {body}");
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "body: {body}");
+    assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "body: {body}");
+}
+
+#[test]
+fn database_name_is_replaced() {
+    assert_eq!(replace_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+    assert_eq!(replace_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    assert_eq!(replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+}
