@@ -90,6 +90,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub commit_queue_max: u32,
 
+    /// Requests handled at once at most; past it, requests get 503 with Retry-After.
+    #[arg(long, env = "COFFER_REQUESTS_IN_FLIGHT_MAX", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub requests_in_flight_max: u32,
+
     /// Longest time a request may take, in milliseconds, before it gets 503.
     #[arg(long, env = "COFFER_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]

@@ -34,7 +34,7 @@ pub struct Server {
     pipeline: CommitPipeline,
     pipeline_task: PipelineTask,
     admin_api_key: Arc<Secret>,
-    request_timeout: Duration,
+    limits: http::RequestLimits,
 }
 
 impl Server {
@@ -51,7 +51,10 @@ impl Server {
             pipeline,
             pipeline_task,
             admin_api_key,
-            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            limits: http::RequestLimits {
+                timeout: Duration::from_millis(args.request_timeout_ms),
+                in_flight_max: args.requests_in_flight_max as usize,
+            },
         })
     }
 
@@ -70,7 +73,7 @@ impl Server {
             pipeline: self.pipeline,
             admin_api_key: self.admin_api_key,
         };
-        let app = http::router(state, self.request_timeout);
+        let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         info!("stopped accepting requests; draining the commit queue");

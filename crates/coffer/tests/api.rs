@@ -106,16 +106,23 @@ async fn two_phase_transfer_posts_part_and_releases_the_rest() {
         let pending = json!([{"id": hold, "debit_account_id": wallet, "credit_account_id": source, "amount": 700, "ledger": USD, "code": 2, "flags": ["pending"], "timeout": 3600}]);
         assert_eq!(results(&app.post("/v1/ledger/transfers", &pending).await.1), ["ok"]);
         let view = balance(&app, &wallet).await;
-        assert_eq!((view["debits_pending"].as_u64(), view["credits_posted"].as_u64()), (Some(700), Some(1000)));
+        assert_eq!(
+            (view["debits_pending"].as_u64(), view["credits_posted"].as_u64()),
+            (Some(700), Some(1000))
+        );
 
         // The hold blocks spending it twice.
         let spend = json!([{"id": new_id(), "debit_account_id": wallet, "credit_account_id": source, "amount": 301, "ledger": USD, "code": 1}]);
         assert_eq!(results(&app.post("/v1/ledger/transfers", &spend).await.1), ["exceeds_credits"]);
 
-        let post = json!([{"id": new_id(), "pending_id": hold, "amount": 500, "flags": ["post_pending_transfer"]}]);
+        let post =
+            json!([{"id": new_id(), "pending_id": hold, "amount": 500, "flags": ["post_pending_transfer"]}]);
         assert_eq!(results(&app.post("/v1/ledger/transfers", &post).await.1), ["ok"]);
         let again = json!([{"id": new_id(), "pending_id": hold, "flags": ["void_pending_transfer"]}]);
-        assert_eq!(results(&app.post("/v1/ledger/transfers", &again).await.1), ["pending_transfer_already_posted"]);
+        assert_eq!(
+            results(&app.post("/v1/ledger/transfers", &again).await.1),
+            ["pending_transfer_already_posted"]
+        );
         let view = balance(&app, &wallet).await;
         assert_eq!((view["debits_pending"].as_u64(), view["debits_posted"].as_u64()), (Some(0), Some(500)));
         app.stop().await;
@@ -167,7 +174,10 @@ async fn retries_are_idempotent_by_id() {
         assert_eq!(results(&app.post("/v1/ledger/transfers", &transfer).await.1), ["ok"]);
         assert_eq!(results(&app.post("/v1/ledger/transfers", &transfer).await.1), ["exists"]);
         let different = json!([{"id": id, "debit_account_id": a, "credit_account_id": b, "amount": 6, "ledger": USD, "code": 1}]);
-        assert_eq!(results(&app.post("/v1/ledger/transfers", &different).await.1), ["exists_with_different_amount"]);
+        assert_eq!(
+            results(&app.post("/v1/ledger/transfers", &different).await.1),
+            ["exists_with_different_amount"]
+        );
         assert_eq!(balance(&app, &b).await["credits_posted"], 5, "money moved once");
         app.stop().await;
     }
@@ -185,7 +195,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     let (status, body) = common::read(response).await;
     assert_problem(status, &body, 401, "unauthorized");
-    let response = app.client.post(&url).bearer_auth("wrong-key-wrong-key").json(&json!([])).send().await.unwrap();
+    let response =
+        app.client.post(&url).bearer_auth("wrong-key-wrong-key").json(&json!([])).send().await.unwrap();
     let (status, body) = common::read(response).await;
     assert_problem(status, &body, 401, "unauthorized");
 
@@ -201,7 +212,10 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         (json!([{"id": untouched, "ledger": "usd", "code": 1}]), "/0/ledger"),
         (json!([{"id": untouched, "ledger": USD, "code": 70000}]), "/0/code"),
         (json!([{"id": untouched, "ledger": USD, "code": 1, "owner": "me"}]), "/0"),
-        (json!([{"id": untouched, "ledger": USD, "code": 1, "credits_posted": 1000000}]), "/0/credits_posted"),
+        (
+            json!([{"id": untouched, "ledger": USD, "code": 1, "credits_posted": 1000000}]),
+            "/0/credits_posted",
+        ),
         (json!([{"id": untouched, "ledger": USD, "code": 1, "timestamp": 5}]), "/0/timestamp"),
         (json!([{"id": untouched, "ledger": USD, "code": 1, "flags": ["rich"]}]), "/0/flags/0"),
         (json!([{"id": "not-a-uuid", "ledger": USD, "code": 1}]), "/0/id"),
@@ -214,9 +228,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
         assert_problem(status, &body, 422, "validation_failed");
         assert_eq!(body["errors"][0]["field"], field, "{request} → {body}");
     }
-    let (status, body) = app
-        .post("/v1/ledger/transfers", &json!([{"id": new_id(), "amount": 9223372036854775808u64}]))
-        .await;
+    let (status, body) =
+        app.post("/v1/ledger/transfers", &json!([{"id": new_id(), "amount": 9223372036854775808u64}])).await;
     assert_problem(status, &body, 422, "validation_failed");
     assert_eq!(body["errors"][0]["field"], "/0/amount");
 
@@ -226,8 +239,15 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     assert_problem(status, &body, 422, "validation_failed");
     assert!(body["detail"].as_str().unwrap().contains("8190"), "{body}");
     let huge = format!("[{}]", "0,".repeat(5 * 1024 * 1024));
-    let response =
-        app.client.post(&url).bearer_auth(&key).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     let (status, body) = common::read(response).await;
     assert_problem(status, &body, 413, "payload_too_large");
 
@@ -257,8 +277,13 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
 #[tokio::test]
 async fn request_id_is_echoed_in_header_and_problem() {
     let app = spawn_app(&Backend::Sqlite).await;
-    let response =
-        app.client.get(app.url("/v1/ledger/accounts/x")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/v1/ledger/accounts/x"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let (_, body) = common::read(response).await;
@@ -271,7 +296,11 @@ async fn account_history_pages_without_gaps_or_repeats() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
         let (a, b) = (new_id(), new_id());
-        create_accounts(&app, &json!([{"id": a, "ledger": USD, "code": 1}, {"id": b, "ledger": USD, "code": 1}])).await;
+        create_accounts(
+            &app,
+            &json!([{"id": a, "ledger": USD, "code": 1}, {"id": b, "ledger": USD, "code": 1}]),
+        )
+        .await;
         let transfers: Vec<Value> = (1..=25)
             .map(|amount| json!({"id": new_id(), "debit_account_id": a, "credit_account_id": b, "amount": amount, "ledger": USD, "code": 1}))
             .collect();
@@ -314,7 +343,8 @@ async fn hot_account_under_concurrent_requests_keeps_the_books_straight() {
         let app = std::sync::Arc::new(spawn_app(&backend).await);
         let hot = new_id();
         let sources: Vec<String> = (0..8).map(|_| new_id()).collect();
-        let mut accounts = vec![json!({"id": hot, "ledger": USD, "code": 1, "flags": ["debits_must_not_exceed_credits"]})];
+        let mut accounts =
+            vec![json!({"id": hot, "ledger": USD, "code": 1, "flags": ["debits_must_not_exceed_credits"]})];
         accounts.extend(sources.iter().map(|id| json!({"id": id, "ledger": USD, "code": 1})));
         create_accounts(&app, &Value::Array(accounts)).await;
 
@@ -409,7 +439,11 @@ async fn acknowledged_writes_survive_a_restart() {
     for backend in backends() {
         let mut app = spawn_app(&backend).await;
         let (a, b) = (new_id(), new_id());
-        create_accounts(&app, &json!([{"id": a, "ledger": USD, "code": 1}, {"id": b, "ledger": USD, "code": 1}])).await;
+        create_accounts(
+            &app,
+            &json!([{"id": a, "ledger": USD, "code": 1}, {"id": b, "ledger": USD, "code": 1}]),
+        )
+        .await;
         let transfer = json!([{"id": new_id(), "debit_account_id": a, "credit_account_id": b, "amount": 42, "ledger": USD, "code": 1}]);
         assert_eq!(results(&app.post("/v1/ledger/transfers", &transfer).await.1), ["ok"]);
         app.restart().await;

@@ -17,6 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use store::Store;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -42,8 +43,18 @@ pub struct AppState {
     pub admin_api_key: Arc<Secret>,
 }
 
+/// Limits that apply to every request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    /// Longest a request may take.
+    pub timeout: Duration,
+    /// Requests handled at once at most; more get 503 at once rather than queue.
+    pub in_flight_max: usize,
+}
+
 /// The whole API.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+pub fn router(state: AppState, limits: RequestLimits) -> Router {
+    let in_flight = Arc::new(Semaphore::new(limits.in_flight_max));
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(ledger::router())
@@ -61,7 +72,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(middleware::from_fn(error::render_problems))
-                .layer(middleware::from_fn_with_state(request_timeout, timeout))
+                .layer(middleware::from_fn_with_state(in_flight, limit_in_flight))
+                .layer(middleware::from_fn_with_state(limits.timeout, timeout))
                 .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
                     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
                 }))
@@ -76,6 +88,15 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// Sheds load past the in-flight limit: a fast 503 with `Retry-After` is better for a
+/// client (and for the requests already admitted) than an ever longer wait.
+async fn limit_in_flight(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match permits.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::Overloaded.into_response(),
+    }
 }
 
 /// Bounds every request's time. A write cut off here still commits (the pipeline runs

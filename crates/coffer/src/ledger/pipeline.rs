@@ -220,7 +220,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn full_queue_refuses_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (pipeline, task) = CommitPipeline::start(sqlite_store(&dir).await, PipelineConfig { queue_requests_max: 1 });
+        let (pipeline, task) =
+            CommitPipeline::start(sqlite_store(&dir).await, PipelineConfig { queue_requests_max: 1 });
         let (first, second) = tokio::join!(pipeline.submit(account(1)), pipeline.submit(account(2)));
         assert_eq!(first.unwrap(), Outcome::Accounts(vec![CreateAccountResult::Ok]));
         assert!(matches!(second, Err(CommitError::QueueFull)), "{second:?}");
@@ -233,7 +234,8 @@ mod tests {
     async fn every_caller_gets_its_own_results_and_shutdown_drains() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        let (pipeline, task) = CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
+        let (pipeline, task) =
+            CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
         let callers: Vec<_> = (1..=200u128)
             .map(|id| {
                 let pipeline = pipeline.clone();

@@ -78,6 +78,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_api_key: Some("test-admin-key-0123456789".parse().unwrap()),
         commit_queue_max: options.commit_queue_max,
+        requests_in_flight_max: 4096,
         request_timeout_ms: 30_000,
     };
     let mut app = TestApp {
@@ -158,7 +159,8 @@ impl TestApp {
 
     /// POSTs JSON with the admin key; returns status and body.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.client.post(self.url(path)).bearer_auth(&self.admin_key).json(body).send().await.unwrap();
+        let response =
+            self.client.post(self.url(path)).bearer_auth(&self.admin_key).json(body).send().await.unwrap();
         read(response).await
     }
 
@@ -206,5 +208,8 @@ pub fn assert_problem(status: u16, body: &Value, expected_status: u16, code: &st
 fn database_name_is_replaced() {
     assert_eq!(replace_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
     assert_eq!(replace_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
-    assert_eq!(replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(
+        replace_database("postgres://u@h/db?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
 }
