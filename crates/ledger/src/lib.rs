@@ -9,6 +9,7 @@
 mod account;
 mod apply;
 mod flags;
+mod hash;
 mod result;
 mod state;
 mod transfer;

@@ -51,6 +51,9 @@ result_codes! {
         LinkedEventFailed = "linked_event_failed",
         LinkedEventChainOpen = "linked_event_chain_open",
         TimestampMustBeZero = "timestamp_must_be_zero",
+        /// Kept for TigerBeetle's numbering and the stable names, but never returned:
+        /// Coffer's flag types can only hold known bits (`from_bits` rejects the rest),
+        /// so an event with a reserved flag cannot be built.
         ReservedFlag = "reserved_flag",
         IdMustNotBeZero = "id_must_not_be_zero",
         IdMustNotBeIntMax = "id_must_not_be_int_max",
@@ -78,6 +81,9 @@ result_codes! {
         LinkedEventFailed = "linked_event_failed",
         LinkedEventChainOpen = "linked_event_chain_open",
         TimestampMustBeZero = "timestamp_must_be_zero",
+        /// Kept for TigerBeetle's numbering and the stable names, but never returned:
+        /// Coffer's flag types can only hold known bits (`from_bits` rejects the rest),
+        /// so an event with a reserved flag cannot be built.
         ReservedFlag = "reserved_flag",
         IdMustNotBeZero = "id_must_not_be_zero",
         IdMustNotBeIntMax = "id_must_not_be_int_max",
@@ -138,5 +144,37 @@ result_codes! {
         OverflowsTimeout = "overflows_timeout",
         ExceedsCredits = "exceeds_credits",
         ExceedsDebits = "exceeds_debits",
+    }
+}
+
+impl CreateTransferResult {
+    /// Whether this failure depends on the ledger's state or clock at the moment the event
+    /// was applied, so that the same event could succeed later. Such failures are
+    /// remembered under the transfer's id and a retry gets `id_already_failed`: each id
+    /// is one attempt, and a retry can never produce a different outcome from the first.
+    ///
+    /// This is TigerBeetle's set (accounts or pending transfer not found, accounts
+    /// closed, the `exceeds_*` limits) plus the `overflows_*` results, which in Coffer
+    /// are reachable balances (63 bits, not 128) and depend on the accounts' state just
+    /// as `exceeds_*` do. Every other failure is a property of the event itself (or of
+    /// immutable objects it names) and would fail the same way again anyway.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::DebitAccountNotFound
+                | Self::CreditAccountNotFound
+                | Self::PendingTransferNotFound
+                | Self::DebitAccountAlreadyClosed
+                | Self::CreditAccountAlreadyClosed
+                | Self::OverflowsDebitsPending
+                | Self::OverflowsCreditsPending
+                | Self::OverflowsDebitsPosted
+                | Self::OverflowsCreditsPosted
+                | Self::OverflowsDebits
+                | Self::OverflowsCredits
+                | Self::OverflowsTimeout
+                | Self::ExceedsCredits
+                | Self::ExceedsDebits
+        )
     }
 }
