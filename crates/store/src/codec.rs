@@ -205,16 +205,13 @@ pub(crate) struct PendingRow {
     pub expires_at: Option<i64>,
 }
 
-/// When a pending transfer created at `timestamp` with `timeout` seconds expires.
+/// When a pending transfer expires (nanoseconds), by the ledger's rule: `None` when it
+/// has no timeout, or when its expiry would pass `i64::MAX` (the ledger treats that as
+/// never, and the column could not hold it).
 pub(crate) fn expires_at(transfer: &Transfer) -> Option<i64> {
     if transfer.timeout == 0 {
         return None;
     }
-    let at = u64::from(transfer.timeout)
-        .checked_mul(ledger::NANOS_PER_SECOND)
-        .and_then(|timeout_ns| transfer.timestamp.checked_add(timeout_ns))
-        .unwrap_or(u64::MAX);
-    // The ledger refuses timeouts that overflow (overflows_timeout); saturating keeps the
-    // column valid for any value it accepted.
-    Some(i64::try_from(at).unwrap_or(i64::MAX))
+    let timeout_ns = u64::from(transfer.timeout) * ledger::NANOS_PER_SECOND;
+    transfer.timestamp.checked_add(timeout_ns).and_then(|at| i64::try_from(at).ok())
 }
