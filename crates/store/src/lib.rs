@@ -6,25 +6,46 @@
 //! re-run whole from the reads, never by replaying writes. Reads go straight to the
 //! database.
 
-use ledger::{Account, AccountBalance, CreateAccountResult, CreateTransferResult, Transfer};
+//!
+//! Module map: `batch` holds the commit logic both backends share (and the retries),
+//! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
+//! shared read queries, `codec` the conversions between ledger types and columns.
+
+mod batch;
+mod codec;
+mod postgres;
+mod reads;
+mod sqlite;
+
+use std::sync::Arc;
+
+use ledger::{Account, AccountBalance, CreateAccountResult, CreateTransferResult, PendingStatus, Transfer};
+
+use crate::postgres::PostgresStore;
+use crate::sqlite::SqliteStore;
 
 /// One caller's request in a commit batch. Linked chains never span two commands.
 #[derive(Clone, Debug)]
 pub enum Command {
+    /// `create_accounts`: one linked scope of up to [`ledger::BATCH_EVENTS_MAX`] accounts.
     CreateAccounts(Vec<Account>),
+    /// `create_transfers`: one linked scope of up to [`ledger::BATCH_EVENTS_MAX`] transfers.
     CreateTransfers(Vec<Transfer>),
 }
 
 /// The per-event results of one [`Command`], in the order of its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// The results of a [`Command::CreateAccounts`].
     Accounts(Vec<CreateAccountResult>),
+    /// The results of a [`Command::CreateTransfers`].
     Transfers(Vec<CreateTransferResult>),
 }
 
 /// Which transfers of an account to list (TigerBeetle's `AccountFilter`).
 #[derive(Clone, Copy, Debug)]
 pub struct AccountFilter {
+    /// The account whose transfers or balances to list.
     pub account_id: u128,
     /// Inclusive lower bound on `timestamp`; zero means none.
     pub timestamp_min: u64,
@@ -43,16 +64,21 @@ pub struct AccountFilter {
 /// A storage failure. Bad input never reaches here: it is a result code or a 4xx before.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database failed (or failed transiently more often than the store retries).
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The embedded migrations could not be applied.
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names neither `sqlite:PATH` nor `postgres://…` / `postgresql://…`.
     #[error("unsupported database url (expected sqlite:… or postgres://…)")]
     UnsupportedUrl,
+    /// A stored value is out of its domain (a negative balance, an unknown flag bit…).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
 
+/// The store's result type.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Connection settings that are not in the URL.
@@ -72,61 +98,141 @@ impl Default for StoreOptions {
 /// Which database is behind a [`Store`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// An embedded SQLite file (the default).
     Sqlite,
+    /// A PostgreSQL server, possibly shared by several coffer processes.
     Postgres,
 }
 
 /// The ledger store. Cheap to clone; clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct Store {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+/// The backend behind a [`Store`]. An enum rather than a trait object: there are exactly
+/// two, and both run the same batch logic (`batch::run`) over their own `LedgerTx`.
+#[derive(Debug)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend is behind the store.
+macro_rules! dispatch {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match &*$store.inner {
+            Inner::Sqlite($backend) => $call,
+            Inner::Postgres($backend) => $call,
+        }
+    };
 }
 
 impl Store {
     /// Opens `url` (`sqlite:PATH` creating the file, or `postgres://…`).
+    ///
+    /// Does not migrate: call [`Store::migrate`] (the service does at startup).
     pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
-        let _ = (url, options);
-        unimplemented!("store is being written")
+        let inner = if url.starts_with("sqlite:") {
+            Inner::Sqlite(SqliteStore::open(url, options).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Inner::Postgres(PostgresStore::open(url, options).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { inner: Arc::new(inner) })
     }
+
+    /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
-        unimplemented!("store is being written")
+        match &*self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
     }
+
     /// Runs the embedded migrations of this backend.
     pub async fn migrate(&self) -> Result<()> {
-        unimplemented!("store is being written")
+        dispatch!(self, backend => backend.migrate().await)
     }
+
     /// Applies a batch in one transaction; one [`Outcome`] per command, in order.
+    ///
+    /// Each command is its own linked scope and sees the effects of the commands before
+    /// it. The batch also expires up to a bounded number of due pending transfers first,
+    /// so that a post or void never races an expiry that is already due.
     pub async fn commit(&self, commands: &[Command]) -> Result<Vec<Outcome>> {
-        let _ = commands;
-        unimplemented!("store is being written")
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = dispatch!(self, backend => backend.commit(commands, batch::COMMIT_EXPIRIES_MAX).await)?;
+        assert_eq!(output.outcomes.len(), commands.len());
+        Ok(output.outcomes)
     }
+
     /// Expires up to `limit` due pending transfers; returns how many expired.
     pub async fn expire_pending(&self, limit: usize) -> Result<usize> {
-        let _ = limit;
-        unimplemented!("store is being written")
+        if limit == 0 {
+            return Ok(0);
+        }
+        let output = dispatch!(self, backend => backend.commit(&[], limit).await)?;
+        Ok(output.expired)
     }
+
+    /// The account `id`, if it exists.
     pub async fn account(&self, id: u128) -> Result<Option<Account>> {
-        let _ = id;
-        unimplemented!("store is being written")
+        Ok(self.accounts(&[id]).await?.pop())
     }
+
+    /// The accounts among `ids` that exist, in id order.
+    pub async fn accounts(&self, ids: &[u128]) -> Result<Vec<Account>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut accounts = dispatch!(self, backend => backend.accounts(&ids).await)?;
+        accounts.sort_unstable_by_key(|account| account.id);
+        Ok(accounts)
+    }
+
+    /// The transfer `id`, if it exists.
     pub async fn transfer(&self, id: u128) -> Result<Option<Transfer>> {
-        let _ = id;
-        unimplemented!("store is being written")
+        let transfers = dispatch!(self, backend => backend.transfers(&[id]).await)?;
+        Ok(transfers.into_iter().next().map(|(transfer, _)| transfer))
     }
+
+    /// Where the pending transfer `id` stands; `None` when there is no such transfer or it
+    /// is not a pending transfer.
+    pub async fn pending_status(&self, id: u128) -> Result<Option<PendingStatus>> {
+        let transfers = dispatch!(self, backend => backend.transfers(&[id]).await)?;
+        Ok(transfers.into_iter().next().and_then(|(_, status)| status))
+    }
+
+    /// The account's transfers that match `filter`, in timestamp order.
     pub async fn account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>> {
-        let _ = filter;
-        unimplemented!("store is being written")
+        dispatch!(self, backend => backend.account_transfers(filter).await)
     }
+
+    /// The account's balance history (accounts with the `history` flag) that matches
+    /// `filter`, in timestamp order.
     pub async fn account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>> {
-        let _ = filter;
-        unimplemented!("store is being written")
+        dispatch!(self, backend => backend.account_balances(filter).await)
     }
+
+    /// How many transfers are stored (for tests, metrics and the benchmark).
+    pub async fn transfers_count(&self) -> Result<u64> {
+        dispatch!(self, backend => backend.transfers_count().await)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
-        unimplemented!("store is being written")
+        dispatch!(self, backend => backend.ping().await)
     }
+
     /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        unimplemented!("store is being written")
+        dispatch!(self, backend => backend.close().await)
     }
 }

@@ -1,0 +1,285 @@
+//! The commit of one batch, shared by both backends, and the retry of failed attempts.
+//!
+//! A backend provides a [`LedgerTx`]: the handful of reads and writes of one open
+//! transaction, in its own SQL. [`run`] does everything else the same way on both:
+//! read the clock, load what the commands can refer to, apply them with the pure ledger
+//! core, check invariants, write the changes and advance the clock. [`retrying`] re-runs a
+//! whole attempt (a fresh transaction, fresh reads) when the database reports a transient
+//! failure; writes are never replayed on their own.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ledger::{
+    Account, AccountFlags, Changes, CreateTransferResult, PendingStatus, State, Transfer, TransferFlags,
+};
+
+use crate::codec::{self, PendingRow};
+use crate::{Command, Outcome, Result, StoreError};
+
+/// How many pending transfers a `commit` expires on the side, at most. Bounded so that a
+/// backlog of due transfers cannot make a client's batch slow; the expiry worker
+/// (`expire_pending`) drains the rest.
+pub(crate) const COMMIT_EXPIRIES_MAX: usize = 1024;
+
+/// Attempts of one batch before its transient error is returned. Conflicts between
+/// writers are resolved by the clock lock (PostgreSQL) or the single writer (SQLite), so
+/// retries are for rare events (deadlock with a foreign writer, a dropped connection,
+/// another process holding the SQLite file); ten attempts with the backoff below span
+/// about a second, long enough to ride out a failover of a pooled connection.
+pub(crate) const COMMIT_ATTEMPTS_MAX: u32 = 10;
+
+/// First pause between attempts: long enough for a conflicting transaction to finish.
+pub(crate) const RETRY_BACKOFF_MIN_MS: u64 = 2;
+
+/// Longest pause between attempts: a batch's caller is waiting on it.
+pub(crate) const RETRY_BACKOFF_MAX_MS: u64 = 250;
+
+/// The reads and writes of one open ledger transaction, in a backend's SQL.
+///
+/// Every method runs inside the transaction the backend opened before calling [`run`].
+pub(crate) trait LedgerTx: Send {
+    /// Reads the ledger clock; on PostgreSQL it also locks the clock row until commit,
+    /// which serialises ledger writers across processes.
+    fn lock_clock(&mut self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Ids of up to `limit` pending transfers due at `now`, soonest first.
+    fn due_pending(&mut self, now: u64, limit: usize) -> impl Future<Output = Result<Vec<u128>>> + Send;
+
+    /// The transfers among `ids` (sorted, unique) with their pending status.
+    fn load_transfers(
+        &mut self,
+        ids: &[u128],
+    ) -> impl Future<Output = Result<Vec<(Transfer, Option<PendingStatus>)>>> + Send;
+
+    /// The failed transfer ids among `ids` (sorted, unique).
+    fn load_failed(
+        &mut self,
+        ids: &[u128],
+    ) -> impl Future<Output = Result<Vec<(u128, CreateTransferResult)>>> + Send;
+
+    /// The accounts among `ids` (sorted, unique), locked in id order where the backend
+    /// locks rows.
+    fn lock_accounts(&mut self, ids: &[u128]) -> impl Future<Output = Result<Vec<Account>>> + Send;
+
+    /// Writes a batch's changes and sets the clock to `last_timestamp`.
+    fn write(
+        &mut self,
+        changes: &Changes,
+        pending: &[PendingRow],
+        last_timestamp: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What one batch did.
+#[derive(Debug)]
+pub(crate) struct BatchOutput {
+    pub outcomes: Vec<Outcome>,
+    /// Pending transfers expired in this batch.
+    pub expired: usize,
+}
+
+/// Nanoseconds since the Unix epoch, the ledger's notion of now.
+pub(crate) fn now_ns() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn sort_unique(ids: &mut Vec<u128>) {
+    ids.sort_unstable();
+    ids.dedup();
+}
+
+/// Runs `commands` (and up to `expire_limit` due expiries) inside `tx`, at wall-clock `now`.
+pub(crate) async fn run<T: LedgerTx>(
+    tx: &mut T,
+    commands: &[Command],
+    expire_limit: usize,
+    now: u64,
+) -> Result<BatchOutput> {
+    let clock = tx.lock_clock().await?;
+
+    let mut transfer_ids = Vec::new();
+    let mut account_ids = Vec::new();
+    let mut has_transfers = false;
+    for command in commands {
+        match command {
+            Command::CreateAccounts(events) => account_ids.extend(events.iter().map(|account| account.id)),
+            Command::CreateTransfers(events) => {
+                has_transfers = true;
+                let prefetch = ledger::prefetch(events);
+                transfer_ids.extend(prefetch.transfer_ids);
+                account_ids.extend(prefetch.account_ids);
+            }
+        }
+    }
+    sort_unique(&mut transfer_ids);
+
+    let due = if expire_limit > 0 { tx.due_pending(now, expire_limit).await? } else { Vec::new() };
+    let failed = if has_transfers { tx.load_failed(&transfer_ids).await? } else { Vec::new() };
+
+    let mut load_ids = transfer_ids;
+    load_ids.extend_from_slice(&due);
+    sort_unique(&mut load_ids);
+    let transfers = if load_ids.is_empty() { Vec::new() } else { tx.load_transfers(&load_ids).await? };
+    // A post or void (and an expiry) changes the balances of the pending transfer's
+    // accounts, which the events themselves need not name.
+    for (transfer, _) in &transfers {
+        if transfer.flags.contains(TransferFlags::PENDING) {
+            account_ids.push(transfer.debit_account_id);
+            account_ids.push(transfer.credit_account_id);
+        }
+    }
+    sort_unique(&mut account_ids);
+    let accounts = if account_ids.is_empty() { Vec::new() } else { tx.lock_accounts(&account_ids).await? };
+
+    let mut state = State::new(clock);
+    for account in accounts {
+        assert_account_read(&account, clock);
+        state.insert_account(account);
+    }
+    for (transfer, status) in transfers {
+        assert_transfer_read(&transfer, status, clock);
+        state.insert_transfer(transfer, status);
+    }
+    for (id, result) in failed {
+        assert!(!result.is_success(), "transfer {id:#x} is stored as failed with {result}");
+        state.insert_failed_transfer(id, result);
+    }
+    for id in &due {
+        assert_eq!(
+            state.pending_status(*id),
+            Some(PendingStatus::Pending),
+            "due transfer {id:#x} is not pending"
+        );
+    }
+
+    let expired = if due.is_empty() { 0 } else { ledger::expire_pending_transfers(&mut state, now, &due) };
+    assert!(expired <= due.len());
+    let outcomes: Vec<Outcome> = commands
+        .iter()
+        .map(|command| match command {
+            Command::CreateAccounts(events) => {
+                let results = ledger::create_accounts(&mut state, now, events);
+                assert_eq!(results.len(), events.len());
+                Outcome::Accounts(results)
+            }
+            Command::CreateTransfers(events) => {
+                let results = ledger::create_transfers(&mut state, now, events);
+                assert_eq!(results.len(), events.len());
+                Outcome::Transfers(results)
+            }
+        })
+        .collect();
+
+    let changes = state.take_changes();
+    let last_timestamp = state.last_timestamp();
+    assert!(last_timestamp >= clock, "the ledger clock went backwards: {clock} -> {last_timestamp}");
+    if !changes.is_empty() {
+        assert_changes(&changes, clock, last_timestamp);
+        let pending: Vec<PendingRow> = changes
+            .pending_statuses
+            .iter()
+            .map(|&(id, status)| {
+                let transfer = state.transfer(id).expect("a pending status names a transfer in the state");
+                assert!(transfer.flags.contains(TransferFlags::PENDING));
+                PendingRow { id, status, expires_at: codec::expires_at(transfer) }
+            })
+            .collect();
+        tx.write(&changes, &pending, last_timestamp).await?;
+    }
+    Ok(BatchOutput { outcomes, expired })
+}
+
+/// Invariants of an account as read, before the ledger relies on them.
+fn assert_account_read(account: &Account, clock: u64) {
+    assert!(
+        account.timestamp > 0 && account.timestamp <= clock,
+        "account {:#x} is from the future",
+        account.id
+    );
+    let flags = account.flags;
+    assert!(
+        !(flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            && flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)),
+        "account {:#x} has mutually exclusive flags",
+        account.id
+    );
+    if flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) {
+        assert!(
+            u128::from(account.debits_pending) + u128::from(account.debits_posted)
+                <= u128::from(account.credits_posted),
+            "account {:#x} has debits exceeding credits",
+            account.id
+        );
+    }
+    if flags.contains(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS) {
+        assert!(
+            u128::from(account.credits_pending) + u128::from(account.credits_posted)
+                <= u128::from(account.debits_posted),
+            "account {:#x} has credits exceeding debits",
+            account.id
+        );
+    }
+}
+
+/// Invariants of a transfer as read.
+fn assert_transfer_read(transfer: &Transfer, status: Option<PendingStatus>, clock: u64) {
+    assert!(
+        transfer.timestamp > 0 && transfer.timestamp <= clock,
+        "transfer {:#x} is from the future",
+        transfer.id
+    );
+    assert_ne!(transfer.debit_account_id, transfer.credit_account_id);
+    assert_eq!(
+        transfer.flags.contains(TransferFlags::PENDING),
+        status.is_some(),
+        "transfer {:#x}: a pending status belongs to exactly the pending transfers",
+        transfer.id
+    );
+}
+
+/// Invariants of what a batch is about to write: new objects are stamped after the clock
+/// as read and no later than the clock to be written.
+fn assert_changes(changes: &Changes, clock: u64, last_timestamp: u64) {
+    let fresh = |timestamp: u64| timestamp > clock && timestamp <= last_timestamp;
+    for account in &changes.accounts_created {
+        assert!(fresh(account.timestamp), "created account {:#x} has a stale timestamp", account.id);
+    }
+    for transfer in &changes.transfers_created {
+        assert!(fresh(transfer.timestamp), "created transfer {:#x} has a stale timestamp", transfer.id);
+    }
+    for balance in &changes.balances {
+        assert!(fresh(balance.timestamp), "balance of {:#x} has a stale timestamp", balance.account_id);
+    }
+    for (id, result) in &changes.failed_transfers {
+        assert!(!result.is_success(), "transfer {id:#x} recorded as failed with {result}");
+    }
+}
+
+/// Whether `error` is worth a fresh attempt of the whole transaction, by backend.
+pub(crate) type TransientCheck = fn(&sqlx::Error) -> bool;
+
+/// Runs `attempt` until it succeeds, fails for good, or [`COMMIT_ATTEMPTS_MAX`] is reached,
+/// backing off exponentially between attempts. Each attempt must be a whole transaction.
+pub(crate) async fn retrying<T, F, Fut>(is_transient: TransientCheck, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut backoff_ms = RETRY_BACKOFF_MIN_MS;
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Database(error)) if attempts < COMMIT_ATTEMPTS_MAX && is_transient(&error) => {
+                tracing::warn!(attempt = attempts, error = %error, "ledger transaction failed transiently; retrying");
+                // Jitter keeps writers that collided from colliding again in lockstep.
+                let jitter_ms = now_ns() % (backoff_ms / 2 + 1);
+                tokio::time::sleep(Duration::from_millis(backoff_ms + jitter_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
+                attempts += 1;
+            }
+            result => return result,
+        }
+    }
+}

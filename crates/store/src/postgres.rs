@@ -1,0 +1,315 @@
+//! The PostgreSQL adapter: a bounded pool, shared by readers and the ledger's writers,
+//! against a database that several coffer processes may share.
+//!
+//! A ledger transaction runs at READ COMMITTED and first locks the one row of
+//! `ledger_clock` (`SELECT … FOR UPDATE`). That lock serialises ledger writers across all
+//! processes and keeps timestamps strictly increasing; because every statement at READ
+//! COMMITTED takes a fresh snapshot, the reads that follow the lock see every batch that
+//! committed before it. (At REPEATABLE READ the snapshot would predate the lock and the
+//! batch would be decided on stale balances.) The accounts the batch touches are then
+//! read with `FOR UPDATE` in id order, so that any writer not going through the clock
+//! (none today) still cannot interleave with a batch, and cannot deadlock with one.
+//!
+//! Many-row reads use `= ANY($1)` with one array parameter and writes use `UNNEST` of
+//! arrays: one statement, one round trip, whatever the batch size.
+
+use std::time::Duration;
+
+use ledger::{Account, AccountBalance, Changes, CreateTransferResult, PendingStatus, Transfer};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection as _};
+use uuid::Uuid;
+
+use crate::batch::{self, BatchOutput, LedgerTx};
+use crate::codec::{
+    ACCOUNT_COLUMNS, AccountRow, BalanceRow, FailureRow, PendingRow, TRANSFER_COLUMNS, TRANSFER_COLUMNS_T,
+    TransferRow, bits64, int, uuid,
+};
+use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, reads};
+
+/// How long a caller waits for a pooled connection before the store reports an error.
+/// Long enough to queue behind a few 8,190-event batches, short enough that an
+/// overloaded node fails requests instead of piling them up.
+const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
+
+/// The PostgreSQL store: one bounded pool.
+#[derive(Debug)]
+pub(crate) struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub(crate) async fn open(url: &str, options: StoreOptions) -> Result<Self> {
+        let connect: PgConnectOptions = url.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
+            .connect_with(connect)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres").run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(&self, commands: &[Command], expire_limit: usize) -> Result<BatchOutput> {
+        batch::retrying(is_transient, || async {
+            let mut connection = self.pool.acquire().await?;
+            let mut transaction = connection.begin().await?;
+            let now = batch::now_ns();
+            let output =
+                batch::run(&mut PostgresTx { connection: &mut transaction }, commands, expire_limit, now)
+                    .await?;
+            transaction.commit().await?;
+            Ok(output)
+        })
+        .await
+    }
+
+    pub(crate) async fn accounts(&self, ids: &[u128]) -> Result<Vec<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1)");
+        let rows: Vec<AccountRow> =
+            sqlx::query_as(AssertSqlSafe(sql)).bind(uuids(ids)).fetch_all(&self.pool).await?;
+        rows.into_iter().map(Account::try_from).collect()
+    }
+
+    pub(crate) async fn transfers(&self, ids: &[u128]) -> Result<Vec<(Transfer, Option<PendingStatus>)>> {
+        let mut connection = self.pool.acquire().await?;
+        select_transfers(&mut connection, ids).await
+    }
+
+    pub(crate) async fn account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>> {
+        let Some(bounds) = reads::bounds(filter) else { return Ok(Vec::new()) };
+        let rows: Vec<TransferRow> = sqlx::query_as(AssertSqlSafe(reads::account_transfers(filter)))
+            .bind(uuid(filter.account_id))
+            .bind(bounds.timestamp_min)
+            .bind(bounds.timestamp_max)
+            .bind(bounds.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TransferRow::transfer).collect()
+    }
+
+    pub(crate) async fn account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>> {
+        let Some(bounds) = reads::bounds(filter) else { return Ok(Vec::new()) };
+        let rows: Vec<BalanceRow> = sqlx::query_as(AssertSqlSafe(reads::account_balances(filter)))
+            .bind(uuid(filter.account_id))
+            .bind(bounds.timestamp_min)
+            .bind(bounds.timestamp_max)
+            .bind(bounds.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AccountBalance::try_from).collect()
+    }
+
+    pub(crate) async fn transfers_count(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&self.pool).await?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("negative count {count}")))
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Serialization failures and deadlocks are resolved by running the transaction again;
+/// so is a lost connection (the transaction it carried was rolled back, or committed, in
+/// which case the re-run reads its effects and answers `exists`).
+fn is_transient(error: &sqlx::Error) -> bool {
+    const SERIALIZATION_FAILURE: &str = "40001";
+    const DEADLOCK_DETECTED: &str = "40P01";
+    match error {
+        sqlx::Error::Database(error) => {
+            matches!(error.code().as_deref(), Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED))
+        }
+        sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+fn uuids(ids: &[u128]) -> Vec<Uuid> {
+    ids.iter().map(|&id| uuid(id)).collect()
+}
+
+async fn select_transfers(
+    connection: &mut PgConnection,
+    ids: &[u128],
+) -> Result<Vec<(Transfer, Option<PendingStatus>)>> {
+    let sql = format!(
+        "SELECT {TRANSFER_COLUMNS_T}, p.status FROM transfers t \
+         LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id = ANY($1)"
+    );
+    let rows: Vec<TransferRow> =
+        sqlx::query_as(AssertSqlSafe(sql)).bind(uuids(ids)).fetch_all(connection).await?;
+    rows.into_iter().map(TransferRow::decode).collect()
+}
+
+/// The ledger transaction on one pooled connection.
+struct PostgresTx<'c> {
+    connection: &'c mut PgConnection,
+}
+
+impl LedgerTx for PostgresTx<'_> {
+    async fn lock_clock(&mut self) -> Result<u64> {
+        let last: i64 = sqlx::query_scalar("SELECT last_timestamp FROM ledger_clock WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *self.connection)
+            .await?;
+        u64::try_from(last).map_err(|_| StoreError::Corrupt(format!("negative ledger clock {last}")))
+    }
+
+    async fn due_pending(&mut self, now: u64, limit: usize) -> Result<Vec<u128>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM pending_transfers WHERE status = 'pending' AND expires_at IS NOT NULL \
+             AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2",
+        )
+        .bind(i64::try_from(now).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.connection)
+        .await?;
+        Ok(ids.into_iter().map(|id| id.as_u128()).collect())
+    }
+
+    async fn load_transfers(&mut self, ids: &[u128]) -> Result<Vec<(Transfer, Option<PendingStatus>)>> {
+        select_transfers(self.connection, ids).await
+    }
+
+    async fn load_failed(&mut self, ids: &[u128]) -> Result<Vec<(u128, CreateTransferResult)>> {
+        let rows: Vec<FailureRow> =
+            sqlx::query_as("SELECT id, result FROM transfer_failures WHERE id = ANY($1)")
+                .bind(uuids(ids))
+                .fetch_all(&mut *self.connection)
+                .await?;
+        rows.into_iter().map(FailureRow::decode).collect()
+    }
+
+    async fn lock_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE");
+        let rows: Vec<AccountRow> =
+            sqlx::query_as(AssertSqlSafe(sql)).bind(uuids(ids)).fetch_all(&mut *self.connection).await?;
+        rows.into_iter().map(Account::try_from).collect()
+    }
+
+    async fn write(&mut self, changes: &Changes, pending: &[PendingRow], last_timestamp: u64) -> Result<()> {
+        let connection = &mut *self.connection;
+        let accounts = &changes.accounts_created;
+        if !accounts.is_empty() {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO accounts ({ACCOUNT_COLUMNS}) SELECT * FROM UNNEST($1::uuid[], $2::int8[], \
+                 $3::int8[], $4::int8[], $5::int8[], $6::uuid[], $7::int8[], $8::int8[], $9::int8[], \
+                 $10::int4[], $11::int4[], $12::int8[])"
+            )))
+            .bind(accounts.iter().map(|a| uuid(a.id)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.debits_pending)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.debits_posted)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.credits_pending)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.credits_posted)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| uuid(a.user_data_128)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| bits64(a.user_data_64)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| i64::from(a.user_data_32)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| i64::from(a.ledger)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| i32::from(a.code)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| i32::from(a.flags.bits())).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.timestamp)).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
+        }
+        let accounts = &changes.accounts_updated;
+        if !accounts.is_empty() {
+            let updated = sqlx::query(
+                "UPDATE accounts AS a SET debits_pending = v.debits_pending, debits_posted = v.debits_posted, \
+                 credits_pending = v.credits_pending, credits_posted = v.credits_posted, flags = v.flags \
+                 FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int4[]) \
+                 AS v(id, debits_pending, debits_posted, credits_pending, credits_posted, flags) \
+                 WHERE a.id = v.id",
+            )
+            .bind(accounts.iter().map(|a| uuid(a.id)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.debits_pending)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.debits_posted)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.credits_pending)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| int(a.credits_posted)).collect::<Vec<_>>())
+            .bind(accounts.iter().map(|a| i32::from(a.flags.bits())).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+            if updated != accounts.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "updated {updated} of {} accounts: some vanished mid-transaction",
+                    accounts.len()
+                )));
+            }
+        }
+        let transfers = &changes.transfers_created;
+        if !transfers.is_empty() {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO transfers ({TRANSFER_COLUMNS}) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], \
+                 $3::uuid[], $4::int8[], $5::uuid[], $6::uuid[], $7::int8[], $8::int8[], $9::int8[], \
+                 $10::int8[], $11::int4[], $12::int4[], $13::int8[])"
+            )))
+            .bind(transfers.iter().map(|t| uuid(t.id)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| uuid(t.debit_account_id)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| uuid(t.credit_account_id)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| int(t.amount)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| uuid(t.pending_id)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| uuid(t.user_data_128)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| bits64(t.user_data_64)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| i64::from(t.user_data_32)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| i64::from(t.timeout)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| i64::from(t.ledger)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| i32::from(t.code)).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| i32::from(t.flags.bits())).collect::<Vec<_>>())
+            .bind(transfers.iter().map(|t| int(t.timestamp)).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
+        }
+        if !pending.is_empty() {
+            sqlx::query(
+                "INSERT INTO pending_transfers (id, status, expires_at) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) \
+                 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status",
+            )
+            .bind(pending.iter().map(|p| uuid(p.id)).collect::<Vec<_>>())
+            .bind(pending.iter().map(|p| p.status.as_str()).collect::<Vec<_>>())
+            .bind(pending.iter().map(|p| p.expires_at).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
+        }
+        let failed = &changes.failed_transfers;
+        if !failed.is_empty() {
+            sqlx::query(
+                "INSERT INTO transfer_failures (id, result) SELECT * FROM UNNEST($1::uuid[], $2::text[])",
+            )
+            .bind(failed.iter().map(|(id, _)| uuid(*id)).collect::<Vec<_>>())
+            .bind(failed.iter().map(|(_, result)| result.as_str()).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
+        }
+        let balances = &changes.balances;
+        if !balances.is_empty() {
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO account_balances ({}) SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], \
+                 $4::int8[], $5::int8[], $6::int8[])",
+                crate::codec::BALANCE_COLUMNS
+            )))
+            .bind(balances.iter().map(|b| uuid(b.account_id)).collect::<Vec<_>>())
+            .bind(balances.iter().map(|b| int(b.timestamp)).collect::<Vec<_>>())
+            .bind(balances.iter().map(|b| int(b.debits_pending)).collect::<Vec<_>>())
+            .bind(balances.iter().map(|b| int(b.debits_posted)).collect::<Vec<_>>())
+            .bind(balances.iter().map(|b| int(b.credits_pending)).collect::<Vec<_>>())
+            .bind(balances.iter().map(|b| int(b.credits_posted)).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
+        }
+        sqlx::query("UPDATE ledger_clock SET last_timestamp = $1 WHERE id = 1")
+            .bind(int(last_timestamp))
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    }
+}

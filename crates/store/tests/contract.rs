@@ -1,0 +1,744 @@
+//! The storage contract: every test is written once, generic over the backend, and runs
+//! against SQLite always (a fresh file in a temporary directory) and against PostgreSQL
+//! when `COFFER_TEST_DATABASE_URL` is set (a fresh database per test, dropped afterwards).
+//! If the variable is set but the server cannot be reached, the PostgreSQL tests fail.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use ledger::{
+    Account, AccountFlags, CreateAccountResult as AR, CreateTransferResult as TR, PendingStatus, State,
+    Transfer, TransferFlags,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use store::{AccountFilter, Backend, Command, Outcome, Store, StoreError, StoreOptions};
+
+/// Connections per store in tests: enough for the concurrency test to contend, few enough
+/// that parallel PostgreSQL tests stay under the server's connection limit.
+const TEST_CONNECTIONS_MAX: u32 = 6;
+
+/// A fresh, empty, migrated database for one test, and the way to reopen it.
+struct TestDb {
+    store: Store,
+    url: String,
+    /// Keeps the SQLite file's directory alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+    /// `(admin url, database name)` of a PostgreSQL test database, dropped on drop.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite:{}", dir.path().join("data").join("coffer.db").display());
+        let store = open(&url).await;
+        Self { store, url, _dir: Some(dir), postgres: None }
+    }
+
+    /// `None` when `COFFER_TEST_DATABASE_URL` is unset (PostgreSQL is optional locally).
+    async fn postgres() -> Option<Self> {
+        let admin = std::env::var("COFFER_TEST_DATABASE_URL").ok()?;
+        let name = format!("coffer_test_{:016x}", rand::random::<u64>());
+        let mut connection = PgConnection::connect(&admin)
+            .await
+            .expect("COFFER_TEST_DATABASE_URL is set but PostgreSQL cannot be reached");
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .expect("create the test database");
+        connection.close().await.expect("close the admin connection");
+        let url = with_database(&admin, &name);
+        let store = open(&url).await;
+        Some(Self { store, url, _dir: None, postgres: Some((admin, name)) })
+    }
+
+    /// Another store on the same database, as a second coffer process (or a restart).
+    async fn reopen(&self) -> Store {
+        open(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else { return };
+        // Drop runs outside async; a thread with its own runtime does the async cleanup,
+        // also when the test panicked. FORCE ends the pools' connections.
+        let cleanup = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let mut connection =
+                    PgConnection::connect(&admin).await.expect("reach PostgreSQL to clean up");
+                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("drop the test database");
+            });
+        });
+        if cleanup.join().is_err() && !std::thread::panicking() {
+            panic!("dropping the test database failed");
+        }
+    }
+}
+
+/// `admin` with its database name replaced by `name`.
+fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |index| index + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+async fn open(url: &str) -> Store {
+    let store = Store::open(url, StoreOptions { max_connections: TEST_CONNECTIONS_MAX }).await.expect("open");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Runs each named contract test against SQLite and, when configured, PostgreSQL.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    opens_and_pings,
+    accounts_round_trip,
+    transfers_round_trip,
+    exists_across_commits,
+    id_already_failed_across_commits,
+    two_phase_post_void_and_partial_post,
+    expiry_by_worker_and_by_commit,
+    failed_linked_chain_writes_nothing,
+    several_commands_in_one_commit,
+    account_transfers_filters_limits_and_order,
+    balance_history,
+    reopened_store_sees_everything,
+    concurrent_commits_conserve_money,
+    matches_the_pure_ledger,
+);
+
+const LEDGER: u32 = 1;
+const CODE: u16 = 10;
+
+fn account(id: u128, flags: AccountFlags) -> Account {
+    Account { id, ledger: LEDGER, code: CODE, flags, ..Account::default() }
+}
+
+fn transfer(id: u128, debit: u128, credit: u128, amount: u64) -> Transfer {
+    Transfer {
+        id,
+        debit_account_id: debit,
+        credit_account_id: credit,
+        amount,
+        ledger: LEDGER,
+        code: CODE,
+        ..Transfer::default()
+    }
+}
+
+async fn create_accounts(store: &Store, accounts: Vec<Account>) -> Vec<AR> {
+    match store.commit(&[Command::CreateAccounts(accounts)]).await.expect("commit").pop() {
+        Some(Outcome::Accounts(results)) => results,
+        other => panic!("expected account results, got {other:?}"),
+    }
+}
+
+async fn create_transfers(store: &Store, transfers: Vec<Transfer>) -> Vec<TR> {
+    match store.commit(&[Command::CreateTransfers(transfers)]).await.expect("commit").pop() {
+        Some(Outcome::Transfers(results)) => results,
+        other => panic!("expected transfer results, got {other:?}"),
+    }
+}
+
+async fn must_account(store: &Store, id: u128) -> Account {
+    store.account(id).await.expect("read").unwrap_or_else(|| panic!("account {id} is missing"))
+}
+
+/// (debits_pending, debits_posted, credits_pending, credits_posted)
+async fn balances(store: &Store, id: u128) -> (u64, u64, u64, u64) {
+    let a = must_account(store, id).await;
+    (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+}
+
+/// A wallet (id 1), funded with `funds` from a source account (id 2) that may go negative.
+async fn funded_wallet(store: &Store, funds: u64) {
+    let results = create_accounts(
+        store,
+        vec![account(1, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS), account(2, AccountFlags::empty())],
+    )
+    .await;
+    assert_eq!(results, [AR::Ok, AR::Ok]);
+    assert_eq!(create_transfers(store, vec![transfer(9_000, 2, 1, funds)]).await, [TR::Ok]);
+}
+
+fn filter(account_id: u128) -> AccountFilter {
+    AccountFilter {
+        account_id,
+        timestamp_min: 0,
+        timestamp_max: 0,
+        limit: 1_000,
+        debits: true,
+        credits: true,
+        reversed: false,
+    }
+}
+
+async fn opens_and_pings(db: &TestDb) {
+    db.store.ping().await.expect("ping");
+    let expected = if db.postgres.is_some() { Backend::Postgres } else { Backend::Sqlite };
+    assert_eq!(db.store.backend(), expected);
+    // Migrating again is a no-op.
+    db.store.migrate().await.expect("migrate twice");
+    assert!(matches!(
+        Store::open("mysql://x", StoreOptions::default()).await,
+        Err(StoreError::UnsupportedUrl)
+    ));
+    assert!(matches!(
+        Store::open("sqlite::memory:", StoreOptions::default()).await,
+        Err(StoreError::UnsupportedUrl)
+    ));
+    assert_eq!(db.store.commit(&[]).await.expect("empty commit"), []);
+    assert_eq!(db.store.expire_pending(0).await.expect("expire nothing"), 0);
+}
+
+async fn accounts_round_trip(db: &TestDb) {
+    let store = &db.store;
+    let mut rich =
+        account(u128::MAX - 1, AccountFlags::HISTORY.union(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS));
+    rich.user_data_128 = u128::MAX - 7;
+    rich.user_data_64 = u64::MAX;
+    rich.user_data_32 = u32::MAX;
+    rich.ledger = u32::MAX;
+    rich.code = u16::MAX;
+    let plain = account(1, AccountFlags::empty());
+    let mut bad = account(3, AccountFlags::empty());
+    bad.code = 0;
+    let results = create_accounts(store, vec![rich, plain, bad]).await;
+    assert_eq!(results, [AR::Ok, AR::Ok, AR::CodeMustNotBeZero]);
+
+    let stored = must_account(store, rich.id).await;
+    assert!(stored.timestamp > 0);
+    assert_eq!(stored, Account { timestamp: stored.timestamp, ..rich });
+    let stored_plain = must_account(store, plain.id).await;
+    assert!(stored_plain.timestamp > stored.timestamp, "timestamps strictly increase");
+    assert_eq!(store.account(bad.id).await.expect("read"), None);
+    assert_eq!(store.account(12345).await.expect("read"), None);
+    let both = store.accounts(&[rich.id, 999, plain.id, plain.id]).await.expect("read");
+    assert_eq!(both.iter().map(|a| a.id).collect::<Vec<_>>(), [plain.id, rich.id]);
+}
+
+async fn transfers_round_trip(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 1_000).await;
+    create_accounts(store, vec![account(3, AccountFlags::empty())]).await;
+    let mut sent = transfer(u128::MAX - 2, 1, 3, 250);
+    sent.user_data_128 = 77;
+    sent.user_data_64 = u64::MAX - 1;
+    sent.user_data_32 = 5;
+    let overdraft = transfer(11, 1, 3, 10_000);
+    let no_account = transfer(12, 1, 404, 1);
+    let results = create_transfers(store, vec![sent, overdraft, no_account]).await;
+    assert_eq!(results, [TR::Ok, TR::ExceedsCredits, TR::CreditAccountNotFound]);
+
+    let stored = store.transfer(sent.id).await.expect("read").expect("stored");
+    assert!(stored.timestamp > 0);
+    assert_eq!(stored, Transfer { timestamp: stored.timestamp, ..sent });
+    assert_eq!(store.transfer(overdraft.id).await.expect("read"), None);
+    assert_eq!(store.pending_status(sent.id).await.expect("read"), None, "not a pending transfer");
+    assert_eq!(balances(store, 1).await, (0, 250, 0, 1_000));
+    assert_eq!(balances(store, 3).await, (0, 0, 0, 250));
+    assert_eq!(store.transfers_count().await.expect("count"), 2);
+}
+
+async fn exists_across_commits(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 500).await;
+    let wallet = account(1, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+    assert_eq!(create_accounts(store, vec![wallet]).await, [AR::Exists]);
+    assert_eq!(
+        create_accounts(store, vec![Account { code: CODE + 1, ..wallet }]).await,
+        [AR::ExistsWithDifferentCode]
+    );
+    assert_eq!(
+        create_accounts(store, vec![account(1, AccountFlags::empty())]).await,
+        [AR::ExistsWithDifferentFlags]
+    );
+
+    let payment = transfer(20, 1, 2, 100);
+    assert_eq!(create_transfers(store, vec![payment]).await, [TR::Ok]);
+    assert_eq!(create_transfers(store, vec![payment]).await, [TR::Exists]);
+    assert_eq!(
+        create_transfers(store, vec![Transfer { amount: 101, ..payment }]).await,
+        [TR::ExistsWithDifferentAmount]
+    );
+    assert_eq!(
+        create_transfers(store, vec![Transfer { user_data_64: 1, ..payment }]).await,
+        [TR::ExistsWithDifferentUserData64]
+    );
+    // The retries moved no money.
+    assert_eq!(balances(store, 1).await, (0, 100, 0, 500));
+}
+
+async fn id_already_failed_across_commits(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 100).await;
+    let too_much = transfer(30, 1, 2, 150);
+    assert_eq!(create_transfers(store, vec![too_much]).await, [TR::ExceedsCredits]);
+    assert_eq!(create_transfers(store, vec![transfer(31, 2, 1, 100)]).await, [TR::Ok]);
+    // Now it would succeed, but the id failed for good.
+    assert_eq!(create_transfers(store, vec![too_much]).await, [TR::IdAlreadyFailed]);
+    let reopened = db.reopen().await;
+    assert_eq!(create_transfers(&reopened, vec![too_much]).await, [TR::IdAlreadyFailed]);
+    reopened.close().await;
+    assert_eq!(balances(store, 1).await, (0, 0, 0, 200));
+}
+
+async fn two_phase_post_void_and_partial_post(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 1_000).await;
+    let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(40, 1, 2, 300) };
+    let other_hold = Transfer { flags: TransferFlags::PENDING, ..transfer(41, 1, 2, 200) };
+    assert_eq!(create_transfers(store, vec![hold, other_hold]).await, [TR::Ok, TR::Ok]);
+    assert_eq!(balances(store, 1).await, (500, 0, 0, 1_000));
+    assert_eq!(store.pending_status(40).await.expect("read"), Some(PendingStatus::Pending));
+    // The holds leave 500 available: 600 more does not fit.
+    assert_eq!(create_transfers(store, vec![transfer(42, 1, 2, 600)]).await, [TR::ExceedsCredits]);
+
+    // Partial post: 120 of 300, with the account ids taken from the pending transfer.
+    let post = Transfer {
+        id: 43,
+        pending_id: 40,
+        amount: 120,
+        flags: TransferFlags::POST_PENDING_TRANSFER,
+        ..transfer(43, 0, 0, 0)
+    };
+    let void = Transfer { id: 44, pending_id: 41, flags: TransferFlags::VOID_PENDING_TRANSFER, ..post };
+    let void = Transfer { amount: 0, ..void };
+    assert_eq!(create_transfers(store, vec![post, void]).await, [TR::Ok, TR::Ok]);
+    assert_eq!(balances(store, 1).await, (0, 120, 0, 1_000));
+    assert_eq!(balances(store, 2).await, (0, 1_000, 0, 120));
+    assert_eq!(store.pending_status(40).await.expect("read"), Some(PendingStatus::Posted));
+    assert_eq!(store.pending_status(41).await.expect("read"), Some(PendingStatus::Voided));
+    let stored_post = store.transfer(43).await.expect("read").expect("stored");
+    assert_eq!(stored_post.amount, 120);
+
+    let again = Transfer { id: 45, ..post };
+    assert_eq!(create_transfers(store, vec![again]).await, [TR::PendingTransferAlreadyPosted]);
+    let again = Transfer { id: 46, ..void };
+    assert_eq!(create_transfers(store, vec![again]).await, [TR::PendingTransferAlreadyVoided]);
+}
+
+async fn expiry_by_worker_and_by_commit(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 1_000).await;
+    let by_worker = Transfer { flags: TransferFlags::PENDING, timeout: 1, ..transfer(50, 1, 2, 100) };
+    let by_commit = Transfer { flags: TransferFlags::PENDING, timeout: 1, ..transfer(51, 1, 2, 200) };
+    let forever = Transfer { flags: TransferFlags::PENDING, ..transfer(52, 1, 2, 300) };
+    assert_eq!(create_transfers(store, vec![by_worker, by_commit, forever]).await, [TR::Ok; 3]);
+    assert_eq!(store.expire_pending(10).await.expect("expire"), 0, "nothing is due yet");
+    assert_eq!(balances(store, 1).await, (600, 0, 0, 1_000));
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The worker expires one (its limit); the next commit expires the other on the side.
+    assert_eq!(store.expire_pending(1).await.expect("expire"), 1);
+    assert_eq!(store.pending_status(50).await.expect("read"), Some(PendingStatus::Expired));
+    assert_eq!(store.pending_status(51).await.expect("read"), Some(PendingStatus::Pending));
+    assert_eq!(balances(store, 1).await, (500, 0, 0, 1_000));
+
+    let post =
+        Transfer { pending_id: 51, flags: TransferFlags::POST_PENDING_TRANSFER, ..transfer(53, 0, 0, 0) };
+    assert_eq!(create_transfers(store, vec![post]).await, [TR::PendingTransferExpired]);
+    assert_eq!(store.pending_status(51).await.expect("read"), Some(PendingStatus::Expired));
+    assert_eq!(store.pending_status(52).await.expect("read"), Some(PendingStatus::Pending));
+    assert_eq!(balances(store, 1).await, (300, 0, 0, 1_000));
+    assert_eq!(store.expire_pending(10).await.expect("expire"), 0);
+}
+
+async fn failed_linked_chain_writes_nothing(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 100).await;
+    let linked = |t: Transfer| Transfer { flags: TransferFlags::LINKED, ..t };
+    let chain = vec![
+        linked(transfer(60, 1, 2, 40)),
+        linked(Transfer {
+            flags: TransferFlags::PENDING.union(TransferFlags::LINKED),
+            ..transfer(61, 1, 2, 40)
+        }),
+        transfer(62, 1, 2, 40),
+    ];
+    let before_count = store.transfers_count().await.expect("count");
+    let results = create_transfers(store, chain).await;
+    assert_eq!(results, [TR::LinkedEventFailed, TR::LinkedEventFailed, TR::ExceedsCredits]);
+    assert_eq!(store.transfers_count().await.expect("count"), before_count);
+    for id in [60, 61, 62] {
+        assert_eq!(store.transfer(id).await.expect("read"), None);
+    }
+    assert_eq!(store.pending_status(61).await.expect("read"), None);
+    assert_eq!(balances(store, 1).await, (0, 0, 0, 100));
+    // A chain that fits goes through whole.
+    let chain = vec![linked(transfer(63, 1, 2, 40)), transfer(64, 1, 2, 60)];
+    assert_eq!(create_transfers(store, chain).await, [TR::Ok, TR::Ok]);
+    assert_eq!(balances(store, 1).await, (0, 100, 0, 100));
+}
+
+async fn several_commands_in_one_commit(db: &TestDb) {
+    let store = &db.store;
+    let wallet = account(1, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+    let source = account(2, AccountFlags::empty());
+    let open_chain = Transfer { flags: TransferFlags::LINKED, ..transfer(72, 2, 1, 5) };
+    let commands = [
+        Command::CreateAccounts(vec![wallet, source]),
+        // Sees the accounts created by the command before it.
+        Command::CreateTransfers(vec![transfer(70, 2, 1, 100)]),
+        // A linked flag on the last event does not reach into the next command.
+        Command::CreateTransfers(vec![transfer(71, 1, 2, 30), open_chain]),
+        // Sees the funds moved by the earlier commands: 70 left, so 80 fails.
+        Command::CreateTransfers(vec![transfer(73, 1, 2, 80), transfer(74, 1, 2, 70)]),
+        Command::CreateTransfers(vec![transfer(70, 2, 1, 100)]),
+    ];
+    let outcomes = store.commit(&commands).await.expect("commit");
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Accounts(vec![AR::Ok, AR::Ok]),
+            Outcome::Transfers(vec![TR::Ok]),
+            Outcome::Transfers(vec![TR::Ok, TR::LinkedEventChainOpen]),
+            Outcome::Transfers(vec![TR::ExceedsCredits, TR::Ok]),
+            Outcome::Transfers(vec![TR::Exists]),
+        ]
+    );
+    assert_eq!(balances(store, 1).await, (0, 100, 0, 100));
+    assert_eq!(store.transfers_count().await.expect("count"), 3);
+    // The failure inside the batch is remembered across commits.
+    assert_eq!(create_transfers(store, vec![transfer(73, 1, 2, 80)]).await, [TR::IdAlreadyFailed]);
+}
+
+async fn account_transfers_filters_limits_and_order(db: &TestDb) {
+    let store = &db.store;
+    let results = create_accounts(
+        store,
+        vec![
+            account(1, AccountFlags::empty()),
+            account(2, AccountFlags::empty()),
+            account(3, AccountFlags::empty()),
+        ],
+    )
+    .await;
+    assert_eq!(results, [AR::Ok; 3]);
+    // 1 → 2, 2 → 1 alternating (ids 100..110), and 2 → 3 which 1 must never see.
+    let mut transfers = Vec::new();
+    for n in 0..10u128 {
+        let (debit, credit) = if n % 2 == 0 { (1, 2) } else { (2, 1) };
+        transfers.push(transfer(100 + n, debit, credit, 1 + n as u64));
+    }
+    transfers.push(transfer(200, 2, 3, 5));
+    assert_eq!(create_transfers(store, transfers).await, [TR::Ok; 11]);
+
+    let ids = |transfers: Vec<Transfer>| transfers.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let all = store.account_transfers(&filter(1)).await.expect("list");
+    assert_eq!(ids(all.clone()), (100..110).collect::<Vec<_>>());
+    assert!(all.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+
+    let debits = store.account_transfers(&AccountFilter { credits: false, ..filter(1) }).await.expect("list");
+    assert_eq!(ids(debits), [100, 102, 104, 106, 108]);
+    let credits = store.account_transfers(&AccountFilter { debits: false, ..filter(1) }).await.expect("list");
+    assert_eq!(ids(credits), [101, 103, 105, 107, 109]);
+    let newest = store.account_transfers(&AccountFilter { reversed: true, limit: 3, ..filter(1) }).await;
+    assert_eq!(ids(newest.expect("list")), [109, 108, 107]);
+    let oldest = store.account_transfers(&AccountFilter { limit: 3, ..filter(1) }).await.expect("list");
+    assert_eq!(ids(oldest), [100, 101, 102]);
+
+    // Inclusive bounds on timestamps.
+    let window =
+        AccountFilter { timestamp_min: all[2].timestamp, timestamp_max: all[5].timestamp, ..filter(1) };
+    assert_eq!(ids(store.account_transfers(&window).await.expect("list")), [102, 103, 104, 105]);
+    let window = AccountFilter { timestamp_min: all[8].timestamp, ..filter(1) };
+    assert_eq!(ids(store.account_transfers(&window).await.expect("list")), [108, 109]);
+    let window = AccountFilter { timestamp_max: all[0].timestamp, ..filter(1) };
+    assert_eq!(ids(store.account_transfers(&window).await.expect("list")), [100]);
+
+    // Filters that match nothing.
+    let none = AccountFilter { debits: false, credits: false, ..filter(1) };
+    assert!(store.account_transfers(&none).await.expect("list").is_empty());
+    assert!(
+        store.account_transfers(&AccountFilter { limit: 0, ..filter(1) }).await.expect("list").is_empty()
+    );
+    assert!(store.account_transfers(&filter(404)).await.expect("list").is_empty());
+    assert_eq!(ids(store.account_transfers(&filter(3)).await.expect("list")), [200]);
+}
+
+async fn balance_history(db: &TestDb) {
+    let store = &db.store;
+    let results =
+        create_accounts(store, vec![account(1, AccountFlags::HISTORY), account(2, AccountFlags::empty())])
+            .await;
+    assert_eq!(results, [AR::Ok, AR::Ok]);
+    let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(82, 1, 2, 7) };
+    let results = create_transfers(store, vec![transfer(80, 2, 1, 50), transfer(81, 1, 2, 20), hold]).await;
+    assert_eq!(results, [TR::Ok; 3]);
+
+    let history = store.account_balances(&filter(1)).await.expect("history");
+    let rows: Vec<_> = history
+        .iter()
+        .map(|b| (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted))
+        .collect();
+    assert_eq!(rows, [(0, 0, 0, 50), (0, 20, 0, 50), (7, 20, 0, 50)]);
+    assert!(history.iter().all(|b| b.account_id == 1));
+    let stamps: Vec<u64> = {
+        let mut stamps = Vec::new();
+        for id in [80, 81, 82] {
+            stamps.push(store.transfer(id).await.expect("read").expect("stored").timestamp);
+        }
+        stamps
+    };
+    assert_eq!(history.iter().map(|b| b.timestamp).collect::<Vec<_>>(), stamps);
+
+    let newest = store.account_balances(&AccountFilter { reversed: true, limit: 1, ..filter(1) }).await;
+    assert_eq!(newest.expect("history")[0].debits_pending, 7);
+    let credits =
+        store.account_balances(&AccountFilter { debits: false, ..filter(1) }).await.expect("history");
+    assert_eq!(credits.iter().map(|b| b.timestamp).collect::<Vec<_>>(), [stamps[0]]);
+    let debits =
+        store.account_balances(&AccountFilter { credits: false, ..filter(1) }).await.expect("history");
+    assert_eq!(debits.iter().map(|b| b.timestamp).collect::<Vec<_>>(), [stamps[1], stamps[2]]);
+    // Account 2 has no history flag.
+    assert!(store.account_balances(&filter(2)).await.expect("history").is_empty());
+}
+
+async fn reopened_store_sees_everything(db: &TestDb) {
+    funded_wallet(&db.store, 1_000).await;
+    let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(90, 1, 2, 10) };
+    assert_eq!(create_transfers(&db.store, vec![transfer(91, 1, 2, 15), hold]).await, [TR::Ok, TR::Ok]);
+    let before = db.store.accounts(&[1, 2]).await.expect("read");
+    db.store.close().await;
+
+    let reopened = db.reopen().await;
+    assert_eq!(reopened.accounts(&[1, 2]).await.expect("read"), before);
+    assert_eq!(reopened.transfers_count().await.expect("count"), 3);
+    assert_eq!(reopened.pending_status(90).await.expect("read"), Some(PendingStatus::Pending));
+    // The clock survived: new timestamps come after the old ones.
+    assert_eq!(create_transfers(&reopened, vec![transfer(92, 1, 2, 1)]).await, [TR::Ok]);
+    let newest = reopened.transfer(92).await.expect("read").expect("stored");
+    assert!(before.iter().all(|a| a.timestamp < newest.timestamp));
+    reopened.close().await;
+}
+
+/// Many tasks move money into one hot account and back out to their wallets, through
+/// clones of one store (and, on PostgreSQL, through two stores as two processes would).
+async fn concurrent_commits_conserve_money(db: &TestDb) {
+    const TASKS: u128 = 32;
+    const ROUNDS: u128 = 15;
+    const FUNDS: u64 = 1_000;
+    const HOT: u128 = 1;
+    const SOURCE: u128 = 2;
+    let wallet = |task: u128| 100 + task;
+
+    let store = &db.store;
+    let mut accounts = vec![
+        account(HOT, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS),
+        account(SOURCE, AccountFlags::empty()),
+    ];
+    accounts
+        .extend((0..TASKS).map(|task| account(wallet(task), AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)));
+    assert!(create_accounts(store, accounts).await.iter().all(|r| *r == AR::Ok));
+    let funding: Vec<Transfer> =
+        (0..TASKS).map(|task| transfer(1_000 + task, SOURCE, wallet(task), FUNDS)).collect();
+    assert!(create_transfers(store, funding).await.iter().all(|r| *r == TR::Ok));
+
+    let second = if db.postgres.is_some() { Some(db.reopen().await) } else { None };
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let store = match (&second, task % 2) {
+            (Some(second), 1) => second.clone(),
+            _ => store.clone(),
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(task as u64);
+            let mut acknowledged = Vec::new();
+            for round in 0..ROUNDS {
+                let id = ((task + 1) << 64) | (round << 1);
+                // Into the hot account (may exceed the wallet's funds) …
+                let into = transfer(id, wallet(task), HOT, rng.random_range(1..400));
+                // … and back out of it (may exceed what the hot account holds).
+                let back = transfer(id | 1, HOT, wallet(task), rng.random_range(1..400));
+                let outcomes = store
+                    .commit(&[Command::CreateTransfers(vec![into]), Command::CreateTransfers(vec![back])])
+                    .await
+                    .expect("commit");
+                for (sent, outcome) in [into, back].into_iter().zip(outcomes) {
+                    let Outcome::Transfers(results) = outcome else { panic!("transfer outcome expected") };
+                    match results[..] {
+                        [TR::Ok] => acknowledged.push(sent),
+                        [TR::ExceedsCredits] => {}
+                        ref other => panic!("unexpected results {other:?}"),
+                    }
+                }
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.expect("task"));
+    }
+    assert!(!acknowledged.is_empty());
+
+    let mut ids: Vec<u128> = vec![HOT, SOURCE];
+    ids.extend((0..TASKS).map(wallet));
+    let accounts = store.accounts(&ids).await.expect("read");
+    assert_eq!(accounts.len(), ids.len());
+    let debits: u64 = accounts.iter().map(|a| a.debits_posted).sum();
+    let credits: u64 = accounts.iter().map(|a| a.credits_posted).sum();
+    assert_eq!(debits, credits, "money is conserved");
+    for a in &accounts {
+        assert_eq!((a.debits_pending, a.credits_pending), (0, 0));
+        if a.flags.contains(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS) {
+            assert!(a.debits_posted <= a.credits_posted, "account {} is overdrawn", a.id);
+        }
+    }
+    // Every acknowledged transfer, and nothing else, moved money.
+    let mut expected: HashMap<u128, (u64, u64)> = HashMap::new();
+    for t in &acknowledged {
+        expected.entry(t.debit_account_id).or_default().0 += t.amount;
+        expected.entry(t.credit_account_id).or_default().1 += t.amount;
+    }
+    for task in 0..TASKS {
+        let a = accounts.iter().find(|a| a.id == wallet(task)).expect("wallet");
+        let (out, into) = expected.get(&wallet(task)).copied().unwrap_or_default();
+        assert_eq!((a.debits_posted, a.credits_posted), (out, FUNDS + into));
+    }
+    let funding = TASKS as u64;
+    assert_eq!(store.transfers_count().await.expect("count"), funding + acknowledged.len() as u64);
+    let listed =
+        store.account_transfers(&AccountFilter { limit: 10_000, ..filter(HOT) }).await.expect("list");
+    let unique: HashSet<u128> = listed.iter().map(|t| t.id).collect();
+    assert_eq!(unique.len(), listed.len(), "no duplicates");
+    assert_eq!(unique, acknowledged.iter().map(|t| t.id).collect::<HashSet<_>>());
+    assert!(listed.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+    if let Some(second) = second {
+        second.close().await;
+    }
+}
+
+/// Applies the same random batches to an in-memory ledger and to the store, then compares
+/// every result and every account.
+async fn matches_the_pure_ledger(db: &TestDb) {
+    const ACCOUNTS: u128 = 12;
+    const BATCHES: usize = 25;
+    let store = &db.store;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut reference = State::new(0);
+    let mut next_id: u128 = 1_000;
+    let mut pending_ids: Vec<u128> = Vec::new();
+    let mut used_ids: Vec<u128> = Vec::new();
+
+    let flags_of = |n: u128| match n % 3 {
+        0 => AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+        1 => AccountFlags::HISTORY,
+        _ => AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+    };
+    let setup = Command::CreateAccounts((1..=ACCOUNTS).map(|n| account(n, flags_of(n))).collect());
+    let mut batches = vec![vec![setup]];
+    for _ in 0..BATCHES {
+        let mut commands = Vec::new();
+        for _ in 0..rng.random_range(1..4) {
+            let mut events = Vec::new();
+            for _ in 0..rng.random_range(1..20) {
+                let debit = rng.random_range(1..=ACCOUNTS + 1); // ACCOUNTS + 1 does not exist
+                let credit = rng.random_range(1..=ACCOUNTS);
+                let mut event = transfer(next_id, debit, credit, rng.random_range(1..500));
+                match rng.random_range(0..10) {
+                    0 | 1 => {
+                        event.flags = TransferFlags::PENDING;
+                        pending_ids.push(event.id);
+                    }
+                    2 if !pending_ids.is_empty() => {
+                        event = transfer(next_id, 0, 0, rng.random_range(0..300));
+                        event.pending_id = pending_ids[rng.random_range(0..pending_ids.len())];
+                        event.flags = if rng.random_bool(0.5) {
+                            TransferFlags::POST_PENDING_TRANSFER
+                        } else {
+                            TransferFlags::VOID_PENDING_TRANSFER
+                        };
+                    }
+                    3 if !used_ids.is_empty() => {
+                        // Retry an earlier id, sometimes with a different amount.
+                        event.id = used_ids[rng.random_range(0..used_ids.len())];
+                    }
+                    4 => event.flags = TransferFlags::LINKED,
+                    5 => event.flags = TransferFlags::BALANCING_DEBIT,
+                    _ => {}
+                }
+                used_ids.push(event.id);
+                next_id += 1;
+                events.push(event);
+            }
+            commands.push(Command::CreateTransfers(events));
+        }
+        batches.push(commands);
+    }
+
+    for commands in &batches {
+        let stored = store.commit(commands).await.expect("commit");
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+        let now = u64::try_from(now).expect("nanoseconds fit");
+        let expected: Vec<Outcome> = commands
+            .iter()
+            .map(|command| match command {
+                Command::CreateAccounts(events) => {
+                    Outcome::Accounts(ledger::create_accounts(&mut reference, now, events))
+                }
+                Command::CreateTransfers(events) => {
+                    Outcome::Transfers(ledger::create_transfers(&mut reference, now, events))
+                }
+            })
+            .collect();
+        reference.take_changes();
+        assert_eq!(stored, expected);
+    }
+    reference.check_invariants().expect("reference invariants");
+
+    let ids: Vec<u128> = (1..=ACCOUNTS).collect();
+    let stored = store.accounts(&ids).await.expect("read");
+    let mut expected: Vec<Account> = reference.accounts().copied().collect();
+    expected.sort_unstable_by_key(|a| a.id);
+    assert_eq!(stored.len(), expected.len());
+    for (stored, expected) in stored.iter().zip(&expected) {
+        assert_eq!(*stored, Account { timestamp: stored.timestamp, ..*expected });
+    }
+    let reference_transfers = reference.transfers().count() as u64;
+    assert_eq!(store.transfers_count().await.expect("count"), reference_transfers);
+    for id in pending_ids {
+        assert_eq!(store.pending_status(id).await.expect("read"), reference.pending_status(id));
+    }
+}
