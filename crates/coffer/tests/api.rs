@@ -211,7 +211,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     let cases = [
         (json!([{"id": untouched, "ledger": "usd", "code": 1}]), "/0/ledger"),
         (json!([{"id": untouched, "ledger": USD, "code": 70000}]), "/0/code"),
-        (json!([{"id": untouched, "ledger": USD, "code": 1, "owner": "me"}]), "/0"),
+        (json!([{"id": untouched, "ledger": USD, "code": 1, "owner": "me"}]), "/0/owner"),
         (
             json!([{"id": untouched, "ledger": USD, "code": 1, "credits_posted": 1000000}]),
             "/0/credits_posted",
