@@ -5,7 +5,6 @@
 //! with the pure ledger core, write the changes, commit. A transaction that fails is
 //! re-run whole from the reads, never by replaying writes. Reads go straight to the
 //! database.
-
 //!
 //! Module map: `batch` holds the commit logic both backends share (and the retries),
 //! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the

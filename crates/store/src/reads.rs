@@ -74,3 +74,36 @@ pub(crate) fn account_balances(filter: &AccountFilter) -> String {
          ORDER BY b.timestamp {order} LIMIT $4"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bounds;
+    use crate::AccountFilter;
+
+    fn filter() -> AccountFilter {
+        AccountFilter {
+            account_id: 1,
+            timestamp_min: 0,
+            timestamp_max: 0,
+            limit: 10,
+            debits: true,
+            credits: true,
+            reversed: false,
+        }
+    }
+
+    #[test]
+    fn zero_bounds_mean_unbounded() {
+        let all = bounds(&filter()).expect("a valid filter");
+        assert_eq!((all.timestamp_min, all.timestamp_max, all.limit), (0, i64::MAX, 10));
+        let huge = bounds(&AccountFilter { timestamp_min: u64::MAX, timestamp_max: u64::MAX, ..filter() });
+        assert_eq!(huge.map(|b| (b.timestamp_min, b.timestamp_max)), Some((i64::MAX, i64::MAX)));
+    }
+
+    #[test]
+    fn impossible_filters_match_nothing() {
+        assert!(bounds(&AccountFilter { limit: 0, ..filter() }).is_none());
+        assert!(bounds(&AccountFilter { debits: false, credits: false, ..filter() }).is_none());
+        assert!(bounds(&AccountFilter { timestamp_min: 5, timestamp_max: 4, ..filter() }).is_none());
+    }
+}
