@@ -3,7 +3,7 @@
 -- Ids (u128) are 16-byte big-endian BLOBs (uuid::Uuid::from_u128), so byte order is
 -- numeric order. Amounts, balances and timestamps (nanoseconds) are INTEGER: the ledger
 -- keeps them within i64 (ledger::AMOUNT_MAX). user_data_64 is the u64 bit-cast to i64.
--- Tables holding 16-byte keys are WITHOUT ROWID so that the primary key is the row's
+-- Tables keyed by 16-byte ids are WITHOUT ROWID so that the primary key is the row's
 -- only B-tree.
 
 CREATE TABLE accounts (
@@ -21,9 +21,12 @@ CREATE TABLE accounts (
     timestamp       INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- Immutable: rows are inserted, never updated or deleted.
+-- Immutable: rows are inserted, never updated or deleted. Keyed by the ledger's
+-- timestamp (unique and strictly increasing), so inserts append to the table's B-tree
+-- instead of landing at random places as client-chosen ids would; ids are a unique index.
 CREATE TABLE transfers (
-    id                BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
+    timestamp         INTEGER NOT NULL PRIMARY KEY,
+    id                BLOB    NOT NULL UNIQUE CHECK (length(id) = 16),
     debit_account_id  BLOB    NOT NULL REFERENCES accounts (id),
     credit_account_id BLOB    NOT NULL REFERENCES accounts (id),
     amount            INTEGER NOT NULL CHECK (amount >= 0),
@@ -34,9 +37,8 @@ CREATE TABLE transfers (
     timeout           INTEGER NOT NULL,
     ledger            INTEGER NOT NULL,
     code              INTEGER NOT NULL,
-    flags             INTEGER NOT NULL,
-    timestamp         INTEGER NOT NULL
-) WITHOUT ROWID;
+    flags             INTEGER NOT NULL
+);
 
 -- An account's transfers, in time order, on either side (account_transfers).
 CREATE INDEX transfers_debit_account ON transfers (debit_account_id, timestamp);
