@@ -37,9 +37,16 @@ impl TestDb {
         Self { store, url, _dir: Some(dir), postgres: None }
     }
 
-    /// `None` when `COFFER_TEST_DATABASE_URL` is unset (PostgreSQL is optional locally).
+    /// `None` when `COFFER_TEST_DATABASE_URL` is unset (PostgreSQL is optional locally,
+    /// never under `CI=true`).
     async fn postgres() -> Option<Self> {
-        let admin = std::env::var("COFFER_TEST_DATABASE_URL").ok()?;
+        let Ok(admin) = std::env::var("COFFER_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but COFFER_TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI"
+            );
+            return None;
+        };
         let name = format!("coffer_test_{:016x}", rand::random::<u64>());
         let mut connection = PgConnection::connect(&admin)
             .await
