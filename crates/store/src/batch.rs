@@ -15,7 +15,7 @@ use ledger::{
 };
 
 use crate::codec::{self, PendingRow};
-use crate::{Command, Outcome, Result, StoreError};
+use crate::{Command, Outcome, Result, StoreError, TransferNote};
 
 /// How many pending transfers a `commit` expires on the side, at most. Bounded so that a
 /// backlog of due transfers cannot make a client's batch slow; the expiry worker
@@ -62,6 +62,9 @@ pub(crate) trait LedgerTx: Send {
     /// locks rows.
     fn lock_accounts(&mut self, ids: &[u128]) -> impl Future<Output = Result<Vec<Account>>> + Send;
 
+    /// Writes the notes of transfers this batch created.
+    fn write_notes(&mut self, notes: &[TransferNote]) -> impl Future<Output = Result<()>> + Send;
+
     /// Writes a batch's changes and sets the clock to `last_timestamp`.
     fn write(
         &mut self,
@@ -105,7 +108,8 @@ pub(crate) async fn run<T: LedgerTx>(
     for command in commands {
         match command {
             Command::CreateAccounts(events) => account_ids.extend(events.iter().map(|account| account.id)),
-            Command::CreateTransfers(events) => {
+            Command::CreateTransfers(events)
+            | Command::CreateTransfersWithNotes { transfers: events, .. } => {
                 has_transfers = true;
                 let prefetch = ledger::prefetch(events);
                 transfer_ids.extend(prefetch.transfer_ids);
@@ -156,6 +160,7 @@ pub(crate) async fn run<T: LedgerTx>(
 
     let expired = if due.is_empty() { 0 } else { ledger::expire_pending_transfers(&mut state, now, &due) };
     assert!(expired <= due.len());
+    let mut notes = Vec::new();
     let outcomes: Vec<Outcome> = commands
         .iter()
         .map(|command| match command {
@@ -167,6 +172,19 @@ pub(crate) async fn run<T: LedgerTx>(
             Command::CreateTransfers(events) => {
                 let results = ledger::create_transfers(&mut state, now, events);
                 assert_eq!(results.len(), events.len());
+                Outcome::Transfers(results)
+            }
+            Command::CreateTransfersWithNotes { transfers, notes: given } => {
+                let results = ledger::create_transfers(&mut state, now, transfers);
+                assert_eq!(results.len(), transfers.len());
+                let mut created: std::collections::HashSet<u128> = transfers
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, result)| **result == CreateTransferResult::Ok)
+                    .map(|(transfer, _)| transfer.id)
+                    .collect();
+                // A note is kept only with a transfer this batch created, and once.
+                notes.extend(given.iter().filter(|note| created.remove(&note.transfer_id)).cloned());
                 Outcome::Transfers(results)
             }
         })
@@ -187,6 +205,9 @@ pub(crate) async fn run<T: LedgerTx>(
             })
             .collect();
         tx.write(&changes, &pending, last_timestamp).await?;
+    }
+    if !notes.is_empty() {
+        tx.write_notes(&notes).await?;
     }
     Ok(BatchOutput { outcomes, expired })
 }

@@ -15,6 +15,9 @@ mod codec;
 mod postgres;
 mod reads;
 mod sqlite;
+mod wallets;
+
+pub use wallets::{Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WalletRow, WalletType};
 
 use std::sync::Arc;
 
@@ -26,10 +29,36 @@ use crate::sqlite::SqliteStore;
 /// One caller's request in a commit batch. Linked chains never span two commands.
 #[derive(Clone, Debug)]
 pub enum Command {
-    /// `create_accounts`: one linked scope of up to [`ledger::BATCH_EVENTS_MAX`] accounts.
     CreateAccounts(Vec<Account>),
-    /// `create_transfers`: one linked scope of up to [`ledger::BATCH_EVENTS_MAX`] transfers.
     CreateTransfers(Vec<Transfer>),
+    /// Transfers with notes: each note is written in the same transaction as its
+    /// transfer, if and only if the transfer is created (`ok`), so what the wallet layer
+    /// says about a transfer can never be lost or outlive it.
+    CreateTransfersWithNotes {
+        transfers: Vec<Transfer>,
+        notes: Vec<TransferNote>,
+    },
+}
+
+impl Command {
+    /// The number of ledger events in the command (notes ride along).
+    pub fn events(&self) -> usize {
+        match self {
+            Self::CreateAccounts(events) => events.len(),
+            Self::CreateTransfers(events) | Self::CreateTransfersWithNotes { transfers: events, .. } => {
+                events.len()
+            }
+        }
+    }
+}
+
+/// What the wallet layer records about one ledger transfer: the kind of operation it is
+/// part of (`transfer`, `top_up`, `withdrawal`, `fee`, `reversal`, …) and a description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferNote {
+    pub transfer_id: u128,
+    pub kind: String,
+    pub description: Option<String>,
 }
 
 /// The per-event results of one [`Command`], in the order of its events.
@@ -126,6 +155,30 @@ macro_rules! dispatch {
         }
     };
 }
+
+/// Runs `$body` with `$pool` bound to the backend's pool for reads (`read`) or for writes
+/// outside ledger batches (`write`), and `$sql` bound to a function that adapts SQL
+/// written once with `$n` placeholders to the backend. The body is compiled once per
+/// backend, so the same query code serves both.
+macro_rules! with_pool {
+    ($store:expr, $kind:ident, |$pool:ident, $sql:ident| $body:expr) => {
+        match &*$store.inner {
+            $crate::Inner::Sqlite(backend) => {
+                let $pool = with_pool!(@sqlite backend, $kind);
+                let $sql = |text: &str| sqlx::AssertSqlSafe(crate::sqlite::sqlite_placeholders(text));
+                $body
+            }
+            $crate::Inner::Postgres(backend) => {
+                let $pool = backend.pool();
+                let $sql = |text: &str| sqlx::AssertSqlSafe(text.to_owned());
+                $body
+            }
+        }
+    };
+    (@sqlite $backend:ident, read) => { $backend.readers() };
+    (@sqlite $backend:ident, write) => { $backend.writer() };
+}
+pub(crate) use with_pool;
 
 impl Store {
     /// Opens `url` (`sqlite:PATH` creating the file, or `postgres://…`).

@@ -25,7 +25,7 @@ use crate::codec::{
     ACCOUNT_COLUMNS, AccountRow, BalanceRow, FailureRow, PendingRow, TRANSFER_COLUMNS, TRANSFER_COLUMNS_T,
     TransferRow, bits64, int, uuid,
 };
-use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, reads};
+use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, TransferNote, reads};
 
 /// How long a caller waits for a pooled connection before the store reports an error.
 /// Long enough to queue behind a few 8,190-event batches, short enough that an
@@ -47,6 +47,11 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for reads and for writes outside ledger batches.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -194,6 +199,19 @@ impl LedgerTx for PostgresTx<'_> {
         let rows: Vec<AccountRow> =
             sqlx::query_as(AssertSqlSafe(sql)).bind(uuids(ids)).fetch_all(&mut *self.connection).await?;
         rows.into_iter().map(Account::try_from).collect()
+    }
+
+    async fn write_notes(&mut self, notes: &[TransferNote]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO transfer_notes (transfer_id, kind, description) \
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])",
+        )
+        .bind(notes.iter().map(|note| uuid(note.transfer_id)).collect::<Vec<_>>())
+        .bind(notes.iter().map(|note| note.kind.clone()).collect::<Vec<_>>())
+        .bind(notes.iter().map(|note| note.description.clone()).collect::<Vec<_>>())
+        .execute(&mut *self.connection)
+        .await?;
+        Ok(())
     }
 
     async fn write(&mut self, changes: &Changes, pending: &[PendingRow], last_timestamp: u64) -> Result<()> {

@@ -25,7 +25,7 @@ use crate::codec::{
     ACCOUNT_COLUMNS, AccountRow, FailureRow, PendingRow, TRANSFER_COLUMNS, TRANSFER_COLUMNS_T, TransferRow,
     bits64, int, uuid,
 };
-use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, reads};
+use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, TransferNote, reads};
 
 /// How long a connection waits for another process's lock on the file before SQLite
 /// reports `SQLITE_BUSY`. Within one process the writer pool already serialises writers;
@@ -113,6 +113,17 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 
+    /// The read pool (`query_only` connections).
+    pub(crate) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// The single writer connection, for the few writes outside ledger batches. SQLite
+    /// has one writer at a time anyway; sharing the connection avoids busy waits.
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     pub(crate) async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
         Ok(())
@@ -186,7 +197,7 @@ impl SqliteStore {
 }
 
 /// SQLite reads `?n` as "the n-th bound value", which is what `$n` means to PostgreSQL.
-fn sqlite_placeholders(sql: &str) -> String {
+pub(crate) fn sqlite_placeholders(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
@@ -294,6 +305,20 @@ impl LedgerTx for SqliteTx<'_> {
     async fn lock_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>> {
         // Nothing to lock row by row: BEGIN IMMEDIATE holds the whole database.
         select_accounts(self.connection, ids).await
+    }
+
+    async fn write_notes(&mut self, notes: &[TransferNote]) -> Result<()> {
+        for chunk in notes.chunks(WRITE_ROWS_PER_STATEMENT) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO transfer_notes (transfer_id, kind, description) ");
+            insert.push_values(chunk, |mut row, note| {
+                row.push_bind(uuid(note.transfer_id))
+                    .push_bind(note.kind.clone())
+                    .push_bind(note.description.clone());
+            });
+            insert.build().execute(&mut *self.connection).await?;
+        }
+        Ok(())
     }
 
     async fn write(&mut self, changes: &Changes, pending: &[PendingRow], last_timestamp: u64) -> Result<()> {

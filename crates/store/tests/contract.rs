@@ -13,7 +13,11 @@ use ledger::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
-use store::{AccountFilter, Backend, Command, Outcome, Store, StoreError, StoreOptions};
+use store::{
+    AccountFilter, Backend, Begin, Command, IdempotencyKey, NewWallet, OperationFilter, OperationRow,
+    Outcome, Store, StoreError, StoreOptions, TransferNote, WalletType,
+};
+use uuid::Uuid;
 
 /// Connections per store in tests: enough for the concurrency test to contend, few enough
 /// that parallel PostgreSQL tests stay under the server's connection limit.
@@ -151,6 +155,10 @@ contract!(
     reopened_store_sees_everything,
     concurrent_commits_conserve_money,
     matches_the_pure_ledger,
+    notes_are_written_only_with_created_transfers,
+    wallets_and_default_wallet,
+    idempotency_keys_claim_replay_mismatch_and_lease,
+    operations_page_and_filter,
 );
 
 const LEDGER: u32 = 1;
@@ -725,7 +733,8 @@ async fn matches_the_pure_ledger(db: &TestDb) {
                 Command::CreateAccounts(events) => {
                     Outcome::Accounts(ledger::create_accounts(&mut reference, now, events))
                 }
-                Command::CreateTransfers(events) => {
+                Command::CreateTransfers(events)
+                | Command::CreateTransfersWithNotes { transfers: events, .. } => {
                     Outcome::Transfers(ledger::create_transfers(&mut reference, now, events))
                 }
             })
@@ -748,4 +757,187 @@ async fn matches_the_pure_ledger(db: &TestDb) {
     for id in pending_ids {
         assert_eq!(store.pending_status(id).await.expect("read"), reference.pending_status(id));
     }
+}
+
+fn note(transfer_id: u128, kind: &str) -> TransferNote {
+    TransferNote { transfer_id, kind: kind.to_owned(), description: Some(format!("note {transfer_id}")) }
+}
+
+async fn create_noted(store: &Store, transfers: Vec<Transfer>, notes: Vec<TransferNote>) -> Vec<TR> {
+    match store.commit(&[Command::CreateTransfersWithNotes { transfers, notes }]).await.expect("commit").pop()
+    {
+        Some(Outcome::Transfers(results)) => results,
+        other => panic!("expected transfer results, got {other:?}"),
+    }
+}
+
+fn everything(wallet_ids: Vec<Uuid>) -> OperationFilter {
+    OperationFilter {
+        wallet_ids,
+        debits: true,
+        credits: true,
+        kind: None,
+        status: None,
+        timestamp_min: 0,
+        timestamp_max: u64::MAX >> 1,
+        amount_min: 0,
+        amount_max: u64::MAX >> 1,
+        reversed: false,
+        after: None,
+        limit: 100,
+    }
+}
+
+async fn notes_are_written_only_with_created_transfers(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 100).await;
+    let wallet = Uuid::from_u128(1);
+    let results = create_noted(
+        store,
+        vec![transfer(10, 1, 2, 30), transfer(11, 1, 2, 500), transfer(10, 1, 2, 30)],
+        vec![note(10, "transfer"), note(11, "transfer"), note(10, "transfer")],
+    )
+    .await;
+    assert_eq!(results, [TR::Ok, TR::ExceedsCredits, TR::Exists]);
+    let rows = store.operations(&everything(vec![wallet])).await.unwrap();
+    let noted: Vec<_> = rows.iter().filter(|row| row.kind.is_some()).map(|row| row.transfer_id).collect();
+    assert_eq!(noted, [Uuid::from_u128(10)], "only the created transfer keeps its note: {rows:?}");
+    // A retry of the same transfer with its note changes nothing.
+    assert_eq!(
+        create_noted(store, vec![transfer(10, 1, 2, 30)], vec![note(10, "transfer")]).await,
+        [TR::Exists]
+    );
+    assert_eq!(store.operations(&everything(vec![wallet])).await.unwrap().len(), rows.len());
+}
+
+async fn wallets_and_default_wallet(db: &TestDb) {
+    let store = &db.store;
+    let customer = Uuid::now_v7();
+    create_accounts(store, vec![account(21, AccountFlags::HISTORY), account(22, AccountFlags::empty())])
+        .await;
+    let new = |id: u128, kind: WalletType, created_at: u64| NewWallet {
+        id: Uuid::from_u128(id),
+        customer_id: customer,
+        currency: "USD".into(),
+        wallet_type: kind,
+        name: Some(format!("w{id}")),
+        credit_limit: 0,
+        created_at,
+    };
+    assert!(store.insert_wallet(&new(21, WalletType::Savings, 5)).await.unwrap());
+    assert!(store.insert_wallet(&new(22, WalletType::Wallet, 6)).await.unwrap());
+    assert!(!store.insert_wallet(&new(22, WalletType::Wallet, 6)).await.unwrap(), "a retry records nothing");
+    let wallet = store.wallet(Uuid::from_u128(22)).await.unwrap().expect("stored");
+    assert_eq!(
+        (wallet.wallet_type, wallet.currency.as_str(), wallet.customer_id),
+        (WalletType::Wallet, "USD", customer)
+    );
+    let default = store.default_wallet(customer, "USD").await.unwrap().expect("a plain wallet exists");
+    assert_eq!(default.id, Uuid::from_u128(22), "savings wallets are never the default");
+    assert!(store.default_wallet(customer, "EUR").await.unwrap().is_none());
+    let first = store.customer_wallets(customer, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = store.customer_wallets(customer, Some((first[0].created_at, first[0].id)), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|w| w.id).collect::<Vec<_>>(), [Uuid::from_u128(22)]);
+    assert_eq!(store.wallet_count(customer).await.unwrap(), 2);
+}
+
+async fn idempotency_keys_claim_replay_mismatch_and_lease(db: &TestDb) {
+    let store = &db.store;
+    let key = IdempotencyKey { owner_id: Uuid::now_v7(), key: "k-1".into(), request_hash: vec![1; 32] };
+    let other = IdempotencyKey { request_hash: vec![2; 32], ..key.clone() };
+    let lease = 1_000;
+    assert_eq!(store.idempotency_begin(&key, 10_000, lease).await.unwrap(), Begin::Started);
+    assert_eq!(store.idempotency_begin(&key, 10_001, lease).await.unwrap(), Begin::InFlight);
+    assert_eq!(store.idempotency_begin(&other, 10_001, lease).await.unwrap(), Begin::Mismatch);
+    // The holder died: once its lease is over a retry takes the key over, once.
+    assert_eq!(store.idempotency_begin(&key, 11_001, lease).await.unwrap(), Begin::Started);
+    assert_eq!(store.idempotency_begin(&key, 11_002, lease).await.unwrap(), Begin::InFlight);
+    store.idempotency_finish(key.owner_id, &key.key, 201, "{\"ok\":true}").await.unwrap();
+    assert_eq!(
+        store.idempotency_begin(&key, 50_000, lease).await.unwrap(),
+        Begin::Replay { status: 201, body: "{\"ok\":true}".into() }
+    );
+    // Keys are per owner.
+    let stranger = IdempotencyKey { owner_id: Uuid::now_v7(), ..key.clone() };
+    assert_eq!(store.idempotency_begin(&stranger, 50_000, lease).await.unwrap(), Begin::Started);
+    store.idempotency_release(stranger.owner_id, &stranger.key).await.unwrap();
+    assert_eq!(store.idempotency_begin(&stranger, 50_001, lease).await.unwrap(), Begin::Started);
+    assert_eq!(store.idempotency_purge(20_000, 100).await.unwrap(), 1, "only the old key goes");
+    assert_eq!(store.idempotency_begin(&key, 60_000, lease).await.unwrap(), Begin::Started);
+}
+
+async fn operations_page_and_filter(db: &TestDb) {
+    let store = &db.store;
+    let history = AccountFlags::HISTORY.union(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+    create_accounts(
+        store,
+        vec![account(31, history), account(32, history), account(33, AccountFlags::empty())],
+    )
+    .await;
+    let (mine, theirs, source) = (Uuid::from_u128(31), Uuid::from_u128(32), 33);
+    // Top up mine with 1..=5, then send 10 to theirs, then hold 3 and void it.
+    for amount in 1..=5u64 {
+        let id = 100 + u128::from(amount);
+        assert_eq!(
+            create_noted(store, vec![transfer(id, source, 31, amount)], vec![note(id, "top_up")]).await,
+            [TR::Ok]
+        );
+    }
+    assert_eq!(
+        create_noted(store, vec![transfer(200, 31, 32, 10)], vec![note(200, "transfer")]).await,
+        [TR::Ok]
+    );
+    let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(300, 31, 33, 3) };
+    assert_eq!(create_noted(store, vec![hold], vec![note(300, "withdrawal")]).await, [TR::Ok]);
+    let void = Transfer {
+        id: 301,
+        pending_id: 300,
+        flags: TransferFlags::VOID_PENDING_TRANSFER,
+        ..Transfer::default()
+    };
+    assert_eq!(create_transfers(store, vec![void]).await, [TR::Ok]);
+
+    let all = store.operations(&everything(vec![mine, theirs])).await.unwrap();
+    // 5 top-ups, the transfer out of mine and into theirs, the hold (the void is no row).
+    assert_eq!(all.len(), 8, "{all:#?}");
+    let out = all.iter().find(|row| row.transfer_id == Uuid::from_u128(200) && !row.credit).unwrap();
+    assert_eq!((out.wallet_id, out.counterparty_account_id, out.amount), (mine, theirs, 10));
+    assert_eq!(out.balance_after.unwrap()[1], 10, "debits_posted after the transfer");
+    assert_eq!(out.balance_after.unwrap()[3], 15);
+    let held = all.iter().find(|row| row.transfer_id == Uuid::from_u128(300)).unwrap();
+    assert_eq!((held.status.as_str(), held.kind.as_deref()), ("voided", Some("withdrawal")));
+
+    // Paging in both orders visits every row once, in order.
+    for reversed in [false, true] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .operations(&OperationFilter { limit: 3, after, reversed, ..everything(vec![mine, theirs]) })
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = Some(page.last().unwrap().position());
+            seen.extend(page.iter().map(OperationRow::position));
+        }
+        let mut expected: Vec<_> = all.iter().map(OperationRow::position).collect();
+        if reversed {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "reversed: {reversed}");
+    }
+
+    let only = |filter: OperationFilter| async move { store.operations(&filter).await.unwrap() };
+    let top_ups = only(OperationFilter { kind: Some("top_up".into()), ..everything(vec![mine]) }).await;
+    assert_eq!(top_ups.len(), 5);
+    let big = only(OperationFilter { amount_min: 4, ..everything(vec![mine]) }).await;
+    assert_eq!(big.iter().map(|row| row.amount).collect::<Vec<_>>(), [4, 5, 10]);
+    let voided = only(OperationFilter { status: Some("voided".into()), ..everything(vec![mine]) }).await;
+    assert_eq!(voided.len(), 1);
+    let incoming = only(OperationFilter { debits: false, ..everything(vec![theirs]) }).await;
+    assert_eq!(incoming.len(), 1);
+    assert!(incoming[0].credit);
 }

@@ -1,0 +1,489 @@
+//! The wallet product's tables: wallets (ledger accounts owned by customers),
+//! idempotency keys of POST requests, and the operation history, read from the ledger's
+//! transfers with their notes, pending statuses and balance snapshots.
+//!
+//! SQL is written once with `$n` placeholders and run on either backend through
+//! [`crate::with_pool`]. Writes outside ledger batches go to the SQLite writer (or the
+//! PostgreSQL pool); reads to the read pool.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError, with_pool};
+
+/// Wallets one customer may hold at most: bounds listings and the history query's
+/// `IN` list.
+pub const WALLETS_PER_CUSTOMER_MAX: usize = 50;
+
+/// What a wallet is for; it decides the ledger account's flags and the API's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WalletType {
+    Wallet,
+    Savings,
+    Business,
+    Tax,
+    Escrow,
+    /// May go below zero down to its credit limit.
+    CreditCard,
+}
+
+impl WalletType {
+    pub const ALL: [Self; 6] =
+        [Self::Wallet, Self::Savings, Self::Business, Self::Tax, Self::Escrow, Self::CreditCard];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Wallet => "wallet",
+            Self::Savings => "savings",
+            Self::Business => "business",
+            Self::Tax => "tax",
+            Self::Escrow => "escrow",
+            Self::CreditCard => "credit_card",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A wallet to record (its ledger account must exist first).
+#[derive(Clone, Debug)]
+pub struct NewWallet {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub currency: String,
+    pub wallet_type: WalletType,
+    pub name: Option<String>,
+    pub credit_limit: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A wallet with its ledger account's balances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub currency: String,
+    pub wallet_type: WalletType,
+    pub name: Option<String>,
+    pub credit_limit: u64,
+    pub created_at: u64,
+    pub debits_pending: u64,
+    pub debits_posted: u64,
+    pub credits_pending: u64,
+    pub credits_posted: u64,
+}
+
+/// An idempotency key as its owner sent it, with the hash of the request it came with.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey {
+    pub owner_id: Uuid,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+/// What `idempotency_begin` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// The caller holds the key now and must finish it.
+    Started,
+    /// The request was done before: replay this response.
+    Replay { status: u16, body: String },
+    /// The key was used with a different request.
+    Mismatch,
+    /// Another request with this key is still running.
+    InFlight,
+}
+
+/// Which operations to list: one page of the history of some wallets.
+#[derive(Clone, Debug)]
+pub struct OperationFilter {
+    /// The wallets whose history to read (at most [`WALLETS_PER_CUSTOMER_MAX`]).
+    pub wallet_ids: Vec<Uuid>,
+    /// Which sides to include: debits (money out) and credits (money in).
+    pub debits: bool,
+    pub credits: bool,
+    /// Only operations whose note has this kind (`transfer`, `top_up`, …).
+    pub kind: Option<String>,
+    /// Only operations in this status (`posted`, `pending`, `voided`, `expired`).
+    pub status: Option<String>,
+    /// Inclusive bounds on the ledger timestamp.
+    pub timestamp_min: u64,
+    pub timestamp_max: u64,
+    /// Inclusive bounds on the amount.
+    pub amount_min: u64,
+    pub amount_max: u64,
+    /// Newest first when true.
+    pub reversed: bool,
+    /// Resume after this row (its `position`).
+    pub after: Option<(u64, bool)>,
+    pub limit: u32,
+}
+
+/// One side of one ledger transfer, as seen from one of the wallets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationRow {
+    pub transfer_id: Uuid,
+    pub wallet_id: Uuid,
+    /// True when money came in (the wallet is the credit side).
+    pub credit: bool,
+    pub counterparty_account_id: Uuid,
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    pub amount: u64,
+    pub timestamp: u64,
+    /// `posted`, or the pending transfer's status.
+    pub status: String,
+    /// The wallet's balances right after this transfer, when its account keeps history.
+    pub balance_after: Option<[u64; 4]>,
+}
+
+impl OperationRow {
+    /// The row's place in the history's order: (timestamp, credit side after debit side).
+    pub fn position(&self) -> (u64, bool) {
+        (self.timestamp, self.credit)
+    }
+}
+
+fn unsigned(value: i64, what: &str) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
+}
+
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+const WALLET_SELECT: &str = "SELECT w.id, w.customer_id, w.currency, w.type, w.name, w.credit_limit, w.created_at, \
+     a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted \
+     FROM wallets w JOIN accounts a ON a.id = w.id";
+
+fn wallet_row<R>(row: &R) -> Result<WalletRow>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let kind: String = row.try_get("type")?;
+    Ok(WalletRow {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        currency: row.try_get("currency")?,
+        wallet_type: WalletType::from_name(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown wallet type {kind}")))?,
+        name: row.try_get("name")?,
+        credit_limit: unsigned(row.try_get("credit_limit")?, "credit limit")?,
+        created_at: unsigned(row.try_get("created_at")?, "time")?,
+        debits_pending: unsigned(row.try_get("debits_pending")?, "balance")?,
+        debits_posted: unsigned(row.try_get("debits_posted")?, "balance")?,
+        credits_pending: unsigned(row.try_get("credits_pending")?, "balance")?,
+        credits_posted: unsigned(row.try_get("credits_posted")?, "balance")?,
+    })
+}
+
+impl Store {
+    /// Records a wallet whose ledger account exists. Returns false when a wallet with this
+    /// id was recorded before (a retried creation), true when this call recorded it.
+    pub async fn insert_wallet(&self, wallet: &NewWallet) -> Result<bool> {
+        let inserted = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(
+                "INSERT INTO wallets (id, customer_id, currency, type, name, credit_limit, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            ))
+            .bind(wallet.id)
+            .bind(wallet.customer_id)
+            .bind(&wallet.currency)
+            .bind(wallet.wallet_type.as_str())
+            .bind(&wallet.name)
+            .bind(signed(wallet.credit_limit))
+            .bind(signed(wallet.created_at))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// The wallet `id`, with balances.
+    pub async fn wallet(&self, id: Uuid) -> Result<Option<WalletRow>> {
+        with_pool!(self, read, |pool, sql| {
+            let row = sqlx::query(sql(&format!("{WALLET_SELECT} WHERE w.id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(wallet_row).transpose()
+        })
+    }
+
+    /// A customer's wallets in creation order, after the wallet `after` (created_at, id).
+    pub async fn customer_wallets(
+        &self,
+        customer_id: Uuid,
+        after: Option<(u64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<WalletRow>> {
+        let (after_time, after_id) = after.map_or((-1, Uuid::nil()), |(time, id)| (signed(time), id));
+        with_pool!(self, read, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "{WALLET_SELECT} WHERE w.customer_id = $1 \
+                 AND (w.created_at > $2 OR (w.created_at = $2 AND w.id > $3)) \
+                 ORDER BY w.created_at, w.id LIMIT $4"
+            )))
+            .bind(customer_id)
+            .bind(after_time)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(wallet_row).collect()
+        })
+    }
+
+    /// The customer's default wallet in `currency`: their oldest plain `wallet`.
+    pub async fn default_wallet(&self, customer_id: Uuid, currency: &str) -> Result<Option<WalletRow>> {
+        with_pool!(self, read, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "{WALLET_SELECT} WHERE w.customer_id = $1 AND w.currency = $2 AND w.type = 'wallet' \
+                 ORDER BY w.created_at, w.id LIMIT 1"
+            )))
+            .bind(customer_id)
+            .bind(currency)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(wallet_row).transpose()
+        })
+    }
+
+    /// How many wallets the customer has.
+    pub async fn wallet_count(&self, customer_id: Uuid) -> Result<u64> {
+        with_pool!(self, read, |pool, sql| {
+            let count: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM wallets WHERE customer_id = $1"))
+                .bind(customer_id)
+                .fetch_one(pool)
+                .await?;
+            unsigned(count, "count")
+        })
+    }
+
+    /// Claims an idempotency key for a request, or says what became of it before.
+    ///
+    /// A claim lasts until `now + lease_ns`; a request that died holding it (a crash, a
+    /// timeout) releases the key when the lease runs out, and a retry may then claim it
+    /// again. Safe to re-run because what the request does is itself idempotent (its
+    /// ledger ids derive from the key).
+    pub async fn idempotency_begin(&self, key: &IdempotencyKey, now: u64, lease_ns: u64) -> Result<Begin> {
+        let locked_until = signed(now.saturating_add(lease_ns));
+        with_pool!(self, write, |pool, sql| {
+            let inserted = sqlx::query(sql(
+                "INSERT INTO idempotency_keys (owner_id, key, request_hash, locked_until, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_id, key) DO NOTHING",
+            ))
+            .bind(key.owner_id)
+            .bind(&key.key)
+            .bind(&key.request_hash)
+            .bind(locked_until)
+            .bind(signed(now))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(Begin::Started);
+            }
+            let row = sqlx::query(sql(
+                "SELECT request_hash, response_status, response_body, locked_until FROM idempotency_keys \
+                 WHERE owner_id = $1 AND key = $2",
+            ))
+            .bind(key.owner_id)
+            .bind(&key.key)
+            .fetch_one(pool)
+            .await?;
+            let hash: Vec<u8> = row.try_get("request_hash")?;
+            if hash != key.request_hash {
+                return Ok(Begin::Mismatch);
+            }
+            let status: Option<i32> = row.try_get("response_status")?;
+            if let Some(status) = status {
+                let body: Option<String> = row.try_get("response_body")?;
+                let status =
+                    u16::try_from(status).map_err(|_| StoreError::Corrupt("response status".into()))?;
+                return Ok(Begin::Replay { status, body: body.unwrap_or_default() });
+            }
+            let held_until: i64 = row.try_get("locked_until")?;
+            if held_until > signed(now) {
+                return Ok(Begin::InFlight);
+            }
+            // The holder's lease ran out: take the key over, unless another retry just did.
+            let taken = sqlx::query(sql("UPDATE idempotency_keys SET locked_until = $3 \
+                 WHERE owner_id = $1 AND key = $2 AND response_status IS NULL AND locked_until = $4"))
+            .bind(key.owner_id)
+            .bind(&key.key)
+            .bind(locked_until)
+            .bind(held_until)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(if taken == 1 { Begin::Started } else { Begin::InFlight })
+        })
+    }
+
+    /// Stores the response of a request that holds its key, for replays.
+    pub async fn idempotency_finish(&self, owner_id: Uuid, key: &str, status: u16, body: &str) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql("UPDATE idempotency_keys SET response_status = $3, response_body = $4 \
+                 WHERE owner_id = $1 AND key = $2"))
+            .bind(owner_id)
+            .bind(key)
+            .bind(i32::from(status))
+            .bind(body)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Releases a key whose request did nothing (it failed before any effect), so the
+    /// client may use it again at once.
+    pub async fn idempotency_release(&self, owner_id: Uuid, key: &str) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(
+                "DELETE FROM idempotency_keys WHERE owner_id = $1 AND key = $2 AND response_status IS NULL",
+            ))
+            .bind(owner_id)
+            .bind(key)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes up to `limit` keys created before `created_before`; returns how many.
+    pub async fn idempotency_purge(&self, created_before: u64, limit: u32) -> Result<u64> {
+        with_pool!(self, write, |pool, sql| {
+            Ok(sqlx::query(sql(
+                "DELETE FROM idempotency_keys WHERE (owner_id, key) IN \
+                 (SELECT owner_id, key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+            ))
+            .bind(signed(created_before))
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
+    }
+
+    /// One page of the operation history of some wallets, in timestamp order. Posts and
+    /// voids of pending transfers are not rows of their own: the pending transfer's row
+    /// carries its status.
+    pub async fn operations(&self, filter: &OperationFilter) -> Result<Vec<OperationRow>> {
+        assert!(filter.wallet_ids.len() <= WALLETS_PER_CUSTOMER_MAX);
+        if filter.wallet_ids.is_empty() || !(filter.debits || filter.credits) || filter.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let order = if filter.reversed { "DESC" } else { "ASC" };
+        // Bounds per side, so that the cursor (timestamp, side) resumes exactly.
+        let bounds = |credit: bool| -> Option<(u64, u64)> {
+            let (mut low, mut high) = (filter.timestamp_min, filter.timestamp_max);
+            if let Some((timestamp, after_credit)) = filter.after {
+                if filter.reversed {
+                    // Newest first, credit before debit within one timestamp.
+                    let same_allowed = !credit && after_credit;
+                    high = high.min(if same_allowed { timestamp } else { timestamp.checked_sub(1)? });
+                } else {
+                    let same_allowed = credit && !after_credit;
+                    low = low.max(if same_allowed { timestamp } else { timestamp.checked_add(1)? });
+                }
+            }
+            (low <= high).then_some((low, high))
+        };
+        // $1–$4 side bounds, $5 the nil id, $6–$7 amount bounds, $8 kind, $9 status,
+        // $10 limit, then the wallet ids.
+        let ids = (0..filter.wallet_ids.len()).map(|i| format!("${}", i + 11)).collect::<Vec<_>>().join(", ");
+        let side = |credit: bool| -> Option<String> {
+            bounds(credit)?;
+            let (column, other, bit, low, high) = if credit {
+                ("credit_account_id", "debit_account_id", 1, "$3", "$4")
+            } else {
+                ("debit_account_id", "credit_account_id", 0, "$1", "$2")
+            };
+            Some(format!(
+                "SELECT * FROM (SELECT t.id AS transfer_id, t.{column} AS wallet_id, {bit} AS credit, \
+                 t.{other} AS counterparty_id, n.kind, n.description, t.amount, t.timestamp, \
+                 COALESCE(p.status, 'posted') AS status, b.debits_pending, b.debits_posted, \
+                 b.credits_pending, b.credits_posted \
+                 FROM transfers t \
+                 LEFT JOIN transfer_notes n ON n.transfer_id = t.id \
+                 LEFT JOIN pending_transfers p ON p.id = t.id \
+                 LEFT JOIN account_balances b ON b.account_id = t.{column} AND b.timestamp = t.timestamp \
+                 WHERE t.{column} IN ({ids}) AND t.pending_id = $5 \
+                 AND t.timestamp >= {low} AND t.timestamp <= {high} \
+                 AND t.amount >= $6 AND t.amount <= $7 \
+                 AND ($8 = '' OR n.kind = $8) AND ($9 = '' OR COALESCE(p.status, 'posted') = $9) \
+                 ORDER BY t.timestamp {order} LIMIT $10) AS side{bit}"
+            ))
+        };
+        let mut parts = Vec::new();
+        if filter.debits {
+            parts.extend(side(false));
+        }
+        if filter.credits {
+            parts.extend(side(true));
+        }
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = format!(
+            "SELECT * FROM ({}) AS operations ORDER BY timestamp {order}, credit {order} LIMIT $10",
+            parts.join(" UNION ALL ")
+        );
+        let (debit_low, debit_high) = bounds(false).unwrap_or((1, 0));
+        let (credit_low, credit_high) = bounds(true).unwrap_or((1, 0));
+        with_pool!(self, read, |pool, sql| {
+            let mut query = sqlx::query(sql(&text))
+                .bind(signed(debit_low))
+                .bind(signed(debit_high))
+                .bind(signed(credit_low))
+                .bind(signed(credit_high))
+                .bind(Uuid::nil())
+                .bind(signed(filter.amount_min))
+                .bind(signed(filter.amount_max))
+                .bind(filter.kind.clone().unwrap_or_default())
+                .bind(filter.status.clone().unwrap_or_default())
+                .bind(i64::from(filter.limit));
+            for id in &filter.wallet_ids {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    let credit: i32 = row.try_get("credit")?;
+                    let balance: Option<i64> = row.try_get("debits_pending")?;
+                    let balance_after = match balance {
+                        Some(debits_pending) => Some([
+                            unsigned(debits_pending, "balance")?,
+                            unsigned(row.try_get("debits_posted")?, "balance")?,
+                            unsigned(row.try_get("credits_pending")?, "balance")?,
+                            unsigned(row.try_get("credits_posted")?, "balance")?,
+                        ]),
+                        None => None,
+                    };
+                    Ok(OperationRow {
+                        transfer_id: row.try_get("transfer_id")?,
+                        wallet_id: row.try_get("wallet_id")?,
+                        credit: credit == 1,
+                        counterparty_account_id: row.try_get("counterparty_id")?,
+                        kind: row.try_get("kind")?,
+                        description: row.try_get("description")?,
+                        amount: unsigned(row.try_get("amount")?, "amount")?,
+                        timestamp: unsigned(row.try_get("timestamp")?, "timestamp")?,
+                        status: row.try_get("status")?,
+                        balance_after,
+                    })
+                })
+                .collect()
+        })
+    }
+}
