@@ -98,10 +98,7 @@ impl CommitPipeline {
 
     /// Queues `command` and waits for its results.
     pub async fn submit(&self, command: Command) -> Result<Outcome, CommitError> {
-        let events = match &command {
-            Command::CreateAccounts(events) => events.len(),
-            Command::CreateTransfers(events) => events.len(),
-        };
+        let events = command.events();
         assert!(events <= ledger::BATCH_EVENTS_MAX, "the HTTP layer caps batch sizes");
         let (reply, response) = oneshot::channel();
         self.sender.try_send(Job { command, events, reply }).map_err(|error| match error {
