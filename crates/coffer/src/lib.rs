@@ -10,3 +10,4 @@ pub mod http;
 pub mod ledger;
 pub mod server;
 pub mod telemetry;
+pub mod wallets;

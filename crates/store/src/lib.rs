@@ -17,7 +17,10 @@ mod reads;
 mod sqlite;
 mod wallets;
 
-pub use wallets::{Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WalletRow, WalletType};
+pub use wallets::{
+    Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,
+    WalletType,
+};
 
 use std::sync::Arc;
 

@@ -1,0 +1,108 @@
+//! Currencies and the ledger's numbering of them.
+//!
+//! Each supported currency is one ledger, numbered by its ISO 4217 numeric code, with its
+//! ISO exponent (minor units per major unit): USD has 2 (cents), JPY and RWF have 0.
+//! Amounts everywhere are integers in minor units.
+
+use std::fmt;
+
+/// A supported currency. Built only through [`Currency::parse`] or the constants.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency {
+    code: &'static str,
+    ledger: u32,
+    exponent: u8,
+}
+
+/// Every currency Coffer holds money in.
+pub const CURRENCIES: [Currency; 7] = [
+    Currency { code: "USD", ledger: 840, exponent: 2 },
+    Currency { code: "EUR", ledger: 978, exponent: 2 },
+    Currency { code: "GBP", ledger: 826, exponent: 2 },
+    Currency { code: "JPY", ledger: 392, exponent: 0 },
+    Currency { code: "KES", ledger: 404, exponent: 2 },
+    Currency { code: "RWF", ledger: 646, exponent: 0 },
+    Currency { code: "NGN", ledger: 566, exponent: 2 },
+];
+
+impl Currency {
+    /// The currency with this ISO 4217 alphabetic code (upper case), if supported.
+    pub fn parse(code: &str) -> Option<Self> {
+        CURRENCIES.into_iter().find(|currency| currency.code == code)
+    }
+
+    /// The currency kept in `ledger`, if it is one of ours.
+    pub fn from_ledger(ledger: u32) -> Option<Self> {
+        CURRENCIES.into_iter().find(|currency| currency.ledger == ledger)
+    }
+
+    pub fn code(self) -> &'static str {
+        self.code
+    }
+
+    /// The ledger that holds this currency.
+    pub fn ledger(self) -> u32 {
+        self.ledger
+    }
+
+    /// Minor units per major unit, as a power of ten.
+    pub fn exponent(self) -> u8 {
+        self.exponent
+    }
+}
+
+impl fmt::Debug for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+/// Ledger account codes (the account's type).
+pub mod account_code {
+    /// Customer wallets: 1 to 6, one per wallet type, in `WalletType::ALL` order.
+    pub const WALLET_BASE: u16 = 1;
+    /// Money owed by the card network: top-ups are debited from it.
+    pub const CARD_SETTLEMENT: u16 = 100;
+    /// Money on its way out to banks: withdrawals credit it.
+    pub const PAYOUTS: u16 = 101;
+    /// Fees Coffer's operator earned.
+    pub const FEES: u16 = 102;
+    /// Credit extended to credit-card wallets.
+    pub const CREDIT_LINES: u16 = 103;
+}
+
+/// Ledger transfer codes (the kind of movement), mirrored in transfer notes' `kind`.
+pub mod transfer_code {
+    pub const TRANSFER: u16 = 1;
+    pub const TOP_UP: u16 = 2;
+    pub const WITHDRAWAL: u16 = 3;
+    pub const FEE: u16 = 4;
+    pub const REVERSAL: u16 = 5;
+    pub const CREDIT_LINE: u16 = 6;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_parse_and_map_to_distinct_ledgers() {
+        assert_eq!(Currency::parse("JPY").unwrap().exponent(), 0);
+        assert_eq!(Currency::parse("USD").unwrap().ledger(), 840);
+        assert!(Currency::parse("usd").is_none(), "codes are upper case");
+        assert!(Currency::parse("XXX").is_none());
+        let mut ledgers: Vec<u32> = CURRENCIES.iter().map(|c| c.ledger()).collect();
+        ledgers.sort_unstable();
+        ledgers.dedup();
+        assert_eq!(ledgers.len(), CURRENCIES.len());
+        for currency in CURRENCIES {
+            assert_eq!(Currency::from_ledger(currency.ledger()), Some(currency));
+        }
+    }
+}

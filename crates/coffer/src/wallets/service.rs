@@ -1,0 +1,404 @@
+//! The wallet service: create and read wallets, move money between them, read history.
+//! It knows the ledger and the store, not HTTP.
+
+use std::{collections::HashSet, sync::Mutex};
+
+use ledger::{Account, AccountFlags, CreateAccountResult, CreateTransferResult, Transfer};
+use store::{
+    Command, NewWallet, OperationFilter, OperationRow, Outcome, Store, StoreError, TransferNote, WalletRow,
+    WalletType,
+};
+use uuid::Uuid;
+
+use super::money::{Currency, account_code, transfer_code};
+use crate::ledger::{CommitError, CommitPipeline};
+
+/// Largest credit limit of a credit-card wallet, in minor units: a sanity bound far
+/// above any real card (10^12 cents is ten billion dollars).
+pub const CREDIT_LIMIT_MAX: u64 = 1_000_000_000_000;
+
+/// Why a wallet operation did not happen. Each maps to one stable API error code.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    #[error("no such wallet")]
+    WalletNotFound,
+    #[error("no customer with that email has a wallet in this currency")]
+    RecipientNotFound,
+    #[error("unsupported currency")]
+    CurrencyNotSupported,
+    #[error("the wallets hold different currencies")]
+    CurrencyMismatch,
+    #[error("a transfer needs two different wallets")]
+    SameWallet,
+    #[error("the wallet does not hold enough money")]
+    InsufficientFunds,
+    #[error("a customer holds at most {0} wallets")]
+    TooManyWallets(usize),
+    #[error("a credit limit is for credit-card wallets only")]
+    CreditLimitNotAllowed,
+    #[error("this transfer failed before and will not be retried (ledger result {0})")]
+    FailedBefore(CreateTransferResult),
+    #[error("the commit pipeline refused the write")]
+    Commit(#[from] CommitError),
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+    #[error("the ledger answered {0} unexpectedly")]
+    Ledger(String),
+}
+
+/// A wallet's balances as the customer sees them, in minor units. For a credit-card
+/// wallet the credit line is not the customer's money: `posted` goes below zero as it is
+/// used, while `available` includes what is left of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// Settled money: credits − debits − credit limit.
+    pub posted: i64,
+    /// Money reserved or incoming but not settled: pending credits − pending debits.
+    pub pending: i64,
+    /// What may be spent now: credits − debits − pending debits.
+    pub available: i64,
+}
+
+impl Balance {
+    pub fn of(wallet: &WalletRow) -> Self {
+        let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let net = signed(wallet.credits_posted) - signed(wallet.debits_posted);
+        Self {
+            posted: net - signed(wallet.credit_limit),
+            pending: signed(wallet.credits_pending) - signed(wallet.debits_pending),
+            available: net - signed(wallet.debits_pending),
+        }
+    }
+}
+
+/// Where a transfer goes.
+#[derive(Clone, Debug)]
+pub enum Recipient {
+    Wallet(Uuid),
+    /// The customer's default wallet in the transfer's currency.
+    Customer(Uuid),
+}
+
+/// A P2P transfer, as the service takes it.
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    pub from_wallet_id: Uuid,
+    pub to: Recipient,
+    pub amount: u64,
+    pub description: Option<String>,
+}
+
+/// A transfer as the API shows it.
+#[derive(Clone, Debug)]
+pub struct TransferView {
+    pub id: Uuid,
+    pub status: &'static str,
+    pub amount: u64,
+    pub currency: Currency,
+    pub from_wallet_id: Uuid,
+    pub to_wallet_id: Uuid,
+    pub description: Option<String>,
+    /// Ledger timestamp (nanoseconds since the epoch).
+    pub created_at: u64,
+}
+
+/// The wallet service. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Wallets {
+    store: Store,
+    pipeline: CommitPipeline,
+    /// System accounts known to exist, so each is created once per process.
+    system_accounts: Mutex<HashSet<u128>>,
+}
+
+fn now_ns() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Wallets {
+    pub fn new(store: Store, pipeline: CommitPipeline) -> Self {
+        Self { store, pipeline, system_accounts: Mutex::new(HashSet::new()) }
+    }
+
+    async fn submit(&self, command: Command) -> Result<Outcome, WalletError> {
+        Ok(self.pipeline.submit(command).await?)
+    }
+
+    async fn create_accounts(&self, accounts: Vec<Account>) -> Result<Vec<CreateAccountResult>, WalletError> {
+        match self.submit(Command::CreateAccounts(accounts)).await? {
+            Outcome::Accounts(results) => Ok(results),
+            Outcome::Transfers(_) => Err(WalletError::Ledger("transfer results for accounts".into())),
+        }
+    }
+
+    async fn create_transfers(
+        &self,
+        transfers: Vec<Transfer>,
+        notes: Vec<TransferNote>,
+    ) -> Result<Vec<CreateTransferResult>, WalletError> {
+        match self.submit(Command::CreateTransfersWithNotes { transfers, notes }).await? {
+            Outcome::Transfers(results) => Ok(results),
+            Outcome::Accounts(_) => Err(WalletError::Ledger("account results for transfers".into())),
+        }
+    }
+
+    /// The id of a per-currency system account, created on first use. Its id is derived
+    /// from the currency and its kind, so every node finds the same account.
+    pub async fn system_account(&self, currency: Currency, code: u16) -> Result<u128, WalletError> {
+        let id = super::derive_id(Uuid::nil(), "system-account", &format!("{}:{code}", currency.code()));
+        if self.system_accounts.lock().expect("not poisoned").contains(&id) {
+            return Ok(id);
+        }
+        let account = Account { id, ledger: currency.ledger(), code, ..Default::default() };
+        match self.create_accounts(vec![account]).await?[..] {
+            [CreateAccountResult::Ok | CreateAccountResult::Exists] => {
+                self.system_accounts.lock().expect("not poisoned").insert(id);
+                Ok(id)
+            }
+            [other] => Err(WalletError::Ledger(format!("system account: {other}"))),
+            _ => Err(WalletError::Ledger("one result per account".into())),
+        }
+    }
+
+    /// Creates a wallet with the id `id` (derived by the caller from the request's
+    /// idempotency key, so a retry finds the wallet it made before).
+    pub async fn create(
+        &self,
+        customer_id: Uuid,
+        id: u128,
+        currency: Currency,
+        wallet_type: WalletType,
+        name: Option<String>,
+        credit_limit: u64,
+    ) -> Result<WalletRow, WalletError> {
+        if credit_limit > 0 && wallet_type != WalletType::CreditCard {
+            return Err(WalletError::CreditLimitNotAllowed);
+        }
+        let wallet_id = Uuid::from_u128(id);
+        if let Some(existing) = self.store.wallet(wallet_id).await? {
+            return if existing.customer_id == customer_id {
+                Ok(existing)
+            } else {
+                Err(WalletError::WalletNotFound)
+            };
+        }
+        let held = self.store.wallet_count(customer_id).await?;
+        if held >= store::WALLETS_PER_CUSTOMER_MAX as u64 {
+            return Err(WalletError::TooManyWallets(store::WALLETS_PER_CUSTOMER_MAX));
+        }
+        let type_index = WalletType::ALL.iter().position(|t| *t == wallet_type).expect("listed") as u16;
+        // No wallet may spend more than it holds; a credit card holds its credit line.
+        let account = Account {
+            id,
+            ledger: currency.ledger(),
+            code: account_code::WALLET_BASE + type_index,
+            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY),
+            user_data_128: customer_id.as_u128(),
+            ..Default::default()
+        };
+        match self.create_accounts(vec![account]).await?[..] {
+            [CreateAccountResult::Ok | CreateAccountResult::Exists] => {}
+            [other] => return Err(WalletError::Ledger(format!("wallet account: {other}"))),
+            _ => return Err(WalletError::Ledger("one result per account".into())),
+        }
+        if credit_limit > 0 {
+            let lines = self.system_account(currency, account_code::CREDIT_LINES).await?;
+            let grant = Transfer {
+                id: super::derive_id(wallet_id, "credit-line", ""),
+                debit_account_id: lines,
+                credit_account_id: id,
+                amount: credit_limit,
+                ledger: currency.ledger(),
+                code: transfer_code::CREDIT_LINE,
+                ..Default::default()
+            };
+            let note = TransferNote { transfer_id: grant.id, kind: "credit_line".into(), description: None };
+            match self.create_transfers(vec![grant], vec![note]).await?[..] {
+                [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
+                [other] => return Err(WalletError::Ledger(format!("credit line: {other}"))),
+                _ => return Err(WalletError::Ledger("one result per transfer".into())),
+            }
+        }
+        self.store
+            .insert_wallet(&NewWallet {
+                id: wallet_id,
+                customer_id,
+                currency: currency.code().to_owned(),
+                wallet_type,
+                name,
+                credit_limit,
+                created_at: now_ns(),
+            })
+            .await?;
+        self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)
+    }
+
+    /// The wallet, if `customer_id` owns it (someone else's wallet is "not found").
+    pub async fn owned(&self, customer_id: Uuid, wallet_id: Uuid) -> Result<WalletRow, WalletError> {
+        match self.store.wallet(wallet_id).await? {
+            Some(wallet) if wallet.customer_id == customer_id => Ok(wallet),
+            _ => Err(WalletError::WalletNotFound),
+        }
+    }
+
+    /// One page of the customer's wallets, oldest first.
+    pub async fn list(
+        &self,
+        customer_id: Uuid,
+        after: Option<(u64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<WalletRow>, WalletError> {
+        Ok(self.store.customer_wallets(customer_id, after, limit).await?)
+    }
+
+    /// Moves money from one of the customer's wallets. `id` is the ledger transfer id,
+    /// derived by the caller from the idempotency key.
+    pub async fn transfer(
+        &self,
+        customer_id: Uuid,
+        id: u128,
+        request: TransferRequest,
+    ) -> Result<TransferView, WalletError> {
+        let from = self.owned(customer_id, request.from_wallet_id).await?;
+        let currency = Currency::parse(&from.currency).ok_or(WalletError::CurrencyNotSupported)?;
+        let to = match request.to {
+            Recipient::Wallet(wallet_id) => {
+                self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)?
+            }
+            Recipient::Customer(recipient) => self
+                .store
+                .default_wallet(recipient, currency.code())
+                .await?
+                .ok_or(WalletError::RecipientNotFound)?,
+        };
+        if to.id == from.id {
+            return Err(WalletError::SameWallet);
+        }
+        if to.currency != from.currency {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        let transfer = Transfer {
+            id,
+            debit_account_id: from.id.as_u128(),
+            credit_account_id: to.id.as_u128(),
+            amount: request.amount,
+            ledger: currency.ledger(),
+            code: transfer_code::TRANSFER,
+            user_data_128: customer_id.as_u128(),
+            ..Default::default()
+        };
+        let note = TransferNote {
+            transfer_id: id,
+            kind: "transfer".into(),
+            description: request.description.clone(),
+        };
+        let result = self.create_transfers(vec![transfer], vec![note]).await?;
+        match result[..] {
+            [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
+            [CreateTransferResult::ExceedsCredits] => return Err(WalletError::InsufficientFunds),
+            [failed @ CreateTransferResult::IdAlreadyFailed] => {
+                return Err(WalletError::FailedBefore(failed));
+            }
+            [other] => return Err(WalletError::Ledger(other.to_string())),
+            _ => return Err(WalletError::Ledger("one result per transfer".into())),
+        }
+        self.transfer_view(customer_id, Uuid::from_u128(id)).await?.ok_or(WalletError::WalletNotFound)
+    }
+
+    /// A P2P transfer the customer sent or received; `None` for anything else.
+    pub async fn transfer_view(
+        &self,
+        customer_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<TransferView>, WalletError> {
+        let Some(transfer) = self.store.transfer(id.as_u128()).await? else { return Ok(None) };
+        if transfer.code != transfer_code::TRANSFER {
+            return Ok(None);
+        }
+        let from = self.store.wallet(Uuid::from_u128(transfer.debit_account_id)).await?;
+        let to = self.store.wallet(Uuid::from_u128(transfer.credit_account_id)).await?;
+        let (Some(from), Some(to)) = (from, to) else { return Ok(None) };
+        if from.customer_id != customer_id && to.customer_id != customer_id {
+            return Ok(None);
+        }
+        let description = self
+            .store
+            .operations(&OperationFilter {
+                wallet_ids: vec![from.id],
+                debits: true,
+                credits: false,
+                kind: None,
+                status: None,
+                timestamp_min: transfer.timestamp,
+                timestamp_max: transfer.timestamp,
+                amount_min: 0,
+                amount_max: ledger::AMOUNT_MAX,
+                reversed: false,
+                after: None,
+                limit: 1,
+            })
+            .await?
+            .pop()
+            .and_then(|row| row.description);
+        Ok(Some(TransferView {
+            id,
+            status: "posted",
+            amount: transfer.amount,
+            currency: Currency::from_ledger(transfer.ledger).ok_or(WalletError::CurrencyNotSupported)?,
+            from_wallet_id: from.id,
+            to_wallet_id: to.id,
+            description,
+            created_at: transfer.timestamp,
+        }))
+    }
+
+    /// One page of history of some of the customer's wallets (all of them when
+    /// `wallet_id` is `None`).
+    pub async fn operations(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Option<Uuid>,
+        filter: OperationFilter,
+    ) -> Result<Vec<OperationRow>, WalletError> {
+        let wallet_ids = match wallet_id {
+            Some(wallet_id) => vec![self.owned(customer_id, wallet_id).await?.id],
+            None => self
+                .store
+                .customer_wallets(customer_id, None, store::WALLETS_PER_CUSTOMER_MAX as u32)
+                .await?
+                .into_iter()
+                .map(|wallet| wallet.id)
+                .collect(),
+        };
+        Ok(self.store.operations(&OperationFilter { wallet_ids, ..filter }).await?)
+    }
+
+    /// The store, for the few reads the HTTP layer needs directly.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_card_balance_shows_the_debt_and_the_room_left() {
+        let wallet = WalletRow {
+            id: Uuid::nil(),
+            customer_id: Uuid::nil(),
+            currency: "USD".into(),
+            wallet_type: WalletType::CreditCard,
+            name: None,
+            credit_limit: 1_000,
+            created_at: 0,
+            debits_pending: 50,
+            debits_posted: 300,
+            credits_pending: 0,
+            credits_posted: 1_000,
+        };
+        assert_eq!(Balance::of(&wallet), Balance { posted: -300, pending: -50, available: 650 });
+    }
+}
