@@ -13,6 +13,7 @@ use crate::{
     config::{DatabaseArgs, Secret, ServeArgs},
     http::{self, AppState},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
+    wallets::Wallets,
 };
 
 /// Opens the configured database and applies its migrations.
@@ -68,10 +69,12 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains and closes everything.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let wallets = Arc::new(Wallets::new(self.store.clone(), self.pipeline.clone()));
         let state = AppState {
             store: self.store.clone(),
             pipeline: self.pipeline,
             admin_api_key: self.admin_api_key,
+            wallets,
         };
         let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");

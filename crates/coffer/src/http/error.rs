@@ -14,11 +14,11 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// One invalid field of a request.
-#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
     /// JSON Pointer (RFC 6901) to the field in the request body, or the parameter name.
     pub field: String,
@@ -26,7 +26,7 @@ pub struct FieldError {
 }
 
 /// An error response body (RFC 9457 problem details).
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem: `urn:coffer:problem:<code>`.
     #[serde(rename = "type")]
@@ -39,8 +39,19 @@ pub struct Problem {
     /// The request's `x-request-id`, to quote when asking for help.
     pub request_id: Option<String>,
     /// Field-level errors, for validation failures.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A response carrying this problem, rendered (with the current request id) by
+    /// [`render_problems`]; used to replay a stored failure.
+    pub fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
 }
 
 /// Everything that can go wrong in a request, as the client sees it.
@@ -61,6 +72,10 @@ pub enum ApiError {
     /// 405: the route exists, but not with this method.
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// A refusal by the domain, with its own status (4xx) and stable code: for example
+    /// 422 `insufficient_funds`, 404 `wallet_not_found`, 409 `idempotency_key_reused`.
+    #[error("{detail}")]
+    Rejected { status: StatusCode, code: &'static str, detail: String },
     /// 413: the body is larger than this route accepts.
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -92,6 +107,11 @@ pub enum ApiError {
 const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
+    /// A domain refusal with its status, code and explanation.
+    pub fn rejected(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Rejected { status, code, detail: detail.into() }
+    }
+
     /// A 422 for a single field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         let message = message.into();
@@ -106,6 +126,7 @@ impl ApiError {
             Self::MalformedJson(_) | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Rejected { status, .. } => *status,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -123,7 +144,7 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
-            Self::NotFound { code, .. } => code,
+            Self::NotFound { code, .. } | Self::Rejected { code, .. } => code,
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -136,7 +157,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    pub fn problem(&self) -> Problem {
         let status = self.status();
         let code = self.code();
         Problem {

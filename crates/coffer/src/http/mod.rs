@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod ledger;
 pub mod openapi;
 
@@ -25,7 +26,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{config::Secret, ledger::CommitPipeline};
+use crate::{config::Secret, ledger::CommitPipeline, wallets::Wallets};
 use error::ApiError;
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -41,6 +42,7 @@ pub struct AppState {
     pub store: Store,
     pub pipeline: CommitPipeline,
     pub admin_api_key: Arc<Secret>,
+    pub wallets: Arc<Wallets>,
 }
 
 /// Limits that apply to every request.

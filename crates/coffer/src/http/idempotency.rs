@@ -1,0 +1,161 @@
+//! `Idempotency-Key` for POSTs that move money or create things.
+//!
+//! The first request with a key claims it (with a hash of its method, path and body),
+//! runs, and stores its response; the same key with the same request replays that
+//! response with `Idempotent-Replayed: true`; with a different request it is 409
+//! `idempotency_key_reused`; while the first still runs it is 409
+//! `idempotency_key_in_use`. Refusals (4xx) are stored too, so a retry cannot later
+//! succeed under the same key; a failure of ours (5xx) releases the key, and the retry
+//! runs again — safely, because the ledger ids it writes derive from the key.
+
+use std::future::Future;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+use store::{Begin, IdempotencyKey, Store};
+use uuid::Uuid;
+
+use super::error::{ApiError, Problem};
+
+/// The request header naming the key.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The response header on replays.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Longest key accepted: room for a UUID or a client's own scheme, no more.
+pub const KEY_LEN_MAX: usize = 255;
+
+/// How long a running request holds its key. Longer than any request may run (the
+/// request timeout), so a slow request is never overtaken by its own retry; a request
+/// that died frees its key after this.
+const LEASE_MS: u64 = 60_000;
+
+/// The request's `Idempotency-Key`: required, 1–255 visible ASCII characters.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKeyHeader(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get(IDEMPOTENCY_KEY_HEADER).ok_or_else(|| {
+            ApiError::rejected(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_required",
+                "this request moves money or creates something: send an Idempotency-Key header",
+            )
+        })?;
+        let key = value.to_str().ok().filter(|key| {
+            (1..=KEY_LEN_MAX).contains(&key.len()) && key.bytes().all(|byte| byte.is_ascii_graphic())
+        });
+        match key {
+            Some(key) => Ok(Self(key.to_owned())),
+            None => Err(ApiError::rejected(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} visible ASCII characters"),
+            )),
+        }
+    }
+}
+
+fn now_ns() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn unavailable(error: store::StoreError) -> ApiError {
+    ApiError::Unavailable(anyhow::Error::new(error))
+}
+
+/// Runs `work` at most once per (owner, key), replaying its stored response otherwise.
+/// `route` and `body` identify the request (a different one under the same key is
+/// refused).
+pub async fn once<F, Fut>(
+    store: &Store,
+    owner_id: Uuid,
+    key: &IdempotencyKeyHeader,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
+{
+    let mut hash = Sha256::new();
+    hash.update(route.as_bytes());
+    hash.update([0]);
+    hash.update(body);
+    let claim = IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() };
+    match store.idempotency_begin(&claim, now_ns(), LEASE_MS * 1_000_000).await.map_err(unavailable)? {
+        Begin::Started => {}
+        Begin::Replay { status, body } => return Ok(replay(status, &body)),
+        Begin::Mismatch => {
+            return Err(ApiError::rejected(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        Begin::InFlight => {
+            return Err(ApiError::rejected(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "a request with this Idempotency-Key is still running; retry later",
+            ));
+        }
+    }
+    match work().await {
+        Ok((status, value)) => {
+            let body = serde_json::to_string(&value).map_err(|error| ApiError::Internal(error.into()))?;
+            store
+                .idempotency_finish(owner_id, &claim.key, status.as_u16(), &body)
+                .await
+                .map_err(unavailable)?;
+            Ok(json_response(status, body))
+        }
+        Err(error) if error.status().is_client_error() => {
+            let problem = error.problem();
+            let body = serde_json::to_string(&problem).map_err(|error| ApiError::Internal(error.into()))?;
+            store
+                .idempotency_finish(owner_id, &claim.key, problem.status, &body)
+                .await
+                .map_err(unavailable)?;
+            Err(error)
+        }
+        Err(error) => {
+            // Nothing is known to have happened; let a retry run again.
+            if let Err(release) = store.idempotency_release(owner_id, &claim.key).await {
+                tracing::warn!(error = %release, "could not release an idempotency key; it frees itself after its lease");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn replay(status: u16, body: &str) -> Response {
+    let mut response = if status >= 400 {
+        match serde_json::from_str::<Problem>(body) {
+            Ok(problem) => problem.into_response(),
+            Err(error) => {
+                ApiError::Internal(anyhow::anyhow!("stored problem unreadable: {error}")).into_response()
+            }
+        }
+    } else {
+        json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body.to_owned())
+    };
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}

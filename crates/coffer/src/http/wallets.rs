@@ -1,0 +1,620 @@
+//! The wallet API: `/v1/wallets`, `/v1/transfers`, `/v1/operations`. Customers only see
+//! and touch their own objects: someone else's wallet or transfer is a 404.
+//!
+//! Every POST here needs an `Idempotency-Key` (see [`super::idempotency`]); the ledger
+//! ids it writes are derived from the key, so a retry never moves money twice.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use store::{OperationFilter, OperationRow, WalletRow, WalletType};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::ApiError,
+    extract::{Path, Query, RawJson},
+    idempotency::{self, IdempotencyKeyHeader},
+    ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
+};
+use crate::{
+    identity::AuthUser,
+    wallets::{
+        Balance, Currency, Recipient, TransferRequest, TransferView, WalletError, derive_id, money::account_code,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/wallets", post(create_wallet).get(list_wallets))
+        .route("/v1/wallets/{id}", get(get_wallet))
+        .route("/v1/wallets/{id}/operations", get(wallet_operations))
+        .route("/v1/transfers", post(create_transfer))
+        .route("/v1/transfers/{id}", get(get_transfer))
+        .route("/v1/operations", get(all_operations))
+}
+
+/// Longest wallet name or transfer description, in characters.
+const TEXT_LEN_MAX: usize = 200;
+
+/// A wallet's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletKind {
+    Wallet,
+    Savings,
+    Business,
+    Tax,
+    Escrow,
+    CreditCard,
+}
+
+impl WalletKind {
+    fn store(self) -> WalletType {
+        match self {
+            Self::Wallet => WalletType::Wallet,
+            Self::Savings => WalletType::Savings,
+            Self::Business => WalletType::Business,
+            Self::Tax => WalletType::Tax,
+            Self::Escrow => WalletType::Escrow,
+            Self::CreditCard => WalletType::CreditCard,
+        }
+    }
+
+    fn of(kind: WalletType) -> Self {
+        match kind {
+            WalletType::Wallet => Self::Wallet,
+            WalletType::Savings => Self::Savings,
+            WalletType::Business => Self::Business,
+            WalletType::Tax => Self::Tax,
+            WalletType::Escrow => Self::Escrow,
+            WalletType::CreditCard => Self::CreditCard,
+        }
+    }
+}
+
+/// A wallet to open.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWalletBody {
+    /// ISO 4217 code: USD, EUR, GBP, JPY, KES, RWF or NGN.
+    #[schema(example = "USD")]
+    pub currency: String,
+    #[serde(rename = "type", default = "default_kind")]
+    pub kind: WalletKind,
+    pub name: Option<String>,
+    /// For `credit_card` wallets: how far below zero it may go, in minor units.
+    #[serde(default)]
+    pub credit_limit: u64,
+}
+
+fn default_kind() -> WalletKind {
+    WalletKind::Wallet
+}
+
+/// Balances in minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BalanceView {
+    pub posted: i64,
+    pub pending: i64,
+    pub available: i64,
+}
+
+/// A wallet.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WalletView {
+    pub id: Uuid,
+    pub currency: String,
+    #[serde(rename = "type")]
+    pub kind: WalletKind,
+    pub name: Option<String>,
+    pub credit_limit: u64,
+    pub balance: BalanceView,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// A transfer to make: to a wallet by id, or to a customer by email (their default
+/// wallet in this currency). Exactly one of `to_wallet_id` and `to_email`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTransferBody {
+    pub from_wallet_id: Uuid,
+    pub to_wallet_id: Option<Uuid>,
+    pub to_email: Option<String>,
+    /// Minor units, more than zero.
+    pub amount: u64,
+    pub description: Option<String>,
+}
+
+/// A transfer between wallets.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransferBody {
+    pub id: Uuid,
+    #[schema(example = "posted")]
+    pub status: String,
+    pub amount: u64,
+    pub currency: String,
+    pub from_wallet_id: Uuid,
+    pub to_wallet_id: Uuid,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+/// Who is on the other side of an operation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Counterparty {
+    /// `wallet`, or the system account's role: `card_settlement`, `payouts`, `fees`,
+    /// `credit_lines`, `ledger`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub wallet_id: Option<Uuid>,
+}
+
+/// One line of a wallet's history, shaped like a balance transaction.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationView {
+    /// The ledger transfer's id.
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    /// `transfer_in`, `transfer_out`, `top_up`, `withdrawal`, `fee`, `reversal`,
+    /// `credit_line` or `adjustment` (a ledger transfer made outside the wallet API).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Positive: money in; negative: money out. Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// `posted`, `pending`, `voided` or `expired`.
+    pub status: String,
+    pub counterparty: Counterparty,
+    pub description: Option<String>,
+    /// The wallet's posted balance right after this operation.
+    pub balance_after: Option<i64>,
+    pub created_at: String,
+}
+
+/// The kinds of operation a history can be filtered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    TransferIn,
+    TransferOut,
+    TopUp,
+    Withdrawal,
+    Fee,
+    Reversal,
+}
+
+/// Statuses a history can be filtered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationStatus {
+    Posted,
+    Pending,
+    Voided,
+    Expired,
+}
+
+/// Paging and filters of a history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OperationsQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    #[serde(rename = "type")]
+    #[param(inline)]
+    pub kind: Option<OperationKind>,
+    #[param(inline)]
+    pub status: Option<OperationStatus>,
+    /// Only operations at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Only operations before this time (RFC 3339).
+    pub to: Option<String>,
+    pub amount_min: Option<u64>,
+    pub amount_max: Option<u64>,
+}
+
+/// Paging of the wallet list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn rfc3339(nanos: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|time| time.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
+    let time = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))?;
+    u64::try_from(time.unix_timestamp_nanos()).map_err(|_| ApiError::field(field, "must be after 1970"))
+}
+
+fn wallet_view(wallet: &WalletRow) -> WalletView {
+    let balance = Balance::of(wallet);
+    WalletView {
+        id: wallet.id,
+        currency: wallet.currency.clone(),
+        kind: WalletKind::of(wallet.wallet_type),
+        name: wallet.name.clone(),
+        credit_limit: wallet.credit_limit,
+        balance: BalanceView { posted: balance.posted, pending: balance.pending, available: balance.available },
+        created_at: rfc3339(wallet.created_at),
+    }
+}
+
+fn transfer_body(view: TransferView) -> TransferBody {
+    TransferBody {
+        id: view.id,
+        status: view.status.to_owned(),
+        amount: view.amount,
+        currency: view.currency.code().to_owned(),
+        from_wallet_id: view.from_wallet_id,
+        to_wallet_id: view.to_wallet_id,
+        description: view.description,
+        created_at: rfc3339(view.created_at),
+    }
+}
+
+impl From<WalletError> for ApiError {
+    fn from(error: WalletError) -> Self {
+        use StatusCode as S;
+        let detail = error.to_string();
+        match error {
+            WalletError::WalletNotFound => ApiError::rejected(S::NOT_FOUND, "wallet_not_found", detail),
+            WalletError::RecipientNotFound => ApiError::rejected(S::NOT_FOUND, "recipient_not_found", detail),
+            WalletError::CurrencyNotSupported => {
+                ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_not_supported", detail)
+            }
+            WalletError::CurrencyMismatch => ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_mismatch", detail),
+            WalletError::SameWallet => ApiError::rejected(S::UNPROCESSABLE_ENTITY, "same_wallet", detail),
+            WalletError::InsufficientFunds => {
+                ApiError::rejected(S::UNPROCESSABLE_ENTITY, "insufficient_funds", detail)
+            }
+            WalletError::TooManyWallets(_) => ApiError::rejected(S::CONFLICT, "too_many_wallets", detail),
+            WalletError::CreditLimitNotAllowed => ApiError::field("/credit_limit", detail),
+            WalletError::FailedBefore(_) => ApiError::rejected(S::CONFLICT, "transfer_failed_before", detail),
+            WalletError::Commit(crate::ledger::CommitError::QueueFull) => ApiError::Overloaded,
+            WalletError::Commit(crate::ledger::CommitError::ShuttingDown) => ApiError::ShuttingDown,
+            WalletError::Commit(crate::ledger::CommitError::Store(error)) => {
+                ApiError::Unavailable(anyhow::Error::new(error))
+            }
+            WalletError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
+            WalletError::Ledger(answer) => ApiError::Internal(anyhow::anyhow!("ledger answered {answer}")),
+        }
+    }
+}
+
+fn check_text(field: &str, text: &Option<String>) -> Result<Option<String>, ApiError> {
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) if text.chars().count() > TEXT_LEN_MAX => {
+            Err(ApiError::field(field, format!("at most {TEXT_LEN_MAX} characters")))
+        }
+        Some(text) if text.chars().any(char::is_control) => Err(ApiError::field(field, "no control characters")),
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
+    }
+    Ok(limit)
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() }
+}
+
+/// Open a wallet.
+#[utoipa::path(post, path = "/v1/wallets", tag = "wallets",
+    request_body = NewWalletBody,
+    params(("Idempotency-Key" = String, Header, description = "Unique per request; retries reuse it")),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, body = WalletView),
+        (status = 400, description = "Missing Idempotency-Key or malformed body", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency conflict, or too many wallets", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unsupported currency or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_wallet(
+    user: AuthUser,
+    key: IdempotencyKeyHeader,
+    State(state): State<AppState>,
+    body: RawJson<NewWalletBody>,
+) -> Result<Response, ApiError> {
+    let wallets = state.wallets.clone();
+    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/wallets", &body.bytes, || async move {
+        let request = body.value;
+        let currency = Currency::parse(&request.currency).ok_or_else(|| {
+            ApiError::rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "currency_not_supported",
+                format!("`{}` is not a supported currency", request.currency),
+            )
+        })?;
+        let name = check_text("/name", &request.name)?;
+        if request.credit_limit > crate::wallets::service::CREDIT_LIMIT_MAX {
+            return Err(ApiError::field("/credit_limit", "too large"));
+        }
+        let id = derive_id(user.customer_id, "wallet", &key.0);
+        let wallet = wallets
+            .create(user.customer_id, id, currency, request.kind.store(), name, request.credit_limit)
+            .await?;
+        Ok((StatusCode::CREATED, serde_json::to_value(wallet_view(&wallet)).expect("serialisable")))
+    })
+    .await
+}
+
+/// My wallets, oldest first.
+#[utoipa::path(get, path = "/v1/wallets", tag = "wallets", params(ListQuery),
+    security(("access_token" = [])),
+    responses((status = 200, body = Page<WalletView>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn list_wallets(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Page<WalletView>>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let after = match &query.cursor {
+        None => None,
+        Some(cursor) => {
+            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?)
+                .map_err(|_| invalid_cursor())?;
+            let (time, id) = text.strip_prefix("w1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
+            Some((time.parse().map_err(|_| invalid_cursor())?, id.parse().map_err(|_| invalid_cursor())?))
+        }
+    };
+    let mut rows = state.wallets.list(user.customer_id, after, limit + 1).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|w| URL_SAFE_NO_PAD.encode(format!("w1:{}:{}", w.created_at, w.id))))
+        .flatten();
+    Ok(axum::Json(Page { data: rows.iter().map(wallet_view).collect(), has_more, next_cursor }))
+}
+
+/// One of my wallets, with balances.
+#[utoipa::path(get, path = "/v1/wallets/{id}", tag = "wallets",
+    params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses((status = 200, body = WalletView), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn get_wallet(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<WalletView>, ApiError> {
+    Ok(axum::Json(wallet_view(&state.wallets.owned(user.customer_id, id).await?)))
+}
+
+/// Send money from one of my wallets to another wallet, or to a customer by email.
+#[utoipa::path(post, path = "/v1/transfers", tag = "wallets",
+    request_body = NewTransferBody,
+    params(("Idempotency-Key" = String, Header, description = "Unique per transfer; retries reuse it")),
+    security(("access_token" = [])),
+    responses(
+        (status = 201, body = TransferBody),
+        (status = 400, description = "Missing Idempotency-Key or malformed body", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "wallet_not_found or recipient_not_found", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "idempotency_key_reused or idempotency_key_in_use", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds, same_wallet, currency_mismatch or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_transfer(
+    user: AuthUser,
+    key: IdempotencyKeyHeader,
+    State(state): State<AppState>,
+    body: RawJson<NewTransferBody>,
+) -> Result<Response, ApiError> {
+    let app = state.clone();
+    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/transfers", &body.bytes, || async move {
+        let request = body.value;
+        if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
+            return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
+        }
+        let description = check_text("/description", &request.description)?;
+        let to = match (request.to_wallet_id, &request.to_email) {
+            (Some(wallet), None) => Recipient::Wallet(wallet),
+            (None, Some(email)) => {
+                let customer = app.customer_id_by_email(email).await?;
+                Recipient::Customer(customer.ok_or_else(|| WalletError::RecipientNotFound)?)
+            }
+            _ => return Err(ApiError::field("/to_wallet_id", "give exactly one of `to_wallet_id` and `to_email`")),
+        };
+        let id = derive_id(user.customer_id, "transfer", &key.0);
+        let request = TransferRequest { from_wallet_id: request.from_wallet_id, to, amount: request.amount, description };
+        let view = app.wallets.transfer(user.customer_id, id, request).await?;
+        tracing::info!(transfer_id = %view.id, amount = view.amount, currency = %view.currency, "transfer posted");
+        Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))
+    })
+    .await
+}
+
+/// A transfer I sent or received.
+#[utoipa::path(get, path = "/v1/transfers/{id}", tag = "wallets",
+    params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses((status = 200, body = TransferBody), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn get_transfer(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<TransferBody>, ApiError> {
+    match state.wallets.transfer_view(user.customer_id, id).await? {
+        Some(view) => Ok(axum::Json(transfer_body(view))),
+        None => Err(ApiError::rejected(StatusCode::NOT_FOUND, "transfer_not_found", "no such transfer")),
+    }
+}
+
+/// The history of one of my wallets, newest first.
+#[utoipa::path(get, path = "/v1/wallets/{id}/operations", tag = "wallets",
+    params(("id" = Uuid, Path), OperationsQuery), security(("access_token" = [])),
+    responses((status = 200, body = Page<OperationView>), (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn wallet_operations(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(query): Query<OperationsQuery>,
+) -> Result<axum::Json<Page<OperationView>>, ApiError> {
+    operations(&state, user, Some(id), query).await
+}
+
+/// The history of all my wallets, newest first.
+#[utoipa::path(get, path = "/v1/operations", tag = "wallets",
+    params(OperationsQuery), security(("access_token" = [])),
+    responses((status = 200, body = Page<OperationView>), (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn all_operations(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<OperationsQuery>,
+) -> Result<axum::Json<Page<OperationView>>, ApiError> {
+    operations(&state, user, None, query).await
+}
+
+async fn operations(
+    state: &AppState,
+    user: AuthUser,
+    wallet_id: Option<Uuid>,
+    query: OperationsQuery,
+) -> Result<axum::Json<Page<OperationView>>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let timestamp_min = query.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(0);
+    let timestamp_max = match query.to.as_deref() {
+        Some(text) => parse_time("to", text)?.saturating_sub(1),
+        None => ledger::AMOUNT_MAX,
+    };
+    let (kind, debits, credits) = match query.kind {
+        None => (None, true, true),
+        Some(OperationKind::TransferIn) => (Some("transfer"), false, true),
+        Some(OperationKind::TransferOut) => (Some("transfer"), true, false),
+        Some(OperationKind::TopUp) => (Some("top_up"), false, true),
+        Some(OperationKind::Withdrawal) => (Some("withdrawal"), true, false),
+        Some(OperationKind::Fee) => (Some("fee"), true, false),
+        Some(OperationKind::Reversal) => (Some("reversal"), true, true),
+    };
+    let status = query.status.map(|status| match status {
+        OperationStatus::Posted => "posted",
+        OperationStatus::Pending => "pending",
+        OperationStatus::Voided => "voided",
+        OperationStatus::Expired => "expired",
+    });
+    let after = match &query.cursor {
+        None => None,
+        Some(cursor) => {
+            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?)
+                .map_err(|_| invalid_cursor())?;
+            let (timestamp, side) =
+                text.strip_prefix("o1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
+            Some((timestamp.parse().map_err(|_| invalid_cursor())?, side == "1"))
+        }
+    };
+    let filter = OperationFilter {
+        wallet_ids: Vec::new(),
+        debits,
+        credits,
+        kind: kind.map(str::to_owned),
+        status: status.map(str::to_owned),
+        timestamp_min,
+        timestamp_max,
+        amount_min: query.amount_min.unwrap_or(0),
+        amount_max: query.amount_max.unwrap_or(ledger::AMOUNT_MAX),
+        reversed: true,
+        after,
+        limit: limit + 1,
+    };
+    let mut rows = state.wallets.operations(user.customer_id, wallet_id, filter).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| {
+            rows.last().map(|row| {
+                let (timestamp, credit) = row.position();
+                URL_SAFE_NO_PAD.encode(format!("o1:{timestamp}:{}", u8::from(credit)))
+            })
+        })
+        .flatten();
+    let data = operation_views(state, rows).await?;
+    Ok(axum::Json(Page { data, has_more, next_cursor }))
+}
+
+async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Vec<OperationView>, ApiError> {
+    let unavailable = |error: store::StoreError| ApiError::Unavailable(anyhow::Error::new(error));
+    let mut ids: Vec<u128> = rows.iter().map(|row| row.counterparty_account_id.as_u128()).collect();
+    ids.extend(rows.iter().map(|row| row.wallet_id.as_u128()));
+    let accounts = state.store.accounts(&ids).await.map_err(unavailable)?;
+    let account = |id: Uuid| accounts.iter().find(|account| account.id == id.as_u128());
+    // The wallets' credit limits, to show balances as the customer sees them (a handful
+    // of wallets at most: one customer's).
+    let mut credit_limits = std::collections::HashMap::new();
+    for row in &rows {
+        if let std::collections::hash_map::Entry::Vacant(entry) = credit_limits.entry(row.wallet_id) {
+            let wallet = state.store.wallet(row.wallet_id).await.map_err(unavailable)?;
+            entry.insert(wallet.map_or(0, |wallet| wallet.credit_limit));
+        }
+    }
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let wallet = account(row.wallet_id);
+        let currency = wallet
+            .and_then(|account| Currency::from_ledger(account.ledger))
+            .map_or_else(String::new, |currency| currency.code().to_owned());
+        let counterparty_code = account(row.counterparty_account_id).map_or(0, |account| account.code);
+        let counterparty = match counterparty_code {
+            account_code::CARD_SETTLEMENT => Counterparty { kind: "card_settlement", wallet_id: None },
+            account_code::PAYOUTS => Counterparty { kind: "payouts", wallet_id: None },
+            account_code::FEES => Counterparty { kind: "fees", wallet_id: None },
+            account_code::CREDIT_LINES => Counterparty { kind: "credit_lines", wallet_id: None },
+            code if (account_code::WALLET_BASE..account_code::WALLET_BASE + 6).contains(&code) => {
+                Counterparty { kind: "wallet", wallet_id: Some(row.counterparty_account_id) }
+            }
+            _ => Counterparty { kind: "ledger", wallet_id: None },
+        };
+        let kind = match (row.kind.as_deref(), row.credit) {
+            (Some("transfer"), true) => "transfer_in",
+            (Some("transfer"), false) => "transfer_out",
+            (Some("top_up"), _) => "top_up",
+            (Some("withdrawal"), _) => "withdrawal",
+            (Some("fee"), _) => "fee",
+            (Some("reversal"), _) => "reversal",
+            (Some("credit_line"), _) => "credit_line",
+            _ => "adjustment",
+        };
+        let credit_limit = credit_limits.get(&row.wallet_id).copied().unwrap_or(0);
+        let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let amount = if row.credit { signed(row.amount) } else { -signed(row.amount) };
+        views.push(OperationView {
+            id: row.transfer_id,
+            wallet_id: row.wallet_id,
+            kind,
+            amount,
+            currency,
+            status: row.status.clone(),
+            counterparty,
+            description: row.description.clone(),
+            balance_after: row
+                .balance_after
+                .map(|[_, debits_posted, _, credits_posted]| {
+                    signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
+                }),
+            created_at: rfc3339(row.timestamp),
+        });
+    }
+    Ok(views)
+}
