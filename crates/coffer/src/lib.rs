@@ -8,6 +8,7 @@ pub mod admin_key;
 pub mod config;
 pub mod http;
 pub mod ledger;
+pub mod payments;
 pub mod server;
 pub mod telemetry;
 pub mod wallets;

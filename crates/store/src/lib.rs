@@ -12,10 +12,13 @@
 
 mod batch;
 mod codec;
+mod payments;
 mod postgres;
 mod reads;
 mod sqlite;
 mod wallets;
+
+pub use payments::{PaymentKind, PaymentRow, PaymentStatus};
 
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,

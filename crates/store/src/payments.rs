@@ -1,0 +1,190 @@
+//! Card top-ups and withdrawals: the record of each payment with an outside provider,
+//! `pending` until the provider's answer is known and the ledger reflects it, then
+//! `succeeded` or `failed` — once. The two have the same shape, in two tables.
+
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError, with_pool};
+
+/// Which kind of payment (and so which table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentKind {
+    TopUp,
+    Withdrawal,
+}
+
+impl PaymentKind {
+    fn table(self) -> &'static str {
+        match self {
+            Self::TopUp => "top_ups",
+            Self::Withdrawal => "withdrawals",
+        }
+    }
+}
+
+/// Where a payment stands. It leaves `Pending` at most once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Succeeded, Self::Failed].into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+/// A top-up or withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: u64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    /// Why it failed (the provider's decline code, or ours).
+    pub failure_code: Option<String>,
+    /// The provider's id for the charge or payout.
+    pub provider_id: Option<String>,
+    /// Nanoseconds since the Unix epoch.
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+const COLUMNS: &str =
+    "id, customer_id, wallet_id, amount, currency, status, failure_code, provider_id, created_at, updated_at";
+
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unsigned(value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in a payment")))
+}
+
+fn payment_row<R>(row: &R) -> Result<PaymentRow>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    Ok(PaymentRow {
+        id: row.try_get("id")?,
+        customer_id: row.try_get("customer_id")?,
+        wallet_id: row.try_get("wallet_id")?,
+        amount: unsigned(row.try_get("amount")?)?,
+        currency: row.try_get("currency")?,
+        status: PaymentStatus::from_name(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {status}")))?,
+        failure_code: row.try_get("failure_code")?,
+        provider_id: row.try_get("provider_id")?,
+        created_at: unsigned(row.try_get("created_at")?)?,
+        updated_at: unsigned(row.try_get("updated_at")?)?,
+    })
+}
+
+impl Store {
+    /// Records a new payment. Returns false when one with this id exists already (a
+    /// retried request), true when this call recorded it.
+    pub async fn insert_payment(&self, kind: PaymentKind, payment: &PaymentRow) -> Result<bool> {
+        let text = format!(
+            "INSERT INTO {} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+            kind.table()
+        );
+        let inserted = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(&text))
+                .bind(payment.id)
+                .bind(payment.customer_id)
+                .bind(payment.wallet_id)
+                .bind(signed(payment.amount))
+                .bind(&payment.currency)
+                .bind(payment.status.as_str())
+                .bind(&payment.failure_code)
+                .bind(&payment.provider_id)
+                .bind(signed(payment.created_at))
+                .bind(signed(payment.updated_at))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// The payment `id`.
+    pub async fn payment(&self, kind: PaymentKind, id: Uuid) -> Result<Option<PaymentRow>> {
+        let text = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
+        with_pool!(self, read, |pool, sql| {
+            let row = sqlx::query(sql(&text)).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(payment_row).transpose()
+        })
+    }
+
+    /// Moves a pending payment to its final status. Returns false when it was no longer
+    /// pending (another worker finished it first): the caller must not act twice.
+    pub async fn finish_payment(
+        &self,
+        kind: PaymentKind,
+        id: Uuid,
+        status: PaymentStatus,
+        failure_code: Option<&str>,
+        provider_id: Option<&str>,
+        now: u64,
+    ) -> Result<bool> {
+        assert_ne!(status, PaymentStatus::Pending, "a payment is finished as succeeded or failed");
+        let text = format!(
+            "UPDATE {} SET status = $2, failure_code = $3, provider_id = COALESCE($4, provider_id), updated_at = $5 \
+             WHERE id = $1 AND status = 'pending'",
+            kind.table()
+        );
+        let updated = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(&text))
+                .bind(id)
+                .bind(status.as_str())
+                .bind(failure_code)
+                .bind(provider_id)
+                .bind(signed(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    /// Up to `limit` payments still pending that were created before `created_before`,
+    /// oldest first: the recovery worker's queue.
+    pub async fn pending_payments(
+        &self,
+        kind: PaymentKind,
+        created_before: u64,
+        limit: u32,
+    ) -> Result<Vec<PaymentRow>> {
+        let text = format!(
+            "SELECT {COLUMNS} FROM {} WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2",
+            kind.table()
+        );
+        with_pool!(self, read, |pool, sql| {
+            let rows = sqlx::query(sql(&text))
+                .bind(signed(created_before))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(payment_row).collect()
+        })
+    }
+}
