@@ -1,0 +1,208 @@
+//! The payment flows against a real store and commit pipeline, with the built-in mock
+//! provider: top-ups and withdrawals in every outcome, recovery after a timeout or a
+//! crash between charge and post, and one request racing itself — on SQLite, and on
+//! PostgreSQL when COFFER_TEST_DATABASE_URL is set.
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use coffer::{
+    ledger::{CommitPipeline, PipelineConfig},
+    payments::{
+        MockProvider, MockSettings, PaymentError, PaymentGateway, Payments,
+        gateway::{ChargeRequest, ProviderOutcome},
+    },
+    wallets::{Currency, WalletError, Wallets},
+};
+use common::{Backend, backends};
+use store::{PaymentKind, PaymentRow, PaymentStatus, Store, StoreOptions, WalletType};
+use uuid::Uuid;
+
+struct Rig {
+    store: Store,
+    wallets: Arc<Wallets>,
+    payments: Arc<Payments>,
+    provider: Arc<MockProvider>,
+    /// Dropped with the rig, which closes the pipeline.
+    _pipeline: coffer::ledger::pipeline::PipelineTask,
+    _dir: tempfile::TempDir,
+}
+
+async fn rig(backend: &Backend) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite:{}", dir.path().join("payments.db").display()),
+        Backend::Postgres(server) => common::create_database(server).await.0,
+    };
+    let store = Store::open(&url, StoreOptions { max_connections: 6 }).await.unwrap();
+    store.migrate().await.unwrap();
+    let (pipeline, task) = CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
+    let wallets = Arc::new(Wallets::new(store.clone(), pipeline.clone()));
+    let provider = Arc::new(MockProvider::new(MockSettings { latency: Duration::ZERO, failure_rate: 0.0 }));
+    let payments =
+        Arc::new(Payments::new(store.clone(), pipeline, wallets.clone(), provider.clone(), provider.clone()));
+    Rig { store, wallets, payments, provider, _pipeline: task, _dir: dir }
+}
+
+impl Rig {
+    async fn wallet(&self, customer: Uuid) -> Uuid {
+        let id = Uuid::now_v7().as_u128();
+        let usd = Currency::parse("USD").unwrap();
+        self.wallets.create(customer, id, usd, WalletType::Wallet, None, 0).await.unwrap().id
+    }
+
+    async fn posted(&self, wallet: Uuid) -> u64 {
+        let row = self.store.wallet(wallet).await.unwrap().unwrap();
+        row.credits_posted - row.debits_posted
+    }
+
+    async fn top_up(&self, customer: Uuid, wallet: Uuid, id: Uuid, token: &str) -> PaymentRow {
+        self.payments.top_up(customer, wallet, id, 5_000, token.into()).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn top_ups_succeed_decline_and_recover_from_a_timeout() {
+    for backend in backends() {
+        let rig = rig(&backend).await;
+        let customer = Uuid::now_v7();
+        let wallet = rig.wallet(customer).await;
+
+        let paid = rig.top_up(customer, wallet, Uuid::now_v7(), "tok_visa").await;
+        assert_eq!(paid.status, PaymentStatus::Succeeded);
+        assert!(paid.provider_id.is_some());
+        assert_eq!(rig.posted(wallet).await, 5_000);
+
+        let declined = rig.top_up(customer, wallet, Uuid::now_v7(), "tok_chargeDeclined").await;
+        assert_eq!(
+            (declined.status, declined.failure_code.as_deref()),
+            (PaymentStatus::Failed, Some("card_declined"))
+        );
+        let broke = rig.top_up(customer, wallet, Uuid::now_v7(), "tok_insufficientFunds").await;
+        assert_eq!(broke.failure_code.as_deref(), Some("insufficient_funds"));
+        assert_eq!(rig.posted(wallet).await, 5_000, "declines move nothing");
+
+        // The charge went through but its answer was lost: pending until recovery.
+        let timed_out = rig.top_up(customer, wallet, Uuid::now_v7(), "tok_timeout").await;
+        assert_eq!(timed_out.status, PaymentStatus::Pending);
+        assert_eq!(rig.posted(wallet).await, 5_000);
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 0, "nothing left to recover");
+        let recovered = rig.payments.get(PaymentKind::TopUp, customer, timed_out.id).await.unwrap();
+        assert_eq!(recovered.status, PaymentStatus::Succeeded);
+        assert_eq!(rig.posted(wallet).await, 10_000, "credited exactly once");
+
+        // Someone else's top-up is not found.
+        let stranger = rig.payments.get(PaymentKind::TopUp, Uuid::now_v7(), paid.id).await;
+        assert!(matches!(stranger, Err(PaymentError::NotFound)));
+    }
+}
+
+/// The process charged the card and died before posting: the top-up is pending with a
+/// charge at the gateway. Recovery credits it once; a retry of the request afterwards
+/// changes nothing.
+#[tokio::test]
+async fn crash_between_charge_and_post_is_credited_once() {
+    for backend in backends() {
+        let rig = rig(&backend).await;
+        let customer = Uuid::now_v7();
+        let wallet = rig.wallet(customer).await;
+        let id = Uuid::now_v7();
+        let now = 1;
+        rig.store
+            .insert_payment(
+                PaymentKind::TopUp,
+                &PaymentRow {
+                    id,
+                    customer_id: customer,
+                    wallet_id: wallet,
+                    amount: 5_000,
+                    currency: "USD".into(),
+                    status: PaymentStatus::Pending,
+                    failure_code: None,
+                    provider_id: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
+            .await
+            .unwrap();
+        let charge = ChargeRequest {
+            idempotency_key: id.to_string(),
+            amount: 5_000,
+            currency: "USD".into(),
+            payment_method: "tok_visa".into(),
+        };
+        assert!(matches!(rig.provider.charge(charge).await, Ok(ProviderOutcome::Succeeded { .. })));
+        assert_eq!(rig.posted(wallet).await, 0, "the crash came before the post");
+
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
+        assert_eq!(rig.posted(wallet).await, 5_000);
+        // The client retries the original request: same id, nothing more.
+        let retried = rig.top_up(customer, wallet, id, "tok_visa").await;
+        assert_eq!(retried.status, PaymentStatus::Succeeded);
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 0);
+        assert_eq!(rig.posted(wallet).await, 5_000, "credited exactly once");
+    }
+}
+
+/// Fifty copies of one top-up at once: one charge, one credit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_identical_top_ups_credit_once() {
+    for backend in backends() {
+        let rig = Arc::new(rig(&backend).await);
+        let customer = Uuid::now_v7();
+        let wallet = rig.wallet(customer).await;
+        let id = Uuid::now_v7();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let rig = rig.clone();
+                tokio::spawn(async move { rig.top_up(customer, wallet, id, "tok_visa").await })
+            })
+            .collect();
+        for task in tasks {
+            let status = task.await.unwrap().status;
+            assert_ne!(status, PaymentStatus::Failed);
+        }
+        rig.payments.recover(0).await.unwrap();
+        assert_eq!(rig.posted(wallet).await, 5_000);
+        let charged = rig.provider.charge_status(&id.to_string()).await.unwrap();
+        assert!(matches!(charged, Some(ProviderOutcome::Succeeded { .. })));
+    }
+}
+
+#[tokio::test]
+async fn withdrawals_hold_then_post_or_void() {
+    for backend in backends() {
+        let rig = rig(&backend).await;
+        let customer = Uuid::now_v7();
+        let wallet = rig.wallet(customer).await;
+        rig.top_up(customer, wallet, Uuid::now_v7(), "tok_visa").await;
+
+        let paid =
+            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 1_000, "ba_ok".into()).await.unwrap();
+        assert_eq!(paid.status, PaymentStatus::Succeeded);
+        assert_eq!(rig.posted(wallet).await, 4_000);
+
+        let refused =
+            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 1_000, "ba_fail".into()).await.unwrap();
+        assert_eq!(
+            (refused.status, refused.failure_code.as_deref()),
+            (PaymentStatus::Failed, Some("account_closed"))
+        );
+        let row = rig.store.wallet(wallet).await.unwrap().unwrap();
+        assert_eq!((row.debits_pending, rig.posted(wallet).await), (0, 4_000), "the hold was released");
+
+        let too_much = rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 4_001, "ba_ok".into()).await;
+        assert!(matches!(too_much, Err(PaymentError::Wallet(WalletError::InsufficientFunds))));
+
+        let slow =
+            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 500, "ba_timeout".into()).await.unwrap();
+        assert_eq!(slow.status, PaymentStatus::Pending);
+        assert_eq!(rig.store.wallet(wallet).await.unwrap().unwrap().debits_pending, 500, "held meanwhile");
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
+        assert_eq!(rig.posted(wallet).await, 3_500);
+        assert_eq!(rig.store.wallet(wallet).await.unwrap().unwrap().debits_pending, 0);
+    }
+}
