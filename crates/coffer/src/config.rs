@@ -95,10 +95,36 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub requests_in_flight_max: u32,
 
+    /// Latency of the built-in mock payment provider, in milliseconds.
+    #[arg(long, env = "COFFER_MOCK_PROVIDER_LATENCY_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub mock_provider_latency_ms: u64,
+
+    /// Share of mock provider calls (0 to 1) that fail as "unavailable", to exercise retries.
+    #[arg(long, env = "COFFER_MOCK_PROVIDER_FAILURE_RATE", default_value_t = 0.0,
+          value_parser = parse_rate)]
+    pub mock_provider_failure_rate: f64,
+
+    /// How often the recovery worker looks for payments left pending, in milliseconds.
+    #[arg(long, env = "COFFER_RECOVERY_INTERVAL_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub recovery_interval_ms: u64,
+
+    /// How long a payment must have been pending before recovery asks the provider about
+    /// it, in milliseconds: longer than a request may run, so it never races a live one.
+    #[arg(long, env = "COFFER_RECOVERY_GRACE_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub recovery_grace_ms: u64,
+
     /// Longest time a request may take, in milliseconds, before it gets 503.
     #[arg(long, env = "COFFER_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_timeout_ms: u64,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|_| "must be a number from 0 to 1".to_owned())?;
+    if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err("must be from 0 to 1".into()) }
 }
 
 /// A secret string whose `Debug` and `Display` never show it.

@@ -13,8 +13,10 @@ use crate::{
     config::{DatabaseArgs, Secret, ServeArgs},
     http::{self, AppState},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
+    payments::{MockProvider, MockSettings, Payments},
     wallets::Wallets,
 };
+use tokio_util::sync::CancellationToken;
 
 /// Opens the configured database and applies its migrations.
 pub async fn open_store(database: &DatabaseArgs) -> anyhow::Result<Store> {
@@ -36,6 +38,9 @@ pub struct Server {
     pipeline_task: PipelineTask,
     admin_api_key: Arc<Secret>,
     limits: http::RequestLimits,
+    mock_provider: MockSettings,
+    recovery_interval: Duration,
+    recovery_grace: Duration,
 }
 
 impl Server {
@@ -52,6 +57,12 @@ impl Server {
             pipeline,
             pipeline_task,
             admin_api_key,
+            mock_provider: MockSettings {
+                latency: Duration::from_millis(args.mock_provider_latency_ms),
+                failure_rate: args.mock_provider_failure_rate,
+            },
+            recovery_interval: Duration::from_millis(args.recovery_interval_ms),
+            recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             limits: http::RequestLimits {
                 timeout: Duration::from_millis(args.request_timeout_ms),
                 in_flight_max: args.requests_in_flight_max as usize,
@@ -70,20 +81,64 @@ impl Server {
     /// Serves until `shutdown` completes, then drains and closes everything.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let wallets = Arc::new(Wallets::new(self.store.clone(), self.pipeline.clone()));
+        let provider = Arc::new(MockProvider::new(self.mock_provider));
+        let payments = Arc::new(Payments::new(
+            self.store.clone(),
+            self.pipeline.clone(),
+            wallets.clone(),
+            provider.clone(),
+            provider,
+        ));
+        let stop_workers = CancellationToken::new();
+        let recovery = tokio::spawn(recovery_worker(
+            payments.clone(),
+            self.recovery_interval,
+            self.recovery_grace,
+            stop_workers.clone(),
+        ));
         let state = AppState {
             store: self.store.clone(),
             pipeline: self.pipeline,
             admin_api_key: self.admin_api_key,
             wallets,
+            payments,
         };
         let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
         let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
-        info!("stopped accepting requests; draining the commit queue");
+        info!("stopped accepting requests; stopping workers and draining the commit queue");
+        stop_workers.cancel();
+        if let Err(error) = recovery.await {
+            tracing::error!(%error, "recovery worker failed");
+        }
         self.pipeline_task.shutdown().await;
         self.store.close().await;
         info!("shut down");
         Ok(served?)
+    }
+}
+
+/// Finishes payments left pending (a provider timeout, a crash) every `interval`, until
+/// `stop`. Errors are logged and retried on the next pass.
+async fn recovery_worker(
+    payments: Arc<Payments>,
+    interval: Duration,
+    grace: Duration,
+    stop: CancellationToken,
+) {
+    let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match payments.recover(grace_ns).await {
+            Ok(0) => {}
+            Ok(count) => info!(count, "recovered pending payments"),
+            Err(error) => tracing::warn!(%error, "payment recovery failed; retrying next pass"),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{config::Secret, ledger::CommitPipeline, wallets::Wallets};
+use crate::{config::Secret, ledger::CommitPipeline, payments::Payments, wallets::Wallets};
 use error::ApiError;
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -43,6 +43,7 @@ pub struct AppState {
     pub pipeline: CommitPipeline,
     pub admin_api_key: Arc<Secret>,
     pub wallets: Arc<Wallets>,
+    pub payments: Arc<Payments>,
 }
 
 /// Limits that apply to every request.
