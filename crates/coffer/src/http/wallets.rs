@@ -232,7 +232,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-fn rfc3339(nanos: u64) -> String {
+pub(crate) fn rfc3339(nanos: u64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .ok()
         .and_then(|time| time.format(&Rfc3339).ok())
