@@ -95,6 +95,16 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub requests_in_flight_max: u32,
 
+    /// Fee on P2P transfers, in basis points of the amount (100 = 1 %), paid by the sender.
+    #[arg(long, env = "COFFER_FEE_TRANSFER_BPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub fee_transfer_bps: u32,
+
+    /// Fee on card top-ups, in basis points of the amount, taken from the credited wallet.
+    #[arg(long, env = "COFFER_FEE_TOP_UP_BPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub fee_top_up_bps: u32,
+
     /// Latency of the built-in mock payment provider, in milliseconds.
     #[arg(long, env = "COFFER_MOCK_PROVIDER_LATENCY_MS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]

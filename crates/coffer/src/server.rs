@@ -14,7 +14,7 @@ use crate::{
     http::{self, AppState},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     payments::{MockProvider, MockSettings, Payments},
-    wallets::Wallets,
+    wallets::{Wallets, service::Fees},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +39,7 @@ pub struct Server {
     admin_api_key: Arc<Secret>,
     limits: http::RequestLimits,
     mock_provider: MockSettings,
+    fees: Fees,
     recovery_interval: Duration,
     recovery_grace: Duration,
 }
@@ -57,6 +58,7 @@ impl Server {
             pipeline,
             pipeline_task,
             admin_api_key,
+            fees: Fees { transfer_bps: args.fee_transfer_bps, top_up_bps: args.fee_top_up_bps },
             mock_provider: MockSettings {
                 latency: Duration::from_millis(args.mock_provider_latency_ms),
                 failure_rate: args.mock_provider_failure_rate,
@@ -80,7 +82,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains and closes everything.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let wallets = Arc::new(Wallets::new(self.store.clone(), self.pipeline.clone()));
+        let wallets = Arc::new(Wallets::with_fees(self.store.clone(), self.pipeline.clone(), self.fees));
         let provider = Arc::new(MockProvider::new(self.mock_provider));
         let payments = Arc::new(Payments::new(
             self.store.clone(),

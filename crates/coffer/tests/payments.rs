@@ -13,7 +13,9 @@ use coffer::{
         MockProvider, MockSettings, PaymentError, PaymentGateway, Payments,
         gateway::{ChargeRequest, ProviderOutcome},
     },
-    wallets::{Currency, WalletError, Wallets},
+    wallets::{
+        Currency, Recipient, TransferRequest, WalletError, Wallets, money::account_code, service::Fees,
+    },
 };
 use common::{Backend, backends};
 use store::{PaymentKind, PaymentRow, PaymentStatus, Store, StoreOptions, WalletType};
@@ -30,6 +32,10 @@ struct Rig {
 }
 
 async fn rig(backend: &Backend) -> Rig {
+    rig_with_fees(backend, Fees::default()).await
+}
+
+async fn rig_with_fees(backend: &Backend, fees: Fees) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let url = match backend {
         Backend::Sqlite => format!("sqlite:{}", dir.path().join("payments.db").display()),
@@ -38,7 +44,7 @@ async fn rig(backend: &Backend) -> Rig {
     let store = Store::open(&url, StoreOptions { max_connections: 6 }).await.unwrap();
     store.migrate().await.unwrap();
     let (pipeline, task) = CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
-    let wallets = Arc::new(Wallets::new(store.clone(), pipeline.clone()));
+    let wallets = Arc::new(Wallets::with_fees(store.clone(), pipeline.clone(), fees));
     let provider = Arc::new(MockProvider::new(MockSettings { latency: Duration::ZERO, failure_rate: 0.0 }));
     let payments =
         Arc::new(Payments::new(store.clone(), pipeline, wallets.clone(), provider.clone(), provider.clone()));
@@ -204,5 +210,47 @@ async fn withdrawals_hold_then_post_or_void() {
         assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
         assert_eq!(rig.posted(wallet).await, 3_500);
         assert_eq!(rig.store.wallet(wallet).await.unwrap().unwrap().debits_pending, 0);
+    }
+}
+
+/// Fees ride with their operation: a top-up pays its fee from the credit, a transfer's
+/// fee must fit in the balance with the amount or neither moves, and a retried transfer
+/// charges its fee once.
+#[tokio::test]
+async fn fees_are_linked_to_their_operation() {
+    for backend in backends() {
+        let rig = rig_with_fees(&backend, Fees { transfer_bps: 100, top_up_bps: 250 }).await;
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let (from, to) = (rig.wallet(alice).await, rig.wallet(bob).await);
+        rig.top_up(alice, from, Uuid::now_v7(), "tok_visa").await;
+        assert_eq!(rig.posted(from).await, 5_000 - 125, "2.5 % top-up fee");
+
+        let send = |amount| TransferRequest {
+            from_wallet_id: from,
+            to: Recipient::Wallet(to),
+            amount,
+            description: None,
+        };
+        // 4,875 left: sending 4,875 would need 48 more for the fee.
+        let refused = rig.wallets.transfer(alice, 77, send(4_875)).await;
+        assert!(matches!(refused, Err(WalletError::InsufficientFunds)), "{refused:?}");
+        assert_eq!(
+            (rig.posted(from).await, rig.posted(to).await),
+            (4_875, 0),
+            "neither the amount nor the fee moved"
+        );
+
+        rig.wallets.transfer(alice, 78, send(1_000)).await.unwrap();
+        rig.wallets.transfer(alice, 78, send(1_000)).await.unwrap();
+        assert_eq!(
+            (rig.posted(from).await, rig.posted(to).await),
+            (4_875 - 1_010, 1_000),
+            "once, with a 1 % fee"
+        );
+
+        let usd = Currency::parse("USD").unwrap();
+        let fees = rig.wallets.system_account(usd, account_code::FEES).await.unwrap();
+        let account = rig.store.account(fees).await.unwrap().unwrap();
+        assert_eq!(account.credits_posted, 125 + 10);
     }
 }

@@ -44,7 +44,8 @@ async fn open_wallet(app: &TestApp, session: &Session, currency: &str) -> String
 
 async fn top_up(app: &TestApp, session: &Session, wallet: &str, amount: u64) {
     let path = format!("/v1/wallets/{wallet}/top-ups");
-    let (status, _, body) = post(app, session, &path, &key(), &json!({"amount": amount, "payment_method": "tok_visa"})).await;
+    let (status, _, body) =
+        post(app, session, &path, &key(), &json!({"amount": amount, "payment_method": "tok_visa"})).await;
     assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")), "{body}");
 }
 
@@ -73,7 +74,10 @@ async fn walkthrough_register_wallet_top_up_transfer_history() {
         )
         .await;
         assert_eq!(status, 201, "{sent}");
-        assert_eq!((sent["status"].as_str(), sent["amount"].as_u64(), sent["currency"].as_str()), (Some("posted"), Some(2_500), Some("USD")));
+        assert_eq!(
+            (sent["status"].as_str(), sent["amount"].as_u64(), sent["currency"].as_str()),
+            (Some("posted"), Some(2_500), Some("USD"))
+        );
         assert_eq!(sent["to_wallet_id"], bob_usd);
         let (status, _, by_email) = post(
             &app,
@@ -88,8 +92,13 @@ async fn walkthrough_register_wallet_top_up_transfer_history() {
 
         assert_eq!(posted(&app, &alice, &alice_usd).await, 7_000);
         assert_eq!(posted(&app, &bob, &bob_usd).await, 3_000);
-        let (status, transfer) = get(&app, &bob, &format!("/v1/transfers/{}", sent["id"].as_str().unwrap())).await;
-        assert_eq!((status, transfer["description"].as_str()), (200, Some("dinner")), "the recipient sees it too");
+        let (status, transfer) =
+            get(&app, &bob, &format!("/v1/transfers/{}", sent["id"].as_str().unwrap())).await;
+        assert_eq!(
+            (status, transfer["description"].as_str()),
+            (200, Some("dinner")),
+            "the recipient sees it too"
+        );
 
         let (status, history) = get(&app, &alice, &format!("/v1/wallets/{alice_usd}/operations")).await;
         assert_eq!(status, 200, "{history}");
@@ -140,7 +149,11 @@ async fn refusals_have_clear_codes_and_move_nothing() {
         (transfer(json!({"to_wallet_id": uuid::Uuid::now_v7()}), 1), 404, "wallet_not_found"),
         (transfer(json!({"to_email": "nobody@example.com"}), 1), 404, "recipient_not_found"),
         (transfer(json!({"to_wallet_id": bob_usd}), 0), 422, "validation_failed"),
-        (transfer(json!({"to_wallet_id": bob_usd, "to_email": "bob@example.com"}), 1), 422, "validation_failed"),
+        (
+            transfer(json!({"to_wallet_id": bob_usd, "to_email": "bob@example.com"}), 1),
+            422,
+            "validation_failed",
+        ),
         (transfer(json!({"to_wallet_id": bob_usd, "status": "posted"}), 1), 422, "validation_failed"),
     ];
     for (body, status, code) in cases {
@@ -196,7 +209,14 @@ async fn idempotency_keys_replay_refuse_reuse_and_remember_failures() {
         let (status, _, problem) = post(&app, &alice, "/v1/transfers", &k, &changed).await;
         common::assert_problem(status, &problem, 409, "idempotency_key_reused");
         // The same key is someone else's own key for Bob.
-        let (status, _, _) = post(&app, &bob, "/v1/transfers", &k, &json!({"from_wallet_id": bob_usd, "to_wallet_id": usd, "amount": 1})).await;
+        let (status, _, _) = post(
+            &app,
+            &bob,
+            "/v1/transfers",
+            &k,
+            &json!({"from_wallet_id": bob_usd, "to_wallet_id": usd, "amount": 1}),
+        )
+        .await;
         assert_eq!(status, 201, "keys are per customer");
 
         // A refusal is remembered: funding the wallet later does not make the retry succeed.
@@ -233,7 +253,10 @@ async fn concurrent_duplicates_move_money_once() {
             .collect();
         for task in tasks {
             let (status, _, body) = task.await.unwrap();
-            assert!(status == 201 || (status == 409 && body["code"] == "idempotency_key_in_use"), "{status} {body}");
+            assert!(
+                status == 201 || (status == 409 && body["code"] == "idempotency_key_in_use"),
+                "{status} {body}"
+            );
         }
         assert_eq!(posted(&app, &bob, &bob_usd).await, 100);
         Arc::into_inner(app).unwrap().stop().await;
@@ -259,7 +282,10 @@ async fn fifty_identical_top_ups_credit_once() {
             .collect();
         for task in tasks {
             let (status, _, body) = task.await.unwrap();
-            assert!(status == 201 || (status == 409 && body["code"] == "idempotency_key_in_use"), "{status} {body}");
+            assert!(
+                status == 201 || (status == 409 && body["code"] == "idempotency_key_in_use"),
+                "{status} {body}"
+            );
         }
         assert_eq!(posted(&app, &alice, &usd).await, 700);
         Arc::into_inner(app).unwrap().stop().await;
@@ -273,12 +299,22 @@ async fn top_ups_and_withdrawals_in_every_outcome() {
         let alice = register_and_login(&app, "alice@example.com").await;
         let usd = open_wallet(&app, &alice, "USD").await;
         let top_ups = format!("/v1/wallets/{usd}/top-ups");
-        let (status, _, declined) =
-            post(&app, &alice, &top_ups, &key(), &json!({"amount": 100, "payment_method": "tok_chargeDeclined"})).await;
-        assert_eq!((status, declined["status"].as_str(), declined["failure_code"].as_str()), (201, Some("failed"), Some("card_declined")));
+        let (status, _, declined) = post(
+            &app,
+            &alice,
+            &top_ups,
+            &key(),
+            &json!({"amount": 100, "payment_method": "tok_chargeDeclined"}),
+        )
+        .await;
+        assert_eq!(
+            (status, declined["status"].as_str(), declined["failure_code"].as_str()),
+            (201, Some("failed"), Some("card_declined"))
+        );
 
         let (status, _, pending) =
-            post(&app, &alice, &top_ups, &key(), &json!({"amount": 900, "payment_method": "tok_timeout"})).await;
+            post(&app, &alice, &top_ups, &key(), &json!({"amount": 900, "payment_method": "tok_timeout"}))
+                .await;
         assert_eq!((status, pending["status"].as_str()), (202, Some("pending")), "{pending}");
         // The recovery worker (every 200 ms, after 1 s in tests) finds the charge.
         let path = format!("/v1/top-ups/{}", pending["id"].as_str().unwrap());
@@ -295,17 +331,28 @@ async fn top_ups_and_withdrawals_in_every_outcome() {
         assert_eq!(posted(&app, &alice, &usd).await, 900);
 
         let withdrawals = format!("/v1/wallets/{usd}/withdrawals");
-        let (status, _, paid) = post(&app, &alice, &withdrawals, &key(), &json!({"amount": 400, "destination": "ba_checking"})).await;
+        let (status, _, paid) =
+            post(&app, &alice, &withdrawals, &key(), &json!({"amount": 400, "destination": "ba_checking"}))
+                .await;
         assert_eq!((status, paid["status"].as_str()), (201, Some("succeeded")), "{paid}");
-        let (status, _, refused) = post(&app, &alice, &withdrawals, &key(), &json!({"amount": 100, "destination": "ba_fail"})).await;
+        let (status, _, refused) =
+            post(&app, &alice, &withdrawals, &key(), &json!({"amount": 100, "destination": "ba_fail"})).await;
         assert_eq!((status, refused["status"].as_str()), (201, Some("failed")));
-        let (status, _, problem) = post(&app, &alice, &withdrawals, &key(), &json!({"amount": 10_000, "destination": "ba_checking"})).await;
+        let (status, _, problem) = post(
+            &app,
+            &alice,
+            &withdrawals,
+            &key(),
+            &json!({"amount": 10_000, "destination": "ba_checking"}),
+        )
+        .await;
         common::assert_problem(status, &problem, 422, "insufficient_funds");
         assert_eq!(posted(&app, &alice, &usd).await, 500);
         let (status, wallet) = get(&app, &alice, &format!("/v1/wallets/{usd}")).await;
         assert_eq!((status, wallet["balance"]["pending"].as_i64()), (200, Some(0)), "no hold left behind");
         let (_, history) = get(&app, &alice, "/v1/operations?type=withdrawal").await;
-        let statuses: Vec<&str> = history["data"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+        let statuses: Vec<&str> =
+            history["data"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["voided", "posted"]);
         app.stop().await;
     }
@@ -319,9 +366,30 @@ async fn customers_never_see_each_others_objects() {
     let mallory = register_and_login(&app, "mallory@example.com").await;
     let usd = open_wallet(&app, &alice, "USD").await;
     let mallory_usd = open_wallet(&app, &mallory, "USD").await;
-    let (_, _, topped) = post(&app, &alice, &format!("/v1/wallets/{usd}/top-ups"), &key(), &json!({"amount": 1_000, "payment_method": "tok_visa"})).await;
-    let (_, _, withdrawn) = post(&app, &alice, &format!("/v1/wallets/{usd}/withdrawals"), &key(), &json!({"amount": 10, "destination": "ba_x"})).await;
-    let (_, _, sent) = post(&app, &alice, "/v1/transfers", &key(), &json!({"from_wallet_id": usd, "to_email": "alice@example.com", "amount": 1})).await;
+    let (_, _, topped) = post(
+        &app,
+        &alice,
+        &format!("/v1/wallets/{usd}/top-ups"),
+        &key(),
+        &json!({"amount": 1_000, "payment_method": "tok_visa"}),
+    )
+    .await;
+    let (_, _, withdrawn) = post(
+        &app,
+        &alice,
+        &format!("/v1/wallets/{usd}/withdrawals"),
+        &key(),
+        &json!({"amount": 10, "destination": "ba_x"}),
+    )
+    .await;
+    let (_, _, sent) = post(
+        &app,
+        &alice,
+        "/v1/transfers",
+        &key(),
+        &json!({"from_wallet_id": usd, "to_email": "alice@example.com", "amount": 1}),
+    )
+    .await;
     let _ = sent;
     let paths = [
         format!("/v1/wallets/{usd}"),
@@ -336,7 +404,14 @@ async fn customers_never_see_each_others_objects() {
     let steal = json!({"from_wallet_id": usd, "to_wallet_id": mallory_usd, "amount": 500});
     let (status, _, body) = post(&app, &mallory, "/v1/transfers", &key(), &steal).await;
     common::assert_problem(status, &body, 404, "wallet_not_found");
-    let (status, _, body) = post(&app, &mallory, &format!("/v1/wallets/{usd}/withdrawals"), &key(), &json!({"amount": 5, "destination": "ba_x"})).await;
+    let (status, _, body) = post(
+        &app,
+        &mallory,
+        &format!("/v1/wallets/{usd}/withdrawals"),
+        &key(),
+        &json!({"amount": 5, "destination": "ba_x"}),
+    )
+    .await;
     common::assert_problem(status, &body, 404, "wallet_not_found");
     let (_, mine) = get(&app, &mallory, "/v1/operations").await;
     assert_eq!(mine["data"].as_array().unwrap().len(), 0);
@@ -399,7 +474,10 @@ async fn many_customers_transferring_keep_the_books_straight() {
                 }
                 let (_, page) = get(&app, session, &path).await;
                 for row in page["data"].as_array().unwrap() {
-                    assert!(seen.insert(row["id"].as_str().unwrap().to_owned()), "a transfer is listed twice");
+                    assert!(
+                        seen.insert(row["id"].as_str().unwrap().to_owned()),
+                        "a transfer is listed twice"
+                    );
                 }
                 match page["next_cursor"].as_str() {
                     Some(next) => cursor = Some(next.to_owned()),

@@ -15,6 +15,7 @@ use crate::{
     wallets::{
         Currency, WalletError, Wallets, derive_id,
         money::{account_code, transfer_code},
+        service::chain_outcome,
     },
 };
 
@@ -157,9 +158,17 @@ impl Payments {
                     user_data_128: row.id.as_u128(),
                     ..Default::default()
                 };
-                match self.transfer(credit, "top_up").await? {
-                    CreateTransferResult::Ok | CreateTransferResult::Exists => {}
-                    other => return Err(WalletError::Ledger(format!("top-up credit: {other}")).into()),
+                let mut transfers = vec![credit];
+                let mut notes =
+                    vec![TransferNote { transfer_id: credit.id, kind: "top_up".into(), description: None }];
+                let fee_bps = self.wallets.fees().top_up_bps;
+                self.wallets
+                    .add_fee(&mut transfers, &mut notes, credit.credit_account_id, currency, fee_bps)
+                    .await?;
+                let command = Command::CreateTransfersWithNotes { transfers, notes };
+                match self.pipeline.submit(command).await.map_err(WalletError::from)? {
+                    Outcome::Transfers(results) => chain_outcome(&results)?,
+                    other => return Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
                 }
                 let now = now_ns();
                 self.store

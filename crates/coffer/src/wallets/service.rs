@@ -102,11 +102,56 @@ pub struct TransferView {
     pub created_at: u64,
 }
 
+/// Fees per operation type, in basis points (1/100 of a percent) of the amount, rounded
+/// down; zero by default. A fee is a transfer from the paying wallet to the currency's
+/// fees account, linked to the operation: both happen or neither does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fees {
+    pub transfer_bps: u32,
+    pub top_up_bps: u32,
+}
+
+/// The largest fee rate: the whole amount.
+pub const FEE_BPS_MAX: u32 = 10_000;
+
+impl Fees {
+    /// The fee on `amount` at `bps`.
+    pub fn of(amount: u64, bps: u32) -> u64 {
+        assert!(bps <= FEE_BPS_MAX);
+        // Fits: amount < 2^63 and bps ≤ 10^4, so the product is below 2^77 in u128.
+        (u128::from(amount) * u128::from(bps) / u128::from(FEE_BPS_MAX)) as u64
+    }
+}
+
+/// What a chain's results mean for the operation at its head. A chain commits whole or
+/// not at all, so the head's result speaks for the chain: `ok`, or `exists` (a retry of a
+/// chain that committed before — the ledger reports the rest as `linked_event_failed`).
+/// Otherwise the first real failure in the chain explains it.
+pub fn chain_outcome(results: &[CreateTransferResult]) -> Result<(), WalletError> {
+    use CreateTransferResult as R;
+    match results.first() {
+        Some(R::Ok | R::Exists) => return Ok(()),
+        None => return Err(WalletError::Ledger("no results".into())),
+        Some(_) => {}
+    }
+    let cause = results
+        .iter()
+        .copied()
+        .find(|result| *result != R::LinkedEventFailed)
+        .unwrap_or(R::LinkedEventFailed);
+    Err(match cause {
+        R::ExceedsCredits => WalletError::InsufficientFunds,
+        R::IdAlreadyFailed => WalletError::FailedBefore(cause),
+        other => WalletError::Ledger(other.to_string()),
+    })
+}
+
 /// The wallet service. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Wallets {
     store: Store,
     pipeline: CommitPipeline,
+    fees: Fees,
     /// System accounts known to exist, so each is created once per process.
     system_accounts: Mutex<HashSet<u128>>,
 }
@@ -118,7 +163,48 @@ fn now_ns() -> u64 {
 
 impl Wallets {
     pub fn new(store: Store, pipeline: CommitPipeline) -> Self {
-        Self { store, pipeline, system_accounts: Mutex::new(HashSet::new()) }
+        Self::with_fees(store, pipeline, Fees::default())
+    }
+
+    pub fn with_fees(store: Store, pipeline: CommitPipeline, fees: Fees) -> Self {
+        assert!(fees.transfer_bps <= FEE_BPS_MAX && fees.top_up_bps <= FEE_BPS_MAX);
+        Self { store, pipeline, fees, system_accounts: Mutex::new(HashSet::new()) }
+    }
+
+    pub fn fees(&self) -> Fees {
+        self.fees
+    }
+
+    /// Appends the fee on `main` (paid by `payer`) to a chain, linking `main` to it.
+    /// Returns whether a fee was added.
+    pub async fn add_fee(
+        &self,
+        transfers: &mut Vec<Transfer>,
+        notes: &mut Vec<TransferNote>,
+        payer: u128,
+        currency: Currency,
+        bps: u32,
+    ) -> Result<bool, WalletError> {
+        let main = *transfers.last().expect("a chain has its operation first");
+        let amount = Fees::of(main.amount, bps);
+        if amount == 0 {
+            return Ok(false);
+        }
+        let fees = self.system_account(currency, account_code::FEES).await?;
+        transfers.last_mut().expect("checked").flags = main.flags.union(ledger::TransferFlags::LINKED);
+        let fee = Transfer {
+            id: super::derive_id(Uuid::from_u128(main.id), "fee", ""),
+            debit_account_id: payer,
+            credit_account_id: fees,
+            amount,
+            ledger: currency.ledger(),
+            code: transfer_code::FEE,
+            user_data_128: main.user_data_128,
+            ..Default::default()
+        };
+        notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
+        transfers.push(fee);
+        Ok(true)
     }
 
     async fn submit(&self, command: Command) -> Result<Outcome, WalletError> {
@@ -288,21 +374,15 @@ impl Wallets {
             user_data_128: customer_id.as_u128(),
             ..Default::default()
         };
-        let note = TransferNote {
+        let mut transfers = vec![transfer];
+        let mut notes = vec![TransferNote {
             transfer_id: id,
             kind: "transfer".into(),
             description: request.description.clone(),
-        };
-        let result = self.create_transfers(vec![transfer], vec![note]).await?;
-        match result[..] {
-            [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
-            [CreateTransferResult::ExceedsCredits] => return Err(WalletError::InsufficientFunds),
-            [failed @ CreateTransferResult::IdAlreadyFailed] => {
-                return Err(WalletError::FailedBefore(failed));
-            }
-            [other] => return Err(WalletError::Ledger(other.to_string())),
-            _ => return Err(WalletError::Ledger("one result per transfer".into())),
-        }
+        }];
+        self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
+        let results = self.create_transfers(transfers, notes).await?;
+        chain_outcome(&results)?;
         self.transfer_view(customer_id, Uuid::from_u128(id)).await?.ok_or(WalletError::WalletNotFound)
     }
 
@@ -383,6 +463,27 @@ impl Wallets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fees_round_down_and_never_exceed_the_amount() {
+        assert_eq!(Fees::of(10_000, 150), 150);
+        assert_eq!(Fees::of(99, 150), 1);
+        assert_eq!(Fees::of(66, 150), 0);
+        assert_eq!(Fees::of(ledger::AMOUNT_MAX, FEE_BPS_MAX), ledger::AMOUNT_MAX);
+    }
+
+    #[test]
+    fn a_chain_speaks_through_its_head() {
+        use CreateTransferResult as R;
+        assert!(chain_outcome(&[R::Ok, R::Ok]).is_ok());
+        assert!(chain_outcome(&[R::Exists, R::LinkedEventFailed]).is_ok(), "a retried chain");
+        assert!(matches!(
+            chain_outcome(&[R::LinkedEventFailed, R::ExceedsCredits]),
+            Err(WalletError::InsufficientFunds)
+        ));
+        assert!(matches!(chain_outcome(&[R::ExceedsCredits]), Err(WalletError::InsufficientFunds)));
+        assert!(matches!(chain_outcome(&[R::IdAlreadyFailed]), Err(WalletError::FailedBefore(_))));
+    }
 
     #[test]
     fn credit_card_balance_shows_the_debt_and_the_room_left() {
