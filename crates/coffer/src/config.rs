@@ -95,6 +95,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub requests_in_flight_max: u32,
 
+    /// How long idempotency keys (and the responses they replay) are kept, in hours.
+    #[arg(long, env = "COFFER_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(24..=8_760))]
+    pub idempotency_retention_hours: u64,
+
     /// Fee on P2P transfers, in basis points of the amount (100 = 1 %), paid by the sender.
     #[arg(long, env = "COFFER_FEE_TRANSFER_BPS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=10_000))]

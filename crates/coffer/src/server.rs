@@ -42,6 +42,7 @@ pub struct Server {
     fees: Fees,
     recovery_interval: Duration,
     recovery_grace: Duration,
+    idempotency_retention: Duration,
 }
 
 impl Server {
@@ -65,6 +66,7 @@ impl Server {
             },
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
+            idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
             limits: http::RequestLimits {
                 timeout: Duration::from_millis(args.request_timeout_ms),
                 in_flight_max: args.requests_in_flight_max as usize,
@@ -92,10 +94,14 @@ impl Server {
             provider,
         ));
         let stop_workers = CancellationToken::new();
-        let recovery = tokio::spawn(recovery_worker(
+        let recovery = tokio::spawn(maintenance_worker(
+            self.store.clone(),
             payments.clone(),
-            self.recovery_interval,
-            self.recovery_grace,
+            Maintenance {
+                interval: self.recovery_interval,
+                recovery_grace: self.recovery_grace,
+                idempotency_retention: self.idempotency_retention,
+            },
             stop_workers.clone(),
         ));
         let state = AppState {
@@ -111,7 +117,7 @@ impl Server {
         info!("stopped accepting requests; stopping workers and draining the commit queue");
         stop_workers.cancel();
         if let Err(error) = recovery.await {
-            tracing::error!(%error, "recovery worker failed");
+            tracing::error!(%error, "maintenance worker failed");
         }
         self.pipeline_task.shutdown().await;
         self.store.close().await;
@@ -120,26 +126,49 @@ impl Server {
     }
 }
 
-/// Finishes payments left pending (a provider timeout, a crash) every `interval`, until
-/// `stop`. Errors are logged and retried on the next pass.
-async fn recovery_worker(
-    payments: Arc<Payments>,
+/// What the maintenance worker does, and how often.
+#[derive(Clone, Copy, Debug)]
+struct Maintenance {
     interval: Duration,
-    grace: Duration,
+    recovery_grace: Duration,
+    idempotency_retention: Duration,
+}
+
+/// Idempotency keys deleted per pass at most: bounded so a backlog never holds the
+/// writer for long; the next pass continues.
+const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
+
+/// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
+/// crash) and forgets idempotency keys past their retention. Errors are logged and
+/// retried on the next pass.
+async fn maintenance_worker(
+    store: Store,
+    payments: Arc<Payments>,
+    settings: Maintenance,
     stop: CancellationToken,
 ) {
-    let grace_ns = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
-    let mut ticks = tokio::time::interval(interval);
+    let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        match payments.recover(grace_ns).await {
+        match payments.recover(nanos(settings.recovery_grace)).await {
             Ok(0) => {}
             Ok(count) => info!(count, "recovered pending payments"),
             Err(error) => tracing::warn!(%error, "payment recovery failed; retrying next pass"),
+        }
+        let now = u64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        let cutoff = now.saturating_sub(nanos(settings.idempotency_retention));
+        match store.idempotency_purge(cutoff, IDEMPOTENCY_PURGE_BATCH_MAX).await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "forgot expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "purging idempotency keys failed; retrying next pass"),
         }
     }
 }

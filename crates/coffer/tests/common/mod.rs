@@ -79,6 +79,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         admin_api_key: Some("test-admin-key-0123456789".parse().unwrap()),
         commit_queue_max: options.commit_queue_max,
         requests_in_flight_max: 4096,
+        idempotency_retention_hours: 24,
         fee_transfer_bps: 0,
         fee_top_up_bps: 0,
         mock_provider_latency_ms: 0,
