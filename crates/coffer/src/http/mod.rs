@@ -1,6 +1,8 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
+pub mod auth;
+pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -25,7 +27,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{config::Secret, ledger::CommitPipeline};
+use crate::{config::Secret, identity::Identity, ledger::CommitPipeline};
 use error::ApiError;
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -41,6 +43,8 @@ pub struct AppState {
     pub store: Store,
     pub pipeline: CommitPipeline,
     pub admin_api_key: Arc<Secret>,
+    /// Customers, passwords and tokens; also what the auth extractors verify with.
+    pub identity: Arc<Identity>,
 }
 
 /// Limits that apply to every request.
@@ -58,6 +62,8 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(ledger::router())
+        .merge(auth::router())
+        .merge(customers::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)
