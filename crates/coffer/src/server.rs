@@ -90,7 +90,9 @@ impl Server {
         };
         let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
-        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         info!("stopped accepting requests; draining the commit queue");
         self.pipeline_task.shutdown().await;
         self.store.close().await;

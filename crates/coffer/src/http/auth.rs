@@ -40,9 +40,10 @@ pub fn router() -> Router<AppState> {
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         match error {
-            IdentityError::EmailTaken => {
-                Self::Conflict { code: "email_taken", detail: "the email address is already registered".into() }
-            }
+            IdentityError::EmailTaken => Self::Conflict {
+                code: "email_taken",
+                detail: "the email address is already registered".into(),
+            },
             IdentityError::InvalidCredentials | IdentityError::InvalidRefreshToken => Self::Unauthorized,
             IdentityError::Throttled { retry_after_seconds } => Self::TooManyRequests { retry_after_seconds },
             IdentityError::CustomerNotFound => {
@@ -97,8 +98,9 @@ impl CustomerView {
             time.format(&time::format_description::well_known::Rfc3339)
                 .map_err(|error| ApiError::Internal(error.into()))
         };
-        let preferences = serde_json::from_str(&customer.preferences)
-            .map_err(|error| ApiError::Internal(anyhow::anyhow!("stored preferences are not JSON: {error}")))?;
+        let preferences = serde_json::from_str(&customer.preferences).map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!("stored preferences are not JSON: {error}"))
+        })?;
         Ok(Self {
             id: customer.id,
             email: customer.email,
@@ -186,7 +188,9 @@ pub(crate) struct FieldErrors(Vec<FieldError>);
 
 impl FieldErrors {
     pub(crate) fn check<T, E: ToString>(&mut self, field: &str, parsed: Result<T, E>) -> Option<T> {
-        parsed.map_err(|error| self.0.push(FieldError { field: field.into(), message: error.to_string() })).ok()
+        parsed
+            .map_err(|error| self.0.push(FieldError { field: field.into(), message: error.to_string() }))
+            .ok()
     }
 
     pub(crate) fn finish(self) -> Result<(), ApiError> {
@@ -256,7 +260,10 @@ async fn refresh(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses(
     (status = 204, description = "Logged out (also when the token was unknown or already revoked)"),
 ))]
-async fn logout(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
     state.identity.logout(&request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

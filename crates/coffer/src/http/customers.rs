@@ -33,7 +33,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Tells "absent" (leave alone) from `null` (clear) for nullable fields.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
@@ -81,7 +83,9 @@ async fn update_me(
     let mut errors = FieldErrors::default();
     let update = ProfileUpdate {
         name: request.name.and_then(|name| errors.check("/name", CustomerName::parse(&name))),
-        phone: request.phone.map(|phone| phone.and_then(|phone| errors.check("/phone", Phone::parse(&phone)))),
+        phone: request
+            .phone
+            .map(|phone| phone.and_then(|phone| errors.check("/phone", Phone::parse(&phone)))),
         country: request
             .country
             .map(|country| country.and_then(|country| errors.check("/country", Country::parse(&country)))),
@@ -111,11 +115,9 @@ fn encode_cursor(id: Uuid) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() })
+    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| Uuid::from_slice(&bytes).ok()).ok_or_else(|| {
+        ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() }
+    })
 }
 
 /// Every customer, oldest first (admin).
@@ -138,7 +140,8 @@ async fn list_customers(
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let (customers, has_more) = state.identity.list_customers(after, limit).await?;
-    let next_cursor = if has_more { customers.last().map(|customer| encode_cursor(customer.id)) } else { None };
+    let next_cursor =
+        if has_more { customers.last().map(|customer| encode_cursor(customer.id)) } else { None };
     let data = customers.into_iter().map(CustomerView::from_customer).collect::<Result<_, _>>()?;
     Ok(axum::Json(Page { data, has_more, next_cursor }))
 }

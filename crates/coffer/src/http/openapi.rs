@@ -65,7 +65,9 @@ impl Modify for AdminKeyScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("An access token from /v1/auth/login or /v1/auth/refresh (HS256, 15 minutes)"))
+                    .description(Some(
+                        "An access token from /v1/auth/login or /v1/auth/refresh (HS256, 15 minutes)",
+                    ))
                     .build(),
             ),
         );

@@ -17,7 +17,10 @@ use axum::{
     http::{header, request::Parts},
 };
 use serde::{Deserialize, Serialize};
-use store::{CreateCustomerError, Customer, CustomerRole, CustomerUpdate, NewCustomer, NewRefreshToken, Rotation, Store, StoreError};
+use store::{
+    CreateCustomerError, Customer, CustomerRole, CustomerUpdate, NewCustomer, NewRefreshToken, Rotation,
+    Store, StoreError,
+};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -84,7 +87,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = bearer(parts).and_then(|token| state.identity.tokens.verify(token)).ok_or(ApiError::Unauthorized)?;
+        let claims = bearer(parts)
+            .and_then(|token| state.identity.tokens.verify(token))
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Self { customer_id: claims.sub, role: claims.role })
     }
 }
@@ -94,7 +99,10 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        if crate::http::extract::constant_time_eq(credential.as_bytes(), state.admin_api_key.expose().as_bytes()) {
+        if crate::http::extract::constant_time_eq(
+            credential.as_bytes(),
+            state.admin_api_key.expose().as_bytes(),
+        ) {
             return Ok(Self { customer_id: None });
         }
         let claims = state.identity.tokens.verify(credential).ok_or(ApiError::Unauthorized)?;
@@ -182,12 +190,20 @@ impl Identity {
             store,
             hasher: PasswordHasher::new(config.argon2_memory_kib).await?,
             tokens: AccessTokens::new(&config.jwt_secret),
-            throttle: LoginThrottle::new(config.login_failures_per_account_max, config.login_failures_per_address_max),
+            throttle: LoginThrottle::new(
+                config.login_failures_per_account_max,
+                config.login_failures_per_address_max,
+            ),
         })
     }
 
     /// Creates a customer with role `customer`.
-    pub async fn register(&self, email: Email, password: NewPassword, name: CustomerName) -> Result<Customer, IdentityError> {
+    pub async fn register(
+        &self,
+        email: Email,
+        password: NewPassword,
+        name: CustomerName,
+    ) -> Result<Customer, IdentityError> {
         let password_hash = self.hasher.hash(password).await?;
         let customer = NewCustomer {
             id: Uuid::now_v7(),
@@ -209,7 +225,12 @@ impl Identity {
 
     /// Checks the credentials and starts a refresh-token family. Unknown and malformed
     /// emails verify against a dummy hash, so every failure looks and takes the same.
-    pub async fn login(&self, email: &str, password: String, address: Option<IpAddr>) -> Result<TokenPair, IdentityError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<TokenPair, IdentityError> {
         let throttle_key = email.trim().to_lowercase();
         if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, address) {
             return Err(IdentityError::Throttled { retry_after_seconds });
@@ -248,11 +269,17 @@ impl Identity {
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
         let presented = token::hash_refresh_token(refresh_token);
         let (successor, successor_hash) = token::new_refresh_token();
-        let rotation =
-            self.store.rotate_refresh_token(&presented, Uuid::now_v7(), &successor_hash, OffsetDateTime::now_utc()).await?;
+        let rotation = self
+            .store
+            .rotate_refresh_token(&presented, Uuid::now_v7(), &successor_hash, OffsetDateTime::now_utc())
+            .await?;
         match rotation {
             Rotation::Rotated { customer_id, .. } => {
-                let customer = self.store.customer_by_id(customer_id).await?.ok_or(IdentityError::InvalidRefreshToken)?;
+                let customer = self
+                    .store
+                    .customer_by_id(customer_id)
+                    .await?
+                    .ok_or(IdentityError::InvalidRefreshToken)?;
                 self.token_pair(customer.id, customer.role.into(), successor)
             }
             Rotation::Reused { customer_id, family_id } => {
@@ -267,7 +294,9 @@ impl Identity {
     /// out twice, or with a token that already expired, leaves the same state.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
         let presented = token::hash_refresh_token(refresh_token);
-        if let Some(family_id) = self.store.revoke_refresh_family(&presented, OffsetDateTime::now_utc()).await? {
+        if let Some(family_id) =
+            self.store.revoke_refresh_family(&presented, OffsetDateTime::now_utc()).await?
+        {
             tracing::info!(%family_id, "logged out");
         }
         Ok(())
@@ -286,26 +315,41 @@ impl Identity {
             country: update.country.map(|country| country.map(Country::into_inner)),
             preferences: update.preferences.map(Preferences::into_inner),
         };
-        self.store.update_customer(id, &update, OffsetDateTime::now_utc()).await?.ok_or(IdentityError::CustomerNotFound)
+        self.store
+            .update_customer(id, &update, OffsetDateTime::now_utc())
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)
     }
 
     /// Sets a customer's role (admins only).
     pub async fn set_role(&self, id: Uuid, role: Role) -> Result<Customer, IdentityError> {
-        let customer =
-            self.store.set_customer_role(id, role.into(), OffsetDateTime::now_utc()).await?.ok_or(IdentityError::CustomerNotFound)?;
+        let customer = self
+            .store
+            .set_customer_role(id, role.into(), OffsetDateTime::now_utc())
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)?;
         tracing::info!(customer_id = %id, role = ?role, "customer role changed");
         Ok(customer)
     }
 
     /// One page of customers after `after`, and whether there are more.
-    pub async fn list_customers(&self, after: Option<Uuid>, limit: u32) -> Result<(Vec<Customer>, bool), IdentityError> {
+    pub async fn list_customers(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Customer>, bool), IdentityError> {
         let mut customers = self.store.list_customers(after, limit + 1).await?;
         let has_more = customers.len() > limit as usize;
         customers.truncate(limit as usize);
         Ok((customers, has_more))
     }
 
-    fn token_pair(&self, customer_id: Uuid, role: Role, refresh_token: String) -> Result<TokenPair, IdentityError> {
+    fn token_pair(
+        &self,
+        customer_id: Uuid,
+        role: Role,
+        refresh_token: String,
+    ) -> Result<TokenPair, IdentityError> {
         Ok(TokenPair {
             access_token: self.tokens.issue(customer_id, role, SystemTime::now())?,
             refresh_token,

@@ -149,7 +149,10 @@ mod tests {
         assert!(NewPassword::parse("ééééxyzw".into()).is_ok());
         assert_eq!(NewPassword::parse("x".repeat(129)).unwrap_err(), PasswordError::TooLong);
         assert!(NewPassword::parse("correct horse battery staple".into()).is_ok());
-        assert_eq!(format!("{:?}", NewPassword::parse("a secret phrase".into()).unwrap()), "NewPassword(***)");
+        assert_eq!(
+            format!("{:?}", NewPassword::parse("a secret phrase".into()).unwrap()),
+            "NewPassword(***)"
+        );
     }
 
     #[tokio::test]

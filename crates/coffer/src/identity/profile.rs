@@ -119,7 +119,8 @@ pub struct Country(String);
 impl Country {
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
         let code = text.trim().to_ascii_uppercase();
-        let assigned = code.len() == 2 && ISO_3166_ALPHA_2.split_ascii_whitespace().any(|known| known == code);
+        let assigned =
+            code.len() == 2 && ISO_3166_ALPHA_2.split_ascii_whitespace().any(|known| known == code);
         if assigned {
             Ok(Self(code))
         } else {
@@ -157,7 +158,16 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "ada@@example.com", "a da@example.com", "ada@.com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());

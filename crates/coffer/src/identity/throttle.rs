@@ -63,7 +63,8 @@ impl<K: Hash + Eq + Copy> Windows<K> {
         if !self.map.contains_key(&key) && self.map.len() >= TRACKED_KEYS_MAX {
             self.map.retain(|_, entry| entry.started + window > now);
             if self.map.len() >= TRACKED_KEYS_MAX
-                && let Some(oldest) = self.map.iter().min_by_key(|(_, entry)| entry.started).map(|(key, _)| *key)
+                && let Some(oldest) =
+                    self.map.iter().min_by_key(|(_, entry)| entry.started).map(|(key, _)| *key)
             {
                 self.map.remove(&oldest);
             }

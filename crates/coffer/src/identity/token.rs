@@ -184,7 +184,10 @@ mod tests {
         let id = Uuid::now_v7();
         let token = tokens.issue(id, Role::Admin, SystemTime::now()).unwrap();
         let claims = tokens.verify(&token).unwrap();
-        assert_eq!((claims.sub, claims.role, claims.iss.as_str(), claims.aud.as_str()), (id, Role::Admin, ISSUER, AUDIENCE));
+        assert_eq!(
+            (claims.sub, claims.role, claims.iss.as_str(), claims.aud.as_str()),
+            (id, Role::Admin, ISSUER, AUDIENCE)
+        );
         assert_eq!(claims.exp - claims.iat, ACCESS_TOKEN_TTL_SECONDS);
         assert!(keys("another-hs256-secret-of-32-bytes-or-more").verify(&token).is_none());
     }
