@@ -54,7 +54,8 @@ pub fn load_or_create(data_dir: &Path, configured: Option<Secret>) -> anyhow::Re
     }
 }
 
-fn write_owner_only(path: &Path, contents: &str) -> io::Result<()> {
+/// Writes a new file readable and writable by its owner only (secrets live in it).
+pub(crate) fn write_owner_only(path: &Path, contents: &str) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -135,6 +135,31 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_timeout_ms: u64,
+
+    /// The HS256 secret that signs access tokens (at least 32 bytes). Unset: one is
+    /// generated on the first start and stored in DATA_DIR/jwt-secret. Every API node of
+    /// a deployment must use the same secret.
+    #[arg(long, env = "COFFER_JWT_SECRET", hide_env_values = true,
+          value_parser = crate::identity::token::parse_secret)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Argon2id memory cost per password hash, in KiB. The default is OWASP's minimum
+    /// (19 MiB with 2 passes); lower values are for test suites only and are logged as a
+    /// warning.
+    #[arg(long, env = "COFFER_ARGON2_MEMORY_KIB", default_value_t = crate::identity::password::ARGON2_MEMORY_KIB_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(64..=4_194_304))]
+    pub argon2_memory_kib: u32,
+
+    /// Failed logins per account within 15 minutes before further attempts get 429.
+    #[arg(long, env = "COFFER_LOGIN_FAILURES_PER_ACCOUNT_MAX", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub login_failures_per_account_max: u32,
+
+    /// Failed logins per client IP address within 15 minutes before further attempts get
+    /// 429 (higher than per account: many people may share one address).
+    #[arg(long, env = "COFFER_LOGIN_FAILURES_PER_IP_MAX", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_failures_per_ip_max: u32,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -2,11 +2,13 @@
 //! that ties them together. The binary (`main.rs`) only parses the command line.
 //!
 //! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
-//! `http` (routes, errors, extractors, OpenAPI), `server` (startup and shutdown).
+//! `http` (routes, errors, extractors, OpenAPI), `identity` (customers, passwords,
+//! tokens and the auth extractors), `server` (startup and shutdown).
 
 pub mod admin_key;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod ledger;
 pub mod payments;
 pub mod server;

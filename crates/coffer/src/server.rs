@@ -12,6 +12,7 @@ use crate::{
     admin_key,
     config::{DatabaseArgs, Secret, ServeArgs},
     http::{self, AppState},
+    identity::{Identity, IdentityConfig, token},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     payments::{MockProvider, MockSettings, Payments},
     wallets::{Wallets, service::Fees},
@@ -37,6 +38,7 @@ pub struct Server {
     pipeline: CommitPipeline,
     pipeline_task: PipelineTask,
     admin_api_key: Arc<Secret>,
+    identity: Arc<Identity>,
     limits: http::RequestLimits,
     mock_provider: MockSettings,
     fees: Fees,
@@ -50,6 +52,17 @@ impl Server {
     pub async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
         let store = open_store(&args.database).await?;
         let admin_api_key = Arc::new(admin_key::load_or_create(&args.database.data_dir, args.admin_api_key)?);
+        let jwt_secret = token::load_or_create_secret(&args.database.data_dir, args.jwt_secret)?;
+        let identity = Identity::new(
+            store.clone(),
+            IdentityConfig {
+                jwt_secret,
+                argon2_memory_kib: args.argon2_memory_kib,
+                login_failures_per_account_max: args.login_failures_per_account_max,
+                login_failures_per_address_max: args.login_failures_per_ip_max,
+            },
+        )
+        .await?;
         let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
         let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
         let listener = TcpListener::bind(args.listen).await?;
@@ -67,6 +80,7 @@ impl Server {
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
+            identity: Arc::new(identity),
             limits: http::RequestLimits {
                 timeout: Duration::from_millis(args.request_timeout_ms),
                 in_flight_max: args.requests_in_flight_max as usize,
@@ -110,10 +124,13 @@ impl Server {
             admin_api_key: self.admin_api_key,
             wallets,
             payments,
+            identity: self.identity,
         };
         let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         info!("stopped accepting requests; stopping workers and draining the commit queue");
         stop_workers.cancel();
         if let Err(error) = recovery.await {

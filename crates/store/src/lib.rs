@@ -8,10 +8,12 @@
 //!
 //! Module map: `batch` holds the commit logic both backends share (and the retries),
 //! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
-//! shared read queries, `codec` the conversions between ledger types and columns.
+//! shared read queries, `codec` the conversions between ledger types and columns, and
+//! `identity` the customers and refresh tokens (SQL shared by both backends).
 
 mod batch;
 mod codec;
+mod identity;
 mod payments;
 mod postgres;
 mod reads;
@@ -29,6 +31,10 @@ use std::sync::Arc;
 
 use ledger::{Account, AccountBalance, CreateAccountResult, CreateTransferResult, PendingStatus, Transfer};
 
+pub use crate::identity::{
+    CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
+    Rotation,
+};
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
 

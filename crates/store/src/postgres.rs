@@ -35,7 +35,7 @@ const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 /// The PostgreSQL store: one bounded pool.
 #[derive(Debug)]
 pub(crate) struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {

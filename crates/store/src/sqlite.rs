@@ -65,8 +65,8 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 /// The SQLite store: a writer pool of one connection and a pool of readers.
 #[derive(Debug)]
 pub(crate) struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) readers: SqlitePool,
 }
 
 /// The file path in `sqlite:PATH` or `sqlite://PATH` (query parameters are not supported).

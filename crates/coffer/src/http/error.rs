@@ -66,6 +66,9 @@ pub enum ApiError {
     /// 401: no credentials, or wrong ones.
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// 403: authenticated, but not allowed (a customer on an admin endpoint).
+    #[error("this endpoint needs the admin role or the admin API key")]
+    Forbidden,
     /// 404: the route, or the object, does not exist (or is not the caller's).
     #[error("{detail}")]
     NotFound { code: &'static str, detail: String },
@@ -76,6 +79,9 @@ pub enum ApiError {
     /// 422 `insufficient_funds`, 404 `wallet_not_found`, 409 `idempotency_key_reused`.
     #[error("{detail}")]
     Rejected { status: StatusCode, code: &'static str, detail: String },
+    /// 409: the request conflicts with what exists (say, an email already registered).
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
     /// 413: the body is larger than this route accepts.
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -85,6 +91,9 @@ pub enum ApiError {
     /// 422: well-formed JSON whose fields are wrong; `errors` says which.
     #[error("{detail}")]
     Validation { detail: String, errors: Vec<FieldError> },
+    /// 429 + Retry-After: too many attempts (login throttling, rate limits).
+    #[error("too many requests; retry in {retry_after_seconds} seconds")]
+    TooManyRequests { retry_after_seconds: u64 },
     /// 503 + Retry-After: the commit queue is full.
     #[error("the server is busy; retry shortly")]
     Overloaded,
@@ -125,8 +134,11 @@ impl ApiError {
         match self {
             Self::MalformedJson(_) | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Rejected { status, .. } => *status,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -144,7 +156,9 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
-            Self::NotFound { code, .. } | Self::Rejected { code, .. } => code,
+            Self::Forbidden => "forbidden",
+            Self::NotFound { code, .. } | Self::Rejected { code, .. } | Self::Conflict { code, .. } => code,
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -187,6 +201,9 @@ impl IntoResponse for ApiError {
         match self {
             Self::Overloaded | Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            Self::TooManyRequests { retry_after_seconds } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
             }
             Self::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -184,7 +184,7 @@ impl FromRequestParts<AppState> for AdminAuth {
 
 /// Compares without an early exit, so response time does not reveal how much of a
 /// guessed key was right. (The length may leak; keys are long and random.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

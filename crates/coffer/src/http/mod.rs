@@ -1,12 +1,16 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
+pub mod auth;
+pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod ledger;
 pub mod openapi;
+pub mod payments;
+pub mod wallets;
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,7 +30,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{config::Secret, ledger::CommitPipeline, payments::Payments, wallets::Wallets};
+use crate::{
+    config::Secret, identity::Identity, ledger::CommitPipeline, payments::Payments, wallets::Wallets,
+};
 use error::ApiError;
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -44,6 +50,8 @@ pub struct AppState {
     pub admin_api_key: Arc<Secret>,
     pub wallets: Arc<Wallets>,
     pub payments: Arc<Payments>,
+    /// Customers, passwords and tokens; also what the auth extractors verify with.
+    pub identity: Arc<Identity>,
 }
 
 /// Limits that apply to every request.
@@ -61,6 +69,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
         .merge(ledger::router())
+        .merge(auth::router())
+        .merge(customers::router())
+        .merge(wallets::router())
+        .merge(payments::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)

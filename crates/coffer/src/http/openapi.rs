@@ -9,7 +9,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, error, health, ledger};
+use super::{AppState, auth, customers, error, health, ledger, payments, wallets};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -21,6 +21,27 @@ use super::{AppState, error, health, ledger};
         ledger::get_transfer,
         ledger::list_account_transfers,
         ledger::list_account_balances,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        customers::get_me,
+        customers::update_me,
+        customers::list_customers,
+        customers::get_customer,
+        customers::set_role,
+        wallets::create_wallet,
+        wallets::list_wallets,
+        wallets::get_wallet,
+        wallets::wallet_operations,
+        wallets::all_operations,
+        wallets::create_transfer,
+        wallets::get_transfer,
+        payments::create_top_up,
+        payments::create_withdrawal,
+        payments::get_top_up,
+        payments::get_withdrawal,
         health::live,
         health::ready,
     ),
@@ -28,6 +49,10 @@ use super::{AppState, error, health, ledger};
     modifiers(&AdminKeyScheme),
     tags(
         (name = "ledger", description = "Double-entry ledger in TigerBeetle's model (admin API key)"),
+        (name = "auth", description = "Register, login, token refresh and logout"),
+        (name = "customers", description = "Customer profiles; listing and roles for admins"),
+        (name = "wallets", description = "Wallets, transfers between them and their history"),
+        (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
         (name = "health", description = "Probes"),
     ),
 )]
@@ -44,6 +69,18 @@ impl Modify for AdminKeyScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The admin API key: COFFER_ADMIN_API_KEY, or the one generated into DATA_DIR/admin-api-key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from /v1/auth/login or /v1/auth/refresh (HS256, 15 minutes)",
+                    ))
                     .build(),
             ),
         );
@@ -71,9 +108,20 @@ mod tests {
             "/v1/ledger/accounts/{id}/balances",
             "/health/live",
             "/health/ready",
+            "/v1/auth/register",
+            "/v1/auth/login",
+            "/v1/auth/refresh",
+            "/v1/auth/logout",
+            "/v1/auth/me",
+            "/v1/customers/me",
+            "/v1/customers",
+            "/v1/customers/{id}",
+            "/v1/customers/{id}/role",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
         }
         assert!(doc["components"]["securitySchemes"]["admin_api_key"].is_object());
+        assert!(doc["components"]["securitySchemes"]["access_token"].is_object());
+        assert!(doc["paths"]["/v1/customers/me"]["patch"].is_object());
     }
 }

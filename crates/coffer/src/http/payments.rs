@@ -25,11 +25,7 @@ use super::{
     idempotency::{self, IdempotencyKeyHeader},
     wallets::rfc3339,
 };
-use crate::{
-    identity::AuthUser,
-    payments::PaymentError,
-    wallets::derive_id,
-};
+use crate::{identity::AuthUser, payments::PaymentError, wallets::derive_id};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -97,7 +93,9 @@ impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> Self {
         match error {
             PaymentError::Wallet(error) => error.into(),
-            PaymentError::NotFound => ApiError::rejected(StatusCode::NOT_FOUND, "payment_not_found", "no such payment"),
+            PaymentError::NotFound => {
+                ApiError::rejected(StatusCode::NOT_FOUND, "payment_not_found", "no such payment")
+            }
             PaymentError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
         }
     }
@@ -111,14 +109,21 @@ fn check_amount(amount: u64) -> Result<(), ApiError> {
 }
 
 fn check_token(field: &str, token: &str) -> Result<(), ApiError> {
-    if token.is_empty() || token.len() > TOKEN_LEN_MAX || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(ApiError::field(field, format!("must be a provider token: 1 to {TOKEN_LEN_MAX} letters, digits or _")));
+    if token.is_empty()
+        || token.len() > TOKEN_LEN_MAX
+        || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ApiError::field(
+            field,
+            format!("must be a provider token: 1 to {TOKEN_LEN_MAX} letters, digits or _"),
+        ));
     }
     Ok(())
 }
 
 fn respond(payment: &PaymentRow) -> (StatusCode, serde_json::Value) {
-    let status = if payment.status == PaymentStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+    let status =
+        if payment.status == PaymentStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
     (status, serde_json::to_value(view(payment)).expect("serialisable"))
 }
 
@@ -145,12 +150,13 @@ async fn create_top_up(
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/wallets/{wallet_id}/top-ups");
     let payments = state.payments.clone();
-    idempotency::once(&state.store, user.customer_id, &key, &route, &body.bytes, || async move {
-        let request = body.value;
+    let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
+    let RawJson { value: request, bytes } = body;
+    idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;
         check_token("/payment_method", &request.payment_method)?;
-        let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
-        let payment = payments.top_up(user.customer_id, wallet_id, id, request.amount, request.payment_method).await?;
+        let payment =
+            payments.top_up(user.customer_id, wallet_id, id, request.amount, request.payment_method).await?;
         tracing::info!(top_up_id = %payment.id, status = payment.status.as_str(), "top-up requested");
         Ok(respond(&payment))
     })
@@ -180,12 +186,13 @@ async fn create_withdrawal(
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/wallets/{wallet_id}/withdrawals");
     let payments = state.payments.clone();
-    idempotency::once(&state.store, user.customer_id, &key, &route, &body.bytes, || async move {
-        let request = body.value;
+    let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
+    let RawJson { value: request, bytes } = body;
+    idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;
         check_token("/destination", &request.destination)?;
-        let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
-        let payment = payments.withdraw(user.customer_id, wallet_id, id, request.amount, request.destination).await?;
+        let payment =
+            payments.withdraw(user.customer_id, wallet_id, id, request.amount, request.destination).await?;
         tracing::info!(withdrawal_id = %payment.id, status = payment.status.as_str(), "withdrawal requested");
         Ok(respond(&payment))
     })
@@ -215,4 +222,3 @@ async fn get_withdrawal(
 ) -> Result<axum::Json<PaymentView>, ApiError> {
     Ok(axum::Json(view(&state.payments.get(PaymentKind::Withdrawal, user.customer_id, id).await?)))
 }
-

@@ -26,9 +26,10 @@ use super::{
     ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
 };
 use crate::{
-    identity::AuthUser,
+    identity::{AuthUser, profile::Email},
     wallets::{
-        Balance, Currency, Recipient, TransferRequest, TransferView, WalletError, derive_id, money::account_code,
+        Balance, Currency, Recipient, TransferRequest, TransferView, WalletError, derive_id,
+        money::account_code,
     },
 };
 
@@ -253,7 +254,11 @@ fn wallet_view(wallet: &WalletRow) -> WalletView {
         kind: WalletKind::of(wallet.wallet_type),
         name: wallet.name.clone(),
         credit_limit: wallet.credit_limit,
-        balance: BalanceView { posted: balance.posted, pending: balance.pending, available: balance.available },
+        balance: BalanceView {
+            posted: balance.posted,
+            pending: balance.pending,
+            available: balance.available,
+        },
         created_at: rfc3339(wallet.created_at),
     }
 }
@@ -281,7 +286,9 @@ impl From<WalletError> for ApiError {
             WalletError::CurrencyNotSupported => {
                 ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_not_supported", detail)
             }
-            WalletError::CurrencyMismatch => ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_mismatch", detail),
+            WalletError::CurrencyMismatch => {
+                ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_mismatch", detail)
+            }
             WalletError::SameWallet => ApiError::rejected(S::UNPROCESSABLE_ENTITY, "same_wallet", detail),
             WalletError::InsufficientFunds => {
                 ApiError::rejected(S::UNPROCESSABLE_ENTITY, "insufficient_funds", detail)
@@ -306,7 +313,9 @@ fn check_text(field: &str, text: &Option<String>) -> Result<Option<String>, ApiE
         Some(text) if text.chars().count() > TEXT_LEN_MAX => {
             Err(ApiError::field(field, format!("at most {TEXT_LEN_MAX} characters")))
         }
-        Some(text) if text.chars().any(char::is_control) => Err(ApiError::field(field, "no control characters")),
+        Some(text) if text.chars().any(char::is_control) => {
+            Err(ApiError::field(field, "no control characters"))
+        }
         Some(text) => Ok(Some(text.to_owned())),
     }
 }
@@ -342,8 +351,9 @@ async fn create_wallet(
     body: RawJson<NewWalletBody>,
 ) -> Result<Response, ApiError> {
     let wallets = state.wallets.clone();
-    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/wallets", &body.bytes, || async move {
-        let request = body.value;
+    let id = derive_id(user.customer_id, "wallet", &key.0);
+    let RawJson { value: request, bytes } = body;
+    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/wallets", &bytes, || async move {
         let currency = Currency::parse(&request.currency).ok_or_else(|| {
             ApiError::rejected(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -355,7 +365,6 @@ async fn create_wallet(
         if request.credit_limit > crate::wallets::service::CREDIT_LIMIT_MAX {
             return Err(ApiError::field("/credit_limit", "too large"));
         }
-        let id = derive_id(user.customer_id, "wallet", &key.0);
         let wallet = wallets
             .create(user.customer_id, id, currency, request.kind.store(), name, request.credit_limit)
             .await?;
@@ -379,7 +388,8 @@ async fn list_wallets(
         Some(cursor) => {
             let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?)
                 .map_err(|_| invalid_cursor())?;
-            let (time, id) = text.strip_prefix("w1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
+            let (time, id) =
+                text.strip_prefix("w1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
             Some((time.parse().map_err(|_| invalid_cursor())?, id.parse().map_err(|_| invalid_cursor())?))
         }
     };
@@ -424,8 +434,9 @@ async fn create_transfer(
     body: RawJson<NewTransferBody>,
 ) -> Result<Response, ApiError> {
     let app = state.clone();
-    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/transfers", &body.bytes, || async move {
-        let request = body.value;
+    let id = derive_id(user.customer_id, "transfer", &key.0);
+    let RawJson { value: request, bytes } = body;
+    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/transfers", &bytes, || async move {
         if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
             return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
         }
@@ -433,18 +444,28 @@ async fn create_transfer(
         let to = match (request.to_wallet_id, &request.to_email) {
             (Some(wallet), None) => Recipient::Wallet(wallet),
             (None, Some(email)) => {
-                let customer = app.customer_id_by_email(email).await?;
-                Recipient::Customer(customer.ok_or_else(|| WalletError::RecipientNotFound)?)
+                let customer = customer_id_by_email(&app, email).await?;
+                Recipient::Customer(customer.ok_or(WalletError::RecipientNotFound)?)
             }
             _ => return Err(ApiError::field("/to_wallet_id", "give exactly one of `to_wallet_id` and `to_email`")),
         };
-        let id = derive_id(user.customer_id, "transfer", &key.0);
         let request = TransferRequest { from_wallet_id: request.from_wallet_id, to, amount: request.amount, description };
         let view = app.wallets.transfer(user.customer_id, id, request).await?;
         tracing::info!(transfer_id = %view.id, amount = view.amount, currency = %view.currency, "transfer posted");
         Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))
     })
     .await
+}
+
+/// The customer registered under `email`, if any.
+async fn customer_id_by_email(state: &AppState, email: &str) -> Result<Option<Uuid>, ApiError> {
+    let email = Email::parse(email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
+    let customer = state
+        .store
+        .customer_by_email(email.as_str())
+        .await
+        .map_err(|error| ApiError::Unavailable(anyhow::Error::new(error)))?;
+    Ok(customer.map(|customer| customer.id))
 }
 
 /// A transfer I sent or received.
@@ -608,11 +629,9 @@ async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Ve
             status: row.status.clone(),
             counterparty,
             description: row.description.clone(),
-            balance_after: row
-                .balance_after
-                .map(|[_, debits_posted, _, credits_posted]| {
-                    signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
-                }),
+            balance_after: row.balance_after.map(|[_, debits_posted, _, credits_posted]| {
+                signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
+            }),
             created_at: rfc3339(row.timestamp),
         });
     }

@@ -56,6 +56,41 @@ impl Default for Options {
     }
 }
 
+/// The access-token secret of every test server, so tests can forge tokens with it.
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef-0123456789";
+
+/// Argon2id memory for tests, in KiB: far below production's 19,456 so that a suite that
+/// registers and logs in dozens of customers stays fast in debug builds.
+pub const TEST_ARGON2_MEMORY_KIB: u32 = 1024;
+
+/// The password `register_and_login` gives every customer.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+/// A registered, logged-in customer.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub customer_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// Registers a customer with `email` (password [`TEST_PASSWORD`]) and logs them in.
+pub async fn register_and_login(app: &TestApp, email: &str) -> Session {
+    let register = serde_json::json!({"email": email, "password": TEST_PASSWORD, "name": "Test Customer"});
+    let response = app.client.post(app.url("/v1/auth/register")).json(&register).send().await.unwrap();
+    let (status, customer) = read(response).await;
+    assert_eq!(status, 201, "register {email}: {customer}");
+    let login = serde_json::json!({"email": email, "password": TEST_PASSWORD});
+    let response = app.client.post(app.url("/v1/auth/login")).json(&login).send().await.unwrap();
+    let (status, tokens) = read(response).await;
+    assert_eq!(status, 200, "login {email}: {tokens}");
+    Session {
+        customer_id: customer["id"].as_str().unwrap().to_owned(),
+        access_token: tokens["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
 pub async fn spawn_app(backend: &Backend) -> TestApp {
     spawn_app_with(backend, Options::default()).await
 }
@@ -87,6 +122,10 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         recovery_interval_ms: 200,
         recovery_grace_ms: 1_000,
         request_timeout_ms: 30_000,
+        jwt_secret: Some(coffer::identity::token::parse_secret(TEST_JWT_SECRET).unwrap()),
+        argon2_memory_kib: TEST_ARGON2_MEMORY_KIB,
+        login_failures_per_account_max: 5,
+        login_failures_per_ip_max: 50,
     };
     let mut app = TestApp {
         address: "127.0.0.1:0".parse().unwrap(),
@@ -175,6 +214,25 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self.client.get(self.url(path)).bearer_auth(&self.admin_key).send().await.unwrap();
         read(response).await
+    }
+
+    /// Sends `method path` with an optional bearer credential and JSON body; returns
+    /// status and body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.unwrap()).await
     }
 
     /// Stops the server gracefully, waits for it, and drops its PostgreSQL database.

@@ -1,0 +1,210 @@
+//! The customers API (`/v1/customers/*`): a customer's own profile (read and change the
+//! allow-listed fields), and the admin views (list, one customer, set a role).
+
+use axum::{
+    Router,
+    extract::State,
+    routing::{get, put},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    auth::{CustomerView, FieldErrors},
+    error::ApiError,
+    extract::{Json, Path, Query},
+    ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
+};
+use crate::identity::{
+    AdminUser, AuthUser, ProfileUpdate, Role,
+    profile::{Country, CustomerName, Phone, Preferences},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/me", get(get_me).patch(update_me))
+        .route("/v1/customers", get(list_customers))
+        .route("/v1/customers/{id}", get(get_customer))
+        .route("/v1/customers/{id}/role", put(set_role))
+}
+
+/// Tells "absent" (leave alone) from `null` (clear) for nullable fields.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Changes to the caller's own profile. Only these fields exist: a body naming any other
+/// (`email`, `role`, `kyc_status`, …) is refused with 422 and changes nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdateRequest {
+    pub name: Option<String>,
+    /// E.164 (`+442071838750`); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// ISO 3166-1 alpha-2 (`GB`); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub country: Option<Option<String>>,
+    /// Replaces the preferences object (at most 4 KiB of JSON).
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<Map<String, Value>>,
+}
+
+/// The caller's own profile.
+#[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("access_token" = [])), responses(
+    (status = 200, body = CustomerView),
+    (status = 401, description = "Missing or invalid access token", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn get_me(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<CustomerView>, ApiError> {
+    let customer = state.identity.customer(user.customer_id).await?;
+    Ok(axum::Json(CustomerView::from_customer(customer)?))
+}
+
+/// Changes the caller's name, phone, country or preferences.
+#[utoipa::path(patch, path = "/v1/customers/me", tag = "customers", security(("access_token" = [])),
+    request_body = ProfileUpdateRequest, responses(
+    (status = 200, body = CustomerView),
+    (status = 401, description = "Missing or invalid access token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "An invalid value, or a field that cannot be changed here", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn update_me(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<ProfileUpdateRequest>,
+) -> Result<axum::Json<CustomerView>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let update = ProfileUpdate {
+        name: request.name.and_then(|name| errors.check("/name", CustomerName::parse(&name))),
+        phone: request
+            .phone
+            .map(|phone| phone.and_then(|phone| errors.check("/phone", Phone::parse(&phone)))),
+        country: request
+            .country
+            .map(|country| country.and_then(|country| errors.check("/country", Country::parse(&country)))),
+        preferences: request
+            .preferences
+            .and_then(|preferences| errors.check("/preferences", Preferences::parse(&preferences))),
+    };
+    errors.finish()?;
+    let customer = state.identity.update_profile(user.customer_id, update).await?;
+    Ok(axum::Json(CustomerView::from_customer(customer)?))
+}
+
+/// Paging of the customer list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CustomersQuery {
+    /// Rows per page: 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The cursor after a customer: its id, base64url, opaque to clients.
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| Uuid::from_slice(&bytes).ok()).ok_or_else(|| {
+        ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() }
+    })
+}
+
+/// Every customer, oldest first (admin).
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomersQuery),
+    security(("access_token" = []), ("admin_api_key" = [])), responses(
+    (status = 200, body = Page<CustomerView>),
+    (status = 400, description = "Malformed cursor", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "No credentials", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "A customer's token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "limit out of range", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn list_customers(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Query(query): Query<CustomersQuery>,
+) -> Result<axum::Json<Page<CustomerView>>, ApiError> {
+    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
+    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
+    }
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (customers, has_more) = state.identity.list_customers(after, limit).await?;
+    let next_cursor =
+        if has_more { customers.last().map(|customer| encode_cursor(customer.id)) } else { None };
+    let data = customers.into_iter().map(CustomerView::from_customer).collect::<Result<_, _>>()?;
+    Ok(axum::Json(Page { data, has_more, next_cursor }))
+}
+
+/// One customer (admin).
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = Uuid, Path, description = "Customer id")),
+    security(("access_token" = []), ("admin_api_key" = [])), responses(
+    (status = 200, body = CustomerView),
+    (status = 401, description = "No credentials", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "A customer's token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such customer", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn get_customer(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<CustomerView>, ApiError> {
+    Ok(axum::Json(CustomerView::from_customer(state.identity.customer(id).await?)?))
+}
+
+/// A role to give a customer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: Role,
+}
+
+/// Makes a customer an admin, or a customer again (admin). Takes effect with their next
+/// access token (within 15 minutes).
+#[utoipa::path(put, path = "/v1/customers/{id}/role", tag = "customers", params(("id" = Uuid, Path, description = "Customer id")),
+    request_body = RoleRequest, security(("access_token" = []), ("admin_api_key" = [])), responses(
+    (status = 200, body = CustomerView),
+    (status = 401, description = "No credentials", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "A customer's token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such customer", body = super::error::Problem, content_type = "application/problem+json"),
+))]
+async fn set_role(
+    admin: AdminUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(request): Json<RoleRequest>,
+) -> Result<axum::Json<CustomerView>, ApiError> {
+    tracing::info!(by = ?admin.customer_id, customer_id = %id, "role change requested");
+    Ok(axum::Json(CustomerView::from_customer(state.identity.set_role(id, request.role).await?)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        assert!(decode_cursor("not-a-cursor").is_err());
+    }
+
+    #[test]
+    fn absent_and_null_differ() {
+        let absent: ProfileUpdateRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.phone, None);
+        let null: ProfileUpdateRequest = serde_json::from_str(r#"{"phone": null}"#).unwrap();
+        assert_eq!(null.phone, Some(None));
+        assert!(serde_json::from_str::<ProfileUpdateRequest>(r#"{"role": "admin"}"#).is_err());
+    }
+}

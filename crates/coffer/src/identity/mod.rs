@@ -1,0 +1,359 @@
+//! Identity: customers, passwords, access and refresh tokens, login throttling, and the
+//! extractors the rest of the service authenticates with ([`AuthUser`], [`AdminUser`]).
+//!
+//! [`Identity`] is the domain service: it knows the store and the token keys, not HTTP.
+//! Handlers in `http::auth` and `http::customers` parse requests into the types of
+//! [`profile`] and [`password`], call it, and map its [`IdentityError`]s.
+
+pub mod password;
+pub mod profile;
+pub mod throttle;
+pub mod token;
+
+use std::{net::IpAddr, time::SystemTime};
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+use serde::{Deserialize, Serialize};
+use store::{
+    CreateCustomerError, Customer, CustomerRole, CustomerUpdate, NewCustomer, NewRefreshToken, Rotation,
+    Store, StoreError,
+};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    config::Secret,
+    http::{AppState, error::ApiError},
+};
+use password::{NewPassword, PasswordHasher};
+use profile::{Country, CustomerName, Email, Phone, Preferences};
+use throttle::LoginThrottle;
+use token::AccessTokens;
+
+/// A customer's role, as carried in access tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl From<CustomerRole> for Role {
+    fn from(role: CustomerRole) -> Self {
+        match role {
+            CustomerRole::Customer => Self::Customer,
+            CustomerRole::Admin => Self::Admin,
+        }
+    }
+}
+
+impl From<Role> for CustomerRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Customer => Self::Customer,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
+/// A caller authenticated by a valid access token (`Authorization: Bearer <jwt>`); 401
+/// problem+json otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthUser {
+    pub customer_id: Uuid,
+    pub role: Role,
+}
+
+/// An admin: an access token with role admin (403 for a customer token) or the admin API
+/// key; 401 without credentials.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminUser {
+    /// The admin customer, or `None` when the caller used the admin API key.
+    pub customer_id: Option<Uuid>,
+}
+
+/// The bearer credential of a request, if it has one.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = bearer(parts)
+            .and_then(|token| state.identity.tokens.verify(token))
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Self { customer_id: claims.sub, role: claims.role })
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if crate::http::extract::constant_time_eq(
+            credential.as_bytes(),
+            state.admin_api_key.expose().as_bytes(),
+        ) {
+            return Ok(Self { customer_id: None });
+        }
+        let claims = state.identity.tokens.verify(credential).ok_or(ApiError::Unauthorized)?;
+        match claims.role {
+            Role::Admin => Ok(Self { customer_id: Some(claims.sub) }),
+            Role::Customer => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+/// A successful login or refresh.
+#[derive(Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenPair(***)")
+    }
+}
+
+/// The changes a customer asks for on their own profile (already parsed). `None` leaves
+/// a field alone; `Some(None)` clears phone or country.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileUpdate {
+    pub name: Option<CustomerName>,
+    pub phone: Option<Option<Phone>>,
+    pub country: Option<Option<Country>>,
+    pub preferences: Option<Preferences>,
+}
+
+/// What can go wrong in identity operations, independent of HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    /// Wrong password, unknown email, or malformed email: deliberately one error.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Unknown, expired, revoked or reused refresh token.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("too many failed logins; retry in {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
+    #[error("no such customer")]
+    CustomerNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Settings of the identity service, from the server configuration.
+#[derive(Clone, Debug)]
+pub struct IdentityConfig {
+    pub jwt_secret: Secret,
+    pub argon2_memory_kib: u32,
+    pub login_failures_per_account_max: u32,
+    pub login_failures_per_address_max: u32,
+}
+
+/// The identity service.
+#[derive(Debug)]
+pub struct Identity {
+    store: Store,
+    hasher: PasswordHasher,
+    tokens: AccessTokens,
+    throttle: LoginThrottle,
+}
+
+impl Identity {
+    /// Builds the service; hashes the dummy password once (off the async threads).
+    pub async fn new(store: Store, config: IdentityConfig) -> anyhow::Result<Self> {
+        if config.argon2_memory_kib < password::ARGON2_MEMORY_KIB_DEFAULT {
+            tracing::warn!(
+                memory_kib = config.argon2_memory_kib,
+                "Argon2 memory cost is below OWASP's minimum of 19456 KiB; use this only in tests"
+            );
+        }
+        Ok(Self {
+            store,
+            hasher: PasswordHasher::new(config.argon2_memory_kib).await?,
+            tokens: AccessTokens::new(&config.jwt_secret),
+            throttle: LoginThrottle::new(
+                config.login_failures_per_account_max,
+                config.login_failures_per_address_max,
+            ),
+        })
+    }
+
+    /// Creates a customer with role `customer`.
+    pub async fn register(
+        &self,
+        email: Email,
+        password: NewPassword,
+        name: CustomerName,
+    ) -> Result<Customer, IdentityError> {
+        let password_hash = self.hasher.hash(password).await?;
+        let customer = NewCustomer {
+            id: Uuid::now_v7(),
+            email: email.as_str().to_owned(),
+            name: name.into_inner(),
+            password_hash,
+            role: CustomerRole::Customer,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        match self.store.create_customer(&customer).await {
+            Ok(customer) => {
+                tracing::info!(customer_id = %customer.id, "customer registered");
+                Ok(customer)
+            }
+            Err(CreateCustomerError::EmailTaken) => Err(IdentityError::EmailTaken),
+            Err(CreateCustomerError::Store(error)) => Err(error.into()),
+        }
+    }
+
+    /// Checks the credentials and starts a refresh-token family. Unknown and malformed
+    /// emails verify against a dummy hash, so every failure looks and takes the same.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<IpAddr>,
+    ) -> Result<TokenPair, IdentityError> {
+        let throttle_key = email.trim().to_lowercase();
+        if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, address) {
+            return Err(IdentityError::Throttled { retry_after_seconds });
+        }
+        let customer = match Email::parse(email) {
+            Ok(email) => self.store.customer_by_email(email.as_str()).await?,
+            Err(_) => None,
+        };
+        let stored_hash = customer.as_ref().map(|customer| customer.password_hash.clone());
+        let matches = self.hasher.verify(password, stored_hash).await?;
+        let Some(customer) = customer.filter(|_| matches) else {
+            self.throttle.record_failure(&throttle_key, address);
+            tracing::info!(address = ?address, "login failed");
+            return Err(IdentityError::InvalidCredentials);
+        };
+        self.throttle.record_success(&throttle_key);
+        let now = OffsetDateTime::now_utc();
+        let (refresh_token, token_hash) = token::new_refresh_token();
+        self.store
+            .insert_refresh_token(&NewRefreshToken {
+                id: Uuid::now_v7(),
+                customer_id: customer.id,
+                family_id: Uuid::now_v7(),
+                token_hash,
+                expires_at: now + token::refresh_token_ttl(),
+                created_at: now,
+            })
+            .await?;
+        tracing::info!(customer_id = %customer.id, "logged in");
+        self.token_pair(customer.id, customer.role.into(), refresh_token)
+    }
+
+    /// Rotates a refresh token. A token presented after it was rotated is reuse: the
+    /// store revokes its whole family and the caller gets the same 401 as for any other
+    /// bad token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
+        let presented = token::hash_refresh_token(refresh_token);
+        let (successor, successor_hash) = token::new_refresh_token();
+        let rotation = self
+            .store
+            .rotate_refresh_token(&presented, Uuid::now_v7(), &successor_hash, OffsetDateTime::now_utc())
+            .await?;
+        match rotation {
+            Rotation::Rotated { customer_id, .. } => {
+                let customer = self
+                    .store
+                    .customer_by_id(customer_id)
+                    .await?
+                    .ok_or(IdentityError::InvalidRefreshToken)?;
+                self.token_pair(customer.id, customer.role.into(), successor)
+            }
+            Rotation::Reused { customer_id, family_id } => {
+                tracing::warn!(%customer_id, %family_id, "refresh token reused; its family is revoked");
+                Err(IdentityError::InvalidRefreshToken)
+            }
+            Rotation::Invalid => Err(IdentityError::InvalidRefreshToken),
+        }
+    }
+
+    /// Revokes the family of `refresh_token`. Unknown tokens are not an error: logging
+    /// out twice, or with a token that already expired, leaves the same state.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
+        let presented = token::hash_refresh_token(refresh_token);
+        if let Some(family_id) =
+            self.store.revoke_refresh_family(&presented, OffsetDateTime::now_utc()).await?
+        {
+            tracing::info!(%family_id, "logged out");
+        }
+        Ok(())
+    }
+
+    /// The customer `id`.
+    pub async fn customer(&self, id: Uuid) -> Result<Customer, IdentityError> {
+        self.store.customer_by_id(id).await?.ok_or(IdentityError::CustomerNotFound)
+    }
+
+    /// Applies a customer's changes to their own profile.
+    pub async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<Customer, IdentityError> {
+        let update = CustomerUpdate {
+            name: update.name.map(CustomerName::into_inner),
+            phone: update.phone.map(|phone| phone.map(Phone::into_inner)),
+            country: update.country.map(|country| country.map(Country::into_inner)),
+            preferences: update.preferences.map(Preferences::into_inner),
+        };
+        self.store
+            .update_customer(id, &update, OffsetDateTime::now_utc())
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)
+    }
+
+    /// Sets a customer's role (admins only).
+    pub async fn set_role(&self, id: Uuid, role: Role) -> Result<Customer, IdentityError> {
+        let customer = self
+            .store
+            .set_customer_role(id, role.into(), OffsetDateTime::now_utc())
+            .await?
+            .ok_or(IdentityError::CustomerNotFound)?;
+        tracing::info!(customer_id = %id, role = ?role, "customer role changed");
+        Ok(customer)
+    }
+
+    /// One page of customers after `after`, and whether there are more.
+    pub async fn list_customers(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Customer>, bool), IdentityError> {
+        let mut customers = self.store.list_customers(after, limit + 1).await?;
+        let has_more = customers.len() > limit as usize;
+        customers.truncate(limit as usize);
+        Ok((customers, has_more))
+    }
+
+    fn token_pair(
+        &self,
+        customer_id: Uuid,
+        role: Role,
+        refresh_token: String,
+    ) -> Result<TokenPair, IdentityError> {
+        Ok(TokenPair {
+            access_token: self.tokens.issue(customer_id, role, SystemTime::now())?,
+            refresh_token,
+            expires_in: token::ACCESS_TOKEN_TTL_SECONDS,
+        })
+    }
+}

@@ -1,0 +1,411 @@
+//! Black-box tests of identity over real HTTP, on SQLite and (when configured)
+//! PostgreSQL: register/login/me, password policy, equal failures, refresh rotation and
+//! reuse detection, logout, forged and expired access tokens, admin access, login
+//! throttling and mass assignment.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use common::{TEST_JWT_SECRET, TEST_PASSWORD, assert_problem, backends, register_and_login, spawn_app};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn post(app: &common::TestApp, path: &str, body: Value) -> (u16, Value) {
+    app.call(Method::POST, path, None, Some(&body)).await
+}
+
+async fn get_as(app: &common::TestApp, path: &str, bearer: &str) -> (u16, Value) {
+    app.call(Method::GET, path, Some(bearer), None).await
+}
+
+#[tokio::test]
+async fn register_login_and_me() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (status, customer) = post(
+            &app,
+            "/v1/auth/register",
+            json!({"email": "  Ada@Example.COM ", "password": TEST_PASSWORD, "name": "Ada Lovelace"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{backend:?}: {customer}");
+        assert_eq!(customer["email"], "ada@example.com", "stored normalised");
+        assert_eq!(customer["role"], "customer");
+        assert_eq!(customer["kyc_status"], "unverified");
+        assert_eq!(customer["preferences"], json!({}));
+        assert!(customer.get("password_hash").is_none() && customer.get("password").is_none());
+        assert!(customer["created_at"].as_str().unwrap().ends_with('Z'));
+
+        let (status, tokens) =
+            post(&app, "/v1/auth/login", json!({"email": "ADA@example.com", "password": TEST_PASSWORD}))
+                .await;
+        assert_eq!(status, 200, "{tokens}");
+        assert_eq!(tokens["token_type"], "Bearer");
+        assert_eq!(tokens["expires_in"], 900);
+        assert!(tokens["refresh_token"].as_str().unwrap().len() >= 22, "at least 128 bits");
+        let access = tokens["access_token"].as_str().unwrap();
+
+        let (status, me) = get_as(&app, "/v1/auth/me", access).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["id"], customer["id"]);
+        let (status, profile) = get_as(&app, "/v1/customers/me", access).await;
+        assert_eq!((status, &profile["email"]), (200, &json!("ada@example.com")));
+
+        let (status, body) = app.call(Method::GET, "/v1/auth/me", None, None).await;
+        assert_problem(status, &body, 401, "unauthorized");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn duplicate_email_is_a_conflict_whatever_its_case() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        register_and_login(&app, "ada@example.com").await;
+        let (status, body) = post(
+            &app,
+            "/v1/auth/register",
+            json!({"email": "ADA@example.com", "password": "another long password", "name": "A"}),
+        )
+        .await;
+        assert_problem(status, &body, 409, "email_taken");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn weak_passwords_and_bad_fields_are_refused() {
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    let cases = [
+        (json!({"email": "a@example.com", "password": "short1!", "name": "A"}), "/password", "at least 8"),
+        (json!({"email": "a@example.com", "password": "password1", "name": "A"}), "/password", "too common"),
+        (json!({"email": "a@example.com", "password": "Qwertyuiop", "name": "A"}), "/password", "too common"),
+        (
+            json!({"email": "a@example.com", "password": "x".repeat(129), "name": "A"}),
+            "/password",
+            "at most 128",
+        ),
+        (json!({"email": "not-an-email", "password": TEST_PASSWORD, "name": "A"}), "/email", "email address"),
+        (json!({"email": "a@example.com", "password": TEST_PASSWORD, "name": "  "}), "/name", "empty"),
+    ];
+    for (body, field, message) in cases {
+        let (status, problem) = post(&app, "/v1/auth/register", body.clone()).await;
+        assert_problem(status, &problem, 422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap().contains(message), "{problem}");
+    }
+    let (status, problem) = post(
+        &app,
+        "/v1/auth/register",
+        json!({"email": "a@example.com", "password": TEST_PASSWORD, "name": "A", "role": "admin"}),
+    )
+    .await;
+    assert_problem(status, &problem, 422, "validation_failed");
+    // Nothing was created by any of these.
+    let (status, _) =
+        post(&app, "/v1/auth/login", json!({"email": "a@example.com", "password": TEST_PASSWORD})).await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+
+/// The body of a problem without its request id, to compare two failures.
+fn without_request_id(mut body: Value) -> Value {
+    body.as_object_mut().unwrap().remove("request_id");
+    body
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        register_and_login(&app, "ada@example.com").await;
+        let (wrong_status, wrong) =
+            post(&app, "/v1/auth/login", json!({"email": "ada@example.com", "password": "not the password"}))
+                .await;
+        let (unknown_status, unknown) = post(
+            &app,
+            "/v1/auth/login",
+            json!({"email": "nobody@example.com", "password": "not the password"}),
+        )
+        .await;
+        let (malformed_status, malformed) =
+            post(&app, "/v1/auth/login", json!({"email": "nobody", "password": "not the password"})).await;
+        assert_problem(wrong_status, &wrong, 401, "unauthorized");
+        assert_eq!(
+            (wrong_status, without_request_id(wrong.clone())),
+            (unknown_status, without_request_id(unknown))
+        );
+        assert_eq!(
+            (wrong_status, without_request_id(wrong)),
+            (malformed_status, without_request_id(malformed))
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let session = register_and_login(&app, "ada@example.com").await;
+
+        let (status, rotated) =
+            post(&app, "/v1/auth/refresh", json!({"refresh_token": session.refresh_token})).await;
+        assert_eq!(status, 200, "{backend:?}: {rotated}");
+        let newest = rotated["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(newest, session.refresh_token);
+        assert_eq!(get_as(&app, "/v1/auth/me", rotated["access_token"].as_str().unwrap()).await.0, 200);
+
+        // An attacker replays the spent token: refused, and the family dies with it.
+        let (status, body) =
+            post(&app, "/v1/auth/refresh", json!({"refresh_token": session.refresh_token})).await;
+        assert_problem(status, &body, 401, "unauthorized");
+        let (status, body) = post(&app, "/v1/auth/refresh", json!({"refresh_token": newest})).await;
+        assert_problem(status, &body, 401, "unauthorized");
+
+        // A new login starts a new, working family.
+        let again = register_and_login_existing(&app, "ada@example.com").await;
+        assert_eq!(post(&app, "/v1/auth/refresh", json!({"refresh_token": again})).await.0, 200);
+
+        let (status, body) = post(&app, "/v1/auth/refresh", json!({"refresh_token": "made-up"})).await;
+        assert_problem(status, &body, 401, "unauthorized");
+        app.stop().await;
+    }
+}
+
+/// Logs an existing customer in again; returns the refresh token.
+async fn register_and_login_existing(app: &common::TestApp, email: &str) -> String {
+    let (status, tokens) =
+        post(app, "/v1/auth/login", json!({"email": email, "password": TEST_PASSWORD})).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_family() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let session = register_and_login(&app, "ada@example.com").await;
+        let (status, rotated) =
+            post(&app, "/v1/auth/refresh", json!({"refresh_token": session.refresh_token})).await;
+        assert_eq!(status, 200);
+        let current = rotated["refresh_token"].as_str().unwrap();
+        let (status, body) = post(&app, "/v1/auth/logout", json!({"refresh_token": current})).await;
+        assert_eq!((status, body), (204, Value::Null));
+        let (status, body) = post(&app, "/v1/auth/refresh", json!({"refresh_token": current})).await;
+        assert_problem(status, &body, 401, "unauthorized");
+        // Logging out again (or with an unknown token) is harmless.
+        assert_eq!(post(&app, "/v1/auth/logout", json!({"refresh_token": current})).await.0, 204);
+        app.stop().await;
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn claims(sub: &str, overrides: Value) -> Value {
+    let now = now();
+    let mut claims = json!({
+        "iss": "coffer", "aud": "coffer-api", "exp": now + 600, "nbf": now, "iat": now,
+        "sub": sub, "jti": uuid::Uuid::now_v7().to_string(), "role": "customer",
+    });
+    for (key, value) in overrides.as_object().unwrap() {
+        claims[key] = value.clone();
+    }
+    claims
+}
+
+fn sign(claims: &Value, secret: &str, algorithm: Algorithm) -> String {
+    jsonwebtoken::encode(&Header::new(algorithm), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn forged_expired_and_misaddressed_access_tokens_are_refused() {
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    let session = register_and_login(&app, "ada@example.com").await;
+    let id = session.customer_id.as_str();
+    // The harness's own forgery works, so the refusals below are about what each changes.
+    let good = sign(&claims(id, json!({})), TEST_JWT_SECRET, Algorithm::HS256);
+    assert_eq!(get_as(&app, "/v1/auth/me", &good).await.0, 200);
+
+    let tampered = {
+        let parts: Vec<&str> = session.access_token.split('.').collect();
+        let payload = URL_SAFE_NO_PAD.encode(claims(id, json!({"role": "admin"})).to_string());
+        format!("{}.{payload}.{}", parts[0], parts[2])
+    };
+    let alg_none = {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims(id, json!({})).to_string());
+        format!("{header}.{payload}.")
+    };
+    let refused = [
+        (
+            "expired",
+            sign(
+                &claims(id, json!({"exp": now() - 3600, "iat": now() - 4500, "nbf": now() - 4500})),
+                TEST_JWT_SECRET,
+                Algorithm::HS256,
+            ),
+        ),
+        ("not yet valid", sign(&claims(id, json!({"nbf": now() + 3600})), TEST_JWT_SECRET, Algorithm::HS256)),
+        ("tampered", tampered),
+        (
+            "wrong key",
+            sign(&claims(id, json!({})), "another-secret-that-is-long-enough-0123", Algorithm::HS256),
+        ),
+        ("alg none", alg_none),
+        ("HS512", sign(&claims(id, json!({})), TEST_JWT_SECRET, Algorithm::HS512)),
+        ("wrong aud", sign(&claims(id, json!({"aud": "someone-else"})), TEST_JWT_SECRET, Algorithm::HS256)),
+        ("wrong iss", sign(&claims(id, json!({"iss": "evil"})), TEST_JWT_SECRET, Algorithm::HS256)),
+        ("no exp", sign(&claims(id, json!({"exp": null})), TEST_JWT_SECRET, Algorithm::HS256)),
+        ("garbage", "not.a.jwt".to_owned()),
+        ("refresh token as access token", session.refresh_token.clone()),
+    ];
+    for (case, token) in refused {
+        let (status, body) = get_as(&app, "/v1/auth/me", &token).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert_problem(status, &body, 401, "unauthorized");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_an_admin() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let bob = register_and_login(&app, "bob@example.com").await;
+        let carol = register_and_login(&app, "carol@example.com").await;
+
+        for path in ["/v1/customers".to_owned(), format!("/v1/customers/{}", bob.customer_id)] {
+            let (status, body) = get_as(&app, &path, &ada.access_token).await;
+            assert_problem(status, &body, 403, "forbidden");
+            let (status, body) = app.call(Method::GET, &path, None, None).await;
+            assert_problem(status, &body, 401, "unauthorized");
+        }
+        let (status, body) = app
+            .call(
+                Method::PUT,
+                &format!("/v1/customers/{}/role", ada.customer_id),
+                Some(&ada.access_token),
+                Some(&json!({"role": "admin"})),
+            )
+            .await;
+        assert_problem(status, &body, 403, "forbidden");
+
+        // The admin API key pages through everyone, oldest first.
+        let (status, page) = app.get("/v1/customers?limit=2").await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<&Value> = page["data"].as_array().unwrap().iter().map(|c| &c["id"]).collect();
+        assert_eq!(ids, [&json!(ada.customer_id), &json!(bob.customer_id)]);
+        assert_eq!(page["has_more"], true);
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let (status, page) = app.get(&format!("/v1/customers?limit=2&cursor={cursor}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["data"][0]["id"], json!(carol.customer_id));
+        assert_eq!((&page["has_more"], &page["next_cursor"]), (&json!(false), &Value::Null));
+        let (status, body) = app.get("/v1/customers?limit=101").await;
+        assert_problem(status, &body, 422, "validation_failed");
+        let (status, body) = app.get("/v1/customers?cursor=nonsense").await;
+        assert_problem(status, &body, 400, "invalid_parameter");
+        let (status, body) = app.get(&format!("/v1/customers/{}", uuid::Uuid::now_v7())).await;
+        assert_problem(status, &body, 404, "customer_not_found");
+
+        // Made an admin (by the key), Ada's next access token opens the admin endpoints.
+        let (status, body) = app
+            .call(
+                Method::PUT,
+                &format!("/v1/customers/{}/role", ada.customer_id),
+                Some(&app.admin_key),
+                Some(&json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!((status, &body["role"]), (200, &json!("admin")), "{body}");
+        let admin_token = register_and_login_existing_access(&app, "ada@example.com").await;
+        let (status, body) = get_as(&app, &format!("/v1/customers/{}", bob.customer_id), &admin_token).await;
+        assert_eq!((status, &body["email"]), (200, &json!("bob@example.com")), "{body}");
+        app.stop().await;
+    }
+}
+
+async fn register_and_login_existing_access(app: &common::TestApp, email: &str) -> String {
+    let (status, tokens) =
+        post(app, "/v1/auth/login", json!({"email": email, "password": TEST_PASSWORD})).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_throttled() {
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    register_and_login(&app, "ada@example.com").await;
+    for attempt in 0..5 {
+        let (status, body) =
+            post(&app, "/v1/auth/login", json!({"email": "ada@example.com", "password": "wrong guess"}))
+                .await;
+        assert_eq!(status, 401, "attempt {attempt}: {body}");
+    }
+    // Even the right password waits now: the attacker must not learn it was right.
+    let response = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": "ada@example.com", "password": TEST_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let (status, body) = common::read(response).await;
+    assert_problem(status, &body, 429, "too_many_requests");
+    assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
+    // Other accounts are unaffected (the address limit is higher).
+    register_and_login(&app, "bob@example.com").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn profile_changes_only_allow_listed_fields() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let patch = |body: Value| {
+            let token = ada.access_token.clone();
+            let app = &app;
+            async move { app.call(Method::PATCH, "/v1/customers/me", Some(&token), Some(&body)).await }
+        };
+        for forbidden in [
+            json!({"role": "admin"}),
+            json!({"kyc_status": "verified"}),
+            json!({"email": "eve@example.com"}),
+            json!({"name": "Eve", "id": "x"}),
+        ] {
+            let (status, body) = patch(forbidden.clone()).await;
+            assert_problem(status, &body, 422, "validation_failed");
+        }
+        let (_, me) = get_as(&app, "/v1/customers/me", &ada.access_token).await;
+        assert_eq!(
+            (&me["role"], &me["kyc_status"], &me["email"], &me["name"]),
+            (&json!("customer"), &json!("unverified"), &json!("ada@example.com"), &json!("Test Customer")),
+            "nothing changed"
+        );
+
+        let (status, me) = patch(json!({"name": "Ada King", "phone": "+44 20 7183 8750", "country": "gb", "preferences": {"theme": "dark"}})).await;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(
+            (&me["name"], &me["phone"], &me["country"]),
+            (&json!("Ada King"), &json!("+442071838750"), &json!("GB"))
+        );
+        assert_eq!(me["preferences"], json!({"theme": "dark"}));
+        let (status, me) = patch(json!({"phone": null})).await;
+        assert_eq!((status, &me["phone"], &me["country"]), (200, &Value::Null, &json!("GB")));
+
+        let (status, body) = patch(json!({"country": "UK", "phone": "12"})).await;
+        assert_problem(status, &body, 422, "validation_failed");
+        assert_eq!(body["errors"].as_array().unwrap().len(), 2, "{body}");
+        app.stop().await;
+    }
+}
