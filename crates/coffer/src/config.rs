@@ -95,6 +95,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub requests_in_flight_max: u32,
 
+    /// Money-moving or creating requests (transfers, top-ups, withdrawals, new wallets)
+    /// one customer may make per minute; past it, 429 with Retry-After.
+    #[arg(long, env = "COFFER_MONEY_REQUESTS_PER_MINUTE", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub money_requests_per_minute: u32,
+
     /// How long idempotency keys (and the responses they replay) are kept, in hours.
     #[arg(long, env = "COFFER_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 24,
           value_parser = clap::value_parser!(u64).range(24..=8_760))]

@@ -11,7 +11,7 @@ use tracing::info;
 use crate::{
     admin_key,
     config::{DatabaseArgs, Secret, ServeArgs},
-    http::{self, AppState},
+    http::{self, AppState, rate_limit::MoneyRateLimit},
     identity::{Identity, IdentityConfig, token},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     payments::{MockProvider, MockSettings, Payments},
@@ -42,6 +42,7 @@ pub struct Server {
     limits: http::RequestLimits,
     mock_provider: MockSettings,
     fees: Fees,
+    money_requests_per_minute: std::num::NonZeroU32,
     recovery_interval: Duration,
     recovery_grace: Duration,
     idempotency_retention: Duration,
@@ -72,6 +73,8 @@ impl Server {
             pipeline,
             pipeline_task,
             admin_api_key,
+            money_requests_per_minute: std::num::NonZeroU32::new(args.money_requests_per_minute)
+                .ok_or_else(|| anyhow::anyhow!("COFFER_MONEY_REQUESTS_PER_MINUTE must be at least 1"))?,
             fees: Fees { transfer_bps: args.fee_transfer_bps, top_up_bps: args.fee_top_up_bps },
             mock_provider: MockSettings {
                 latency: Duration::from_millis(args.mock_provider_latency_ms),
@@ -107,10 +110,12 @@ impl Server {
             provider.clone(),
             provider,
         ));
+        let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
         let recovery = tokio::spawn(maintenance_worker(
             self.store.clone(),
             payments.clone(),
+            money_rate_limit.clone(),
             Maintenance {
                 interval: self.recovery_interval,
                 recovery_grace: self.recovery_grace,
@@ -124,6 +129,7 @@ impl Server {
             admin_api_key: self.admin_api_key,
             wallets,
             payments,
+            money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
         };
         let app = http::router(state, self.limits);
@@ -161,6 +167,7 @@ const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 async fn maintenance_worker(
     store: Store,
     payments: Arc<Payments>,
+    money_rate_limit: Arc<MoneyRateLimit>,
     settings: Maintenance,
     stop: CancellationToken,
 ) {
@@ -181,6 +188,7 @@ async fn maintenance_worker(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
         )
         .unwrap_or(u64::MAX);
+        money_rate_limit.forget_idle();
         let cutoff = now.saturating_sub(nanos(settings.idempotency_retention));
         match store.idempotency_purge(cutoff, IDEMPOTENCY_PURGE_BATCH_MAX).await {
             Ok(0) => {}

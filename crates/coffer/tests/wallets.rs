@@ -490,3 +490,68 @@ async fn many_customers_transferring_keep_the_books_straight() {
         Arc::into_inner(app).unwrap().stop().await;
     }
 }
+
+/// Past the per-customer limit, money-moving requests get 429 with Retry-After, and
+/// other customers are not affected.
+#[tokio::test]
+async fn money_moving_requests_are_rate_limited_per_customer() {
+    let options = common::Options { money_requests_per_minute: 3, ..Default::default() };
+    let app = common::spawn_app_with(&common::Backend::Sqlite, options).await;
+    let alice = register_and_login(&app, "alice@example.com").await;
+    let bob = register_and_login(&app, "bob@example.com").await;
+    let usd = open_wallet(&app, &alice, "USD").await; // 1 of Alice's 3
+    top_up(&app, &alice, &usd, 100).await; // 2
+    let bob_usd = open_wallet(&app, &bob, "USD").await;
+    let body = json!({"from_wallet_id": usd, "to_wallet_id": bob_usd, "amount": 1});
+    let (status, _, _) = post(&app, &alice, "/v1/transfers", &key(), &body).await; // 3
+    assert_eq!(status, 201);
+    let response = app
+        .client
+        .post(app.url("/v1/transfers"))
+        .bearer_auth(&alice.access_token)
+        .header("idempotency-key", key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    let (status, problem) = common::read(response).await;
+    common::assert_problem(status, &problem, 429, "too_many_requests");
+    assert_eq!(posted(&app, &bob, &bob_usd).await, 1, "the refused transfer moved nothing");
+    top_up(&app, &bob, &bob_usd, 100).await; // Bob has his own allowance.
+    app.stop().await;
+}
+
+/// A credit-card wallet spends below zero down to its limit, and no further.
+#[tokio::test]
+async fn credit_card_wallet_goes_negative_to_its_limit() {
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    let alice = register_and_login(&app, "alice@example.com").await;
+    let bob = register_and_login(&app, "bob@example.com").await;
+    let (status, _, card) = post(
+        &app,
+        &alice,
+        "/v1/wallets",
+        &key(),
+        &json!({"currency": "USD", "type": "credit_card", "credit_limit": 5_000, "name": "Card"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{card}");
+    assert_eq!(card["balance"], json!({"posted": 0, "pending": 0, "available": 5_000}));
+    let card = card["id"].as_str().unwrap().to_owned();
+    let bob_usd = open_wallet(&app, &bob, "USD").await;
+    let pay = |amount: u64| json!({"from_wallet_id": card, "to_wallet_id": bob_usd, "amount": amount});
+    let (status, _, _) = post(&app, &alice, "/v1/transfers", &key(), &pay(4_000)).await;
+    assert_eq!(status, 201);
+    let (_, view) = get(&app, &alice, &format!("/v1/wallets/{card}")).await;
+    assert_eq!(view["balance"], json!({"posted": -4_000, "pending": 0, "available": 1_000}));
+    let (status, _, problem) = post(&app, &alice, "/v1/transfers", &key(), &pay(1_001)).await;
+    common::assert_problem(status, &problem, 422, "insufficient_funds");
+    let (_, history) = get(&app, &alice, &format!("/v1/wallets/{card}/operations")).await;
+    let kinds: Vec<&str> =
+        history["data"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["transfer_out", "credit_line"]);
+    assert_eq!(history["data"][0]["balance_after"], -4_000);
+    app.stop().await;
+}

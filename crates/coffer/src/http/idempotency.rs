@@ -95,7 +95,10 @@ where
     let claim = IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() };
     match store.idempotency_begin(&claim, now_ns(), LEASE_MS * 1_000_000).await.map_err(unavailable)? {
         Begin::Started => {}
-        Begin::Replay { status, body } => return Ok(replay(status, &body)),
+        Begin::Replay { status, body } => {
+            tracing::info!(route, status, "request replayed");
+            return Ok(replay(status, &body));
+        }
         Begin::Mismatch => {
             return Err(ApiError::rejected(
                 StatusCode::CONFLICT,
@@ -111,7 +114,16 @@ where
             ));
         }
     }
-    match work().await {
+    let outcome = work().await;
+    // Every money-moving request leaves one line with its outcome (inside the request's
+    // span, so with its request id); bodies are never logged: they may hold tokens.
+    match &outcome {
+        Ok((status, _)) => tracing::info!(route, status = status.as_u16(), "request done"),
+        Err(error) => {
+            tracing::info!(route, status = error.status().as_u16(), code = error.code(), "request refused")
+        }
+    }
+    match outcome {
         Ok((status, value)) => {
             let body = serde_json::to_string(&value).map_err(|error| ApiError::Internal(error.into()))?;
             store

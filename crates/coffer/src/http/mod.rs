@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod openapi;
 pub mod payments;
+pub mod rate_limit;
 pub mod wallets;
 
 use std::{sync::Arc, time::Duration};
@@ -50,6 +51,8 @@ pub struct AppState {
     pub admin_api_key: Arc<Secret>,
     pub wallets: Arc<Wallets>,
     pub payments: Arc<Payments>,
+    /// Per-customer limit on money-moving and creating requests.
+    pub money_rate_limit: Arc<rate_limit::MoneyRateLimit>,
     /// Customers, passwords and tokens; also what the auth extractors verify with.
     pub identity: Arc<Identity>,
 }

@@ -151,6 +151,7 @@ async fn create_top_up(
     let route = format!("POST /v1/wallets/{wallet_id}/top-ups");
     let payments = state.payments.clone();
     let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
+    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;
@@ -187,6 +188,7 @@ async fn create_withdrawal(
     let route = format!("POST /v1/wallets/{wallet_id}/withdrawals");
     let payments = state.payments.clone();
     let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
+    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;

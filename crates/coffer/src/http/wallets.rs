@@ -352,6 +352,7 @@ async fn create_wallet(
 ) -> Result<Response, ApiError> {
     let wallets = state.wallets.clone();
     let id = derive_id(user.customer_id, "wallet", &key.0);
+    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once(&state.store, user.customer_id, &key, "POST /v1/wallets", &bytes, || async move {
         let currency = Currency::parse(&request.currency).ok_or_else(|| {
@@ -435,6 +436,7 @@ async fn create_transfer(
 ) -> Result<Response, ApiError> {
     let app = state.clone();
     let id = derive_id(user.customer_id, "transfer", &key.0);
+    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once(&state.store, user.customer_id, &key, "POST /v1/transfers", &bytes, || async move {
         if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {

@@ -48,11 +48,12 @@ pub struct TestApp {
 
 pub struct Options {
     pub commit_queue_max: u32,
+    pub money_requests_per_minute: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { commit_queue_max: 4096 }
+        Self { commit_queue_max: 4096, money_requests_per_minute: 100_000 }
     }
 }
 
@@ -115,6 +116,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         commit_queue_max: options.commit_queue_max,
         requests_in_flight_max: 4096,
         idempotency_retention_hours: 24,
+        money_requests_per_minute: options.money_requests_per_minute,
         fee_transfer_bps: 0,
         fee_top_up_bps: 0,
         mock_provider_latency_ms: 0,
