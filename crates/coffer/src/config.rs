@@ -116,6 +116,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub fee_top_up_bps: u32,
 
+    /// Fee on withdrawals, in basis points of the amount, held with the withdrawal and
+    /// posted or voided with it.
+    #[arg(long, env = "COFFER_FEE_WITHDRAWAL_BPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub fee_withdrawal_bps: u32,
+
     /// Latency of the built-in mock payment provider, in milliseconds.
     #[arg(long, env = "COFFER_MOCK_PROVIDER_LATENCY_MS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]

@@ -75,7 +75,11 @@ impl Server {
             admin_api_key,
             money_requests_per_minute: std::num::NonZeroU32::new(args.money_requests_per_minute)
                 .ok_or_else(|| anyhow::anyhow!("COFFER_MONEY_REQUESTS_PER_MINUTE must be at least 1"))?,
-            fees: Fees { transfer_bps: args.fee_transfer_bps, top_up_bps: args.fee_top_up_bps },
+            fees: Fees {
+                transfer_bps: args.fee_transfer_bps,
+                top_up_bps: args.fee_top_up_bps,
+                withdrawal_bps: args.fee_withdrawal_bps,
+            },
             mock_provider: MockSettings {
                 latency: Duration::from_millis(args.mock_provider_latency_ms),
                 failure_rate: args.mock_provider_failure_rate,

@@ -219,7 +219,8 @@ async fn withdrawals_hold_then_post_or_void() {
 #[tokio::test]
 async fn fees_are_linked_to_their_operation() {
     for backend in backends() {
-        let rig = rig_with_fees(&backend, Fees { transfer_bps: 100, top_up_bps: 250 }).await;
+        let rig =
+            rig_with_fees(&backend, Fees { transfer_bps: 100, top_up_bps: 250, withdrawal_bps: 200 }).await;
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
         let (from, to) = (rig.wallet(alice).await, rig.wallet(bob).await);
         rig.top_up(alice, from, Uuid::now_v7(), "tok_visa").await;
@@ -252,5 +253,22 @@ async fn fees_are_linked_to_their_operation() {
         let fees = rig.wallets.system_account(usd, account_code::FEES).await.unwrap();
         let account = rig.store.account(fees).await.unwrap().unwrap();
         assert_eq!(account.credits_posted, 125 + 10);
+
+        // Withdrawals hold their fee with them: posted on success, released on refusal.
+        let before = rig.posted(from).await;
+        let paid = rig.payments.withdraw(alice, from, Uuid::now_v7(), 1_000, "ba_ok".into()).await.unwrap();
+        assert_eq!(paid.status, PaymentStatus::Succeeded);
+        assert_eq!(rig.posted(from).await, before - 1_020);
+        let refused =
+            rig.payments.withdraw(alice, from, Uuid::now_v7(), 1_000, "ba_fail".into()).await.unwrap();
+        assert_eq!(refused.status, PaymentStatus::Failed);
+        let wallet = rig.store.wallet(from).await.unwrap().unwrap();
+        assert_eq!(
+            (rig.posted(from).await, wallet.debits_pending),
+            (before - 1_020, 0),
+            "hold and fee released"
+        );
+        let account = rig.store.account(fees).await.unwrap().unwrap();
+        assert_eq!((account.credits_posted, account.credits_pending), (125 + 10 + 20, 0));
     }
 }

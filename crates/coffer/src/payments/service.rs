@@ -101,11 +101,15 @@ impl Payments {
         Ok((stored, currency))
     }
 
-    async fn transfer(&self, transfer: Transfer, kind: &str) -> Result<CreateTransferResult, PaymentError> {
-        let note = TransferNote { transfer_id: transfer.id, kind: kind.to_owned(), description: None };
-        let command = Command::CreateTransfersWithNotes { transfers: vec![transfer], notes: vec![note] };
+    async fn chain(
+        &self,
+        transfers: Vec<Transfer>,
+        notes: Vec<TransferNote>,
+    ) -> Result<Vec<CreateTransferResult>, PaymentError> {
+        let count = transfers.len();
+        let command = Command::CreateTransfersWithNotes { transfers, notes };
         match self.pipeline.submit(command).await.map_err(WalletError::from)? {
-            Outcome::Transfers(results) if results.len() == 1 => Ok(results[0]),
+            Outcome::Transfers(results) if results.len() == count => Ok(results),
             other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
         }
     }
@@ -165,11 +169,7 @@ impl Payments {
                 self.wallets
                     .add_fee(&mut transfers, &mut notes, credit.credit_account_id, currency, fee_bps)
                     .await?;
-                let command = Command::CreateTransfersWithNotes { transfers, notes };
-                match self.pipeline.submit(command).await.map_err(WalletError::from)? {
-                    Outcome::Transfers(results) => chain_outcome(&results)?,
-                    other => return Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
-                }
+                chain_outcome(&self.chain(transfers, notes).await?)?;
                 let now = now_ns();
                 self.store
                     .finish_payment(
@@ -227,9 +227,15 @@ impl Payments {
             user_data_128: row.id.as_u128(),
             ..Default::default()
         };
-        match self.transfer(hold, "withdrawal").await? {
-            CreateTransferResult::Ok | CreateTransferResult::Exists => {}
-            CreateTransferResult::ExceedsCredits | CreateTransferResult::IdAlreadyFailed => {
+        let mut transfers = vec![hold];
+        let mut notes =
+            vec![TransferNote { transfer_id: hold.id, kind: "withdrawal".into(), description: None }];
+        let fee_bps = self.wallets.fees().withdrawal_bps;
+        self.wallets.add_fee(&mut transfers, &mut notes, hold.debit_account_id, currency, fee_bps).await?;
+        let results = self.chain(transfers, notes).await?;
+        match chain_outcome(&results) {
+            Ok(()) => {}
+            Err(WalletError::InsufficientFunds | WalletError::FailedBefore(_)) => {
                 self.store
                     .finish_payment(
                         PaymentKind::Withdrawal,
@@ -242,7 +248,7 @@ impl Payments {
                     .await?;
                 return Err(WalletError::InsufficientFunds.into());
             }
-            other => return Err(WalletError::Ledger(format!("withdrawal hold: {other}")).into()),
+            Err(other) => return Err(other.into()),
         }
         let request = PayoutRequest {
             idempotency_key: id.to_string(),
@@ -276,14 +282,26 @@ impl Payments {
             }
             None => return self.get(PaymentKind::Withdrawal, row.customer_id, row.id).await,
         };
-        let resolve = Transfer {
-            id: derive_id(row.id, "withdrawal-resolve", ""),
-            pending_id: hold_id,
+        let resolve = |pending_id: u128, purpose: &str| Transfer {
+            id: derive_id(row.id, purpose, ""),
+            pending_id,
             amount: if flag == TransferFlags::POST_PENDING_TRANSFER { ledger::AMOUNT_MAX } else { 0 },
             flags: flag,
             ..Default::default()
         };
-        match self.transfer(resolve, "withdrawal").await? {
+        let mut transfers = vec![resolve(hold_id, "withdrawal-resolve")];
+        let mut notes =
+            vec![TransferNote { transfer_id: transfers[0].id, kind: "withdrawal".into(), description: None }];
+        // The fee held with the withdrawal (if one was) is posted or voided with it.
+        let fee_hold_id = derive_id(Uuid::from_u128(hold_id), "fee", "");
+        if self.store.transfer(fee_hold_id).await?.is_some() {
+            transfers[0].flags = flag.union(TransferFlags::LINKED);
+            let fee = resolve(fee_hold_id, "withdrawal-fee-resolve");
+            notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
+            transfers.push(fee);
+        }
+        let results = self.chain(transfers, notes).await?;
+        match results[0] {
             CreateTransferResult::Ok | CreateTransferResult::Exists => {}
             // The process stopped before the hold was placed: there is nothing to void.
             CreateTransferResult::PendingTransferNotFound | CreateTransferResult::IdAlreadyFailed

@@ -109,6 +109,7 @@ pub struct TransferView {
 pub struct Fees {
     pub transfer_bps: u32,
     pub top_up_bps: u32,
+    pub withdrawal_bps: u32,
 }
 
 /// The largest fee rate: the whole amount.
@@ -167,7 +168,9 @@ impl Wallets {
     }
 
     pub fn with_fees(store: Store, pipeline: CommitPipeline, fees: Fees) -> Self {
-        assert!(fees.transfer_bps <= FEE_BPS_MAX && fees.top_up_bps <= FEE_BPS_MAX);
+        assert!(
+            [fees.transfer_bps, fees.top_up_bps, fees.withdrawal_bps].iter().all(|bps| *bps <= FEE_BPS_MAX)
+        );
         Self { store, pipeline, fees, system_accounts: Mutex::new(HashSet::new()) }
     }
 
@@ -175,8 +178,9 @@ impl Wallets {
         self.fees
     }
 
-    /// Appends the fee on `main` (paid by `payer`) to a chain, linking `main` to it.
-    /// Returns whether a fee was added.
+    /// Appends the fee on `main` (paid by `payer`) to a chain, linking `main` to it. A
+    /// pending `main` gets a pending fee, posted or voided with it. Returns whether a fee
+    /// was added.
     pub async fn add_fee(
         &self,
         transfers: &mut Vec<Transfer>,
@@ -199,6 +203,11 @@ impl Wallets {
             amount,
             ledger: currency.ledger(),
             code: transfer_code::FEE,
+            flags: if main.flags.contains(ledger::TransferFlags::PENDING) {
+                ledger::TransferFlags::PENDING
+            } else {
+                ledger::TransferFlags::empty()
+            },
             user_data_128: main.user_data_128,
             ..Default::default()
         };

@@ -119,6 +119,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         money_requests_per_minute: options.money_requests_per_minute,
         fee_transfer_bps: 0,
         fee_top_up_bps: 0,
+        fee_withdrawal_bps: 0,
         mock_provider_latency_ms: 0,
         mock_provider_failure_rate: 0.0,
         recovery_interval_ms: 200,
