@@ -126,7 +126,7 @@ impl Layout {
     pub fn transfer_id(&self, worker: usize, sequence: u64) -> u128 {
         debug_assert!(sequence < (1 << TRANSFER_SEQUENCE_BITS) - 1);
         debug_assert!(worker < 1 << TRANSFER_WORKER_BITS);
-        self.transfer_prefix | (worker as u128) << TRANSFER_SEQUENCE_BITS | u128::from(sequence) + 1
+        self.transfer_prefix | ((worker as u128) << TRANSFER_SEQUENCE_BITS) | (u128::from(sequence) + 1)
     }
 
     /// The total the funding account pays out before a scenario.
