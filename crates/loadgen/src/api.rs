@@ -15,9 +15,10 @@ use crate::workload::{CODE, LEDGER};
 /// Longest a benchmark request may take before it counts as an error: a little longer
 /// than the server's own default request timeout (30 s), so the server answers first.
 pub const REQUEST_TIMEOUT_MS: u64 = 35_000;
-/// Bytes of JSON per transfer in a request body, rounded up: three UUIDs and four small
-/// numbers. Used to size body buffers once.
-const TRANSFER_JSON_BYTES: usize = 170;
+/// Bytes of JSON per transfer in a request body, rounded up: three UUIDs, the field
+/// names, and numbers up to the funding amount (205 bytes with its comma). Used to size
+/// body buffers once, so a batch body never reallocates while it is written.
+const TRANSFER_JSON_BYTES: usize = 208;
 
 /// A client for one Coffer server.
 #[derive(Clone, Debug)]
@@ -202,12 +203,12 @@ mod tests {
         let mut body = Api::transfers_body(2);
         body.push('[');
         Api::push_transfer(&mut body, 1, 2, 3, 4);
-        Api::push_transfer(&mut body, 5, 6, 7, 8);
+        Api::push_transfer(&mut body, 5, 6, 7, crate::workload::FUNDING_AMOUNT);
         body.push(']');
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed.as_array().unwrap().len(), 2);
         assert_eq!(parsed[1]["id"], Uuid::from_u128(5).to_string());
-        assert_eq!(parsed[1]["amount"], 8);
+        assert_eq!(parsed[1]["amount"], crate::workload::FUNDING_AMOUNT);
         assert_eq!(parsed[0]["ledger"], LEDGER);
         assert!(body.len() <= 2 + 2 * TRANSFER_JSON_BYTES, "size estimate too small: {}", body.len());
     }
