@@ -72,6 +72,9 @@ pub struct BaselineOutcome {
     pub retries: u64,
     /// The first error, for the report.
     pub first_error: Option<String>,
+    /// CPU time the harness used while measuring, in seconds (the PostgreSQL server's
+    /// own is not counted).
+    pub client_cpu_seconds: f64,
     /// Check failures; empty when the database adds up.
     pub failures: Vec<String>,
     acknowledged_ok: u64,
@@ -125,6 +128,8 @@ async fn run_on(
         let pool = pool.clone();
         workers.spawn(worker(pool, shape, wallets, clock));
     }
+    tokio::time::sleep_until(clock.measure_from.into()).await;
+    let cpu_start = crate::run::own_cpu_seconds();
     let mut total = BaselineOutcome::default();
     while let Some(outcome) = workers.join_next().await {
         let outcome = outcome?;
@@ -137,6 +142,7 @@ async fn run_on(
         total.first_error = total.first_error.or(outcome.first_error);
     }
     total.measured = Instant::now().saturating_duration_since(clock.measure_from);
+    total.client_cpu_seconds = crate::run::own_cpu_seconds() - cpu_start;
     total.failures = check(&pool, wallets, total.acknowledged_ok, total.unknown).await?;
     pool.close().await;
     Ok(total)

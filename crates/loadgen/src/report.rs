@@ -46,6 +46,9 @@ pub struct Row {
     /// The server's RSS when idle (after start) and at its peak, in bytes; `None` when
     /// the harness did not start the server.
     pub rss: Option<(u64, u64)>,
+    /// Cores busy while measuring: the server's (when the harness started it) and the
+    /// harness's own, which shares the machine with it.
+    pub cpu_cores: Option<(Option<f64>, f64)>,
     /// This row's throughput over the best baseline row of the same shape.
     pub ratio: Option<f64>,
     pub checks: Checks,
@@ -112,10 +115,12 @@ impl fmt::Display for Report {
             "max ms",
             "errors",
             "RSS idle/peak MB",
+            "CPU srv/cli",
             "coffer/baseline",
             "checks",
         ];
         let mut lines: Vec<Vec<String>> = vec![header.iter().map(|cell| (*cell).to_owned()).collect()];
+        // Every row has exactly one cell per header column (checked below).
         for row in &self.rows {
             lines.push(vec![
                 row.scenario.clone(),
@@ -136,6 +141,13 @@ impl fmt::Display for Report {
                     || "-".into(),
                     |(idle, peak)| format!("{:.0}/{:.0}", idle as f64 / MEBIBYTE, peak as f64 / MEBIBYTE),
                 ),
+                row.cpu_cores.map_or_else(
+                    || "-".into(),
+                    |(server, client)| match server {
+                        Some(server) => format!("{server:.2}/{client:.2}"),
+                        None => format!("-/{client:.2}"),
+                    },
+                ),
                 row.ratio.map_or_else(|| "-".into(), |ratio| format!("{ratio:.1}x")),
                 match row.checks {
                     Checks::Passed => "ok".into(),
@@ -144,6 +156,7 @@ impl fmt::Display for Report {
                 },
             ]);
         }
+        assert!(lines.iter().all(|line| line.len() == header.len()), "one cell per column");
         let widths: Vec<usize> = (0..header.len())
             .map(|column| lines.iter().map(|line| line[column].chars().count()).max().unwrap_or(0))
             .collect();
@@ -154,7 +167,7 @@ impl fmt::Display for Report {
                 .enumerate()
                 .map(|(column, (cell, width))| {
                     // Text left, numbers right, as people read tables.
-                    if column < 4 || column == 6 || column == 13 {
+                    if column < 4 || column == 6 || column == 14 {
                         format!("{cell:<width$}")
                     } else {
                         format!("{cell:>width$}")
@@ -174,5 +187,55 @@ impl fmt::Display for Report {
             writeln!(f, "FAILED: {failure}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(system: System, shape: &'static str, scenario: &str, throughput: f64) -> Row {
+        Row {
+            scenario: scenario.into(),
+            shape,
+            backend: "sqlite".into(),
+            system,
+            connections: 16,
+            throughput,
+            unit: "transfers/s",
+            p50: Duration::from_micros(1_500),
+            p99: Duration::from_millis(3),
+            max: Duration::from_millis(4),
+            errors: 0,
+            rss: Some((10 << 20, 20 << 20)),
+            cpu_cores: Some((Some(1.0), 0.5)),
+            ratio: None,
+            checks: Checks::Passed,
+        }
+    }
+
+    #[test]
+    fn ratios_use_the_best_baseline_of_the_same_shape_and_the_table_lines_up() {
+        let mut report = Report {
+            rows: vec![
+                row(System::Coffer, "hot", "single", 3_000.0),
+                row(System::Coffer, "hot", "reads", 3_000.0),
+                row(System::Baseline, "hot", "baseline", 100.0),
+                row(System::Baseline, "hot", "baseline", 300.0),
+                row(System::Baseline, "uniform", "baseline", 1_000.0),
+            ],
+            ..Report::default()
+        };
+        report.compute_ratios();
+        assert_eq!(report.rows[0].ratio, Some(10.0));
+        assert_eq!(report.rows[1].ratio, None, "reads have no baseline");
+        let table = report.to_string();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 2 + report.rows.len());
+        assert!(lines.iter().all(|line| line.len() == lines[0].len()), "aligned:\n{table}");
+        assert!(
+            lines[0].contains("CPU srv/cli") && lines[2].contains("1.00/0.50") && lines[2].contains("10.0x"),
+            "{table}"
+        );
     }
 }

@@ -163,12 +163,45 @@ impl Running {
         })
     }
 
+    fn server_cpu(&self) -> Option<f64> {
+        self.server.as_ref().and_then(|server| server.cpu_seconds().ok())
+    }
+
     async fn stop(self) -> anyhow::Result<()> {
         match self.server {
             Some(server) => server.stop().await,
             None => Ok(()),
         }
     }
+}
+
+/// CPU time of the server and of the harness when measuring started.
+struct CpuStart {
+    server: Option<f64>,
+    client: f64,
+}
+
+impl CpuStart {
+    /// Waits for the clock's `measure_from`, then reads both CPU times.
+    async fn at(running: &Running, clock: Clock) -> Self {
+        tokio::time::sleep_until(clock.measure_from.into()).await;
+        Self { server: running.server_cpu(), client: own_cpu_seconds() }
+    }
+
+    /// Cores busy since then: (server, harness).
+    fn cores(&self, running: &Running, measured: Duration) -> (Option<f64>, f64) {
+        let seconds = measured.as_secs_f64();
+        let server = match (self.server, running.server_cpu()) {
+            (Some(start), Some(end)) => Some((end - start) / seconds),
+            _ => None,
+        };
+        (server, (own_cpu_seconds() - self.client) / seconds)
+    }
+}
+
+/// CPU time this process has used, in seconds (zero if /proc cannot say).
+pub fn own_cpu_seconds() -> f64 {
+    crate::server::cpu_seconds_of(std::process::id()).unwrap_or(0.0)
 }
 
 /// Runs the scenarios `options` selects and returns the report (the caller prints it
@@ -207,6 +240,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     max: Duration::ZERO,
                     errors: outcome.errors,
                     rss: None,
+                    cpu_cores: None,
                     ratio: None,
                     checks,
                 }
@@ -272,6 +306,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         && report.rows.iter().any(|row| row.rss.is_some())
     {
         report.notes.push("RSS: the Coffer child process, VmRSS after start and VmHWM after the load (from /proc/PID/status)".into());
+        report.notes.push(
+            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted)".into(),
+        );
     }
     report.compute_ratios();
     report.notes.push(
@@ -291,7 +328,13 @@ async fn run_write(
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
-    let outcome = http::run_writes(&running.api, layout.clone(), shape, mode, clock).await?;
+    let (outcome, cpu) = tokio::join!(
+        http::run_writes(&running.api, layout.clone(), shape, mode, clock),
+        CpuStart::at(&running, clock)
+    );
+    let outcome = outcome?;
+    // Read before the checks, which load both processes too.
+    let cpu_cores = cpu.cores(&running, outcome.measured);
     let rss = running.rss()?;
     let mut failures: Vec<String> = http::check_ledger(&running.api, &layout, &outcome)
         .await?
@@ -320,6 +363,7 @@ async fn run_write(
         max: Duration::ZERO,
         errors: outcome.errors,
         rss,
+        cpu_cores: Some(cpu_cores),
         ratio: None,
         checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
     }
@@ -335,7 +379,13 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
-    let outcome = http::run_reads(&running.api, layout, options.connections, clock).await?;
+    let (outcome, cpu) = tokio::join!(
+        http::run_reads(&running.api, layout, options.connections, clock),
+        CpuStart::at(&running, clock)
+    );
+    let outcome = outcome?;
+    // Read before the checks, which load both processes too.
+    let cpu_cores = cpu.cores(&running, outcome.measured);
     let rss = running.rss()?;
     running.stop().await?;
     let mut failures = Vec::new();
@@ -363,6 +413,7 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
         max: Duration::ZERO,
         errors: outcome.errors,
         rss,
+        cpu_cores: Some(cpu_cores),
         ratio: None,
         checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
     }
@@ -427,6 +478,10 @@ async fn run_baselines(options: &Options, report: &mut Report) {
                             max: Duration::ZERO,
                             errors: outcome.errors,
                             rss: None,
+                            cpu_cores: Some((
+                                None,
+                                outcome.client_cpu_seconds / outcome.measured.as_secs_f64(),
+                            )),
                             ratio: None,
                             checks,
                         }

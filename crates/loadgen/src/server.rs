@@ -102,6 +102,11 @@ impl ChildServer {
         memory_of(self.pid)
     }
 
+    /// CPU time the child has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds_of(self.pid)
+    }
+
     /// Stops the child gracefully (closing its stdin), then drops its scratch database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         drop(self.child.stdin.take());
@@ -123,6 +128,22 @@ impl ChildServer {
         }
         Ok(())
     }
+}
+
+/// Clock ticks per second in `/proc/PID/stat` (`USER_HZ`): 100 on every Linux
+/// configuration that exposes it to user space, fixed by the kernel ABI.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time process `pid` has used so far (user + system, all threads), in seconds.
+pub fn cpu_seconds_of(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its `)` do not.
+    let after_name = &stat[stat.rfind(')').context("malformed /proc stat")? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11).context("no utime")?.parse::<u64>()?
+        + fields.get(12).context("no stime")?.parse::<u64>()?;
+    Ok(ticks as f64 / USER_HZ)
 }
 
 /// `VmRSS` and `VmHWM` of process `pid`.
@@ -174,5 +195,14 @@ mod tests {
         let memory = memory_of(std::process::id()).unwrap();
         assert!(memory.rss_bytes > 0);
         assert!(memory.peak_rss_bytes >= memory.rss_bytes);
+        // Spin until the kernel's 10 ms accounting ticks over (or give up after 5 s).
+        let before = cpu_seconds_of(std::process::id()).unwrap();
+        let started = std::time::Instant::now();
+        let mut after = before;
+        while after <= before && started.elapsed() < Duration::from_secs(5) {
+            std::hint::black_box(started.elapsed());
+            after = cpu_seconds_of(std::process::id()).unwrap();
+        }
+        assert!(after > before, "spinning shows as CPU time: {before} -> {after}");
     }
 }
