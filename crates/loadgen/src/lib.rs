@@ -1,0 +1,30 @@
+//! Coffer's benchmark harness as a library, so that the binary (`main.rs`) and the CI
+//! smoke test (`tests/smoke.rs`) run exactly the same code.
+//!
+//! [`run`] runs the selected scenarios against the ledger core in memory, against Coffer
+//! over HTTP (a child process it starts, or a running server), and against the
+//! per-request PostgreSQL baseline; it checks the ledger after every write scenario and
+//! returns one [`report::Report`]. Modules:
+//!
+//! - `workload`: the accounts, their funding, and the transfer pairs of each shape;
+//! - `latency`: bounded latency recording;
+//! - `core`: the ledger core alone, in memory, one thread;
+//! - `api`: the HTTP client for the ledger API;
+//! - `http`: the `batch`, `single` and `reads` scenarios and the checks after them;
+//! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
+//! - `postgres`: scratch databases, created and dropped per scenario;
+//! - `baseline`: one PostgreSQL transaction per transfer, no HTTP;
+//! - `report`: the table.
+
+pub mod api;
+pub mod baseline;
+pub mod core;
+pub mod http;
+pub mod latency;
+pub mod postgres;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod workload;
+
+pub use run::{Options, Scenario, run};

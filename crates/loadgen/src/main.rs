@@ -1,0 +1,115 @@
+//! The `loadgen` binary: parses the command line, runs the harness and prints its table
+//! (exit status 1 when a check failed), or — as the hidden `serve-coffer` subcommand —
+//! is the Coffer server the harness starts as a child process.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use loadgen::{Options, Scenario, run::BaselineDatabase};
+
+/// Coffer's benchmark harness: the ledger core, the HTTP ledger API on SQLite (and on
+/// PostgreSQL with --database-url), and a per-request PostgreSQL baseline, side by side
+/// in one table. Every write scenario is checked afterwards: money conserved, no wallet
+/// negative, transfers stored == transfers acknowledged.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    internal: Option<Internal>,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Run Coffer as the harness's child process (prints its address, stops when stdin closes).
+    #[command(hide = true)]
+    ServeCoffer(coffer::config::ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// The scenario to run, or `all`.
+    #[arg(value_enum, required = true)]
+    scenario: Option<Scenario>,
+    /// A PostgreSQL admin URL: run the HTTP scenarios on PostgreSQL too (scratch
+    /// databases are created and dropped), and the baseline there.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Target this running Coffer instead of starting one (needs --admin-key).
+    #[arg(long)]
+    url: Option<String>,
+    /// The admin API key of the server at --url.
+    #[arg(long, env = "COFFER_ADMIN_API_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Seconds each scenario is measured.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Seconds each scenario runs before measuring starts.
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Connections for `single`, `reads` and the baseline's higher concurrency.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
+    /// Connections for `batch`.
+    #[arg(long, default_value_t = 4)]
+    batch_connections: usize,
+    /// Transfers per `batch` request and per core batch.
+    #[arg(long, default_value_t = ledger::BATCH_EVENTS_MAX)]
+    batch_size: usize,
+    /// Wallets the transfers move money between.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    /// Do not run the PostgreSQL baseline.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match cli.internal {
+        Some(Internal::ServeCoffer(args)) => match runtime.block_on(loadgen::server::serve_coffer(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("serve-coffer: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        None => runtime.block_on(bench(cli.bench)),
+    }
+}
+
+async fn bench(args: BenchArgs) -> ExitCode {
+    let server_executable = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("cannot find my own executable to start Coffer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = Options {
+        scenario: args.scenario.unwrap_or(Scenario::All),
+        database_url: args.database_url,
+        url: args.url,
+        admin_key: args.admin_key,
+        warmup: Duration::from_secs(args.warmup_secs),
+        duration: Duration::from_secs(args.duration_secs),
+        connections: args.connections,
+        batch_connections: args.batch_connections,
+        batch_size: args.batch_size,
+        accounts: args.accounts,
+        baseline: if args.no_baseline { BaselineDatabase::Skip } else { BaselineDatabase::Auto },
+        server_executable,
+    };
+    match loadgen::run(&options).await {
+        Ok(report) => {
+            print!("{report}");
+            if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            eprintln!("loadgen: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! What a run does, in order: the core in memory, then each HTTP scenario on each
+//! backend (a fresh Coffer child process and database per scenario, so every scenario
+//! starts from an empty ledger and its server's peak RSS is its own), then the baseline
+//! at each concurrency, then the ratios. A scenario that fails to run, or whose checks
+//! fail, is recorded and the run goes on; any failure makes the run fail at the end.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clap::ValueEnum;
+
+use crate::{
+    api::Api,
+    baseline, core,
+    http::{self, Clock, WriteMode},
+    postgres,
+    report::{Checks, Report, Row, System},
+    server::ChildServer,
+    workload::{Layout, Shape, WALLETS_MAX, WALLETS_MIN},
+};
+
+/// The PostgreSQL the baseline uses when neither `--database-url` nor
+/// `COFFER_BENCH_DATABASE_URL` names one, if it answers.
+pub const BASELINE_DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The environment variable naming the baseline's PostgreSQL.
+pub const BASELINE_URL_ENV: &str = "COFFER_BENCH_DATABASE_URL";
+/// The baseline's smaller concurrency, beside the one `single` uses: DESIGN.md §7 quotes
+/// the baseline at 16 connections.
+pub const BASELINE_TASKS_LOW: usize = 16;
+/// Most connections (tasks) any scenario may use: past this the client, not the server,
+/// is what a 2-core machine measures, and file descriptors run short.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+/// Which scenarios to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// All of them.
+    All,
+    /// The ledger core alone, in memory, one thread.
+    Core,
+    /// POST /v1/ledger/transfers with many transfers per request.
+    Batch,
+    /// One transfer per request.
+    Single,
+    /// GET /v1/ledger/accounts/{id}.
+    Reads,
+    /// Only the per-request PostgreSQL baseline.
+    Baseline,
+}
+
+/// Where the baseline runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaselineDatabase {
+    /// `--database-url`, else `COFFER_BENCH_DATABASE_URL`, else [`BASELINE_DEFAULT_URL`]
+    /// if it answers; skipped (and said so) otherwise.
+    Auto,
+    /// This PostgreSQL server (an admin URL; a scratch database is made on it).
+    Url(String),
+    /// Do not run the baseline.
+    Skip,
+}
+
+/// Everything a run needs; the binary fills it from the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub scenario: Scenario,
+    /// Also run the HTTP scenarios on PostgreSQL (an admin URL on which scratch
+    /// databases are created and dropped).
+    pub database_url: Option<String>,
+    /// Target this running server instead of starting one (`http://host:port`).
+    pub url: Option<String>,
+    /// The running server's admin key (with `url`).
+    pub admin_key: Option<String>,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Connections for `single`, `reads` and the baseline's higher concurrency.
+    pub connections: usize,
+    /// Connections for `batch`.
+    pub batch_connections: usize,
+    /// Transfers per `batch` request (and per core batch).
+    pub batch_size: usize,
+    /// Wallets the transfers move money between.
+    pub accounts: usize,
+    pub baseline: BaselineDatabase,
+    /// The executable to run as `serve-coffer` (the harness's own).
+    pub server_executable: PathBuf,
+}
+
+impl Options {
+    fn wants(&self, scenario: Scenario) -> bool {
+        self.scenario == Scenario::All || self.scenario == scenario
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (WALLETS_MIN..=WALLETS_MAX).contains(&self.accounts),
+            "--accounts must be {WALLETS_MIN} to {WALLETS_MAX}"
+        );
+        anyhow::ensure!(
+            (1..=ledger::BATCH_EVENTS_MAX).contains(&self.batch_size),
+            "--batch-size must be 1 to {}",
+            ledger::BATCH_EVENTS_MAX
+        );
+        for connections in [self.connections, self.batch_connections] {
+            anyhow::ensure!(
+                (1..=CONNECTIONS_MAX).contains(&connections),
+                "connections must be 1 to {CONNECTIONS_MAX}"
+            );
+        }
+        anyhow::ensure!(!self.duration.is_zero(), "the duration must be more than zero");
+        anyhow::ensure!(self.url.is_none() || self.admin_key.is_some(), "--url needs --admin-key");
+        Ok(())
+    }
+}
+
+/// Where the HTTP scenarios run.
+#[derive(Clone, Debug)]
+enum Target {
+    Sqlite,
+    Postgres(String),
+    Remote { url: String, admin_key: String },
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Sqlite => "sqlite",
+            Target::Postgres(_) => "postgres",
+            Target::Remote { .. } => "remote",
+        }
+    }
+}
+
+/// A server ready for one scenario.
+struct Running {
+    api: Api,
+    server: Option<ChildServer>,
+    idle_rss: u64,
+}
+
+impl Running {
+    async fn start(options: &Options, target: &Target, connections: usize) -> anyhow::Result<Self> {
+        let server = match target {
+            Target::Sqlite => Some(ChildServer::start(&options.server_executable, None).await?),
+            Target::Postgres(url) => Some(ChildServer::start(&options.server_executable, Some(url)).await?),
+            Target::Remote { .. } => None,
+        };
+        let (base_url, admin_key) = match (target, &server) {
+            (Target::Remote { url, admin_key }, _) => (url.clone(), admin_key.clone()),
+            (_, Some(server)) => (server.base_url.clone(), server.admin_key.clone()),
+            _ => unreachable!("a started target has a server"),
+        };
+        let idle_rss =
+            server.as_ref().map(|server| server.memory()).transpose()?.map_or(0, |memory| memory.rss_bytes);
+        let api = Api::new(&base_url, &admin_key, connections.max(http::CHECK_CONNECTIONS))?;
+        Ok(Self { api, server, idle_rss })
+    }
+
+    /// (idle, peak) RSS of the server, when the harness started it.
+    fn rss(&self) -> anyhow::Result<Option<(u64, u64)>> {
+        Ok(match &self.server {
+            Some(server) => Some((self.idle_rss, server.memory()?.peak_rss_bytes)),
+            None => None,
+        })
+    }
+
+    fn server_cpu(&self) -> Option<f64> {
+        self.server.as_ref().and_then(|server| server.cpu_seconds().ok())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self.server {
+            Some(server) => server.stop().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// CPU time of the server and of the harness when measuring started.
+struct CpuStart {
+    server: Option<f64>,
+    client: f64,
+}
+
+impl CpuStart {
+    /// Waits for the clock's `measure_from`, then reads both CPU times.
+    async fn at(running: &Running, clock: Clock) -> Self {
+        tokio::time::sleep_until(clock.measure_from.into()).await;
+        Self { server: running.server_cpu(), client: own_cpu_seconds() }
+    }
+
+    /// Cores busy since then: (server, harness).
+    fn cores(&self, running: &Running, measured: Duration) -> (Option<f64>, f64) {
+        let seconds = measured.as_secs_f64();
+        let server = match (self.server, running.server_cpu()) {
+            (Some(start), Some(end)) => Some((end - start) / seconds),
+            _ => None,
+        };
+        (server, (own_cpu_seconds() - self.client) / seconds)
+    }
+}
+
+/// CPU time this process has used, in seconds (zero if /proc cannot say).
+pub fn own_cpu_seconds() -> f64 {
+    crate::server::cpu_seconds_of(std::process::id()).unwrap_or(0.0)
+}
+
+/// Runs the scenarios `options` selects and returns the report (the caller prints it
+/// and fails when `failures` is not empty).
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    options.validate()?;
+    let mut report = Report::default();
+    let write_modes = [
+        (
+            Scenario::Batch,
+            WriteMode::Batch { size: options.batch_size, connections: options.batch_connections },
+        ),
+        (Scenario::Single, WriteMode::Single { connections: options.connections }),
+    ];
+
+    if options.wants(Scenario::Core) {
+        for shape in Shape::ALL {
+            let (wallets, size, warmup, duration) =
+                (options.accounts, options.batch_size, options.warmup, options.duration);
+            let outcome =
+                tokio::task::spawn_blocking(move || core::run(shape, wallets, size, warmup, duration))
+                    .await??;
+            let checks = if outcome.failures.is_empty() { Checks::Passed } else { Checks::Failed };
+            report.failures.extend(outcome.failures);
+            report.rows.push(
+                Row {
+                    scenario: "core".into(),
+                    shape: shape.name(),
+                    backend: "memory".into(),
+                    system: System::Coffer,
+                    connections: 1,
+                    throughput: outcome.transfers as f64 / outcome.busy.as_secs_f64().max(f64::MIN_POSITIVE),
+                    unit: "transfers/s",
+                    p50: Duration::ZERO,
+                    p99: Duration::ZERO,
+                    max: Duration::ZERO,
+                    errors: outcome.errors,
+                    rss: None,
+                    cpu_cores: None,
+                    ratio: None,
+                    checks,
+                }
+                .with_latencies(&outcome.latencies),
+            );
+        }
+        report.notes.push(format!(
+            "core: one thread, batches of {} transfers; throughput over create_transfers + take_changes time, latency per batch",
+            options.batch_size
+        ));
+    }
+
+    let targets = match (&options.url, &options.admin_key) {
+        (Some(url), Some(admin_key)) => {
+            vec![Target::Remote { url: url.clone(), admin_key: admin_key.clone() }]
+        }
+        _ => {
+            let mut targets = vec![Target::Sqlite];
+            targets.extend(options.database_url.clone().map(Target::Postgres));
+            targets
+        }
+    };
+    for target in &targets {
+        for (scenario, mode) in write_modes {
+            if !options.wants(scenario) {
+                continue;
+            }
+            for shape in Shape::ALL {
+                let label = match mode {
+                    WriteMode::Batch { size, .. } => format!("batch/{size}"),
+                    WriteMode::Single { .. } => "single".into(),
+                };
+                match run_write(options, target, shape, mode, &label).await {
+                    Ok((row, failures)) => {
+                        report.rows.push(row);
+                        report.failures.extend(failures);
+                    }
+                    Err(error) => report.failures.push(format!(
+                        "{label} {} on {}: {error:#}",
+                        shape.name(),
+                        target.name()
+                    )),
+                }
+            }
+        }
+        if options.wants(Scenario::Reads) {
+            match run_reads(options, target).await {
+                Ok((row, failures)) => {
+                    report.rows.push(row);
+                    report.failures.extend(failures);
+                }
+                Err(error) => report.failures.push(format!("reads on {}: {error:#}", target.name())),
+            }
+        }
+    }
+    if options.wants(Scenario::Batch)
+        || options.wants(Scenario::Single)
+        || options.scenario == Scenario::Baseline
+    {
+        run_baselines(options, &mut report).await;
+    }
+    if targets.iter().any(|target| matches!(target, Target::Sqlite | Target::Postgres(_)))
+        && report.rows.iter().any(|row| row.rss.is_some())
+    {
+        report.notes.push("RSS: the Coffer child process, VmRSS after start and VmHWM after the load (from /proc/PID/status)".into());
+        report.notes.push(
+            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted)".into(),
+        );
+    }
+    report.compute_ratios();
+    report.notes.push(
+        "coffer/baseline: Coffer's throughput over the best baseline row of the same shape (client and server share the machine; the baseline has no HTTP)".into(),
+    );
+    Ok(report)
+}
+
+async fn run_write(
+    options: &Options,
+    target: &Target,
+    shape: Shape,
+    mode: WriteMode,
+    label: &str,
+) -> anyhow::Result<(Row, Vec<String>)> {
+    let running = Running::start(options, target, mode.connections()).await?;
+    let layout = Arc::new(Layout::new(options.accounts));
+    http::setup(&running.api, &layout).await?;
+    let clock = Clock::start(options.warmup, options.duration);
+    let (outcome, cpu) = tokio::join!(
+        http::run_writes(&running.api, layout.clone(), shape, mode, clock),
+        CpuStart::at(&running, clock)
+    );
+    let outcome = outcome?;
+    // Read before the checks, which load both processes too.
+    let cpu_cores = cpu.cores(&running, outcome.measured);
+    let rss = running.rss()?;
+    let mut failures: Vec<String> = http::check_ledger(&running.api, &layout, &outcome)
+        .await?
+        .into_iter()
+        .map(|failure| format!("{label} {} on {}: {failure}", shape.name(), target.name()))
+        .collect();
+    if outcome.measured_ok == 0 {
+        failures.push(format!(
+            "{label} {} on {}: no transfer succeeded ({:?})",
+            shape.name(),
+            target.name(),
+            outcome.first_error
+        ));
+    }
+    running.stop().await?;
+    let row = Row {
+        scenario: label.to_owned(),
+        shape: shape.name(),
+        backend: target.name().into(),
+        system: System::Coffer,
+        connections: mode.connections(),
+        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
+        unit: "transfers/s",
+        p50: Duration::ZERO,
+        p99: Duration::ZERO,
+        max: Duration::ZERO,
+        errors: outcome.errors,
+        rss,
+        cpu_cores: Some(cpu_cores),
+        ratio: None,
+        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+    }
+    .with_latencies(&outcome.latencies);
+    if let Some(error) = outcome.first_error {
+        eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
+    }
+    Ok((row, failures))
+}
+
+async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>)> {
+    let running = Running::start(options, target, options.connections).await?;
+    let layout = Arc::new(Layout::new(options.accounts));
+    http::setup(&running.api, &layout).await?;
+    let clock = Clock::start(options.warmup, options.duration);
+    let (outcome, cpu) = tokio::join!(
+        http::run_reads(&running.api, layout, options.connections, clock),
+        CpuStart::at(&running, clock)
+    );
+    let outcome = outcome?;
+    // Read before the checks, which load both processes too.
+    let cpu_cores = cpu.cores(&running, outcome.measured);
+    let rss = running.rss()?;
+    running.stop().await?;
+    let mut failures = Vec::new();
+    if outcome.wrong > 0 {
+        failures.push(format!(
+            "reads on {}: {} wrong answers, first: {:?}",
+            target.name(),
+            outcome.wrong,
+            outcome.first_error
+        ));
+    }
+    if outcome.measured_ok == 0 {
+        failures.push(format!("reads on {}: no read succeeded ({:?})", target.name(), outcome.first_error));
+    }
+    let row = Row {
+        scenario: "reads".into(),
+        shape: Shape::Uniform.name(),
+        backend: target.name().into(),
+        system: System::Coffer,
+        connections: options.connections,
+        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
+        unit: "reads/s",
+        p50: Duration::ZERO,
+        p99: Duration::ZERO,
+        max: Duration::ZERO,
+        errors: outcome.errors,
+        rss,
+        cpu_cores: Some(cpu_cores),
+        ratio: None,
+        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+    }
+    .with_latencies(&outcome.latencies);
+    Ok((row, failures))
+}
+
+async fn run_baselines(options: &Options, report: &mut Report) {
+    let url = match &options.baseline {
+        BaselineDatabase::Skip => {
+            report.notes.push("baseline: skipped (not asked for)".into());
+            return;
+        }
+        BaselineDatabase::Url(url) => url.clone(),
+        BaselineDatabase::Auto => {
+            let candidate = options
+                .database_url
+                .clone()
+                .or_else(|| std::env::var(BASELINE_URL_ENV).ok().filter(|url| !url.is_empty()))
+                .unwrap_or_else(|| BASELINE_DEFAULT_URL.to_owned());
+            if !postgres::reachable(&candidate).await {
+                report.notes.push(format!(
+                    "baseline: SKIPPED, no PostgreSQL answered at {} (give --database-url or {BASELINE_URL_ENV})",
+                    postgres::redact(&candidate)
+                ));
+                return;
+            }
+            candidate
+        }
+    };
+    let mut levels = vec![BASELINE_TASKS_LOW, options.connections];
+    levels.sort_unstable();
+    levels.dedup();
+    for shape in Shape::ALL {
+        for &tasks in &levels {
+            match baseline::run(&url, shape, options.accounts, tasks, options.warmup, options.duration).await
+            {
+                Ok(outcome) => {
+                    let checks = if outcome.failures.is_empty() { Checks::Passed } else { Checks::Failed };
+                    if outcome.measured_ok == 0 {
+                        report.failures.push(format!(
+                            "baseline {} x{tasks}: nothing committed ({:?})",
+                            shape.name(),
+                            outcome.first_error
+                        ));
+                    }
+                    if let Some(error) = &outcome.first_error {
+                        eprintln!("baseline {} x{tasks}: first error: {error}", shape.name());
+                    }
+                    report.failures.extend(outcome.failures);
+                    report.rows.push(
+                        Row {
+                            scenario: "baseline".into(),
+                            shape: shape.name(),
+                            backend: "postgres".into(),
+                            system: System::Baseline,
+                            connections: tasks,
+                            throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
+                            unit: "transfers/s",
+                            p50: Duration::ZERO,
+                            p99: Duration::ZERO,
+                            max: Duration::ZERO,
+                            errors: outcome.errors,
+                            rss: None,
+                            cpu_cores: Some((
+                                None,
+                                outcome.client_cpu_seconds / outcome.measured.as_secs_f64(),
+                            )),
+                            ratio: None,
+                            checks,
+                        }
+                        .with_latencies(&outcome.latencies),
+                    );
+                    if outcome.retries > 0 {
+                        report.notes.push(format!(
+                            "baseline {} x{tasks}: {} deadlocks retried",
+                            shape.name(),
+                            outcome.retries
+                        ));
+                    }
+                }
+                Err(error) => report.failures.push(format!("baseline {} x{tasks}: {error:#}", shape.name())),
+            }
+        }
+    }
+    report.notes.push(format!(
+        "baseline: one PostgreSQL transaction per transfer, pool of at most {} connections, latency includes waiting for one",
+        baseline::BASELINE_POOL_CONNECTIONS_MAX
+    ));
+}

@@ -1,0 +1,81 @@
+//! CI smoke of the harness: every scenario for about a second, through the same code the
+//! binary runs (`loadgen::run`, with Coffer started as a child process from this
+//! package's own `loadgen` executable), on SQLite — and on PostgreSQL plus the baseline
+//! when `COFFER_TEST_DATABASE_URL` is set. It asserts that the ledger checks pass and
+//! that the table prints every scenario; it asserts no timing, because CI machines are
+//! not benchmark machines.
+
+use std::{path::PathBuf, time::Duration};
+
+use loadgen::{
+    Options, Scenario,
+    report::{Checks, System},
+    run::BaselineDatabase,
+};
+
+/// The PostgreSQL admin URL the other suites use, if set; CI must set it.
+fn postgres_url() -> Option<String> {
+    match std::env::var("COFFER_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true but COFFER_TEST_DATABASE_URL is not set: the PostgreSQL smoke must run in CI")
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_scenario_runs_and_the_ledger_checks_out() {
+    let postgres = postgres_url();
+    let options = Options {
+        scenario: Scenario::All,
+        database_url: postgres.clone(),
+        url: None,
+        admin_key: None,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(1),
+        // Small numbers keep a debug build well under 30 s; the code path is the same.
+        connections: 16,
+        batch_connections: 2,
+        batch_size: 500,
+        accounts: 200,
+        baseline: postgres.clone().map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
+        server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
+    };
+    let report = loadgen::run(&options).await.expect("the harness runs");
+    let table = report.to_string();
+    println!("{table}");
+    assert!(report.failures.is_empty(), "checks failed:\n{table}");
+
+    let backends: &[&str] = if postgres.is_some() { &["sqlite", "postgres"] } else { &["sqlite"] };
+    for backend in backends {
+        for (scenario, shapes) in [("batch/500", 2), ("single", 2), ("reads", 1)] {
+            let rows: Vec<_> = report
+                .rows
+                .iter()
+                .filter(|row| row.scenario == scenario && row.backend == *backend)
+                .collect();
+            assert_eq!(rows.len(), shapes, "{scenario} on {backend}:\n{table}");
+            for row in rows {
+                assert!(row.throughput > 0.0, "{scenario} {} on {backend} did nothing:\n{table}", row.shape);
+                assert!(row.rss.is_some_and(|(idle, peak)| idle > 0 && peak >= idle), "RSS read:\n{table}");
+                assert_eq!(row.checks, Checks::Passed, "{scenario} {} on {backend}:\n{table}", row.shape);
+            }
+        }
+    }
+    let core: Vec<_> = report.rows.iter().filter(|row| row.scenario == "core").collect();
+    assert_eq!(core.len(), 2, "core in both shapes:\n{table}");
+    assert!(core.iter().all(|row| row.checks == Checks::Passed && row.throughput > 0.0), "{table}");
+    let baselines = report.rows.iter().filter(|row| row.system == System::Baseline).count();
+    if postgres.is_some() {
+        assert_eq!(baselines, 2, "baseline in both shapes:\n{table}");
+        let single = report.rows.iter().find(|row| row.scenario == "single").expect("single row");
+        assert!(single.ratio.is_some(), "the ratio column is filled:\n{table}");
+    } else {
+        assert_eq!(baselines, 0, "{table}");
+        assert!(table.contains("baseline: skipped"), "the table says the baseline was skipped:\n{table}");
+    }
+    for scenario in ["core", "batch/500", "single", "reads"] {
+        assert!(table.contains(scenario), "{scenario} missing from the table:\n{table}");
+    }
+}
