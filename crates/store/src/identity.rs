@@ -15,7 +15,7 @@ use sqlx::{AssertSqlSafe, Connection as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Inner, Result, Store, StoreError};
+use crate::{Inner, Result, Store, StoreError, with_pool};
 
 /// A customer's role. Admins may use the admin endpoints with their access token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,27 +234,6 @@ fn from_micros(value: i64) -> Result<OffsetDateTime> {
         .map_err(|_| StoreError::Corrupt(format!("time out of range: {value} µs")))
 }
 
-/// Runs `$body` with the backend's read pool, write pool and placeholder rewriter bound
-/// to the given names.
-macro_rules! on_backend {
-    ($store:expr, |$read:ident, $write:ident, $sql:ident| $body:expr) => {
-        match &*$store.inner {
-            Inner::Sqlite(backend) => {
-                #[allow(unused_variables)]
-                let ($read, $write) = (&backend.readers, &backend.writer);
-                let $sql = |text: &str| AssertSqlSafe(crate::sqlite::sqlite_placeholders(text));
-                $body
-            }
-            Inner::Postgres(backend) => {
-                #[allow(unused_variables)]
-                let ($read, $write) = (&backend.pool, &backend.pool);
-                let $sql = |text: &str| AssertSqlSafe(text.to_owned());
-                $body
-            }
-        }
-    };
-}
-
 /// Runs `$body` inside a write transaction bound to `$tx` (`BEGIN IMMEDIATE` on SQLite,
 /// so the write lock is held before the first read), committing if it returns `Ok`.
 macro_rules! in_transaction {
@@ -288,7 +267,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {CUSTOMER_COLUMNS}"
         );
         let inserted: std::result::Result<CustomerRow, sqlx::Error> =
-            on_backend!(self, |read, write, sql| {
+            with_pool!(self, write, |write, sql| {
                 sqlx::query_as(sql(&statement))
                     .bind(customer.id)
                     .bind(&customer.email)
@@ -312,7 +291,7 @@ impl Store {
     /// The customer with this normalised (lowercase) email, if any.
     pub async fn customer_by_email(&self, email: &str) -> Result<Option<Customer>> {
         let statement = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE email = $1");
-        let row: Option<CustomerRow> = on_backend!(self, |read, write, sql| {
+        let row: Option<CustomerRow> = with_pool!(self, read, |read, sql| {
             sqlx::query_as(sql(&statement)).bind(email).fetch_optional(read).await?
         });
         row.map(Customer::try_from).transpose()
@@ -321,7 +300,7 @@ impl Store {
     /// The customer `id`, if any.
     pub async fn customer_by_id(&self, id: Uuid) -> Result<Option<Customer>> {
         let statement = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
-        let row: Option<CustomerRow> = on_backend!(self, |read, write, sql| {
+        let row: Option<CustomerRow> = with_pool!(self, read, |read, sql| {
             sqlx::query_as(sql(&statement)).bind(id).fetch_optional(read).await?
         });
         row.map(Customer::try_from).transpose()
@@ -345,7 +324,7 @@ impl Store {
              updated_at = $10 \
              WHERE id = $1 RETURNING {CUSTOMER_COLUMNS}"
         );
-        let row: Option<CustomerRow> = on_backend!(self, |read, write, sql| {
+        let row: Option<CustomerRow> = with_pool!(self, write, |write, sql| {
             sqlx::query_as(sql(&statement))
                 .bind(id)
                 .bind(update.name.is_some())
@@ -374,7 +353,7 @@ impl Store {
         let statement = format!(
             "UPDATE customers SET role = $2, updated_at = $3 WHERE id = $1 RETURNING {CUSTOMER_COLUMNS}"
         );
-        let row: Option<CustomerRow> = on_backend!(self, |read, write, sql| {
+        let row: Option<CustomerRow> = with_pool!(self, write, |write, sql| {
             sqlx::query_as(sql(&statement))
                 .bind(id)
                 .bind(role.as_str())
@@ -392,7 +371,7 @@ impl Store {
             Some(_) => format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2"),
             None => format!("SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY id LIMIT $1"),
         };
-        let rows: Vec<CustomerRow> = on_backend!(self, |read, write, sql| {
+        let rows: Vec<CustomerRow> = with_pool!(self, read, |read, sql| {
             let query = sqlx::query_as(sql(&statement));
             let query = match after {
                 Some(after) => query.bind(after),
@@ -407,7 +386,7 @@ impl Store {
     pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
         let statement = "INSERT INTO refresh_tokens \
              (id, customer_id, family_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-        on_backend!(self, |read, write, sql| {
+        with_pool!(self, write, |write, sql| {
             sqlx::query(sql(statement))
                 .bind(token.id)
                 .bind(token.customer_id)
