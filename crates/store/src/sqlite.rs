@@ -47,6 +47,15 @@ const WRITE_ROWS_PER_STATEMENT: usize = 1_000;
 const _: () = assert!(WRITE_ROWS_PER_STATEMENT * 13 <= BIND_VARIABLES_MAX);
 const _: () = assert!(IN_LIST_IDS <= BIND_VARIABLES_MAX);
 
+#[cfg(test)]
+mod in_list_tests {
+    #[test]
+    fn lists_are_padded_to_the_next_fixed_size() {
+        use super::in_list_size;
+        assert_eq!([1, 2, 8, 9, 64, 65, 1_000].map(in_list_size), [1, 8, 8, 64, 64, 1_000, 1_000]);
+    }
+}
+
 /// Prepared statements kept per connection: the few dozen distinct statements of the
 /// ledger, with room for the remainder-sized chunks of multi-row writes.
 const STATEMENT_CACHE_CAPACITY: usize = 256;
@@ -212,29 +221,40 @@ fn is_transient(error: &sqlx::Error) -> bool {
     matches!(primary, Some(SQLITE_BUSY | SQLITE_LOCKED))
 }
 
-/// `SELECT … WHERE <column> IN (?, …)` with [`IN_LIST_IDS`] placeholders.
-fn in_list_sql(prefix: &str) -> String {
-    let placeholders = vec!["?"; IN_LIST_IDS].join(", ");
+/// The sizes an id list is padded to. A few fixed sizes keep the statement texts — and
+/// so the prepared-statement cache — few, while a single lookup (a balance read) binds
+/// one id rather than a thousand: padding every list to 1,000 made reads ~50x dearer.
+const IN_LIST_SIZES: [usize; 4] = [1, 8, 64, IN_LIST_IDS];
+
+/// The padded size for a chunk of `len` ids.
+fn in_list_size(len: usize) -> usize {
+    IN_LIST_SIZES.into_iter().find(|size| *size >= len).unwrap_or(IN_LIST_IDS)
+}
+
+/// `SELECT … WHERE <column> IN (?, …)` with `size` placeholders.
+fn in_list_sql(prefix: &str, size: usize) -> String {
+    let placeholders = vec!["?"; size].join(", ");
     format!("{prefix} IN ({placeholders})")
 }
 
-/// Binds one chunk of ids, padding it to [`IN_LIST_IDS`] with its last id.
+/// Binds one chunk of ids, padding it to its list size with its last id.
 fn bind_chunk<'q, O>(
     mut query: sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments>,
     chunk: &[u128],
 ) -> sqlx::query::QueryAs<'q, Sqlite, O, sqlx::sqlite::SqliteArguments> {
     let last = *chunk.last().expect("chunks are never empty");
-    for index in 0..IN_LIST_IDS {
+    for index in 0..in_list_size(chunk.len()) {
         query = query.bind(uuid(chunk.get(index).copied().unwrap_or(last)));
     }
     query
 }
 
 async fn select_accounts(connection: &mut SqliteConnection, ids: &[u128]) -> Result<Vec<Account>> {
-    let sql = in_list_sql(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id"));
+    let prefix = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id");
     let mut accounts = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_LIST_IDS) {
-        let query = bind_chunk(sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql.clone())), chunk);
+        let sql = in_list_sql(&prefix, in_list_size(chunk.len()));
+        let query = bind_chunk(sqlx::query_as::<_, AccountRow>(AssertSqlSafe(sql)), chunk);
         for row in query.fetch_all(&mut *connection).await? {
             accounts.push(Account::try_from(row)?);
         }
@@ -246,13 +266,14 @@ async fn select_transfers(
     connection: &mut SqliteConnection,
     ids: &[u128],
 ) -> Result<Vec<(Transfer, Option<PendingStatus>)>> {
-    let sql = in_list_sql(&format!(
+    let prefix = format!(
         "SELECT {TRANSFER_COLUMNS_T}, p.status FROM transfers t \
          LEFT JOIN pending_transfers p ON p.id = t.id WHERE t.id"
-    ));
+    );
     let mut transfers = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_LIST_IDS) {
-        let query = bind_chunk(sqlx::query_as::<_, TransferRow>(AssertSqlSafe(sql.clone())), chunk);
+        let sql = in_list_sql(&prefix, in_list_size(chunk.len()));
+        let query = bind_chunk(sqlx::query_as::<_, TransferRow>(AssertSqlSafe(sql)), chunk);
         for row in query.fetch_all(&mut *connection).await? {
             transfers.push(row.decode()?);
         }
@@ -291,10 +312,11 @@ impl LedgerTx for SqliteTx<'_> {
     }
 
     async fn load_failed(&mut self, ids: &[u128]) -> Result<Vec<(u128, CreateTransferResult)>> {
-        let sql = in_list_sql("SELECT id, result FROM transfer_failures WHERE id");
         let mut failed = Vec::new();
         for chunk in ids.chunks(IN_LIST_IDS) {
-            let query = bind_chunk(sqlx::query_as::<_, FailureRow>(AssertSqlSafe(sql.clone())), chunk);
+            let sql =
+                in_list_sql("SELECT id, result FROM transfer_failures WHERE id", in_list_size(chunk.len()));
+            let query = bind_chunk(sqlx::query_as::<_, FailureRow>(AssertSqlSafe(sql)), chunk);
             for row in query.fetch_all(&mut *self.connection).await? {
                 failed.push(row.decode()?);
             }
