@@ -555,3 +555,54 @@ async fn credit_card_wallet_goes_negative_to_its_limit() {
     assert_eq!(history["data"][0]["balance_after"], -4_000);
     app.stop().await;
 }
+
+/// An admin reverses a transfer once; customers may not; the reversal is a new transfer
+/// in both histories.
+#[tokio::test]
+async fn admins_reverse_a_transfer_once() {
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    let alice = register_and_login(&app, "alice@example.com").await;
+    let bob = register_and_login(&app, "bob@example.com").await;
+    let usd = open_wallet(&app, &alice, "USD").await;
+    let bob_usd = open_wallet(&app, &bob, "USD").await;
+    top_up(&app, &alice, &usd, 1_000).await;
+    let (_, _, sent) = post(
+        &app,
+        &alice,
+        "/v1/transfers",
+        &key(),
+        &json!({"from_wallet_id": usd, "to_wallet_id": bob_usd, "amount": 400}),
+    )
+    .await;
+    let path = format!("/v1/transfers/{}/reversals", sent["id"].as_str().unwrap());
+    let (status, _, problem) = post(&app, &alice, &path, &key(), &json!({})).await;
+    common::assert_problem(status, &problem, 403, "forbidden");
+
+    let reverse = |key: String| {
+        app.client.post(app.url(&path)).bearer_auth(&app.admin_key).header("idempotency-key", key).send()
+    };
+    let (status, reversal) = common::read(reverse(key()).await.unwrap()).await;
+    assert_eq!(status, 201, "{reversal}");
+    assert_eq!(
+        (reversal["from_wallet_id"].as_str(), reversal["amount"].as_u64()),
+        (Some(bob_usd.as_str()), Some(400))
+    );
+    // A second reversal, even with another key, finds the first: money moves back once.
+    let (status, again) = common::read(reverse(key()).await.unwrap()).await;
+    assert_eq!((status, &again["id"]), (201, &reversal["id"]));
+    assert_eq!((posted(&app, &alice, &usd).await, posted(&app, &bob, &bob_usd).await), (1_000, 0));
+    let (_, history) = get(&app, &bob, "/v1/operations?type=reversal").await;
+    assert_eq!(history["data"][0]["amount"], -400);
+    let missing = format!("/v1/transfers/{}/reversals", uuid::Uuid::now_v7());
+    let response = app
+        .client
+        .post(app.url(&missing))
+        .bearer_auth(&app.admin_key)
+        .header("idempotency-key", key())
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = common::read(response).await;
+    common::assert_problem(status, &problem, 404, "transfer_not_found");
+    app.stop().await;
+}

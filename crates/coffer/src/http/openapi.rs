@@ -38,6 +38,7 @@ use super::{AppState, auth, customers, error, health, ledger, payments, wallets}
         wallets::all_operations,
         wallets::create_transfer,
         wallets::get_transfer,
+        wallets::reverse_transfer,
         payments::create_top_up,
         payments::create_withdrawal,
         payments::get_top_up,

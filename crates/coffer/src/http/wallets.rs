@@ -26,7 +26,7 @@ use super::{
     ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
 };
 use crate::{
-    identity::{AuthUser, profile::Email},
+    identity::{AdminUser, AuthUser, profile::Email},
     wallets::{
         Balance, Currency, Recipient, TransferRequest, TransferView, WalletError, derive_id,
         money::account_code,
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/wallets/{id}/operations", get(wallet_operations))
         .route("/v1/transfers", post(create_transfer))
         .route("/v1/transfers/{id}", get(get_transfer))
+        .route("/v1/transfers/{id}/reversals", post(reverse_transfer))
         .route("/v1/operations", get(all_operations))
 }
 
@@ -282,6 +283,7 @@ impl From<WalletError> for ApiError {
         let detail = error.to_string();
         match error {
             WalletError::WalletNotFound => ApiError::rejected(S::NOT_FOUND, "wallet_not_found", detail),
+            WalletError::TransferNotFound => ApiError::rejected(S::NOT_FOUND, "transfer_not_found", detail),
             WalletError::RecipientNotFound => ApiError::rejected(S::NOT_FOUND, "recipient_not_found", detail),
             WalletError::CurrencyNotSupported => {
                 ApiError::rejected(S::UNPROCESSABLE_ENTITY, "currency_not_supported", detail)
@@ -483,6 +485,36 @@ async fn get_transfer(
         Some(view) => Ok(axum::Json(transfer_body(view))),
         None => Err(ApiError::rejected(StatusCode::NOT_FOUND, "transfer_not_found", "no such transfer")),
     }
+}
+
+/// Reverse a transfer (admins): the recipient's wallet pays the amount back to the
+/// sender's, as a new transfer of type `reversal`. Once per transfer.
+#[utoipa::path(post, path = "/v1/transfers/{id}/reversals", tag = "wallets",
+    params(("id" = Uuid, Path, description = "The transfer to reverse"), ("Idempotency-Key" = String, Header)),
+    security(("admin_api_key" = []), ("access_token" = [])),
+    responses(
+        (status = 201, body = TransferBody),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "transfer_not_found", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds: the recipient no longer holds the amount", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn reverse_transfer(
+    admin: AdminUser,
+    key: IdempotencyKeyHeader,
+    State(state): State<AppState>,
+    Path(original): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    // The admin API key acts as one owner of idempotency keys (the nil id).
+    let owner = admin.customer_id.unwrap_or(Uuid::nil());
+    let route = format!("POST /v1/transfers/{original}/reversals");
+    let wallets = state.wallets.clone();
+    idempotency::once(&state.store, owner, &key, &route, b"", || async move {
+        let view = wallets.reverse(original).await?;
+        tracing::info!(transfer_id = %original, reversal_id = %view.id, "transfer reversed");
+        Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))
+    })
+    .await
 }
 
 /// The history of one of my wallets, newest first.

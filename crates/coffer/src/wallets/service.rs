@@ -22,6 +22,8 @@ pub const CREDIT_LIMIT_MAX: u64 = 1_000_000_000_000;
 pub enum WalletError {
     #[error("no such wallet")]
     WalletNotFound,
+    #[error("no such transfer")]
+    TransferNotFound,
     #[error("no customer with that email has a wallet in this currency")]
     RecipientNotFound,
     #[error("unsupported currency")]
@@ -393,6 +395,50 @@ impl Wallets {
         let results = self.create_transfers(transfers, notes).await?;
         chain_outcome(&results)?;
         self.transfer_view(customer_id, Uuid::from_u128(id)).await?.ok_or(WalletError::WalletNotFound)
+    }
+
+    /// Reverses a P2P transfer (an admin's decision: a dispute, a mistake): a new transfer
+    /// of the same amount from the recipient's wallet back to the sender's, never an edit
+    /// of the original. A transfer is reversed at most once: the reversal's ledger id is
+    /// derived from the original's, so a second request finds the first reversal.
+    pub async fn reverse(&self, original: Uuid) -> Result<TransferView, WalletError> {
+        let Some(transfer) = self.store.transfer(original.as_u128()).await? else {
+            return Err(WalletError::TransferNotFound);
+        };
+        if transfer.code != transfer_code::TRANSFER {
+            return Err(WalletError::TransferNotFound);
+        }
+        let currency = Currency::from_ledger(transfer.ledger).ok_or(WalletError::CurrencyNotSupported)?;
+        // One reversal per transfer, whoever asks and with whatever key: its ledger id is
+        // derived from the original alone.
+        let reversal_id = super::derive_id(original, "reversal", "");
+        let reversal = Transfer {
+            id: reversal_id,
+            debit_account_id: transfer.credit_account_id,
+            credit_account_id: transfer.debit_account_id,
+            amount: transfer.amount,
+            ledger: transfer.ledger,
+            code: transfer_code::REVERSAL,
+            user_data_128: original.as_u128(),
+            ..Default::default()
+        };
+        let note = TransferNote {
+            transfer_id: reversal_id,
+            kind: "reversal".into(),
+            description: Some(format!("reversal of {original}")),
+        };
+        chain_outcome(&self.create_transfers(vec![reversal], vec![note]).await?)?;
+        let stored = self.store.transfer(reversal_id).await?.ok_or(WalletError::TransferNotFound)?;
+        Ok(TransferView {
+            id: Uuid::from_u128(reversal_id),
+            status: "posted",
+            amount: stored.amount,
+            currency,
+            from_wallet_id: Uuid::from_u128(stored.debit_account_id),
+            to_wallet_id: Uuid::from_u128(stored.credit_account_id),
+            description: Some(format!("reversal of {original}")),
+            created_at: stored.timestamp,
+        })
     }
 
     /// A P2P transfer the customer sent or received; `None` for anything else.
