@@ -2,107 +2,20 @@
 //! and run against SQLite always and PostgreSQL when `COFFER_TEST_DATABASE_URL` is set,
 //! in the style of `contract.rs` (a fresh database per test).
 //!
-//! The harness is a trimmed copy of `contract.rs`'s, kept separate so the ledger and
-//! identity suites can change independently.
+//! The harness (fresh databases, `contract!`) is shared with `contract.rs` in `common`.
 
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use store::{
     CreateCustomerError, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken, Rotation,
-    Store, StoreOptions,
+    Store,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Connections per test store; parallel PostgreSQL tests stay under the server's limit.
-const TEST_CONNECTIONS_MAX: u32 = 4;
+mod common;
 
-struct TestDb {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite:{}", dir.path().join("coffer.db").display());
-        Self { store: open(&url).await, _dir: Some(dir), postgres: None }
-    }
-
-    async fn postgres() -> Option<Self> {
-        let Ok(admin) = std::env::var("COFFER_TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but COFFER_TEST_DATABASE_URL is not set: the PostgreSQL suite must run in CI"
-            );
-            return None;
-        };
-        let name = format!("coffer_test_{:016x}", rand::random::<u64>());
-        let mut connection = PgConnection::connect(&admin).await.expect("reach PostgreSQL");
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut connection)
-            .await
-            .expect("create the test database");
-        connection.close().await.expect("close the admin connection");
-        let (base, _) = admin.rsplit_once('/').expect("a database url with a path");
-        let store = open(&format!("{base}/{name}")).await;
-        Some(Self { store, _dir: None, postgres: Some((admin, name)) })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.postgres.take() else { return };
-        let cleanup = std::thread::spawn(move || {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let mut connection =
-                    PgConnection::connect(&admin).await.expect("reach PostgreSQL to clean up");
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut connection)
-                    .await
-                    .expect("drop the test database");
-            });
-        });
-        if cleanup.join().is_err() && !std::thread::panicking() {
-            panic!("dropping the test database failed");
-        }
-    }
-}
-
-async fn open(url: &str) -> Store {
-    let store = Store::open(url, StoreOptions { max_connections: TEST_CONNECTIONS_MAX }).await.expect("open");
-    store.migrate().await.expect("migrate");
-    store
-}
-
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::TestDb::sqlite().await;
-                    super::$name(&db.store).await;
-                    db.store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::TestDb::postgres().await else { return };
-                    super::$name(&db.store).await;
-                    db.store.close().await;
-                }
-            )*
-        }
-    };
-}
+use common::TestDb;
 
 contract!(
     customers_are_created_and_found,
@@ -157,7 +70,8 @@ async fn logged_in(store: &Store, ttl: Duration) -> (Uuid, Uuid) {
 
 const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
 
-async fn customers_are_created_and_found(store: &Store) {
+async fn customers_are_created_and_found(db: &TestDb) {
+    let store = &db.store;
     let new = new_customer("ada@example.com");
     let created = store.create_customer(&new).await.unwrap();
     assert_eq!(created.id, new.id);
@@ -173,13 +87,15 @@ async fn customers_are_created_and_found(store: &Store) {
     assert_eq!(store.customer_by_id(Uuid::now_v7()).await.unwrap(), None);
 }
 
-async fn duplicate_email_is_email_taken(store: &Store) {
+async fn duplicate_email_is_email_taken(db: &TestDb) {
+    let store = &db.store;
     store.create_customer(&new_customer("ada@example.com")).await.unwrap();
     let error = store.create_customer(&new_customer("ada@example.com")).await.unwrap_err();
     assert!(matches!(error, CreateCustomerError::EmailTaken), "{error:?}");
 }
 
-async fn update_changes_only_what_it_names(store: &Store) {
+async fn update_changes_only_what_it_names(db: &TestDb) {
+    let store = &db.store;
     let created = store.create_customer(&new_customer("ada@example.com")).await.unwrap();
     let later = created.created_at + Duration::from_secs(5);
     let update = CustomerUpdate {
@@ -211,7 +127,8 @@ async fn update_changes_only_what_it_names(store: &Store) {
     assert_eq!(admin.role, CustomerRole::Admin);
 }
 
-async fn customers_page_in_creation_order(store: &Store) {
+async fn customers_page_in_creation_order(db: &TestDb) {
+    let store = &db.store;
     let mut ids = Vec::new();
     for index in 0..5 {
         ids.push(store.create_customer(&new_customer(&format!("c{index}@example.com"))).await.unwrap().id);
@@ -225,7 +142,8 @@ async fn customers_page_in_creation_order(store: &Store) {
     assert!(store.list_customers(Some(ids[4]), 2).await.unwrap().is_empty());
 }
 
-async fn rotation_replaces_the_token(store: &Store) {
+async fn rotation_replaces_the_token(db: &TestDb) {
+    let store = &db.store;
     let (customer, family) = logged_in(store, MONTH).await;
     let first = store.rotate_refresh_token(&hash(1), Uuid::now_v7(), &hash(2), now()).await.unwrap();
     let Rotation::Rotated { customer_id, family_id, expires_at } = first else { panic!("{first:?}") };
@@ -238,7 +156,8 @@ async fn rotation_replaces_the_token(store: &Store) {
     );
 }
 
-async fn reuse_revokes_the_whole_family(store: &Store) {
+async fn reuse_revokes_the_whole_family(db: &TestDb) {
+    let store = &db.store;
     let (customer, family) = logged_in(store, MONTH).await;
     let rotated = store.rotate_refresh_token(&hash(1), Uuid::now_v7(), &hash(2), now()).await.unwrap();
     assert!(matches!(rotated, Rotation::Rotated { .. }));
@@ -254,7 +173,8 @@ async fn reuse_revokes_the_whole_family(store: &Store) {
     );
 }
 
-async fn concurrent_rotations_of_one_token_let_one_win(store: &Store) {
+async fn concurrent_rotations_of_one_token_let_one_win(db: &TestDb) {
+    let store = &db.store;
     logged_in(store, MONTH).await;
     let rotations = (0..8u8).map(|index| {
         let store = store.clone();
@@ -282,7 +202,8 @@ async fn futures_join<T: Send + 'static>(
     outputs
 }
 
-async fn expired_and_unknown_tokens_are_invalid(store: &Store) {
+async fn expired_and_unknown_tokens_are_invalid(db: &TestDb) {
+    let store = &db.store;
     logged_in(store, Duration::from_secs(1)).await;
     let after_expiry = now() + Duration::from_secs(2);
     assert_eq!(
@@ -295,7 +216,8 @@ async fn expired_and_unknown_tokens_are_invalid(store: &Store) {
     );
 }
 
-async fn logout_revokes_the_family(store: &Store) {
+async fn logout_revokes_the_family(db: &TestDb) {
+    let store = &db.store;
     let (_, family) = logged_in(store, MONTH).await;
     assert!(matches!(
         store.rotate_refresh_token(&hash(1), Uuid::now_v7(), &hash(2), now()).await.unwrap(),
