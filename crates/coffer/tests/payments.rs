@@ -27,7 +27,9 @@ struct Rig {
     payments: Arc<Payments>,
     provider: Arc<MockProvider>,
     /// Dropped with the rig, which closes the pipeline.
-    _pipeline: coffer::ledger::pipeline::PipelineTask,
+    pipeline: coffer::ledger::pipeline::PipelineTask,
+    /// The PostgreSQL server and scratch database, dropped by `finish`.
+    database: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,9 +39,12 @@ async fn rig(backend: &Backend) -> Rig {
 
 async fn rig_with_fees(backend: &Backend, fees: Fees) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let url = match backend {
-        Backend::Sqlite => format!("sqlite:{}", dir.path().join("payments.db").display()),
-        Backend::Postgres(server) => common::create_database(server).await.0,
+    let (url, database) = match backend {
+        Backend::Sqlite => (format!("sqlite:{}", dir.path().join("payments.db").display()), None),
+        Backend::Postgres(server) => {
+            let (url, name) = common::create_database(server).await;
+            (url, Some((server.clone(), name)))
+        }
     };
     let store = Store::open(&url, StoreOptions { max_connections: 6 }).await.unwrap();
     store.migrate().await.unwrap();
@@ -48,10 +53,19 @@ async fn rig_with_fees(backend: &Backend, fees: Fees) -> Rig {
     let provider = Arc::new(MockProvider::new(MockSettings { latency: Duration::ZERO, failure_rate: 0.0 }));
     let payments =
         Arc::new(Payments::new(store.clone(), pipeline, wallets.clone(), provider.clone(), provider.clone()));
-    Rig { store, wallets, payments, provider, _pipeline: task, _dir: dir }
+    Rig { store, wallets, payments, provider, pipeline: task, database, _dir: dir }
 }
 
 impl Rig {
+    /// Drains the pipeline, closes the store and drops a PostgreSQL scratch database.
+    async fn finish(self) {
+        self.pipeline.shutdown().await;
+        self.store.close().await;
+        if let Some((server, name)) = &self.database {
+            common::drop_database(server, name).await;
+        }
+    }
+
     async fn wallet(&self, customer: Uuid) -> Uuid {
         let id = Uuid::now_v7().as_u128();
         let usd = Currency::parse("USD").unwrap();
@@ -102,6 +116,7 @@ async fn top_ups_succeed_decline_and_recover_from_a_timeout() {
         // Someone else's top-up is not found.
         let stranger = rig.payments.get(PaymentKind::TopUp, Uuid::now_v7(), paid.id).await;
         assert!(matches!(stranger, Err(PaymentError::NotFound)));
+        rig.finish().await;
     }
 }
 
@@ -150,6 +165,7 @@ async fn crash_between_charge_and_post_is_credited_once() {
         assert_eq!(retried.status, PaymentStatus::Succeeded);
         assert_eq!(rig.payments.recover(0).await.unwrap(), 0);
         assert_eq!(rig.posted(wallet).await, 5_000, "credited exactly once");
+        rig.finish().await;
     }
 }
 
@@ -175,6 +191,7 @@ async fn fifty_identical_top_ups_credit_once() {
         assert_eq!(rig.posted(wallet).await, 5_000);
         let charged = rig.provider.charge_status(&id.to_string()).await.unwrap();
         assert!(matches!(charged, Some(ProviderOutcome::Succeeded { .. })));
+        Arc::into_inner(rig).expect("every task finished").finish().await;
     }
 }
 
@@ -210,6 +227,7 @@ async fn withdrawals_hold_then_post_or_void() {
         assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
         assert_eq!(rig.posted(wallet).await, 3_500);
         assert_eq!(rig.store.wallet(wallet).await.unwrap().unwrap().debits_pending, 0);
+        rig.finish().await;
     }
 }
 
@@ -270,5 +288,6 @@ async fn fees_are_linked_to_their_operation() {
         );
         let account = rig.store.account(fees).await.unwrap().unwrap();
         assert_eq!((account.credits_posted, account.credits_pending), (125 + 10 + 20, 0));
+        rig.finish().await;
     }
 }

@@ -156,6 +156,13 @@ pub async fn create_database(server_url: &str) -> (String, String) {
     (replace_database(server_url, &name), name)
 }
 
+/// Drops a database made by [`create_database`].
+pub async fn drop_database(server_url: &str, name: &str) {
+    let mut connection = sqlx::PgConnection::connect(server_url).await.unwrap();
+    let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    connection.execute(sqlx::AssertSqlSafe(statement)).await.unwrap();
+}
+
 /// `server_url` with its database name replaced by `name`.
 pub fn replace_database(server_url: &str, name: &str) -> String {
     let (base, query) = match server_url.split_once('?') {
@@ -242,9 +249,7 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.stop_server().await;
         if let Some((server_url, name)) = self.database.take() {
-            let mut connection = sqlx::PgConnection::connect(&server_url).await.unwrap();
-            let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            connection.execute(sqlx::AssertSqlSafe(statement)).await.unwrap();
+            drop_database(&server_url, &name).await;
         }
     }
 }
