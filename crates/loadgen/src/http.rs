@@ -49,7 +49,7 @@ impl Clock {
     }
 
     /// The measured window as it really ended: the last request may finish after `end`.
-    fn measured(&self) -> Duration {
+    pub fn measured(&self) -> Duration {
         Instant::now().saturating_duration_since(self.measure_from)
     }
 }

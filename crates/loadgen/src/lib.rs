@@ -25,6 +25,7 @@ pub mod postgres;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod wallet;
 pub mod workload;
 
 pub use run::{Options, Scenario, run};

@@ -15,6 +15,7 @@ use crate::{
     postgres,
     report::{Checks, Report, Row, System},
     server::ChildServer,
+    wallet,
     workload::{Layout, Shape, WALLETS_MAX, WALLETS_MIN},
 };
 
@@ -43,6 +44,8 @@ pub enum Scenario {
     Single,
     /// GET /v1/ledger/accounts/{id}.
     Reads,
+    /// POST /v1/transfers through the full wallet API, one transfer per request.
+    Wallet,
     /// Only the per-request PostgreSQL baseline.
     Baseline,
 }
@@ -286,6 +289,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                 }
             }
         }
+        if options.wants(Scenario::Wallet) {
+            for shape in Shape::ALL {
+                match run_wallet(options, target, shape).await {
+                    Ok((row, failures)) => {
+                        report.rows.push(row);
+                        report.failures.extend(failures);
+                    }
+                    Err(error) => report.failures.push(format!(
+                        "wallet {} on {}: {error:#}",
+                        shape.name(),
+                        target.name()
+                    )),
+                }
+            }
+        }
         if options.wants(Scenario::Reads) {
             match run_reads(options, target).await {
                 Ok((row, failures)) => {
@@ -371,6 +389,65 @@ async fn run_write(
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
+    Ok((row, failures))
+}
+
+async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow::Result<(Row, Vec<String>)> {
+    let running = Running::start(options, target, options.connections).await?;
+    let (base_url, admin_key) = match (target, &running.server) {
+        (Target::Remote { url, admin_key }, _) => (url.clone(), admin_key.clone()),
+        (_, Some(server)) => (server.base_url.clone(), server.admin_key.clone()),
+        _ => unreachable!("a started target has a server"),
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.connections)
+        .timeout(Duration::from_millis(crate::api::REQUEST_TIMEOUT_MS))
+        .tcp_nodelay(true)
+        .build()?;
+    let customers = Arc::new(wallet::setup(&client, &base_url).await?);
+    let clock = Clock::start(options.warmup, options.duration);
+    let (outcome, cpu) = tokio::join!(
+        wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock),
+        CpuStart::at(&running, clock)
+    );
+    let outcome = outcome?;
+    let cpu_cores = cpu.cores(&running, outcome.measured);
+    let rss = running.rss()?;
+    let mut failures: Vec<String> = wallet::check(&client, &base_url, &admin_key, &customers, &outcome)
+        .await?
+        .into_iter()
+        .map(|failure| format!("wallet {} on {}: {failure}", shape.name(), target.name()))
+        .collect();
+    if outcome.measured_ok == 0 {
+        failures.push(format!(
+            "wallet {} on {}: no transfer succeeded ({:?})",
+            shape.name(),
+            target.name(),
+            outcome.first_error
+        ));
+    }
+    if let Some(error) = &outcome.first_error {
+        eprintln!("wallet {} on {}: first error: {error}", shape.name(), target.name());
+    }
+    running.stop().await?;
+    let row = Row {
+        scenario: "wallet".into(),
+        shape: shape.name(),
+        backend: target.name().into(),
+        system: System::Coffer,
+        connections: options.connections,
+        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
+        unit: "transfers/s",
+        p50: Duration::ZERO,
+        p99: Duration::ZERO,
+        max: Duration::ZERO,
+        errors: outcome.errors,
+        rss,
+        cpu_cores: Some(cpu_cores),
+        ratio: None,
+        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+    }
+    .with_latencies(&outcome.latencies);
     Ok((row, failures))
 }
 
