@@ -188,10 +188,7 @@ async fn maintenance_worker(
             Ok(count) => info!(count, "recovered pending payments"),
             Err(error) => tracing::warn!(%error, "payment recovery failed; retrying next pass"),
         }
-        let now = u64::try_from(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
+        let now = store::now_ns();
         money_rate_limit.forget_idle();
         let cutoff = now.saturating_sub(nanos(settings.idempotency_retention));
         match store.idempotency_purge(cutoff, IDEMPOTENCY_PURGE_BATCH_MAX).await {

@@ -82,8 +82,9 @@ pub(crate) struct BatchOutput {
     pub expired: usize,
 }
 
-/// Nanoseconds since the Unix epoch, the ledger's notion of now.
-pub(crate) fn now_ns() -> u64 {
+/// Nanoseconds since the Unix epoch, the ledger's notion of now (also the unit of every
+/// stored time outside the ledger).
+pub fn now_ns() -> u64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -41,11 +41,18 @@ pub(crate) fn int(value: u64) -> i64 {
 }
 
 /// `user_data_64` keeps all 64 bits: stored as the same bits in a signed column.
+/// A `u64` that is not a ledger amount (a time, a limit) as stored: saturating at
+/// `i64::MAX`, which no real value reaches.
+pub(crate) fn saturating(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn bits64(value: u64) -> i64 {
     value as i64
 }
 
-fn unsigned(value: i64, column: &str) -> Result<u64> {
+/// A stored non-negative integer back into `u64`; a negative one is corruption.
+pub(crate) fn unsigned(value: i64, column: &str) -> Result<u64> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} is negative: {value}")))
 }
 

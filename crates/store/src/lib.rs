@@ -20,6 +20,7 @@ mod reads;
 mod sqlite;
 mod wallets;
 
+pub use batch::now_ns;
 pub use payments::{PaymentKind, PaymentRow, PaymentStatus};
 
 pub use wallets::{

@@ -5,7 +5,11 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, with_pool};
+use crate::{
+    Result, Store, StoreError,
+    codec::{saturating as signed, unsigned},
+    with_pool,
+};
 
 /// Which kind of payment (and so which table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,14 +70,6 @@ pub struct PaymentRow {
 const COLUMNS: &str =
     "id, customer_id, wallet_id, amount, currency, status, failure_code, provider_id, created_at, updated_at";
 
-fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn unsigned(value: i64) -> Result<u64> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative value {value} in a payment")))
-}
-
 fn payment_row<R>(row: &R) -> Result<PaymentRow>
 where
     R: Row,
@@ -88,14 +84,14 @@ where
         id: row.try_get("id")?,
         customer_id: row.try_get("customer_id")?,
         wallet_id: row.try_get("wallet_id")?,
-        amount: unsigned(row.try_get("amount")?)?,
+        amount: unsigned(row.try_get("amount")?, "amount")?,
         currency: row.try_get("currency")?,
         status: PaymentStatus::from_name(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {status}")))?,
         failure_code: row.try_get("failure_code")?,
         provider_id: row.try_get("provider_id")?,
-        created_at: unsigned(row.try_get("created_at")?)?,
-        updated_at: unsigned(row.try_get("updated_at")?)?,
+        created_at: unsigned(row.try_get("created_at")?, "created_at")?,
+        updated_at: unsigned(row.try_get("updated_at")?, "updated_at")?,
     })
 }
 

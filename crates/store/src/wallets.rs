@@ -9,7 +9,11 @@
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, with_pool};
+use crate::{
+    Result, Store, StoreError,
+    codec::{saturating as signed, unsigned},
+    with_pool,
+};
 
 /// Wallets one customer may hold at most: bounds listings and the history query's
 /// `IN` list.
@@ -145,14 +149,6 @@ impl OperationRow {
     pub fn position(&self) -> (u64, bool) {
         (self.timestamp, self.credit)
     }
-}
-
-fn unsigned(value: i64, what: &str) -> Result<u64> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
-}
-
-fn signed(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 const WALLET_SELECT: &str = "SELECT w.id, w.customer_id, w.currency, w.type, w.name, w.credit_limit, w.created_at, \

@@ -40,10 +40,11 @@ pub fn router() -> Router<AppState> {
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {
         match error {
-            IdentityError::EmailTaken => Self::Conflict {
-                code: "email_taken",
-                detail: "the email address is already registered".into(),
-            },
+            IdentityError::EmailTaken => Self::rejected(
+                axum::http::StatusCode::CONFLICT,
+                "email_taken",
+                "the email address is already registered",
+            ),
             IdentityError::InvalidCredentials | IdentityError::InvalidRefreshToken => Self::Unauthorized,
             IdentityError::Throttled { retry_after_seconds } => Self::TooManyRequests { retry_after_seconds },
             IdentityError::CustomerNotFound => {

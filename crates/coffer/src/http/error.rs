@@ -79,9 +79,6 @@ pub enum ApiError {
     /// 422 `insufficient_funds`, 404 `wallet_not_found`, 409 `idempotency_key_reused`.
     #[error("{detail}")]
     Rejected { status: StatusCode, code: &'static str, detail: String },
-    /// 409: the request conflicts with what exists (say, an email already registered).
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
     /// 413: the body is larger than this route accepts.
     #[error("the request body is larger than {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -137,7 +134,6 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Rejected { status, .. } => *status,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -157,7 +153,7 @@ impl ApiError {
             Self::InvalidParameter { .. } => "invalid_parameter",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
-            Self::NotFound { code, .. } | Self::Rejected { code, .. } | Self::Conflict { code, .. } => code,
+            Self::NotFound { code, .. } | Self::Rejected { code, .. } => code,
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",

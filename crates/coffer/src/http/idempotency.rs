@@ -64,11 +64,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     }
 }
 
-fn now_ns() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-}
-
 fn unavailable(error: store::StoreError) -> ApiError {
     ApiError::Unavailable(anyhow::Error::new(error))
 }
@@ -93,7 +88,7 @@ where
     hash.update([0]);
     hash.update(body);
     let claim = IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() };
-    match store.idempotency_begin(&claim, now_ns(), LEASE_MS * 1_000_000).await.map_err(unavailable)? {
+    match store.idempotency_begin(&claim, store::now_ns(), LEASE_MS * 1_000_000).await.map_err(unavailable)? {
         Begin::Started => {}
         Begin::Replay { status, body } => {
             tracing::info!(route, status, "request replayed");

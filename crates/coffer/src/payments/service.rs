@@ -43,11 +43,6 @@ pub struct Payments {
     payouts: Arc<dyn PayoutProvider>,
 }
 
-fn now_ns() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Payments {
     pub fn new(
         store: Store,
@@ -83,7 +78,7 @@ impl Payments {
     ) -> Result<(PaymentRow, Currency), PaymentError> {
         let wallet = self.wallets.owned(customer_id, wallet_id).await?;
         let currency = Currency::parse(&wallet.currency).ok_or(WalletError::CurrencyNotSupported)?;
-        let now = now_ns();
+        let now = store::now_ns();
         let row = PaymentRow {
             id,
             customer_id,
@@ -170,7 +165,7 @@ impl Payments {
                     .add_fee(&mut transfers, &mut notes, credit.credit_account_id, currency, fee_bps)
                     .await?;
                 chain_outcome(&self.chain(transfers, notes).await?)?;
-                let now = now_ns();
+                let now = store::now_ns();
                 self.store
                     .finish_payment(
                         PaymentKind::TopUp,
@@ -191,7 +186,7 @@ impl Payments {
                         PaymentStatus::Failed,
                         Some(&code),
                         None,
-                        now_ns(),
+                        store::now_ns(),
                     )
                     .await?;
                 tracing::info!(top_up_id = %row.id, decline = %code, "top-up declined");
@@ -243,7 +238,7 @@ impl Payments {
                         PaymentStatus::Failed,
                         Some("insufficient_funds"),
                         None,
-                        now_ns(),
+                        store::now_ns(),
                     )
                     .await?;
                 return Err(WalletError::InsufficientFunds.into());
@@ -309,7 +304,7 @@ impl Payments {
             other => return Err(WalletError::Ledger(format!("withdrawal resolution: {other}")).into()),
         }
         self.store
-            .finish_payment(PaymentKind::Withdrawal, row.id, status, failure, provider_id, now_ns())
+            .finish_payment(PaymentKind::Withdrawal, row.id, status, failure, provider_id, store::now_ns())
             .await?;
         tracing::info!(withdrawal_id = %row.id, status = status.as_str(), "withdrawal finished");
         self.get(PaymentKind::Withdrawal, row.customer_id, row.id).await
@@ -319,7 +314,7 @@ impl Payments {
     /// became of them. A payment the provider never saw has failed. Returns how many
     /// were finished.
     pub async fn recover(&self, grace_ns: u64) -> Result<usize, PaymentError> {
-        let before = now_ns().saturating_sub(grace_ns);
+        let before = store::now_ns().saturating_sub(grace_ns);
         let mut finished = 0;
         for row in self.store.pending_payments(PaymentKind::TopUp, before, RECOVERY_BATCH_MAX).await? {
             let Some(currency) = Currency::parse(&row.currency) else { continue };

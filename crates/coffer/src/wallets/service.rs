@@ -159,11 +159,6 @@ pub struct Wallets {
     system_accounts: Mutex<HashSet<u128>>,
 }
 
-fn now_ns() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Wallets {
     pub fn new(store: Store, pipeline: CommitPipeline) -> Self {
         Self::with_fees(store, pipeline, Fees::default())
@@ -325,7 +320,7 @@ impl Wallets {
                 wallet_type,
                 name,
                 credit_limit,
-                created_at: now_ns(),
+                created_at: store::now_ns(),
             })
             .await?;
         self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)
