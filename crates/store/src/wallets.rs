@@ -254,6 +254,24 @@ impl Store {
         })
     }
 
+    /// The note written with transfer `id`, if it has one.
+    pub async fn transfer_note(&self, id: u128) -> Result<Option<crate::TransferNote>> {
+        with_pool!(self, read, |pool, sql| {
+            let row = sqlx::query(sql("SELECT kind, description FROM transfer_notes WHERE transfer_id = $1"))
+                .bind(Uuid::from_u128(id))
+                .fetch_optional(pool)
+                .await?;
+            row.map(|row| {
+                Ok(crate::TransferNote {
+                    transfer_id: id,
+                    kind: row.try_get("kind")?,
+                    description: row.try_get("description")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
     /// How many wallets the customer has.
     pub async fn wallet_count(&self, customer_id: Uuid) -> Result<u64> {
         with_pool!(self, read, |pool, sql| {

@@ -297,6 +297,7 @@ impl From<WalletError> for ApiError {
             }
             WalletError::TooManyWallets(_) => ApiError::rejected(S::CONFLICT, "too_many_wallets", detail),
             WalletError::CreditLimitNotAllowed => ApiError::field("/credit_limit", detail),
+            WalletError::KeyReused => ApiError::rejected(S::CONFLICT, "idempotency_key_reused", detail),
             WalletError::FailedBefore(_) => ApiError::rejected(S::CONFLICT, "transfer_failed_before", detail),
             WalletError::Commit(crate::ledger::CommitError::QueueFull) => ApiError::Overloaded,
             WalletError::Commit(crate::ledger::CommitError::ShuttingDown) => ApiError::ShuttingDown,

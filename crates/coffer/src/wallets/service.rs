@@ -40,6 +40,10 @@ pub enum WalletError {
     CreditLimitNotAllowed,
     #[error("this transfer failed before and will not be retried (ledger result {0})")]
     FailedBefore(CreateTransferResult),
+    /// The derived ledger id exists with other fields: the same idempotency key was used
+    /// for a different request after its record expired.
+    #[error("this Idempotency-Key was used before for a different request")]
+    KeyReused,
     #[error("the commit pipeline refused the write")]
     Commit(#[from] CommitError),
     #[error("the store failed")]
@@ -144,6 +148,7 @@ pub fn chain_outcome(results: &[CreateTransferResult]) -> Result<(), WalletError
         .unwrap_or(R::LinkedEventFailed);
     Err(match cause {
         R::ExceedsCredits => WalletError::InsufficientFunds,
+        other if other.as_str().starts_with("exists_with_different_") => WalletError::KeyReused,
         R::IdAlreadyFailed => WalletError::FailedBefore(cause),
         other => WalletError::Ledger(other.to_string()),
     })
@@ -389,7 +394,22 @@ impl Wallets {
         self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
         let results = self.create_transfers(transfers, notes).await?;
         chain_outcome(&results)?;
-        self.transfer_view(customer_id, Uuid::from_u128(id)).await?.ok_or(WalletError::WalletNotFound)
+        // Only the ledger knows the timestamp; everything else the request already holds.
+        let stored = self
+            .store
+            .transfer(id)
+            .await?
+            .ok_or(WalletError::Ledger("a posted transfer is missing".into()))?;
+        Ok(TransferView {
+            id: Uuid::from_u128(id),
+            status: "posted",
+            amount: stored.amount,
+            currency,
+            from_wallet_id: from.id,
+            to_wallet_id: to.id,
+            description: request.description,
+            created_at: stored.timestamp,
+        })
     }
 
     /// Reverses a P2P transfer (an admin's decision: a dispute, a mistake): a new transfer
@@ -452,25 +472,7 @@ impl Wallets {
         if from.customer_id != customer_id && to.customer_id != customer_id {
             return Ok(None);
         }
-        let description = self
-            .store
-            .operations(&OperationFilter {
-                wallet_ids: vec![from.id],
-                debits: true,
-                credits: false,
-                kind: None,
-                status: None,
-                timestamp_min: transfer.timestamp,
-                timestamp_max: transfer.timestamp,
-                amount_min: 0,
-                amount_max: ledger::AMOUNT_MAX,
-                reversed: false,
-                after: None,
-                limit: 1,
-            })
-            .await?
-            .pop()
-            .and_then(|row| row.description);
+        let description = self.store.transfer_note(transfer.id).await?.and_then(|note| note.description);
         Ok(Some(TransferView {
             id,
             status: "posted",
@@ -533,6 +535,7 @@ mod tests {
         ));
         assert!(matches!(chain_outcome(&[R::ExceedsCredits]), Err(WalletError::InsufficientFunds)));
         assert!(matches!(chain_outcome(&[R::IdAlreadyFailed]), Err(WalletError::FailedBefore(_))));
+        assert!(matches!(chain_outcome(&[R::ExistsWithDifferentAmount]), Err(WalletError::KeyReused)));
     }
 
     #[test]
