@@ -136,6 +136,8 @@ impl Target {
 /// A server ready for one scenario.
 struct Running {
     api: Api,
+    base_url: String,
+    admin_key: String,
     server: Option<ChildServer>,
     idle_rss: u64,
 }
@@ -155,7 +157,7 @@ impl Running {
         let idle_rss =
             server.as_ref().map(|server| server.memory()).transpose()?.map_or(0, |memory| memory.rss_bytes);
         let api = Api::new(&base_url, &admin_key, connections.max(http::CHECK_CONNECTIONS))?;
-        Ok(Self { api, server, idle_rss })
+        Ok(Self { api, base_url, admin_key, server, idle_rss })
     }
 
     /// (idle, peak) RSS of the server, when the harness started it.
@@ -174,6 +176,46 @@ impl Running {
         match self.server {
             Some(server) => server.stop().await,
             None => Ok(()),
+        }
+    }
+}
+
+/// What an HTTP scenario measured, for its report row.
+struct Measured {
+    measured_ok: u64,
+    measured: Duration,
+    errors: u64,
+    rss: Option<(u64, u64)>,
+    cpu_cores: (Option<f64>, f64),
+}
+
+impl Measured {
+    /// The scenario's row, without latencies (the caller adds its histogram).
+    fn row(
+        self,
+        scenario: impl Into<String>,
+        shape: &'static str,
+        target: &Target,
+        connections: usize,
+        unit: &'static str,
+        failures: &[String],
+    ) -> Row {
+        Row {
+            scenario: scenario.into(),
+            shape,
+            backend: target.name().into(),
+            system: System::Coffer,
+            connections,
+            throughput: self.measured_ok as f64 / self.measured.as_secs_f64(),
+            unit,
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            max: Duration::ZERO,
+            errors: self.errors,
+            rss: self.rss,
+            cpu_cores: Some(self.cpu_cores),
+            ratio: None,
+            checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
         }
     }
 }
@@ -368,23 +410,14 @@ async fn run_write(
         ));
     }
     running.stop().await?;
-    let row = Row {
-        scenario: label.to_owned(),
-        shape: shape.name(),
-        backend: target.name().into(),
-        system: System::Coffer,
-        connections: mode.connections(),
-        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
-        unit: "transfers/s",
-        p50: Duration::ZERO,
-        p99: Duration::ZERO,
-        max: Duration::ZERO,
+    let row = Measured {
+        measured_ok: outcome.measured_ok,
+        measured: outcome.measured,
         errors: outcome.errors,
         rss,
-        cpu_cores: Some(cpu_cores),
-        ratio: None,
-        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+        cpu_cores,
     }
+    .row(label, shape.name(), target, mode.connections(), "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
@@ -394,11 +427,7 @@ async fn run_write(
 
 async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow::Result<(Row, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
-    let (base_url, admin_key) = match (target, &running.server) {
-        (Target::Remote { url, admin_key }, _) => (url.clone(), admin_key.clone()),
-        (_, Some(server)) => (server.base_url.clone(), server.admin_key.clone()),
-        _ => unreachable!("a started target has a server"),
-    };
+    let (base_url, admin_key) = (running.base_url.clone(), running.admin_key.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(options.connections)
         .timeout(Duration::from_millis(crate::api::REQUEST_TIMEOUT_MS))
@@ -430,23 +459,14 @@ async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow:
         eprintln!("wallet {} on {}: first error: {error}", shape.name(), target.name());
     }
     running.stop().await?;
-    let row = Row {
-        scenario: "wallet".into(),
-        shape: shape.name(),
-        backend: target.name().into(),
-        system: System::Coffer,
-        connections: options.connections,
-        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
-        unit: "transfers/s",
-        p50: Duration::ZERO,
-        p99: Duration::ZERO,
-        max: Duration::ZERO,
+    let row = Measured {
+        measured_ok: outcome.measured_ok,
+        measured: outcome.measured,
         errors: outcome.errors,
         rss,
-        cpu_cores: Some(cpu_cores),
-        ratio: None,
-        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+        cpu_cores,
     }
+    .row("wallet", shape.name(), target, options.connections, "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
     Ok((row, failures))
 }
@@ -477,23 +497,14 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     if outcome.measured_ok == 0 {
         failures.push(format!("reads on {}: no read succeeded ({:?})", target.name(), outcome.first_error));
     }
-    let row = Row {
-        scenario: "reads".into(),
-        shape: Shape::Uniform.name(),
-        backend: target.name().into(),
-        system: System::Coffer,
-        connections: options.connections,
-        throughput: outcome.measured_ok as f64 / outcome.measured.as_secs_f64(),
-        unit: "reads/s",
-        p50: Duration::ZERO,
-        p99: Duration::ZERO,
-        max: Duration::ZERO,
+    let row = Measured {
+        measured_ok: outcome.measured_ok,
+        measured: outcome.measured,
         errors: outcome.errors,
         rss,
-        cpu_cores: Some(cpu_cores),
-        ratio: None,
-        checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+        cpu_cores,
     }
+    .row("reads", Shape::Uniform.name(), target, options.connections, "reads/s", &failures)
     .with_latencies(&outcome.latencies);
     Ok((row, failures))
 }
