@@ -382,16 +382,20 @@ async fn customers_never_see_each_others_objects() {
         &json!({"amount": 10, "destination": "ba_x"}),
     )
     .await;
-    let (_, _, sent) = post(
+    // A transfer between Alice and Bob: Mallory is party to neither side.
+    let bob = register_and_login(&app, "bob@example.com").await;
+    open_wallet(&app, &bob, "USD").await;
+    let (status, _, sent) = post(
         &app,
         &alice,
         "/v1/transfers",
         &key(),
-        &json!({"from_wallet_id": usd, "to_email": "alice@example.com", "amount": 1}),
+        &json!({"from_wallet_id": usd, "to_email": "bob@example.com", "amount": 1}),
     )
     .await;
-    let _ = sent;
+    assert_eq!(status, 201, "{sent}");
     let paths = [
+        format!("/v1/transfers/{}", sent["id"].as_str().unwrap()),
         format!("/v1/wallets/{usd}"),
         format!("/v1/wallets/{usd}/operations"),
         format!("/v1/top-ups/{}", topped["id"].as_str().unwrap()),
@@ -415,7 +419,7 @@ async fn customers_never_see_each_others_objects() {
     common::assert_problem(status, &body, 404, "wallet_not_found");
     let (_, mine) = get(&app, &mallory, "/v1/operations").await;
     assert_eq!(mine["data"].as_array().unwrap().len(), 0);
-    assert_eq!(posted(&app, &alice, &usd).await, 990);
+    assert_eq!(posted(&app, &alice, &usd).await, 989);
     app.stop().await;
 }
 
