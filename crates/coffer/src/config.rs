@@ -172,6 +172,82 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_LOGIN_FAILURES_PER_IP_MAX", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub login_failures_per_ip_max: u32,
+
+    /// What this process does, comma-separated: `api` (HTTP and WebSocket), `relay`
+    /// (publishes the outbox), `workers` (notifications, emails, webhooks, payment
+    /// recovery, expiry). Several API nodes can share one relay/workers node.
+    #[arg(
+        long,
+        env = "COFFER_ROLES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "api,relay,workers"
+    )]
+    pub roles: Vec<Role>,
+
+    /// NATS server with JetStream (`nats://host:4222`). Unset: events go over an
+    /// in-process bus and the embedded default needs no broker.
+    #[arg(long, env = "COFFER_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Events the relay publishes per batch at most.
+    #[arg(long, env = "COFFER_RELAY_BATCH_MAX", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub relay_batch_max: u32,
+
+    /// How often an idle relay (and the sending workers) look for work, in milliseconds.
+    #[arg(long, env = "COFFER_RELAY_INTERVAL_MS", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub relay_interval_ms: u64,
+
+    /// SMTP server for emails (`smtp://host:port`). Unset: emails are written to
+    /// DATA_DIR/mail as .eml files.
+    #[arg(long, env = "COFFER_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of Coffer's emails.
+    #[arg(long, env = "COFFER_MAIL_FROM", default_value = "Coffer <no-reply@coffer.localhost>")]
+    pub mail_from: String,
+
+    /// Default "high-value transaction" alert threshold, in minor units (0: off); each
+    /// customer may choose their own in their preferences.
+    #[arg(long, env = "COFFER_HIGH_VALUE_THRESHOLD", default_value_t = 100_000)]
+    pub high_value_threshold: u64,
+
+    /// Default low-balance alert threshold, in minor units (0: off).
+    #[arg(long, env = "COFFER_LOW_BALANCE_THRESHOLD", default_value_t = 0)]
+    pub low_balance_threshold: u64,
+
+    /// Allow webhook endpoints on loopback and private addresses (for development only:
+    /// it lets webhook owners reach internal services).
+    #[arg(long, env = "COFFER_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    pub webhook_allow_private: bool,
+
+    /// Delay before a failed webhook delivery's first retry, in milliseconds; it doubles
+    /// per attempt up to an hour, for 34 attempts (over 24 hours in all by default).
+    #[arg(long, env = "COFFER_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub webhook_retry_base_ms: u64,
+
+    /// WebSocket: seconds between heartbeats; a client that answers none of two in a row
+    /// is disconnected.
+    #[arg(long, env = "COFFER_STREAM_HEARTBEAT_S", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub stream_heartbeat_s: u64,
+
+    /// WebSocket: events buffered for live streams; a stream that falls further behind is
+    /// closed (it resumes from its last event id when it reconnects).
+    #[arg(long, env = "COFFER_STREAM_BUFFER", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub stream_buffer: u32,
+}
+
+/// A part of the work a `coffer serve` process takes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Api,
+    Relay,
+    Workers,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

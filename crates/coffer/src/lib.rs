@@ -3,13 +3,17 @@
 //!
 //! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
 //! `http` (routes, errors, extractors, OpenAPI), `identity` (customers, passwords,
-//! tokens and the auth extractors), `server` (startup and shutdown).
+//! tokens and the auth extractors), `wallets` and `payments` (the wallet product),
+//! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
+//! `server` (startup, roles and shutdown).
 
 pub mod admin_key;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod identity;
 pub mod ledger;
+pub mod notifications;
 pub mod payments;
 pub mod server;
 pub mod telemetry;

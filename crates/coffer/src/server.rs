@@ -1,6 +1,7 @@
 //! Startup and shutdown: open and migrate the store, start the commit pipeline, bind the
-//! listener, serve until told to stop, then drain in order — stop accepting, finish
-//! in-flight requests, commit what is queued, close the database.
+//! listener, start this process's roles (api, relay, workers), serve until told to stop,
+//! then drain in order — stop accepting, finish in-flight requests, stop the relay and
+//! workers, commit what is queued, close the database.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,10 +11,16 @@ use tracing::info;
 
 use crate::{
     admin_key,
-    config::{DatabaseArgs, Secret, ServeArgs},
-    http::{self, AppState, rate_limit::MoneyRateLimit},
+    config::{DatabaseArgs, Role, Secret, ServeArgs},
+    events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
+    http::{self, AppState, rate_limit::MoneyRateLimit, stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
+    notifications::{
+        NotificationDefaults, Notifier,
+        mail::Mailer,
+        webhooks::{Deliverer, DeliveryOptions},
+    },
     payments::{MockProvider, MockSettings, Payments},
     wallets::{Wallets, service::Fees},
 };
@@ -46,6 +53,23 @@ pub struct Server {
     recovery_interval: Duration,
     recovery_grace: Duration,
     idempotency_retention: Duration,
+    events: EventSettings,
+}
+
+/// What the event roles need: the roles, the broker, the relay, notifications.
+#[derive(Debug)]
+struct EventSettings {
+    roles: Vec<Role>,
+    nats: Option<Nats>,
+    relay: RelayOptions,
+    interval: Duration,
+    smtp_url: Option<String>,
+    mail_from: String,
+    mail_dir: std::path::PathBuf,
+    defaults: NotificationDefaults,
+    delivery: DeliveryOptions,
+    heartbeat: Duration,
+    stream_buffer: usize,
 }
 
 impl Server {
@@ -67,7 +91,44 @@ impl Server {
         let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
         let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
         let listener = TcpListener::bind(args.listen).await?;
+        let nats = match &args.nats_url {
+            Some(url) => {
+                let nats = Nats::connect(url).await?;
+                if let Err(error) = nats.ensure_stream().await {
+                    tracing::warn!(%error, "NATS JetStream not ready; the relay keeps events until it is");
+                }
+                Some(nats)
+            }
+            None => None,
+        };
+        let events = EventSettings {
+            roles: args.roles.clone(),
+            nats,
+            relay: RelayOptions {
+                batch_max: args.relay_batch_max,
+                idle_interval: Duration::from_millis(args.relay_interval_ms),
+                ..RelayOptions::default()
+            },
+            interval: Duration::from_millis(args.relay_interval_ms),
+            smtp_url: args.smtp_url.clone(),
+            mail_from: args.mail_from.clone(),
+            mail_dir: args.database.data_dir.join("mail"),
+            defaults: NotificationDefaults {
+                high_value_threshold: args.high_value_threshold,
+                low_balance_threshold: args.low_balance_threshold,
+            },
+            delivery: DeliveryOptions {
+                retry_base: Duration::from_millis(args.webhook_retry_base_ms),
+                allow_private: args.webhook_allow_private,
+                ..DeliveryOptions::default()
+            },
+            heartbeat: Duration::from_secs(args.stream_heartbeat_s),
+            stream_buffer: args.stream_buffer as usize,
+        };
+        // Fail at startup, not at the first email.
+        Mailer::new(store.clone(), events.smtp_url.as_deref(), events.mail_dir.clone(), &events.mail_from)?;
         Ok(Self {
+            events,
             listener,
             store,
             pipeline,
@@ -116,17 +177,64 @@ impl Server {
         ));
         let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
-        let recovery = tokio::spawn(maintenance_worker(
-            self.store.clone(),
-            payments.clone(),
-            money_rate_limit.clone(),
-            Maintenance {
-                interval: self.recovery_interval,
-                recovery_grace: self.recovery_grace,
-                idempotency_retention: self.idempotency_retention,
-            },
-            stop_workers.clone(),
-        ));
+        let events = &self.events;
+        let has = |role: Role| events.roles.contains(&role);
+        let bus = Bus::new(events.stream_buffer);
+        let notifier = Arc::new(Notifier::new(self.store.clone(), events.defaults));
+        let mut tasks = Vec::new();
+        if has(Role::Workers) {
+            tasks.push(tokio::spawn(maintenance_worker(
+                self.store.clone(),
+                payments.clone(),
+                money_rate_limit.clone(),
+                Maintenance {
+                    interval: self.recovery_interval,
+                    recovery_grace: self.recovery_grace,
+                    idempotency_retention: self.idempotency_retention,
+                },
+                stop_workers.clone(),
+            )));
+            let mailer = Mailer::new(
+                self.store.clone(),
+                events.smtp_url.as_deref(),
+                events.mail_dir.clone(),
+                &events.mail_from,
+            )?;
+            tasks.push(tokio::spawn(mailer.run(events.interval, stop_workers.clone())));
+            let deliverer = Deliverer::new(self.store.clone(), events.delivery);
+            tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));
+            if let Some(nats) = &events.nats {
+                tasks.push(tokio::spawn({
+                    let nats = nats.clone();
+                    let notifier = notifier.clone();
+                    let stop = stop_workers.clone();
+                    async move { nats.consume(notifier, stop).await }
+                }));
+            }
+        }
+        if has(Role::Relay) {
+            let relay = events.relay;
+            tasks.push(match &events.nats {
+                Some(nats) => tokio::spawn(
+                    Relay::new(self.store.clone(), nats.clone(), relay).run(stop_workers.clone()),
+                ),
+                None => {
+                    // Without a broker the consumers run in this process, with the relay.
+                    let notifier = has(Role::Workers).then(|| notifier.clone());
+                    let publisher = InProcess { bus: bus.clone(), notifier };
+                    tokio::spawn(Relay::new(self.store.clone(), publisher, relay).run(stop_workers.clone()))
+                }
+            });
+        }
+        if has(Role::Api)
+            && let Some(nats) = &events.nats
+        {
+            tasks.push(tokio::spawn({
+                let (nats, bus, stop) = (nats.clone(), bus.clone(), stop_workers.clone());
+                async move { nats.fan_out(bus, stop).await }
+            }));
+        }
+        info!(roles = ?events.roles, broker = if events.nats.is_some() { "nats" } else { "in-process" }, "roles started");
         let state = AppState {
             store: self.store.clone(),
             pipeline: self.pipeline,
@@ -135,16 +243,25 @@ impl Server {
             payments,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
+            stream: Arc::new(StreamSettings {
+                bus,
+                heartbeat: events.heartbeat,
+                tickets: Default::default(),
+            }),
+            nats: events.nats.clone(),
+            webhook_allow_private: events.delivery.allow_private,
         };
-        let app = http::router(state, self.limits);
+        let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
         let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         info!("stopped accepting requests; stopping workers and draining the commit queue");
         stop_workers.cancel();
-        if let Err(error) = recovery.await {
-            tracing::error!(%error, "maintenance worker failed");
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "a background task failed");
+            }
         }
         self.pipeline_task.shutdown().await;
         self.store.close().await;
@@ -166,7 +283,7 @@ struct Maintenance {
 const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 
 /// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
-/// crash) and forgets idempotency keys past their retention. Errors are logged and
+/// crash), forgets idempotency keys past their retention, and old events. Errors are logged and
 /// retried on the next pass.
 async fn maintenance_worker(
     store: Store,
@@ -195,6 +312,15 @@ async fn maintenance_worker(
             Ok(0) => {}
             Ok(count) => tracing::debug!(count, "forgot expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "purging idempotency keys failed; retrying next pass"),
+        }
+        // Sent events stay a week for WebSocket resumes; consumers remember applied ids a
+        // day longer than the broker keeps events, so no redelivery can find them gone.
+        let day = nanos(Duration::from_secs(24 * 3600));
+        if let Err(error) = store.purge_events(now.saturating_sub(7 * day)).await {
+            tracing::warn!(%error, "purging sent events failed; retrying next pass");
+        }
+        if let Err(error) = store.purge_consumed_events(now.saturating_sub(8 * day)).await {
+            tracing::warn!(%error, "purging consumed event ids failed; retrying next pass");
         }
     }
 }

@@ -15,6 +15,7 @@ use ledger::{
 };
 
 use crate::codec::{self, PendingRow};
+use crate::outbox::NewEvent;
 use crate::{Command, Outcome, Result, StoreError, TransferNote};
 
 /// How many pending transfers a `commit` expires on the side, at most. Bounded so that a
@@ -64,6 +65,9 @@ pub(crate) trait LedgerTx: Send {
 
     /// Writes the notes of transfers this batch created.
     fn write_notes(&mut self, notes: &[TransferNote]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes the events of transfers this batch created (see [`crate::outbox`]).
+    fn write_events(&mut self, events: &[NewEvent]) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes a batch's changes and sets the clock to `last_timestamp`.
     fn write(
@@ -162,6 +166,7 @@ pub(crate) async fn run<T: LedgerTx>(
     let expired = if due.is_empty() { 0 } else { ledger::expire_pending_transfers(&mut state, now, &due) };
     assert!(expired <= due.len());
     let mut notes = Vec::new();
+    let mut events = Vec::new();
     let outcomes: Vec<Outcome> = commands
         .iter()
         .map(|command| match command {
@@ -175,17 +180,25 @@ pub(crate) async fn run<T: LedgerTx>(
                 assert_eq!(results.len(), events.len());
                 Outcome::Transfers(results)
             }
-            Command::CreateTransfersWithNotes { transfers, notes: given } => {
+            Command::CreateTransfersWithNotes { transfers, notes: given, events: drafts } => {
                 let results = ledger::create_transfers(&mut state, now, transfers);
                 assert_eq!(results.len(), transfers.len());
-                let mut created: std::collections::HashSet<u128> = transfers
+                let created: std::collections::HashSet<u128> = transfers
                     .iter()
                     .zip(&results)
                     .filter(|(_, result)| **result == CreateTransferResult::Ok)
                     .map(|(transfer, _)| transfer.id)
                     .collect();
                 // A note is kept only with a transfer this batch created, and once.
-                notes.extend(given.iter().filter(|note| created.remove(&note.transfer_id)).cloned());
+                let mut unnoted = created.clone();
+                notes.extend(given.iter().filter(|note| unnoted.remove(&note.transfer_id)).cloned());
+                // Events likewise, rendered from the accounts as this command leaves them.
+                events.extend(
+                    drafts
+                        .iter()
+                        .filter(|draft| created.contains(&draft.transfer_id))
+                        .map(|draft| draft.finish(|id| state.account(id))),
+                );
                 Outcome::Transfers(results)
             }
         })
@@ -209,6 +222,9 @@ pub(crate) async fn run<T: LedgerTx>(
     }
     if !notes.is_empty() {
         tx.write_notes(&notes).await?;
+    }
+    if !events.is_empty() {
+        tx.write_events(&events).await?;
     }
     Ok(BatchOutput { outcomes, expired })
 }

@@ -260,7 +260,11 @@ macro_rules! in_transaction {
 
 impl Store {
     /// Inserts a customer; [`CreateCustomerError::EmailTaken`] when the email is in use.
-    pub async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, CreateCustomerError> {
+    pub async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        events: &[crate::NewEvent],
+    ) -> Result<Customer, CreateCustomerError> {
         assert_eq!(customer.email, customer.email.to_lowercase(), "emails are stored normalised");
         let statement = format!(
             "INSERT INTO customers (id, email, name, password_hash, role, created_at, updated_at) \
@@ -268,15 +272,22 @@ impl Store {
         );
         let inserted: std::result::Result<CustomerRow, sqlx::Error> =
             with_pool!(self, write, |write, sql| {
-                sqlx::query_as(sql(&statement))
-                    .bind(customer.id)
-                    .bind(&customer.email)
-                    .bind(&customer.name)
-                    .bind(&customer.password_hash)
-                    .bind(customer.role.as_str())
-                    .bind(micros(customer.created_at))
-                    .fetch_one(write)
-                    .await
+                async {
+                    let mut tx = write.begin().await?;
+                    let row = sqlx::query_as(sql(&statement))
+                        .bind(customer.id)
+                        .bind(&customer.email)
+                        .bind(&customer.name)
+                        .bind(&customer.password_hash)
+                        .bind(customer.role.as_str())
+                        .bind(micros(customer.created_at))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    crate::outbox::insert_events!(tx, sql, events);
+                    tx.commit().await?;
+                    Ok(row)
+                }
+                .await
             });
         match inserted {
             Ok(row) => Ok(Customer::try_from(row)?),
@@ -383,10 +394,15 @@ impl Store {
     }
 
     /// Stores a new refresh token (the first of a family, at login).
-    pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<()> {
+    pub async fn insert_refresh_token(
+        &self,
+        token: &NewRefreshToken,
+        events: &[crate::NewEvent],
+    ) -> Result<()> {
         let statement = "INSERT INTO refresh_tokens \
              (id, customer_id, family_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
         with_pool!(self, write, |write, sql| {
+            let mut tx = write.begin().await?;
             sqlx::query(sql(statement))
                 .bind(token.id)
                 .bind(token.customer_id)
@@ -394,8 +410,10 @@ impl Store {
                 .bind(token.token_hash.as_slice())
                 .bind(micros(token.expires_at))
                 .bind(micros(token.created_at))
-                .execute(write)
+                .execute(&mut *tx)
                 .await?;
+            crate::outbox::insert_events!(tx, sql, events);
+            tx.commit().await?;
         });
         Ok(())
     }

@@ -9,11 +9,14 @@
 //! Module map: `batch` holds the commit logic both backends share (and the retries),
 //! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
 //! shared read queries, `codec` the conversions between ledger types and columns, and
-//! `identity` the customers and refresh tokens (SQL shared by both backends).
+//! `identity` the customers and refresh tokens (SQL shared by both backends), `outbox` the
+//! events written with each change, `notifications` what the event consumers keep.
 
 mod batch;
 mod codec;
 mod identity;
+mod notifications;
+mod outbox;
 mod payments;
 mod postgres;
 mod reads;
@@ -21,6 +24,8 @@ mod sqlite;
 mod wallets;
 
 pub use batch::now_ns;
+pub use notifications::*;
+pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
 pub use payments::{PaymentKind, PaymentRow, PaymentStatus};
 
 pub use wallets::{
@@ -47,9 +52,12 @@ pub enum Command {
     /// Transfers with notes: each note is written in the same transaction as its
     /// transfer, if and only if the transfer is created (`ok`), so what the wallet layer
     /// says about a transfer can never be lost or outlive it.
+    /// Their events ([`EventDraft`]) likewise: written with a transfer this batch creates,
+    /// never with a replay or a failure.
     CreateTransfersWithNotes {
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
+        events: Vec<EventDraft>,
     },
 }
 

@@ -141,6 +141,7 @@ impl Store {
         failure_code: Option<&str>,
         provider_id: Option<&str>,
         now: u64,
+        events: &[crate::NewEvent],
     ) -> Result<bool> {
         assert_ne!(status, PaymentStatus::Pending, "a payment is finished as succeeded or failed");
         let text = format!(
@@ -149,15 +150,22 @@ impl Store {
             kind.table()
         );
         let updated = with_pool!(self, write, |pool, sql| {
-            sqlx::query(sql(&text))
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(sql(&text))
                 .bind(id)
                 .bind(status.as_str())
                 .bind(failure_code)
                 .bind(provider_id)
                 .bind(signed(now))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            // The payment's events are written once: by the call that finishes it.
+            if updated == 1 {
+                crate::outbox::insert_events!(tx, sql, events);
+            }
+            tx.commit().await?;
+            updated
         });
         Ok(updated == 1)
     }

@@ -201,6 +201,11 @@ impl LedgerTx for PostgresTx<'_> {
         rows.into_iter().map(Account::try_from).collect()
     }
 
+    async fn write_events(&mut self, events: &[crate::NewEvent]) -> Result<()> {
+        crate::outbox::insert_events!(self.connection, |text: &'static str| text, events);
+        Ok(())
+    }
+
     async fn write_notes(&mut self, notes: &[TransferNote]) -> Result<()> {
         sqlx::query(
             "INSERT INTO transfer_notes (transfer_id, kind, description) \

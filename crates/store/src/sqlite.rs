@@ -329,6 +329,15 @@ impl LedgerTx for SqliteTx<'_> {
         select_accounts(self.connection, ids).await
     }
 
+    async fn write_events(&mut self, events: &[crate::NewEvent]) -> Result<()> {
+        crate::outbox::insert_events!(
+            self.connection,
+            |text: &str| AssertSqlSafe(sqlite_placeholders(text)),
+            events
+        );
+        Ok(())
+    }
+
     async fn write_notes(&mut self, notes: &[TransferNote]) -> Result<()> {
         for chunk in notes.chunks(WRITE_ROWS_PER_STATEMENT) {
             let mut insert =

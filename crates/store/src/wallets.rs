@@ -184,9 +184,11 @@ where
 impl Store {
     /// Records a wallet whose ledger account exists. Returns false when a wallet with this
     /// id was recorded before (a retried creation), true when this call recorded it.
-    pub async fn insert_wallet(&self, wallet: &NewWallet) -> Result<bool> {
+    /// `events` are written with it, only if this call records it.
+    pub async fn insert_wallet(&self, wallet: &NewWallet, events: &[crate::NewEvent]) -> Result<bool> {
         let inserted = with_pool!(self, write, |pool, sql| {
-            sqlx::query(sql(
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(sql(
                 "INSERT INTO wallets (id, customer_id, currency, type, name, credit_limit, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
             ))
@@ -197,9 +199,14 @@ impl Store {
             .bind(&wallet.name)
             .bind(signed(wallet.credit_limit))
             .bind(signed(wallet.created_at))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if inserted == 1 {
+                crate::outbox::insert_events!(tx, sql, events);
+            }
+            tx.commit().await?;
+            inserted
         });
         Ok(inserted == 1)
     }

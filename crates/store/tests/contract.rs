@@ -646,7 +646,11 @@ fn note(transfer_id: u128, kind: &str) -> TransferNote {
 }
 
 async fn create_noted(store: &Store, transfers: Vec<Transfer>, notes: Vec<TransferNote>) -> Vec<TR> {
-    match store.commit(&[Command::CreateTransfersWithNotes { transfers, notes }]).await.expect("commit").pop()
+    match store
+        .commit(&[Command::CreateTransfersWithNotes { transfers, notes, events: Vec::new() }])
+        .await
+        .expect("commit")
+        .pop()
     {
         Some(Outcome::Transfers(results)) => results,
         other => panic!("expected transfer results, got {other:?}"),
@@ -706,9 +710,12 @@ async fn wallets_and_default_wallet(db: &TestDb) {
         credit_limit: 0,
         created_at,
     };
-    assert!(store.insert_wallet(&new(21, WalletType::Savings, 5)).await.unwrap());
-    assert!(store.insert_wallet(&new(22, WalletType::Wallet, 6)).await.unwrap());
-    assert!(!store.insert_wallet(&new(22, WalletType::Wallet, 6)).await.unwrap(), "a retry records nothing");
+    assert!(store.insert_wallet(&new(21, WalletType::Savings, 5), &[]).await.unwrap());
+    assert!(store.insert_wallet(&new(22, WalletType::Wallet, 6), &[]).await.unwrap());
+    assert!(
+        !store.insert_wallet(&new(22, WalletType::Wallet, 6), &[]).await.unwrap(),
+        "a retry records nothing"
+    );
     let wallet = store.wallet(Uuid::from_u128(22)).await.unwrap().expect("stored");
     assert_eq!(
         (wallet.wallet_type, wallet.currency.as_str(), wallet.customer_id),

@@ -52,17 +52,20 @@ fn hash(byte: u8) -> [u8; 32] {
 /// A customer with one refresh token (hash `hash(1)`), expiring in `ttl`.
 async fn logged_in(store: &Store, ttl: Duration) -> (Uuid, Uuid) {
     let customer =
-        store.create_customer(&new_customer(&format!("{}@example.com", Uuid::now_v7()))).await.unwrap();
+        store.create_customer(&new_customer(&format!("{}@example.com", Uuid::now_v7())), &[]).await.unwrap();
     let family = Uuid::now_v7();
     store
-        .insert_refresh_token(&NewRefreshToken {
-            id: Uuid::now_v7(),
-            customer_id: customer.id,
-            family_id: family,
-            token_hash: hash(1),
-            expires_at: now() + ttl,
-            created_at: now(),
-        })
+        .insert_refresh_token(
+            &NewRefreshToken {
+                id: Uuid::now_v7(),
+                customer_id: customer.id,
+                family_id: family,
+                token_hash: hash(1),
+                expires_at: now() + ttl,
+                created_at: now(),
+            },
+            &[],
+        )
         .await
         .unwrap();
     (customer.id, family)
@@ -73,7 +76,7 @@ const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
 async fn customers_are_created_and_found(db: &TestDb) {
     let store = &db.store;
     let new = new_customer("ada@example.com");
-    let created = store.create_customer(&new).await.unwrap();
+    let created = store.create_customer(&new, &[]).await.unwrap();
     assert_eq!(created.id, new.id);
     assert_eq!(created.kyc_status, KycStatus::Unverified);
     assert_eq!(created.role, CustomerRole::Customer);
@@ -89,14 +92,14 @@ async fn customers_are_created_and_found(db: &TestDb) {
 
 async fn duplicate_email_is_email_taken(db: &TestDb) {
     let store = &db.store;
-    store.create_customer(&new_customer("ada@example.com")).await.unwrap();
-    let error = store.create_customer(&new_customer("ada@example.com")).await.unwrap_err();
+    store.create_customer(&new_customer("ada@example.com"), &[]).await.unwrap();
+    let error = store.create_customer(&new_customer("ada@example.com"), &[]).await.unwrap_err();
     assert!(matches!(error, CreateCustomerError::EmailTaken), "{error:?}");
 }
 
 async fn update_changes_only_what_it_names(db: &TestDb) {
     let store = &db.store;
-    let created = store.create_customer(&new_customer("ada@example.com")).await.unwrap();
+    let created = store.create_customer(&new_customer("ada@example.com"), &[]).await.unwrap();
     let later = created.created_at + Duration::from_secs(5);
     let update = CustomerUpdate {
         phone: Some(Some("+442071838750".to_owned())),
@@ -131,7 +134,9 @@ async fn customers_page_in_creation_order(db: &TestDb) {
     let store = &db.store;
     let mut ids = Vec::new();
     for index in 0..5 {
-        ids.push(store.create_customer(&new_customer(&format!("c{index}@example.com"))).await.unwrap().id);
+        ids.push(
+            store.create_customer(&new_customer(&format!("c{index}@example.com")), &[]).await.unwrap().id,
+        );
     }
     let first = store.list_customers(None, 2).await.unwrap();
     assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), ids[..2]);

@@ -233,3 +233,10 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
 }
+
+/// A database failure is the server's problem, and usually a passing one: 503.
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
+        Self::Unavailable(anyhow::Error::new(error))
+    }
+}

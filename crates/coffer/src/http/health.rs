@@ -1,6 +1,6 @@
 //! Liveness and readiness probes. Liveness says the process serves requests; readiness
-//! also checks the database, so a load balancer stops sending writes to a node that
-//! cannot commit them.
+//! also checks the database (and the broker, when one is configured), so a load balancer
+//! stops sending writes to a node that cannot commit them.
 
 use axum::{Router, extract::State, routing::get};
 use serde::Serialize;
@@ -25,12 +25,17 @@ async fn live() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
-/// The process can reach its database.
+/// The process can reach its database and broker.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses(
     (status = 200, body = Health),
-    (status = 503, description = "Database unreachable", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "Database or broker unreachable", body = super::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.store.ping().await.map_err(|error| ApiError::Unavailable(anyhow::Error::new(error)))?;
+    if let Some(nats) = &state.nats
+        && !nats.is_connected()
+    {
+        return Err(ApiError::Unavailable(anyhow::anyhow!("the NATS broker is unreachable")));
+    }
     Ok(axum::Json(Health { status: "ok" }))
 }

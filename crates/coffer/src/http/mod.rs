@@ -8,9 +8,12 @@ pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod payments;
 pub mod rate_limit;
+pub mod stream;
 pub mod wallets;
 
 use std::{sync::Arc, time::Duration};
@@ -55,6 +58,12 @@ pub struct AppState {
     pub money_rate_limit: Arc<rate_limit::MoneyRateLimit>,
     /// Customers, passwords and tokens; also what the auth extractors verify with.
     pub identity: Arc<Identity>,
+    /// The WebSocket stream's bus, heartbeat and tickets.
+    pub stream: Arc<stream::StreamSettings>,
+    /// The broker, when one is configured (readiness checks it).
+    pub nats: Option<crate::events::nats::Nats>,
+    /// Whether webhook endpoints may be on loopback or private addresses.
+    pub webhook_allow_private: bool,
 }
 
 /// Limits that apply to every request.
@@ -68,6 +77,7 @@ pub struct RequestLimits {
 
 /// The whole API.
 pub fn router(state: AppState, limits: RequestLimits) -> Router {
+    metrics::handle();
     let in_flight = Arc::new(Semaphore::new(limits.in_flight_max));
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     Router::new()
@@ -76,7 +86,11 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(customers::router())
         .merge(wallets::router())
         .merge(payments::router())
+        .merge(stream::router())
+        .merge(notifications::router())
         .merge(health::router())
+        .merge(metrics::router())
+        .route_layer(middleware::from_fn(metrics::record))
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -98,6 +112,11 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
                 .layer(DefaultBodyLimit::max(BODY_BYTES_MAX)),
         )
         .with_state(state)
+}
+
+/// What a process without the `api` role serves: probes and metrics.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new().merge(health::router()).merge(metrics::router()).fallback(not_found).with_state(state)
 }
 
 async fn not_found() -> ApiError {

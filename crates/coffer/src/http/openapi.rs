@@ -9,7 +9,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, auth, customers, error, health, ledger, payments, wallets};
+use super::{AppState, auth, customers, error, health, ledger, notifications, payments, stream, wallets};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -43,6 +43,16 @@ use super::{AppState, auth, customers, error, health, ledger, payments, wallets}
         payments::create_withdrawal,
         payments::get_top_up,
         payments::get_withdrawal,
+        stream::stream,
+        stream::create_ticket,
+        notifications::list_notifications,
+        notifications::read_notification,
+        notifications::create_webhook,
+        notifications::list_webhooks,
+        notifications::get_webhook,
+        notifications::delete_webhook,
+        notifications::list_deliveries,
+        notifications::redeliver,
         health::live,
         health::ready,
     ),
@@ -54,6 +64,9 @@ use super::{AppState, auth, customers, error, health, ledger, payments, wallets}
         (name = "customers", description = "Customer profiles; listing and roles for admins"),
         (name = "wallets", description = "Wallets, transfers between them and their history"),
         (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
+        (name = "events", description = "The WebSocket stream of a customer's events"),
+        (name = "notifications", description = "The in-app inbox"),
+        (name = "webhooks", description = "Signed HTTP deliveries of events"),
         (name = "health", description = "Probes"),
     ),
 )]

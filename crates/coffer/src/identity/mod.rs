@@ -10,6 +10,7 @@ pub mod profile;
 pub mod throttle;
 pub mod token;
 
+use crate::events::{self, EventType};
 use std::{net::IpAddr, time::SystemTime};
 
 use axum::{
@@ -197,6 +198,12 @@ impl Identity {
         })
     }
 
+    /// The claims of a valid access token (for credentials that do not come in the
+    /// `Authorization` header the extractors read).
+    pub fn verify_access_token(&self, token: &str) -> Option<token::Claims> {
+        self.tokens.verify(token)
+    }
+
     /// Creates a customer with role `customer`.
     pub async fn register(
         &self,
@@ -213,7 +220,13 @@ impl Identity {
             role: CustomerRole::Customer,
             created_at: OffsetDateTime::now_utc(),
         };
-        match self.store.create_customer(&customer).await {
+        let registered = events::event(
+            EventType::CustomerRegistered,
+            Some(customer.id),
+            &format!("customers/{}", customer.id),
+            serde_json::json!({"customer_id": customer.id, "name": customer.name}),
+        );
+        match self.store.create_customer(&customer, &[registered]).await {
             Ok(customer) => {
                 tracing::info!(customer_id = %customer.id, "customer registered");
                 Ok(customer)
@@ -249,15 +262,24 @@ impl Identity {
         self.throttle.record_success(&throttle_key);
         let now = OffsetDateTime::now_utc();
         let (refresh_token, token_hash) = token::new_refresh_token();
+        let logged_in = events::event(
+            EventType::CustomerLoggedIn,
+            Some(customer.id),
+            &format!("customers/{}", customer.id),
+            serde_json::json!({"customer_id": customer.id}),
+        );
         self.store
-            .insert_refresh_token(&NewRefreshToken {
-                id: Uuid::now_v7(),
-                customer_id: customer.id,
-                family_id: Uuid::now_v7(),
-                token_hash,
-                expires_at: now + token::refresh_token_ttl(),
-                created_at: now,
-            })
+            .insert_refresh_token(
+                &NewRefreshToken {
+                    id: Uuid::now_v7(),
+                    customer_id: customer.id,
+                    family_id: Uuid::now_v7(),
+                    token_hash,
+                    expires_at: now + token::refresh_token_ttl(),
+                    created_at: now,
+                },
+                &[logged_in],
+            )
             .await?;
         tracing::info!(customer_id = %customer.id, "logged in");
         self.token_pair(customer.id, customer.role.into(), refresh_token)

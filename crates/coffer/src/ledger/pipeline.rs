@@ -158,6 +158,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, mut closed: onesho
                 Err(_) => break,
             }
         }
+        metrics::gauge!("coffer_commit_queue_depth").set(receiver.len() as f64);
         commit(&store, batch, events).await;
     }
     debug!("commit pipeline drained");
@@ -167,7 +168,12 @@ async fn commit(store: &Store, batch: Vec<Job>, events: usize) {
     let (commands, replies): (Vec<Command>, Vec<_>) =
         batch.into_iter().map(|job| (job.command, job.reply)).unzip();
     debug!(requests = commands.len(), events, "committing batch");
-    match store.commit(&commands).await {
+    metrics::histogram!("coffer_commit_batch_events").record(events as f64);
+    metrics::histogram!("coffer_commit_batch_requests").record(commands.len() as f64);
+    let started = std::time::Instant::now();
+    let committed = store.commit(&commands).await;
+    metrics::histogram!("coffer_commit_seconds").record(started.elapsed().as_secs_f64());
+    match committed {
         Ok(outcomes) => {
             assert_eq!(outcomes.len(), replies.len(), "one outcome per command");
             for (reply, outcome) in replies.into_iter().zip(outcomes) {

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 
 use ledger::{CreateTransferResult, Transfer, TransferFlags};
-use store::{Command, Outcome, PaymentKind, PaymentRow, PaymentStatus, Store, StoreError, TransferNote};
+use store::{
+    Command, EventDraft, Outcome, PaymentKind, PaymentRow, PaymentStatus, Store, StoreError, TransferNote,
+};
 use uuid::Uuid;
 
 use super::gateway::{
     ChargeRequest, PaymentGateway, PayoutProvider, PayoutRequest, ProviderError, ProviderOutcome,
 };
 use crate::{
+    events::{self, Direction, EventType, Leg, TransferFacts},
     ledger::CommitPipeline,
     wallets::{
         Currency, WalletError, Wallets, derive_id,
@@ -100,13 +103,31 @@ impl Payments {
         &self,
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
+        events: Vec<EventDraft>,
     ) -> Result<Vec<CreateTransferResult>, PaymentError> {
         let count = transfers.len();
-        let command = Command::CreateTransfersWithNotes { transfers, notes };
+        let command = Command::CreateTransfersWithNotes { transfers, notes, events };
         match self.pipeline.submit(command).await.map_err(WalletError::from)? {
             Outcome::Transfers(results) if results.len() == count => Ok(results),
             other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
         }
+    }
+
+    /// The events of `row` moving to `status`, and of its ledger transfer `transfer_id`
+    /// (`kind`) for the wallet.
+    async fn transfer_events(
+        &self,
+        row: &PaymentRow,
+        transfer_id: u128,
+        kind: EventType,
+        operation: &str,
+        direction: Direction,
+    ) -> Result<Vec<EventDraft>, PaymentError> {
+        let Some(wallet) = self.store.wallet(row.wallet_id).await? else { return Ok(Vec::new()) };
+        let currency = Currency::parse(&wallet.currency).ok_or(WalletError::CurrencyNotSupported)?;
+        let facts =
+            TransferFacts { transfer_id, kind, operation, amount: row.amount, currency, description: None };
+        Ok(events::transfer_drafts(&facts, &[Leg { wallet: &wallet, direction, counterparty: None }]))
     }
 
     /// Charges `payment_method` and credits the wallet. The answer is `succeeded`,
@@ -164,7 +185,10 @@ impl Payments {
                 self.wallets
                     .add_fee(&mut transfers, &mut notes, credit.credit_account_id, currency, fee_bps)
                     .await?;
-                chain_outcome(&self.chain(transfers, notes).await?)?;
+                let drafts = self
+                    .transfer_events(row, credit.id, EventType::TransferPosted, "top_up", Direction::In)
+                    .await?;
+                chain_outcome(&self.chain(transfers, notes, drafts).await?)?;
                 let now = store::now_ns();
                 self.store
                     .finish_payment(
@@ -174,6 +198,7 @@ impl Payments {
                         None,
                         Some(&provider_id),
                         now,
+                        &[payment_event(row, EventType::TopUpSucceeded, None)],
                     )
                     .await?;
                 tracing::info!(top_up_id = %row.id, amount = row.amount, "top-up succeeded");
@@ -187,6 +212,7 @@ impl Payments {
                         Some(&code),
                         None,
                         store::now_ns(),
+                        &[payment_event(row, EventType::TopUpFailed, Some(&code))],
                     )
                     .await?;
                 tracing::info!(top_up_id = %row.id, decline = %code, "top-up declined");
@@ -227,7 +253,10 @@ impl Payments {
             vec![TransferNote { transfer_id: hold.id, kind: "withdrawal".into(), description: None }];
         let fee_bps = self.wallets.fees().withdrawal_bps;
         self.wallets.add_fee(&mut transfers, &mut notes, hold.debit_account_id, currency, fee_bps).await?;
-        let results = self.chain(transfers, notes).await?;
+        let drafts = self
+            .transfer_events(&row, hold.id, EventType::TransferPending, "withdrawal", Direction::Out)
+            .await?;
+        let results = self.chain(transfers, notes, drafts).await?;
         match chain_outcome(&results) {
             Ok(()) => {}
             Err(WalletError::InsufficientFunds | WalletError::FailedBefore(_)) => {
@@ -239,6 +268,7 @@ impl Payments {
                         Some("insufficient_funds"),
                         None,
                         store::now_ns(),
+                        &[payment_event(&row, EventType::WithdrawalFailed, Some("insufficient_funds"))],
                     )
                     .await?;
                 return Err(WalletError::InsufficientFunds.into());
@@ -295,7 +325,13 @@ impl Payments {
             notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
             transfers.push(fee);
         }
-        let results = self.chain(transfers, notes).await?;
+        let (kind, paid) = if flag == TransferFlags::POST_PENDING_TRANSFER {
+            (EventType::TransferPosted, EventType::WithdrawalSucceeded)
+        } else {
+            (EventType::TransferVoided, EventType::WithdrawalFailed)
+        };
+        let drafts = self.transfer_events(row, transfers[0].id, kind, "withdrawal", Direction::Out).await?;
+        let results = self.chain(transfers, notes, drafts).await?;
         match results[0] {
             CreateTransferResult::Ok | CreateTransferResult::Exists => {}
             // The process stopped before the hold was placed: there is nothing to void.
@@ -304,7 +340,15 @@ impl Payments {
             other => return Err(WalletError::Ledger(format!("withdrawal resolution: {other}")).into()),
         }
         self.store
-            .finish_payment(PaymentKind::Withdrawal, row.id, status, failure, provider_id, store::now_ns())
+            .finish_payment(
+                PaymentKind::Withdrawal,
+                row.id,
+                status,
+                failure,
+                provider_id,
+                store::now_ns(),
+                &[payment_event(row, paid, failure)],
+            )
             .await?;
         tracing::info!(withdrawal_id = %row.id, status = status.as_str(), "withdrawal finished");
         self.get(PaymentKind::Withdrawal, row.customer_id, row.id).await
@@ -349,4 +393,21 @@ impl Payments {
         }
         Ok(finished)
     }
+}
+
+/// `top_up.*` or `withdrawal.*` for `row` finishing as `kind`.
+fn payment_event(row: &PaymentRow, kind: EventType, failure_code: Option<&str>) -> store::NewEvent {
+    let (resource, id_key) = match kind {
+        EventType::TopUpSucceeded | EventType::TopUpFailed => ("top-ups", "top_up_id"),
+        _ => ("withdrawals", "withdrawal_id"),
+    };
+    let mut data = serde_json::json!({
+        "customer_id": row.customer_id,
+        "wallet_id": row.wallet_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "failure_code": failure_code,
+    });
+    data[id_key] = serde_json::Value::from(row.id.to_string());
+    events::event(kind, Some(row.customer_id), &format!("{resource}/{}", row.id), data)
 }

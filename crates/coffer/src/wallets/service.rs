@@ -5,12 +5,13 @@ use std::{collections::HashSet, sync::Mutex};
 
 use ledger::{Account, AccountFlags, CreateAccountResult, CreateTransferResult, Transfer};
 use store::{
-    Command, NewWallet, OperationFilter, OperationRow, Outcome, Store, StoreError, TransferNote, WalletRow,
-    WalletType,
+    Command, EventDraft, NewWallet, OperationFilter, OperationRow, Outcome, Store, StoreError, TransferNote,
+    WalletRow, WalletType,
 };
 use uuid::Uuid;
 
 use super::money::{Currency, account_code, transfer_code};
+use crate::events::{self, Direction, EventType, Leg, TransferFacts};
 use crate::ledger::{CommitError, CommitPipeline};
 
 /// Largest credit limit of a credit-card wallet, in minor units: a sanity bound far
@@ -67,12 +68,30 @@ pub struct Balance {
 
 impl Balance {
     pub fn of(wallet: &WalletRow) -> Self {
+        Self::from_totals(
+            [wallet.debits_pending, wallet.debits_posted, wallet.credits_pending, wallet.credits_posted],
+            wallet.credit_limit,
+        )
+    }
+
+    /// The balance of a wallet's ledger account (`credit_limit` from its wallet row).
+    pub fn of_account(account: &ledger::Account, credit_limit: u64) -> Self {
+        Self::from_totals(
+            [account.debits_pending, account.debits_posted, account.credits_pending, account.credits_posted],
+            credit_limit,
+        )
+    }
+
+    fn from_totals(
+        [debits_pending, debits_posted, credits_pending, credits_posted]: [u64; 4],
+        credit_limit: u64,
+    ) -> Self {
         let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        let net = signed(wallet.credits_posted) - signed(wallet.debits_posted);
+        let net = signed(credits_posted) - signed(debits_posted);
         Self {
-            posted: net - signed(wallet.credit_limit),
-            pending: signed(wallet.credits_pending) - signed(wallet.debits_pending),
-            available: net - signed(wallet.debits_pending),
+            posted: net - signed(credit_limit),
+            pending: signed(credits_pending) - signed(debits_pending),
+            available: net - signed(debits_pending),
         }
     }
 }
@@ -233,8 +252,9 @@ impl Wallets {
         &self,
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
+        events: Vec<EventDraft>,
     ) -> Result<Vec<CreateTransferResult>, WalletError> {
-        match self.submit(Command::CreateTransfersWithNotes { transfers, notes }).await? {
+        match self.submit(Command::CreateTransfersWithNotes { transfers, notes, events }).await? {
             Outcome::Transfers(results) => Ok(results),
             Outcome::Accounts(_) => Err(WalletError::Ledger("account results for transfers".into())),
         }
@@ -311,22 +331,38 @@ impl Wallets {
                 ..Default::default()
             };
             let note = TransferNote { transfer_id: grant.id, kind: "credit_line".into(), description: None };
-            match self.create_transfers(vec![grant], vec![note]).await?[..] {
+            match self.create_transfers(vec![grant], vec![note], Vec::new()).await?[..] {
                 [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
                 [other] => return Err(WalletError::Ledger(format!("credit line: {other}"))),
                 _ => return Err(WalletError::Ledger("one result per transfer".into())),
             }
         }
+        let created = events::event(
+            EventType::WalletCreated,
+            Some(customer_id),
+            &format!("wallets/{wallet_id}"),
+            serde_json::json!({
+                "customer_id": customer_id,
+                "wallet_id": wallet_id,
+                "currency": currency.code(),
+                "type": wallet_type.as_str(),
+                "name": name,
+                "credit_limit": credit_limit,
+            }),
+        );
         self.store
-            .insert_wallet(&NewWallet {
-                id: wallet_id,
-                customer_id,
-                currency: currency.code().to_owned(),
-                wallet_type,
-                name,
-                credit_limit,
-                created_at: store::now_ns(),
-            })
+            .insert_wallet(
+                &NewWallet {
+                    id: wallet_id,
+                    customer_id,
+                    currency: currency.code().to_owned(),
+                    wallet_type,
+                    name,
+                    credit_limit,
+                    created_at: store::now_ns(),
+                },
+                &[created],
+            )
             .await?;
         self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)
     }
@@ -392,7 +428,22 @@ impl Wallets {
             description: request.description.clone(),
         }];
         self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
-        let results = self.create_transfers(transfers, notes).await?;
+        let facts = TransferFacts {
+            transfer_id: id,
+            kind: EventType::TransferPosted,
+            operation: "transfer",
+            amount: request.amount,
+            currency,
+            description: request.description.as_deref(),
+        };
+        let drafts = events::transfer_drafts(
+            &facts,
+            &[
+                Leg { wallet: &from, direction: Direction::Out, counterparty: Some(to.id) },
+                Leg { wallet: &to, direction: Direction::In, counterparty: Some(from.id) },
+            ],
+        );
+        let results = self.create_transfers(transfers, notes, drafts).await?;
         chain_outcome(&results)?;
         // Only the ledger knows the timestamp; everything else the request already holds.
         let stored = self
@@ -442,7 +493,36 @@ impl Wallets {
             kind: "reversal".into(),
             description: Some(format!("reversal of {original}")),
         };
-        chain_outcome(&self.create_transfers(vec![reversal], vec![note]).await?)?;
+        let (payer, payee) = (
+            self.store.wallet(Uuid::from_u128(reversal.debit_account_id)).await?,
+            self.store.wallet(Uuid::from_u128(reversal.credit_account_id)).await?,
+        );
+        let description = format!("reversal of {original}");
+        let facts = TransferFacts {
+            transfer_id: reversal_id,
+            kind: EventType::TransferPosted,
+            operation: "reversal",
+            amount: reversal.amount,
+            currency,
+            description: Some(&description),
+        };
+        let mut legs = Vec::new();
+        if let Some(payer) = &payer {
+            legs.push(Leg {
+                wallet: payer,
+                direction: Direction::Out,
+                counterparty: payee.as_ref().map(|w| w.id),
+            });
+        }
+        if let Some(payee) = &payee {
+            legs.push(Leg {
+                wallet: payee,
+                direction: Direction::In,
+                counterparty: payer.as_ref().map(|w| w.id),
+            });
+        }
+        let drafts = events::transfer_drafts(&facts, &legs);
+        chain_outcome(&self.create_transfers(vec![reversal], vec![note], drafts).await?)?;
         let stored = self.store.transfer(reversal_id).await?.ok_or(WalletError::TransferNotFound)?;
         Ok(TransferView {
             id: Uuid::from_u128(reversal_id),

@@ -49,12 +49,24 @@ pub struct TestApp {
 pub struct Options {
     pub commit_queue_max: u32,
     pub money_requests_per_minute: u32,
+    /// Any other setting, changed from the test defaults.
+    pub configure: fn(&mut ServeArgs),
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { commit_queue_max: 4096, money_requests_per_minute: 100_000 }
+        Self { commit_queue_max: 4096, money_requests_per_minute: 100_000, configure: |_| {} }
     }
+}
+
+/// Every setting at its default, as `coffer serve` with no flags would have it.
+pub fn default_args() -> ServeArgs {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    <Defaults as clap::Parser>::try_parse_from(["coffer"]).expect("the defaults parse").args
 }
 
 /// The access-token secret of every test server, so tests can forge tokens with it.
@@ -105,7 +117,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
             (Some(url), Some((server_url.clone(), name)))
         }
     };
-    let args = ServeArgs {
+    let mut args = ServeArgs {
         database: DatabaseArgs {
             data_dir: data_dir.path().to_path_buf(),
             database_url,
@@ -129,7 +141,13 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         argon2_memory_kib: TEST_ARGON2_MEMORY_KIB,
         login_failures_per_account_max: 5,
         login_failures_per_ip_max: 50,
+        // Quick relay and workers, so tests see events at once.
+        relay_interval_ms: 20,
+        nats_url: None,
+        smtp_url: None,
+        ..default_args()
     };
+    (options.configure)(&mut args);
     let mut app = TestApp {
         address: "127.0.0.1:0".parse().unwrap(),
         admin_key: String::new(),

@@ -1,0 +1,260 @@
+//! Events: facts about committed changes, as CloudEvents 1.0 JSON envelopes.
+//!
+//! A service builds its events here and hands them to the store with the write they
+//! describe (`store::NewEvent` for plain writes, `store::EventDraft` for ledger transfers),
+//! so an event exists if and only if its change committed. The `relay` publishes the
+//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers apply
+//! each event once (see `crate::notifications`), and the WebSocket stream fans them out.
+//!
+//! Every type is listed in [`EventType::ALL`] and described in `docs/asyncapi.yaml`; a
+//! test keeps the two in step.
+
+pub mod bus;
+pub mod nats;
+pub mod relay;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use store::{EventDraft, NewEvent, Payload, WalletRow};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::wallets::{Balance, Currency};
+
+pub use bus::Bus;
+pub use relay::{Relay, RelayOptions};
+
+/// The CloudEvents `source` of every event Coffer emits.
+pub const SOURCE: &str = "/coffer";
+
+/// The version of every payload schema; bumped (per type) on an incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every kind of event Coffer emits. The CloudEvents type is `coffer.` + the name, and
+/// the NATS subject is the CloudEvents type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    CustomerRegistered,
+    CustomerLoggedIn,
+    WalletCreated,
+    TransferPosted,
+    TransferPending,
+    TransferVoided,
+    TopUpSucceeded,
+    TopUpFailed,
+    WithdrawalSucceeded,
+    WithdrawalFailed,
+    BalanceUpdated,
+}
+
+impl EventType {
+    pub const ALL: [Self; 11] = [
+        Self::CustomerRegistered,
+        Self::CustomerLoggedIn,
+        Self::WalletCreated,
+        Self::TransferPosted,
+        Self::TransferPending,
+        Self::TransferVoided,
+        Self::TopUpSucceeded,
+        Self::TopUpFailed,
+        Self::WithdrawalSucceeded,
+        Self::WithdrawalFailed,
+        Self::BalanceUpdated,
+    ];
+
+    /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CustomerRegistered => "customer.registered",
+            Self::CustomerLoggedIn => "customer.logged_in",
+            Self::WalletCreated => "wallet.created",
+            Self::TransferPosted => "transfer.posted",
+            Self::TransferPending => "transfer.pending",
+            Self::TransferVoided => "transfer.voided",
+            Self::TopUpSucceeded => "top_up.succeeded",
+            Self::TopUpFailed => "top_up.failed",
+            Self::WithdrawalSucceeded => "withdrawal.succeeded",
+            Self::WithdrawalFailed => "withdrawal.failed",
+            Self::BalanceUpdated => "balance.updated",
+        }
+    }
+
+    /// The CloudEvents type, e.g. `coffer.transfer.posted`.
+    pub fn cloud_type(self) -> String {
+        format!("coffer.{}", self.name())
+    }
+
+    /// The type named by a CloudEvents type or a bare name.
+    pub fn parse(text: &str) -> Option<Self> {
+        let name = text.strip_prefix("coffer.").unwrap_or(text);
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// The CloudEvents JSON envelope of one event.
+fn envelope(id: Uuid, kind: EventType, subject: &str, time_ns: u64, data: &Value) -> String {
+    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
+        .ok()
+        .and_then(|time| time.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": SOURCE,
+        "type": kind.cloud_type(),
+        "subject": subject,
+        "time": time,
+        "datacontenttype": "application/json",
+        "dataschema": format!("urn:coffer:events:{}:v{SCHEMA_VERSION}", kind.name()),
+        "data": data,
+    })
+    .to_string()
+}
+
+/// An event written with a plain (non-ledger) change.
+pub fn event(kind: EventType, customer_id: Option<Uuid>, subject: &str, data: Value) -> NewEvent {
+    let id = Uuid::now_v7();
+    let now = store::now_ns();
+    NewEvent {
+        id,
+        event_type: kind.cloud_type(),
+        customer_id,
+        payload: envelope(id, kind, subject, now, &data),
+        created_at: now,
+    }
+}
+
+/// Which way money moved for a wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
+}
+
+/// One wallet's side of a ledger transfer: that wallet's owner gets the transfer event
+/// and a `balance.updated` with the balance the transfer left.
+#[derive(Clone, Copy, Debug)]
+pub struct Leg<'a> {
+    pub wallet: &'a WalletRow,
+    pub direction: Direction,
+    /// The wallet on the other side, when there is one.
+    pub counterparty: Option<Uuid>,
+}
+
+/// What a wallet-level transfer is, for its events.
+#[derive(Clone, Debug)]
+pub struct TransferFacts<'a> {
+    /// The ledger transfer the events ride with (written only if it is created).
+    pub transfer_id: u128,
+    /// `transfer.posted`, `transfer.pending` or `transfer.voided`.
+    pub kind: EventType,
+    /// `transfer`, `top_up`, `withdrawal`, `reversal`, …
+    pub operation: &'a str,
+    pub amount: u64,
+    pub currency: Currency,
+    pub description: Option<&'a str>,
+}
+
+/// The events of a wallet-level transfer: per leg, the transfer event and the balance.
+pub fn transfer_drafts(facts: &TransferFacts<'_>, legs: &[Leg<'_>]) -> Vec<EventDraft> {
+    let now = store::now_ns();
+    let transfer_id = Uuid::from_u128(facts.transfer_id);
+    let mut drafts = Vec::with_capacity(legs.len() * 2);
+    for leg in legs {
+        let wallet = leg.wallet;
+        let id = Uuid::now_v7();
+        let data = json!({
+            "customer_id": wallet.customer_id,
+            "wallet_id": wallet.id,
+            "transfer_id": transfer_id,
+            "operation": facts.operation,
+            "direction": leg.direction.as_str(),
+            "amount": facts.amount,
+            "currency": facts.currency.code(),
+            "counterparty_wallet_id": leg.counterparty,
+            "description": facts.description,
+        });
+        drafts.push(EventDraft {
+            transfer_id: facts.transfer_id,
+            id,
+            event_type: facts.kind.cloud_type(),
+            customer_id: Some(wallet.customer_id),
+            created_at: now,
+            payload: Payload::Json(envelope(id, facts.kind, &format!("transfers/{transfer_id}"), now, &data)),
+        });
+        drafts.push(balance_draft(facts.transfer_id, wallet, now));
+    }
+    drafts
+}
+
+/// `balance.updated` for `wallet`, rendered from its ledger account as the batch leaves it.
+fn balance_draft(transfer_id: u128, wallet: &WalletRow, now: u64) -> EventDraft {
+    let id = Uuid::now_v7();
+    let (customer_id, wallet_id, credit_limit) = (wallet.customer_id, wallet.id, wallet.credit_limit);
+    let currency = wallet.currency.clone();
+    // As read before the transfer (alerts use it to fire on crossing a threshold only).
+    let previous_available = Balance::of(wallet).available;
+    let render = Arc::new(move |account: &ledger::Account| {
+        let balance = Balance::of_account(account, credit_limit);
+        let data = json!({
+            "customer_id": customer_id,
+            "wallet_id": wallet_id,
+            "transfer_id": Uuid::from_u128(transfer_id),
+            "currency": currency,
+            "balance": {
+                "posted": balance.posted,
+                "pending": balance.pending,
+                "available": balance.available,
+            },
+            "previous_available": previous_available,
+        });
+        envelope(id, EventType::BalanceUpdated, &format!("wallets/{wallet_id}"), now, &data)
+    });
+    EventDraft {
+        transfer_id,
+        id,
+        event_type: EventType::BalanceUpdated.cloud_type(),
+        customer_id: Some(customer_id),
+        created_at: now,
+        payload: Payload::AfterBatch { account_id: wallet_id.as_u128(), render },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_envelopes_follow_cloudevents() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::parse(&kind.cloud_type()), Some(kind));
+        }
+        let customer = Uuid::now_v7();
+        let event = event(
+            EventType::CustomerRegistered,
+            Some(customer),
+            "customers/x",
+            json!({"customer_id": customer}),
+        );
+        let value: Value = serde_json::from_str(&event.payload).unwrap();
+        assert_eq!(value["specversion"], "1.0");
+        assert_eq!(value["id"], event.id.to_string());
+        assert_eq!(value["type"], "coffer.customer.registered");
+        assert_eq!(value["source"], SOURCE);
+        assert_eq!(value["datacontenttype"], "application/json");
+        assert!(OffsetDateTime::parse(value["time"].as_str().unwrap(), &Rfc3339).is_ok());
+        assert_eq!(value["data"]["customer_id"], customer.to_string());
+        assert_eq!(event.id.get_version_num(), 7);
+    }
+}

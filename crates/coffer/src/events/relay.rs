@@ -1,0 +1,161 @@
+//! The relay: reads the outbox in order, in bounded batches, hands each batch to a
+//! [`Publish`] and marks rows sent only once the publisher has them.
+//!
+//! Delivery is at least once: a relay stopped between publishing and marking publishes
+//! the same events again when it restarts, and the broker (NATS deduplicates by
+//! `Nats-Msg-Id`) and every consumer (they remember applied event ids) make that harmless.
+//! While the publisher fails, the relay backs off exponentially and says so in the log
+//! and in the `coffer_outbox_backlog` gauge.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Store, StoredEvent};
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{Bus, Delivered};
+use crate::notifications::Notifier;
+
+/// Where relayed events go.
+pub trait Publish: Send + Sync + 'static {
+    /// Publishes `events` in order; returns how many of them (a prefix) the destination
+    /// acknowledged. An error means none is known to have arrived.
+    fn publish(&self, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<usize>> + Send;
+}
+
+/// The embedded destination: the consumers of this process, then the in-process bus.
+#[derive(Clone, Debug)]
+pub struct InProcess {
+    pub bus: Bus,
+    pub notifier: Option<Arc<Notifier>>,
+}
+
+impl Publish for InProcess {
+    async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        for (done, event) in events.iter().enumerate() {
+            let delivered = Delivered::from(event);
+            if let Some(notifier) = &self.notifier
+                && let Err(error) = notifier.apply(&delivered).await
+            {
+                // The events before this one are applied and may be marked sent.
+                tracing::warn!(event_id = %event.id, %error, "consumer failed; the relay will retry");
+                return Ok(done);
+            }
+            self.bus.publish(delivered);
+        }
+        Ok(events.len())
+    }
+}
+
+/// Relay settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RelayOptions {
+    /// Events per batch at most.
+    pub batch_max: u32,
+    /// How often an idle relay looks at the outbox.
+    pub idle_interval: Duration,
+    /// Longest pause between attempts while the destination fails.
+    pub backoff_max: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            batch_max: 256,
+            idle_interval: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One relay over one store.
+#[derive(Debug)]
+pub struct Relay<P> {
+    store: Store,
+    publisher: P,
+    options: RelayOptions,
+}
+
+impl<P: Publish> Relay<P> {
+    pub fn new(store: Store, publisher: P, options: RelayOptions) -> Self {
+        Self { store, publisher, options }
+    }
+
+    /// Relays one batch; returns how many events it marked sent.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let events = self.store.unsent_events(self.options.batch_max).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let published = self.publisher.publish(&events).await?.min(events.len());
+        let seqs: Vec<u64> = events[..published].iter().map(|event| event.seq).collect();
+        self.store.mark_events_sent(&seqs, store::now_ns()).await?;
+        metrics::counter!("coffer_events_relayed_total").increment(published as u64);
+        if published < events.len() {
+            anyhow::bail!("the destination took {published} of {} events", events.len());
+        }
+        Ok(published)
+    }
+
+    /// Relays until `shutdown`, then returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::ZERO;
+        let mut failing_since: Option<std::time::Instant> = None;
+        loop {
+            let pause = match self.step().await {
+                Ok(0) => {
+                    self.record_backlog().await;
+                    failing_since = None;
+                    backoff = Duration::ZERO;
+                    self.options.idle_interval
+                }
+                // A full batch: more may be waiting.
+                Ok(_) => {
+                    failing_since = None;
+                    backoff = Duration::ZERO;
+                    Duration::ZERO
+                }
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(100), self.options.backoff_max);
+                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                    let backlog = self.record_backlog().await;
+                    tracing::warn!(
+                        %error,
+                        backlog,
+                        failing_for_s = since.elapsed().as_secs(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "relay: cannot publish events; retrying with backoff"
+                    );
+                    backoff
+                }
+            };
+            if pause.is_zero() {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Updates the backlog gauges; returns the backlog.
+    async fn record_backlog(&self) -> u64 {
+        match self.store.outbox_backlog().await {
+            Ok((count, oldest)) => {
+                metrics::gauge!("coffer_outbox_backlog").set(count as f64);
+                let lag_s = oldest.map_or(0.0, |at| store::now_ns().saturating_sub(at) as f64 / 1e9);
+                metrics::gauge!("coffer_relay_lag_seconds").set(lag_s);
+                count
+            }
+            Err(error) => {
+                tracing::warn!(%error, "relay: cannot read the outbox backlog");
+                0
+            }
+        }
+    }
+}

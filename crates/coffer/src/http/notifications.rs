@@ -1,0 +1,442 @@
+//! The in-app inbox and webhook endpoints.
+//!
+//! `GET /v1/notifications`, `POST /v1/notifications/{id}/read`: the caller's inbox.
+//! `POST/GET /v1/webhooks`, `GET/DELETE /v1/webhooks/{id}`, `GET
+//! /v1/webhooks/{id}/deliveries`, `POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver`:
+//! endpoints of the caller (a customer's see that customer's events; an admin's, made with
+//! the admin API key or an admin token, see everyone's). The signing secret is shown once,
+//! when the endpoint is created.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    routing::{get, post},
+};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use store::{DeliveryRow, NotificationRow, WebhookEndpoint};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::ApiError,
+    extract::{Json, Path, Query},
+    ledger::Page,
+    wallets::rfc3339,
+};
+use crate::events::EventType;
+use crate::identity::{AdminUser, AuthUser};
+use crate::notifications::webhooks::{TargetError, check_target};
+
+/// Page sizes.
+const PAGE_DEFAULT: u32 = 20;
+const PAGE_MAX: u32 = 100;
+/// Endpoints per owner at most.
+const WEBHOOKS_PER_OWNER_MAX: usize = 20;
+/// Length of a webhook URL at most.
+const URL_BYTES_MAX: usize = 2048;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/notifications", get(list_notifications))
+        .route("/v1/notifications/{id}/read", post(read_notification))
+        .route("/v1/webhooks", post(create_webhook).get(list_webhooks))
+        .route("/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook))
+        .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
+        .route("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
+}
+
+/// Paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// Paging of the inbox.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InboxQuery {
+    /// 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Only notifications not yet read.
+    pub unread: Option<bool>,
+}
+
+fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(PAGE_DEFAULT);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")));
+    }
+    Ok(limit)
+}
+
+/// Cursors of these lists: the last id of the page, opaque.
+fn cursor(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    let Some(cursor) = cursor else { return Ok(None) };
+    let invalid = || ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() };
+    let text =
+        String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?).map_err(|_| invalid())?;
+    let id = text.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')).ok_or_else(invalid)?;
+    Ok(Some(id.parse().map_err(|_| invalid())?))
+}
+
+fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: u32,
+    kind: &str,
+    id: impl Fn(&R) -> Uuid,
+    view: impl Fn(&R) -> T,
+) -> Page<T> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|row| URL_SAFE_NO_PAD.encode(format!("{kind}:{}", id(row)))))
+        .flatten();
+    Page { data: rows.iter().map(view).collect(), has_more, next_cursor }
+}
+
+/// An inbox entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Notification {
+    pub id: Uuid,
+    /// `welcome`, `transfer_received`, `high_value_transaction`, `low_balance`,
+    /// `top_up_succeeded`, `top_up_failed`, `withdrawal_succeeded`, `withdrawal_failed`.
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// The event that caused it.
+    pub event_id: Uuid,
+    pub created_at: String,
+    pub read_at: Option<String>,
+}
+
+fn time(nanos: i64) -> String {
+    rfc3339(u64::try_from(nanos).unwrap_or(0))
+}
+
+fn notification_view(row: &NotificationRow) -> Notification {
+    Notification {
+        id: row.id,
+        kind: row.kind.clone(),
+        title: row.title.clone(),
+        body: row.body.clone(),
+        event_id: row.event_id,
+        created_at: time(row.created_at),
+        read_at: row.read_at.map(time),
+    }
+}
+
+/// My inbox, newest first.
+#[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(InboxQuery),
+    security(("access_token" = [])),
+    responses(
+        (status = 200, body = Page<Notification>),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_notifications(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<InboxQuery>,
+) -> Result<axum::Json<Page<Notification>>, ApiError> {
+    let limit = limit(query.limit)?;
+    let before = cursor("n1", query.cursor.as_deref())?;
+    let rows =
+        state.store.notifications(user.customer_id, before, query.unread.unwrap_or(false), limit + 1).await?;
+    Ok(axum::Json(page(rows, limit, "n1", |row| row.id, notification_view)))
+}
+
+/// Marks one of my notifications read.
+#[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications",
+    params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 204, description = "Read"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn read_notification(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.mark_notification_read(user.customer_id, id, store::now_ns()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound { code: "notification_not_found", detail: "no such notification".into() })
+    }
+}
+
+/// Who is calling a webhook route: a customer (their endpoints) or an admin (the admins').
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Owner(Option<Uuid>);
+
+async fn owner(state: &AppState, headers: &HeaderMap) -> Result<Owner, ApiError> {
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        parts.headers.insert(header::AUTHORIZATION, value.clone());
+    }
+    use axum::extract::FromRequestParts as _;
+    match AdminUser::from_request_parts(&mut parts, state).await {
+        Ok(_) => Ok(Owner(None)),
+        Err(ApiError::Forbidden) => {
+            Ok(Owner(Some(AuthUser::from_request_parts(&mut parts, state).await?.customer_id)))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A webhook endpoint (the secret is shown only when it is created).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    /// Event names (e.g. `transfer.posted`), or `*` for all.
+    pub event_types: Vec<String>,
+    /// `customer` (the owner's events) or `admin` (every customer's events).
+    pub scope: &'static str,
+    pub created_at: String,
+    /// The signing secret: returned once, by the creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn webhook_view(endpoint: &WebhookEndpoint) -> Webhook {
+    Webhook {
+        id: endpoint.id,
+        url: endpoint.url.clone(),
+        event_types: endpoint.event_types.clone(),
+        scope: if endpoint.customer_id.is_some() { "customer" } else { "admin" },
+        created_at: rfc3339(endpoint.created_at),
+        secret: None,
+    }
+}
+
+/// A new webhook endpoint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// An http(s) URL on a public address.
+    pub url: String,
+    /// Event names such as `transfer.posted`, or `["*"]` for every event.
+    pub event_types: Vec<String>,
+}
+
+/// Registers a webhook endpoint. Deliveries are POSTs of the CloudEvents JSON, signed in
+/// `Coffer-Signature` (see the README), retried with backoff for over 24 hours.
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
+    security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 201, body = Webhook),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<NewWebhook>,
+) -> Result<(StatusCode, axum::Json<Webhook>), ApiError> {
+    let owner = owner(&state, &headers).await?;
+    if request.url.len() > URL_BYTES_MAX {
+        return Err(ApiError::field("/url", format!("must be at most {URL_BYTES_MAX} bytes")));
+    }
+    if request.event_types.is_empty() || request.event_types.len() > EventType::ALL.len() {
+        return Err(ApiError::field("/event_types", "must name 1 or more event types, or be [\"*\"]"));
+    }
+    let mut event_types = Vec::new();
+    for (index, name) in request.event_types.iter().enumerate() {
+        let known = name == "*" || EventType::ALL.iter().any(|kind| kind.name() == name);
+        if !known {
+            return Err(ApiError::field(format!("/event_types/{index}"), "is not an event type"));
+        }
+        if !event_types.contains(name) {
+            event_types.push(name.clone());
+        }
+    }
+    if let Err(error) = check_target(&request.url, state.webhook_allow_private).await {
+        let code = match error {
+            TargetError::NotPublic => "webhook_target_not_allowed",
+            _ => "webhook_url_invalid",
+        };
+        return Err(ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, code, format!("`url` {error}")));
+    }
+    if state.store.webhooks(owner.0, None, WEBHOOKS_PER_OWNER_MAX as u32).await?.len()
+        >= WEBHOOKS_PER_OWNER_MAX
+    {
+        return Err(ApiError::rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_webhooks",
+            format!("at most {WEBHOOKS_PER_OWNER_MAX} endpoints"),
+        ));
+    }
+    let mut secret = [0u8; 24];
+    rand::rng().fill_bytes(&mut secret);
+    let endpoint = WebhookEndpoint {
+        id: Uuid::now_v7(),
+        customer_id: owner.0,
+        url: request.url,
+        event_types,
+        secret: format!("whsec_{}", hex::encode(secret)),
+        created_at: store::now_ns(),
+    };
+    state.store.insert_webhook(&endpoint).await?;
+    let mut view = webhook_view(&endpoint);
+    view.secret = Some(endpoint.secret);
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+/// My webhook endpoints (an admin: the admins').
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageQuery),
+    security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 200, body = Page<Webhook>),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Result<axum::Json<Page<Webhook>>, ApiError> {
+    let owner = owner(&state, &headers).await?;
+    let limit = limit(query.limit)?;
+    let after = cursor("w1", query.cursor.as_deref())?;
+    let rows = state.store.webhooks(owner.0, after, limit + 1).await?;
+    Ok(axum::Json(page(rows, limit, "w1", |row| row.id, webhook_view)))
+}
+
+async fn owned_webhook(state: &AppState, owner: Owner, id: Uuid) -> Result<WebhookEndpoint, ApiError> {
+    match state.store.webhook(id).await? {
+        Some(endpoint) if endpoint.customer_id == owner.0 => Ok(endpoint),
+        _ => Err(ApiError::NotFound { code: "webhook_not_found", detail: "no such webhook".into() }),
+    }
+}
+
+/// One of my webhook endpoints.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
+    security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 200, body = Webhook),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Webhook>, ApiError> {
+    let owner = owner(&state, &headers).await?;
+    Ok(axum::Json(webhook_view(&owned_webhook(&state, owner, id).await?)))
+}
+
+/// Deletes one of my webhook endpoints and its delivery log.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
+    security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let owner = owner(&state, &headers).await?;
+    owned_webhook(&state, owner, id).await?;
+    state.store.delete_webhook(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One delivery of one event, and how it went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `pending` (will be tried again), `succeeded` or `failed` (attempts exhausted).
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+fn delivery_view(row: &DeliveryRow) -> Delivery {
+    Delivery {
+        id: row.id,
+        event_id: row.event_id,
+        event_type: row.event_type.clone(),
+        status: row.status.clone(),
+        attempts: row.attempts,
+        next_attempt_at: (row.status == "pending").then(|| time(row.next_attempt_at)),
+        last_status_code: row.last_status_code,
+        last_error: row.last_error.clone(),
+        created_at: time(row.created_at),
+        delivered_at: row.delivered_at.map(time),
+    }
+}
+
+/// The delivery log of one of my endpoints, newest first.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = Uuid, Path), PageQuery), security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 200, body = Page<Delivery>),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> Result<axum::Json<Page<Delivery>>, ApiError> {
+    let owner = owner(&state, &headers).await?;
+    owned_webhook(&state, owner, id).await?;
+    let limit = limit(query.limit)?;
+    let before = cursor("d1", query.cursor.as_deref())?;
+    let rows = state.store.deliveries(id, before, limit + 1).await?;
+    Ok(axum::Json(page(rows, limit, "d1", |row| row.id, delivery_view)))
+}
+
+/// Queues a delivery again, at once, with a fresh budget of attempts.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    params(("id" = Uuid, Path), ("delivery_id" = Uuid, Path)),
+    security(("access_token" = []), ("admin_api_key" = [])),
+    responses(
+        (status = 202, description = "Queued"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, delivery_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    let owner = owner(&state, &headers).await?;
+    owned_webhook(&state, owner, id).await?;
+    if state.store.redeliver(id, delivery_id, store::now_ns()).await? {
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(ApiError::NotFound { code: "delivery_not_found", detail: "no such delivery".into() })
+    }
+}

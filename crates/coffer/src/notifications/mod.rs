@@ -1,0 +1,348 @@
+//! Notifications: what Coffer tells people about events — the in-app inbox, emails and
+//! webhooks.
+//!
+//! [`Notifier`] is the event consumer: for each event it decides the inbox entries,
+//! emails and webhook deliveries, and records them together with the event id in one
+//! transaction (`Store::apply_event`), so an event delivered twice notifies once. Sending
+//! is separate and retried: `mail` sends queued emails (SMTP, or a file outbox in the data
+//! dir when no SMTP server is configured), `webhooks` delivers signed webhook requests.
+//!
+//! Each customer chooses channels and thresholds in their preferences
+//! (`PATCH /v1/customers/me`, key `notifications`, see [`Preferences`]).
+
+pub mod mail;
+pub mod webhooks;
+
+use serde_json::Value;
+use store::{AppliedEvent, Customer, Effects, NewEmail, NewNotification, Store};
+use uuid::Uuid;
+
+use crate::events::EventType;
+use crate::events::bus::Delivered;
+use crate::wallets::Currency;
+
+/// The consumer name under which applied events are remembered.
+pub const CONSUMER: &str = "notifications";
+
+/// Defaults for customers who did not choose.
+#[derive(Clone, Copy, Debug)]
+pub struct NotificationDefaults {
+    /// A transfer of at least this many minor units is "high value" (0: never).
+    pub high_value_threshold: u64,
+    /// An available balance that falls below this many minor units is "low" (0: never).
+    pub low_balance_threshold: u64,
+}
+
+impl Default for NotificationDefaults {
+    fn default() -> Self {
+        Self { high_value_threshold: 100_000, low_balance_threshold: 0 }
+    }
+}
+
+/// A customer's notification preferences: `{"notifications": {"email": bool, "in_app":
+/// bool, "high_value_threshold": n, "low_balance_threshold": n}}` in their preferences;
+/// anything missing takes the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preferences {
+    pub email: bool,
+    pub in_app: bool,
+    pub high_value_threshold: u64,
+    pub low_balance_threshold: u64,
+}
+
+impl Preferences {
+    pub fn of(preferences_json: &str, defaults: NotificationDefaults) -> Self {
+        let value: Value = serde_json::from_str(preferences_json).unwrap_or(Value::Null);
+        let section = &value["notifications"];
+        let flag = |name: &str| section[name].as_bool().unwrap_or(true);
+        let amount = |name: &str, default: u64| section[name].as_u64().unwrap_or(default);
+        Self {
+            email: flag("email"),
+            in_app: flag("in_app"),
+            high_value_threshold: amount("high_value_threshold", defaults.high_value_threshold),
+            low_balance_threshold: amount("low_balance_threshold", defaults.low_balance_threshold),
+        }
+    }
+
+    /// Checks a `notifications` preferences section; the message says what is wrong.
+    pub fn validate(section: &Value) -> Result<(), &'static str> {
+        let Some(map) = section.as_object() else { return Err("must be an object") };
+        for (key, value) in map {
+            let ok = match key.as_str() {
+                "email" | "in_app" => value.is_boolean(),
+                "high_value_threshold" | "low_balance_threshold" => value.is_u64(),
+                _ => return Err("allows only email, in_app, high_value_threshold, low_balance_threshold"),
+            };
+            if !ok {
+                return Err("email and in_app are booleans; thresholds are non-negative integers");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The notification consumer.
+#[derive(Debug)]
+pub struct Notifier {
+    store: Store,
+    defaults: NotificationDefaults,
+}
+
+impl Notifier {
+    pub fn new(store: Store, defaults: NotificationDefaults) -> Self {
+        Self { store, defaults }
+    }
+
+    /// Applies `event` once: repeated deliveries of the same event id do nothing.
+    pub async fn apply(&self, event: &Delivered) -> anyhow::Result<()> {
+        let envelope: Value = serde_json::from_str(&event.payload)?;
+        let kind = EventType::parse(&event.event_type);
+        let customer = match event.customer_id {
+            Some(id) => self.store.customer_by_id(id).await?,
+            None => None,
+        };
+        let mut effects = Effects::default();
+        if let (Some(kind), Some(customer)) = (kind, &customer) {
+            let preferences = Preferences::of(&customer.preferences, self.defaults);
+            for message in messages(kind, &envelope["data"], &preferences) {
+                if preferences.in_app {
+                    effects.notifications.push(NewNotification {
+                        id: Uuid::now_v7(),
+                        customer_id: customer.id,
+                        kind: message.kind.to_owned(),
+                        title: message.title.clone(),
+                        body: message.body.clone(),
+                    });
+                }
+                if preferences.email && message.email {
+                    effects.emails.push(email(customer, &message));
+                }
+            }
+        }
+        let name: &str = match kind {
+            Some(kind) => kind.name(),
+            None => &event.event_type,
+        };
+        for endpoint in self.store.webhooks_for(event.customer_id).await? {
+            if endpoint.event_types.iter().any(|wanted| wanted == "*" || wanted == name) {
+                effects.deliveries.push((Uuid::now_v7(), endpoint.id));
+            }
+        }
+        let applied = AppliedEvent { id: event.id, event_type: &event.event_type, payload: &event.payload };
+        if self.store.apply_event(CONSUMER, applied, &effects, store::now_ns()).await? {
+            metrics::counter!("coffer_notifications_total").increment(effects.notifications.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+/// One thing to tell a customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Message {
+    /// The inbox kind and the email template.
+    kind: &'static str,
+    title: String,
+    body: String,
+    /// Whether it is worth an email too.
+    email: bool,
+}
+
+fn money(data: &Value, amount_key: &str) -> String {
+    let amount = data[amount_key].as_i64().unwrap_or(0);
+    let code = data["currency"].as_str().unwrap_or("");
+    let exponent = Currency::parse(code).map_or(0, Currency::exponent);
+    if exponent == 0 {
+        return format!("{amount} {code}");
+    }
+    let scale = 10i64.pow(u32::from(exponent));
+    let sign = if amount < 0 { "-" } else { "" };
+    let amount = amount.unsigned_abs();
+    let scale = scale.unsigned_abs();
+    format!("{sign}{}.{:0width$} {code}", amount / scale, amount % scale, width = usize::from(exponent))
+}
+
+/// What an event means for its customer, given their preferences.
+fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Message> {
+    let amount = data["amount"].as_u64().unwrap_or(0);
+    let high_value = preferences.high_value_threshold > 0 && amount >= preferences.high_value_threshold;
+    let message = |kind, title: String, body: String, email| Message { kind, title, body, email };
+    let mut out = Vec::new();
+    match kind {
+        EventType::CustomerRegistered => out.push(message(
+            "welcome",
+            "Welcome to Coffer".into(),
+            "Your account is ready. Create a wallet, top it up and send money to anyone with an email address."
+                .into(),
+            true,
+        )),
+        EventType::TransferPosted | EventType::TransferPending => {
+            let incoming = data["direction"] == "in";
+            let operation = data["operation"].as_str().unwrap_or("transfer");
+            if incoming && operation == "transfer" {
+                out.push(message(
+                    "transfer_received",
+                    format!("You received {}", money(data, "amount")),
+                    format!("{} arrived in your wallet.", money(data, "amount")),
+                    false,
+                ));
+            }
+            if high_value && operation != "fee" {
+                out.push(message(
+                    "high_value_transaction",
+                    format!("High-value transaction: {}", money(data, "amount")),
+                    format!(
+                        "A {operation} of {} {} your wallet {}. If this was not you, contact support.",
+                        money(data, "amount"),
+                        if incoming { "reached" } else { "left" },
+                        data["wallet_id"].as_str().unwrap_or("")
+                    ),
+                    true,
+                ));
+            }
+        }
+        EventType::BalanceUpdated => {
+            let threshold = preferences.low_balance_threshold as i64;
+            let available = data["balance"]["available"].as_i64().unwrap_or(0);
+            let before = data["previous_available"].as_i64().unwrap_or(i64::MAX);
+            if threshold > 0 && available < threshold && before >= threshold {
+                let mut balance = data.clone();
+                balance["available"] = Value::from(available);
+                out.push(message(
+                    "low_balance",
+                    format!("Low balance: {} available", money(&balance, "available")),
+                    format!(
+                        "Your wallet {} is below your alert threshold.",
+                        data["wallet_id"].as_str().unwrap_or("")
+                    ),
+                    true,
+                ));
+            }
+        }
+        EventType::TopUpSucceeded => out.push(message(
+            "top_up_succeeded",
+            format!("Top-up of {} succeeded", money(data, "amount")),
+            "The money is in your wallet.".into(),
+            false,
+        )),
+        EventType::TopUpFailed => out.push(message(
+            "top_up_failed",
+            format!("Top-up of {} failed", money(data, "amount")),
+            format!(
+                "Your card was not charged ({}). Try another card or contact your bank.",
+                data["failure_code"].as_str().unwrap_or("declined")
+            ),
+            true,
+        )),
+        EventType::WithdrawalSucceeded => out.push(message(
+            "withdrawal_succeeded",
+            format!("Withdrawal of {} paid out", money(data, "amount")),
+            "The money is on its way to your bank account.".into(),
+            false,
+        )),
+        EventType::WithdrawalFailed => out.push(message(
+            "withdrawal_failed",
+            format!("Withdrawal of {} failed", money(data, "amount")),
+            format!(
+                "The payout was refused ({}); the money is back in your wallet.",
+                data["failure_code"].as_str().unwrap_or("refused")
+            ),
+            false,
+        )),
+        EventType::CustomerLoggedIn
+        | EventType::WalletCreated
+        | EventType::TransferVoided => {}
+    }
+    out
+}
+
+/// A builder for outgoing HTTP clients (webhooks), with rustls on the ring provider.
+pub fn http_client() -> reqwest::ClientBuilder {
+    // Installing twice is refused harmlessly; the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// Runs `step` every `interval` (at once again while it reports a full batch) until
+/// `shutdown`; the sending workers share it.
+pub(crate) async fn repeat<F, Fut>(
+    name: &'static str,
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    loop {
+        let again = match step().await {
+            Ok(full) => full,
+            Err(error) => {
+                tracing::warn!(worker = name, %error, "worker step failed; retrying");
+                false
+            }
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !again {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+fn email(customer: &Customer, message: &Message) -> NewEmail {
+    let greeting = format!("Hello {},", customer.name);
+    NewEmail {
+        id: Uuid::now_v7(),
+        customer_id: Some(customer.id),
+        recipient: customer.email.clone(),
+        template: message.kind.to_owned(),
+        subject: message.title.clone(),
+        body: format!(
+            "{greeting}\n\n{}\n\n— Coffer\n\nYou receive this email because of your notification preferences; \
+             turn emails off with {{\"notifications\": {{\"email\": false}}}} in your preferences.\n",
+            message.body
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn money_is_shown_in_major_units() {
+        assert_eq!(money(&json!({"amount": 12345, "currency": "USD"}), "amount"), "123.45 USD");
+        assert_eq!(money(&json!({"amount": -5, "currency": "EUR"}), "amount"), "-0.05 EUR");
+        assert_eq!(money(&json!({"amount": 500, "currency": "JPY"}), "amount"), "500 JPY");
+    }
+
+    #[test]
+    fn preferences_default_and_validate() {
+        let defaults = NotificationDefaults { high_value_threshold: 10, low_balance_threshold: 0 };
+        let chosen =
+            Preferences::of(r#"{"notifications":{"email":false,"high_value_threshold":5}}"#, defaults);
+        assert_eq!(
+            chosen,
+            Preferences { email: false, in_app: true, high_value_threshold: 5, low_balance_threshold: 0 }
+        );
+        assert!(Preferences::validate(&json!({"email": true, "low_balance_threshold": 100})).is_ok());
+        assert!(Preferences::validate(&json!({"email": "yes"})).is_err());
+        assert!(Preferences::validate(&json!({"sms": true})).is_err());
+        assert!(Preferences::validate(&json!({"high_value_threshold": -1})).is_err());
+    }
+
+    #[test]
+    fn low_balance_alerts_only_when_crossing() {
+        let preferences =
+            Preferences { email: true, in_app: true, high_value_threshold: 0, low_balance_threshold: 1000 };
+        let data = |before: i64, after: i64| json!({"currency": "USD", "previous_available": before, "balance": {"available": after}});
+        assert_eq!(messages(EventType::BalanceUpdated, &data(1500, 900), &preferences).len(), 1);
+        assert!(messages(EventType::BalanceUpdated, &data(900, 800), &preferences).is_empty());
+        assert!(messages(EventType::BalanceUpdated, &data(1500, 1200), &preferences).is_empty());
+    }
+}

@@ -1,0 +1,273 @@
+//! The transactional outbox: every change writes the events that describe it in its own
+//! transaction (so an event exists if and only if its change committed), and the relay
+//! reads the unsent ones in order, publishes them and marks them sent.
+//!
+//! The store does not know what an event says: a payload is the service's JSON text. For
+//! events about ledger transfers the payload may be rendered from an account as the batch
+//! leaves it ([`Payload::AfterBatch`]), which is how `balance.updated` carries the balance
+//! that the transfer produced without a second read.
+
+use std::sync::Arc;
+
+use ledger::Account;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{
+    Result, Store,
+    codec::{saturating as signed, unsigned},
+    with_pool,
+};
+
+/// Rows per relay read, per mark-as-sent call, per purge, at most.
+pub const OUTBOX_BATCH_MAX: u32 = 1000;
+
+/// An event to write with the change it describes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event id (UUIDv7): the broker's deduplication key and every consumer's.
+    pub id: Uuid,
+    /// The CloudEvents type, e.g. `coffer.transfer.posted`.
+    pub event_type: String,
+    /// Whose event it is (the WebSocket stream and the inbox filter on it).
+    pub customer_id: Option<Uuid>,
+    /// The whole CloudEvents JSON envelope.
+    pub payload: String,
+    pub created_at: u64,
+}
+
+/// An event as the outbox holds it; `seq` orders events in commit order per writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub id: Uuid,
+    pub event_type: String,
+    pub customer_id: Option<Uuid>,
+    pub payload: String,
+    pub created_at: u64,
+}
+
+/// Renders an event's payload from an account as the batch that created its transfer
+/// leaves it.
+pub type RenderFn = Arc<dyn Fn(&Account) -> String + Send + Sync>;
+
+/// The payload of an [`EventDraft`].
+#[derive(Clone)]
+pub enum Payload {
+    /// Known before the batch runs.
+    Json(String),
+    /// Rendered from `account_id` after the batch applied (a balance after the transfer).
+    AfterBatch { account_id: u128, render: RenderFn },
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Json(text) => f.debug_tuple("Json").field(text).finish(),
+            Self::AfterBatch { account_id, .. } => {
+                f.debug_struct("AfterBatch").field("account_id", &format_args!("{account_id:#x}")).finish()
+            }
+        }
+    }
+}
+
+/// An event that belongs to one ledger transfer: written in the batch's transaction if
+/// and only if that transfer is created by it (a replayed or failed transfer writes none).
+#[derive(Clone, Debug)]
+pub struct EventDraft {
+    pub transfer_id: u128,
+    pub id: Uuid,
+    pub event_type: String,
+    pub customer_id: Option<Uuid>,
+    pub created_at: u64,
+    pub payload: Payload,
+}
+
+impl EventDraft {
+    /// The event to write, given the accounts as the batch leaves them.
+    pub(crate) fn finish<'a>(&self, account: impl Fn(u128) -> Option<&'a Account>) -> NewEvent {
+        let payload = match &self.payload {
+            Payload::Json(text) => text.clone(),
+            Payload::AfterBatch { account_id, render } => {
+                let account = account(*account_id).unwrap_or_else(|| {
+                    panic!("event {}: account {account_id:#x} is not in the batch", self.id)
+                });
+                render(account)
+            }
+        };
+        NewEvent {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            customer_id: self.customer_id,
+            payload,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The insert of one outbox row, with `$n` placeholders (adapted per backend).
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO outbox (id, type, customer_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// Writes `$events` (`&[NewEvent]`) on `$connection` (an open transaction), with `$sql`
+/// the backend's placeholder adapter. A macro because the connection types differ per
+/// backend while the code is the same.
+macro_rules! insert_events {
+    ($connection:expr, $sql:expr, $events:expr) => {
+        for event in $events {
+            sqlx::query(($sql)($crate::outbox::INSERT_EVENT))
+                .bind(event.id)
+                .bind(&event.event_type)
+                .bind(event.customer_id)
+                .bind(&event.payload)
+                .bind($crate::codec::saturating(event.created_at))
+                .execute(&mut *$connection)
+                .await?;
+        }
+    };
+}
+pub(crate) use insert_events;
+
+const EVENT_COLUMNS: &str = "seq, id, type, customer_id, payload, created_at";
+
+fn stored_event<R>(row: &R) -> Result<StoredEvent>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(StoredEvent {
+        seq: unsigned(row.try_get("seq")?, "seq")?,
+        id: row.try_get("id")?,
+        event_type: row.try_get("type")?,
+        customer_id: row.try_get("customer_id")?,
+        payload: row.try_get("payload")?,
+        created_at: unsigned(row.try_get("created_at")?, "created_at")?,
+    })
+}
+
+/// `$first, $first+1, …` for `count` values.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+impl Store {
+    /// Writes events that describe no other write (in their own transaction).
+    pub async fn record_events(&self, events: &[NewEvent]) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            insert_events!(tx, sql, events);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Up to `limit` (≤ [`OUTBOX_BATCH_MAX`]) unsent events, oldest first.
+    pub async fn unsent_events(&self, limit: u32) -> Result<Vec<StoredEvent>> {
+        let limit = i64::from(limit.min(OUTBOX_BATCH_MAX));
+        let text = format!("SELECT {EVENT_COLUMNS} FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1");
+        with_pool!(self, read, |pool, sql| {
+            let rows = sqlx::query(sql(&text)).bind(limit).fetch_all(pool).await?;
+            rows.iter().map(stored_event).collect()
+        })
+    }
+
+    /// Marks the events `seqs` (at most [`OUTBOX_BATCH_MAX`]) as sent at `now`.
+    pub async fn mark_events_sent(&self, seqs: &[u64], now: u64) -> Result<()> {
+        assert!(seqs.len() <= OUTBOX_BATCH_MAX as usize, "mark at most {OUTBOX_BATCH_MAX} events at once");
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let text = format!(
+            "UPDATE outbox SET sent_at = $1 WHERE sent_at IS NULL AND seq IN ({})",
+            placeholders(2, seqs.len())
+        );
+        with_pool!(self, write, |pool, sql| {
+            let mut query = sqlx::query(sql(&text)).bind(signed(now));
+            for seq in seqs {
+                query = query.bind(signed(*seq));
+            }
+            query.execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// How many events wait for the relay, and when the oldest of them was written.
+    pub async fn outbox_backlog(&self) -> Result<(u64, Option<u64>)> {
+        with_pool!(self, read, |pool, sql| {
+            let row = sqlx::query(sql(
+                "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE sent_at IS NULL",
+            ))
+            .fetch_one(pool)
+            .await?;
+            let oldest: Option<i64> = row.try_get("oldest")?;
+            Ok((
+                unsigned(row.try_get("n")?, "count")?,
+                oldest.map(|value| unsigned(value, "created_at")).transpose()?,
+            ))
+        })
+    }
+
+    /// The outbox position of event `id`, if the outbox still holds it.
+    pub async fn event_seq(&self, id: Uuid) -> Result<Option<u64>> {
+        with_pool!(self, read, |pool, sql| {
+            let seq: Option<i64> = sqlx::query_scalar(sql("SELECT seq FROM outbox WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            seq.map(|seq| unsigned(seq, "seq")).transpose()
+        })
+    }
+
+    /// The customer's sent events after position `after_seq`, oldest first, `limit` at most.
+    pub async fn customer_events(
+        &self,
+        customer_id: Uuid,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let limit = i64::from(limit.min(OUTBOX_BATCH_MAX));
+        let text = format!(
+            "SELECT {EVENT_COLUMNS} FROM outbox WHERE customer_id = $1 AND seq > $2 AND sent_at IS NOT NULL \
+             ORDER BY seq LIMIT $3"
+        );
+        with_pool!(self, read, |pool, sql| {
+            let rows = sqlx::query(sql(&text))
+                .bind(customer_id)
+                .bind(signed(after_seq))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(stored_event).collect()
+        })
+    }
+
+    /// All events of the outbox, oldest first (tests and audits; `limit` at most).
+    pub async fn events_after(&self, after_seq: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        let limit = i64::from(limit.min(OUTBOX_BATCH_MAX));
+        let text = format!("SELECT {EVENT_COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2");
+        with_pool!(self, read, |pool, sql| {
+            let rows = sqlx::query(sql(&text)).bind(signed(after_seq)).bind(limit).fetch_all(pool).await?;
+            rows.iter().map(stored_event).collect()
+        })
+    }
+
+    /// Deletes up to [`OUTBOX_BATCH_MAX`] events sent before `sent_before`; returns how many.
+    pub async fn purge_events(&self, sent_before: u64) -> Result<u64> {
+        let deleted = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NOT NULL \
+                 AND sent_at < $1 ORDER BY seq LIMIT $2)",
+            ))
+            .bind(signed(sent_before))
+            .bind(i64::from(OUTBOX_BATCH_MAX))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(deleted)
+    }
+}
