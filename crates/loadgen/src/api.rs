@@ -82,7 +82,7 @@ impl Api {
     /// A client for the server at `base_url` (`http://host:port`) with `connections`
     /// keep-alive connections at most kept idle.
     pub fn new(base_url: &str, admin_key: &str, connections: usize) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = coffer::notifications::http_client()
             .pool_max_idle_per_host(connections)
             .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
             .tcp_nodelay(true)

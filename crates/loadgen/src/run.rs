@@ -428,7 +428,7 @@ async fn run_write(
 async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow::Result<(Row, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let (base_url, admin_key) = (running.base_url.clone(), running.admin_key.clone());
-    let client = reqwest::Client::builder()
+    let client = coffer::notifications::http_client()
         .pool_max_idle_per_host(options.connections)
         .timeout(Duration::from_millis(crate::api::REQUEST_TIMEOUT_MS))
         .tcp_nodelay(true)

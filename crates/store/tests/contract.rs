@@ -13,8 +13,9 @@ use ledger::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use store::{
-    AccountFilter, Backend, Begin, Command, IdempotencyKey, NewWallet, OperationFilter, OperationRow,
-    Outcome, Store, StoreError, StoreOptions, TransferNote, WalletType,
+    AccountFilter, AppliedEvent, Backend, Begin, Command, Effects, EventDraft, IdempotencyKey, NewEvent,
+    NewNotification, NewWallet, OperationFilter, OperationRow, Outcome, Payload, Store, StoreError,
+    StoreOptions, TransferNote, WalletType,
 };
 use uuid::Uuid;
 
@@ -41,6 +42,8 @@ contract!(
     wallets_and_default_wallet,
     idempotency_keys_claim_replay_mismatch_and_lease,
     operations_page_and_filter,
+    events_commit_with_their_change_or_not_at_all,
+    outbox_relay_reads_and_consumers_apply_once,
 );
 
 const LEDGER: u32 = 1;
@@ -829,4 +832,164 @@ async fn operations_page_and_filter(db: &TestDb) {
     let incoming = only(OperationFilter { debits: false, ..everything(vec![theirs]) }).await;
     assert_eq!(incoming.len(), 1);
     assert!(incoming[0].credit);
+}
+
+fn new_event(customer: Uuid, kind: &str) -> NewEvent {
+    let id = Uuid::now_v7();
+    NewEvent {
+        id,
+        event_type: format!("coffer.{kind}"),
+        customer_id: Some(customer),
+        payload: format!(r#"{{"id":"{id}","type":"coffer.{kind}"}}"#),
+        created_at: store::now_ns(),
+    }
+}
+
+fn draft(transfer_id: u128, event: &NewEvent) -> EventDraft {
+    EventDraft {
+        transfer_id,
+        id: event.id,
+        event_type: event.event_type.clone(),
+        customer_id: event.customer_id,
+        created_at: event.created_at,
+        payload: Payload::Json(event.payload.clone()),
+    }
+}
+
+async fn outbox(store: &Store) -> Vec<store::StoredEvent> {
+    store.events_after(0, 1000).await.unwrap()
+}
+
+/// An event exists if and only if its change committed: a failure injected after the
+/// change was written (a clashing event id, the last statement of the transaction) takes
+/// the change with it; a replayed or failed transfer writes no event.
+async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
+    let store = &db.store;
+    let customer = Uuid::now_v7();
+    create_accounts(store, vec![account(31, AccountFlags::HISTORY), account(32, AccountFlags::empty())])
+        .await;
+    let wallet = |id: u128| NewWallet {
+        id: Uuid::from_u128(id),
+        customer_id: customer,
+        currency: "USD".into(),
+        wallet_type: WalletType::Wallet,
+        name: None,
+        credit_limit: 0,
+        created_at: store::now_ns(),
+    };
+    let first = new_event(customer, "wallet.created");
+    assert!(store.insert_wallet(&wallet(31), std::slice::from_ref(&first)).await.unwrap());
+    // The same event id again: the insert of the event fails after the wallet's row was
+    // written, and the wallet must go with it.
+    assert!(store.insert_wallet(&wallet(32), std::slice::from_ref(&first)).await.is_err());
+    assert!(
+        store.wallet(Uuid::from_u128(32)).await.unwrap().is_none(),
+        "the wallet rolled back with its event"
+    );
+    assert_eq!(outbox(store).await.iter().map(|e| e.id).collect::<Vec<_>>(), [first.id]);
+    // A retried wallet creation records nothing, events included.
+    assert!(!store.insert_wallet(&wallet(31), &[new_event(customer, "wallet.created")]).await.unwrap());
+    assert_eq!(outbox(store).await.len(), 1);
+
+    // Ledger batches: a transfer's events are written with it, or not at all.
+    funded_wallet(store, 1_000).await;
+    let posted = new_event(customer, "transfer.posted");
+    let balance = new_event(customer, "balance.updated");
+    let rendered = EventDraft {
+        payload: Payload::AfterBatch {
+            account_id: 1,
+            render: std::sync::Arc::new(|account: &ledger::Account| {
+                format!("{{\"credits\":{}}}", account.credits_posted)
+            }),
+        },
+        ..draft(40, &balance)
+    };
+    let command = |id: u128, amount: u64, drafts: Vec<EventDraft>| Command::CreateTransfersWithNotes {
+        transfers: vec![transfer(id, 2, 1, amount)],
+        notes: vec![note(id, "transfer")],
+        events: drafts,
+    };
+    let outcome = store.commit(&[command(40, 30, vec![draft(40, &posted), rendered.clone()])]).await.unwrap();
+    assert_eq!(outcome, [Outcome::Transfers(vec![TR::Ok])]);
+    let stored = outbox(store).await;
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1].id, posted.id);
+    let credits = must_account(store, 1).await.credits_posted;
+    assert_eq!(
+        stored[2].payload,
+        format!("{{\"credits\":{credits}}}"),
+        "rendered after the transfer applied"
+    );
+    // A replay (exists) and a failure write no events.
+    let replay =
+        store.commit(&[command(40, 30, vec![draft(40, &new_event(customer, "transfer.posted"))])]).await;
+    assert_eq!(replay.unwrap(), [Outcome::Transfers(vec![TR::Exists])]);
+    let overdraw = Command::CreateTransfersWithNotes {
+        transfers: vec![transfer(41, 1, 2, 1_000_000)],
+        notes: vec![note(41, "transfer")],
+        events: vec![draft(41, &new_event(customer, "transfer.posted"))],
+    };
+    let failed = store.commit(&[overdraw]).await.unwrap();
+    assert_eq!(failed, [Outcome::Transfers(vec![TR::ExceedsCredits])]);
+    assert_eq!(outbox(store).await.len(), 3);
+    // A clashing event id fails the whole batch after the transfer was written: the
+    // transfer is not there afterwards.
+    let clash = store.commit(&[command(42, 5, vec![draft(42, &posted)])]).await;
+    assert!(clash.is_err(), "{clash:?}");
+    assert!(store.transfer(42).await.unwrap().is_none(), "the transfer rolled back with its events");
+    assert_eq!(outbox(store).await.len(), 3);
+}
+
+/// The relay's reads and marks, and the consumers' once-only application.
+async fn outbox_relay_reads_and_consumers_apply_once(db: &TestDb) {
+    let store = &db.store;
+    let customer = Uuid::now_v7();
+    let events: Vec<NewEvent> = (0..5).map(|_| new_event(customer, "customer.logged_in")).collect();
+    store.record_events(&events).await.unwrap();
+    let unsent = store.unsent_events(3).await.unwrap();
+    assert_eq!(
+        unsent.iter().map(|e| e.id).collect::<Vec<_>>(),
+        events[..3].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    assert!(unsent.windows(2).all(|pair| pair[0].seq < pair[1].seq), "in outbox order");
+    assert_eq!(store.outbox_backlog().await.unwrap().0, 5);
+    store.mark_events_sent(&unsent.iter().map(|e| e.seq).collect::<Vec<_>>(), store::now_ns()).await.unwrap();
+    assert_eq!(store.outbox_backlog().await.unwrap().0, 2);
+    assert_eq!(store.unsent_events(10).await.unwrap()[0].id, events[3].id);
+    // Resuming a customer's stream reads only sent events after a position.
+    let resumed = store.customer_events(customer, unsent[0].seq, 10).await.unwrap();
+    assert_eq!(resumed.iter().map(|e| e.id).collect::<Vec<_>>(), [events[1].id, events[2].id]);
+    assert_eq!(store.event_seq(events[1].id).await.unwrap(), Some(unsent[1].seq));
+    assert!(store.customer_events(Uuid::now_v7(), 0, 10).await.unwrap().is_empty(), "another customer's");
+
+    let effects = Effects {
+        notifications: vec![NewNotification {
+            id: Uuid::now_v7(),
+            customer_id: customer,
+            kind: "welcome".into(),
+            title: "t".into(),
+            body: "b".into(),
+        }],
+        ..Effects::default()
+    };
+    let applied =
+        AppliedEvent { id: events[0].id, event_type: &events[0].event_type, payload: &events[0].payload };
+    assert!(store.apply_event("test", applied, &effects, store::now_ns()).await.unwrap());
+    let again = Effects {
+        notifications: vec![NewNotification { id: Uuid::now_v7(), ..effects.notifications[0].clone() }],
+        ..Effects::default()
+    };
+    assert!(!store.apply_event("test", applied, &again, store::now_ns()).await.unwrap(), "applied once");
+    assert!(
+        store.apply_event("other", applied, &Effects::default(), store::now_ns()).await.unwrap(),
+        "per consumer"
+    );
+    let inbox = store.notifications(customer, None, false, 10).await.unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert!(store.mark_notification_read(customer, inbox[0].id, store::now_ns()).await.unwrap());
+    assert!(
+        !store.mark_notification_read(Uuid::now_v7(), inbox[0].id, store::now_ns()).await.unwrap(),
+        "not theirs"
+    );
+    assert!(store.notifications(customer, None, true, 10).await.unwrap().is_empty());
 }

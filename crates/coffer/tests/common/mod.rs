@@ -151,7 +151,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
     let mut app = TestApp {
         address: "127.0.0.1:0".parse().unwrap(),
         admin_key: String::new(),
-        client: reqwest::Client::new(),
+        client: coffer::notifications::http_client().build().unwrap(),
         data_dir,
         args,
         shutdown: None,
@@ -225,6 +225,13 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop_server().await;
         self.start().await;
+    }
+
+    /// A store on this app's database (for checks the API does not offer).
+    pub async fn store(&self) -> store::Store {
+        store::Store::open(&self.args.database.url(), store::StoreOptions { max_connections: 2 })
+            .await
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
