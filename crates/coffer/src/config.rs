@@ -31,7 +31,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: runs pending migrations first, then serves the HTTP API until
     /// SIGTERM or Ctrl-C, then drains the commit queue and closes the database.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
 }

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&cli.log, cli.log_format)?;
     match cli.command {
         Command::Serve(args) => {
-            let server = server::Server::bind(args).await?;
+            let server = server::Server::bind(*args).await?;
             server.run(server::shutdown_signal()).await
         }
         Command::Migrate(args) => {

@@ -26,7 +26,7 @@ mod wallets;
 pub use batch::now_ns;
 pub use notifications::*;
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
-pub use payments::{PaymentKind, PaymentRow, PaymentStatus};
+pub use payments::{Finish, PaymentKind, PaymentRow, PaymentStatus};
 
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,

@@ -49,6 +49,16 @@ impl PaymentStatus {
     }
 }
 
+/// How a payment finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finish<'a> {
+    pub status: PaymentStatus,
+    /// Why it failed (the provider's decline code, or ours).
+    pub failure_code: Option<&'a str>,
+    /// The provider's id for the charge or payout.
+    pub provider_id: Option<&'a str>,
+}
+
 /// A top-up or withdrawal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentRow {
@@ -137,12 +147,11 @@ impl Store {
         &self,
         kind: PaymentKind,
         id: Uuid,
-        status: PaymentStatus,
-        failure_code: Option<&str>,
-        provider_id: Option<&str>,
+        finish: Finish<'_>,
         now: u64,
         events: &[crate::NewEvent],
     ) -> Result<bool> {
+        let Finish { status, failure_code, provider_id } = finish;
         assert_ne!(status, PaymentStatus::Pending, "a payment is finished as succeeded or failed");
         let text = format!(
             "UPDATE {} SET status = $2, failure_code = $3, provider_id = COALESCE($4, provider_id), updated_at = $5 \

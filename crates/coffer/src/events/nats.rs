@@ -42,6 +42,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Nats {
     client: async_nats::Client,
     jetstream: jetstream::Context,
+    /// Whether stream `COFFER` is known to exist (a broker that restarted empty has none).
+    stream_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Nats {
@@ -56,7 +58,7 @@ impl Nats {
             .await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(ACK_TIMEOUT);
-        Ok(Self { client, jetstream })
+        Ok(Self { client, jetstream, stream_ready: Arc::default() })
     }
 
     /// Creates stream `COFFER` if it does not exist.
@@ -71,6 +73,7 @@ impl Nats {
                 ..Default::default()
             })
             .await?;
+        self.stream_ready.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -177,6 +180,21 @@ fn delivered(subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Opti
 
 impl Publish for Nats {
     async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        if !self.stream_ready.load(std::sync::atomic::Ordering::Relaxed) {
+            self.ensure_stream().await?;
+        }
+        let published = self.publish_all(events).await;
+        if !matches!(published, Ok(count) if count == events.len()) {
+            // Perhaps the stream is gone (a broker restarted without its data): check it
+            // again before the next attempt.
+            self.stream_ready.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        published
+    }
+}
+
+impl Nats {
+    async fn publish_all(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
         // Send them all, then collect the acknowledgements in order.
         let mut acks = Vec::with_capacity(events.len());
         for event in events {

@@ -223,6 +223,7 @@ impl Session {
         .await;
         if let Err(End::Close(code, reason)) = ended {
             tracing::info!(customer_id = %self.customer_id, code, %reason, "closing stream");
+            metrics::counter!("coffer_websocket_closed_total", "code" => code.to_string()).increment(1);
             let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
             let _ = tokio::time::timeout(heartbeat, self.socket.send(Message::Close(Some(frame)))).await;
         }

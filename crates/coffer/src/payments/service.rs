@@ -194,9 +194,11 @@ impl Payments {
                     .finish_payment(
                         PaymentKind::TopUp,
                         row.id,
-                        PaymentStatus::Succeeded,
-                        None,
-                        Some(&provider_id),
+                        store::Finish {
+                            status: PaymentStatus::Succeeded,
+                            failure_code: None,
+                            provider_id: Some(&provider_id),
+                        },
                         now,
                         &[payment_event(row, EventType::TopUpSucceeded, None)],
                     )
@@ -208,9 +210,11 @@ impl Payments {
                     .finish_payment(
                         PaymentKind::TopUp,
                         row.id,
-                        PaymentStatus::Failed,
-                        Some(&code),
-                        None,
+                        store::Finish {
+                            status: PaymentStatus::Failed,
+                            failure_code: Some(&code),
+                            provider_id: None,
+                        },
                         store::now_ns(),
                         &[payment_event(row, EventType::TopUpFailed, Some(&code))],
                     )
@@ -264,9 +268,11 @@ impl Payments {
                     .finish_payment(
                         PaymentKind::Withdrawal,
                         row.id,
-                        PaymentStatus::Failed,
-                        Some("insufficient_funds"),
-                        None,
+                        store::Finish {
+                            status: PaymentStatus::Failed,
+                            failure_code: Some("insufficient_funds"),
+                            provider_id: None,
+                        },
                         store::now_ns(),
                         &[payment_event(&row, EventType::WithdrawalFailed, Some("insufficient_funds"))],
                     )
@@ -343,9 +349,7 @@ impl Payments {
             .finish_payment(
                 PaymentKind::Withdrawal,
                 row.id,
-                status,
-                failure,
-                provider_id,
+                store::Finish { status, failure_code: failure, provider_id },
                 store::now_ns(),
                 &[payment_event(row, paid, failure)],
             )
