@@ -91,7 +91,9 @@ impl<P: Publish> Relay<P> {
         let published = self.publisher.publish(&events).await?.min(events.len());
         let seqs: Vec<u64> = events[..published].iter().map(|event| event.seq).collect();
         self.store.mark_events_sent(&seqs, store::now_ns()).await?;
-        metrics::counter!("coffer_events_relayed_total").increment(published as u64);
+        for event in &events[..published] {
+            metrics::counter!("coffer_events_relayed_total", "type" => event.event_type.clone()).increment(1);
+        }
         if published < events.len() {
             anyhow::bail!("the destination took {published} of {} events", events.len());
         }

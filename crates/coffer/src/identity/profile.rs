@@ -133,7 +133,9 @@ impl Country {
     }
 }
 
-/// A customer's preferences: a JSON object of at most 4 KiB, kept as its JSON text.
+/// A customer's preferences: a JSON object of at most 4 KiB, kept as its JSON text. Its
+/// `notifications` section, if any, must be well-formed (see
+/// `crate::notifications::Preferences`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preferences(String);
 
@@ -142,6 +144,9 @@ impl Preferences {
         let text = serde_json::to_string(value).expect("a JSON map always serialises");
         if text.len() > PREFERENCES_BYTES_MAX {
             return Err(InvalidValue("must be at most 4096 bytes of JSON"));
+        }
+        if let Some(section) = value.get("notifications") {
+            crate::notifications::Preferences::validate(section).map_err(InvalidValue)?;
         }
         Ok(Self(text))
     }
@@ -196,6 +201,11 @@ mod tests {
         map.insert("theme".into(), Value::from("dark"));
         assert_eq!(Preferences::parse(&map).unwrap().into_inner(), r#"{"theme":"dark"}"#);
         map.insert("blob".into(), Value::from("x".repeat(5000)));
+        assert!(Preferences::parse(&map).is_err());
+        let mut map = Map::new();
+        map.insert("notifications".into(), serde_json::json!({"email": false, "high_value_threshold": 500}));
+        assert!(Preferences::parse(&map).is_ok());
+        map.insert("notifications".into(), serde_json::json!({"email": "no"}));
         assert!(Preferences::parse(&map).is_err());
     }
 }
