@@ -159,70 +159,85 @@ impl Store {
         effects: &Effects,
         now: u64,
     ) -> Result<bool> {
+        Ok(self.apply_events(consumer, &[(event, effects)], now).await? == 1)
+    }
+
+    /// Applies each event with its effects in one transaction, skipping those `consumer`
+    /// applied before. Returns how many this call applied.
+    pub async fn apply_events(
+        &self,
+        consumer: &str,
+        events: &[(AppliedEvent<'_>, &Effects)],
+        now: u64,
+    ) -> Result<usize> {
         let now = signed(now);
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin().await?;
-            let fresh = sqlx::query(sql(
-                "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            ))
-            .bind(consumer)
-            .bind(event.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !fresh {
-                return Ok(false);
-            }
-            for note in &effects.notifications {
-                sqlx::query(sql(
-                    "INSERT INTO notifications (id, customer_id, event_id, kind, title, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                ))
-                .bind(note.id)
-                .bind(note.customer_id)
-                .bind(event.id)
-                .bind(&note.kind)
-                .bind(&note.title)
-                .bind(&note.body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for email in &effects.emails {
-                sqlx::query(sql(
-                    "INSERT INTO emails (id, customer_id, recipient, template, subject, body, status, attempts, \
-                     next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
-                ))
-                .bind(email.id)
-                .bind(email.customer_id)
-                .bind(&email.recipient)
-                .bind(&email.template)
-                .bind(&email.subject)
-                .bind(&email.body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (id, endpoint_id) in &effects.deliveries {
-                sqlx::query(sql(
-                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, \
-                     attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+            let mut applied = 0;
+            for (event, effects) in events {
+                let fresh = sqlx::query(sql(
+                    "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) \
                      ON CONFLICT DO NOTHING",
                 ))
-                .bind(*id)
-                .bind(*endpoint_id)
+                .bind(consumer)
                 .bind(event.id)
-                .bind(event.event_type)
-                .bind(event.payload)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    == 1;
+                if !fresh {
+                    continue;
+                }
+                applied += 1;
+                for note in &effects.notifications {
+                    sqlx::query(sql(
+                        "INSERT INTO notifications (id, customer_id, event_id, kind, title, body, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    ))
+                    .bind(note.id)
+                    .bind(note.customer_id)
+                    .bind(event.id)
+                    .bind(&note.kind)
+                    .bind(&note.title)
+                    .bind(&note.body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for email in &effects.emails {
+                    sqlx::query(sql(
+                        "INSERT INTO emails (id, customer_id, recipient, template, subject, body, status, attempts, \
+                         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+                    ))
+                    .bind(email.id)
+                    .bind(email.customer_id)
+                    .bind(&email.recipient)
+                    .bind(&email.template)
+                    .bind(&email.subject)
+                    .bind(&email.body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (id, endpoint_id) in &effects.deliveries {
+                    sqlx::query(sql(
+                        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, \
+                         attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+                         ON CONFLICT DO NOTHING",
+                    ))
+                    .bind(*id)
+                    .bind(*endpoint_id)
+                    .bind(event.id)
+                    .bind(event.event_type)
+                    .bind(event.payload)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(applied)
         })
     }
 

@@ -33,16 +33,13 @@ pub struct InProcess {
 
 impl Publish for InProcess {
     async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
-        for (done, event) in events.iter().enumerate() {
-            let delivered = Delivered::from(event);
-            if let Some(notifier) = &self.notifier
-                && let Err(error) = notifier.apply(&delivered).await
-            {
-                // The events before this one are applied and may be marked sent.
-                tracing::warn!(event_id = %event.id, %error, "consumer failed; the relay will retry");
-                return Ok(done);
-            }
-            self.bus.publish(delivered);
+        let delivered: Vec<Delivered> = events.iter().map(Delivered::from).collect();
+        // The consumers first, all in one transaction: if they fail, nothing is sent.
+        if let Some(notifier) = &self.notifier {
+            notifier.apply_all(&delivered).await?;
+        }
+        for event in delivered {
+            self.bus.publish(event);
         }
         Ok(events.len())
     }

@@ -13,6 +13,8 @@
 pub mod mail;
 pub mod webhooks;
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use store::{AppliedEvent, Customer, Effects, NewEmail, NewNotification, Store};
 use uuid::Uuid;
@@ -95,14 +97,58 @@ impl Notifier {
 
     /// Applies `event` once: repeated deliveries of the same event id do nothing.
     pub async fn apply(&self, event: &Delivered) -> anyhow::Result<()> {
+        self.apply_all(std::slice::from_ref(event)).await
+    }
+
+    /// Applies `events` (each once) in one transaction.
+    pub async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        let mut customers: HashMap<Uuid, Option<Customer>> = HashMap::new();
+        let mut endpoints: HashMap<Option<Uuid>, Vec<store::WebhookEndpoint>> = HashMap::new();
+        let mut planned = Vec::with_capacity(events.len());
+        for event in events {
+            let customer = match event.customer_id {
+                Some(id) => match customers.get(&id) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = self.store.customer_by_id(id).await?;
+                        customers.insert(id, found.clone());
+                        found
+                    }
+                },
+                None => None,
+            };
+            if let std::collections::hash_map::Entry::Vacant(entry) = endpoints.entry(event.customer_id) {
+                entry.insert(self.store.webhooks_for(event.customer_id).await?);
+            }
+            planned.push(self.effects(event, customer.as_ref(), &endpoints[&event.customer_id])?);
+        }
+        let items: Vec<(AppliedEvent<'_>, &Effects)> = events
+            .iter()
+            .zip(&planned)
+            .map(|(event, effects)| {
+                (
+                    AppliedEvent { id: event.id, event_type: &event.event_type, payload: &event.payload },
+                    effects,
+                )
+            })
+            .collect();
+        self.store.apply_events(CONSUMER, &items, store::now_ns()).await?;
+        let notifications: usize = planned.iter().map(|effects| effects.notifications.len()).sum();
+        metrics::counter!("coffer_notifications_total").increment(notifications as u64);
+        Ok(())
+    }
+
+    /// What `event` calls for.
+    fn effects(
+        &self,
+        event: &Delivered,
+        customer: Option<&Customer>,
+        endpoints: &[store::WebhookEndpoint],
+    ) -> anyhow::Result<Effects> {
         let envelope: Value = serde_json::from_str(&event.payload)?;
         let kind = EventType::parse(&event.event_type);
-        let customer = match event.customer_id {
-            Some(id) => self.store.customer_by_id(id).await?,
-            None => None,
-        };
         let mut effects = Effects::default();
-        if let (Some(kind), Some(customer)) = (kind, &customer) {
+        if let (Some(kind), Some(customer)) = (kind, customer) {
             let preferences = Preferences::of(&customer.preferences, self.defaults);
             for message in messages(kind, &envelope["data"], &preferences) {
                 if preferences.in_app {
@@ -123,16 +169,12 @@ impl Notifier {
             Some(kind) => kind.name(),
             None => &event.event_type,
         };
-        for endpoint in self.store.webhooks_for(event.customer_id).await? {
+        for endpoint in endpoints {
             if endpoint.event_types.iter().any(|wanted| wanted == "*" || wanted == name) {
                 effects.deliveries.push((Uuid::now_v7(), endpoint.id));
             }
         }
-        let applied = AppliedEvent { id: event.id, event_type: &event.event_type, payload: &event.payload };
-        if self.store.apply_event(CONSUMER, applied, &effects, store::now_ns()).await? {
-            metrics::counter!("coffer_notifications_total").increment(effects.notifications.len() as u64);
-        }
-        Ok(())
+        Ok(effects)
     }
 }
 
