@@ -4,12 +4,14 @@
 //! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
 //! `http` (routes, errors, extractors, OpenAPI), `identity` (customers, passwords,
 //! tokens and the auth extractors), `wallets` and `payments` (the wallet product),
+//! `finance` (categories, expenses, categorisation),
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
 //! `server` (startup, roles and shutdown).
 
 pub mod admin_key;
 pub mod config;
 pub mod events;
+pub mod finance;
 pub mod http;
 pub mod identity;
 pub mod ledger;

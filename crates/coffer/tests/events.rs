@@ -122,6 +122,7 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
         || types.iter().any(|kind| match *kind {
             "string" => value.is_string(),
             "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
             "object" => value.is_object(),
             "null" => value.is_null(),
             "boolean" => value.is_boolean(),
@@ -176,6 +177,22 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
                 post(&app, &alice, &path, &json!({"amount": 1_000, "destination": destination})).await;
             assert_eq!((code, body["status"].as_str()), (201, Some(status)), "{body}");
         }
+        let (status, body) = post(
+            &app,
+            &alice,
+            "/v1/expenses",
+            &json!({"amount": 550, "currency": "USD", "merchant": "STARBUCKS", "mcc": "5814"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = post(
+            &app,
+            &alice,
+            &format!("/v1/wallets/{alices}/payments"),
+            &json!({"merchant": "Uber", "amount": 900}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
         relayed(&store).await;
 
         let events = all_events(&store).await;

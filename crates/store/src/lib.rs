@@ -10,10 +10,12 @@
 //! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
 //! shared read queries, `codec` the conversions between ledger types and columns, and
 //! `identity` the customers and refresh tokens (SQL shared by both backends), `outbox` the
-//! events written with each change, `notifications` what the event consumers keep.
+//! events written with each change, `notifications` what the event consumers keep, `finance` categories, expenses
+//! and rules.
 
 mod batch;
 mod codec;
+mod finance;
 mod identity;
 mod notifications;
 mod outbox;
@@ -24,6 +26,7 @@ mod sqlite;
 mod wallets;
 
 pub use batch::now_ns;
+pub use finance::*;
 pub use notifications::*;
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
 pub use payments::{Finish, PaymentKind, PaymentRow, PaymentStatus};

@@ -47,10 +47,12 @@ pub enum EventType {
     WithdrawalSucceeded,
     WithdrawalFailed,
     BalanceUpdated,
+    ExpenseAdded,
+    ExpenseCategorized,
 }
 
 impl EventType {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -62,6 +64,8 @@ impl EventType {
         Self::WithdrawalSucceeded,
         Self::WithdrawalFailed,
         Self::BalanceUpdated,
+        Self::ExpenseAdded,
+        Self::ExpenseCategorized,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -78,6 +82,8 @@ impl EventType {
             Self::WithdrawalSucceeded => "withdrawal.succeeded",
             Self::WithdrawalFailed => "withdrawal.failed",
             Self::BalanceUpdated => "balance.updated",
+            Self::ExpenseAdded => "expense.added",
+            Self::ExpenseCategorized => "expense.categorized",
         }
     }
 

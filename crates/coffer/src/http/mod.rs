@@ -5,6 +5,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod finance;
 pub mod health;
 pub mod idempotency;
 pub mod ledger;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub nats: Option<crate::events::nats::Nats>,
     /// Whether webhook endpoints may be on loopback or private addresses.
     pub webhook_allow_private: bool,
+    /// Categories, expenses and rules.
+    pub finance: Arc<crate::finance::Finance>,
 }
 
 /// Limits that apply to every request.
@@ -88,6 +91,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(payments::router())
         .merge(stream::router())
         .merge(notifications::router())
+        .merge(finance::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))

@@ -9,7 +9,9 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{AppState, auth, customers, error, health, ledger, notifications, payments, stream, wallets};
+use super::{
+    AppState, auth, customers, error, finance, health, ledger, notifications, payments, stream, wallets,
+};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -43,6 +45,22 @@ use super::{AppState, auth, customers, error, health, ledger, notifications, pay
         payments::create_withdrawal,
         payments::get_top_up,
         payments::get_withdrawal,
+        finance::list_categories,
+        finance::create_category,
+        finance::update_category,
+        finance::delete_category,
+        finance::create_expense,
+        finance::list_expenses,
+        finance::get_expense,
+        finance::update_expense,
+        finance::delete_expense,
+        finance::list_rules,
+        finance::create_rule,
+        finance::get_rule,
+        finance::update_rule,
+        finance::delete_rule,
+        finance::apply_rule,
+        finance::pay_merchant,
         stream::stream,
         stream::create_ticket,
         notifications::list_notifications,
@@ -64,6 +82,7 @@ use super::{AppState, auth, customers, error, health, ledger, notifications, pay
         (name = "customers", description = "Customer profiles; listing and roles for admins"),
         (name = "wallets", description = "Wallets, transfers between them and their history"),
         (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
+        (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),

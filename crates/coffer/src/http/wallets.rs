@@ -193,6 +193,8 @@ pub enum OperationKind {
     Withdrawal,
     Fee,
     Reversal,
+    /// A payment to a merchant (`POST /v1/wallets/{id}/payments`).
+    Payment,
 }
 
 /// Statuses a history can be filtered by.
@@ -564,6 +566,7 @@ async fn operations(
         Some(OperationKind::Withdrawal) => (Some("withdrawal"), true, false),
         Some(OperationKind::Fee) => (Some("fee"), true, false),
         Some(OperationKind::Reversal) => (Some("reversal"), true, true),
+        Some(OperationKind::Payment) => (Some("payment"), true, false),
     };
     let status = query.status.map(|status| match status {
         OperationStatus::Posted => "posted",
@@ -649,6 +652,7 @@ async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Ve
             (Some("withdrawal"), _) => "withdrawal",
             (Some("fee"), _) => "fee",
             (Some("reversal"), _) => "reversal",
+            (Some("payment"), _) => "payment",
             (Some("credit_line"), _) => "credit_line",
             _ => "adjustment",
         };

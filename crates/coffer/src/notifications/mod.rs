@@ -292,7 +292,9 @@ fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Mes
         )),
         EventType::CustomerLoggedIn
         | EventType::WalletCreated
-        | EventType::TransferVoided => {}
+        | EventType::TransferVoided
+        | EventType::ExpenseAdded
+        | EventType::ExpenseCategorized => {}
     }
     out
 }

@@ -75,6 +75,8 @@ pub mod account_code {
     pub const FEES: u16 = 102;
     /// Credit extended to credit-card wallets.
     pub const CREDIT_LINES: u16 = 103;
+    /// Money owed to merchants for wallet payments.
+    pub const MERCHANT_SETTLEMENT: u16 = 104;
 }
 
 /// Ledger transfer codes (the kind of movement), mirrored in transfer notes' `kind`.
@@ -85,6 +87,7 @@ pub mod transfer_code {
     pub const FEE: u16 = 4;
     pub const REVERSAL: u16 = 5;
     pub const CREDIT_LINE: u16 = 6;
+    pub const PAYMENT: u16 = 7;
 }
 
 #[cfg(test)]

@@ -463,6 +463,58 @@ impl Wallets {
         })
     }
 
+    /// Pays a merchant from one of the customer's wallets: wallet → the currency's
+    /// merchant-settlement account, with the transfer fee if one is set. `id` is the ledger
+    /// transfer id, derived by the caller from the idempotency key.
+    pub async fn pay_merchant(
+        &self,
+        customer_id: Uuid,
+        id: u128,
+        wallet_id: Uuid,
+        amount: u64,
+        description: &str,
+    ) -> Result<(WalletRow, u64), WalletError> {
+        let from = self.owned(customer_id, wallet_id).await?;
+        let currency = Currency::parse(&from.currency).ok_or(WalletError::CurrencyNotSupported)?;
+        let merchants = self.system_account(currency, account_code::MERCHANT_SETTLEMENT).await?;
+        let payment = Transfer {
+            id,
+            debit_account_id: from.id.as_u128(),
+            credit_account_id: merchants,
+            amount,
+            ledger: currency.ledger(),
+            code: transfer_code::PAYMENT,
+            user_data_128: customer_id.as_u128(),
+            ..Default::default()
+        };
+        let mut transfers = vec![payment];
+        let mut notes = vec![TransferNote {
+            transfer_id: id,
+            kind: "payment".into(),
+            description: Some(description.to_owned()),
+        }];
+        self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
+        let facts = TransferFacts {
+            transfer_id: id,
+            kind: EventType::TransferPosted,
+            operation: "payment",
+            amount,
+            currency,
+            description: Some(description),
+        };
+        let drafts = events::transfer_drafts(
+            &facts,
+            &[Leg { wallet: &from, direction: Direction::Out, counterparty: None }],
+        );
+        chain_outcome(&self.create_transfers(transfers, notes, drafts).await?)?;
+        let stored = self
+            .store
+            .transfer(id)
+            .await?
+            .ok_or(WalletError::Ledger("a posted payment is missing".into()))?;
+        Ok((from, stored.timestamp))
+    }
+
     /// Reverses a P2P transfer (an admin's decision: a dispute, a mistake): a new transfer
     /// of the same amount from the recipient's wallet back to the sender's, never an edit
     /// of the original. A transfer is reversed at most once: the reversal's ledger id is

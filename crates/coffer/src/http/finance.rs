@@ -1,0 +1,816 @@
+//! Personal finance over HTTP: categories, expenses (with automatic categorisation),
+//! rules, and payments from a wallet to a merchant, which record their expense.
+//!
+//! Every route is the caller's own (someone else's ids answer 404). Amounts are minor
+//! units of the expense's currency; times are RFC 3339.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Deserializer, Serialize};
+use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::ApiError,
+    extract::{Json, Path, Query, RawJson},
+    idempotency::{self, IdempotencyKeyHeader},
+    ledger::Page,
+    wallets::rfc3339,
+};
+use crate::finance::categorize::{Actions, Trigger};
+use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
+use crate::identity::AuthUser;
+use crate::wallets::{Currency, derive_id};
+
+/// Characters of a name, merchant or tag at most; of a description or notes.
+const NAME_LEN_MAX: usize = 100;
+const TEXT_LEN_MAX: usize = 500;
+/// Tags per expense at most.
+const TAGS_MAX: usize = 20;
+/// Expenses a rule is applied to at most per call.
+const APPLY_MAX: usize = 10_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/categories", get(list_categories).post(create_category))
+        .route("/v1/categories/{id}", axum::routing::patch(update_category).delete(delete_category))
+        .route("/v1/expenses", get(list_expenses).post(create_expense))
+        .route("/v1/expenses/{id}", get(get_expense).patch(update_expense).delete(delete_expense))
+        .route("/v1/rules", get(list_rules).post(create_rule))
+        .route("/v1/rules/{id}", get(get_rule).patch(update_rule).delete(delete_rule))
+        .route("/v1/rules/{id}/apply", post(apply_rule))
+        .route("/v1/wallets/{id}/payments", post(pay_merchant))
+}
+
+impl From<FinanceError> for ApiError {
+    fn from(error: FinanceError) -> Self {
+        match error {
+            FinanceError::NotFound(what) => {
+                let code = match what {
+                    "expense" => "expense_not_found",
+                    "rule" => "rule_not_found",
+                    _ => "category_not_found",
+                };
+                ApiError::NotFound { code, detail: format!("no such {what}") }
+            }
+            FinanceError::NameTaken => ApiError::rejected(
+                StatusCode::CONFLICT,
+                "category_name_taken",
+                "you have a category with this name",
+            ),
+            FinanceError::Invalid(detail) => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_category", detail)
+            }
+            FinanceError::TooMany(what) => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "too_many", format!("too many {what}"))
+            }
+            FinanceError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// A field that may be absent (unchanged), null (cleared) or a value.
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) if text.chars().count() > max => {
+            Err(ApiError::field(field, format!("at most {max} characters")))
+        }
+        Some(text) if text.chars().any(char::is_control) => {
+            Err(ApiError::field(field, "no control characters"))
+        }
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+fn name(field: &str, value: String) -> Result<String, ApiError> {
+    text(field, Some(value), NAME_LEN_MAX)?.ok_or_else(|| ApiError::field(field, "must not be empty"))
+}
+
+fn amount(field: &str, amount: i64) -> Result<i64, ApiError> {
+    let max = i64::try_from(ledger::AMOUNT_MAX).unwrap_or(i64::MAX);
+    if !(1..=max).contains(&amount) {
+        return Err(ApiError::field(field, format!("must be 1 to {max}")));
+    }
+    Ok(amount)
+}
+
+fn mcc(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(code) if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(ApiError::field(field, "must be 4 digits (ISO 18245)"))
+        }
+        other => Ok(other),
+    }
+}
+
+fn tags(field: &str, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if tags.len() > TAGS_MAX {
+        return Err(ApiError::field(field, format!("at most {TAGS_MAX} tags")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (index, tag) in tags.into_iter().enumerate() {
+        let tag = name(&format!("{field}/{index}"), tag)?;
+        if tag.contains(',') {
+            return Err(ApiError::field(format!("{field}/{index}"), "no commas"));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
+fn time(field: &str, text: &str) -> Result<i64, ApiError> {
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))?;
+    i64::try_from(parsed.unix_timestamp_nanos())
+        .ok()
+        .filter(|nanos| *nanos >= 0)
+        .ok_or_else(|| ApiError::field(field, "out of range (1970 to 2262)"))
+}
+
+fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=store::EXPENSES_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::field("limit", format!("must be 1 to {}", store::EXPENSES_PAGE_MAX)));
+    }
+    Ok(limit)
+}
+
+/// A category.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Category {
+    pub id: Uuid,
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+    /// Uncategorised: cannot be renamed or deleted.
+    pub system: bool,
+}
+
+fn category_view(row: &CategoryRow) -> Category {
+    Category { id: row.id, name: row.name.clone(), parent_id: row.parent_id, system: row.system }
+}
+
+/// My categories (the default tree on first use), parents before children.
+#[utoipa::path(get, path = "/v1/categories", tag = "finance", security(("access_token" = [])),
+    responses((status = 200, body = Vec<Category>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn list_categories(
+    user: AuthUser,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<Category>>, ApiError> {
+    let rows = state.finance.categories(user.customer_id).await?;
+    Ok(axum::Json(rows.iter().map(category_view).collect()))
+}
+
+/// A new category.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCategory {
+    pub name: String,
+    /// A top-level category to nest under (two levels at most).
+    pub parent_id: Option<Uuid>,
+}
+
+/// Creates a category (names are unique per customer).
+#[utoipa::path(post, path = "/v1/categories", tag = "finance", request_body = NewCategory, security(("access_token" = [])),
+    responses(
+        (status = 201, body = Category),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "category_name_taken", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_category(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<NewCategory>,
+) -> Result<(StatusCode, axum::Json<Category>), ApiError> {
+    let name = name("/name", request.name)?;
+    let row = state.finance.create_category(user.customer_id, name, request.parent_id).await?;
+    Ok((StatusCode::CREATED, axum::Json(category_view(&row))))
+}
+
+/// Changes to a category.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryPatch {
+    pub name: Option<String>,
+    /// null moves it to the top level.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Option<Option<Uuid>>,
+}
+
+/// Renames or moves a category.
+#[utoipa::path(patch, path = "/v1/categories/{id}", tag = "finance", params(("id" = Uuid, Path)),
+    request_body = CategoryPatch, security(("access_token" = [])),
+    responses(
+        (status = 200, body = Category),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_category(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(request): Json<CategoryPatch>,
+) -> Result<axum::Json<Category>, ApiError> {
+    let name = request.name.map(|value| name("/name", value)).transpose()?;
+    let row = state.finance.update_category(user.customer_id, id, name, request.parent_id).await?;
+    Ok(axum::Json(category_view(&row)))
+}
+
+/// Deletes a category and its children; their expenses move to Uncategorised.
+#[utoipa::path(delete, path = "/v1/categories/{id}", tag = "finance", params(("id" = Uuid, Path)),
+    security(("access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_category(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.finance.delete_category(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An expense.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Expense {
+    pub id: Uuid,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub description: Option<String>,
+    pub merchant: Option<String>,
+    pub mcc: Option<String>,
+    pub occurred_at: String,
+    pub category_id: Uuid,
+    /// `rule:<id>`, `merchant`, `mcc`, `manual` or `none`.
+    pub categorized_by: String,
+    /// 0 to 1.
+    pub confidence: f64,
+    pub tags: Vec<String>,
+    pub notes: Option<String>,
+    pub wallet_id: Option<Uuid>,
+    /// `manual`, `import`, `wallet` or `bank_sync`.
+    pub source: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn nanos(value: i64) -> String {
+    rfc3339(u64::try_from(value).unwrap_or(0))
+}
+
+fn expense_view(row: &ExpenseRow) -> Expense {
+    Expense {
+        id: row.id,
+        amount: row.amount,
+        currency: row.currency.clone(),
+        description: row.description.clone(),
+        merchant: row.merchant.clone(),
+        mcc: row.mcc.clone(),
+        occurred_at: nanos(row.occurred_at),
+        category_id: row.category_id,
+        categorized_by: row.categorized_by.clone(),
+        confidence: row.confidence,
+        tags: row.tags.split(',').filter(|tag| !tag.is_empty()).map(str::to_owned).collect(),
+        notes: row.notes.clone(),
+        wallet_id: row.wallet_id,
+        source: row.source.clone(),
+        created_at: nanos(row.created_at),
+        updated_at: nanos(row.updated_at),
+    }
+}
+
+/// A new expense.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExpenseBody {
+    /// Minor units, at least 1.
+    pub amount: i64,
+    /// ISO 4217 code of a supported currency.
+    pub currency: String,
+    pub description: Option<String>,
+    pub merchant: Option<String>,
+    /// ISO 18245 merchant category code, 4 digits.
+    pub mcc: Option<String>,
+    /// RFC 3339; default now.
+    pub occurred_at: Option<String>,
+    /// Chosen by hand; absent: categorised automatically.
+    pub category_id: Option<Uuid>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub notes: Option<String>,
+    /// One of my wallets it was paid from.
+    pub wallet_id: Option<Uuid>,
+}
+
+/// Records an expense, categorised automatically unless `category_id` is given.
+#[utoipa::path(post, path = "/v1/expenses", tag = "finance", request_body = NewExpenseBody, security(("access_token" = [])),
+    responses(
+        (status = 201, body = Expense),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found or wallet_not_found", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_expense(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<NewExpenseBody>,
+) -> Result<(StatusCode, axum::Json<Expense>), ApiError> {
+    let currency = Currency::parse(&request.currency)
+        .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
+    if let Some(wallet) = request.wallet_id {
+        state.wallets.owned(user.customer_id, wallet).await?;
+    }
+    let expense = NewExpense {
+        amount: amount("/amount", request.amount)?,
+        currency: currency.code().to_owned(),
+        description: text("/description", request.description, TEXT_LEN_MAX)?,
+        merchant: text("/merchant", request.merchant, NAME_LEN_MAX)?,
+        mcc: mcc("/mcc", request.mcc)?,
+        occurred_at: match &request.occurred_at {
+            Some(at) => time("/occurred_at", at)?,
+            None => store::now_ns() as i64,
+        },
+        category_id: request.category_id,
+        tags: tags("/tags", request.tags)?,
+        notes: text("/notes", request.notes, TEXT_LEN_MAX)?,
+        wallet_id: request.wallet_id,
+    };
+    let (row, _) =
+        state.finance.add_expense(user.customer_id, Uuid::now_v7(), expense, "manual", None).await?;
+    Ok((StatusCode::CREATED, axum::Json(expense_view(&row))))
+}
+
+/// Paging and filters of my expenses.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExpenseQuery {
+    /// 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Occurred at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Occurred before (RFC 3339).
+    pub to: Option<String>,
+    /// This category or, for a top-level category, any of its children.
+    pub category_id: Option<Uuid>,
+    /// Exactly this merchant (case-insensitive).
+    pub merchant: Option<String>,
+    pub amount_min: Option<i64>,
+    pub amount_max: Option<i64>,
+    pub tag: Option<String>,
+    /// Text in the description or the merchant (case-insensitive).
+    pub q: Option<String>,
+}
+
+/// My expenses, newest first.
+#[utoipa::path(get, path = "/v1/expenses", tag = "finance", params(ExpenseQuery), security(("access_token" = [])),
+    responses(
+        (status = 200, body = Page<Expense>),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_expenses(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<ExpenseQuery>,
+) -> Result<axum::Json<Page<Expense>>, ApiError> {
+    let limit = limit(query.limit)?;
+    let invalid = || ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() };
+    let before = match &query.cursor {
+        None => None,
+        Some(cursor) => {
+            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?)
+                .map_err(|_| invalid())?;
+            let (at, id) =
+                text.strip_prefix("e1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid)?;
+            Some((at.parse().map_err(|_| invalid())?, id.parse().map_err(|_| invalid())?))
+        }
+    };
+    let category_ids = match query.category_id {
+        None => Vec::new(),
+        Some(id) => {
+            let all = state.finance.categories(user.customer_id).await?;
+            all.iter().filter(|c| c.id == id || c.parent_id == Some(id)).map(|c| c.id).collect()
+        }
+    };
+    if query.category_id.is_some() && category_ids.is_empty() {
+        return Err(FinanceError::NotFound("category").into());
+    }
+    let filter = ExpenseFilter {
+        customer_id: user.customer_id,
+        before,
+        from: query.from.as_deref().map(|at| time("from", at)).transpose()?,
+        to: query.to.as_deref().map(|at| time("to", at)).transpose()?,
+        category_ids,
+        merchant: text("merchant", query.merchant, NAME_LEN_MAX)?,
+        amount_min: query.amount_min,
+        amount_max: query.amount_max,
+        tag: text("tag", query.tag, NAME_LEN_MAX)?,
+        text: text("q", query.q, NAME_LEN_MAX)?,
+        limit: limit + 1,
+    };
+    let mut rows = state.finance.expenses(&filter).await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = has_more
+        .then(|| rows.last().map(|row| URL_SAFE_NO_PAD.encode(format!("e1:{}:{}", row.occurred_at, row.id))))
+        .flatten();
+    Ok(axum::Json(Page { data: rows.iter().map(expense_view).collect(), has_more, next_cursor }))
+}
+
+/// One of my expenses.
+#[utoipa::path(get, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 200, body = Expense),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_expense(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Expense>, ApiError> {
+    Ok(axum::Json(expense_view(&state.finance.expense(user.customer_id, id).await?)))
+}
+
+/// Changes to an expense; absent fields stay, null clears.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpensePatchBody {
+    pub amount: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub merchant: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub mcc: Option<Option<String>>,
+    pub occurred_at: Option<String>,
+    /// Recategorises by hand (and teaches a rule for the merchant).
+    pub category_id: Option<Uuid>,
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+}
+
+/// An updated expense, and the rule learned from a recategorisation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdatedExpense {
+    #[serde(flatten)]
+    pub expense: Expense,
+    /// A rule created so that the merchant's next expense lands in the same category.
+    pub learned_rule_id: Option<Uuid>,
+}
+
+/// Edits one of my expenses.
+#[utoipa::path(patch, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)),
+    request_body = ExpensePatchBody, security(("access_token" = [])),
+    responses(
+        (status = 200, body = UpdatedExpense),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_expense(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(request): Json<ExpensePatchBody>,
+) -> Result<axum::Json<UpdatedExpense>, ApiError> {
+    let optional_text =
+        |field: &str, value: Option<Option<String>>, max| -> Result<Option<Option<String>>, ApiError> {
+            value.map(|inner| text(field, inner, max)).transpose()
+        };
+    let patch = ExpensePatch {
+        amount: request.amount.map(|value| amount("/amount", value)).transpose()?,
+        description: optional_text("/description", request.description, TEXT_LEN_MAX)?,
+        merchant: optional_text("/merchant", request.merchant, NAME_LEN_MAX)?,
+        mcc: request.mcc.map(|value| mcc("/mcc", value)).transpose()?,
+        occurred_at: request.occurred_at.as_deref().map(|at| time("/occurred_at", at)).transpose()?,
+        category_id: request.category_id,
+        tags: request.tags.map(|value| tags("/tags", value)).transpose()?,
+        notes: optional_text("/notes", request.notes, TEXT_LEN_MAX)?,
+    };
+    let (row, learned) = state.finance.update_expense(user.customer_id, id, patch).await?;
+    Ok(axum::Json(UpdatedExpense { expense: expense_view(&row), learned_rule_id: learned }))
+}
+
+/// Deletes one of my expenses.
+#[utoipa::path(delete, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_expense(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.finance.delete_expense(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A categorisation rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    pub id: Uuid,
+    pub name: String,
+    /// Rules are tried in ascending position; the first that matches decides.
+    pub position: i64,
+    /// All triggers must hold (else any).
+    pub strict: bool,
+    pub triggers: Vec<Trigger>,
+    pub actions: Actions,
+}
+
+fn rule_view(row: &RuleRow) -> RuleView {
+    RuleView {
+        id: row.id,
+        name: row.name.clone(),
+        position: row.position,
+        strict: row.strict,
+        triggers: serde_json::from_str(&row.triggers).unwrap_or_default(),
+        actions: serde_json::from_str(&row.actions)
+            .unwrap_or(Actions { category_id: Uuid::nil(), tags: Vec::new() }),
+    }
+}
+
+/// A rule to create or replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    pub name: String,
+    #[serde(default)]
+    pub position: i64,
+    #[serde(default)]
+    pub strict: bool,
+    /// 1 to 10 conditions.
+    pub triggers: Vec<Trigger>,
+    pub actions: Actions,
+}
+
+fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
+    if body.triggers.is_empty() || body.triggers.len() > 10 {
+        return Err(ApiError::field("/triggers", "give 1 to 10 triggers"));
+    }
+    for (index, trigger) in body.triggers.iter().enumerate() {
+        let field = format!("/triggers/{index}");
+        match trigger {
+            Trigger::DescriptionContains { value }
+            | Trigger::MerchantContains { value }
+            | Trigger::MerchantIs { value } => {
+                name(&format!("{field}/value"), value.clone())?;
+            }
+            Trigger::MccIs { value } => {
+                mcc(&format!("{field}/value"), Some(value.clone()))?;
+            }
+            Trigger::AmountBetween { min, max } => {
+                if min.is_none() && max.is_none() || min.zip(*max).is_some_and(|(low, high)| low > high) {
+                    return Err(ApiError::field(field, "give min and/or max, with min ≤ max"));
+                }
+            }
+        }
+    }
+    Ok(RuleSpec {
+        name: name("/name", body.name)?,
+        position: body.position,
+        strict: body.strict,
+        triggers: body.triggers,
+        actions: Actions {
+            category_id: body.actions.category_id,
+            tags: tags("/actions/tags", body.actions.tags)?,
+        },
+    })
+}
+
+/// My rules, in the order they are tried.
+#[utoipa::path(get, path = "/v1/rules", tag = "finance", security(("access_token" = [])),
+    responses((status = 200, body = Vec<RuleView>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn list_rules(
+    user: AuthUser,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<RuleView>>, ApiError> {
+    Ok(axum::Json(state.finance.rules(user.customer_id).await?.iter().map(rule_view).collect()))
+}
+
+/// Creates a rule.
+#[utoipa::path(post, path = "/v1/rules", tag = "finance", request_body = RuleBody, security(("access_token" = [])),
+    responses(
+        (status = 201, body = RuleView),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_rule(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<RuleBody>,
+) -> Result<(StatusCode, axum::Json<RuleView>), ApiError> {
+    let row = state.finance.save_rule(user.customer_id, Uuid::now_v7(), rule_spec(request)?).await?;
+    Ok((StatusCode::CREATED, axum::Json(rule_view(&row))))
+}
+
+/// One of my rules.
+#[utoipa::path(get, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_rule(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<RuleView>, ApiError> {
+    Ok(axum::Json(rule_view(&state.finance.rule(user.customer_id, id).await?)))
+}
+
+/// Replaces one of my rules.
+#[utoipa::path(patch, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), request_body = RuleBody,
+    security(("access_token" = [])),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_rule(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Json(request): Json<RuleBody>,
+) -> Result<axum::Json<RuleView>, ApiError> {
+    state.finance.rule(user.customer_id, id).await?;
+    let row = state.finance.save_rule(user.customer_id, id, rule_spec(request)?).await?;
+    Ok(axum::Json(rule_view(&row)))
+}
+
+/// Deletes one of my rules.
+#[utoipa::path(delete, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_rule(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.finance.delete_rule(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many expenses a rule changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Applied {
+    pub updated: usize,
+}
+
+/// Applies a rule to my existing expenses (not to those categorised by hand).
+#[utoipa::path(post, path = "/v1/rules/{id}/apply", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 200, body = Applied),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn apply_rule(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Applied>, ApiError> {
+    let updated = state.finance.apply_rule(user.customer_id, id, APPLY_MAX).await?;
+    Ok(axum::Json(Applied { updated }))
+}
+
+/// A payment to a merchant from one of my wallets.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentBody {
+    pub merchant: String,
+    /// ISO 18245 merchant category code, 4 digits.
+    pub mcc: Option<String>,
+    /// Minor units of the wallet's currency.
+    pub amount: u64,
+    pub description: Option<String>,
+}
+
+/// A payment and the expense it recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Payment {
+    /// The ledger transfer.
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: u64,
+    pub currency: String,
+    pub merchant: String,
+    pub expense: Expense,
+}
+
+/// Pays a merchant from one of my wallets (wallet → merchant settlement, through the
+/// ledger) and records the expense, categorised automatically.
+#[utoipa::path(post, path = "/v1/wallets/{id}/payments", tag = "finance", params(("id" = Uuid, Path),
+        ("Idempotency-Key" = String, Header, description = "Unique per payment; retries reuse it")),
+    request_body = PaymentBody, security(("access_token" = [])),
+    responses(
+        (status = 201, body = Payment),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 429, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn pay_merchant(
+    user: AuthUser,
+    key: IdempotencyKeyHeader,
+    State(state): State<AppState>,
+    Path(wallet_id): Path<Uuid>,
+    body: RawJson<PaymentBody>,
+) -> Result<Response, ApiError> {
+    let app = state.clone();
+    let id = derive_id(user.customer_id, "payment", &key.0);
+    state.money_rate_limit.check(user.customer_id)?;
+    let RawJson { value: request, bytes } = body;
+    let route = format!("POST /v1/wallets/{wallet_id}/payments");
+    idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
+        if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
+            return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
+        }
+        let merchant = name("/merchant", request.merchant)?;
+        let mcc = mcc("/mcc", request.mcc)?;
+        let description = text("/description", request.description, TEXT_LEN_MAX)?;
+        let note = description.clone().unwrap_or_else(|| merchant.clone());
+        let (wallet, timestamp) =
+            app.wallets.pay_merchant(user.customer_id, id, wallet_id, request.amount, &note).await?;
+        let expense = NewExpense {
+            amount: i64::try_from(request.amount).unwrap_or(i64::MAX),
+            currency: wallet.currency.clone(),
+            description,
+            merchant: Some(merchant.clone()),
+            mcc,
+            occurred_at: i64::try_from(timestamp).unwrap_or(i64::MAX),
+            wallet_id: Some(wallet.id),
+            ..NewExpense::default()
+        };
+        // The expense's id is the transfer's: a retry after a crash records it once.
+        let (row, _) =
+            app.finance.add_expense(user.customer_id, Uuid::from_u128(id), expense, "wallet", None).await?;
+        let payment = Payment {
+            id: Uuid::from_u128(id),
+            wallet_id: wallet.id,
+            amount: request.amount,
+            currency: wallet.currency,
+            merchant,
+            expense: expense_view(&row),
+        };
+        Ok((StatusCode::CREATED, serde_json::to_value(payment).expect("serialisable")))
+    })
+    .await
+}

@@ -1,0 +1,398 @@
+//! Personal finance over real HTTP: categories, expenses with automatic categorisation
+//! (the STARBUCKS case), filters and paging, rules and rule learning, and payments from a
+//! wallet to a merchant that record their expense — on SQLite and, when configured,
+//! PostgreSQL.
+
+mod common;
+
+use common::{Session, TestApp, backends, register_and_login, spawn_app};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+async fn send(
+    app: &TestApp,
+    session: &Session,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    app.call(method, path, Some(&session.access_token), body).await
+}
+
+async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
+    send(app, session, reqwest::Method::POST, path, Some(body)).await
+}
+
+async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
+    send(app, session, reqwest::Method::GET, path, None).await
+}
+
+async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
+    send(app, session, reqwest::Method::PATCH, path, Some(body)).await
+}
+
+/// The id of the caller's category named `name`.
+async fn category(app: &TestApp, session: &Session, name: &str) -> String {
+    let (status, all) = get(app, session, "/v1/categories").await;
+    assert_eq!(status, 200, "{all}");
+    all.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name}: {all}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn expense(app: &TestApp, session: &Session, body: Value) -> Value {
+    let (status, created) = post(app, session, "/v1/expenses", &body).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
+#[tokio::test]
+async fn starbucks_is_a_coffee_shop_with_high_confidence() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let created = expense(
+            &app,
+            &ada,
+            json!({"merchant": "STARBUCKS", "amount": 550, "mcc": "5814", "currency": "USD"}),
+        )
+        .await;
+        assert_eq!(created["category_id"], category(&app, &ada, "Coffee Shops").await);
+        assert_eq!(created["categorized_by"], "merchant");
+        assert!(created["confidence"].as_f64().unwrap() > 0.9, "{created}");
+        assert_eq!(created["source"], "manual");
+        // The MCC alone, and nothing at all.
+        let diner = expense(
+            &app,
+            &ada,
+            json!({"merchant": "Chez Nous", "amount": 2_000, "mcc": "5812", "currency": "EUR"}),
+        )
+        .await;
+        assert_eq!(
+            (diner["categorized_by"].as_str(), diner["confidence"].as_f64()),
+            (Some("mcc"), Some(0.9))
+        );
+        assert_eq!(diner["category_id"], category(&app, &ada, "Restaurants").await);
+        let unknown =
+            expense(&app, &ada, json!({"merchant": "Zyx Qwv", "amount": 1, "currency": "USD"})).await;
+        assert_eq!(unknown["category_id"], category(&app, &ada, "Uncategorised").await);
+        assert_eq!(
+            (unknown["categorized_by"].as_str(), unknown["confidence"].as_f64()),
+            (Some("none"), Some(0.0))
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn categories_tree_names_and_deletion() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let bob = register_and_login(&app, "bob@example.com").await;
+        let (_, all) = get(&app, &ada, "/v1/categories").await;
+        let all = all.as_array().unwrap().clone();
+        let food = all.iter().find(|c| c["name"] == "Food & Dining").unwrap();
+        assert!(food["parent_id"].is_null());
+        let coffee = all.iter().find(|c| c["name"] == "Coffee Shops").unwrap();
+        assert_eq!(coffee["parent_id"], food["id"]);
+        assert!(all.iter().any(|c| c["name"] == "Uncategorised" && c["system"] == true));
+        for top in [
+            "Transportation",
+            "Shopping",
+            "Bills & Utilities",
+            "Housing",
+            "Health",
+            "Entertainment",
+            "Travel",
+            "Education",
+            "Income",
+            "Transfers",
+            "Fees",
+        ] {
+            assert!(all.iter().any(|c| c["name"] == top && c["parent_id"].is_null()), "{top}");
+        }
+
+        let (status, pets) = post(&app, &ada, "/v1/categories", &json!({"name": "Pets"})).await;
+        assert_eq!(status, 201, "{pets}");
+        let pets_id = pets["id"].as_str().unwrap().to_owned();
+        let (status, vet) =
+            post(&app, &ada, "/v1/categories", &json!({"name": "Vet", "parent_id": pets_id})).await;
+        assert_eq!(status, 201, "{vet}");
+        let (status, body) = post(&app, &ada, "/v1/categories", &json!({"name": "Pets"})).await;
+        common::assert_problem(status, &body, 409, "category_name_taken");
+        let (status, body) =
+            post(&app, &ada, "/v1/categories", &json!({"name": "Deep", "parent_id": vet["id"]})).await;
+        common::assert_problem(status, &body, 422, "invalid_category");
+        let (status, body) = post(&app, &ada, "/v1/categories", &json!({"name": "  "})).await;
+        assert_eq!(status, 422, "{body}");
+        // Bob has his own tree; Ada's ids mean nothing to him.
+        let (status, _) = post(&app, &bob, "/v1/categories", &json!({"name": "Pets"})).await;
+        assert_eq!(status, 201, "names are unique per customer");
+        let (status, _) =
+            patch(&app, &bob, &format!("/v1/categories/{pets_id}"), &json!({"name": "Mine"})).await;
+        assert_eq!(status, 404);
+
+        let (status, renamed) =
+            patch(&app, &ada, &format!("/v1/categories/{pets_id}"), &json!({"name": "Animals"})).await;
+        assert_eq!((status, renamed["name"].as_str()), (200, Some("Animals")), "{renamed}");
+        let spent =
+            expense(&app, &ada, json!({"amount": 4_000, "currency": "USD", "category_id": vet["id"]})).await;
+        assert_eq!(spent["categorized_by"], "manual");
+        let (status, _) =
+            send(&app, &ada, reqwest::Method::DELETE, &format!("/v1/categories/{pets_id}"), None).await;
+        assert_eq!(status, 204);
+        let (_, moved) = get(&app, &ada, &format!("/v1/expenses/{}", spent["id"].as_str().unwrap())).await;
+        assert_eq!(
+            moved["category_id"],
+            category(&app, &ada, "Uncategorised").await,
+            "moved to Uncategorised"
+        );
+        let uncategorised = category(&app, &ada, "Uncategorised").await;
+        let (status, body) =
+            send(&app, &ada, reqwest::Method::DELETE, &format!("/v1/categories/{uncategorised}"), None).await;
+        common::assert_problem(status, &body, 422, "invalid_category");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn expenses_filter_page_edit_and_stay_private() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let bob = register_and_login(&app, "bob@example.com").await;
+        let days = ["2026-01-05", "2026-01-10", "2026-01-20", "2026-02-02", "2026-02-15"];
+        let merchants = ["Tesco", "Starbucks", "Uber", "Tesco", "Netflix"];
+        let mut ids = Vec::new();
+        for (index, (day, merchant)) in days.iter().zip(merchants).enumerate() {
+            let created = expense(
+                &app,
+                &ada,
+                json!({"amount": (index as i64 + 1) * 1_000, "currency": "GBP", "merchant": merchant,
+                       "description": format!("{merchant} purchase"), "occurred_at": format!("{day}T12:00:00Z"),
+                       "tags": if index % 2 == 0 { json!(["family"]) } else { json!([]) }}),
+            )
+            .await;
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        let count = |page: &Value| page["data"].as_array().unwrap().len();
+        let (_, january) =
+            get(&app, &ada, "/v1/expenses?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z").await;
+        assert_eq!(count(&january), 3, "{january}");
+        assert_eq!(january["data"][0]["merchant"], "Uber", "newest first");
+        let food = category(&app, &ada, "Food & Dining").await;
+        let (_, in_food) = get(&app, &ada, &format!("/v1/expenses?category_id={food}")).await;
+        assert_eq!(count(&in_food), 3, "a parent includes its children (groceries, coffee): {in_food}");
+        let (_, tesco) = get(&app, &ada, "/v1/expenses?merchant=tesco").await;
+        assert_eq!(count(&tesco), 2);
+        let (_, mid) = get(&app, &ada, "/v1/expenses?amount_min=2000&amount_max=4000").await;
+        assert_eq!(count(&mid), 3);
+        let (_, family) = get(&app, &ada, "/v1/expenses?tag=family").await;
+        assert_eq!(count(&family), 3);
+        let (_, search) = get(&app, &ada, "/v1/expenses?q=NETFLIX%20pur").await;
+        assert_eq!(count(&search), 1);
+        let (_, wild) = get(&app, &ada, "/v1/expenses?q=%25").await;
+        assert_eq!(count(&wild), 0, "LIKE wildcards are literal");
+        // Paging: two by two, no gap, no repeat.
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("/v1/expenses?limit=2&cursor={cursor}"),
+                None => "/v1/expenses?limit=2".to_owned(),
+            };
+            let (status, page) = get(&app, &ada, &path).await;
+            assert_eq!(status, 200, "{page}");
+            seen.extend(
+                page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let mut expected = ids.clone();
+        expected.reverse();
+        assert_eq!(seen, expected);
+
+        let (status, edited) = patch(
+            &app,
+            &ada,
+            &format!("/v1/expenses/{}", ids[0]),
+            &json!({"amount": 1234, "notes": "weekly shop", "tags": ["food", "family"]}),
+        )
+        .await;
+        assert_eq!((status, edited["amount"].as_i64()), (200, Some(1234)), "{edited}");
+        assert_eq!(edited["tags"], json!(["food", "family"]));
+        let (status, cleared) =
+            patch(&app, &ada, &format!("/v1/expenses/{}", ids[0]), &json!({"notes": null})).await;
+        assert_eq!((status, cleared["notes"].is_null()), (200, true), "{cleared}");
+        // Bob sees none of it.
+        let (_, bobs) = get(&app, &bob, "/v1/expenses").await;
+        assert_eq!(count(&bobs), 0);
+        for (method, body) in [
+            (reqwest::Method::GET, None),
+            (reqwest::Method::PATCH, Some(json!({"amount": 1}))),
+            (reqwest::Method::DELETE, None),
+        ] {
+            let (status, _) =
+                send(&app, &bob, method, &format!("/v1/expenses/{}", ids[0]), body.as_ref()).await;
+            assert_eq!(status, 404);
+        }
+        // Bad input: clear 4xx, nothing stored.
+        for bad in [
+            json!({"amount": 0, "currency": "USD"}),
+            json!({"amount": 10, "currency": "XXX"}),
+            json!({"amount": 10, "currency": "USD", "mcc": "58"}),
+            json!({"amount": 10, "currency": "USD", "occurred_at": "yesterday"}),
+            json!({"amount": 10, "currency": "USD", "tags": ["a,b"]}),
+            json!({"amount": 10, "currency": "USD", "category_id": Uuid::now_v7()}),
+            json!({"amount": 10, "currency": "USD", "balance": 5}),
+        ] {
+            let (status, body) = post(&app, &ada, "/v1/expenses", &bad).await;
+            assert!(status == 422 || status == 404, "{bad} → {status} {body}");
+        }
+        let (_, all) = get(&app, &ada, "/v1/expenses").await;
+        assert_eq!(count(&all), 5);
+        let (status, _) =
+            send(&app, &ada, reqwest::Method::DELETE, &format!("/v1/expenses/{}", ids[4]), None).await;
+        assert_eq!(status, 204);
+        let (status, _) = get(&app, &ada, &format!("/v1/expenses/{}", ids[4])).await;
+        assert_eq!(status, 404);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn rules_apply_and_are_learned_from_corrections() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        // A correction teaches a rule for the merchant.
+        let first =
+            expense(&app, &ada, json!({"merchant": "Corner Deli", "amount": 800, "currency": "USD"})).await;
+        assert_eq!(first["categorized_by"], "none");
+        let restaurants = category(&app, &ada, "Restaurants").await;
+        let (status, fixed) = patch(
+            &app,
+            &ada,
+            &format!("/v1/expenses/{}", first["id"].as_str().unwrap()),
+            &json!({"category_id": restaurants}),
+        )
+        .await;
+        assert_eq!(status, 200, "{fixed}");
+        assert_eq!(
+            (fixed["categorized_by"].as_str(), fixed["confidence"].as_f64()),
+            (Some("manual"), Some(1.0))
+        );
+        let learned = fixed["learned_rule_id"].as_str().expect("a rule was learned").to_owned();
+        let next =
+            expense(&app, &ada, json!({"merchant": "CORNER DELI", "amount": 950, "currency": "USD"})).await;
+        assert_eq!(next["category_id"], restaurants);
+        assert_eq!(next["categorized_by"], format!("rule:{learned}"));
+        assert_eq!(next["confidence"], 1.0);
+        // Corrected again: the same rule now points to the new category.
+        let fast_food = category(&app, &ada, "Fast Food").await;
+        let path = format!("/v1/expenses/{}", next["id"].as_str().unwrap());
+        let (_, again) = patch(&app, &ada, &path, &json!({"category_id": fast_food})).await;
+        assert_eq!(again["learned_rule_id"], learned, "one rule per merchant: {again}");
+        let third =
+            expense(&app, &ada, json!({"merchant": "corner deli", "amount": 100, "currency": "USD"})).await;
+        assert_eq!(third["category_id"], fast_food);
+
+        // A rule of one's own, strict, applied to what exists.
+        let fitness = category(&app, &ada, "Fitness").await;
+        let gym = expense(
+            &app,
+            &ada,
+            json!({"description": "Monthly climbing membership", "amount": 3_000, "currency": "USD"}),
+        )
+        .await;
+        let small =
+            expense(&app, &ada, json!({"description": "climbing chalk", "amount": 500, "currency": "USD"})).await;
+        assert_ne!(gym["category_id"], fitness);
+        let rule = json!({"name": "Gym", "strict": true, "triggers": [
+            {"type": "description_contains", "value": "CLIMBING"}, {"type": "amount_between", "min": 1000}
+        ], "actions": {"category_id": fitness, "tags": ["health"]}});
+        let (status, created) = post(&app, &ada, "/v1/rules", &rule).await;
+        assert_eq!(status, 201, "{created}");
+        let rule_id = created["id"].as_str().unwrap();
+        let (status, applied) = post(&app, &ada, &format!("/v1/rules/{rule_id}/apply"), &json!({})).await;
+        assert_eq!((status, applied["updated"].as_u64()), (200, Some(1)), "{applied}");
+        let (_, gym) = get(&app, &ada, &format!("/v1/expenses/{}", gym["id"].as_str().unwrap())).await;
+        assert_eq!(
+            (gym["category_id"].as_str(), gym["tags"].clone()),
+            (Some(fitness.as_str()), json!(["health"]))
+        );
+        let (_, small) = get(&app, &ada, &format!("/v1/expenses/{}", small["id"].as_str().unwrap())).await;
+        assert_ne!(small["category_id"], fitness, "strict: the amount trigger failed");
+        let (_, rules) = get(&app, &ada, "/v1/rules").await;
+        assert_eq!(rules.as_array().unwrap().len(), 2);
+        let (status, body) = post(
+            &app,
+            &ada,
+            "/v1/rules",
+            &json!({"name": "x", "triggers": [], "actions": {"category_id": fitness}}),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        let (status, body) = post(&app, &ada, "/v1/rules", &json!({"name": "x", "triggers": [{"type": "mcc_is", "value": "5814"}], "actions": {"category_id": Uuid::now_v7()}})).await;
+        assert_eq!(status, 404, "{body}");
+        let (status, _) =
+            send(&app, &ada, reqwest::Method::DELETE, &format!("/v1/rules/{rule_id}"), None).await;
+        assert_eq!(status, 204);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn wallet_payments_to_merchants_record_their_expense_once() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let client = &app.client;
+        let post_keyed = |path: String, key: &'static str, body: Value| {
+            let request = client
+                .post(app.url(&path))
+                .bearer_auth(&ada.access_token)
+                .header("idempotency-key", key)
+                .json(&body);
+            async move { common::read(request.send().await.unwrap()).await }
+        };
+        let (status, wallet) = post_keyed("/v1/wallets".into(), "w1", json!({"currency": "USD"})).await;
+        assert_eq!(status, 201, "{wallet}");
+        let wallet = wallet["id"].as_str().unwrap().to_owned();
+        let (status, _) = post_keyed(
+            format!("/v1/wallets/{wallet}/top-ups"),
+            "t1",
+            json!({"amount": 1_000, "payment_method": "tok_visa"}),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let pay = json!({"merchant": "Starbucks", "mcc": "5814", "amount": 450});
+        let (status, paid) = post_keyed(format!("/v1/wallets/{wallet}/payments"), "p1", pay.clone()).await;
+        assert_eq!(status, 201, "{paid}");
+        assert_eq!(paid["expense"]["source"], "wallet");
+        assert_eq!(paid["expense"]["wallet_id"], wallet);
+        assert_eq!(paid["expense"]["category_id"], category(&app, &ada, "Coffee Shops").await);
+        let (status, replay) = post_keyed(format!("/v1/wallets/{wallet}/payments"), "p1", pay).await;
+        assert_eq!((status, &replay), (201, &paid), "a retry replays");
+        let (status, body) = post_keyed(
+            format!("/v1/wallets/{wallet}/payments"),
+            "p2",
+            json!({"merchant": "Apple Store", "amount": 10_000}),
+        )
+        .await;
+        common::assert_problem(status, &body, 422, "insufficient_funds");
+        let (_, expenses) = get(&app, &ada, "/v1/expenses").await;
+        assert_eq!(expenses["data"].as_array().unwrap().len(), 1, "one expense: {expenses}");
+        let (_, balance) = get(&app, &ada, &format!("/v1/wallets/{wallet}")).await;
+        assert_eq!(balance["balance"]["available"], 550);
+        let (_, history) = get(&app, &ada, &format!("/v1/wallets/{wallet}/operations?type=payment")).await;
+        assert_eq!(history["data"][0]["type"], "payment", "{history}");
+        assert_eq!(history["data"][0]["amount"], -450);
+        app.stop().await;
+    }
+}

@@ -1,0 +1,55 @@
+-- Coffer personal-finance schema, SQLite. Mirrors ../postgres/0006_finance.sql; never edit
+-- once landed. Times are nanoseconds since the Unix epoch; amounts are minor units.
+
+-- A customer's categories: a two-level tree (parent_id NULL at the top). Names are
+-- unique per customer.
+CREATE TABLE categories (
+    id          BLOB    NOT NULL PRIMARY KEY,
+    customer_id BLOB    NOT NULL,
+    parent_id   BLOB    REFERENCES categories (id),
+    name        TEXT    NOT NULL,
+    system      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (customer_id, name)
+);
+
+-- Expenses (and income: a negative direction is not used; income is a category).
+-- categorized_by: 'rule:<id>', 'merchant', 'mcc' or 'manual'. import_hash makes a
+-- re-imported statement line a duplicate.
+CREATE TABLE expenses (
+    id             BLOB    NOT NULL PRIMARY KEY,
+    customer_id    BLOB    NOT NULL,
+    amount         INTEGER NOT NULL CHECK (amount > 0),
+    currency       TEXT    NOT NULL,
+    description    TEXT,
+    merchant       TEXT,
+    mcc            TEXT,
+    occurred_at    INTEGER NOT NULL,
+    category_id    BLOB    NOT NULL REFERENCES categories (id),
+    categorized_by TEXT    NOT NULL,
+    confidence     REAL    NOT NULL,
+    tags           TEXT    NOT NULL,
+    notes          TEXT,
+    wallet_id      BLOB,
+    source         TEXT    NOT NULL CHECK (source IN ('manual', 'import', 'wallet', 'bank_sync')),
+    import_hash    TEXT,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    UNIQUE (customer_id, import_hash)
+);
+CREATE INDEX expenses_customer_time ON expenses (customer_id, occurred_at, id);
+CREATE INDEX expenses_category ON expenses (category_id);
+
+-- Per-customer categorisation rules, applied in position order; the first that matches
+-- decides. triggers and actions are JSON.
+CREATE TABLE rules (
+    id          BLOB    NOT NULL PRIMARY KEY,
+    customer_id BLOB    NOT NULL,
+    position    INTEGER NOT NULL,
+    name        TEXT    NOT NULL,
+    strict      INTEGER NOT NULL,
+    triggers    TEXT    NOT NULL,
+    actions     TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX rules_customer ON rules (customer_id, position);
