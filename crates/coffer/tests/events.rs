@@ -177,21 +177,19 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
                 post(&app, &alice, &path, &json!({"amount": 1_000, "destination": destination})).await;
             assert_eq!((code, body["status"].as_str()), (201, Some(status)), "{body}");
         }
-        let (status, body) = post(
-            &app,
-            &alice,
-            "/v1/expenses",
-            &json!({"amount": 550, "currency": "USD", "merchant": "STARBUCKS", "mcc": "5814"}),
-        )
-        .await;
+        // Budgets: coffee at 500 (the 550 expense exceeds it), rides at 1,000 (900: a warning).
+        for (name, amount) in [("Coffee Shops", 500), ("Taxi & Rideshare", 1_000)] {
+            let (_, categories) = get(&app, &alice, "/v1/categories").await;
+            let id = categories.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].clone();
+            let budget = json!({"category_id": id, "currency": "USD", "amount": amount});
+            let (status, body) = post(&app, &alice, "/v1/budgets", &budget).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let starbucks = json!({"amount": 550, "currency": "USD", "merchant": "STARBUCKS", "mcc": "5814"});
+        let (status, body) = post(&app, &alice, "/v1/expenses", &starbucks).await;
         assert_eq!(status, 201, "{body}");
-        let (status, body) = post(
-            &app,
-            &alice,
-            &format!("/v1/wallets/{alices}/payments"),
-            &json!({"merchant": "Uber", "amount": 900}),
-        )
-        .await;
+        let payment = json!({"merchant": "Uber", "amount": 900});
+        let (status, body) = post(&app, &alice, &format!("/v1/wallets/{alices}/payments"), &payment).await;
         assert_eq!(status, 201, "{body}");
         relayed(&store).await;
 
@@ -252,9 +250,15 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         assert_eq!(status, 200, "{inbox}");
         let kinds: Vec<&str> =
             inbox["data"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
-        for kind in
-            ["welcome", "top_up_succeeded", "top_up_failed", "withdrawal_succeeded", "withdrawal_failed"]
-        {
+        for kind in [
+            "welcome",
+            "top_up_succeeded",
+            "top_up_failed",
+            "withdrawal_succeeded",
+            "withdrawal_failed",
+            "budget_exceeded",
+            "budget_warning",
+        ] {
             assert!(kinds.contains(&kind), "alice's inbox has {kind}: {kinds:?}");
         }
         let (_, inbox) = get(&app, &bob, "/v1/notifications").await;
@@ -264,13 +268,18 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let mut mails = Vec::new();
         for _ in 0..200 {
             mails = mail_files(&app);
-            if mails.len() >= 3 {
+            if mails.len() >= 4 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let welcome = mails.iter().filter(|(name, _)| name.starts_with("welcome-")).count();
         assert_eq!(welcome, 2, "{mails:?}");
+        assert_eq!(
+            mails.iter().filter(|(name, _)| name.starts_with("budget_exceeded-")).count(),
+            1,
+            "{mails:?}"
+        );
         let failed: Vec<_> = mails.iter().filter(|(name, _)| name.starts_with("top_up_failed-")).collect();
         assert_eq!(failed.len(), 1, "{mails:?}");
         assert!(failed[0].1.contains("To: alice@example.com"), "{}", failed[0].1);

@@ -311,7 +311,8 @@ async fn rules_apply_and_are_learned_from_corrections() {
         )
         .await;
         let small =
-            expense(&app, &ada, json!({"description": "climbing chalk", "amount": 500, "currency": "USD"})).await;
+            expense(&app, &ada, json!({"description": "climbing chalk", "amount": 500, "currency": "USD"}))
+                .await;
         assert_ne!(gym["category_id"], fitness);
         let rule = json!({"name": "Gym", "strict": true, "triggers": [
             {"type": "description_contains", "value": "CLIMBING"}, {"type": "amount_between", "min": 1000}
@@ -393,6 +394,175 @@ async fn wallet_payments_to_merchants_record_their_expense_once() {
         let (_, history) = get(&app, &ada, &format!("/v1/wallets/{wallet}/operations?type=payment")).await;
         assert_eq!(history["data"][0]["type"], "payment", "{history}");
         assert_eq!(history["data"][0]["amount"], -450);
+        app.stop().await;
+    }
+}
+
+/// A fixed data set whose figures were computed by hand.
+#[tokio::test]
+async fn reports_and_budgets_match_hand_computed_figures() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let data = [
+            ("2026-02-10T09:00:00Z", "Tesco", 3_000, "USD"),
+            ("2026-02-15T09:00:00Z", "ACME PAYROLL", 500_000, "USD"),
+            ("2026-03-01T00:00:00Z", "Tesco", 4_000, "USD"),
+            ("2026-03-02T08:00:00Z", "Starbucks", 550, "USD"),
+            ("2026-03-03T08:00:00Z", "Starbucks", 450, "USD"),
+            ("2026-03-05T18:00:00Z", "Uber", 1_200, "USD"),
+            ("2026-03-07T12:00:00Z", "Tesco", 2_500, "EUR"),
+            ("2026-03-10T09:00:00Z", "ACME PAYROLL", 500_000, "USD"),
+            ("2026-03-31T23:59:59Z", "=Netflix", 1_599, "USD"),
+            ("2026-04-01T00:00:00Z", "Tesco", 9_999, "USD"),
+        ];
+        for (at, merchant, amount, currency) in data {
+            expense(
+                &app,
+                &ada,
+                json!({"occurred_at": at, "merchant": merchant, "amount": amount, "currency": currency}),
+            )
+            .await;
+        }
+        let (status, report) = get(&app, &ada, "/v1/reports/monthly/2026/3").await;
+        assert_eq!(status, 200, "{report}");
+        let currencies = report["currencies"].as_array().unwrap();
+        assert_eq!(currencies.len(), 2, "never mixed: {report}");
+        let eur = &currencies[0];
+        assert_eq!(
+            (eur["currency"].as_str(), eur["spending"].as_i64(), eur["income"].as_i64()),
+            (Some("EUR"), Some(2_500), Some(0))
+        );
+        let usd = &currencies[1];
+        assert_eq!(usd["currency"], "USD");
+        assert_eq!(
+            (usd["income"].as_i64(), usd["spending"].as_i64(), usd["net"].as_i64()),
+            (Some(500_000), Some(7_799), Some(492_201))
+        );
+        assert_eq!(usd["count"], 6);
+        let by_category: Vec<(String, i64, i64)> = usd["by_category"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                (
+                    line["name"].as_str().unwrap().to_owned(),
+                    line["total"].as_i64().unwrap(),
+                    line["percent"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_category,
+            [
+                ("Food & Dining".into(), 5_000, 64),
+                ("Bills & Utilities".into(), 1_599, 20),
+                ("Transportation".into(), 1_200, 15)
+            ]
+        );
+        let merchants: Vec<(&str, i64)> = usd["top_merchants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["merchant"].as_str().unwrap(), m["total"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(merchants, [("Tesco", 4_000), ("=Netflix", 1_599), ("Uber", 1_200), ("Starbucks", 1_000)]);
+        assert_eq!(
+            (usd["previous_month"]["spending"].as_i64(), usd["previous_month"]["income"].as_i64()),
+            (Some(3_000), Some(500_000))
+        );
+        assert_eq!(usd["spending_change_percent"], 159);
+
+        let (_, by_leaf) = get(&app, &ada, "/v1/reports/categories/2026/3").await;
+        let usd_lines: Vec<(&str, i64)> = by_leaf[1]["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| (line["name"].as_str().unwrap(), line["total"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(
+            usd_lines,
+            [
+                ("Groceries", 4_000),
+                ("Subscriptions", 1_599),
+                ("Taxi & Rideshare", 1_200),
+                ("Coffee Shops", 1_000)
+            ]
+        );
+
+        // A budget on a parent counts its children; rollover adds what February left.
+        let food = category(&app, &ada, "Food & Dining").await;
+        let (status, budget) = post(
+            &app,
+            &ada,
+            "/v1/budgets",
+            &json!({"category_id": food, "currency": "USD", "amount": 6_000}),
+        )
+        .await;
+        assert_eq!(status, 201, "{budget}");
+        let id = budget["id"].as_str().unwrap().to_owned();
+        let (_, march) = get(&app, &ada, &format!("/v1/budgets/{id}/status?year=2026&month=3")).await;
+        assert_eq!(
+            (
+                march["spent"].as_i64(),
+                march["available"].as_i64(),
+                march["remaining"].as_i64(),
+                march["percent_used"].as_i64()
+            ),
+            (Some(5_000), Some(6_000), Some(1_000), Some(83)),
+            "{march}"
+        );
+        assert_eq!((march["state"].as_str(), march["forecast"].as_i64()), (Some("warning"), Some(5_000)));
+        let (status, _) = patch(&app, &ada, &format!("/v1/budgets/{id}"), &json!({"rollover": true})).await;
+        assert_eq!(status, 200);
+        let (_, rolled) = get(&app, &ada, &format!("/v1/budgets/{id}/status?year=2026&month=3")).await;
+        assert_eq!(
+            (rolled["rolled_over"].as_i64(), rolled["available"].as_i64(), rolled["state"].as_str()),
+            (Some(3_000), Some(9_000), Some("ok"))
+        );
+        let (status, body) =
+            post(&app, &ada, "/v1/budgets", &json!({"category_id": food, "currency": "USD", "amount": 1}))
+                .await;
+        common::assert_problem(status, &body, 409, "budget_exists");
+
+        let (_, summary) = get(&app, &ada, "/v1/reports/summary").await;
+        let usd_all =
+            summary["all_time"].as_array().unwrap().iter().find(|t| t["currency"] == "USD").unwrap().clone();
+        assert_eq!(
+            (usd_all["income"].as_i64(), usd_all["spending"].as_i64(), usd_all["count"].as_i64()),
+            (Some(1_000_000), Some(20_798), Some(9))
+        );
+        let (status, trends) = get(&app, &ada, "/v1/reports/trends?months=36").await;
+        assert_eq!(status, 200, "{trends}");
+        let march_trend =
+            trends.as_array().unwrap().iter().find(|m| m["year"] == 2026 && m["month"] == 3).unwrap().clone();
+        let usd_march = march_trend["currencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["currency"] == "USD")
+            .unwrap()
+            .clone();
+        assert_eq!(usd_march["spending"], 7_799);
+        let (status, _) = get(&app, &ada, "/v1/reports/trends?months=0").await;
+        assert_eq!(status, 422);
+        let (status, _) = get(&app, &ada, "/v1/reports/monthly/2026/13").await;
+        assert_eq!(status, 400);
+
+        let response = app
+            .client
+            .get(app.url("/v1/exports/expenses.csv"))
+            .bearer_auth(&ada.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+        let csv = response.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 11, "a header and 10 rows: {csv}");
+        assert!(lines[0].starts_with("id,occurred_at,amount,currency,merchant"));
+        assert!(lines.iter().any(|line| line.contains(",'=Netflix,")), "formulas are defused: {csv}");
         app.stop().await;
     }
 }

@@ -428,3 +428,141 @@ impl Store {
         Ok(deleted == 1)
     }
 }
+
+/// A monthly budget.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct BudgetRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub category_id: Uuid,
+    pub currency: String,
+    pub amount: i64,
+    pub rollover: bool,
+    pub created_at: i64,
+}
+
+/// Expenses of one category in one currency over a period.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct CategoryTotal {
+    pub currency: String,
+    pub category_id: Uuid,
+    pub total: i64,
+    pub count: i64,
+}
+
+/// Expenses at one merchant in one currency over a period.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct MerchantTotal {
+    pub currency: String,
+    pub merchant: String,
+    pub total: i64,
+    pub count: i64,
+}
+
+/// Budgets one customer may have at most.
+pub const BUDGETS_PER_CUSTOMER_MAX: u32 = 200;
+
+const BUDGET_COLUMNS: &str = "id, customer_id, category_id, currency, amount, rollover, created_at";
+
+impl Store {
+    /// The customer's budgets, oldest first.
+    pub async fn budgets(&self, customer_id: Uuid) -> Result<Vec<BudgetRow>> {
+        let text = format!(
+            "SELECT {BUDGET_COLUMNS} FROM budgets WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2"
+        );
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(&text))
+                .bind(customer_id)
+                .bind(i64::from(BUDGETS_PER_CUSTOMER_MAX))
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
+    /// Records a budget, or replaces the amount and rollover of the customer's budget with
+    /// the same id. False: another budget holds this category and currency.
+    pub async fn save_budget(&self, budget: &BudgetRow) -> Result<bool> {
+        let text = format!(
+            "INSERT INTO budgets ({BUDGET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET amount = $5, rollover = $6 WHERE budgets.customer_id = $2"
+        );
+        let saved = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(&text))
+                .bind(budget.id)
+                .bind(budget.customer_id)
+                .bind(budget.category_id)
+                .bind(&budget.currency)
+                .bind(budget.amount)
+                .bind(budget.rollover)
+                .bind(budget.created_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match saved {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes the customer's budget `id`. False: there was none.
+    pub async fn delete_budget(&self, customer_id: Uuid, id: Uuid) -> Result<bool> {
+        let deleted = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql("DELETE FROM budgets WHERE id = $1 AND customer_id = $2"))
+                .bind(id)
+                .bind(customer_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted == 1)
+    }
+
+    /// The customer's expense totals per currency and category for `[from, to)`.
+    pub async fn category_totals(&self, customer_id: Uuid, from: i64, to: i64) -> Result<Vec<CategoryTotal>> {
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(
+                "SELECT currency, category_id, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
+                 WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
+                 GROUP BY currency, category_id ORDER BY currency, total DESC",
+            ))
+            .bind(customer_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The customer's largest merchants by total for `[from, to)`, `limit` at most, among
+    /// the expenses not in `excluded` categories.
+    pub async fn merchant_totals(
+        &self,
+        customer_id: Uuid,
+        from: i64,
+        to: i64,
+        excluded: &[Uuid],
+        limit: u32,
+    ) -> Result<Vec<MerchantTotal>> {
+        let excluded_sql = if excluded.is_empty() {
+            String::new()
+        } else {
+            let ids = (0..excluded.len()).map(|i| format!("${}", i + 5)).collect::<Vec<_>>();
+            format!(" AND category_id NOT IN ({})", ids.join(", "))
+        };
+        let text = format!(
+            "SELECT currency, merchant, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
+             WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND merchant IS NOT NULL{excluded_sql} \
+             GROUP BY currency, merchant ORDER BY total DESC, merchant LIMIT $4"
+        );
+        with_pool!(self, read, |pool, sql| {
+            let mut query =
+                sqlx::query_as(sql(&text)).bind(customer_id).bind(from).bind(to).bind(i64::from(limit));
+            for id in excluded {
+                query = query.bind(*id);
+            }
+            Ok(query.fetch_all(pool).await?)
+        })
+    }
+}

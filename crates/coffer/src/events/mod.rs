@@ -49,10 +49,12 @@ pub enum EventType {
     BalanceUpdated,
     ExpenseAdded,
     ExpenseCategorized,
+    BudgetWarning,
+    BudgetExceeded,
 }
 
 impl EventType {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -66,6 +68,8 @@ impl EventType {
         Self::BalanceUpdated,
         Self::ExpenseAdded,
         Self::ExpenseCategorized,
+        Self::BudgetWarning,
+        Self::BudgetExceeded,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -84,6 +88,8 @@ impl EventType {
             Self::BalanceUpdated => "balance.updated",
             Self::ExpenseAdded => "expense.added",
             Self::ExpenseCategorized => "expense.categorized",
+            Self::BudgetWarning => "budget.warning",
+            Self::BudgetExceeded => "budget.exceeded",
         }
     }
 

@@ -11,6 +11,7 @@
 pub mod categories;
 pub mod categorize;
 pub mod merchants;
+pub mod reports;
 
 use serde_json::json;
 use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow, Store, StoreError};
@@ -299,10 +300,11 @@ impl Finance {
             created_at: now,
             updated_at: now,
         };
-        let events = [
+        let mut events = vec![
             self.expense_event(EventType::ExpenseAdded, &row, &categories),
             self.expense_event(EventType::ExpenseCategorized, &row, &categories),
         ];
+        events.extend(self.budget_crossings(&row, &categories).await?);
         let created = self.store.insert_expense(&row, &events).await?;
         if !created && row.import_hash.is_none() {
             // The same id again (a retried request): the stored expense stands.
@@ -311,6 +313,58 @@ impl Finance {
             return Ok((stored, false));
         }
         Ok((row, created))
+    }
+
+    /// `budget.warning` / `budget.exceeded` for the budgets `row` pushes over 80 % / 100 %
+    /// of their month (read before the expense is written: two expenses racing across the
+    /// same line may both announce it, or neither — the status endpoint is exact).
+    async fn budget_crossings(
+        &self,
+        row: &ExpenseRow,
+        categories: &[CategoryRow],
+    ) -> Result<Vec<store::NewEvent>, FinanceError> {
+        let mut events = Vec::new();
+        let (year, month) = reports::month_of(row.occurred_at);
+        for budget in self.store.budgets(row.customer_id).await? {
+            if budget.currency != row.currency
+                || !reports::tree(categories, budget.category_id).contains(&row.category_id)
+            {
+                continue;
+            }
+            let before = self.budget_status(&budget, year, month).await?;
+            let spent = before.spent + row.amount;
+            let after = if spent > before.available {
+                EventType::BudgetExceeded
+            } else if spent * 100 >= before.available * reports::WARNING_PERCENT {
+                EventType::BudgetWarning
+            } else {
+                continue;
+            };
+            let already = match after {
+                EventType::BudgetExceeded => before.state == "exceeded",
+                _ => before.state != "ok",
+            };
+            if already {
+                continue;
+            }
+            let category = categories.iter().find(|c| c.id == budget.category_id).map(|c| c.name.clone());
+            let data = json!({
+                "customer_id": row.customer_id,
+                "wallet_id": row.wallet_id,
+                "budget_id": budget.id,
+                "category_id": budget.category_id,
+                "category": category,
+                "currency": budget.currency,
+                "year": year,
+                "month": month,
+                "available": before.available,
+                "spent": spent,
+                "percent_used": if before.available == 0 { 0 } else { spent * 100 / before.available },
+                "expense_id": row.id,
+            });
+            events.push(events::event(after, Some(row.customer_id), &format!("budgets/{}", budget.id), data));
+        }
+        Ok(events)
     }
 
     fn expense_event(

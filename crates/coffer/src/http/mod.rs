@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod payments;
 pub mod rate_limit;
+pub mod reports;
 pub mod stream;
 pub mod wallets;
 
@@ -92,6 +93,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(stream::router())
         .merge(notifications::router())
         .merge(finance::router())
+        .merge(reports::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))

@@ -10,7 +10,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, auth, customers, error, finance, health, ledger, notifications, payments, stream, wallets,
+    AppState, auth, customers, error, finance, health, ledger, notifications, payments, reports, stream,
+    wallets,
 };
 
 #[derive(Debug, OpenApi)]
@@ -61,6 +62,17 @@ use super::{
         finance::delete_rule,
         finance::apply_rule,
         finance::pay_merchant,
+        reports::list_budgets,
+        reports::create_budget,
+        reports::get_budget,
+        reports::update_budget,
+        reports::delete_budget,
+        reports::budget_status,
+        reports::monthly,
+        reports::categories,
+        reports::summary,
+        reports::trends,
+        reports::export_expenses,
         stream::stream,
         stream::create_ticket,
         notifications::list_notifications,
@@ -83,6 +95,7 @@ use super::{
         (name = "wallets", description = "Wallets, transfers between them and their history"),
         (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
         (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments"),
+        (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),

@@ -290,6 +290,24 @@ fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Mes
             ),
             false,
         )),
+        EventType::BudgetWarning | EventType::BudgetExceeded => {
+            let exceeded = kind == EventType::BudgetExceeded;
+            let category = data["category"].as_str().unwrap_or("a category");
+            out.push(message(
+                if exceeded { "budget_exceeded" } else { "budget_warning" },
+                if exceeded {
+                    format!("Budget exceeded: {category}")
+                } else {
+                    format!("Budget at {}%: {category}", data["percent_used"].as_i64().unwrap_or(0))
+                },
+                format!(
+                    "You have spent {} of {} budgeted for {category} this month.",
+                    money(data, "spent"),
+                    money(data, "available")
+                ),
+                exceeded,
+            ));
+        }
         EventType::CustomerLoggedIn
         | EventType::WalletCreated
         | EventType::TransferVoided

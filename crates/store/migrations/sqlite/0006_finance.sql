@@ -53,3 +53,16 @@ CREATE TABLE rules (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX rules_customer ON rules (customer_id, position);
+
+-- Monthly budgets: an amount per category (its children included) and currency.
+-- rollover: what was left last month is added to this month's amount.
+CREATE TABLE budgets (
+    id          BLOB    NOT NULL PRIMARY KEY,
+    customer_id BLOB    NOT NULL,
+    category_id BLOB    NOT NULL REFERENCES categories (id) ON DELETE CASCADE,
+    currency    TEXT    NOT NULL,
+    amount      INTEGER NOT NULL CHECK (amount > 0),
+    rollover    INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (customer_id, category_id, currency)
+);

@@ -1,0 +1,342 @@
+//! Budgets and reports. Everything is per currency: amounts in different currencies are
+//! never added together. Income is what falls in the `Income` category tree; spending is
+//! everything else. Months are calendar months in UTC.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use store::{BudgetRow, CategoryRow, CategoryTotal};
+use time::{Date, Month, OffsetDateTime, Time};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Finance, FinanceError};
+
+/// The income tree's top-level category.
+pub const INCOME: &str = "Income";
+/// Budget warning threshold, in percent of the budget.
+pub const WARNING_PERCENT: i64 = 80;
+
+/// `[start, end)` of a calendar month, in nanoseconds since the epoch.
+pub fn month_range(year: i32, month: u8) -> Option<(i64, i64)> {
+    let month = Month::try_from(month).ok()?;
+    let start = Date::from_calendar_date(year, month, 1).ok()?;
+    let (next_year, next_month) =
+        if month == Month::December { (year + 1, Month::January) } else { (year, month.next()) };
+    let end = Date::from_calendar_date(next_year, next_month, 1).ok()?;
+    let nanos =
+        |date: Date| i64::try_from(date.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp_nanos()).ok();
+    Some((nanos(start)?, nanos(end)?))
+}
+
+/// The month before (year, month).
+pub fn previous(year: i32, month: u8) -> (i32, u8) {
+    if month == 1 { (year - 1, 12) } else { (year, month - 1) }
+}
+
+/// The (year, month) of `nanos`.
+pub fn month_of(nanos: i64) -> (i32, u8) {
+    let time =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    (time.year(), u8::from(time.month()))
+}
+
+/// The categories of `root` and its children.
+pub fn tree(categories: &[CategoryRow], root: Uuid) -> Vec<Uuid> {
+    categories.iter().filter(|c| c.id == root || c.parent_id == Some(root)).map(|c| c.id).collect()
+}
+
+/// The top-level category of `id`.
+fn top(categories: &[CategoryRow], id: Uuid) -> Uuid {
+    categories.iter().find(|c| c.id == id).and_then(|c| c.parent_id).unwrap_or(id)
+}
+
+fn income_ids(categories: &[CategoryRow]) -> Vec<Uuid> {
+    categories
+        .iter()
+        .find(|c| c.name == INCOME && c.parent_id.is_none())
+        .map(|income| tree(categories, income.id))
+        .unwrap_or_default()
+}
+
+/// Where a budget stands in one month.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct BudgetStatus {
+    pub year: i32,
+    pub month: u8,
+    /// This month's amount plus what rolled over from last month (minor units).
+    pub available: i64,
+    pub rolled_over: i64,
+    pub spent: i64,
+    /// May be negative: overspent.
+    pub remaining: i64,
+    /// Spending projected to the end of the month at the pace so far.
+    pub forecast: i64,
+    pub percent_used: i64,
+    /// `ok`, `warning` (80 % or more) or `exceeded`.
+    pub state: &'static str,
+}
+
+fn state(spent: i64, available: i64) -> &'static str {
+    if spent > available {
+        "exceeded"
+    } else if spent * 100 >= available * WARNING_PERCENT {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+/// One currency's figures in a period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
+pub struct Totals {
+    pub currency: String,
+    pub income: i64,
+    pub spending: i64,
+    /// income − spending.
+    pub net: i64,
+    pub count: i64,
+}
+
+/// A category's share of one currency's spending.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct CategoryLine {
+    pub category_id: Uuid,
+    pub name: String,
+    pub total: i64,
+    pub count: i64,
+    /// Percent of the currency's spending (income lines: of its income), rounded down.
+    pub percent: i64,
+}
+
+/// A merchant's total.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MerchantLine {
+    pub merchant: String,
+    pub total: i64,
+    pub count: i64,
+}
+
+/// One currency's monthly report.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MonthlyCurrency {
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// Spending by top-level category, largest first.
+    pub by_category: Vec<CategoryLine>,
+    /// The five largest merchants of the month's spending.
+    pub top_merchants: Vec<MerchantLine>,
+    pub previous_month: Totals,
+    /// Spending change against the previous month in percent; null when it had none.
+    pub spending_change_percent: Option<i64>,
+}
+
+/// The monthly report.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MonthlyReport {
+    pub year: i32,
+    pub month: u8,
+    pub currencies: Vec<MonthlyCurrency>,
+}
+
+/// Income, spending and counts per currency from grouped totals.
+fn totals(rows: &[CategoryTotal], income: &[Uuid]) -> BTreeMap<String, Totals> {
+    let mut out: BTreeMap<String, Totals> = BTreeMap::new();
+    for row in rows {
+        let entry = out
+            .entry(row.currency.clone())
+            .or_insert_with(|| Totals { currency: row.currency.clone(), ..Totals::default() });
+        if income.contains(&row.category_id) {
+            entry.income += row.total;
+        } else {
+            entry.spending += row.total;
+        }
+        entry.count += row.count;
+    }
+    for entry in out.values_mut() {
+        entry.net = entry.income - entry.spending;
+    }
+    out
+}
+
+fn percent(part: i64, whole: i64) -> i64 {
+    if whole == 0 { 0 } else { i64::try_from(i128::from(part) * 100 / i128::from(whole)).unwrap_or(0) }
+}
+
+/// Lines per category (rolled up to the top level when `roll_up`), largest first.
+fn lines(
+    rows: &[CategoryTotal],
+    currency: &str,
+    categories: &[CategoryRow],
+    income: &[Uuid],
+    roll_up: bool,
+    whole: i64,
+) -> Vec<CategoryLine> {
+    let mut by: BTreeMap<Uuid, (i64, i64)> = BTreeMap::new();
+    for row in rows.iter().filter(|row| row.currency == currency && !income.contains(&row.category_id)) {
+        let key = if roll_up { top(categories, row.category_id) } else { row.category_id };
+        let entry = by.entry(key).or_default();
+        entry.0 += row.total;
+        entry.1 += row.count;
+    }
+    let mut out: Vec<CategoryLine> = by
+        .into_iter()
+        .map(|(id, (total, count))| CategoryLine {
+            category_id: id,
+            name: categories.iter().find(|c| c.id == id).map_or_else(String::new, |c| c.name.clone()),
+            total,
+            count,
+            percent: percent(total, whole),
+        })
+        .collect();
+    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.name.cmp(&b.name)));
+    out
+}
+
+impl Finance {
+    /// Where `budget` stands in (year, month).
+    pub async fn budget_status(
+        &self,
+        budget: &BudgetRow,
+        year: i32,
+        month: u8,
+    ) -> Result<BudgetStatus, FinanceError> {
+        let categories = self.categories(budget.customer_id).await?;
+        let ids = tree(&categories, budget.category_id);
+        let spent_in = |year: i32, month: u8| {
+            let ids = &ids;
+            async move {
+                let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
+                let rows = self.store().category_totals(budget.customer_id, from, to).await?;
+                Ok::<i64, FinanceError>(
+                    rows.iter()
+                        .filter(|row| row.currency == budget.currency && ids.contains(&row.category_id))
+                        .map(|row| row.total)
+                        .sum(),
+                )
+            }
+        };
+        let spent = spent_in(year, month).await?;
+        let rolled_over = if budget.rollover {
+            let (py, pm) = previous(year, month);
+            (budget.amount - spent_in(py, pm).await?).max(0)
+        } else {
+            0
+        };
+        let available = budget.amount + rolled_over;
+        let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
+        let now = store::now_ns() as i64;
+        let forecast = if now >= to {
+            spent
+        } else if now <= from {
+            0
+        } else {
+            i64::try_from(i128::from(spent) * i128::from(to - from) / i128::from(now - from))
+                .unwrap_or(i64::MAX)
+        };
+        Ok(BudgetStatus {
+            year,
+            month,
+            available,
+            rolled_over,
+            spent,
+            remaining: available - spent,
+            forecast,
+            percent_used: percent(spent, available),
+            state: state(spent, available),
+        })
+    }
+
+    /// The monthly report of (year, month).
+    pub async fn monthly_report(
+        &self,
+        customer_id: Uuid,
+        year: i32,
+        month: u8,
+    ) -> Result<MonthlyReport, FinanceError> {
+        let categories = self.categories(customer_id).await?;
+        let income = income_ids(&categories);
+        let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
+        let (py, pm) = previous(year, month);
+        let (pfrom, pto) = month_range(py, pm).ok_or(FinanceError::Invalid("no such month"))?;
+        let rows = self.store().category_totals(customer_id, from, to).await?;
+        let previous_rows = self.store().category_totals(customer_id, pfrom, pto).await?;
+        let merchants = self.store().merchant_totals(customer_id, from, to, &income, 200).await?;
+        let current = totals(&rows, &income);
+        let before = totals(&previous_rows, &income);
+        let mut currencies = Vec::new();
+        for (currency, totals) in current {
+            let previous_month = before
+                .get(&currency)
+                .cloned()
+                .unwrap_or(Totals { currency: currency.clone(), ..Totals::default() });
+            let spending_change_percent = (previous_month.spending > 0)
+                .then(|| percent(totals.spending - previous_month.spending, previous_month.spending));
+            currencies.push(MonthlyCurrency {
+                by_category: lines(&rows, &currency, &categories, &income, true, totals.spending),
+                top_merchants: merchants
+                    .iter()
+                    .filter(|m| m.currency == currency)
+                    .take(5)
+                    .map(|m| MerchantLine { merchant: m.merchant.clone(), total: m.total, count: m.count })
+                    .collect(),
+                previous_month,
+                spending_change_percent,
+                totals,
+            });
+        }
+        Ok(MonthlyReport { year, month, currencies })
+    }
+
+    /// Spending per category (children as they are) in (year, month), per currency.
+    pub async fn category_report(
+        &self,
+        customer_id: Uuid,
+        year: i32,
+        month: u8,
+    ) -> Result<Vec<(String, Vec<CategoryLine>)>, FinanceError> {
+        let categories = self.categories(customer_id).await?;
+        let income = income_ids(&categories);
+        let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
+        let rows = self.store().category_totals(customer_id, from, to).await?;
+        Ok(totals(&rows, &income)
+            .into_iter()
+            .map(|(currency, totals)| {
+                let lines = lines(&rows, &currency, &categories, &income, false, totals.spending);
+                (currency, lines)
+            })
+            .collect())
+    }
+
+    /// Totals per currency over `[from, to)`.
+    pub async fn totals(&self, customer_id: Uuid, from: i64, to: i64) -> Result<Vec<Totals>, FinanceError> {
+        let categories = self.categories(customer_id).await?;
+        let income = income_ids(&categories);
+        let rows = self.store().category_totals(customer_id, from, to).await?;
+        Ok(totals(&rows, &income).into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_calendar_months_in_utc() {
+        let (from, to) = month_range(2026, 2).unwrap();
+        assert_eq!(to - from, 28 * 24 * 3600 * 1_000_000_000);
+        assert_eq!(month_range(2026, 12).unwrap().1, month_range(2027, 1).unwrap().0);
+        assert_eq!(month_of(from), (2026, 2));
+        assert_eq!(month_of(to - 1), (2026, 2));
+        assert_eq!(previous(2026, 1), (2025, 12));
+        assert!(month_range(2026, 13).is_none());
+    }
+
+    #[test]
+    fn budget_states() {
+        assert_eq!(state(79, 100), "ok");
+        assert_eq!(state(80, 100), "warning");
+        assert_eq!(state(100, 100), "warning");
+        assert_eq!(state(101, 100), "exceeded");
+    }
+}
