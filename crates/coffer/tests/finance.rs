@@ -566,3 +566,77 @@ async fn reports_and_budgets_match_hand_computed_figures() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn statement_import_categorises_and_a_reimport_adds_nothing() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let mut csv = String::from("Datum;Betrag;Empfänger;Verwendungszweck\n");
+        csv.push_str("31.03.2026;-4,50;STARBUCKS 123;Kaffee\n");
+        csv.push_str("31.03.2026;-4,50;STARBUCKS 123;Kaffee\n");
+        csv.push_str("01.04.2026;-1.234,56;IKEA Berlin;Regal\n");
+        csv.push_str("02.04.2026;2.500,00;ACME GmbH PAYROLL;Gehalt\n");
+        csv.push_str("03.04.2026;abc;Nobody;Kaputt\n");
+        csv.push_str("32.04.2026;-1,00;Nobody;Kein Datum\n");
+        // Enough filler to need more than the default 64 KiB body limit.
+        for day in 0..2_000 {
+            csv.push_str(&format!(
+                "{:02}.05.2026;-0,{:02};Corner Shop;Kleinkram {day}\n",
+                day % 28 + 1,
+                day % 90 + 10
+            ));
+        }
+        let body = json!({
+            "csv": csv, "currency": "EUR", "date_format": "day_month_year_dots", "decimal": ",", "delimiter": ";",
+            "columns": {"date": "Datum", "amount": "Betrag", "merchant": "Empfänger", "description": "Verwendungszweck"}
+        });
+        assert!(body.to_string().len() > 64 * 1024);
+        let (status, report) = post(&app, &ada, "/v1/imports", &body).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(
+            (report["imported"].as_u64(), report["duplicates"].as_u64()),
+            (Some(2_004), Some(0)),
+            "{report}"
+        );
+        let rejected: Vec<u64> =
+            report["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
+        assert_eq!(rejected, [6, 7], "{report}");
+        let (status, again) = post(&app, &ada, "/v1/imports", &body).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(
+            (again["imported"].as_u64(), again["duplicates"].as_u64()),
+            (Some(0), Some(2_004)),
+            "{again}"
+        );
+
+        let (_, coffee) = get(&app, &ada, "/v1/expenses?q=starbucks").await;
+        let coffee = coffee["data"].as_array().unwrap().clone();
+        assert_eq!(coffee.len(), 2, "two identical lines are two expenses");
+        assert!(
+            coffee.iter().all(|e| e["amount"] == 450 && e["source"] == "import" && e["currency"] == "EUR")
+        );
+        assert_eq!(coffee[0]["category_id"], category(&app, &ada, "Coffee Shops").await);
+        let (_, ikea) = get(&app, &ada, "/v1/expenses?merchant=IKEA%20Berlin").await;
+        assert_eq!(ikea["data"][0]["amount"], 123_456);
+        let (_, salary) = get(&app, &ada, "/v1/expenses?q=gehalt").await;
+        assert_eq!(salary["data"][0]["category_id"], category(&app, &ada, "Salary").await);
+        let (_, april) = get(&app, &ada, "/v1/reports/monthly/2026/4").await;
+        let eur = &april["currencies"][0];
+        assert_eq!(
+            (eur["income"].as_i64(), eur["spending"].as_i64()),
+            (Some(250_000), Some(123_456)),
+            "{april}"
+        );
+
+        let bad =
+            json!({"csv": "A,B\n1,2\n", "currency": "EUR", "columns": {"date": "Datum", "amount": "B"}});
+        let (status, body) = post(&app, &ada, "/v1/imports", &bad).await;
+        common::assert_problem(status, &body, 422, "import_unreadable");
+        let bad =
+            json!({"csv": "A\n", "currency": "EUR", "decimal": ",", "columns": {"date": "A", "amount": "A"}});
+        let (status, _) = post(&app, &ada, "/v1/imports", &bad).await;
+        assert_eq!(status, 422, "a decimal comma needs ';'");
+        app.stop().await;
+    }
+}

@@ -242,40 +242,53 @@ impl Store {
     /// Records an expense with its events. False: an expense with the same import hash
     /// exists for this customer (a re-imported line), and nothing was written.
     pub async fn insert_expense(&self, expense: &ExpenseRow, events: &[crate::NewEvent]) -> Result<bool> {
+        Ok(self.insert_expenses(&[(expense.clone(), events.to_vec())]).await?[0])
+    }
+
+    /// Records expenses with their events in one transaction; per expense, whether it was
+    /// recorded (false: its import hash or id exists, and its events were not written).
+    pub async fn insert_expenses(
+        &self,
+        expenses: &[(ExpenseRow, Vec<crate::NewEvent>)],
+    ) -> Result<Vec<bool>> {
         let text = format!(
             "INSERT INTO expenses ({EXPENSE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
              $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING"
         );
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin().await?;
-            let inserted = sqlx::query(sql(&text))
-                .bind(expense.id)
-                .bind(expense.customer_id)
-                .bind(expense.amount)
-                .bind(&expense.currency)
-                .bind(&expense.description)
-                .bind(&expense.merchant)
-                .bind(&expense.mcc)
-                .bind(expense.occurred_at)
-                .bind(expense.category_id)
-                .bind(&expense.categorized_by)
-                .bind(expense.confidence)
-                .bind(&expense.tags)
-                .bind(&expense.notes)
-                .bind(expense.wallet_id)
-                .bind(&expense.source)
-                .bind(&expense.import_hash)
-                .bind(expense.created_at)
-                .bind(expense.updated_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if inserted {
-                crate::outbox::insert_events!(tx, sql, events);
+            let mut recorded = Vec::with_capacity(expenses.len());
+            for (expense, events) in expenses {
+                let inserted = sqlx::query(sql(&text))
+                    .bind(expense.id)
+                    .bind(expense.customer_id)
+                    .bind(expense.amount)
+                    .bind(&expense.currency)
+                    .bind(&expense.description)
+                    .bind(&expense.merchant)
+                    .bind(&expense.mcc)
+                    .bind(expense.occurred_at)
+                    .bind(expense.category_id)
+                    .bind(&expense.categorized_by)
+                    .bind(expense.confidence)
+                    .bind(&expense.tags)
+                    .bind(&expense.notes)
+                    .bind(expense.wallet_id)
+                    .bind(&expense.source)
+                    .bind(&expense.import_hash)
+                    .bind(expense.created_at)
+                    .bind(expense.updated_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if inserted {
+                    crate::outbox::insert_events!(tx, sql, events);
+                }
+                recorded.push(inserted);
             }
             tx.commit().await?;
-            Ok(inserted)
+            Ok(recorded)
         })
     }
 

@@ -10,6 +10,7 @@
 
 pub mod categories;
 pub mod categorize;
+pub mod import;
 pub mod merchants;
 pub mod reports;
 
@@ -313,6 +314,83 @@ impl Finance {
             return Ok((stored, false));
         }
         Ok((row, created))
+    }
+
+    /// Imports statement lines: money out becomes categorised expenses; money in (with
+    /// `credits_as_income`) becomes income in the `Income` tree. Written in transactions of
+    /// 500 lines, with their `expense.added` / `expense.categorized` events (budget alerts
+    /// are not raised by imports: a statement is history). Returns (imported, duplicates,
+    /// skipped).
+    pub async fn import(
+        &self,
+        customer_id: Uuid,
+        lines: &[import::Line],
+        credits_as_income: bool,
+    ) -> Result<(usize, usize, usize), FinanceError> {
+        let categories = self.categories(customer_id).await?;
+        let rules = self.rules_of(customer_id).await?;
+        let income =
+            categories.iter().find(|c| c.name == reports::INCOME && c.parent_id.is_none()).map(|c| c.id);
+        let income_tree = income.map(|id| reports::tree(&categories, id)).unwrap_or_default();
+        let (mut imported, mut duplicates, mut skipped) = (0, 0, 0);
+        let now = store::now_ns() as i64;
+        let mut batch = Vec::new();
+        for line in lines {
+            let credit = line.amount > 0;
+            if credit && !credits_as_income {
+                skipped += 1;
+                continue;
+            }
+            let amount = line.amount.checked_abs().unwrap_or(i64::MAX);
+            let facts = Facts {
+                description: line.description.as_deref(),
+                merchant: line.merchant.as_deref(),
+                mcc: None,
+                amount,
+            };
+            let decision = categorize::categorize(&facts, &rules);
+            let mut category_id = Self::resolve(&categories, &decision);
+            let (mut by, mut confidence) = (decision.by, decision.confidence);
+            if credit && !income_tree.contains(&category_id) {
+                // Money in that nothing recognised: income, with no more confidence than that.
+                category_id = income.unwrap_or(category_id);
+                (by, confidence) = ("none".to_owned(), 0.5);
+            }
+            let row = ExpenseRow {
+                id: Uuid::now_v7(),
+                customer_id,
+                amount,
+                currency: line.currency.clone(),
+                description: line.description.clone(),
+                merchant: line.merchant.clone(),
+                mcc: None,
+                occurred_at: line.occurred_at,
+                category_id,
+                categorized_by: by,
+                confidence,
+                tags: decision.tags.join(","),
+                notes: None,
+                wallet_id: None,
+                source: "import".to_owned(),
+                import_hash: Some(line.hash.clone()),
+                created_at: now,
+                updated_at: now,
+            };
+            let events = vec![
+                self.expense_event(EventType::ExpenseAdded, &row, &categories),
+                self.expense_event(EventType::ExpenseCategorized, &row, &categories),
+            ];
+            batch.push((row, events));
+            if batch.len() == 500 {
+                for recorded in self.store.insert_expenses(&std::mem::take(&mut batch)).await? {
+                    if recorded { imported += 1 } else { duplicates += 1 }
+                }
+            }
+        }
+        for recorded in self.store.insert_expenses(&batch).await? {
+            if recorded { imported += 1 } else { duplicates += 1 }
+        }
+        Ok((imported, duplicates, skipped))
     }
 
     /// `budget.warning` / `budget.exceeded` for the budgets `row` pushes over 80 % / 100 %

@@ -26,6 +26,7 @@ use super::{
     wallets::rfc3339,
 };
 use crate::finance::categorize::{Actions, Trigger};
+use crate::finance::import::{self, Columns, DateFormat, Format as ImportFormat};
 use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
 use crate::identity::AuthUser;
 use crate::wallets::{Currency, derive_id};
@@ -48,6 +49,117 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rules/{id}", get(get_rule).patch(update_rule).delete(delete_rule))
         .route("/v1/rules/{id}/apply", post(apply_rule))
         .route("/v1/wallets/{id}/payments", post(pay_merchant))
+        .route(
+            "/v1/imports",
+            post(import_statement).layer(axum::extract::DefaultBodyLimit::max(IMPORT_BYTES_MAX)),
+        )
+}
+
+/// Bytes an import request may carry at most.
+const IMPORT_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// A bank statement to import.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    /// The CSV file's text, with a header line.
+    pub csv: String,
+    /// The lines' currency (unless a currency column is mapped).
+    pub currency: String,
+    pub columns: Columns,
+    #[serde(default = "default_date_format")]
+    pub date_format: DateFormat,
+    /// `.` (default) or `,`.
+    #[serde(default = "default_decimal")]
+    pub decimal: String,
+    /// `,` (default) or `;`.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// Money in becomes income (default); false skips it.
+    #[serde(default = "default_true")]
+    pub credits_as_income: bool,
+}
+
+fn default_date_format() -> DateFormat {
+    DateFormat::Iso
+}
+fn default_decimal() -> String {
+    ".".into()
+}
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A line that was not imported, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedLine {
+    /// 1-based, the header being line 1.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub imported: usize,
+    /// Lines imported before (the same statement, or an overlapping one).
+    pub duplicates: usize,
+    /// Money-in lines skipped (`credits_as_income: false`).
+    pub skipped: usize,
+    pub rejected: Vec<RejectedLine>,
+}
+
+/// Imports a CSV bank statement: categorised expenses, duplicates detected by a hash of
+/// each line, so re-importing the same file adds nothing.
+#[utoipa::path(post, path = "/v1/imports", tag = "finance", request_body = ImportBody, security(("access_token" = [])),
+    responses(
+        (status = 200, body = ImportReport),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn import_statement(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<ImportBody>,
+) -> Result<axum::Json<ImportReport>, ApiError> {
+    let currency = Currency::parse(&request.currency)
+        .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
+    let decimal = match request.decimal.as_str() {
+        "." => '.',
+        "," => ',',
+        _ => return Err(ApiError::field("/decimal", "must be \".\" or \",\"")),
+    };
+    let delimiter = match request.delimiter.as_str() {
+        "," => b',',
+        ";" => b';',
+        _ => return Err(ApiError::field("/delimiter", "must be \",\" or \";\"")),
+    };
+    if decimal == ',' && delimiter == b',' {
+        return Err(ApiError::field("/delimiter", "a decimal comma needs the \";\" delimiter"));
+    }
+    let format = ImportFormat {
+        columns: request.columns,
+        date_format: request.date_format,
+        decimal,
+        delimiter,
+        currency,
+    };
+    let (lines, rejected) = import::parse(&request.csv, &format).map_err(|reason| {
+        ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "import_unreadable", reason)
+    })?;
+    let (imported, duplicates, skipped) =
+        state.finance.import(user.customer_id, &lines, request.credits_as_income).await?;
+    Ok(axum::Json(ImportReport {
+        imported,
+        duplicates,
+        skipped,
+        rejected: rejected.into_iter().map(|r| RejectedLine { line: r.line, reason: r.reason }).collect(),
+    }))
 }
 
 impl From<FinanceError> for ApiError {

@@ -62,6 +62,7 @@ use super::{
         finance::delete_rule,
         finance::apply_rule,
         finance::pay_merchant,
+        finance::import_statement,
         reports::list_budgets,
         reports::create_budget,
         reports::get_budget,
