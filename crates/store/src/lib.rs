@@ -22,6 +22,7 @@ mod outbox;
 mod payments;
 mod postgres;
 mod reads;
+mod scheduled;
 mod sqlite;
 mod wallets;
 
@@ -30,6 +31,7 @@ pub use finance::*;
 pub use notifications::*;
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
 pub use payments::{Finish, PaymentKind, PaymentRow, PaymentStatus};
+pub use scheduled::*;
 
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,

@@ -66,3 +66,46 @@ CREATE TABLE budgets (
     created_at  INTEGER NOT NULL,
     UNIQUE (customer_id, category_id, currency)
 );
+
+-- Scheduled and recurring payments from a wallet: to a wallet (to_wallet_id), to a
+-- customer's default wallet (to_customer_id) or to a biller (biller, a merchant).
+-- next_run_at is the due time of the next occurrence; a worker claims an occurrence by
+-- setting claimed_until, and its ledger transfer id is derived from (id, occurrence), so
+-- two workers, or a worker that crashed, never pay one occurrence twice.
+CREATE TABLE scheduled_payments (
+    id             BLOB    NOT NULL PRIMARY KEY,
+    customer_id    BLOB    NOT NULL,
+    from_wallet_id BLOB    NOT NULL,
+    to_wallet_id   BLOB,
+    to_customer_id BLOB,
+    biller         TEXT,
+    biller_mcc     TEXT,
+    amount         INTEGER NOT NULL CHECK (amount > 0),
+    currency       TEXT    NOT NULL,
+    description    TEXT,
+    frequency      TEXT    NOT NULL CHECK (frequency IN ('once', 'weekly', 'monthly')),
+    start_at       INTEGER NOT NULL,
+    end_at         INTEGER,
+    next_run_at    INTEGER NOT NULL,
+    status         TEXT    NOT NULL CHECK (status IN ('active', 'paused', 'cancelled', 'completed', 'failed')),
+    attempts       INTEGER NOT NULL,
+    retry_at       INTEGER,
+    claimed_until  INTEGER,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX scheduled_payments_due ON scheduled_payments (next_run_at) WHERE status = 'active';
+CREATE INDEX scheduled_payments_customer ON scheduled_payments (customer_id, created_at);
+
+-- One row per occurrence: how it went.
+CREATE TABLE scheduled_runs (
+    id            BLOB    NOT NULL PRIMARY KEY,
+    payment_id    BLOB    NOT NULL REFERENCES scheduled_payments (id),
+    occurrence_at INTEGER NOT NULL,
+    status        TEXT    NOT NULL CHECK (status IN ('succeeded', 'retrying', 'failed')),
+    attempts      INTEGER NOT NULL,
+    transfer_id   BLOB,
+    error         TEXT,
+    updated_at    INTEGER NOT NULL,
+    UNIQUE (payment_id, occurrence_at)
+);
