@@ -135,6 +135,7 @@ impl Server {
             payments,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
+            idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
         };
         let app = http::router(state, self.limits);
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");

@@ -55,6 +55,9 @@ pub struct AppState {
     pub money_rate_limit: Arc<rate_limit::MoneyRateLimit>,
     /// Customers, passwords and tokens; also what the auth extractors verify with.
     pub identity: Arc<Identity>,
+    /// How long a running request holds its `Idempotency-Key`
+    /// ([`idempotency::lease_for`] the request timeout).
+    pub idempotency_lease: Duration,
 }
 
 /// Limits that apply to every request.
