@@ -189,28 +189,71 @@ fn next_request(rng: &mut impl Rng, books: &Books, customer: usize) -> Sent {
     Sent { customer, path, key, body }
 }
 
-/// Customers send requests until `stop`; a request without an answer goes to the books'
-/// unanswered list. Counts answers in `answered`.
-async fn client(
-    cluster: Cluster,
+/// One round of load: where to send it, when to stop, and where to count.
+#[derive(Clone, Debug)]
+struct Round {
     base_url: String,
-    books: Arc<Mutex<Books>>,
-    customer: usize,
     stop: Arc<AtomicBool>,
+    /// Answers so far in this round (the killer waits on it).
     answered: Arc<tokio::sync::watch::Sender<u64>>,
     figures: Arc<Figures>,
-    seed: u64,
-) {
+}
+
+impl Round {
+    fn new(base_url: &str, figures: &Arc<Figures>) -> (Self, tokio::sync::watch::Receiver<u64>) {
+        let (answered, watch) = tokio::sync::watch::channel(0u64);
+        let round = Self {
+            base_url: base_url.to_owned(),
+            stop: Arc::new(AtomicBool::new(false)),
+            answered: Arc::new(answered),
+            figures: figures.clone(),
+        };
+        (round, watch)
+    }
+
+    /// Two clients per customer.
+    fn spawn_clients(
+        &self,
+        cluster: &Cluster,
+        books: &Arc<Mutex<Books>>,
+        rng: &mut impl Rng,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..CUSTOMERS * 2)
+            .map(|index| {
+                tokio::spawn(client(
+                    cluster.clone(),
+                    books.clone(),
+                    index % CUSTOMERS,
+                    self.clone(),
+                    rng.random(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Customers send requests until the round stops; a request without an answer goes to the
+/// books' unanswered list.
+async fn client(cluster: Cluster, books: Arc<Mutex<Books>>, customer: usize, round: Round, seed: u64) {
+    let Round { base_url, stop, answered, figures } = round;
     let mut rng = StdRng::seed_from_u64(seed);
     while !stop.load(Ordering::Relaxed) {
         let sent = next_request(&mut rng, &books.lock().unwrap(), customer);
         figures.requests.fetch_add(1, Ordering::Relaxed);
         let answer = send(&cluster, &base_url, &sent).await;
-        let mut books = books.lock().unwrap();
-        if record(&mut books, &sent, answer.as_ref(), &figures) {
+        let recorded = {
+            let mut books = books.lock().unwrap();
+            let recorded = record(&mut books, &sent, answer.as_ref(), &figures);
+            if !recorded {
+                books.unanswered.push(sent);
+            }
+            recorded
+        };
+        if recorded {
             answered.send_modify(|count| *count += 1);
         } else {
-            books.unanswered.push(sent);
+            // The server is down or busy: back off rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -486,27 +529,12 @@ async fn crash_and_recover(backend: &Backend) {
     eprintln!("crash test seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..crashes() {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (answered, mut watch) = tokio::sync::watch::channel(0u64);
-        let answered = Arc::new(answered);
-        let clients: Vec<_> = (0..CUSTOMERS * 2)
-            .map(|index| {
-                tokio::spawn(client(
-                    cluster.clone(),
-                    server.base_url.clone(),
-                    books.clone(),
-                    index % CUSTOMERS,
-                    stop.clone(),
-                    answered.clone(),
-                    figures.clone(),
-                    rng.random(),
-                ))
-            })
-            .collect();
+        let (round, mut watch) = Round::new(&server.base_url, &figures);
+        let clients = round.spawn_clients(&cluster, &books, &mut rng);
         // A random point: after 20 to 200 answers, with requests in flight.
         let kill_after = rng.random_range(20..200u64);
         watch.wait_for(|count| *count >= kill_after).await.unwrap();
-        stop.store(true, Ordering::Relaxed);
+        round.stop.store(true, Ordering::Relaxed);
         server.kill().await;
         figures.crashes.fetch_add(1, Ordering::Relaxed);
         for client in clients {
@@ -534,4 +562,58 @@ async fn kill_nine_on_postgres_loses_nothing() {
         return;
     };
     crash_and_recover(&backend).await;
+}
+
+/// Long run only: PostgreSQL itself restarts under load. Requests during the outage get
+/// 503 (and are retried afterwards with their keys); the server must serve again on its
+/// own once the database is back, and nothing may be lost or half-written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restart_under_load_recovers_on_its_own() {
+    if !long() {
+        return;
+    }
+    let Some(backend) = common::backends().into_iter().find(|b| matches!(b, Backend::Postgres(_))) else {
+        return;
+    };
+    let database = ChildDatabase::new(&backend).await;
+    let config = child_config(&database);
+    let direct = Database::new(&database);
+    let (server, cluster, books) = open_bank(&config).await;
+    let figures = Arc::new(Figures::default());
+    let mut rng = StdRng::seed_from_u64(rand::rng().random());
+    let restarts = 3;
+    for _ in 0..restarts {
+        let (round, mut watch) = Round::new(&server.base_url, &figures);
+        let clients = round.spawn_clients(&cluster, &books, &mut rng);
+        watch.wait_for(|count| *count >= 100).await.unwrap();
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("a Debian-style PostgreSQL install")
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name();
+        let restarted = tokio::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version.to_string_lossy(), "main", "restart"])
+            .status()
+            .await
+            .unwrap();
+        assert!(restarted.success(), "pg_ctlcluster restart: {restarted}");
+        // Served again without any action on the server: more answers arrive.
+        let after_restart = *watch.borrow();
+        let recovered = tokio::time::timeout(
+            Duration::from_secs(60),
+            watch.wait_for(|count| *count >= after_restart + 100),
+        )
+        .await;
+        assert!(recovered.is_ok(), "the server did not serve again within 60 s of PostgreSQL restarting");
+        round.stop.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.await.unwrap();
+        }
+        retry_unanswered(&cluster, &server.base_url, &books, &figures).await;
+        check(&cluster, &server.base_url, &books, &direct).await;
+    }
+    server.stop().await;
+    eprintln!("postgres restarts ({restarts}): {figures:?}");
+    database.drop().await;
 }
