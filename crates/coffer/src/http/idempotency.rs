@@ -27,6 +27,9 @@ use super::{
 /// The request header naming the key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
+/// The same header as the API documentation spells it.
+pub const IDEMPOTENCY_KEY_HEADER_NAME: &str = "Idempotency-Key";
+
 /// The response header on replays.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
