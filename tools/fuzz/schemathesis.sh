@@ -16,9 +16,10 @@
 # Exit status: 0 when Schemathesis found nothing, non-zero otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+ROOT="$(pwd)"
 
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-VENV="${COFFER_FUZZ_VENV:-$TARGET_DIR/fuzz-venv}"
+TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+VENV="$(realpath -m "${COFFER_FUZZ_VENV:-$TARGET_DIR/fuzz-venv}")"
 MAX_EXAMPLES="${COFFER_FUZZ_MAX_EXAMPLES:-25}"
 ADMIN_KEY="fuzz-admin-key-0123456789abcdef"
 PORT="${COFFER_FUZZ_PORT:-18089}"
@@ -66,11 +67,13 @@ status=0
 run() {
   local name="$1"; shift
   echo "=== schemathesis: $name (max examples $MAX_EXAMPLES)"
-  "$VENV/bin/schemathesis" --no-color --config-file tools/fuzz/schemathesis.toml run "$BASE/openapi.json" \
+  # From the scratch directory: Schemathesis and Hypothesis leave state in the working
+  # directory, which must not be the work tree.
+  (cd "$DATA_DIR" && "$VENV/bin/schemathesis" --no-color --config-file "$ROOT/tools/fuzz/schemathesis.toml" run "$BASE/openapi.json" \
     --checks all --max-examples "$MAX_EXAMPLES" --seed "${COFFER_FUZZ_SEED:-1}" \
-    --workers 2 --request-timeout 20 \
+    --workers 2 --request-timeout 20 --generation-database none \
     --report junit --report-junit-path "$REPORTS/$name.xml" \
-    "$@" || status=1
+    "$@") || status=1
 }
 # The admin key: the ledger API and the admin routes. A ledger batch answers 200 with one
 # result per event, and events may be refused, so "200 means the linked GET finds it"
