@@ -74,7 +74,7 @@ fn long() -> bool {
 
 fn shape() -> Shape {
     if long() {
-        Shape { accounts: 16, writers: 32, operations_per_writer: 1_500, readers: 4 }
+        Shape { accounts: 16, writers: 16, operations_per_writer: 1_000, readers: 4 }
     } else {
         Shape { accounts: 8, writers: 8, operations_per_writer: 40, readers: 2 }
     }
