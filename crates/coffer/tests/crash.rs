@@ -47,6 +47,9 @@ const REQUEST_TIMEOUT_MS: &str = "2000";
 /// the server is busy), 100 ms apart: well past the lease above.
 const RETRY_ATTEMPTS_MAX: u32 = 100;
 
+/// Longest a round waits for the clients' answers before the test fails.
+const LOAD_WAIT: Duration = Duration::from_secs(120);
+
 fn long() -> bool {
     std::env::var("COFFER_PROOF_LONG").is_ok_and(|value| value == "1")
 }
@@ -533,7 +536,10 @@ async fn crash_and_recover(backend: &Backend) {
         let clients = round.spawn_clients(&cluster, &books, &mut rng);
         // A random point: after 20 to 200 answers, with requests in flight.
         let kill_after = rng.random_range(20..200u64);
-        watch.wait_for(|count| *count >= kill_after).await.unwrap();
+        let reached = tokio::time::timeout(LOAD_WAIT, watch.wait_for(|count| *count >= kill_after))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        assert!(reached, "the clients did not get {kill_after} answers within {LOAD_WAIT:?}");
         round.stop.store(true, Ordering::Relaxed);
         server.kill().await;
         figures.crashes.fetch_add(1, Ordering::Relaxed);
@@ -585,7 +591,10 @@ async fn postgres_restart_under_load_recovers_on_its_own() {
     for _ in 0..restarts {
         let (round, mut watch) = Round::new(&server.base_url, &figures);
         let clients = round.spawn_clients(&cluster, &books, &mut rng);
-        watch.wait_for(|count| *count >= 100).await.unwrap();
+        let reached = tokio::time::timeout(LOAD_WAIT, watch.wait_for(|count| *count >= 100))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        assert!(reached, "the clients did not get 100 answers within {LOAD_WAIT:?}");
         let version = std::fs::read_dir("/etc/postgresql")
             .expect("a Debian-style PostgreSQL install")
             .next()
