@@ -143,7 +143,8 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub recovery_grace_ms: u64,
 
-    /// Longest time a request may take, in milliseconds, before it gets 503.
+    /// Longest time a request may take, in milliseconds, before it gets 503. An
+    /// Idempotency-Key whose request died (a crash) is free again a second after this.
     #[arg(long, env = "COFFER_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_timeout_ms: u64,

@@ -251,6 +251,7 @@ impl Server {
             nats: events.nats.clone(),
             webhook_allow_private: events.delivery.allow_private,
             finance: Arc::new(crate::finance::Finance::new(self.store.clone())),
+            idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
         };
         let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");

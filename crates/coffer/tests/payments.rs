@@ -26,6 +26,8 @@ struct Rig {
     wallets: Arc<Wallets>,
     payments: Arc<Payments>,
     provider: Arc<MockProvider>,
+    /// For writing the ledger directly, as a crashed process left it.
+    commit: CommitPipeline,
     /// Dropped with the rig, which closes the pipeline.
     pipeline: coffer::ledger::pipeline::PipelineTask,
     /// The PostgreSQL server and scratch database, dropped by `finish`.
@@ -51,9 +53,14 @@ async fn rig_with_fees(backend: &Backend, fees: Fees) -> Rig {
     let (pipeline, task) = CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 1024 });
     let wallets = Arc::new(Wallets::with_fees(store.clone(), pipeline.clone(), fees));
     let provider = Arc::new(MockProvider::new(MockSettings { latency: Duration::ZERO, failure_rate: 0.0 }));
-    let payments =
-        Arc::new(Payments::new(store.clone(), pipeline, wallets.clone(), provider.clone(), provider.clone()));
-    Rig { store, wallets, payments, provider, pipeline: task, database, _dir: dir }
+    let payments = Arc::new(Payments::new(
+        store.clone(),
+        pipeline.clone(),
+        wallets.clone(),
+        provider.clone(),
+        provider.clone(),
+    ));
+    Rig { store, wallets, payments, provider, commit: pipeline, pipeline: task, database, _dir: dir }
 }
 
 impl Rig {
@@ -164,6 +171,66 @@ async fn crash_between_charge_and_post_is_credited_once() {
         let retried = rig.top_up(customer, wallet, id, "tok_visa").await;
         assert_eq!(retried.status, PaymentStatus::Succeeded);
         assert_eq!(rig.payments.recover(0).await.unwrap(), 0);
+        assert_eq!(rig.posted(wallet).await, 5_000, "credited exactly once");
+        rig.finish().await;
+    }
+}
+
+/// The process credited the wallet and died before marking the top-up succeeded, and the
+/// provider has since lost the charge (the built-in mock forgets everything when the
+/// process dies). Recovery must trust the ledger's credit, not fail a top-up whose money
+/// was already credited. (Found by the crash test: before the fix, such a top-up ended
+/// `failed` with its 5,000 in the wallet.)
+#[tokio::test]
+async fn crash_between_credit_and_status_trusts_the_ledger() {
+    for backend in backends() {
+        let rig = rig(&backend).await;
+        let customer = Uuid::now_v7();
+        let wallet = rig.wallet(customer).await;
+        let id = Uuid::now_v7();
+        let row = PaymentRow {
+            id,
+            customer_id: customer,
+            wallet_id: wallet,
+            amount: 5_000,
+            currency: "USD".into(),
+            status: PaymentStatus::Pending,
+            failure_code: None,
+            provider_id: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        rig.store.insert_payment(PaymentKind::TopUp, &row).await.unwrap();
+        let usd = Currency::parse("USD").unwrap();
+        let settlement = rig.wallets.system_account(usd, account_code::CARD_SETTLEMENT).await.unwrap();
+        let credit = ledger::Transfer {
+            id: coffer::wallets::derive_id(id, "top-up", ""),
+            debit_account_id: settlement,
+            credit_account_id: wallet.as_u128(),
+            amount: 5_000,
+            ledger: usd.ledger(),
+            code: coffer::wallets::money::transfer_code::TOP_UP,
+            user_data_128: id.as_u128(),
+            ..Default::default()
+        };
+        let note = store::TransferNote { transfer_id: credit.id, kind: "top_up".into(), description: None };
+        let outcome = rig
+            .commit
+            .submit(store::Command::CreateTransfersWithNotes {
+                transfers: vec![credit],
+                notes: vec![note],
+                events: Vec::new(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, store::Outcome::Transfers(ref results) if results == &[ledger::CreateTransferResult::Ok])
+        );
+        assert_eq!(rig.posted(wallet).await, 5_000);
+
+        assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
+        let recovered = rig.payments.get(PaymentKind::TopUp, customer, id).await.unwrap();
+        assert_eq!(recovered.status, PaymentStatus::Succeeded, "the ledger credited it");
         assert_eq!(rig.posted(wallet).await, 5_000, "credited exactly once");
         rig.finish().await;
     }

@@ -16,13 +16,19 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
-use store::{Begin, IdempotencyKey, Store};
+use store::{Begin, IdempotencyKey};
 use uuid::Uuid;
 
-use super::error::{ApiError, Problem};
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+};
 
 /// The request header naming the key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The same header as the API documentation spells it.
+pub const IDEMPOTENCY_KEY_HEADER_NAME: &str = "Idempotency-Key";
 
 /// The response header on replays.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -30,10 +36,16 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// Longest key accepted: room for a UUID or a client's own scheme, no more.
 pub const KEY_LEN_MAX: usize = 255;
 
-/// How long a running request holds its key. Longer than any request may run (the
-/// request timeout), so a slow request is never overtaken by its own retry; a request
-/// that died frees its key after this.
-const LEASE_MS: u64 = 60_000;
+/// How much longer than the request timeout a running request holds its key: the lease
+/// must outlast any request (so a slow request is never overtaken by its own retry), and
+/// the margin covers the time between claiming the key and the timeout starting to count.
+/// A request that died (a crash, a `kill -9`) frees its key after the lease.
+pub const LEASE_MARGIN_MS: u64 = 1_000;
+
+/// The lease for a server whose requests time out after `request_timeout`.
+pub fn lease_for(request_timeout: std::time::Duration) -> std::time::Duration {
+    request_timeout + std::time::Duration::from_millis(LEASE_MARGIN_MS)
+}
 
 /// The request's `Idempotency-Key`: required, 1–255 visible ASCII characters.
 #[derive(Clone, Debug)]
@@ -72,7 +84,7 @@ fn unavailable(error: store::StoreError) -> ApiError {
 /// `route` and `body` identify the request (a different one under the same key is
 /// refused).
 pub async fn once<F, Fut>(
-    store: &Store,
+    state: &AppState,
     owner_id: Uuid,
     key: &IdempotencyKeyHeader,
     route: &str,
@@ -88,7 +100,9 @@ where
     hash.update([0]);
     hash.update(body);
     let claim = IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() };
-    match store.idempotency_begin(&claim, store::now_ns(), LEASE_MS * 1_000_000).await.map_err(unavailable)? {
+    let store = &state.store;
+    let lease_ns = u64::try_from(state.idempotency_lease.as_nanos()).unwrap_or(u64::MAX);
+    match store.idempotency_begin(&claim, store::now_ns(), lease_ns).await.map_err(unavailable)? {
         Begin::Started => {}
         Begin::Replay { status, body } => {
             tracing::info!(route, status, "request replayed");

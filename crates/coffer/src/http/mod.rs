@@ -68,6 +68,9 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
+    /// How long a running request holds its `Idempotency-Key`
+    /// ([`idempotency::lease_for`] the request timeout).
+    pub idempotency_lease: Duration,
 }
 
 /// Limits that apply to every request.

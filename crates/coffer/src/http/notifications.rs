@@ -10,7 +10,7 @@
 use axum::{
     Router,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::StatusCode,
     routing::{get, post},
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -28,6 +28,7 @@ use super::{
     wallets::rfc3339,
 };
 use crate::events::EventType;
+
 use crate::identity::{AdminUser, AuthUser};
 use crate::notifications::webhooks::{TargetError, check_target};
 
@@ -178,21 +179,24 @@ async fn read_notification(
 }
 
 /// Who is calling a webhook route: a customer (their endpoints) or an admin (the admins').
+/// An extractor, so that credentials are checked before the body is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Owner(Option<Uuid>);
+pub struct Owner(Option<Uuid>);
 
-async fn owner(state: &AppState, headers: &HeaderMap) -> Result<Owner, ApiError> {
-    let mut parts = axum::http::Request::new(()).into_parts().0;
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        parts.headers.insert(header::AUTHORIZATION, value.clone());
-    }
-    use axum::extract::FromRequestParts as _;
-    match AdminUser::from_request_parts(&mut parts, state).await {
-        Ok(_) => Ok(Owner(None)),
-        Err(ApiError::Forbidden) => {
-            Ok(Owner(Some(AuthUser::from_request_parts(&mut parts, state).await?.customer_id)))
+impl axum::extract::FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        match AdminUser::from_request_parts(parts, state).await {
+            Ok(_) => Ok(Self(None)),
+            Err(ApiError::Forbidden) => {
+                Ok(Self(Some(AuthUser::from_request_parts(parts, state).await?.customer_id)))
+            }
+            Err(error) => Err(error),
         }
-        Err(error) => Err(error),
     }
 }
 
@@ -243,11 +247,10 @@ pub struct NewWebhook {
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_webhook(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Json(request): Json<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<Webhook>), ApiError> {
-    let owner = owner(&state, &headers).await?;
     if request.url.len() > URL_BYTES_MAX {
         return Err(ApiError::field("/url", format!("must be at most {URL_BYTES_MAX} bytes")));
     }
@@ -306,11 +309,10 @@ async fn create_webhook(
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_webhooks(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Webhook>>, ApiError> {
-    let owner = owner(&state, &headers).await?;
     let limit = limit(query.limit)?;
     let after = cursor("w1", query.cursor.as_deref())?;
     let rows = state.store.webhooks(owner.0, after, limit + 1).await?;
@@ -334,11 +336,10 @@ async fn owned_webhook(state: &AppState, owner: Owner, id: Uuid) -> Result<Webho
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_webhook(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Webhook>, ApiError> {
-    let owner = owner(&state, &headers).await?;
     Ok(axum::Json(webhook_view(&owned_webhook(&state, owner, id).await?)))
 }
 
@@ -352,11 +353,10 @@ async fn get_webhook(
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_webhook(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = owner(&state, &headers).await?;
     owned_webhook(&state, owner, id).await?;
     state.store.delete_webhook(id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -404,12 +404,11 @@ fn delivery_view(row: &DeliveryRow) -> Delivery {
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_deliveries(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Delivery>>, ApiError> {
-    let owner = owner(&state, &headers).await?;
     owned_webhook(&state, owner, id).await?;
     let limit = limit(query.limit)?;
     let before = cursor("d1", query.cursor.as_deref())?;
@@ -428,11 +427,10 @@ async fn list_deliveries(
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn redeliver(
+    owner: Owner,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, delivery_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = owner(&state, &headers).await?;
     owned_webhook(&state, owner, id).await?;
     if state.store.redeliver(id, delivery_id, store::now_ns()).await? {
         Ok(StatusCode::ACCEPTED)

@@ -88,7 +88,7 @@ use super::{
         health::ready,
     ),
     components(schemas(error::Problem, error::FieldError)),
-    modifiers(&AdminKeyScheme),
+    modifiers(&AdminKeyScheme, &SharedResponses),
     tags(
         (name = "ledger", description = "Double-entry ledger in TigerBeetle's model (admin API key)"),
         (name = "auth", description = "Register, login, token refresh and logout"),
@@ -131,6 +131,185 @@ impl Modify for AdminKeyScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// What every route shares, added to each operation so that the document lists every
+/// status a client can get, not only the ones a handler returns itself: the middleware
+/// and extractors answer 400 (malformed path, query, header or body), 401 (a secured route
+/// without a valid credential), 404 (a path id that names nothing of the caller's), 413
+/// and 415 (body too large, not JSON), 409 (an Idempotency-Key reused or in use), 422
+/// (invalid fields or query values), 429 (rate
+/// limits on logins and money-moving requests) and 503 (overloaded, timed out, database
+/// unavailable). It also states the header and paging constraints the extractors enforce
+/// (found missing by Schemathesis, tools/fuzz).
+struct SharedResponses;
+
+impl SharedResponses {
+    fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn operation(path: &str, operation: &mut utoipa::openapi::path::Operation) {
+        use utoipa::openapi::{RefOr, Required, Schema, path::ParameterIn};
+        let secured = operation.security.as_ref().is_some_and(|security| !security.is_empty());
+        let has_body = operation.request_body.is_some();
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        let has_query = parameters.iter().any(|parameter| parameter.parameter_in == ParameterIn::Query);
+        let has_key = parameters
+            .iter()
+            .any(|parameter| parameter.name == super::idempotency::IDEMPOTENCY_KEY_HEADER_NAME);
+        for parameter in parameters.iter_mut() {
+            let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() else { continue };
+            if parameter.name == super::idempotency::IDEMPOTENCY_KEY_HEADER_NAME {
+                parameter.required = Required::True;
+                schema.min_length = Some(1);
+                schema.max_length = Some(super::idempotency::KEY_LEN_MAX);
+                // Visible ASCII only (the extractor refuses anything else).
+                schema.pattern = Some("^[!-~]+$".into());
+            }
+            if parameter.parameter_in == ParameterIn::Query && parameter.name == "limit" {
+                schema.minimum = Some(utoipa::Number::UInt(1));
+                schema.maximum = Some(utoipa::Number::UInt(super::ledger::PAGE_LIMIT_MAX as usize));
+            }
+            if parameter.parameter_in == ParameterIn::Query && QUERY_U64.contains(&parameter.name.as_str()) {
+                set_range(schema, 0, u64::MAX);
+            }
+            if parameter.parameter_in == ParameterIn::Query
+                && (parameter.name == "from" || parameter.name == "to")
+            {
+                schema.format =
+                    Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime));
+            }
+        }
+        // A ledger batch holds 1 to 8,190 events.
+        if let Some(body) = operation.request_body.as_mut()
+            && let Some(content) = body.content.get_mut("application/json")
+            && let Some(RefOr::T(Schema::Array(array))) = content.schema.as_mut()
+        {
+            array.min_items = Some(1);
+            array.max_items = Some(::ledger::BATCH_EVENTS_MAX);
+        }
+        let mut shared = vec![
+            ("400", "Malformed request (path, query, header or body)"),
+            (
+                "503",
+                "Overloaded, timed out or the database is unavailable; retry (with the same Idempotency-Key)",
+            ),
+        ];
+        if secured {
+            shared.push(("401", "No valid credential"));
+        }
+        if path.contains('{') {
+            shared.push(("404", "Nothing of yours by that id"));
+        }
+        if has_body {
+            shared.push(("413", "Body too large"));
+            shared.push(("415", "Not application/json"));
+            shared.push(("422", "Invalid fields"));
+        }
+        if has_query {
+            shared.push(("422", "Invalid query values"));
+        }
+        if has_key {
+            // Found by Schemathesis on the reversal route, which did not list it.
+            shared.push(("409", "Idempotency-Key reused with another request, or still in use"));
+        }
+        if has_key || path == "/v1/auth/login" {
+            shared.push(("429", "Rate limited; see Retry-After"));
+        }
+        for (status, description) in shared {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| Self::problem(description));
+        }
+    }
+}
+
+/// Integer ranges of the Rust types behind request fields. utoipa renders every unsigned
+/// integer as `int32`/`int64` with `minimum: 0`, which is wrong both ways: a `u16` looks
+/// like it takes 70,000 and a `u64` looks like it stops at 2^63 - 1. Each field here gets
+/// the range its type (or its validation) really accepts.
+const REQUEST_RANGES: &[(&str, &str, u64, u64)] = &[
+    ("NewAccount", "ledger", 0, u32::MAX as u64),
+    ("NewAccount", "code", 0, u16::MAX as u64),
+    ("NewAccount", "user_data_32", 0, u32::MAX as u64),
+    ("NewAccount", "user_data_64", 0, u64::MAX),
+    ("NewTransfer", "amount", 0, ::ledger::AMOUNT_MAX),
+    ("NewTransfer", "ledger", 0, u32::MAX as u64),
+    ("NewTransfer", "code", 0, u16::MAX as u64),
+    ("NewTransfer", "timeout", 0, u32::MAX as u64),
+    ("NewTransfer", "user_data_32", 0, u32::MAX as u64),
+    ("NewTransfer", "user_data_64", 0, u64::MAX),
+    ("NewTransferBody", "amount", 1, ::ledger::AMOUNT_MAX),
+    ("NewTopUp", "amount", 1, ::ledger::AMOUNT_MAX),
+    ("NewWithdrawal", "amount", 1, ::ledger::AMOUNT_MAX),
+    ("NewWalletBody", "credit_limit", 0, crate::wallets::service::CREDIT_LIMIT_MAX),
+];
+
+/// Query parameters holding `u64`s (same problem as [`REQUEST_RANGES`]).
+const QUERY_U64: &[&str] = &["timestamp_min", "timestamp_max", "amount_min", "amount_max"];
+
+fn set_range(schema: &mut utoipa::openapi::schema::Object, minimum: u64, maximum: u64) {
+    // The bounds say it all; `int64` would claim a signed 64-bit range.
+    schema.format = None;
+    schema.minimum = Some(utoipa::Number::UInt(minimum as usize));
+    schema.maximum = Some(utoipa::Number::UInt(maximum as usize));
+}
+
+impl SharedResponses {
+    fn components(openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (name, field, minimum, maximum) in REQUEST_RANGES {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name)
+                && let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(*field)
+            {
+                set_range(property, *minimum, *maximum);
+            }
+        }
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("NewWalletBody")
+            && let Some(RefOr::T(Schema::Object(currency))) = object.properties.get_mut("currency")
+        {
+            currency.enum_values =
+                Some(crate::wallets::money::CURRENCIES.iter().map(|c| serde_json::json!(c.code())).collect());
+        }
+        for (name, field) in [("NewTopUp", "payment_method"), ("NewWithdrawal", "destination")] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name)
+                && let Some(RefOr::T(Schema::Object(token))) = object.properties.get_mut(field)
+            {
+                token.pattern = Some("^[A-Za-z0-9_]{1,100}$".into());
+            }
+        }
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("RegisterRequest")
+            && let Some(RefOr::T(Schema::Object(password))) = object.properties.get_mut("password")
+        {
+            password.min_length = Some(crate::identity::password::PASSWORD_CHARS_MIN);
+            password.max_length = Some(crate::identity::password::PASSWORD_CHARS_MAX);
+        }
+    }
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        Self::components(openapi);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                Self::operation(path, operation);
+            }
+        }
     }
 }
 

@@ -153,7 +153,7 @@ async fn create_top_up(
     let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
+    idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;
         check_token("/payment_method", &request.payment_method)?;
         let payment =
@@ -190,7 +190,7 @@ async fn create_withdrawal(
     let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state.store, user.customer_id, &key, &route, &bytes, || async move {
+    idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {
         check_amount(request.amount)?;
         check_token("/destination", &request.destination)?;
         let payment =

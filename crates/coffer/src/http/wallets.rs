@@ -359,7 +359,7 @@ async fn create_wallet(
     let id = derive_id(user.customer_id, "wallet", &key.0);
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/wallets", &bytes, || async move {
+    idempotency::once(&state, user.customer_id, &key, "POST /v1/wallets", &bytes, || async move {
         let currency = Currency::parse(&request.currency).ok_or_else(|| {
             ApiError::rejected(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -443,7 +443,7 @@ async fn create_transfer(
     let id = derive_id(user.customer_id, "transfer", &key.0);
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state.store, user.customer_id, &key, "POST /v1/transfers", &bytes, || async move {
+    idempotency::once(&state, user.customer_id, &key, "POST /v1/transfers", &bytes, || async move {
         if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
             return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
         }
@@ -512,7 +512,7 @@ async fn reverse_transfer(
     let owner = admin.customer_id.unwrap_or(Uuid::nil());
     let route = format!("POST /v1/transfers/{original}/reversals");
     let wallets = state.wallets.clone();
-    idempotency::once(&state.store, owner, &key, &route, b"", || async move {
+    idempotency::once(&state, owner, &key, &route, b"", || async move {
         let view = wallets.reverse(original).await?;
         tracing::info!(transfer_id = %original, reversal_id = %view.id, "transfer reversed");
         Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))

@@ -1,0 +1,631 @@
+//! Crash durability and idempotency across crashes: the real `coffer` binary under load,
+//! killed with `kill -9` at random points, restarted on the same data — on SQLite and on
+//! PostgreSQL — and, in the long run only, PostgreSQL itself restarted under load.
+//!
+//! Customers open wallets, top them up and pay each other, each request with its own
+//! Idempotency-Key. A request the crash left unanswered is retried after the restart with
+//! the same key and body, exactly as a client would. Then, after every restart:
+//!
+//! - every acknowledged transfer and top-up is there (read back through the API);
+//! - every wallet's balance is exactly what the acknowledged requests imply, so money
+//!   moved exactly once for every retried key, and never for a request that got no
+//!   answer and was not acknowledged on retry;
+//! - nothing is half-written (read straight from the database): every account's posted
+//!   balances equal the sum of its transfers, debits equal credits on every ledger, every
+//!   transfer has its note, every wallet account has its wallet row and back, no wallet
+//!   is below zero.
+//!
+//! Three crashes per backend in the short run; `COFFER_PROOF_LONG=1` runs 25, plus the
+//! PostgreSQL restart (run that with `--test-threads=1`: it breaks every connection to the
+//! shared server).
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{
+    Backend, TEST_PASSWORD,
+    process::{ChildConfig, ChildDatabase, ChildServer},
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+
+const CUSTOMERS: usize = 4;
+const OPENING_TOP_UP: i64 = 50_000;
+/// The request timeout given to the child servers: an Idempotency-Key held by a request
+/// that died in a crash is free again one second after it.
+const REQUEST_TIMEOUT_MS: &str = "2000";
+/// Attempts at a retried request while its key is still held by the crashed request (or
+/// the server is busy), 100 ms apart: well past the lease above.
+const RETRY_ATTEMPTS_MAX: u32 = 100;
+
+/// Longest a round waits for the clients' answers before the test fails.
+const LOAD_WAIT: Duration = Duration::from_secs(120);
+
+fn long() -> bool {
+    std::env::var("COFFER_PROOF_LONG").is_ok_and(|value| value == "1")
+}
+
+fn crashes() -> usize {
+    if long() { 25 } else { 3 }
+}
+
+/// One request, as sent (so it can be sent again, byte for byte).
+#[derive(Clone, Debug)]
+struct Sent {
+    customer: usize,
+    path: String,
+    key: String,
+    body: Value,
+}
+
+/// What the clients know, across crashes.
+#[derive(Debug, Default)]
+struct Books {
+    /// Each customer's wallets.
+    wallets: Vec<Vec<String>>,
+    /// Acknowledged transfers: id → (from wallet, to wallet, amount).
+    transfers: HashMap<String, (String, String, i64)>,
+    /// Acknowledged top-ups: id → (wallet, amount, status).
+    top_ups: HashMap<String, (String, i64, String)>,
+    /// Requests the crash left unanswered.
+    unanswered: Vec<Sent>,
+}
+
+/// Figures for the report.
+#[derive(Debug, Default)]
+struct Figures {
+    requests: AtomicU64,
+    answered: AtomicU64,
+    unanswered_retried: AtomicU64,
+    acknowledged_only_on_retry: AtomicU64,
+    crashes: AtomicU64,
+}
+
+#[derive(Clone, Debug)]
+struct Cluster {
+    client: reqwest::Client,
+    tokens: Arc<Vec<String>>,
+}
+
+/// The answer to one request: status and body, or `None` when there was none.
+async fn send(cluster: &Cluster, base_url: &str, sent: &Sent) -> Option<(u16, Value)> {
+    let response = cluster
+        .client
+        .post(format!("{base_url}{}", sent.path))
+        .bearer_auth(&cluster.tokens[sent.customer])
+        .header("idempotency-key", &sent.key)
+        .json(&sent.body)
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = response.json().await.ok()?;
+    Some((status, body))
+}
+
+/// Records a definite answer in the books; returns false if there was none (or a 503).
+fn record(books: &mut Books, sent: &Sent, answer: Option<&(u16, Value)>, figures: &Figures) -> bool {
+    let Some((status, body)) = answer else { return false };
+    match (*status, sent.path.as_str()) {
+        (503, _) => return false,
+        (201, "/v1/transfers") => {
+            let id = body["id"].as_str().unwrap().to_owned();
+            let entry = (
+                body["from_wallet_id"].as_str().unwrap().to_owned(),
+                body["to_wallet_id"].as_str().unwrap().to_owned(),
+                body["amount"].as_i64().unwrap(),
+            );
+            if let Some(before) = books.transfers.insert(id.clone(), entry.clone()) {
+                assert_eq!(before, entry, "transfer {id} acknowledged twice, differently");
+            }
+        }
+        (422, "/v1/transfers") => assert_eq!(body["code"], "insufficient_funds", "{body}"),
+        // A retry whose first attempt was refused by the ledger (and remembered there) but
+        // crashed before its answer was stored: refused again, with the generic code.
+        (409, "/v1/transfers") if body["code"] == "transfer_failed_before" => {}
+        (201 | 202, path) if path.ends_with("/top-ups") => {
+            let id = body["id"].as_str().unwrap().to_owned();
+            let wallet = body["wallet_id"].as_str().unwrap().to_owned();
+            let status = body["status"].as_str().unwrap().to_owned();
+            assert_top_up_status(&status, body);
+            books.top_ups.insert(id, (wallet, body["amount"].as_i64().unwrap(), status));
+        }
+        (201, "/v1/wallets") => {
+            let id = body["id"].as_str().unwrap().to_owned();
+            let wallets = &mut books.wallets[sent.customer];
+            if !wallets.contains(&id) {
+                wallets.push(id);
+            }
+        }
+        (status, path) => panic!("{path} answered {status}: {body}"),
+    }
+    figures.answered.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Top-ups all use a card that succeeds. One can still fail: the mock provider keeps its
+/// charges in memory, so after a `kill -9` it has forgotten a charge made just before, and
+/// recovery (rightly, for a provider that says "no such charge") fails the top-up. No
+/// money moves for it, which the balance checks verify.
+#[track_caller]
+fn assert_top_up_status(status: &str, body: &Value) {
+    match status {
+        "succeeded" | "pending" => {}
+        "failed" => assert_eq!(body["failure_code"], "charge_not_found", "{body}"),
+        other => panic!("top-up status {other}: {body}"),
+    }
+}
+
+/// A random request from one customer.
+fn next_request(rng: &mut impl Rng, books: &Books, customer: usize) -> Sent {
+    let key = uuid::Uuid::now_v7().to_string();
+    let mine = &books.wallets[customer];
+    let choice = rng.random_range(0..100);
+    let (path, body) = if choice < 80 {
+        let other = (customer + rng.random_range(1..CUSTOMERS)) % CUSTOMERS;
+        let theirs = &books.wallets[other];
+        let body = json!({
+            "from_wallet_id": mine[rng.random_range(0..mine.len())],
+            "to_wallet_id": theirs[rng.random_range(0..theirs.len())],
+            "amount": rng.random_range(1..=2_000),
+            "description": "crash test",
+        });
+        ("/v1/transfers".to_owned(), body)
+    } else if choice < 95 || mine.len() >= 8 {
+        let wallet = &mine[rng.random_range(0..mine.len())];
+        (
+            format!("/v1/wallets/{wallet}/top-ups"),
+            json!({"amount": rng.random_range(1..=500), "payment_method": "tok_visa"}),
+        )
+    } else {
+        ("/v1/wallets".to_owned(), json!({"currency": "USD"}))
+    };
+    Sent { customer, path, key, body }
+}
+
+/// One round of load: where to send it, when to stop, and where to count.
+#[derive(Clone, Debug)]
+struct Round {
+    base_url: String,
+    stop: Arc<AtomicBool>,
+    /// Answers so far in this round (the killer waits on it).
+    answered: Arc<tokio::sync::watch::Sender<u64>>,
+    figures: Arc<Figures>,
+}
+
+impl Round {
+    fn new(base_url: &str, figures: &Arc<Figures>) -> (Self, tokio::sync::watch::Receiver<u64>) {
+        let (answered, watch) = tokio::sync::watch::channel(0u64);
+        let round = Self {
+            base_url: base_url.to_owned(),
+            stop: Arc::new(AtomicBool::new(false)),
+            answered: Arc::new(answered),
+            figures: figures.clone(),
+        };
+        (round, watch)
+    }
+
+    /// Two clients per customer.
+    fn spawn_clients(
+        &self,
+        cluster: &Cluster,
+        books: &Arc<Mutex<Books>>,
+        rng: &mut impl Rng,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..CUSTOMERS * 2)
+            .map(|index| {
+                tokio::spawn(client(
+                    cluster.clone(),
+                    books.clone(),
+                    index % CUSTOMERS,
+                    self.clone(),
+                    rng.random(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Customers send requests until the round stops; a request without an answer goes to the
+/// books' unanswered list.
+async fn client(cluster: Cluster, books: Arc<Mutex<Books>>, customer: usize, round: Round, seed: u64) {
+    let Round { base_url, stop, answered, figures } = round;
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !stop.load(Ordering::Relaxed) {
+        let sent = next_request(&mut rng, &books.lock().unwrap(), customer);
+        figures.requests.fetch_add(1, Ordering::Relaxed);
+        let answer = send(&cluster, &base_url, &sent).await;
+        let recorded = {
+            let mut books = books.lock().unwrap();
+            let recorded = record(&mut books, &sent, answer.as_ref(), &figures);
+            if !recorded {
+                books.unanswered.push(sent);
+            }
+            recorded
+        };
+        if recorded {
+            answered.send_modify(|count| *count += 1);
+        } else {
+            // The server is down or busy: back off rather than spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Sends every unanswered request again with its key until it has an answer.
+async fn retry_unanswered(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, figures: &Figures) {
+    let unanswered = std::mem::take(&mut books.lock().unwrap().unanswered);
+    for sent in unanswered {
+        figures.unanswered_retried.fetch_add(1, Ordering::Relaxed);
+        let mut answered = false;
+        for _ in 0..RETRY_ATTEMPTS_MAX {
+            let answer = send(cluster, base_url, &sent).await;
+            // The crashed request may still hold the key: 409 until its lease ends.
+            let held = matches!(&answer, Some((409, body)) if body["code"] == "idempotency_key_in_use");
+            if !held {
+                let mut books = books.lock().unwrap();
+                let before = books.transfers.len() + books.top_ups.len();
+                if record(&mut books, &sent, answer.as_ref(), figures) {
+                    if books.transfers.len() + books.top_ups.len() > before {
+                        figures.acknowledged_only_on_retry.fetch_add(1, Ordering::Relaxed);
+                    }
+                    answered = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "{} {} got no answer after the restart", sent.path, sent.key);
+    }
+}
+
+async fn register(client: &reqwest::Client, base_url: &str, email: &str) -> (String, String) {
+    let body = json!({"email": email, "password": TEST_PASSWORD, "name": "Crash Test"});
+    let response = client.post(format!("{base_url}/v1/auth/register")).json(&body).send().await.unwrap();
+    let (status, customer) = common::read(response).await;
+    assert_eq!(status, 201, "{customer}");
+    let body = json!({"email": email, "password": TEST_PASSWORD});
+    let response = client.post(format!("{base_url}/v1/auth/login")).json(&body).send().await.unwrap();
+    let (status, tokens) = common::read(response).await;
+    assert_eq!(status, 200, "{tokens}");
+    (customer["id"].as_str().unwrap().to_owned(), tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+async fn get(cluster: &Cluster, base_url: &str, customer: usize, path: &str) -> Value {
+    let response = cluster
+        .client
+        .get(format!("{base_url}{path}"))
+        .bearer_auth(&cluster.tokens[customer])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(response).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+/// Waits (bounded) for the recovery worker to finish every pending top-up.
+async fn settle_top_ups(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>) {
+    let pending: Vec<String> = books
+        .lock()
+        .unwrap()
+        .top_ups
+        .iter()
+        .filter(|(_, (_, _, status))| status == "pending")
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in pending {
+        let owner = {
+            let books = books.lock().unwrap();
+            let wallet = &books.top_ups[&id].0;
+            books.wallets.iter().position(|wallets| wallets.contains(wallet)).unwrap()
+        };
+        let mut status = String::new();
+        for _ in 0..200 {
+            let view = get(cluster, base_url, owner, &format!("/v1/top-ups/{id}")).await;
+            status = view["status"].as_str().unwrap().to_owned();
+            if status != "pending" {
+                assert_top_up_status(&status, &view);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_ne!(status, "pending", "top-up {id} was not recovered");
+        books.lock().unwrap().top_ups.get_mut(&id).unwrap().2 = status;
+    }
+}
+
+/// Every check after a restart: through the API, then straight from the database.
+async fn check(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, database: &Database) {
+    settle_top_ups(cluster, base_url, books).await;
+    let books = books.lock().unwrap().clone_view();
+    let mut expected: HashMap<&str, i64> = HashMap::new();
+    for (wallet, amount, status) in books.top_ups.values() {
+        if status == "succeeded" {
+            *expected.entry(wallet).or_default() += amount;
+        }
+    }
+    for (from, to, amount) in books.transfers.values() {
+        *expected.entry(from).or_default() -= amount;
+        *expected.entry(to).or_default() += amount;
+    }
+    for (customer, wallets) in books.wallets.iter().enumerate() {
+        for wallet in wallets {
+            let view = get(cluster, base_url, customer, &format!("/v1/wallets/{wallet}")).await;
+            let posted = view["balance"]["posted"].as_i64().unwrap();
+            assert_eq!(posted, expected.get(wallet.as_str()).copied().unwrap_or(0), "wallet {wallet}");
+        }
+    }
+    // A sample of acknowledged transfers read back one by one (all of them in the long run).
+    let sample = if long() { books.transfers.len() } else { 50 };
+    for (id, (from, _, amount)) in books.transfers.iter().take(sample) {
+        let owner = books.wallets.iter().position(|wallets| wallets.contains(from)).unwrap();
+        let view = get(cluster, base_url, owner, &format!("/v1/transfers/{id}")).await;
+        assert_eq!((view["status"].as_str(), view["amount"].as_i64()), (Some("posted"), Some(*amount)));
+    }
+    database.check_integrity().await;
+    // TODO(outbox): once the events outbox lands, check here that every committed change
+    // has exactly one set of events: one `transfer.posted` per transfer id in `transfers`,
+    // one `wallet.created` per row in `wallets`, and no event for a change that is absent.
+}
+
+impl Books {
+    fn clone_view(&self) -> Books {
+        Books {
+            wallets: self.wallets.clone(),
+            transfers: self.transfers.clone(),
+            top_ups: self.top_ups.clone(),
+            unanswered: Vec::new(),
+        }
+    }
+}
+
+/// The database behind the child servers, opened directly for the integrity checks.
+#[derive(Debug)]
+struct Database {
+    url: String,
+    postgres: bool,
+}
+
+impl Database {
+    fn new(database: &ChildDatabase) -> Self {
+        match &database.url {
+            Some(url) => Self { url: url.clone(), postgres: true },
+            None => Self {
+                url: format!("sqlite:{}?mode=ro", database.data_dir.path().join("coffer.db").display()),
+                postgres: false,
+            },
+        }
+    }
+
+    /// Runs a query that returns one integer per row (as text, so that SUMs fit both
+    /// backends' types).
+    async fn numbers(&self, sql: &str) -> Vec<Vec<i128>> {
+        let parse = |text: Option<String>| text.map_or(0, |text| text.parse::<i128>().unwrap());
+        if self.postgres {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| parse(row.get::<Option<String>, _>(i))).collect())
+                .collect()
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| parse(row.get::<Option<String>, _>(i))).collect())
+                .collect()
+        }
+    }
+
+    async fn count(&self, what: &str, sql: &str) {
+        let rows = self.numbers(&format!("SELECT CAST(COUNT(*) AS TEXT) FROM {sql}")).await;
+        assert_eq!(rows[0][0], 0, "{what}");
+    }
+
+    async fn check_integrity(&self) {
+        let sums = self
+            .numbers(
+                "SELECT CAST(ledger AS TEXT), CAST(SUM(debits_posted) AS TEXT), CAST(SUM(credits_posted) AS TEXT), \
+                 CAST(SUM(debits_pending) AS TEXT), CAST(SUM(credits_pending) AS TEXT) FROM accounts GROUP BY ledger",
+            )
+            .await;
+        assert!(!sums.is_empty(), "the workload wrote to some ledger");
+        for row in sums {
+            assert_eq!((row[1], row[3]), (row[2], row[4]), "ledger {}: debits and credits differ", row[0]);
+        }
+        let not_posting =
+            ledger::TransferFlags::PENDING.bits() | ledger::TransferFlags::VOID_PENDING_TRANSFER.bits();
+        for (side, column) in [("debits", "debit_account_id"), ("credits", "credit_account_id")] {
+            self.count(
+                &format!("an account's posted {side} differ from its transfers"),
+                &format!(
+                    "accounts a WHERE a.{side}_posted <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t \
+                     WHERE t.{column} = a.id AND (t.flags & {not_posting}) = 0)"
+                ),
+            )
+            .await;
+        }
+        self.count(
+            "a transfer without its note",
+            "transfers t WHERE NOT EXISTS (SELECT 1 FROM transfer_notes n WHERE n.transfer_id = t.id)",
+        )
+        .await;
+        let wallet_codes = coffer::wallets::money::account_code::WALLET_BASE;
+        self.count(
+            "a wallet account without its wallet row",
+            &format!(
+                "accounts a WHERE a.code BETWEEN {wallet_codes} AND {} AND NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = a.id)",
+                wallet_codes + 5
+            ),
+        )
+        .await;
+        self.count(
+            "a wallet row without its account",
+            "wallets w WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = w.id)",
+        )
+        .await;
+        self.count(
+            "a wallet below zero",
+            "accounts a JOIN wallets w ON w.id = a.id WHERE a.debits_posted + a.debits_pending > a.credits_posted",
+        )
+        .await;
+    }
+}
+
+fn child_config(database: &ChildDatabase) -> ChildConfig {
+    database
+        .config()
+        .with_env("COFFER_REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS)
+        .with_env("COFFER_RECOVERY_INTERVAL_MS", "200")
+        .with_env("COFFER_RECOVERY_GRACE_MS", "3000")
+}
+
+/// Sets up customers and wallets on a fresh server; returns the server and the books.
+async fn open_bank(config: &ChildConfig) -> (ChildServer, Cluster, Arc<Mutex<Books>>) {
+    let server = ChildServer::start(config).await;
+    let client = coffer::notifications::http_client().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut tokens = Vec::new();
+    for index in 0..CUSTOMERS {
+        tokens.push(register(&client, &server.base_url, &format!("crash{index}@example.com")).await.1);
+    }
+    let cluster = Cluster { client, tokens: Arc::new(tokens) };
+    let books = Arc::new(Mutex::new(Books { wallets: vec![Vec::new(); CUSTOMERS], ..Default::default() }));
+    let figures = Figures::default();
+    for customer in 0..CUSTOMERS {
+        let key = uuid::Uuid::now_v7().to_string();
+        let open = Sent { customer, path: "/v1/wallets".into(), key, body: json!({"currency": "USD"}) };
+        let answer = send(&cluster, &server.base_url, &open).await;
+        assert!(record(&mut books.lock().unwrap(), &open, answer.as_ref(), &figures));
+        let wallet = books.lock().unwrap().wallets[customer][0].clone();
+        let top_up = Sent {
+            customer,
+            path: format!("/v1/wallets/{wallet}/top-ups"),
+            key: uuid::Uuid::now_v7().to_string(),
+            body: json!({"amount": OPENING_TOP_UP, "payment_method": "tok_visa"}),
+        };
+        let answer = send(&cluster, &server.base_url, &top_up).await;
+        assert!(record(&mut books.lock().unwrap(), &top_up, answer.as_ref(), &figures));
+    }
+    (server, cluster, books)
+}
+
+/// Load, `kill -9` once the clients have had a random number of answers, restart, retry
+/// what went unanswered, check; `crashes()` times.
+async fn crash_and_recover(backend: &Backend) {
+    let database = ChildDatabase::new(backend).await;
+    let config = child_config(&database);
+    let direct = Database::new(&database);
+    let (mut server, cluster, books) = open_bank(&config).await;
+    let figures = Arc::new(Figures::default());
+    let seed: u64 = rand::rng().random();
+    eprintln!("crash test seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    for _ in 0..crashes() {
+        let (round, mut watch) = Round::new(&server.base_url, &figures);
+        let clients = round.spawn_clients(&cluster, &books, &mut rng);
+        // A random point: after 20 to 200 answers, with requests in flight.
+        let kill_after = rng.random_range(20..200u64);
+        let reached = tokio::time::timeout(LOAD_WAIT, watch.wait_for(|count| *count >= kill_after))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        assert!(reached, "the clients did not get {kill_after} answers within {LOAD_WAIT:?}");
+        round.stop.store(true, Ordering::Relaxed);
+        server.kill().await;
+        figures.crashes.fetch_add(1, Ordering::Relaxed);
+        for client in clients {
+            client.await.unwrap();
+        }
+        server = ChildServer::start(&config).await;
+        retry_unanswered(&cluster, &server.base_url, &books, &figures).await;
+        check(&cluster, &server.base_url, &books, &direct).await;
+    }
+    let logs = server.stop().await;
+    assert!(logs.iter().any(|line| line.contains("shut down")), "the last server shut down cleanly");
+    eprintln!("crash test on {backend:?}: {figures:?}");
+    assert!(figures.answered.load(Ordering::Relaxed) > 50, "{figures:?}");
+    database.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_nine_on_sqlite_loses_nothing() {
+    crash_and_recover(&Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_nine_on_postgres_loses_nothing() {
+    let Some(backend) = common::backends().into_iter().find(|b| matches!(b, Backend::Postgres(_))) else {
+        return;
+    };
+    crash_and_recover(&backend).await;
+}
+
+/// Long run only: PostgreSQL itself restarts under load. Requests during the outage get
+/// 503 (and are retried afterwards with their keys); the server must serve again on its
+/// own once the database is back, and nothing may be lost or half-written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restart_under_load_recovers_on_its_own() {
+    if !long() {
+        return;
+    }
+    let Some(backend) = common::backends().into_iter().find(|b| matches!(b, Backend::Postgres(_))) else {
+        return;
+    };
+    let database = ChildDatabase::new(&backend).await;
+    let config = child_config(&database);
+    let direct = Database::new(&database);
+    let (server, cluster, books) = open_bank(&config).await;
+    let figures = Arc::new(Figures::default());
+    let mut rng = StdRng::seed_from_u64(rand::rng().random());
+    let restarts = 3;
+    for _ in 0..restarts {
+        let (round, mut watch) = Round::new(&server.base_url, &figures);
+        let clients = round.spawn_clients(&cluster, &books, &mut rng);
+        let reached = tokio::time::timeout(LOAD_WAIT, watch.wait_for(|count| *count >= 100))
+            .await
+            .is_ok_and(|seen| seen.is_ok());
+        assert!(reached, "the clients did not get 100 answers within {LOAD_WAIT:?}");
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("a Debian-style PostgreSQL install")
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name();
+        let restarted = tokio::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version.to_string_lossy(), "main", "restart"])
+            .status()
+            .await
+            .unwrap();
+        assert!(restarted.success(), "pg_ctlcluster restart: {restarted}");
+        // Served again without any action on the server: more answers arrive.
+        let after_restart = *watch.borrow();
+        // Reduced to a bool at once: the watch's read guard must not outlive this line, or
+        // the clients' counters block on it.
+        let recovered = tokio::time::timeout(
+            Duration::from_secs(60),
+            watch.wait_for(|count| *count >= after_restart + 100),
+        )
+        .await
+        .is_ok_and(|seen| seen.is_ok());
+        assert!(recovered, "the server did not serve again within 60 s of PostgreSQL restarting");
+        round.stop.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.await.unwrap();
+        }
+        retry_unanswered(&cluster, &server.base_url, &books, &figures).await;
+        check(&cluster, &server.base_url, &books, &direct).await;
+    }
+    server.stop().await;
+    eprintln!("postgres restarts ({restarts}): {figures:?}");
+    database.drop().await;
+}
