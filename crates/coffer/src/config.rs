@@ -230,6 +230,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub webhook_retry_base_ms: u64,
 
+    /// Scheduled payments: delay before retrying an occurrence that lacked funds, in
+    /// milliseconds; it doubles per attempt (3 attempts).
+    #[arg(long, env = "COFFER_SCHEDULE_RETRY_BASE_MS", default_value_t = 3_600_000,
+          value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
+    pub schedule_retry_base_ms: u64,
+
     /// WebSocket: seconds between heartbeats; a client that answers none of two in a row
     /// is disconnected.
     #[arg(long, env = "COFFER_STREAM_HEARTBEAT_S", default_value_t = 15,

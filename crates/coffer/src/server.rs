@@ -70,6 +70,7 @@ struct EventSettings {
     delivery: DeliveryOptions,
     heartbeat: Duration,
     stream_buffer: usize,
+    schedule_retry_base: Duration,
 }
 
 impl Server {
@@ -124,6 +125,7 @@ impl Server {
             },
             heartbeat: Duration::from_secs(args.stream_heartbeat_s),
             stream_buffer: args.stream_buffer as usize,
+            schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
         };
         // Fail at startup, not at the first email.
         Mailer::new(store.clone(), events.smtp_url.as_deref(), events.mail_dir.clone(), &events.mail_from)?;
@@ -201,6 +203,12 @@ impl Server {
                 &events.mail_from,
             )?;
             tasks.push(tokio::spawn(mailer.run(events.interval, stop_workers.clone())));
+            let scheduler = crate::finance::schedule::Scheduler::new(
+                self.store.clone(),
+                wallets.clone(),
+                events.schedule_retry_base,
+            );
+            tasks.push(tokio::spawn(scheduler.run_until(events.interval, stop_workers.clone())));
             let deliverer = Deliverer::new(self.store.clone(), events.delivery);
             tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));
             if let Some(nats) = &events.nats {

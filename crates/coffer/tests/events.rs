@@ -188,6 +188,24 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let starbucks = json!({"amount": 550, "currency": "USD", "merchant": "STARBUCKS", "mcc": "5814"});
         let (status, body) = post(&app, &alice, "/v1/expenses", &starbucks).await;
         assert_eq!(status, 201, "{body}");
+        // A scheduled payment Alice cannot afford: retried, then failed for good.
+        let schedule = json!({"from_wallet_id": alices, "to_wallet_id": bobs, "amount": 1_000_000,
+            "frequency": "once", "start_at": "2020-01-01T00:00:00Z"});
+        let (status, schedule) = post(&app, &alice, "/v1/scheduled-payments", &schedule).await;
+        assert_eq!(status, 201, "{schedule}");
+        let path = format!("/v1/scheduled-payments/{}", schedule["id"].as_str().unwrap());
+        for _ in 0..500 {
+            if get(&app, &alice, &path).await.1["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, runs) = get(&app, &alice, &format!("{path}/runs")).await;
+        assert_eq!(
+            (runs[0]["status"].as_str(), runs[0]["attempts"].as_i64()),
+            (Some("failed"), Some(3)),
+            "{runs}"
+        );
         let payment = json!({"merchant": "Uber", "amount": 900});
         let (status, body) = post(&app, &alice, &format!("/v1/wallets/{alices}/payments"), &payment).await;
         assert_eq!(status, 201, "{body}");

@@ -640,3 +640,114 @@ async fn statement_import_categorises_and_a_reimport_adds_nothing() {
         app.stop().await;
     }
 }
+
+/// Scheduled payments: an occurrence is paid once even when workers of three processes
+/// (the server's own and two more on the same database) race for it; pause, resume and
+/// cancel take effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_payments_are_paid_once_by_racing_workers() {
+    use coffer::finance::schedule::Scheduler;
+    use coffer::ledger::{CommitPipeline, PipelineConfig};
+    use coffer::wallets::Wallets;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let bob = register_and_login(&app, "bob@example.com").await;
+        let keyed = |path: String, session: &Session, body: Value| {
+            let request = app
+                .client
+                .post(app.url(&path))
+                .bearer_auth(&session.access_token)
+                .header("idempotency-key", Uuid::now_v7().to_string())
+                .json(&body);
+            async move { common::read(request.send().await.unwrap()).await }
+        };
+        let (_, from) = keyed("/v1/wallets".into(), &ada, json!({"currency": "USD"})).await;
+        let from = from["id"].as_str().unwrap().to_owned();
+        let (_, to) = keyed("/v1/wallets".into(), &bob, json!({"currency": "USD"})).await;
+        let to = to["id"].as_str().unwrap().to_owned();
+        let (status, _) = keyed(
+            format!("/v1/wallets/{from}/top-ups"),
+            &ada,
+            json!({"amount": 100_000, "payment_method": "tok_visa"}),
+        )
+        .await;
+        assert_eq!(status, 201);
+
+        // Two more workers, as other processes would run them: their own pipelines.
+        let store = app.store().await;
+        let mut tasks = Vec::new();
+        let mut workers: Vec<Scheduler> = Vec::new();
+        for _ in 0..2 {
+            let (pipeline, task) =
+                CommitPipeline::start(store.clone(), PipelineConfig { queue_requests_max: 64 });
+            tasks.push(task);
+            workers.push(Scheduler::new(
+                store.clone(),
+                Arc::new(Wallets::new(store.clone(), pipeline)),
+                Duration::from_millis(20),
+            ));
+        }
+        let start = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+        let start = start.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let mut ids = Vec::new();
+        for index in 0..12 {
+            let body = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": 100 + index, "frequency": "monthly",
+                "start_at": start, "description": format!("rent {index}")});
+            let (status, created) = post(&app, &ada, "/v1/scheduled-payments", &body).await;
+            assert_eq!(status, 201, "{created}");
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        let racing = workers.iter().map(|worker| async move {
+            for _ in 0..60 {
+                worker.step().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        futures::future::join_all(racing).await;
+        let expected: i64 = (0..12).map(|index| 100 + index).sum();
+        let (_, bobs) = get(&app, &bob, &format!("/v1/wallets/{to}")).await;
+        assert_eq!(bobs["balance"]["posted"], expected, "each occurrence paid once: {bobs}");
+        for id in &ids {
+            let (_, runs) = get(&app, &ada, &format!("/v1/scheduled-payments/{id}/runs")).await;
+            let runs = runs.as_array().unwrap();
+            assert_eq!(runs.len(), 1, "{runs:?}");
+            assert_eq!(runs[0]["status"], "succeeded");
+            let (_, schedule) = get(&app, &ada, &format!("/v1/scheduled-payments/{id}")).await;
+            assert_eq!(schedule["status"], "active", "monthly: next month is next");
+            assert!(schedule["next_run_at"].as_str().unwrap() > start.as_str());
+        }
+
+        // Pause, resume, cancel.
+        let body = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": 5, "frequency": "weekly",
+            "start_at": "2099-01-01T00:00:00Z"});
+        let (_, later) = post(&app, &ada, "/v1/scheduled-payments", &body).await;
+        let path = format!("/v1/scheduled-payments/{}", later["id"].as_str().unwrap());
+        let (status, paused) = patch(&app, &ada, &path, &json!({"status": "paused"})).await;
+        assert_eq!((status, paused["status"].as_str()), (200, Some("paused")), "{paused}");
+        let (status, resumed) = patch(&app, &ada, &path, &json!({"status": "active", "amount": 7})).await;
+        assert_eq!(
+            (status, resumed["status"].as_str(), resumed["amount"].as_i64()),
+            (200, Some("active"), Some(7))
+        );
+        let (status, _) = send(&app, &ada, reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, 204);
+        let (_, cancelled) = get(&app, &ada, &path).await;
+        assert_eq!(cancelled["status"], "cancelled");
+        let (status, body) = patch(&app, &ada, &path, &json!({"status": "active"})).await;
+        common::assert_problem(status, &body, 422, "schedule_finished");
+        let (status, _) = get(&app, &bob, &path).await;
+        assert_eq!(status, 404, "someone else's schedule");
+        let bad = json!({"from_wallet_id": from, "amount": 5, "frequency": "once", "start_at": "2099-01-01T00:00:00Z"});
+        let (status, _) = post(&app, &ada, "/v1/scheduled-payments", &bad).await;
+        assert_eq!(status, 422, "a recipient is required");
+        for task in tasks {
+            task.shutdown().await;
+        }
+        store.close().await;
+        app.stop().await;
+    }
+}

@@ -120,6 +120,12 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reports/summary", Access::Customer),
     ("GET", "/v1/reports/trends", Access::Customer),
     ("GET", "/v1/exports/expenses.csv", Access::Customer),
+    ("GET", "/v1/scheduled-payments", Access::Customer),
+    ("POST", "/v1/scheduled-payments", Access::Customer),
+    ("GET", "/v1/scheduled-payments/{id}", Access::Customer),
+    ("PATCH", "/v1/scheduled-payments/{id}", Access::Customer),
+    ("DELETE", "/v1/scheduled-payments/{id}", Access::Customer),
+    ("GET", "/v1/scheduled-payments/{id}/runs", Access::Customer),
 ];
 
 /// POST routes that read no body.
@@ -297,6 +303,11 @@ fn valid_body(method: &str, path: &str, alice_wallet: &str, bob_wallet: &str) ->
         ("POST", "/v1/imports") => Some(json!({"csv": "Date,Amount\n2026-01-01,-1.00\n", "currency": "USD",
             "columns": {"date": "Date", "amount": "Amount"}})),
         ("POST", "/v1/budgets") => Some(json!({"category_id": new_id, "currency": "USD", "amount": 1})),
+        ("POST", "/v1/scheduled-payments") => {
+            Some(json!({"from_wallet_id": alice_wallet, "to_wallet_id": bob_wallet,
+            "amount": 1, "frequency": "monthly", "start_at": "2099-01-01T00:00:00Z"}))
+        }
+        ("PATCH", "/v1/scheduled-payments/{id}") => Some(json!({"status": "paused"})),
         ("PUT", "/v1/customers/{id}/role") => Some(json!({"role": "admin"})),
         ("POST", "/v1/ledger/accounts") => Some(json!([{"id": new_id, "ledger": 840, "code": 1}])),
         ("POST", "/v1/ledger/transfers") => Some(
@@ -382,6 +393,10 @@ async fn security_matrix_and_log_scan() {
         )
         .await;
     let budget_id = budget["id"].as_str().unwrap().to_owned();
+    let schedule_body = json!({"from_wallet_id": alice_wallet, "to_wallet_id": bob_wallet, "amount": 1,
+        "frequency": "monthly", "start_at": "2099-01-01T00:00:00Z"});
+    let schedule = probe.created("POST", "/v1/scheduled-payments", &alice, schedule_body).await;
+    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
     let mut notification_id = String::new();
     for _ in 0..200 {
         let (_, inbox) = probe.call("GET", "/v1/notifications", Some(&alice.access), None).await;
@@ -405,6 +420,8 @@ async fn security_matrix_and_log_scan() {
             expense_id.as_str()
         } else if path.starts_with("/v1/rules/") {
             rule_id.as_str()
+        } else if path.starts_with("/v1/scheduled-payments/") {
+            schedule_id.as_str()
         } else if path.starts_with("/v1/budgets/") {
             budget_id.as_str()
         } else if path.starts_with("/v1/notifications/") {

@@ -51,10 +51,11 @@ pub enum EventType {
     ExpenseCategorized,
     BudgetWarning,
     BudgetExceeded,
+    ScheduledPaymentFailed,
 }
 
 impl EventType {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -70,6 +71,7 @@ impl EventType {
         Self::ExpenseCategorized,
         Self::BudgetWarning,
         Self::BudgetExceeded,
+        Self::ScheduledPaymentFailed,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -90,6 +92,7 @@ impl EventType {
             Self::ExpenseCategorized => "expense.categorized",
             Self::BudgetWarning => "budget.warning",
             Self::BudgetExceeded => "budget.exceeded",
+            Self::ScheduledPaymentFailed => "scheduled_payment.failed",
         }
     }
 

@@ -13,6 +13,7 @@ pub mod categorize;
 pub mod import;
 pub mod merchants;
 pub mod reports;
+pub mod schedule;
 
 use serde_json::json;
 use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow, Store, StoreError};

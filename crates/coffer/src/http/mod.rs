@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod payments;
 pub mod rate_limit;
 pub mod reports;
+pub mod schedules;
 pub mod stream;
 pub mod wallets;
 
@@ -97,6 +98,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(notifications::router())
         .merge(finance::router())
         .merge(reports::router())
+        .merge(schedules::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))

@@ -10,8 +10,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, auth, customers, error, finance, health, ledger, notifications, payments, reports, stream,
-    wallets,
+    AppState, auth, customers, error, finance, health, ledger, notifications, payments, reports, schedules,
+    stream, wallets,
 };
 
 #[derive(Debug, OpenApi)]
@@ -74,6 +74,12 @@ use super::{
         reports::summary,
         reports::trends,
         reports::export_expenses,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::update_schedule,
+        schedules::cancel_schedule,
+        schedules::list_runs,
         stream::stream,
         stream::create_ticket,
         notifications::list_notifications,

@@ -308,6 +308,16 @@ fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Mes
                 exceeded,
             ));
         }
+        EventType::ScheduledPaymentFailed => out.push(message(
+            "scheduled_payment_failed",
+            format!("Scheduled payment of {} failed", money(data, "amount")),
+            format!(
+                "The payment could not be made ({}) after {} attempts.",
+                data["failure_code"].as_str().unwrap_or("failed"),
+                data["attempts"].as_i64().unwrap_or(1)
+            ),
+            true,
+        )),
         EventType::CustomerLoggedIn
         | EventType::WalletCreated
         | EventType::TransferVoided

@@ -145,6 +145,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         login_failures_per_ip_max: 50,
         // Quick relay and workers, so tests see events at once.
         relay_interval_ms: 20,
+        schedule_retry_base_ms: 20,
         nats_url: None,
         smtp_url: None,
         ..default_args()
