@@ -373,9 +373,7 @@ async fn check(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, dat
         assert_eq!((view["status"].as_str(), view["amount"].as_i64()), (Some("posted"), Some(*amount)));
     }
     database.check_integrity().await;
-    // TODO(outbox): once the events outbox lands, check here that every committed change
-    // has exactly one set of events: one `transfer.posted` per transfer id in `transfers`,
-    // one `wallet.created` per row in `wallets`, and no event for a change that is absent.
+    database.check_outbox().await;
 }
 
 impl Books {
@@ -426,6 +424,92 @@ impl Database {
                 .map(|row| (0..row.len()).map(|i| parse(row.get::<Option<String>, _>(i))).collect())
                 .collect()
         }
+    }
+
+    /// Runs a query whose columns are text.
+    async fn texts(&self, sql: &str) -> Vec<Vec<String>> {
+        if self.postgres {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
+            rows.iter().map(|row| (0..row.len()).map(|i| row.get::<String, _>(i)).collect()).collect()
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
+            rows.iter().map(|row| (0..row.len()).map(|i| row.get::<String, _>(i)).collect()).collect()
+        }
+    }
+
+    /// An id column as text both backends agree on (parsed back into a UUID).
+    fn id_text(&self, column: &str) -> String {
+        if self.postgres { format!("{column}::text") } else { format!("lower(hex({column}))") }
+    }
+
+    /// Every committed change has exactly one set of events, and no event describes a
+    /// change that is absent: two `transfer.posted` (one per wallet) and two
+    /// `balance.updated` per P2P transfer, one `transfer.posted` per top-up credit, one
+    /// `wallet.created` per wallet, one `top_up.succeeded` per succeeded top-up.
+    async fn check_outbox(&self) {
+        use std::collections::HashMap;
+        let uuid = |text: &str| text.parse::<uuid::Uuid>().unwrap();
+        let notes: HashMap<uuid::Uuid, String> = self
+            .texts(&format!("SELECT {}, kind FROM transfer_notes", self.id_text("transfer_id")))
+            .await
+            .into_iter()
+            .map(|row| (uuid(&row[0]), row[1].clone()))
+            .collect();
+        let wallets: Vec<uuid::Uuid> = self
+            .texts(&format!("SELECT {} FROM wallets", self.id_text("id")))
+            .await
+            .iter()
+            .map(|row| uuid(&row[0]))
+            .collect();
+        let succeeded: Vec<uuid::Uuid> = self
+            .texts(&format!("SELECT {} FROM top_ups WHERE status = 'succeeded'", self.id_text("id")))
+            .await
+            .iter()
+            .map(|row| uuid(&row[0]))
+            .collect();
+        let mut per: HashMap<(String, uuid::Uuid), usize> = HashMap::new();
+        for row in self.texts("SELECT type, payload FROM outbox").await {
+            let event: Value = serde_json::from_str(&row[1]).unwrap();
+            let data = &event["data"];
+            let key = match row[0].as_str() {
+                "coffer.transfer.posted" | "coffer.balance.updated" => data["transfer_id"].as_str(),
+                "coffer.wallet.created" => data["wallet_id"].as_str(),
+                "coffer.top_up.succeeded" => data["top_up_id"].as_str(),
+                _ => None,
+            };
+            if let Some(key) = key {
+                *per.entry((row[0].clone(), uuid(key))).or_default() += 1;
+            }
+        }
+        for (id, kind) in &notes {
+            let legs = match kind.as_str() {
+                "transfer" => 2,
+                "top_up" => 1,
+                _ => continue,
+            };
+            for kind in ["coffer.transfer.posted", "coffer.balance.updated"] {
+                assert_eq!(per.remove(&(kind.to_owned(), *id)), Some(legs), "{kind} events of transfer {id}");
+            }
+        }
+        for id in &wallets {
+            assert_eq!(
+                per.remove(&("coffer.wallet.created".to_owned(), *id)),
+                Some(1),
+                "wallet.created of {id}"
+            );
+        }
+        for id in &succeeded {
+            assert_eq!(
+                per.remove(&("coffer.top_up.succeeded".to_owned(), *id)),
+                Some(1),
+                "top_up.succeeded of {id}"
+            );
+        }
+        assert!(per.is_empty(), "events of changes that are absent: {per:?}");
     }
 
     async fn count(&self, what: &str, sql: &str) {
