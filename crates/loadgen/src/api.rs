@@ -180,6 +180,14 @@ impl Api {
         Ok(response.json().await?)
     }
 
+    /// The server's `/metrics` page (Prometheus text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let response = self.client.get(format!("{}/metrics", self.base_url)).send().await?;
+        let status = response.status();
+        ensure!(status.is_success(), "/metrics: HTTP {status}");
+        Ok(response.text().await?)
+    }
+
     /// The transfer `id`, or `None` when the server has no such transfer.
     pub async fn transfer(&self, id: u128) -> anyhow::Result<Option<TransferView>> {
         let url = format!("{}/v1/ledger/transfers/{}", self.base_url, Uuid::from_u128(id));

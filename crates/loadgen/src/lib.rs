@@ -10,6 +10,7 @@
 //! - `latency`: bounded latency recording;
 //! - `core`: the ledger core alone, in memory, one thread;
 //! - `api`: the HTTP client for the ledger API;
+//! - `commits`: what the server's commit pipeline did while measuring (from `/metrics`);
 //! - `http`: the `batch`, `single` and `reads` scenarios and the checks after them;
 //! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
 //! - `postgres`: scratch databases, created and dropped per scenario;
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod baseline;
+pub mod commits;
 pub mod core;
 pub mod http;
 pub mod latency;

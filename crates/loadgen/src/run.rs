@@ -10,7 +10,9 @@ use clap::ValueEnum;
 
 use crate::{
     api::Api,
-    baseline, core,
+    baseline,
+    commits::CommitCounters,
+    core,
     http::{self, Clock, WriteMode},
     postgres,
     report::{Checks, Report, Row, System},
@@ -220,17 +222,28 @@ impl Measured {
     }
 }
 
-/// CPU time of the server and of the harness when measuring started.
+/// CPU time of the server and of the harness, and the server's commit counters, when
+/// measuring started.
 struct CpuStart {
     server: Option<f64>,
     client: f64,
+    commits: Option<CommitCounters>,
 }
 
 impl CpuStart {
     /// Waits for the clock's `measure_from`, then reads both CPU times.
     async fn at(running: &Running, clock: Clock) -> Self {
         tokio::time::sleep_until(clock.measure_from.into()).await;
-        Self { server: running.server_cpu(), client: own_cpu_seconds() }
+        let (server, client) = (running.server_cpu(), own_cpu_seconds());
+        Self { server, client, commits: CommitCounters::read(&running.api).await }
+    }
+
+    /// What the commit pipeline did since then, as a note for the report (`None` when the
+    /// server's `/metrics` could not be read).
+    async fn commits_note(&self, running: &Running, measured: Duration, label: &str) -> Option<String> {
+        let start = self.commits?;
+        let end = CommitCounters::read(&running.api).await?;
+        Some(format!("commits, {label}: {}", start.summary(&end, measured)))
     }
 
     /// Cores busy since then: (server, harness).
@@ -319,9 +332,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     WriteMode::Single { .. } => "single".into(),
                 };
                 match run_write(options, target, shape, mode, &label).await {
-                    Ok((row, failures)) => {
+                    Ok((row, failures, commits)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
+                        report.notes.extend(commits);
                     }
                     Err(error) => report.failures.push(format!(
                         "{label} {} on {}: {error:#}",
@@ -334,9 +348,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         if options.wants(Scenario::Wallet) {
             for shape in Shape::ALL {
                 match run_wallet(options, target, shape).await {
-                    Ok((row, failures)) => {
+                    Ok((row, failures, commits)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
+                        report.notes.extend(commits);
                     }
                     Err(error) => report.failures.push(format!(
                         "wallet {} on {}: {error:#}",
@@ -383,7 +398,7 @@ async fn run_write(
     shape: Shape,
     mode: WriteMode,
     label: &str,
-) -> anyhow::Result<(Row, Vec<String>)> {
+) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
     let running = Running::start(options, target, mode.connections()).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
@@ -395,6 +410,9 @@ async fn run_write(
     let outcome = outcome?;
     // Read before the checks, which load both processes too.
     let cpu_cores = cpu.cores(&running, outcome.measured);
+    let commits = cpu
+        .commits_note(&running, outcome.measured, &format!("{label} {} on {}", shape.name(), target.name()))
+        .await;
     let rss = running.rss()?;
     let mut failures: Vec<String> = http::check_ledger(&running.api, &layout, &outcome)
         .await?
@@ -422,10 +440,14 @@ async fn run_write(
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
-    Ok((row, failures))
+    Ok((row, failures, commits))
 }
 
-async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow::Result<(Row, Vec<String>)> {
+async fn run_wallet(
+    options: &Options,
+    target: &Target,
+    shape: Shape,
+) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let (base_url, admin_key) = (running.base_url.clone(), running.admin_key.clone());
     let client = coffer::notifications::http_client()
@@ -441,6 +463,9 @@ async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow:
     );
     let outcome = outcome?;
     let cpu_cores = cpu.cores(&running, outcome.measured);
+    let commits = cpu
+        .commits_note(&running, outcome.measured, &format!("wallet {} on {}", shape.name(), target.name()))
+        .await;
     let rss = running.rss()?;
     let mut failures: Vec<String> = wallet::check(&client, &base_url, &admin_key, &customers, &outcome)
         .await?
@@ -468,7 +493,7 @@ async fn run_wallet(options: &Options, target: &Target, shape: Shape) -> anyhow:
     }
     .row("wallet", shape.name(), target, options.connections, "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
-    Ok((row, failures))
+    Ok((row, failures, commits))
 }
 
 async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>)> {
