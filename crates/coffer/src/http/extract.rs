@@ -25,6 +25,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// A JSON object request body: like [`Json`], but an array (which serde would otherwise
+/// read into a struct field by field) is refused with 422.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_body(request, state).await?;
+        let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+        if first.is_some_and(|byte| *byte != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(ApiError::field("", "must be a JSON object"));
+        }
+        parse_json(&bytes).map(JsonObject)
+    }
+}
+
 /// A JSON request body with its raw bytes, for requests whose exact body matters (the
 /// idempotency key's request hash).
 #[derive(Debug, Clone)]

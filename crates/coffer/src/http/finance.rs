@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{Json, Path, Query, RawJson},
+    extract::{JsonObject, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
     ledger::Page,
     wallets::rfc3339,
@@ -123,7 +123,7 @@ pub struct ImportReport {
 async fn import_statement(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<ImportBody>,
+    JsonObject(request): JsonObject<ImportBody>,
 ) -> Result<axum::Json<ImportReport>, ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -311,7 +311,7 @@ pub struct NewCategory {
 async fn create_category(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<NewCategory>,
+    JsonObject(request): JsonObject<NewCategory>,
 ) -> Result<(StatusCode, axum::Json<Category>), ApiError> {
     let name = name("/name", request.name)?;
     let row = state.finance.create_category(user.customer_id, name, request.parent_id).await?;
@@ -344,7 +344,7 @@ async fn update_category(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(request): Json<CategoryPatch>,
+    JsonObject(request): JsonObject<CategoryPatch>,
 ) -> Result<axum::Json<Category>, ApiError> {
     let name = request.name.map(|value| name("/name", value)).transpose()?;
     let row = state.finance.update_category(user.customer_id, id, name, request.parent_id).await?;
@@ -455,7 +455,7 @@ pub struct NewExpenseBody {
 async fn create_expense(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<NewExpenseBody>,
+    JsonObject(request): JsonObject<NewExpenseBody>,
 ) -> Result<(StatusCode, axum::Json<Expense>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -498,8 +498,8 @@ pub struct ExpenseQuery {
     pub category_id: Option<Uuid>,
     /// Exactly this merchant (case-insensitive).
     pub merchant: Option<String>,
-    pub amount_min: Option<i64>,
-    pub amount_max: Option<i64>,
+    pub amount_min: Option<u64>,
+    pub amount_max: Option<u64>,
     pub tag: Option<String>,
     /// Text in the description or the merchant (case-insensitive).
     pub q: Option<String>,
@@ -511,6 +511,7 @@ pub struct ExpenseQuery {
         (status = 200, body = Page<Expense>),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_expenses(
@@ -547,8 +548,8 @@ async fn list_expenses(
         to: query.to.as_deref().map(|at| time("to", at)).transpose()?,
         category_ids,
         merchant: text("merchant", query.merchant, NAME_LEN_MAX)?,
-        amount_min: query.amount_min,
-        amount_max: query.amount_max,
+        amount_min: query.amount_min.map(|amount| i64::try_from(amount).unwrap_or(i64::MAX)),
+        amount_max: query.amount_max.map(|amount| i64::try_from(amount).unwrap_or(i64::MAX)),
         tag: text("tag", query.tag, NAME_LEN_MAX)?,
         text: text("q", query.q, NAME_LEN_MAX)?,
         limit: limit + 1,
@@ -624,7 +625,7 @@ async fn update_expense(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(request): Json<ExpensePatchBody>,
+    JsonObject(request): JsonObject<ExpensePatchBody>,
 ) -> Result<axum::Json<UpdatedExpense>, ApiError> {
     let optional_text =
         |field: &str, value: Option<Option<String>>, max| -> Result<Option<Option<String>>, ApiError> {
@@ -756,7 +757,7 @@ async fn list_rules(
 async fn create_rule(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<RuleBody>,
+    JsonObject(request): JsonObject<RuleBody>,
 ) -> Result<(StatusCode, axum::Json<RuleView>), ApiError> {
     let row = state.finance.save_rule(user.customer_id, Uuid::now_v7(), rule_spec(request)?).await?;
     Ok((StatusCode::CREATED, axum::Json(rule_view(&row))))
@@ -792,7 +793,7 @@ async fn update_rule(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(request): Json<RuleBody>,
+    JsonObject(request): JsonObject<RuleBody>,
 ) -> Result<axum::Json<RuleView>, ApiError> {
     state.finance.rule(user.customer_id, id).await?;
     let row = state.finance.save_rule(user.customer_id, id, rule_spec(request)?).await?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{Json, Path, Query},
+    extract::{JsonObject, Path, Query},
     ledger::Page,
     wallets::rfc3339,
 };
@@ -249,7 +249,7 @@ pub struct NewWebhook {
 async fn create_webhook(
     owner: Owner,
     State(state): State<AppState>,
-    Json(request): Json<NewWebhook>,
+    JsonObject(request): JsonObject<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<Webhook>), ApiError> {
     if request.url.len() > URL_BYTES_MAX {
         return Err(ApiError::field("/url", format!("must be at most {URL_BYTES_MAX} bytes")));

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{Json, Path, Query},
+    extract::{JsonObject, Path, Query},
     wallets::rfc3339,
 };
 use crate::finance::FinanceError;
@@ -139,7 +139,7 @@ fn check_amount(amount: i64) -> Result<i64, ApiError> {
 async fn create_budget(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<NewBudget>,
+    JsonObject(request): JsonObject<NewBudget>,
 ) -> Result<(StatusCode, axum::Json<Budget>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -206,7 +206,7 @@ async fn update_budget(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(request): Json<BudgetPatch>,
+    JsonObject(request): JsonObject<BudgetPatch>,
 ) -> Result<axum::Json<Budget>, ApiError> {
     let mut row = owned_budget(&state, user.customer_id, id).await?;
     if let Some(amount) = request.amount {

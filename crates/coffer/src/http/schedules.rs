@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{Json, Path, Query},
+    extract::{JsonObject, Path, Query},
     wallets::rfc3339,
 };
 use crate::identity::AuthUser;
@@ -141,7 +141,7 @@ fn view(row: &ScheduleRow) -> Schedule {
 async fn create_schedule(
     user: AuthUser,
     State(state): State<AppState>,
-    Json(request): Json<NewSchedule>,
+    JsonObject(request): JsonObject<NewSchedule>,
 ) -> Result<(StatusCode, axum::Json<Schedule>), ApiError> {
     let max = ledger::AMOUNT_MAX;
     if request.amount == 0 || request.amount > max {
@@ -293,7 +293,7 @@ async fn update_schedule(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    Json(request): Json<SchedulePatch>,
+    JsonObject(request): JsonObject<SchedulePatch>,
 ) -> Result<axum::Json<Schedule>, ApiError> {
     let mut row = owned(&state, user.customer_id, id).await?;
     if !matches!(row.status.as_str(), "active" | "paused") {
