@@ -247,7 +247,8 @@ fn tags(field: &str, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn time(field: &str, text: &str) -> Result<i64, ApiError> {
+/// An RFC 3339 time as nanoseconds since the epoch (1970 to 2262).
+pub(super) fn time(field: &str, text: &str) -> Result<i64, ApiError> {
     let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))?;
     i64::try_from(parsed.unix_timestamp_nanos())
@@ -395,7 +396,8 @@ pub struct Expense {
     pub updated_at: String,
 }
 
-fn nanos(value: i64) -> String {
+/// Stored nanoseconds as RFC 3339.
+pub(super) fn nanos(value: i64) -> String {
     rfc3339(u64::try_from(value).unwrap_or(0))
 }
 

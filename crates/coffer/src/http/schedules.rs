@@ -13,7 +13,7 @@ use super::{
     AppState,
     error::ApiError,
     extract::{JsonObject, Path, Query},
-    wallets::rfc3339,
+    finance::{nanos, time},
 };
 use crate::identity::AuthUser;
 use crate::wallets::WalletError;
@@ -26,19 +26,6 @@ pub fn router() -> Router<AppState> {
             get(get_schedule).patch(update_schedule).delete(cancel_schedule),
         )
         .route("/v1/scheduled-payments/{id}/runs", get(list_runs))
-}
-
-fn time(field: &str, text: &str) -> Result<i64, ApiError> {
-    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))?;
-    i64::try_from(parsed.unix_timestamp_nanos())
-        .ok()
-        .filter(|nanos| *nanos >= 0)
-        .ok_or_else(|| ApiError::field(field, "out of range"))
-}
-
-fn nanos(value: i64) -> String {
-    rfc3339(u64::try_from(value).unwrap_or(0))
 }
 
 /// How often.
