@@ -138,23 +138,35 @@ const TAKES_NO_BODY: &[&str] = &[
 ];
 
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the
-/// HTTP layer's source.
+/// HTTP layer's source, also when rustfmt spreads one over several lines.
 fn declared_routes() -> BTreeSet<(String, String)> {
     let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
     let mut routes = BTreeSet::new();
     for entry in std::fs::read_dir(directory).unwrap() {
         let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in source.lines() {
-            // Each `.route("` on the line, with its handlers up to the next one.
-            for rest in line.split(".route(\"").skip(1) {
-                let (path, handlers) = rest.split_once('"').unwrap();
-                for method in ["get", "post", "put", "patch", "delete"] {
-                    let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
-                        at == 0 || matches!(handlers.as_bytes()[at - 1], b' ' | b'.' | b',' | b'(')
-                    });
-                    if called {
-                        routes.insert((method.to_uppercase(), path.to_owned()));
+        for call in source.split(".route(").skip(1) {
+            let Some(rest) = call.trim_start().strip_prefix('"') else { continue };
+            let (path, rest) = rest.split_once('"').unwrap();
+            // The handlers: up to the parenthesis that closes `.route(`.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
                     }
+                    depth == 0
+                })
+                .map_or(rest.len(), |(at, _)| at);
+            let handlers = &rest[..end];
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(at, _)| {
+                    at == 0 || matches!(handlers.as_bytes()[at - 1], b' ' | b'.' | b',' | b'(' | b'\n')
+                });
+                if called {
+                    routes.insert((method.to_uppercase(), path.to_owned()));
                 }
             }
         }

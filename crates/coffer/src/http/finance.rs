@@ -49,7 +49,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rules/{id}", get(get_rule).patch(update_rule).delete(delete_rule))
         .route("/v1/rules/{id}/apply", post(apply_rule))
         .route("/v1/wallets/{id}/payments", post(pay_merchant))
-        // One line each: tests/security.rs reads the routes from this source.
         .route("/v1/imports", post(import_statement).layer(DefaultBodyLimit::max(IMPORT_BYTES_MAX)))
 }
 
