@@ -394,6 +394,20 @@ async fn wallet_payments_to_merchants_record_their_expense_once() {
         let (_, history) = get(&app, &ada, &format!("/v1/wallets/{wallet}/operations?type=payment")).await;
         assert_eq!(history["data"][0]["type"], "payment", "{history}");
         assert_eq!(history["data"][0]["amount"], -450);
+        let csv = app
+            .client
+            .get(app.url("/v1/exports/operations.csv"))
+            .bearer_auth(&ada.access_token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "a header, the payment and the top-up: {csv}");
+        assert!(lines[1].contains(",payment,-450,USD,posted,"), "{csv}");
+        assert!(lines[2].contains(",top_up,1000,USD,posted,card_settlement,"), "{csv}");
         app.stop().await;
     }
 }

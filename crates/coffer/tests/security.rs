@@ -120,6 +120,7 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reports/summary", Access::Customer),
     ("GET", "/v1/reports/trends", Access::Customer),
     ("GET", "/v1/exports/expenses.csv", Access::Customer),
+    ("GET", "/v1/exports/operations.csv", Access::Customer),
     ("GET", "/v1/scheduled-payments", Access::Customer),
     ("POST", "/v1/scheduled-payments", Access::Customer),
     ("GET", "/v1/scheduled-payments/{id}", Access::Customer),

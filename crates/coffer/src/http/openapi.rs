@@ -74,6 +74,7 @@ use super::{
         reports::summary,
         reports::trends,
         reports::export_expenses,
+        wallets::export_operations,
         schedules::create_schedule,
         schedules::list_schedules,
         schedules::get_schedule,

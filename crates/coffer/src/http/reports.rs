@@ -393,10 +393,11 @@ async fn trends(
     Ok(axum::Json(out))
 }
 
-/// One CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is prefixed
-/// with `'` so a spreadsheet does not run it as a formula.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+/// One CSV field, quoted when it needs to be; text (not a number) with a leading `=`,
+/// `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
+pub(super) fn csv_field(value: &str) -> String {
+    let formula = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
+    let value = if formula { format!("'{value}") } else { value.to_owned() };
     if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
@@ -465,6 +466,7 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("-5"), "'-5");
+        assert_eq!(csv_field("-5"), "-5", "a number stays a number");
+        assert_eq!(csv_field("-1+cmd"), "'-1+cmd");
     }
 }

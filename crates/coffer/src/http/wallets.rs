@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/transfers/{id}", get(get_transfer))
         .route("/v1/transfers/{id}/reversals", post(reverse_transfer))
         .route("/v1/operations", get(all_operations))
+        .route("/v1/exports/operations.csv", get(export_operations))
 }
 
 /// Longest wallet name or transfer description, in characters.
@@ -675,4 +676,75 @@ async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Ve
         });
     }
     Ok(views)
+}
+
+/// Operations one CSV export holds at most.
+const EXPORT_ROWS_MAX: usize = 100_000;
+
+/// All my wallets' operations as CSV, newest first (amounts signed, in minor units).
+#[utoipa::path(get, path = "/v1/exports/operations.csv", tag = "reports", security(("access_token" = [])),
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn export_operations(
+    user: AuthUser,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let mut out = String::from(
+        "id,created_at,wallet_id,type,amount,currency,status,counterparty,description,balance_after\n",
+    );
+    let mut after = None;
+    let mut rows = 0;
+    while rows < EXPORT_ROWS_MAX {
+        let filter = OperationFilter {
+            wallet_ids: Vec::new(),
+            debits: true,
+            credits: true,
+            kind: None,
+            status: None,
+            timestamp_min: 0,
+            timestamp_max: ledger::AMOUNT_MAX,
+            amount_min: 0,
+            amount_max: ledger::AMOUNT_MAX,
+            reversed: true,
+            after,
+            limit: PAGE_LIMIT_MAX,
+        };
+        let page = state.wallets.operations(user.customer_id, None, filter).await?;
+        if page.is_empty() {
+            break;
+        }
+        rows += page.len();
+        after = page.last().map(|row| row.position());
+        for view in operation_views(&state, page).await? {
+            let fields = [
+                view.id.to_string(),
+                view.created_at,
+                view.wallet_id.to_string(),
+                view.kind.to_owned(),
+                view.amount.to_string(),
+                view.currency,
+                view.status,
+                view.counterparty
+                    .wallet_id
+                    .map_or_else(|| view.counterparty.kind.to_owned(), |id| id.to_string()),
+                view.description.unwrap_or_default(),
+                view.balance_after.map(|balance| balance.to_string()).unwrap_or_default(),
+            ];
+            out.push_str(
+                &fields.iter().map(|field| super::reports::csv_field(field)).collect::<Vec<_>>().join(","),
+            );
+            out.push('\n');
+        }
+    }
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"operations.csv\""),
+        ],
+        out,
+    )
+        .into_response())
 }
