@@ -395,7 +395,26 @@ async fn trends(
 
 /// One CSV field, quoted when it needs to be; text (not a number) with a leading `=`,
 /// `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
-pub(super) fn csv_field(value: &str) -> String {
+/// Appends one CSV line of `fields`.
+pub(super) fn push_csv_line(out: &mut String, fields: &[String]) {
+    out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
+    out.push('\n');
+}
+
+/// A CSV download named `filename`.
+pub(super) fn csv_response(filename: &str, body: String) -> Response {
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn csv_field(value: &str) -> String {
     let formula = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
     let value = if formula { format!("'{value}") } else { value.to_owned() };
     if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
@@ -442,18 +461,10 @@ async fn export_expenses(user: AuthUser, State(state): State<AppState>) -> Resul
                 row.tags.replace(',', ";"),
                 row.source.clone(),
             ];
-            out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
-            out.push('\n');
+            push_csv_line(&mut out, &fields);
         }
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"expenses.csv\""),
-        ],
-        out,
-    )
-        .into_response())
+    Ok(csv_response("expenses.csv", out))
 }
 
 #[cfg(test)]

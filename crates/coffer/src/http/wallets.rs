@@ -691,7 +691,6 @@ async fn export_operations(
     user: AuthUser,
     State(state): State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse as _;
     let mut out = String::from(
         "id,created_at,wallet_id,type,amount,currency,status,counterparty,description,balance_after\n",
     );
@@ -733,18 +732,8 @@ async fn export_operations(
                 view.description.unwrap_or_default(),
                 view.balance_after.map(|balance| balance.to_string()).unwrap_or_default(),
             ];
-            out.push_str(
-                &fields.iter().map(|field| super::reports::csv_field(field)).collect::<Vec<_>>().join(","),
-            );
-            out.push('\n');
+            super::reports::push_csv_line(&mut out, &fields);
         }
     }
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"operations.csv\""),
-        ],
-        out,
-    )
-        .into_response())
+    Ok(super::reports::csv_response("operations.csv", out))
 }
