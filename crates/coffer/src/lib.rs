@@ -20,3 +20,12 @@ pub mod payments;
 pub mod server;
 pub mod telemetry;
 pub mod wallets;
+
+/// Nanoseconds since the Unix epoch (the unit of every stored time) as RFC 3339, the one
+/// time format of the API and of events; empty when out of range.
+pub fn rfc3339(nanos: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .ok()
+        .and_then(|time| time.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

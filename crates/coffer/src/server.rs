@@ -63,9 +63,8 @@ struct EventSettings {
     nats: Option<Nats>,
     relay: RelayOptions,
     interval: Duration,
-    smtp_url: Option<String>,
-    mail_from: String,
-    mail_dir: std::path::PathBuf,
+    /// Built at bind, so that a bad SMTP URL or sender fails the start.
+    mailer: Option<Mailer>,
     defaults: NotificationDefaults,
     delivery: DeliveryOptions,
     heartbeat: Duration,
@@ -111,9 +110,12 @@ impl Server {
                 ..RelayOptions::default()
             },
             interval: Duration::from_millis(args.relay_interval_ms),
-            smtp_url: args.smtp_url.clone(),
-            mail_from: args.mail_from.clone(),
-            mail_dir: args.database.data_dir.join("mail"),
+            mailer: Some(Mailer::new(
+                store.clone(),
+                args.smtp_url.as_deref(),
+                args.database.data_dir.join("mail"),
+                &args.mail_from,
+            )?),
             defaults: NotificationDefaults {
                 high_value_threshold: args.high_value_threshold,
                 low_balance_threshold: args.low_balance_threshold,
@@ -127,8 +129,6 @@ impl Server {
             stream_buffer: args.stream_buffer as usize,
             schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
         };
-        // Fail at startup, not at the first email.
-        Mailer::new(store.clone(), events.smtp_url.as_deref(), events.mail_dir.clone(), &events.mail_from)?;
         Ok(Self {
             events,
             listener,
@@ -167,7 +167,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains and closes everything.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let wallets = Arc::new(Wallets::with_fees(self.store.clone(), self.pipeline.clone(), self.fees));
         let provider = Arc::new(MockProvider::new(self.mock_provider));
         let payments = Arc::new(Payments::new(
@@ -179,6 +179,7 @@ impl Server {
         ));
         let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
+        let mailer = self.events.mailer.take();
         let events = &self.events;
         let has = |role: Role| events.roles.contains(&role);
         let bus = Bus::new(events.stream_buffer);
@@ -196,13 +197,9 @@ impl Server {
                 },
                 stop_workers.clone(),
             )));
-            let mailer = Mailer::new(
-                self.store.clone(),
-                events.smtp_url.as_deref(),
-                events.mail_dir.clone(),
-                &events.mail_from,
-            )?;
-            tasks.push(tokio::spawn(mailer.run(events.interval, stop_workers.clone())));
+            if let Some(mailer) = mailer {
+                tasks.push(tokio::spawn(mailer.run(events.interval, stop_workers.clone())));
+            }
             let scheduler = crate::finance::schedule::Scheduler::new(
                 self.store.clone(),
                 wallets.clone(),

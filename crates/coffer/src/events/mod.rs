@@ -17,8 +17,6 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use store::{EventDraft, NewEvent, Payload, WalletRow};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::wallets::{Balance, Currency};
@@ -110,10 +108,7 @@ impl EventType {
 
 /// The CloudEvents JSON envelope of one event.
 fn envelope(id: Uuid, kind: EventType, subject: &str, time_ns: u64, data: &Value) -> String {
-    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ns))
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_default();
+    let time = crate::rfc3339(time_ns);
     json!({
         "specversion": "1.0",
         "id": id,
@@ -249,6 +244,8 @@ fn balance_draft(transfer_id: u128, wallet: &WalletRow, now: u64) -> EventDraft 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
 
     #[test]
     fn types_round_trip_and_envelopes_follow_cloudevents() {

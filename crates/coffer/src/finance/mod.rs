@@ -462,7 +462,7 @@ impl Finance {
                 "currency": row.currency,
                 "merchant": row.merchant,
                 "source": row.source,
-                "occurred_at": crate::http::wallets::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
+                "occurred_at": crate::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
             }),
             _ => json!({
                 "customer_id": row.customer_id,

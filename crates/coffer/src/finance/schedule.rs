@@ -190,7 +190,7 @@ impl Scheduler {
                     "customer_id": row.customer_id,
                     "wallet_id": row.from_wallet_id,
                     "scheduled_payment_id": row.id,
-                    "occurrence_at": crate::http::wallets::rfc3339(u64::try_from(occurrence).unwrap_or(0)),
+                    "occurrence_at": crate::rfc3339(u64::try_from(occurrence).unwrap_or(0)),
                     "amount": row.amount,
                     "currency": row.currency,
                     "failure_code": error,

@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 
 use super::{AppState, error::ApiError, error::FieldError};
 
-/// A JSON request body. Unknown fields are rejected by the target types
-/// (`deny_unknown_fields`), which stops mass assignment.
+/// A JSON object request body. Unknown fields are rejected by the target types
+/// (`deny_unknown_fields`), which stops mass assignment; a top-level array is refused
+/// (serde would otherwise read it into a struct field by field).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -21,27 +22,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = json_body(request, state).await?;
-        parse_json(&bytes).map(Json)
+        parse_object(&bytes).map(Json)
     }
 }
 
-/// A JSON object request body: like [`Json`], but an array (which serde would otherwise
-/// read into a struct field by field) is refused with 422.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonObject<T>(pub T);
+/// A JSON array request body: the ledger's batches.
+#[derive(Debug, Clone, Default)]
+pub struct JsonBatch<T>(pub Vec<T>);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBatch<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = json_body(request, state).await?;
-        let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
-        if first.is_some_and(|byte| *byte != b'{')
-            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
-        {
-            return Err(ApiError::field("", "must be a JSON object"));
-        }
-        parse_json(&bytes).map(JsonObject)
+        parse_json(&bytes).map(JsonBatch)
     }
 }
 
@@ -58,7 +52,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for RawJson<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = json_body(request, state).await?;
-        Ok(RawJson { value: parse_json(&bytes)?, bytes })
+        Ok(RawJson { value: parse_object(&bytes)?, bytes })
     }
 }
 
@@ -96,6 +90,18 @@ fn body_limit(request: &Request) -> usize {
 /// The body limit of a route, recorded for error messages (see [`body_limit`]).
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
+
+/// Parses a JSON object into `T` (see [`Json`]): well-formed JSON that is not an object
+/// is 422.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first.is_some_and(|byte| *byte != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::field("", "must be a JSON object"));
+    }
+    parse_json(bytes)
+}
 
 /// Parses JSON, telling syntax errors (400) from wrong fields (422, with a JSON Pointer
 /// to the field).
@@ -217,6 +223,23 @@ mod tests {
     #[allow(dead_code)]
     struct Item {
         amount: u64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Patch {
+        name: Option<String>,
+        note: Option<String>,
+    }
+
+    #[test]
+    fn an_array_is_not_an_object() {
+        assert!(parse_json::<Patch>(b"[null, null]").is_ok(), "what serde alone would accept");
+        let error = parse_object::<Patch>(b" [null, null]").unwrap_err();
+        assert!(matches!(error, ApiError::Validation { .. }), "{error:?}");
+        assert!(matches!(parse_object::<Patch>(b"[nul").unwrap_err(), ApiError::MalformedJson(_)));
+        assert!(parse_object::<Patch>(br#"{"name": "x"}"#).is_ok());
     }
 
     #[test]

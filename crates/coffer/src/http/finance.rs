@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{JsonObject, Path, Query, RawJson},
+    extract::{Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
     ledger::Page,
     wallets::rfc3339,
@@ -122,7 +122,7 @@ pub struct ImportReport {
 async fn import_statement(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<ImportBody>,
+    Json(request): Json<ImportBody>,
 ) -> Result<axum::Json<ImportReport>, ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -311,7 +311,7 @@ pub struct NewCategory {
 async fn create_category(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<NewCategory>,
+    Json(request): Json<NewCategory>,
 ) -> Result<(StatusCode, axum::Json<Category>), ApiError> {
     let name = name("/name", request.name)?;
     let row = state.finance.create_category(user.customer_id, name, request.parent_id).await?;
@@ -344,7 +344,7 @@ async fn update_category(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    JsonObject(request): JsonObject<CategoryPatch>,
+    Json(request): Json<CategoryPatch>,
 ) -> Result<axum::Json<Category>, ApiError> {
     let name = request.name.map(|value| name("/name", value)).transpose()?;
     let row = state.finance.update_category(user.customer_id, id, name, request.parent_id).await?;
@@ -456,7 +456,7 @@ pub struct NewExpenseBody {
 async fn create_expense(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<NewExpenseBody>,
+    Json(request): Json<NewExpenseBody>,
 ) -> Result<(StatusCode, axum::Json<Expense>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -626,7 +626,7 @@ async fn update_expense(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    JsonObject(request): JsonObject<ExpensePatchBody>,
+    Json(request): Json<ExpensePatchBody>,
 ) -> Result<axum::Json<UpdatedExpense>, ApiError> {
     let optional_text =
         |field: &str, value: Option<Option<String>>, max| -> Result<Option<Option<String>>, ApiError> {
@@ -758,7 +758,7 @@ async fn list_rules(
 async fn create_rule(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<RuleBody>,
+    Json(request): Json<RuleBody>,
 ) -> Result<(StatusCode, axum::Json<RuleView>), ApiError> {
     let row = state.finance.save_rule(user.customer_id, Uuid::now_v7(), rule_spec(request)?).await?;
     Ok((StatusCode::CREATED, axum::Json(rule_view(&row))))
@@ -794,7 +794,7 @@ async fn update_rule(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    JsonObject(request): JsonObject<RuleBody>,
+    Json(request): Json<RuleBody>,
 ) -> Result<axum::Json<RuleView>, ApiError> {
     state.finance.rule(user.customer_id, id).await?;
     let row = state.finance.save_rule(user.customer_id, id, rule_spec(request)?).await?;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::{ApiError, FieldError},
-    extract::{AdminAuth, BodyLimit, Json, Path, Query},
+    extract::{AdminAuth, BodyLimit, JsonBatch, Path, Query},
 };
 use crate::ledger::CommitError;
 
@@ -364,7 +364,7 @@ fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static 
 async fn create_accounts(
     _: AdminAuth,
     State(state): State<AppState>,
-    Json(events): Json<Vec<NewAccount>>,
+    JsonBatch(events): JsonBatch<NewAccount>,
 ) -> Result<axum::Json<BatchResults>, ApiError> {
     check_batch_len(events.len())?;
     let mut errors = Vec::new();
@@ -413,7 +413,7 @@ async fn create_accounts(
 async fn create_transfers(
     _: AdminAuth,
     State(state): State<AppState>,
-    Json(events): Json<Vec<NewTransfer>>,
+    JsonBatch(events): JsonBatch<NewTransfer>,
 ) -> Result<axum::Json<BatchResults>, ApiError> {
     check_batch_len(events.len())?;
     let mut errors = Vec::new();

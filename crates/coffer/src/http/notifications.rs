@@ -23,7 +23,8 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{JsonObject, Path, Query},
+    extract::{Json, Path, Query},
+    finance::nanos,
     ledger::Page,
     wallets::rfc3339,
 };
@@ -120,10 +121,6 @@ pub struct Notification {
     pub read_at: Option<String>,
 }
 
-fn time(nanos: i64) -> String {
-    rfc3339(u64::try_from(nanos).unwrap_or(0))
-}
-
 fn notification_view(row: &NotificationRow) -> Notification {
     Notification {
         id: row.id,
@@ -131,8 +128,8 @@ fn notification_view(row: &NotificationRow) -> Notification {
         title: row.title.clone(),
         body: row.body.clone(),
         event_id: row.event_id,
-        created_at: time(row.created_at),
-        read_at: row.read_at.map(time),
+        created_at: nanos(row.created_at),
+        read_at: row.read_at.map(nanos),
     }
 }
 
@@ -249,7 +246,7 @@ pub struct NewWebhook {
 async fn create_webhook(
     owner: Owner,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<NewWebhook>,
+    Json(request): Json<NewWebhook>,
 ) -> Result<(StatusCode, axum::Json<Webhook>), ApiError> {
     if request.url.len() > URL_BYTES_MAX {
         return Err(ApiError::field("/url", format!("must be at most {URL_BYTES_MAX} bytes")));
@@ -385,11 +382,11 @@ fn delivery_view(row: &DeliveryRow) -> Delivery {
         event_type: row.event_type.clone(),
         status: row.status.clone(),
         attempts: row.attempts,
-        next_attempt_at: (row.status == "pending").then(|| time(row.next_attempt_at)),
+        next_attempt_at: (row.status == "pending").then(|| nanos(row.next_attempt_at)),
         last_status_code: row.last_status_code,
         last_error: row.last_error.clone(),
-        created_at: time(row.created_at),
-        delivered_at: row.delivered_at.map(time),
+        created_at: nanos(row.created_at),
+        delivered_at: row.delivered_at.map(nanos),
     }
 }
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{JsonObject, Path, Query},
+    extract::{Json, Path, Query},
     wallets::rfc3339,
 };
 use crate::finance::FinanceError;
@@ -139,7 +139,7 @@ fn check_amount(amount: i64) -> Result<i64, ApiError> {
 async fn create_budget(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<NewBudget>,
+    Json(request): Json<NewBudget>,
 ) -> Result<(StatusCode, axum::Json<Budget>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
@@ -206,7 +206,7 @@ async fn update_budget(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    JsonObject(request): JsonObject<BudgetPatch>,
+    Json(request): Json<BudgetPatch>,
 ) -> Result<axum::Json<Budget>, ApiError> {
     let mut row = owned_budget(&state, user.customer_id, id).await?;
     if let Some(amount) = request.amount {

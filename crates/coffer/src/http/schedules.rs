@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{JsonObject, Path, Query},
+    extract::{Json, Path, Query},
     finance::{nanos, time},
 };
 use crate::identity::AuthUser;
@@ -128,7 +128,7 @@ fn view(row: &ScheduleRow) -> Schedule {
 async fn create_schedule(
     user: AuthUser,
     State(state): State<AppState>,
-    JsonObject(request): JsonObject<NewSchedule>,
+    Json(request): Json<NewSchedule>,
 ) -> Result<(StatusCode, axum::Json<Schedule>), ApiError> {
     let max = ledger::AMOUNT_MAX;
     if request.amount == 0 || request.amount > max {
@@ -280,7 +280,7 @@ async fn update_schedule(
     user: AuthUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    JsonObject(request): JsonObject<SchedulePatch>,
+    Json(request): Json<SchedulePatch>,
 ) -> Result<axum::Json<Schedule>, ApiError> {
     let mut row = owned(&state, user.customer_id, id).await?;
     if !matches!(row.status.as_str(), "active" | "paused") {

@@ -237,12 +237,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-pub(crate) fn rfc3339(nanos: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub(crate) use crate::rfc3339;
 
 fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
     let time = OffsetDateTime::parse(text, &Rfc3339)
