@@ -34,6 +34,28 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Manage the read-side projections (platform analytics).
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Empty the analytics projection and replay every event of the outbox into it, in
+    /// order, with the same code the live consumer runs: the result is what the live
+    /// projection holds. Safe while servers run (events are applied once per consumer).
+    Rebuild(RebuildArgs),
+}
+
+/// `coffer projections rebuild`.
+#[derive(Clone, Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Rebuild even though events were purged from the outbox
+    /// (COFFER_EVENT_RETENTION_DAYS): the result then lacks what the purged events said.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -235,6 +257,14 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_SCHEDULE_RETRY_BASE_MS", default_value_t = 3_600_000,
           value_parser = clap::value_parser!(u64).range(10..=86_400_000))]
     pub schedule_retry_base_ms: u64,
+
+    /// Days sent events stay in the outbox; 0 keeps them all. The analytics projections
+    /// are rebuilt (`coffer projections rebuild`) from the outbox, so once events are
+    /// purged a rebuild no longer sees the whole history. WebSocket clients can resume from
+    /// any event still kept.
+    #[arg(long, env = "COFFER_EVENT_RETENTION_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub event_retention_days: u32,
 
     /// WebSocket: seconds between heartbeats; a client that answers none of two in a row
     /// is disconnected.

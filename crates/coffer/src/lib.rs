@@ -4,11 +4,13 @@
 //! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
 //! `http` (routes, errors, extractors, OpenAPI), `identity` (customers, passwords,
 //! tokens and the auth extractors), `wallets` and `payments` (the wallet product),
-//! `finance` (categories, expenses, categorisation),
+//! `finance` (categories, expenses, categorisation, budgets, reports, schedules),
+//! `analytics` (the platform analytics projection),
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
 //! `server` (startup, roles and shutdown).
 
 pub mod admin_key;
+pub mod analytics;
 pub mod config;
 pub mod events;
 pub mod finance;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use coffer::{
-    config::{Cli, Command},
+    config::{Cli, Command, ProjectionsCommand},
     server, telemetry,
 };
 
@@ -19,6 +19,31 @@ async fn main() -> anyhow::Result<()> {
             let store = server::open_store(&args).await?;
             store.close().await;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Rebuild(args)) => {
+            let store = server::open_store(&args.database).await?;
+            if let Some(seq) = store.outbox_purged_through().await?
+                && !args.allow_partial
+            {
+                store.close().await;
+                anyhow::bail!(
+                    "events up to outbox position {seq} were purged (COFFER_EVENT_RETENTION_DAYS): a rebuild would \
+                     lose what they said; pass --allow-partial to rebuild from what is left"
+                );
+            }
+            let rebuilt = coffer::analytics::rebuild(&store).await;
+            store.close().await;
+            let rebuilt = rebuilt?;
+            tracing::info!(
+                events = rebuilt.events,
+                projected = rebuilt.projected,
+                "analytics projection rebuilt"
+            );
+            println!(
+                "rebuilt the analytics projection from {} events ({} changed it)",
+                rebuilt.events, rebuilt.projected
+            );
             Ok(())
         }
     }

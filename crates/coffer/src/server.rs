@@ -11,6 +11,7 @@ use tracing::info;
 
 use crate::{
     admin_key,
+    analytics::Analytics,
     config::{DatabaseArgs, Role, Secret, ServeArgs},
     events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     http::{self, AppState, rate_limit::MoneyRateLimit, stream::StreamSettings},
@@ -53,6 +54,8 @@ pub struct Server {
     recovery_interval: Duration,
     recovery_grace: Duration,
     idempotency_retention: Duration,
+    /// How long sent events stay in the outbox; None keeps them all.
+    event_retention: Option<Duration>,
     events: EventSettings,
 }
 
@@ -150,6 +153,8 @@ impl Server {
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
+            event_retention: (args.event_retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(args.event_retention_days) * 24 * 3_600)),
             identity: Arc::new(identity),
             limits: http::RequestLimits {
                 timeout: Duration::from_millis(args.request_timeout_ms),
@@ -184,6 +189,7 @@ impl Server {
         let has = |role: Role| events.roles.contains(&role);
         let bus = Bus::new(events.stream_buffer);
         let notifier = Arc::new(Notifier::new(self.store.clone(), events.defaults));
+        let analytics = Arc::new(Analytics::new(self.store.clone()));
         let mut tasks = Vec::new();
         if has(Role::Workers) {
             tasks.push(tokio::spawn(maintenance_worker(
@@ -194,6 +200,7 @@ impl Server {
                     interval: self.recovery_interval,
                     recovery_grace: self.recovery_grace,
                     idempotency_retention: self.idempotency_retention,
+                    event_retention: self.event_retention,
                 },
                 stop_workers.clone(),
             )));
@@ -210,10 +217,12 @@ impl Server {
             tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));
             if let Some(nats) = &events.nats {
                 tasks.push(tokio::spawn({
-                    let nats = nats.clone();
-                    let notifier = notifier.clone();
-                    let stop = stop_workers.clone();
+                    let (nats, notifier, stop) = (nats.clone(), notifier.clone(), stop_workers.clone());
                     async move { nats.consume(notifier, stop).await }
+                }));
+                tasks.push(tokio::spawn({
+                    let (nats, analytics, stop) = (nats.clone(), analytics.clone(), stop_workers.clone());
+                    async move { nats.consume(analytics, stop).await }
                 }));
             }
         }
@@ -226,7 +235,8 @@ impl Server {
                 None => {
                     // Without a broker the consumers run in this process, with the relay.
                     let notifier = has(Role::Workers).then(|| notifier.clone());
-                    let publisher = InProcess { bus: bus.clone(), notifier };
+                    let analytics = has(Role::Workers).then(|| analytics.clone());
+                    let publisher = InProcess { bus: bus.clone(), notifier, analytics };
                     tokio::spawn(Relay::new(self.store.clone(), publisher, relay).run(stop_workers.clone()))
                 }
             });
@@ -256,6 +266,7 @@ impl Server {
             nats: events.nats.clone(),
             webhook_allow_private: events.delivery.allow_private,
             finance: Arc::new(crate::finance::Finance::new(self.store.clone())),
+            analytics,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
         };
         let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
@@ -283,6 +294,7 @@ struct Maintenance {
     interval: Duration,
     recovery_grace: Duration,
     idempotency_retention: Duration,
+    event_retention: Option<Duration>,
 }
 
 /// Idempotency keys deleted per pass at most: bounded so a backlog never holds the
@@ -290,8 +302,8 @@ struct Maintenance {
 const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 
 /// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
-/// crash), forgets idempotency keys past their retention, and old events. Errors are logged and
-/// retried on the next pass.
+/// crash), forgets idempotency keys past their retention, and events past theirs (when one
+/// is set). Errors are logged and retried on the next pass.
 async fn maintenance_worker(
     store: Store,
     payments: Arc<Payments>,
@@ -320,10 +332,13 @@ async fn maintenance_worker(
             Ok(count) => tracing::debug!(count, "forgot expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "purging idempotency keys failed; retrying next pass"),
         }
-        // Sent events stay a week for WebSocket resumes; consumers remember applied ids a
-        // day longer than the broker keeps events, so no redelivery can find them gone.
+        // Sent events are the history the projections rebuild from: kept unless a
+        // retention is set. Consumers remember applied ids a day longer than the broker
+        // keeps events, so no redelivery can find them gone.
         let day = nanos(Duration::from_secs(24 * 3600));
-        if let Err(error) = store.purge_events(now.saturating_sub(7 * day)).await {
+        if let Some(retention) = settings.event_retention
+            && let Err(error) = store.purge_events(now.saturating_sub(nanos(retention)), now).await
+        {
             tracing::warn!(%error, "purging sent events failed; retrying next pass");
         }
         if let Err(error) = store.purge_consumed_events(now.saturating_sub(8 * day)).await {

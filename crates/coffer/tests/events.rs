@@ -126,6 +126,7 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
             "object" => value.is_object(),
             "null" => value.is_null(),
             "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
             _ => false,
         });
     if !type_ok {
@@ -136,6 +137,9 @@ fn check(document: &Value, schema: &Value, value: &Value, at: &str, errors: &mut
         && !allowed.contains(value)
     {
         errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    for (index, item) in value.as_array().into_iter().flatten().enumerate() {
+        check(document, &schema["items"], item, &format!("{at}/{index}"), errors);
     }
     if let Some(object) = value.as_object() {
         let properties = schema["properties"].as_object();
@@ -188,6 +192,22 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let starbucks = json!({"amount": 550, "currency": "USD", "merchant": "STARBUCKS", "mcc": "5814"});
         let (status, body) = post(&app, &alice, "/v1/expenses", &starbucks).await;
         assert_eq!(status, 201, "{body}");
+        // An expense edited and one deleted; a category deleted.
+        let lunch = json!({"amount": 1_200, "currency": "USD", "description": "lunch"});
+        let (status, lunch) = post(&app, &alice, "/v1/expenses", &lunch).await;
+        assert_eq!(status, 201, "{lunch}");
+        let lunch = format!("/v1/expenses/{}", lunch["id"].as_str().unwrap());
+        let (status, body) = app
+            .call(reqwest::Method::PATCH, &lunch, Some(&alice.access_token), Some(&json!({"amount": 1_100})))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app.call(reqwest::Method::DELETE, &lunch, Some(&alice.access_token), None).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, hobby) = post(&app, &alice, "/v1/categories", &json!({"name": "Hobbies"})).await;
+        assert_eq!(status, 201, "{hobby}");
+        let hobby = format!("/v1/categories/{}", hobby["id"].as_str().unwrap());
+        let (status, body) = app.call(reqwest::Method::DELETE, &hobby, Some(&alice.access_token), None).await;
+        assert_eq!(status, 204, "{body}");
         // A scheduled payment Alice cannot afford: retried, then failed for good.
         let schedule = json!({"from_wallet_id": alices, "to_wallet_id": bobs, "amount": 1_000_000,
             "frequency": "once", "start_at": "2020-01-01T00:00:00Z"});
@@ -381,7 +401,7 @@ async fn relay_delivers_each_event_once_across_a_crash_mid_batch() {
         let bus = Bus::new(64);
         let mut live = bus.subscribe();
         let notifier = Arc::new(Notifier::new(store.clone(), NotificationDefaults::default()));
-        let inner = InProcess { bus: bus.clone(), notifier: Some(notifier) };
+        let inner = InProcess { bus: bus.clone(), notifier: Some(notifier), analytics: None };
         let options = RelayOptions { batch_max: 10, ..RelayOptions::default() };
         let crashing =
             Relay::new(store.clone(), CrashingPublisher { inner: inner.clone(), crash_after: 7 }, options);
@@ -977,5 +997,69 @@ async fn inbox_lists_and_marks_read() {
     assert_eq!(status, 422, "{body}");
     let (status, body) = get(&app, &alice, "/v1/notifications?cursor=zzz").await;
     assert_eq!(status, 400, "{body}");
+    app.stop().await;
+}
+
+/// With a broker, the analytics consumer reads the stream through its own durable
+/// consumer (`coffer-analytics`), next to the notification workers' one: both see every
+/// event, and the projection equals what a rebuild from the outbox gives. The test runs
+/// its own nats-server so that no other test's events share the stream.
+#[tokio::test]
+async fn analytics_and_notifications_consume_through_the_broker() {
+    if nats_url().is_none() {
+        return;
+    }
+    static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    PORT.store(port, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_server) = OwnNats::start(port, &dir.path().join("js")) else { return };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let options = common::Options {
+        configure: |args| {
+            let port = PORT.load(std::sync::atomic::Ordering::SeqCst);
+            args.nats_url = Some(format!("nats://127.0.0.1:{port}"));
+        },
+        ..Default::default()
+    };
+    let app = spawn_app_with(&Backend::Sqlite, options).await;
+    let store = app.store().await;
+    let ada = register_and_login(&app, "ada@example.com").await;
+    let wallet = open_wallet(&app, &ada).await;
+    assert_eq!(top_up(&app, &ada, &wallet, 1_000, "tok_visa").await["status"], "succeeded");
+    let snapshot_path = format!("/v1/analytics/customers/{}", ada.customer_id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let snapshot = loop {
+        let (status, snapshot) = app.get(&snapshot_path).await;
+        assert_eq!(status, 200, "{snapshot}");
+        if snapshot["balances"][0]["available"] == 1_000 {
+            break snapshot;
+        }
+        assert!(Instant::now() < deadline, "the analytics consumer did not catch up: {snapshot}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    loop {
+        let (_, inbox) = get(&app, &ada, "/v1/notifications").await;
+        if inbox["data"].as_array().is_some_and(|notes| !notes.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the notification consumer did not catch up: {inbox}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let daily_path = format!("/v1/analytics/daily?from={today}&to={today}");
+    let (_, daily) = app.get(&daily_path).await;
+    assert_eq!(
+        daily["days"][0]["volume"],
+        json!([{"currency": "USD", "operation": "top_up", "amount": 1_000, "count": 1}]),
+        "{daily}"
+    );
+    coffer::analytics::rebuild(&store).await.unwrap();
+    assert_eq!(app.get(&snapshot_path).await.1, snapshot);
+    assert_eq!(app.get(&daily_path).await.1, daily);
     app.stop().await;
 }

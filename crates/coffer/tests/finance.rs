@@ -765,3 +765,49 @@ async fn scheduled_payments_are_paid_once_by_racing_workers() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_edit_that_takes_a_budget_over_its_line_announces_it() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let store = app.store().await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let coffee = category(&app, &ada, "Coffee Shops").await;
+        let (status, body) = post(
+            &app,
+            &ada,
+            "/v1/budgets",
+            &json!({"category_id": coffee, "currency": "USD", "amount": 1_000}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let cup = expense(&app, &ada, json!({"amount": 500, "currency": "USD", "category_id": coffee})).await;
+        let path = format!("/v1/expenses/{}", cup["id"].as_str().unwrap());
+        let budget_events = || async {
+            let events = store.events_after(0, store::OUTBOX_BATCH_MAX).await.unwrap();
+            events
+                .into_iter()
+                .filter(|event| event.event_type.starts_with("coffer.budget."))
+                .map(|event| {
+                    let data = serde_json::from_str::<Value>(&event.payload).unwrap()["data"].clone();
+                    (event.event_type, data["spent"].as_i64().unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert!(budget_events().await.is_empty(), "50 % is fine");
+        // The edit replaces the expense's 500 in the month's spending, it does not add to it.
+        let (status, body) = patch(&app, &ada, &path, &json!({"amount": 900})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(budget_events().await, vec![("coffer.budget.warning".to_owned(), 900)]);
+        let (status, body) = patch(&app, &ada, &path, &json!({"notes": "still 900"})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(budget_events().await.len(), 1, "no second warning for the same state");
+        let (status, body) = patch(&app, &ada, &path, &json!({"amount": 1_200})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            budget_events().await,
+            vec![("coffer.budget.warning".to_owned(), 900), ("coffer.budget.exceeded".to_owned(), 1_200)]
+        );
+        app.stop().await;
+    }
+}

@@ -127,6 +127,8 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("PATCH", "/v1/scheduled-payments/{id}", Access::Customer),
     ("DELETE", "/v1/scheduled-payments/{id}", Access::Customer),
     ("GET", "/v1/scheduled-payments/{id}/runs", Access::Customer),
+    ("GET", "/v1/analytics/daily", Access::Admin),
+    ("GET", "/v1/analytics/customers/{id}", Access::Admin),
 ];
 
 /// POST routes that read no body.

@@ -175,14 +175,15 @@ impl Store {
         saved(updated)
     }
 
-    /// Deletes category `id` and its children, moving their expenses to `fallback`, in
-    /// one transaction. False: no such (non-system) category of this customer.
+    /// Deletes category `id` and its children, moving their expenses to `fallback`, with
+    /// `events`, in one transaction. False: no such (non-system) category of this customer.
     pub async fn delete_category(
         &self,
         customer_id: Uuid,
         id: Uuid,
         fallback: Uuid,
         now: u64,
+        events: &[crate::NewEvent],
     ) -> Result<bool> {
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin().await?;
@@ -216,6 +217,7 @@ impl Store {
                 .bind(customer_id)
                 .execute(&mut *tx)
                 .await?;
+            crate::outbox::insert_events!(tx, sql, events);
             tx.commit().await?;
             Ok(true)
         })
@@ -337,17 +339,29 @@ impl Store {
         })
     }
 
-    /// Deletes the customer's expense `id`. False: there was none.
-    pub async fn delete_expense(&self, customer_id: Uuid, id: Uuid) -> Result<bool> {
-        let deleted = with_pool!(self, write, |pool, sql| {
-            sqlx::query(sql("DELETE FROM expenses WHERE id = $1 AND customer_id = $2"))
+    /// Deletes the customer's expense `id`, with its events. False: there was none (and
+    /// no event was written).
+    pub async fn delete_expense(
+        &self,
+        customer_id: Uuid,
+        id: Uuid,
+        events: &[crate::NewEvent],
+    ) -> Result<bool> {
+        with_pool!(self, write, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query(sql("DELETE FROM expenses WHERE id = $1 AND customer_id = $2"))
                 .bind(id)
                 .bind(customer_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
-        });
-        Ok(deleted == 1)
+                == 1;
+            if deleted {
+                crate::outbox::insert_events!(tx, sql, events);
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
     }
 
     /// A page of the customer's expenses, newest first.

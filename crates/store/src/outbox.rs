@@ -255,19 +255,43 @@ impl Store {
         })
     }
 
-    /// Deletes up to [`OUTBOX_BATCH_MAX`] events sent before `sent_before`; returns how many.
-    pub async fn purge_events(&self, sent_before: u64) -> Result<u64> {
-        let deleted = with_pool!(self, write, |pool, sql| {
-            sqlx::query(sql(
+    /// Deletes up to [`OUTBOX_BATCH_MAX`] events sent before `sent_before`; returns how
+    /// many. Records the newest seq it deleted (see [`Store::outbox_purged_through`]).
+    pub async fn purge_events(&self, sent_before: u64, now: u64) -> Result<u64> {
+        with_pool!(self, write, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            let deleted: Vec<i64> = sqlx::query_scalar(sql(
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NOT NULL \
-                 AND sent_at < $1 ORDER BY seq LIMIT $2)",
+                 AND sent_at < $1 ORDER BY seq LIMIT $2) RETURNING seq",
             ))
             .bind(signed(sent_before))
             .bind(i64::from(OUTBOX_BATCH_MAX))
-            .execute(pool)
-            .await?
-            .rows_affected()
+            .fetch_all(&mut *tx)
+            .await?;
+            if let Some(newest) = deleted.iter().max() {
+                sqlx::query(sql(
+                    "INSERT INTO outbox_purged (id, through_seq, purged_at) VALUES (1, $1, $2) ON CONFLICT (id) \
+                     DO UPDATE SET through_seq = excluded.through_seq, purged_at = excluded.purged_at \
+                     WHERE outbox_purged.through_seq < excluded.through_seq",
+                ))
+                .bind(newest)
+                .bind(signed(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(deleted.len() as u64)
+        })
+    }
+
+    /// The newest event seq ever purged from the outbox, if any was: a rebuild from the
+    /// outbox sees the whole history only while this is None.
+    pub async fn outbox_purged_through(&self) -> Result<Option<u64>> {
+        let seq: Option<i64> = with_pool!(self, read, |pool, sql| {
+            sqlx::query_scalar(sql("SELECT through_seq FROM outbox_purged WHERE id = 1"))
+                .fetch_optional(pool)
+                .await?
         });
-        Ok(deleted)
+        Ok(seq.map(|seq| seq.max(0) as u64))
     }
 }

@@ -22,6 +22,31 @@ use uuid::Uuid;
 use crate::wallets::{Balance, Currency};
 
 pub use bus::Bus;
+
+/// A consumer of relayed events (notifications, analytics): applies events in order,
+/// each at most once however often it is handed one.
+pub trait Consumer: Send + Sync + 'static {
+    /// Its durable consumer's name on the broker.
+    const DURABLE: &'static str;
+    fn apply_all(
+        &self,
+        events: &[bus::Delivered],
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl Consumer for crate::notifications::Notifier {
+    const DURABLE: &'static str = "coffer-notifications";
+    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
+        crate::notifications::Notifier::apply_all(self, events).await
+    }
+}
+
+impl Consumer for crate::analytics::Analytics {
+    const DURABLE: &'static str = "coffer-analytics";
+    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
+        crate::analytics::Analytics::apply_all(self, events).await
+    }
+}
 pub use relay::{Relay, RelayOptions};
 
 /// The CloudEvents `source` of every event Coffer emits.
@@ -47,13 +72,16 @@ pub enum EventType {
     BalanceUpdated,
     ExpenseAdded,
     ExpenseCategorized,
+    ExpenseUpdated,
+    ExpenseDeleted,
+    CategoryDeleted,
     BudgetWarning,
     BudgetExceeded,
     ScheduledPaymentFailed,
 }
 
 impl EventType {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 19] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -67,6 +95,9 @@ impl EventType {
         Self::BalanceUpdated,
         Self::ExpenseAdded,
         Self::ExpenseCategorized,
+        Self::ExpenseUpdated,
+        Self::ExpenseDeleted,
+        Self::CategoryDeleted,
         Self::BudgetWarning,
         Self::BudgetExceeded,
         Self::ScheduledPaymentFailed,
@@ -88,6 +119,9 @@ impl EventType {
             Self::BalanceUpdated => "balance.updated",
             Self::ExpenseAdded => "expense.added",
             Self::ExpenseCategorized => "expense.categorized",
+            Self::ExpenseUpdated => "expense.updated",
+            Self::ExpenseDeleted => "expense.deleted",
+            Self::CategoryDeleted => "category.deleted",
             Self::BudgetWarning => "budget.warning",
             Self::BudgetExceeded => "budget.exceeded",
             Self::ScheduledPaymentFailed => "scheduled_payment.failed",

@@ -4,8 +4,8 @@
 //! Every event goes to stream `COFFER` on the subject of its type (e.g.
 //! `coffer.transfer.posted`) with `Nats-Msg-Id` = the event id, so a re-publish inside the
 //! stream's duplicate window is dropped by the broker. A row is marked sent only after
-//! JetStream acknowledged it. Consumers read through the durable pull consumer
-//! `coffer-notifications` (acknowledged after applying); WebSocket fan-out reads a plain
+//! JetStream acknowledged it. Each consumer reads through its own durable pull consumer
+//! (`coffer-notifications`, `coffer-analytics`; acknowledged after applying); WebSocket fan-out reads a plain
 //! subscription (live only: a stream that missed events resumes from the outbox).
 
 use std::sync::Arc;
@@ -18,16 +18,14 @@ use store::StoredEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::Consumer;
 use super::bus::{Bus, Delivered};
 use super::relay::Publish;
-use crate::notifications::Notifier;
 
 /// The stream that holds every Coffer event.
 pub const STREAM: &str = "COFFER";
 /// The subjects of that stream.
 pub const SUBJECTS: &str = "coffer.>";
-/// The durable consumer of the notification workers.
-pub const NOTIFICATIONS_CONSUMER: &str = "coffer-notifications";
 /// How long the broker remembers message ids for deduplication.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// How long the stream keeps events.
@@ -119,13 +117,13 @@ impl Nats {
         }
     }
 
-    /// Applies every event of the stream with `notifier` through the durable consumer,
+    /// Applies every event of the stream with `consumer` through its durable consumer,
     /// acknowledging each after it is applied, until `shutdown`.
-    pub async fn consume(&self, notifier: Arc<Notifier>, shutdown: CancellationToken) {
+    pub async fn consume<C: Consumer>(&self, consumer: Arc<C>, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            if let Err(error) = self.consume_once(&notifier, &shutdown).await {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "nats: consumer stopped; restarting");
+            if let Err(error) = self.consume_once(&*consumer, &shutdown).await {
+                tracing::warn!(%error, consumer = C::DURABLE, retry_in_ms = backoff.as_millis() as u64, "nats: consumer stopped; restarting");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -135,14 +133,18 @@ impl Nats {
         }
     }
 
-    async fn consume_once(&self, notifier: &Notifier, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn consume_once<C: Consumer>(
+        &self,
+        applier: &C,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
         self.ensure_stream().await?;
         let stream = self.jetstream.get_stream(STREAM).await?;
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
-                NOTIFICATIONS_CONSUMER,
+                C::DURABLE,
                 consumer::pull::Config {
-                    durable_name: Some(NOTIFICATIONS_CONSUMER.to_owned()),
+                    durable_name: Some(C::DURABLE.to_owned()),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(30),
                     max_ack_pending: 1024,
@@ -161,7 +163,7 @@ impl Nats {
             };
             if let Some(event) = delivered(&message.subject, message.headers.as_ref(), &message.payload) {
                 // Not acknowledged on failure: the broker redelivers after ack_wait.
-                notifier.apply(&event).await?;
+                applier.apply_all(std::slice::from_ref(&event)).await?;
             }
             message.ack().await.map_err(|error| anyhow::anyhow!(error))?;
         }

@@ -15,6 +15,7 @@ use store::{Store, StoredEvent};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Bus, Delivered};
+use crate::analytics::Analytics;
 use crate::notifications::Notifier;
 
 /// Where relayed events go.
@@ -29,14 +30,19 @@ pub trait Publish: Send + Sync + 'static {
 pub struct InProcess {
     pub bus: Bus,
     pub notifier: Option<Arc<Notifier>>,
+    pub analytics: Option<Arc<Analytics>>,
 }
 
 impl Publish for InProcess {
     async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
         let delivered: Vec<Delivered> = events.iter().map(Delivered::from).collect();
-        // The consumers first, all in one transaction: if they fail, nothing is sent.
+        // The consumers first, each in one transaction: if one fails, nothing is sent
+        // (and the retried batch finds what the other applied already applied).
         if let Some(notifier) = &self.notifier {
             notifier.apply_all(&delivered).await?;
+        }
+        if let Some(analytics) = &self.analytics {
+            analytics.apply_all(&delivered).await?;
         }
         for event in delivered {
             self.bus.publish(event);

@@ -224,7 +224,21 @@ impl Finance {
             return Err(FinanceError::Invalid("Uncategorised cannot be deleted"));
         }
         let fallback = all.iter().find(|c| c.system).ok_or(FinanceError::NotFound("Uncategorised"))?.id;
-        if !self.store.delete_category(customer_id, id, fallback, store::now_ns()).await? {
+        let deleted: Vec<Uuid> =
+            all.iter().filter(|c| c.id == id || c.parent_id == Some(id)).map(|c| c.id).collect();
+        let event = events::event(
+            EventType::CategoryDeleted,
+            Some(customer_id),
+            &format!("categories/{id}"),
+            json!({
+                "customer_id": customer_id,
+                "wallet_id": null,
+                "category_id": id,
+                "deleted_category_ids": deleted,
+                "moved_to": fallback,
+            }),
+        );
+        if !self.store.delete_category(customer_id, id, fallback, store::now_ns(), &[event]).await? {
             return Err(FinanceError::NotFound("category"));
         }
         Ok(())
@@ -306,7 +320,7 @@ impl Finance {
             self.expense_event(EventType::ExpenseAdded, &row, &categories),
             self.expense_event(EventType::ExpenseCategorized, &row, &categories),
         ];
-        events.extend(self.budget_crossings(&row, &categories).await?);
+        events.extend(self.budget_crossings(&row, None, &categories).await?);
         let created = self.store.insert_expense(&row, &events).await?;
         if !created && row.import_hash.is_none() {
             // The same id again (a retried request): the stored expense stands.
@@ -395,23 +409,32 @@ impl Finance {
     }
 
     /// `budget.warning` / `budget.exceeded` for the budgets `row` pushes over 80 % / 100 %
-    /// of their month (read before the expense is written: two expenses racing across the
-    /// same line may both announce it, or neither — the status endpoint is exact).
+    /// of their month — a new expense, or an edited one (`previous`: as it was, and counted
+    /// in the month's spending until the edit is written). Read before the expense is
+    /// written: two expenses racing across the same line may both announce it, or neither;
+    /// the status endpoint is exact.
     async fn budget_crossings(
         &self,
         row: &ExpenseRow,
+        previous: Option<&ExpenseRow>,
         categories: &[CategoryRow],
     ) -> Result<Vec<store::NewEvent>, FinanceError> {
         let mut events = Vec::new();
         let (year, month) = reports::month_of(row.occurred_at);
         for budget in self.store.budgets(row.customer_id).await? {
-            if budget.currency != row.currency
-                || !reports::tree(categories, budget.category_id).contains(&row.category_id)
-            {
+            let tree = reports::tree(categories, budget.category_id);
+            let counted = |expense: &ExpenseRow| {
+                expense.currency == budget.currency
+                    && tree.contains(&expense.category_id)
+                    && reports::month_of(expense.occurred_at) == (year, month)
+            };
+            if !counted(row) {
                 continue;
             }
             let before = self.budget_status(&budget, year, month).await?;
-            let spent = before.spent + row.amount;
+            let counted_before =
+                previous.filter(|expense| counted(expense)).map_or(0, |expense| expense.amount);
+            let spent = before.spent - counted_before + row.amount;
             let after = if spent > before.available {
                 EventType::BudgetExceeded
             } else if spent * 100 >= before.available * reports::WARNING_PERCENT {
@@ -464,6 +487,23 @@ impl Finance {
                 "source": row.source,
                 "occurred_at": crate::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
             }),
+            EventType::ExpenseUpdated => json!({
+                "customer_id": row.customer_id,
+                "wallet_id": row.wallet_id,
+                "expense_id": row.id,
+                "amount": row.amount,
+                "currency": row.currency,
+                "merchant": row.merchant,
+                "source": row.source,
+                "occurred_at": crate::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
+                "category_id": row.category_id,
+                "category": category,
+            }),
+            EventType::ExpenseDeleted => json!({
+                "customer_id": row.customer_id,
+                "wallet_id": row.wallet_id,
+                "expense_id": row.id,
+            }),
             _ => json!({
                 "customer_id": row.customer_id,
                 "wallet_id": row.wallet_id,
@@ -490,6 +530,7 @@ impl Finance {
         patch: ExpensePatch,
     ) -> Result<(ExpenseRow, Option<Uuid>), FinanceError> {
         let mut row = self.expense(customer_id, id).await?;
+        let original = row.clone();
         let categories = self.categories(customer_id).await?;
         let recategorised = patch.category_id.is_some_and(|chosen| chosen != row.category_id);
         if let Some(chosen) = patch.category_id
@@ -524,11 +565,11 @@ impl Finance {
             row.confidence = 1.0;
         }
         row.updated_at = store::now_ns() as i64;
-        let events: Vec<store::NewEvent> = if recategorised {
-            vec![self.expense_event(EventType::ExpenseCategorized, &row, &categories)]
-        } else {
-            Vec::new()
-        };
+        let mut events = vec![self.expense_event(EventType::ExpenseUpdated, &row, &categories)];
+        if recategorised {
+            events.push(self.expense_event(EventType::ExpenseCategorized, &row, &categories));
+        }
+        events.extend(self.budget_crossings(&row, Some(&original), &categories).await?);
         if !self.store.update_expense(&row, &events).await? {
             return Err(FinanceError::NotFound("expense"));
         }
@@ -579,7 +620,9 @@ impl Finance {
     }
 
     pub async fn delete_expense(&self, customer_id: Uuid, id: Uuid) -> Result<(), FinanceError> {
-        if self.store.delete_expense(customer_id, id).await? {
+        let row = self.expense(customer_id, id).await?;
+        let event = self.expense_event(EventType::ExpenseDeleted, &row, &[]);
+        if self.store.delete_expense(customer_id, id, &[event]).await? {
             Ok(())
         } else {
             Err(FinanceError::NotFound("expense"))

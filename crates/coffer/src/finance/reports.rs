@@ -47,11 +47,11 @@ pub fn tree(categories: &[CategoryRow], root: Uuid) -> Vec<Uuid> {
 }
 
 /// The top-level category of `id`.
-fn top(categories: &[CategoryRow], id: Uuid) -> Uuid {
+pub(crate) fn top(categories: &[CategoryRow], id: Uuid) -> Uuid {
     categories.iter().find(|c| c.id == id).and_then(|c| c.parent_id).unwrap_or(id)
 }
 
-fn income_ids(categories: &[CategoryRow]) -> Vec<Uuid> {
+pub(crate) fn income_ids(categories: &[CategoryRow]) -> Vec<Uuid> {
     categories
         .iter()
         .find(|c| c.name == INCOME && c.parent_id.is_none())

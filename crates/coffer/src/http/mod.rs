@@ -1,6 +1,7 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
+pub mod analytics;
 pub mod auth;
 pub mod customers;
 pub mod error;
@@ -69,6 +70,7 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
+    pub analytics: Arc<crate::analytics::Analytics>,
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,
@@ -99,6 +101,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(finance::router())
         .merge(reports::router())
         .merge(schedules::router())
+        .merge(analytics::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))

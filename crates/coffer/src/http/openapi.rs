@@ -10,8 +10,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, auth, customers, error, finance, health, ledger, notifications, payments, reports, schedules,
-    stream, wallets,
+    AppState, analytics, auth, customers, error, finance, health, ledger, notifications, payments, reports,
+    schedules, stream, wallets,
 };
 
 #[derive(Debug, OpenApi)]
@@ -75,6 +75,8 @@ use super::{
         reports::trends,
         reports::export_expenses,
         wallets::export_operations,
+        analytics::daily,
+        analytics::customer,
         schedules::create_schedule,
         schedules::list_schedules,
         schedules::get_schedule,
@@ -104,6 +106,7 @@ use super::{
         (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
         (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments"),
         (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
+        (name = "analytics", description = "Platform analytics for admins: daily figures and customer snapshots"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),

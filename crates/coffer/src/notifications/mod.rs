@@ -322,7 +322,10 @@ fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Mes
         | EventType::WalletCreated
         | EventType::TransferVoided
         | EventType::ExpenseAdded
-        | EventType::ExpenseCategorized => {}
+        | EventType::ExpenseCategorized
+        | EventType::ExpenseUpdated
+        | EventType::ExpenseDeleted
+        | EventType::CategoryDeleted => {}
     }
     out
 }

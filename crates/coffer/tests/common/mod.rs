@@ -230,6 +230,11 @@ impl TestApp {
         self.start().await;
     }
 
+    /// This app's database, as the `coffer` CLI takes it (DATABASE_URL).
+    pub fn database_url(&self) -> String {
+        self.args.database.url()
+    }
+
     /// A store on this app's database (for checks the API does not offer).
     pub async fn store(&self) -> store::Store {
         store::Store::open(&self.args.database.url(), store::StoreOptions { max_connections: 2 })

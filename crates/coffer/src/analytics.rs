@@ -1,0 +1,462 @@
+//! Platform analytics: a read-side projection of the event stream, and the admin views
+//! over it (`GET /v1/analytics/daily`, `GET /v1/analytics/customers/{id}`).
+//!
+//! [`project`] says what one event changes — posted volume per day, currency and
+//! operation; active and new customers per day; each wallet's latest balance; each
+//! expense's amount, month and category — and the store applies those changes once per
+//! event (the consumer `analytics` remembers applied ids in the same transaction). The
+//! live consumer runs with the other consumers (in-process after the relay, or the
+//! durable NATS consumer `coffer-analytics`); [`rebuild`] empties the projection and
+//! replays the outbox through the same [`project`], so a rebuild gives what the live
+//! projection holds. Facts that replace earlier ones (a balance, an expense's category)
+//! carry the event's outbox position, so a late, older event never wins.
+
+use serde::Serialize;
+use serde_json::Value;
+use store::{ProjectedEvent, Projection, Store};
+use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::events::{EventType, bus::Delivered};
+use crate::finance::reports;
+
+/// The consumer name: its applied events are remembered under it.
+pub const CONSUMER: &str = "analytics";
+/// Days one daily query covers at most.
+pub const DAYS_MAX: i64 = 366;
+/// Months of spending in a customer snapshot (this month and the 11 before).
+pub const SNAPSHOT_MONTHS: u32 = 12;
+/// Categories in a snapshot's top list, per currency.
+pub const TOP_CATEGORIES: usize = 5;
+/// Events replayed per transaction by a rebuild.
+const REBUILD_BATCH: u32 = 1_000;
+
+/// The live consumer.
+#[derive(Clone, Debug)]
+pub struct Analytics {
+    store: Store,
+}
+
+/// What one event changes in the projection. Events it does not know change nothing.
+pub fn project(seq: u64, id: Uuid, event_type: &str, payload: &str) -> ProjectedEvent {
+    let changes = serde_json::from_str::<Value>(payload)
+        .ok()
+        .and_then(|envelope| changes(EventType::parse(event_type)?, &envelope))
+        .unwrap_or_default();
+    ProjectedEvent { id, seq, changes }
+}
+
+fn changes(kind: EventType, envelope: &Value) -> Option<Vec<Projection>> {
+    let data = &envelope["data"];
+    let day = utc(envelope["time"].as_str()?)?.date().to_string();
+    let uuid = |field: &str| data[field].as_str().and_then(|text| text.parse::<Uuid>().ok());
+    let text = |field: &str| data[field].as_str().map(str::to_owned);
+    let customer_id = uuid("customer_id")?;
+    let active = |registered| Projection::Active { day: day.clone(), customer_id, registered };
+    let expense_facts = || -> Option<Projection> {
+        let occurred = utc(data["occurred_at"].as_str()?)?;
+        Some(Projection::ExpenseFacts {
+            expense_id: uuid("expense_id")?,
+            customer_id,
+            month: format!("{:04}-{:02}", occurred.year(), u8::from(occurred.month())),
+            currency: text("currency")?,
+            amount: data["amount"].as_i64()?,
+        })
+    };
+    let expense_category = || -> Option<Projection> {
+        Some(Projection::ExpenseCategory {
+            expense_id: uuid("expense_id")?,
+            customer_id,
+            category_id: uuid("category_id")?,
+        })
+    };
+    let changes = match kind {
+        EventType::CustomerRegistered => vec![active(true)],
+        EventType::CustomerLoggedIn => vec![active(false)],
+        EventType::WalletCreated => vec![
+            active(false),
+            Projection::Balance {
+                wallet_id: uuid("wallet_id")?,
+                customer_id,
+                currency: text("currency")?,
+                posted: 0,
+                pending: 0,
+                // A credit wallet starts with its limit available.
+                available: data["credit_limit"].as_i64().unwrap_or(0),
+            },
+        ],
+        EventType::TransferPosted | EventType::TransferPending => {
+            // Each transfer once: a P2P transfer has an event per wallet, counted on the
+            // paying side; a top-up or payout has only the customer's side.
+            let paying = data["direction"] == "out" || data["counterparty_wallet_id"].is_null();
+            let operation = text("operation")?;
+            let initiated = data["direction"] == "out" || operation == "top_up";
+            let mut changes = Vec::new();
+            if initiated {
+                changes.push(active(false));
+            }
+            if paying && kind == EventType::TransferPosted {
+                changes.push(Projection::Volume {
+                    day: day.clone(),
+                    currency: text("currency")?,
+                    operation,
+                    amount: data["amount"].as_i64()?,
+                });
+            }
+            changes
+        }
+        EventType::BalanceUpdated => {
+            let balance = &data["balance"];
+            vec![Projection::Balance {
+                wallet_id: uuid("wallet_id")?,
+                customer_id,
+                currency: text("currency")?,
+                posted: balance["posted"].as_i64()?,
+                pending: balance["pending"].as_i64()?,
+                available: balance["available"].as_i64()?,
+            }]
+        }
+        EventType::ExpenseAdded => vec![active(false), expense_facts()?],
+        EventType::ExpenseCategorized => vec![expense_category()?],
+        EventType::ExpenseUpdated => vec![active(false), expense_facts()?, expense_category()?],
+        EventType::ExpenseDeleted => {
+            vec![active(false), Projection::ExpenseDeleted { expense_id: uuid("expense_id")?, customer_id }]
+        }
+        EventType::CategoryDeleted => vec![
+            active(false),
+            Projection::CategoriesMoved {
+                customer_id,
+                from: data["deleted_category_ids"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|id| id.as_str()?.parse().ok())
+                    .collect(),
+                to: uuid("moved_to")?,
+            },
+        ],
+        EventType::TransferVoided
+        | EventType::TopUpSucceeded
+        | EventType::TopUpFailed
+        | EventType::WithdrawalSucceeded
+        | EventType::WithdrawalFailed
+        | EventType::BudgetWarning
+        | EventType::BudgetExceeded
+        | EventType::ScheduledPaymentFailed => Vec::new(),
+    };
+    Some(changes)
+}
+
+fn utc(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok().map(|time| time.to_offset(time::UtcOffset::UTC))
+}
+
+/// How a rebuild went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Events read from the outbox.
+    pub events: u64,
+    /// Events that changed the projection.
+    pub projected: u64,
+}
+
+/// Empties the projection and replays every event of the outbox into it, oldest first,
+/// in transactions of [`REBUILD_BATCH`] events.
+pub async fn rebuild(store: &Store) -> anyhow::Result<Rebuilt> {
+    store.reset_projection(CONSUMER).await?;
+    let (mut after, mut rebuilt) = (0, Rebuilt { events: 0, projected: 0 });
+    loop {
+        let events = store.events_after(after, REBUILD_BATCH).await?;
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        let projected: Vec<ProjectedEvent> = events
+            .iter()
+            .map(|event| project(event.seq, event.id, &event.event_type, &event.payload))
+            .collect();
+        rebuilt.events += events.len() as u64;
+        rebuilt.projected += projected.iter().filter(|event| !event.changes.is_empty()).count() as u64;
+        store.apply_projection(CONSUMER, &projected, store::now_ns()).await?;
+    }
+    Ok(rebuilt)
+}
+
+/// Money moved by one kind of operation in one currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VolumeLine {
+    pub currency: String,
+    /// `top_up`, `transfer`, `payment`, `withdrawal`, `reversal`, …
+    pub operation: String,
+    /// Minor units.
+    pub amount: i64,
+    pub count: i64,
+}
+
+/// One day of platform figures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Day {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    /// Customers who did something: registered, logged in, created a wallet, sent or
+    /// topped up money, changed an expense or a category.
+    pub active_customers: i64,
+    pub new_customers: i64,
+    /// Posted money movement (each transfer once).
+    pub volume: Vec<VolumeLine>,
+}
+
+/// A wallet's balance in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SnapshotBalance {
+    pub wallet_id: Uuid,
+    pub currency: String,
+    pub posted: i64,
+    pub pending: i64,
+    pub available: i64,
+}
+
+/// Spending in one month and currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MonthSpend {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub currency: String,
+    pub amount: i64,
+    pub count: i64,
+}
+
+/// Spending in one top-level category and currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CategorySpend {
+    pub category_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub amount: i64,
+    pub count: i64,
+}
+
+/// A customer as the projection sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CustomerSnapshot {
+    pub customer_id: Uuid,
+    pub registered_on: Option<String>,
+    pub last_active_on: Option<String>,
+    pub balances: Vec<SnapshotBalance>,
+    /// Spending (not income) per month and currency, this month and the 11 before; months
+    /// without any are left out.
+    pub monthly_spend: Vec<MonthSpend>,
+    /// The largest top-level spending categories over those months, per currency.
+    pub top_categories: Vec<CategorySpend>,
+}
+
+impl Analytics {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Applies `events` in order, each once.
+    pub async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        let projected: Vec<ProjectedEvent> = events
+            .iter()
+            .map(|event| project(event.seq, event.id, &event.event_type, &event.payload))
+            .collect();
+        self.store.apply_projection(CONSUMER, &projected, store::now_ns()).await?;
+        Ok(())
+    }
+
+    /// Every day of `[from, to]` (at most [`DAYS_MAX`]), oldest first.
+    pub async fn daily(&self, from: Date, to: Date) -> anyhow::Result<Vec<Day>> {
+        let (from_text, to_text) = (from.to_string(), to.to_string());
+        let volume = self.store.daily_volume(&from_text, &to_text).await?;
+        let customers = self.store.daily_customers(&from_text, &to_text).await?;
+        let mut days = Vec::new();
+        let mut date = Some(from);
+        while let Some(day) = date.filter(|day| *day <= to) {
+            let text = day.to_string();
+            let counts = customers.iter().find(|row| row.day == text);
+            days.push(Day {
+                active_customers: counts.map_or(0, |row| row.active),
+                new_customers: counts.map_or(0, |row| row.registered),
+                volume: volume
+                    .iter()
+                    .filter(|row| row.day == text)
+                    .map(|row| VolumeLine {
+                        currency: row.currency.clone(),
+                        operation: row.operation.clone(),
+                        amount: row.volume,
+                        count: row.count,
+                    })
+                    .collect(),
+                date: text,
+            });
+            date = day.next_day();
+        }
+        Ok(days)
+    }
+
+    /// The customer's snapshot as of `now` (nanoseconds).
+    pub async fn customer(&self, customer_id: Uuid, now: u64) -> anyhow::Result<CustomerSnapshot> {
+        let (registered_on, last_active_on) = self.store.customer_days(customer_id).await?;
+        let balances = self
+            .store
+            .projected_balances(customer_id)
+            .await?
+            .into_iter()
+            .map(|row| SnapshotBalance {
+                wallet_id: row.wallet_id,
+                currency: row.currency,
+                posted: row.posted,
+                pending: row.pending,
+                available: row.available,
+            })
+            .collect();
+        let (mut year, mut month) = reports::month_of(i64::try_from(now).unwrap_or(i64::MAX));
+        for _ in 1..SNAPSHOT_MONTHS {
+            (year, month) = reports::previous(year, month);
+        }
+        let spend = self.store.projected_spend(customer_id, &format!("{year:04}-{month:02}")).await?;
+        // Names and the income tree are read from the customer's categories as they are now.
+        let categories = self.store.categories(customer_id).await?;
+        let income = reports::income_ids(&categories);
+        let mut monthly_spend: Vec<MonthSpend> = Vec::new();
+        let mut by_category: Vec<CategorySpend> = Vec::new();
+        for row in spend.iter().filter(|row| !row.category_id.is_some_and(|id| income.contains(&id))) {
+            match monthly_spend
+                .iter_mut()
+                .find(|line| line.month == row.month && line.currency == row.currency)
+            {
+                Some(line) => {
+                    line.amount = line.amount.saturating_add(row.total);
+                    line.count += row.count;
+                }
+                None => monthly_spend.push(MonthSpend {
+                    month: row.month.clone(),
+                    currency: row.currency.clone(),
+                    amount: row.total,
+                    count: row.count,
+                }),
+            }
+            let top = row.category_id.map(|id| reports::top(&categories, id));
+            let category = top.and_then(|id| categories.iter().find(|c| c.id == id));
+            let (category_id, name) = match category {
+                Some(category) => (category.id, category.name.clone()),
+                // Not among the customer's categories (none yet, or deleted): Uncategorised.
+                None => match categories.iter().find(|c| c.system) {
+                    Some(system) => (system.id, system.name.clone()),
+                    None => (Uuid::nil(), crate::finance::categories::UNCATEGORISED.to_owned()),
+                },
+            };
+            match by_category
+                .iter_mut()
+                .find(|line| line.category_id == category_id && line.currency == row.currency)
+            {
+                Some(line) => {
+                    line.amount = line.amount.saturating_add(row.total);
+                    line.count += row.count;
+                }
+                None => by_category.push(CategorySpend {
+                    category_id,
+                    name,
+                    currency: row.currency.clone(),
+                    amount: row.total,
+                    count: row.count,
+                }),
+            }
+        }
+        monthly_spend.sort_by(|a, b| (&a.month, &a.currency).cmp(&(&b.month, &b.currency)));
+        by_category.sort_by(|a, b| {
+            (&a.currency, std::cmp::Reverse(a.amount), &a.name).cmp(&(
+                &b.currency,
+                std::cmp::Reverse(b.amount),
+                &b.name,
+            ))
+        });
+        let mut top_categories = Vec::new();
+        for line in by_category {
+            if top_categories.iter().filter(|kept: &&CategorySpend| kept.currency == line.currency).count()
+                < TOP_CATEGORIES
+            {
+                top_categories.push(line);
+            }
+        }
+        Ok(CustomerSnapshot {
+            customer_id,
+            registered_on,
+            last_active_on,
+            balances,
+            monthly_spend,
+            top_categories,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(kind: &str, time: &str, data: Value) -> String {
+        json!({"type": format!("coffer.{kind}"), "time": time, "data": data}).to_string()
+    }
+
+    #[test]
+    fn a_p2p_transfer_counts_once_and_a_top_up_counts() {
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let leg = |customer: Uuid, direction: &str, counterparty: Option<Uuid>, operation: &str| {
+            let payload = envelope(
+                "transfer.posted",
+                "2026-03-01T23:59:59.5+00:00",
+                json!({"customer_id": customer, "wallet_id": Uuid::now_v7(), "direction": direction,
+                       "counterparty_wallet_id": counterparty, "operation": operation, "amount": 250,
+                       "currency": "EUR"}),
+            );
+            project(1, Uuid::now_v7(), "coffer.transfer.posted", &payload).changes
+        };
+        let volume = |changes: &[Projection]| changes.iter().any(|c| matches!(c, Projection::Volume { .. }));
+        let out = leg(alice, "out", Some(Uuid::now_v7()), "transfer");
+        assert!(volume(&out));
+        assert!(out.contains(&Projection::Volume {
+            day: "2026-03-01".into(),
+            currency: "EUR".into(),
+            operation: "transfer".into(),
+            amount: 250
+        }));
+        let incoming = leg(bob, "in", Some(Uuid::now_v7()), "transfer");
+        assert!(incoming.is_empty(), "receiving is neither volume (counted once) nor activity: {incoming:?}");
+        assert!(volume(&leg(bob, "in", None, "top_up")));
+    }
+
+    #[test]
+    fn days_are_utc_and_expense_months_come_from_when_it_happened() {
+        let customer = Uuid::now_v7();
+        let expense = Uuid::now_v7();
+        let payload = envelope(
+            "expense.added",
+            "2026-04-01T01:00:00+02:00",
+            json!({"customer_id": customer, "expense_id": expense, "amount": 5, "currency": "USD",
+                   "occurred_at": "2026-02-28T23:30:00-01:00"}),
+        );
+        let changes = project(7, Uuid::now_v7(), "coffer.expense.added", &payload).changes;
+        assert_eq!(
+            changes,
+            vec![
+                Projection::Active { day: "2026-03-31".into(), customer_id: customer, registered: false },
+                Projection::ExpenseFacts {
+                    expense_id: expense,
+                    customer_id: customer,
+                    month: "2026-03".into(),
+                    currency: "USD".into(),
+                    amount: 5
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_events_change_nothing() {
+        assert!(project(1, Uuid::now_v7(), "coffer.nope", "{}").changes.is_empty());
+        assert!(project(1, Uuid::now_v7(), "coffer.expense.added", "not json").changes.is_empty());
+        let missing =
+            envelope("balance.updated", "2026-01-01T00:00:00Z", json!({"customer_id": Uuid::now_v7()}));
+        assert!(project(1, Uuid::now_v7(), "coffer.balance.updated", &missing).changes.is_empty());
+    }
+}

@@ -1,0 +1,60 @@
+-- Coffer platform analytics, SQLite. Mirrors ../postgres/0007_analytics.sql; never edit
+-- once landed. Every analytics_* row is a read-side projection of the event stream
+-- (coffer::analytics): written by its consumer, idempotently per event, and rebuilt from
+-- the outbox by `coffer projections rebuild`. Days are 'YYYY-MM-DD' and months 'YYYY-MM'
+-- (UTC, from the event's time); seq is the event's outbox position, so a late,
+-- older event never overwrites a newer fact.
+
+-- Posted money movement per day, currency and operation (top_up, transfer, payment, …).
+CREATE TABLE analytics_daily_volume (
+    day       TEXT    NOT NULL,
+    currency  TEXT    NOT NULL,
+    operation TEXT    NOT NULL,
+    volume    INTEGER NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (day, currency, operation)
+) WITHOUT ROWID;
+
+-- The customers active on a day (any event of theirs), and whether they registered then.
+CREATE TABLE analytics_daily_customers (
+    day         TEXT    NOT NULL,
+    customer_id BLOB    NOT NULL,
+    registered  INTEGER NOT NULL,
+    PRIMARY KEY (day, customer_id)
+) WITHOUT ROWID;
+CREATE INDEX analytics_daily_customers_customer ON analytics_daily_customers (customer_id, day);
+
+-- Each wallet's latest balance.
+CREATE TABLE analytics_balances (
+    wallet_id   BLOB    NOT NULL PRIMARY KEY,
+    customer_id BLOB    NOT NULL,
+    currency    TEXT    NOT NULL,
+    posted      INTEGER NOT NULL,
+    pending     INTEGER NOT NULL,
+    available   INTEGER NOT NULL,
+    seq         INTEGER NOT NULL
+);
+CREATE INDEX analytics_balances_customer ON analytics_balances (customer_id);
+
+-- Each expense's facts (amount, currency, month) and category, each with the seq of
+-- the event that set it; deleted expenses stay as tombstones.
+CREATE TABLE analytics_expenses (
+    expense_id   BLOB    NOT NULL PRIMARY KEY,
+    customer_id  BLOB    NOT NULL,
+    month        TEXT,
+    currency     TEXT,
+    amount       INTEGER,
+    facts_seq    INTEGER NOT NULL,
+    category_id  BLOB,
+    category_seq INTEGER NOT NULL,
+    deleted      INTEGER NOT NULL
+);
+CREATE INDEX analytics_expenses_customer ON analytics_expenses (customer_id, month);
+
+-- Set when sent events were first purged from the outbox: from then on a rebuild can
+-- no longer see the whole history.
+CREATE TABLE outbox_purged (
+    id          INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    through_seq INTEGER NOT NULL,
+    purged_at   INTEGER NOT NULL
+);
