@@ -11,8 +11,9 @@
 //! shared read queries, `codec` the conversions between ledger types and columns, and
 //! `identity` the customers and refresh tokens (SQL shared by both backends), `outbox` the
 //! events written with each change, `notifications` what the event consumers keep, `finance` categories, expenses
-//! and rules.
+//! and rules, `bank` the bank connections and where their syncs stand.
 
+mod bank;
 mod batch;
 mod codec;
 mod finance;
@@ -26,6 +27,7 @@ mod scheduled;
 mod sqlite;
 mod wallets;
 
+pub use bank::*;
 pub use batch::now_ns;
 pub use finance::*;
 pub use notifications::*;
