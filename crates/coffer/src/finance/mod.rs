@@ -8,6 +8,7 @@
 //! `merchant is <merchant> → that category` is learned (or the learned one updated), so the
 //! next one lands right.
 
+pub mod bank;
 pub mod categories;
 pub mod categorize;
 pub mod import;

@@ -2,6 +2,7 @@
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
 pub mod auth;
+pub mod banks;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
+    /// Bank connections through the aggregator, and "sync now".
+    pub banks: Arc<crate::finance::bank::sync::Banks>,
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,
@@ -99,6 +102,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(finance::router())
         .merge(reports::router())
         .merge(schedules::router())
+        .merge(banks::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))
