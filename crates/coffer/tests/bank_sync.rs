@@ -156,13 +156,16 @@ async fn link_sync_categorise_and_a_resync_adds_nothing() {
             "salary credits are income"
         );
         let uncategorised = category(&app, &ada, "Uncategorised").await;
-        assert!(
-            synced
-                .iter()
-                .any(|e| e["merchant"] == "Blue Ridge Artisan Co" && e["category_id"] == uncategorised)
-                || synced.iter().all(|e| e["merchant"] != "Blue Ridge Artisan Co"),
-            "an unknown merchant without an MCC stays uncategorised"
-        );
+        // Local shops the dictionary does not know, without an MCC (one of them turns up
+        // in 90 days of any seed with overwhelming likelihood).
+        let unknown: Vec<&Value> = synced
+            .iter()
+            .filter(|e| e["merchant"] == "Blue Ridge Artisan Co" || e["merchant"] == "Corner Deli")
+            .collect();
+        assert!(!unknown.is_empty());
+        for expense in unknown {
+            assert_eq!(expense["category_id"], uncategorised, "{expense}");
+        }
 
         // Again: nothing new (new transactions are booked at midnight UTC).
         let again = sync(&app, &ada, &id).await;
