@@ -198,7 +198,8 @@ pub struct ServeArgs {
 
     /// What this process does, comma-separated: `api` (HTTP and WebSocket), `relay`
     /// (publishes the outbox), `workers` (notifications, emails, webhooks, payment
-    /// recovery, expiry). Several API nodes can share one relay/workers node.
+    /// recovery, expiry, scheduled payments, bank syncs). Several API nodes can share one
+    /// relay/workers node.
     #[arg(
         long,
         env = "COFFER_ROLES",
@@ -265,6 +266,12 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_EVENT_RETENTION_DAYS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub event_retention_days: u32,
+
+    /// Bank connections: seconds between the workers' syncs of each linked connection. A
+    /// failed sync is retried sooner, from a sixteenth of this, doubling, up to it.
+    #[arg(long, env = "COFFER_BANK_SYNC_INTERVAL_S", default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub bank_sync_interval_s: u64,
 
     /// WebSocket: seconds between heartbeats; a client that answers none of two in a row
     /// is disconnected.

@@ -14,6 +14,7 @@ use crate::{
     analytics::Analytics,
     config::{DatabaseArgs, Role, Secret, ServeArgs},
     events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
+    finance::bank::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
     ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
@@ -73,6 +74,7 @@ struct EventSettings {
     heartbeat: Duration,
     stream_buffer: usize,
     schedule_retry_base: Duration,
+    bank_sync_interval: Duration,
 }
 
 impl Server {
@@ -131,6 +133,7 @@ impl Server {
             heartbeat: Duration::from_secs(args.stream_heartbeat_s),
             stream_buffer: args.stream_buffer as usize,
             schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
+            bank_sync_interval: Duration::from_secs(args.bank_sync_interval_s),
         };
         Ok(Self {
             events,
@@ -190,6 +193,8 @@ impl Server {
         let bus = Bus::new(events.stream_buffer);
         let notifier = Arc::new(Notifier::new(self.store.clone(), events.defaults));
         let analytics = Arc::new(Analytics::new(self.store.clone()));
+        let banks =
+            Arc::new(Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval));
         let mut tasks = Vec::new();
         if has(Role::Workers) {
             tasks.push(tokio::spawn(maintenance_worker(
@@ -213,6 +218,7 @@ impl Server {
                 events.schedule_retry_base,
             );
             tasks.push(tokio::spawn(scheduler.run_until(events.interval, stop_workers.clone())));
+            tasks.push(tokio::spawn(Banks::clone(&banks).run_until(events.interval, stop_workers.clone())));
             let deliverer = Deliverer::new(self.store.clone(), events.delivery);
             tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));
             if let Some(nats) = &events.nats {
@@ -267,6 +273,7 @@ impl Server {
             webhook_allow_private: events.delivery.allow_private,
             finance: Arc::new(crate::finance::Finance::new(self.store.clone())),
             analytics,
+            banks,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
         };
         let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };

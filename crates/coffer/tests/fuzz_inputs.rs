@@ -162,6 +162,12 @@ fn body_routes(target: &Target) -> Vec<(&'static str, String, bool, Value)> {
             true,
             json!([{"id": id(), "debit_account_id": wallet, "credit_account_id": id(), "amount": 1, "ledger": 840, "code": 1, "flags": ["pending"], "timeout": 1}]),
         ),
+        (
+            "POST",
+            "/v1/bank-connections".into(),
+            false,
+            json!({"institution_id": "sandbox", "credentials": {"username": "fuzz", "password": "pass_good"}}),
+        ),
     ]
 }
 
@@ -175,6 +181,7 @@ fn list_routes(target: &Target) -> Vec<(String, bool)> {
         ("/v1/customers".into(), true),
         (format!("/v1/ledger/accounts/{wallet}/transfers"), true),
         (format!("/v1/ledger/accounts/{wallet}/balances"), true),
+        ("/v1/bank-connections".into(), false),
     ]
 }
 

@@ -129,6 +129,12 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/scheduled-payments/{id}/runs", Access::Customer),
     ("GET", "/v1/analytics/daily", Access::Admin),
     ("GET", "/v1/analytics/customers/{id}", Access::Admin),
+    ("GET", "/v1/bank-institutions", Access::Customer),
+    ("GET", "/v1/bank-connections", Access::Customer),
+    ("POST", "/v1/bank-connections", Access::Customer),
+    ("GET", "/v1/bank-connections/{id}", Access::Customer),
+    ("DELETE", "/v1/bank-connections/{id}", Access::Customer),
+    ("POST", "/v1/bank-connections/{id}/sync", Access::Customer),
 ];
 
 /// POST routes that read no body.
@@ -138,6 +144,7 @@ const TAKES_NO_BODY: &[&str] = &[
     "/v1/notifications/{id}/read",
     "/v1/rules/{id}/apply",
     "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+    "/v1/bank-connections/{id}/sync",
 ];
 
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the
@@ -191,6 +198,7 @@ const CARD_TOKEN: &str = "tok_SecretCard4242Zq";
 const BANK_ACCOUNT: &str = "ba_SecretAccount9876Zq";
 const WRONG_PASSWORD: &str = "Wrong-Password-Zq-4711";
 const WRONG_ADMIN_KEY: &str = "not-the-admin-key-0123456789Zq";
+const BANK_PASSWORD: &str = "Bank-Password-Zq-2468";
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -323,6 +331,8 @@ fn valid_body(method: &str, path: &str, alice_wallet: &str, bob_wallet: &str) ->
             "amount": 1, "frequency": "monthly", "start_at": "2099-01-01T00:00:00Z"}))
         }
         ("PATCH", "/v1/scheduled-payments/{id}") => Some(json!({"status": "paused"})),
+        ("POST", "/v1/bank-connections") => Some(json!({"institution_id": "sandbox",
+            "credentials": {"username": "user_good", "password": "pass_good"}})),
         ("PUT", "/v1/customers/{id}/role") => Some(json!({"role": "admin"})),
         ("POST", "/v1/ledger/accounts") => Some(json!([{"id": new_id, "ledger": 840, "code": 1}])),
         ("POST", "/v1/ledger/transfers") => Some(
@@ -412,6 +422,14 @@ async fn security_matrix_and_log_scan() {
         "frequency": "monthly", "start_at": "2099-01-01T00:00:00Z"});
     let schedule = probe.created("POST", "/v1/scheduled-payments", &alice, schedule_body).await;
     let schedule_id = schedule["id"].as_str().unwrap().to_owned();
+    let bank =
+        probe.created("POST", "/v1/bank-connections", &alice, json!({"institution_id": "sandbox"})).await;
+    let bank_connection_id = bank["id"].as_str().unwrap().to_owned();
+    let login =
+        json!({"institution_id": "sandbox", "credentials": {"username": "alice", "password": BANK_PASSWORD}});
+    let (status, problem) =
+        probe.call("POST", "/v1/bank-connections", Some(&alice.access), Some(&login)).await;
+    common::assert_problem(status, &problem, 422, "bank_credentials_invalid");
     let mut notification_id = String::new();
     for _ in 0..200 {
         let (_, inbox) = probe.call("GET", "/v1/notifications", Some(&alice.access), None).await;
@@ -437,6 +455,8 @@ async fn security_matrix_and_log_scan() {
             rule_id.as_str()
         } else if path.starts_with("/v1/scheduled-payments/") {
             schedule_id.as_str()
+        } else if path.starts_with("/v1/bank-connections/") {
+            bank_connection_id.as_str()
         } else if path.starts_with("/v1/budgets/") {
             budget_id.as_str()
         } else if path.starts_with("/v1/notifications/") {
@@ -615,7 +635,8 @@ async fn security_matrix_and_log_scan() {
     }
 
     // 5. Page sizes: at most 100 on every list.
-    let lists: [(String, &str); 11] = [
+    let lists: [(String, &str); 12] = [
+        ("/v1/bank-connections".into(), alice.access.as_str()),
         ("/v1/notifications".into(), alice.access.as_str()),
         ("/v1/webhooks".into(), alice.access.as_str()),
         ("/v1/webhooks".into(), CHILD_ADMIN_KEY),
@@ -687,6 +708,7 @@ async fn security_matrix_and_log_scan() {
         ("a wrong password", WRONG_PASSWORD.to_owned()),
         ("a card token", CARD_TOKEN.to_owned()),
         ("a bank account", BANK_ACCOUNT.to_owned()),
+        ("a bank password", BANK_PASSWORD.to_owned()),
         ("the admin key", CHILD_ADMIN_KEY.to_owned()),
         ("a wrong admin key", WRONG_ADMIN_KEY.to_owned()),
         ("the JWT secret", TEST_JWT_SECRET.to_owned()),

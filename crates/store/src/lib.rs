@@ -11,9 +11,11 @@
 //! shared read queries, `codec` the conversions between ledger types and columns, and
 //! `identity` the customers and refresh tokens (SQL shared by both backends), `outbox` the
 //! events written with each change, `notifications` what the event consumers keep, `finance` categories, expenses
-//! and rules, `analytics` the read-side projection of platform analytics.
+//! and rules, `analytics` the read-side projection of platform analytics, `bank` the bank
+//! connections and where their syncs stand.
 
 mod analytics;
+mod bank;
 mod batch;
 mod codec;
 mod finance;
@@ -28,6 +30,7 @@ mod sqlite;
 mod wallets;
 
 pub use analytics::*;
+pub use bank::*;
 pub use batch::now_ns;
 pub use finance::*;
 pub use notifications::*;

@@ -39,19 +39,8 @@ pub struct Columns {
     pub currency: Option<String>,
 }
 
-/// One statement line, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
-    /// 1-based line of the file (the header is line 1).
-    pub line: usize,
-    pub occurred_at: i64,
-    /// Minor units; negative = money out.
-    pub amount: i64,
-    pub currency: String,
-    pub description: Option<String>,
-    pub merchant: Option<String>,
-    pub hash: String,
-}
+/// One statement line, parsed (the same shape as a synced bank transaction).
+pub use super::StatementLine as Line;
 
 /// A line that could not be read, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,12 +209,12 @@ pub fn parse(csv_text: &str, format: &Format) -> Result<(Vec<Line>, Vec<Rejected
                 *occurrence += 1;
                 let hash = hex::encode(Sha256::digest(format!("{key}\u{1f}{occurrence}")));
                 lines.push(Line {
-                    line,
                     occurred_at,
                     amount,
                     currency: line_currency.code().to_owned(),
                     description,
                     merchant,
+                    mcc: None,
                     hash,
                 });
             }

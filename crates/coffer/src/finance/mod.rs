@@ -8,6 +8,7 @@
 //! `merchant is <merchant> → that category` is learned (or the learned one updated), so the
 //! next one lands right.
 
+pub mod bank;
 pub mod categories;
 pub mod categorize;
 pub mod import;
@@ -60,6 +61,23 @@ pub struct NewExpense {
     pub tags: Vec<String>,
     pub notes: Option<String>,
     pub wallet_id: Option<Uuid>,
+}
+
+/// A line of a statement — a CSV file's, or a bank's synced transaction — which
+/// [`Finance::record_lines`] makes an expense (money out) or income (money in) of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementLine {
+    pub occurred_at: i64,
+    /// Minor units; negative = money out.
+    pub amount: i64,
+    pub currency: String,
+    pub description: Option<String>,
+    pub merchant: Option<String>,
+    /// ISO 18245, when the source says.
+    pub mcc: Option<String>,
+    /// Identifies the line among everything the customer ever recorded: a second line
+    /// with the same hash is a duplicate.
+    pub hash: String,
 }
 
 /// Changes to an expense; `None` leaves a field as it is.
@@ -331,15 +349,17 @@ impl Finance {
         Ok((row, created))
     }
 
-    /// Imports statement lines: money out becomes categorised expenses; money in (with
-    /// `credits_as_income`) becomes income in the `Income` tree. Written in transactions of
-    /// 500 lines, with their `expense.added` / `expense.categorized` events (budget alerts
-    /// are not raised by imports: a statement is history). Returns (imported, duplicates,
-    /// skipped).
-    pub async fn import(
+    /// Records statement lines — a CSV import's (`source` `import`) or a bank sync's
+    /// (`bank_sync`): money out becomes categorised expenses; money in (with
+    /// `credits_as_income`) becomes income in the `Income` tree; zero amounts are skipped.
+    /// Written in transactions of 500 lines, with their `expense.added` /
+    /// `expense.categorized` events (budget alerts are not raised: a statement is history).
+    /// Returns (imported, duplicates, skipped).
+    pub async fn record_lines(
         &self,
         customer_id: Uuid,
-        lines: &[import::Line],
+        source: &str,
+        lines: &[StatementLine],
         credits_as_income: bool,
     ) -> Result<(usize, usize, usize), FinanceError> {
         let categories = self.categories(customer_id).await?;
@@ -352,7 +372,7 @@ impl Finance {
         let mut batch = Vec::new();
         for line in lines {
             let credit = line.amount > 0;
-            if credit && !credits_as_income {
+            if line.amount == 0 || (credit && !credits_as_income) {
                 skipped += 1;
                 continue;
             }
@@ -360,7 +380,7 @@ impl Finance {
             let facts = Facts {
                 description: line.description.as_deref(),
                 merchant: line.merchant.as_deref(),
-                mcc: None,
+                mcc: line.mcc.as_deref(),
                 amount,
             };
             let decision = categorize::categorize(&facts, &rules);
@@ -378,7 +398,7 @@ impl Finance {
                 currency: line.currency.clone(),
                 description: line.description.clone(),
                 merchant: line.merchant.clone(),
-                mcc: None,
+                mcc: line.mcc.clone(),
                 occurred_at: line.occurred_at,
                 category_id,
                 categorized_by: by,
@@ -386,7 +406,7 @@ impl Finance {
                 tags: decision.tags.join(","),
                 notes: None,
                 wallet_id: None,
-                source: "import".to_owned(),
+                source: source.to_owned(),
                 import_hash: Some(line.hash.clone()),
                 created_at: now,
                 updated_at: now,

@@ -150,7 +150,7 @@ async fn import_statement(
         ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "import_unreadable", reason)
     })?;
     let (imported, duplicates, skipped) =
-        state.finance.import(user.customer_id, &lines, request.credits_as_income).await?;
+        state.finance.record_lines(user.customer_id, "import", &lines, request.credits_as_income).await?;
     Ok(axum::Json(ImportReport {
         imported,
         duplicates,

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod banks;
 pub mod customers;
 pub mod error;
 pub mod extract;
@@ -71,6 +72,8 @@ pub struct AppState {
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
     pub analytics: Arc<crate::analytics::Analytics>,
+    /// Bank connections through the aggregator, and "sync now".
+    pub banks: Arc<crate::finance::bank::sync::Banks>,
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,
@@ -102,6 +105,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(reports::router())
         .merge(schedules::router())
         .merge(analytics::router())
+        .merge(banks::router())
         .merge(health::router())
         .merge(metrics::router())
         .route_layer(middleware::from_fn(metrics::record))

@@ -73,7 +73,7 @@ pub struct InboxQuery {
     pub unread: Option<bool>,
 }
 
-fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
+pub(super) fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
     let limit = limit.unwrap_or(PAGE_DEFAULT);
     if !(1..=PAGE_MAX).contains(&limit) {
         return Err(ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")));
@@ -82,7 +82,7 @@ fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// Cursors of these lists: the last id of the page, opaque.
-fn cursor(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+pub(super) fn cursor(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     let Some(cursor) = cursor else { return Ok(None) };
     let invalid = || ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() };
     let text =
@@ -91,7 +91,7 @@ fn cursor(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     Ok(Some(id.parse().map_err(|_| invalid())?))
 }
 
-fn page<R, T>(
+pub(super) fn page<R, T>(
     mut rows: Vec<R>,
     limit: u32,
     kind: &str,

@@ -10,8 +10,8 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, analytics, auth, customers, error, finance, health, ledger, notifications, payments, reports,
-    schedules, stream, wallets,
+    AppState, analytics, auth, banks, customers, error, finance, health, ledger, notifications, payments,
+    reports, schedules, stream, wallets,
 };
 
 #[derive(Debug, OpenApi)]
@@ -83,6 +83,12 @@ use super::{
         schedules::update_schedule,
         schedules::cancel_schedule,
         schedules::list_runs,
+        banks::list_institutions,
+        banks::create_connection,
+        banks::list_connections,
+        banks::get_connection,
+        banks::delete_connection,
+        banks::sync_connection,
         stream::stream,
         stream::create_ticket,
         notifications::list_notifications,
@@ -104,7 +110,7 @@ use super::{
         (name = "customers", description = "Customer profiles; listing and roles for admins"),
         (name = "wallets", description = "Wallets, transfers between them and their history"),
         (name = "payments", description = "Card top-ups and withdrawals through payment providers"),
-        (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments"),
+        (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments, statement imports, scheduled payments, bank connections"),
         (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
         (name = "analytics", description = "Platform analytics for admins: daily figures and customer snapshots"),
         (name = "events", description = "The WebSocket stream of a customer's events"),

@@ -1,0 +1,183 @@
+//! Bank connections through an aggregator, shaped like the common ones (Plaid, GoCardless,
+//! TrueLayer): a customer links an institution, the link reaches accounts, and each
+//! account's transactions are synced with a cursor the aggregator hands back.
+//!
+//! [`Aggregator`] is the interface a real provider implements; [`sandbox::Sandbox`] is the
+//! built-in one. [`sync::Banks`] is the service: linking, listing, "sync now", and the
+//! worker that syncs every linked connection on a schedule. Synced transactions go through
+//! the same path as CSV statement imports (`Finance::record_lines`): categorised expenses
+//! with source `bank_sync` (money in becomes income), each with an import hash derived from
+//! the provider's account and transaction ids, so re-syncing adds nothing.
+
+pub mod sandbox;
+pub mod sync;
+
+use futures::future::BoxFuture;
+use time::Date;
+use uuid::Uuid;
+
+/// What the customer gave to link an institution.
+#[derive(Clone)]
+pub struct LinkRequest {
+    pub institution_id: String,
+    /// For aggregators that take them (the sandbox's `user_good` / `pass_good`); real
+    /// ones use a hosted login and hand back a public token instead.
+    pub credentials: Option<Credentials>,
+    /// Who links: aggregators scope their users (Plaid's `client_user_id`).
+    pub customer_id: Uuid,
+}
+
+/// A bank login. Secret: never stored, never logged.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(***)")
+    }
+}
+
+impl std::fmt::Debug for LinkRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRequest")
+            .field("institution_id", &self.institution_id)
+            .field("customer_id", &self.customer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A link the aggregator made.
+#[derive(Clone)]
+pub struct Link {
+    /// The aggregator's id of the link (Plaid's item id).
+    pub connection_id: String,
+    /// The aggregator's credential for later calls. Secret: stored, never shown or logged.
+    pub access_token: String,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("connection_id", &self.connection_id).finish_non_exhaustive()
+    }
+}
+
+/// An institution a customer can link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Institution {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// What linking it does (the sandbox's institutions each behave in one way).
+    pub behaviour: &'static str,
+}
+
+/// The kind of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountType {
+    Checking,
+    Savings,
+    CreditCard,
+}
+
+impl AccountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Checking => "checking",
+            Self::Savings => "savings",
+            Self::CreditCard => "credit_card",
+        }
+    }
+}
+
+/// An account as the aggregator lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    /// The last digits of the account number.
+    pub mask: Option<String>,
+    pub currency: String,
+    pub kind: AccountType,
+}
+
+/// A booked transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    /// The aggregator's id: stable, unique per account.
+    pub id: String,
+    pub booked_on: Date,
+    /// Minor units; negative = money out.
+    pub amount: i64,
+    pub currency: String,
+    pub description: String,
+    pub merchant: Option<String>,
+    /// ISO 18245 merchant category code.
+    pub mcc: Option<String>,
+}
+
+/// One page of an account's transactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionsPage {
+    /// New since the cursor the page was asked for, oldest first.
+    pub added: Vec<Transaction>,
+    /// Where the next call resumes (store it once `added` is recorded).
+    pub next_cursor: String,
+    /// More are waiting now; without it, ask again later for new ones.
+    pub has_more: bool,
+}
+
+/// Why an aggregator call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AggregatorError {
+    #[error("no such institution")]
+    UnknownInstitution,
+    #[error("the bank refused the credentials")]
+    InvalidCredentials,
+    #[error("the bank needs the customer to log in (multi-factor or a changed password)")]
+    LoginRequired,
+    #[error("the access token or cursor is not one this aggregator issued")]
+    InvalidToken,
+    /// Passing: retry later.
+    #[error("the aggregator or the bank is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AggregatorError {
+    /// The stable code clients see (in problems, and as a connection's `last_error`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownInstitution => "bank_institution_unknown",
+            Self::InvalidCredentials => "bank_credentials_invalid",
+            Self::LoginRequired => "bank_login_required",
+            Self::InvalidToken => "bank_token_invalid",
+            Self::Unavailable(_) => "bank_unavailable",
+        }
+    }
+}
+
+/// A bank-data aggregator.
+pub trait Aggregator: Send + Sync + std::fmt::Debug {
+    /// Its name, stored with each connection (`sandbox`).
+    fn name(&self) -> &'static str;
+
+    /// The institutions a customer can link.
+    fn institutions(&self) -> Vec<Institution>;
+
+    /// Links an institution for a customer.
+    fn link(&self, request: LinkRequest) -> BoxFuture<'_, Result<Link, AggregatorError>>;
+
+    /// The accounts a link reaches.
+    fn accounts<'a>(&'a self, access_token: &'a str) -> BoxFuture<'a, Result<Vec<Account>, AggregatorError>>;
+
+    /// Transactions of `account_id` after `cursor` (from the start of the available
+    /// history when `None`), at most `limit`.
+    fn transactions<'a>(
+        &'a self,
+        access_token: &'a str,
+        account_id: &'a str,
+        cursor: Option<&'a str>,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<TransactionsPage, AggregatorError>>;
+}

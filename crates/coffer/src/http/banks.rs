@@ -1,0 +1,350 @@
+//! Bank connections over HTTP: `GET /v1/bank-institutions`, `GET/POST
+//! /v1/bank-connections`, `GET/DELETE /v1/bank-connections/{id}` and `POST
+//! /v1/bank-connections/{id}/sync` ("sync now", answering what it did). The `workers`
+//! role syncs every connection on a schedule (see `crate::finance::bank`); synced
+//! transactions are expenses with source `bank_sync`.
+
+use axum::{Router, extract::State, http::StatusCode, routing::get, routing::post};
+use serde::{Deserialize, Serialize};
+use store::{BankAccountRow, BankConnectionRow};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    error::ApiError,
+    extract::{Json, Path, Query},
+    finance::nanos,
+    ledger::Page,
+    notifications::{PageQuery, cursor, limit, page},
+};
+use crate::finance::bank::{
+    AggregatorError, Credentials,
+    sync::{AccountReport, BankError},
+};
+use crate::identity::AuthUser;
+
+/// Characters of an institution id, a username and a password at most.
+const INSTITUTION_CHARS_MAX: usize = 100;
+const USERNAME_CHARS_MAX: usize = 100;
+const PASSWORD_CHARS_MAX: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/bank-institutions", get(list_institutions))
+        .route("/v1/bank-connections", get(list_connections).post(create_connection))
+        .route("/v1/bank-connections/{id}", get(get_connection).delete(delete_connection))
+        .route("/v1/bank-connections/{id}/sync", post(sync_connection))
+}
+
+impl From<BankError> for ApiError {
+    fn from(error: BankError) -> Self {
+        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+        match error {
+            BankError::NotFound => ApiError::NotFound {
+                code: "bank_connection_not_found",
+                detail: "no such bank connection".into(),
+            },
+            BankError::AlreadyLinked => ApiError::rejected(
+                StatusCode::CONFLICT,
+                "bank_connection_exists",
+                "you have linked this institution with these credentials already",
+            ),
+            BankError::TooMany => ApiError::rejected(
+                unprocessable,
+                "too_many",
+                format!("at most {} bank connections", store::BANK_CONNECTIONS_PER_CUSTOMER_MAX),
+            ),
+            BankError::SyncInProgress => ApiError::rejected(
+                StatusCode::CONFLICT,
+                "bank_sync_in_progress",
+                "a sync of this connection is running; its results will show on the connection",
+            ),
+            BankError::Aggregator(error) => {
+                let status = match error {
+                    AggregatorError::UnknownInstitution
+                    | AggregatorError::InvalidCredentials
+                    | AggregatorError::LoginRequired => unprocessable,
+                    AggregatorError::InvalidToken | AggregatorError::Unavailable(_) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                };
+                ApiError::rejected(status, error.code(), error.to_string())
+            }
+            BankError::Finance(error) => error.into(),
+            BankError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// An institution I can link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankInstitution {
+    pub id: String,
+    pub name: String,
+    /// What linking it does (each sandbox institution behaves in one way).
+    pub behaviour: String,
+}
+
+/// The institutions I can link (the built-in sandbox aggregator's).
+#[utoipa::path(get, path = "/v1/bank-institutions", tag = "finance", security(("access_token" = [])),
+    responses((status = 200, body = Vec<BankInstitution>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+async fn list_institutions(
+    _user: AuthUser,
+    State(state): State<AppState>,
+) -> axum::Json<Vec<BankInstitution>> {
+    let institutions = state.banks.institutions().into_iter().map(|institution| BankInstitution {
+        id: institution.id.to_owned(),
+        name: institution.name.to_owned(),
+        behaviour: institution.behaviour.to_owned(),
+    });
+    axum::Json(institutions.collect())
+}
+
+/// A bank login. Used once to link, never stored or logged.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BankLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BankLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BankLogin(***)")
+    }
+}
+
+/// A new bank connection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBankConnection {
+    /// From `GET /v1/bank-institutions`: `sandbox`, `sandbox_flaky`, `sandbox_login_required`.
+    pub institution_id: String,
+    /// The sandbox takes any username with the password `pass_good`; without
+    /// credentials it links as `user_good`.
+    pub credentials: Option<BankLogin>,
+}
+
+/// An account reached through a connection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankAccount {
+    pub id: Uuid,
+    pub name: String,
+    /// The last digits of the account number.
+    pub mask: Option<String>,
+    pub currency: String,
+    /// `checking`, `savings` or `credit_card`.
+    #[serde(rename = "type")]
+    pub account_type: String,
+    /// When its transactions were last fetched.
+    pub last_synced_at: Option<String>,
+}
+
+/// A bank connection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankConnection {
+    pub id: Uuid,
+    pub institution_id: String,
+    /// The aggregator behind it (`sandbox`).
+    pub provider: String,
+    /// `active`, or `error` when the last sync failed (`last_error` says why; it is retried
+    /// with backoff).
+    pub status: String,
+    pub last_synced_at: Option<String>,
+    /// A stable code: `bank_unavailable`, `bank_login_required`, `bank_token_invalid`.
+    pub last_error: Option<String>,
+    /// When the workers sync it next.
+    pub next_sync_at: String,
+    pub accounts: Vec<BankAccount>,
+    pub created_at: String,
+}
+
+fn view(connection: &BankConnectionRow, accounts: &[BankAccountRow]) -> BankConnection {
+    BankConnection {
+        id: connection.id,
+        institution_id: connection.institution_id.clone(),
+        provider: connection.provider.clone(),
+        status: connection.status.clone(),
+        last_synced_at: connection.last_synced_at.map(nanos),
+        last_error: connection.last_error.clone(),
+        next_sync_at: nanos(connection.next_sync_at),
+        accounts: accounts
+            .iter()
+            .map(|account| BankAccount {
+                id: account.id,
+                name: account.name.clone(),
+                mask: account.mask.clone(),
+                currency: account.currency.clone(),
+                account_type: account.account_type.clone(),
+                last_synced_at: account.last_synced_at.map(nanos),
+            })
+            .collect(),
+        created_at: nanos(connection.created_at),
+    }
+}
+
+fn checked(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(ApiError::field(field, format!("1 to {max} characters, no control characters")));
+    }
+    Ok(())
+}
+
+/// Links a bank: the connection and its accounts. The workers sync it at once, then every
+/// `COFFER_BANK_SYNC_INTERVAL_S`.
+#[utoipa::path(post, path = "/v1/bank-connections", tag = "finance", request_body = NewBankConnection,
+    security(("access_token" = [])),
+    responses(
+        (status = 201, body = BankConnection),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "bank_connection_exists", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "bank_institution_unknown, bank_credentials_invalid, bank_login_required, too_many or invalid fields",
+            body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "bank_unavailable: retry later", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_connection(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Json(request): Json<NewBankConnection>,
+) -> Result<(StatusCode, axum::Json<BankConnection>), ApiError> {
+    checked("/institution_id", &request.institution_id, INSTITUTION_CHARS_MAX)?;
+    let credentials = match request.credentials {
+        Some(login) => {
+            checked("/credentials/username", &login.username, USERNAME_CHARS_MAX)?;
+            checked("/credentials/password", &login.password, PASSWORD_CHARS_MAX)?;
+            Some(Credentials { username: login.username, password: login.password })
+        }
+        None => None,
+    };
+    let (connection, accounts) =
+        state.banks.link(user.customer_id, request.institution_id, credentials).await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&connection, &accounts))))
+}
+
+/// My bank connections, oldest first.
+#[utoipa::path(get, path = "/v1/bank-connections", tag = "finance", params(PageQuery), security(("access_token" = [])),
+    responses(
+        (status = 200, body = Page<BankConnection>),
+        (status = 400, description = "Malformed cursor", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_connections(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<PageQuery>,
+) -> Result<axum::Json<Page<BankConnection>>, ApiError> {
+    let limit = limit(query.limit)?;
+    let after = cursor("bc1", query.cursor.as_deref())?;
+    let rows = state.store.bank_connections(user.customer_id, after, limit + 1).await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let accounts = state.store.bank_accounts(row.id).await?;
+        views.push((row, accounts));
+    }
+    Ok(axum::Json(page(views, limit, "bc1", |(row, _)| row.id, |(row, accounts)| view(row, accounts))))
+}
+
+/// One of my bank connections: its status, last sync, last error and accounts.
+#[utoipa::path(get, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 200, body = BankConnection),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_connection(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<BankConnection>, ApiError> {
+    let (connection, accounts) = state.banks.connection(user.customer_id, id).await?;
+    Ok(axum::Json(view(&connection, &accounts)))
+}
+
+/// Unlinks one of my bank connections. The expenses it synced stay (they are history).
+#[utoipa::path(delete, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_connection(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.banks.delete(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a sync did for one account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountSync {
+    pub account_id: Uuid,
+    /// Expenses (and income) recorded.
+    pub added: usize,
+    /// Transactions recorded before (nothing changes for them).
+    pub duplicates: usize,
+    /// Transactions that cannot be recorded (zero amounts, unsupported currencies).
+    pub skipped: usize,
+    /// More are waiting: the workers continue at once.
+    pub has_more: bool,
+    /// Why this account's sync failed (the others went on).
+    pub error: Option<String>,
+}
+
+/// What a sync did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncReportView {
+    pub added: usize,
+    pub duplicates: usize,
+    pub skipped: usize,
+    pub has_more: bool,
+    pub accounts: Vec<AccountSync>,
+    /// The connection afterwards (`status`, `last_error`, `next_sync_at`).
+    pub connection: BankConnection,
+}
+
+fn account_sync(report: &AccountReport) -> AccountSync {
+    AccountSync {
+        account_id: report.account_id,
+        added: report.added,
+        duplicates: report.duplicates,
+        skipped: report.skipped,
+        has_more: report.has_more,
+        error: report.error.clone(),
+    }
+}
+
+/// Syncs one of my bank connections now. A bank that fails is not an error of the
+/// request: the report (and the connection) say which accounts failed and why, and the
+/// workers retry with backoff.
+#[utoipa::path(post, path = "/v1/bank-connections/{id}/sync", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
+    responses(
+        (status = 200, body = SyncReportView),
+        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "bank_sync_in_progress", body = super::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn sync_connection(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<SyncReportView>, ApiError> {
+    let report = state.banks.sync_now(user.customer_id, id).await?;
+    let accounts = state.store.bank_accounts(id).await?;
+    let sum = |field: fn(&AccountReport) -> usize| report.accounts.iter().map(field).sum();
+    Ok(axum::Json(SyncReportView {
+        added: sum(|account| account.added),
+        duplicates: sum(|account| account.duplicates),
+        skipped: sum(|account| account.skipped),
+        has_more: report.accounts.iter().any(|account| account.has_more),
+        accounts: report.accounts.iter().map(account_sync).collect(),
+        connection: view(&report.connection, &accounts),
+    }))
+}
