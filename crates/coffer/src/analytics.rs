@@ -11,6 +11,8 @@
 //! projection holds. Facts that replace earlier ones (a balance, an expense's category)
 //! carry the event's outbox position, so a late, older event never wins.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 use store::{ProjectedEvent, Projection, Store};
@@ -117,7 +119,15 @@ fn changes(kind: EventType, envelope: &Value) -> Option<Vec<Projection>> {
                 available: balance["available"].as_i64()?,
             }]
         }
-        EventType::ExpenseAdded => vec![active(false), expense_facts()?],
+        EventType::ExpenseAdded => {
+            // Statement imports and bank syncs record history, mostly without the customer.
+            let by_hand = !matches!(data["source"].as_str(), Some("import" | "bank_sync"));
+            let mut changes = vec![expense_facts()?];
+            if by_hand {
+                changes.push(active(false));
+            }
+            changes
+        }
         EventType::ExpenseCategorized => vec![expense_category()?],
         EventType::ExpenseUpdated => vec![active(false), expense_facts()?, expense_category()?],
         EventType::ExpenseDeleted => {
@@ -197,7 +207,9 @@ pub struct Day {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
     /// Customers who did something: registered, logged in, created a wallet, sent or
-    /// topped up money, changed an expense or a category.
+    /// topped up money (scheduled payments included), added an expense by hand or from a
+    /// wallet payment, changed an expense or a category. Receiving money, imports and
+    /// bank syncs do not count.
     pub active_customers: i64,
     pub new_customers: i64,
     /// Posted money movement (each transfer once).
@@ -266,26 +278,32 @@ impl Analytics {
     /// Every day of `[from, to]` (at most [`DAYS_MAX`]), oldest first.
     pub async fn daily(&self, from: Date, to: Date) -> anyhow::Result<Vec<Day>> {
         let (from_text, to_text) = (from.to_string(), to.to_string());
-        let volume = self.store.daily_volume(&from_text, &to_text).await?;
-        let customers = self.store.daily_customers(&from_text, &to_text).await?;
+        let mut volume: HashMap<String, Vec<VolumeLine>> = HashMap::new();
+        for row in self.store.daily_volume(&from_text, &to_text).await? {
+            let line = VolumeLine {
+                currency: row.currency,
+                operation: row.operation,
+                amount: row.volume,
+                count: row.count,
+            };
+            volume.entry(row.day).or_default().push(line);
+        }
+        let customers: HashMap<String, (i64, i64)> = self
+            .store
+            .daily_customers(&from_text, &to_text)
+            .await?
+            .into_iter()
+            .map(|row| (row.day, (row.active, row.registered)))
+            .collect();
         let mut days = Vec::new();
         let mut date = Some(from);
         while let Some(day) = date.filter(|day| *day <= to) {
             let text = day.to_string();
-            let counts = customers.iter().find(|row| row.day == text);
+            let (active_customers, new_customers) = customers.get(&text).copied().unwrap_or_default();
             days.push(Day {
-                active_customers: counts.map_or(0, |row| row.active),
-                new_customers: counts.map_or(0, |row| row.registered),
-                volume: volume
-                    .iter()
-                    .filter(|row| row.day == text)
-                    .map(|row| VolumeLine {
-                        currency: row.currency.clone(),
-                        operation: row.operation.clone(),
-                        amount: row.volume,
-                        count: row.count,
-                    })
-                    .collect(),
+                active_customers,
+                new_customers,
+                volume: volume.remove(&text).unwrap_or_default(),
                 date: text,
             });
             date = day.next_day();
@@ -436,19 +454,28 @@ mod tests {
                    "occurred_at": "2026-02-28T23:30:00-01:00"}),
         );
         let changes = project(7, Uuid::now_v7(), "coffer.expense.added", &payload).changes;
+        let facts = Projection::ExpenseFacts {
+            expense_id: expense,
+            customer_id: customer,
+            month: "2026-03".into(),
+            currency: "USD".into(),
+            amount: 5,
+        };
         assert_eq!(
             changes,
             vec![
+                facts.clone(),
                 Projection::Active { day: "2026-03-31".into(), customer_id: customer, registered: false },
-                Projection::ExpenseFacts {
-                    expense_id: expense,
-                    customer_id: customer,
-                    month: "2026-03".into(),
-                    currency: "USD".into(),
-                    amount: 5
-                },
             ]
         );
+        // A bank sync's expense is history, not something the customer did that day.
+        let synced = envelope(
+            "expense.added",
+            "2026-04-01T01:00:00+02:00",
+            json!({"customer_id": customer, "expense_id": expense, "amount": 5, "currency": "USD",
+                   "occurred_at": "2026-02-28T23:30:00-01:00", "source": "bank_sync"}),
+        );
+        assert_eq!(project(8, Uuid::now_v7(), "coffer.expense.added", &synced).changes, vec![facts]);
     }
 
     #[test]

@@ -64,14 +64,18 @@ async fn views(app: &TestApp, today: &str, customers: &[&str]) -> Vec<Value> {
     views
 }
 
-fn rebuild_with_the_cli(app: &TestApp) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+fn rebuild_with_the_cli(app: &TestApp, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["projections", "rebuild"])
+        .args(extra)
         .env("DATABASE_URL", app.database_url())
         .env("COFFER_DATA_DIR", app.data_dir.path())
         .env("COFFER_LOG", "warn")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn printed(output: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     stdout
@@ -202,6 +206,10 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
             "income, the deleted expense and the ride's old amount are not spending"
         );
         let uncategorised = category(&app, &ada, "Uncategorised").await;
+        // The deleted category's expense moved in the projection too (category.deleted).
+        let spend = store.projected_spend(ada_id.parse().unwrap(), month).await.unwrap();
+        let moved = spend.iter().find(|row| row.total == 700).unwrap();
+        assert_eq!(moved.category_id, Some(uncategorised.parse().unwrap()), "{spend:?}");
         let food = category(&app, &ada, "Food & Dining").await;
         assert_eq!(
             snapshot["top_categories"],
@@ -226,8 +234,8 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
         assert_eq!(views(&app, &today, &[&ada_id, &bob_id]).await, before, "applied twice, counted once");
 
         // The CLI rebuilds from the outbox while the server runs: the same answers.
-        let printed = rebuild_with_the_cli(&app);
-        assert!(printed.contains(&format!("from {} events", events.len())), "{printed}");
+        let output = printed(&rebuild_with_the_cli(&app, &[]));
+        assert!(output.contains(&format!("from {} events", events.len())), "{output}");
         assert_eq!(
             views(&app, &today, &[&ada_id, &bob_id]).await,
             before,
@@ -249,6 +257,15 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
             json!({"currency": "USD", "operation": "top_up", "amount": 10_300, "count": 2})
         );
         assert_eq!(after[2]["balances"][0]["available"], 2_800);
+
+        // Once events are purged from the outbox, a rebuild would lose what they said: it
+        // refuses unless told to go ahead.
+        let purged = store.purge_events(u64::MAX, store::now_ns()).await.unwrap();
+        assert!(purged > 0);
+        let refused = rebuild_with_the_cli(&app, &[]);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-partial"), "{refused:?}");
+        printed(&rebuild_with_the_cli(&app, &["--allow-partial"]));
         app.stop().await;
     }
 }

@@ -107,8 +107,33 @@ pub struct ProjectedSpend {
 }
 
 /// Rows one analytics query returns at most (a year of days × currencies × operations
-/// fits many times over).
+/// fits many times over); a query that would return more fails rather than answer short.
 pub const ANALYTICS_ROWS_MAX: i64 = 100_000;
+
+/// PostgreSQL advisory lock taken by every projection write and by the reset, so a reset
+/// never interleaves with a live apply: otherwise the reset could miss rows a concurrent
+/// apply had not committed yet while deleting the applied-event ids it had, and the
+/// rebuild would count those events twice. (SQLite has a single writer anyway.)
+const PROJECTION_LOCK: i64 = 0x636f_6666_6572_01;
+
+fn bounded<T>(rows: Vec<T>) -> Result<Vec<T>> {
+    if rows.len() as i64 >= ANALYTICS_ROWS_MAX {
+        return Err(crate::StoreError::LimitReached("an analytics query reached its row limit"));
+    }
+    Ok(rows)
+}
+
+/// Takes [`PROJECTION_LOCK`] for the transaction, on PostgreSQL.
+macro_rules! projection_lock {
+    ($store:expr, $tx:ident, $sql:ident) => {
+        if $store.backend() == crate::Backend::Postgres {
+            sqlx::query($sql("SELECT pg_advisory_xact_lock($1)"))
+                .bind(PROJECTION_LOCK)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
 
 impl Store {
     /// Applies each event's changes in one transaction, skipping the events `consumer`
@@ -121,6 +146,7 @@ impl Store {
     ) -> Result<usize> {
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin().await?;
+            projection_lock!(self, tx, sql);
             let mut applied = 0;
             for event in events {
                 let fresh = sqlx::query(sql(
@@ -269,6 +295,7 @@ impl Store {
     pub async fn reset_projection(&self, consumer: &str) -> Result<()> {
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin().await?;
+            projection_lock!(self, tx, sql);
             for table in [
                 "analytics_daily_volume",
                 "analytics_daily_customers",
@@ -289,22 +316,24 @@ impl Store {
     /// Money moved per day, currency and operation, for days in `[from, to]`.
     pub async fn daily_volume(&self, from: &str, to: &str) -> Result<Vec<DailyVolume>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
-                "SELECT day, currency, operation, volume, count FROM analytics_daily_volume \
+            bounded(
+                sqlx::query_as(sql(
+                    "SELECT day, currency, operation, volume, count FROM analytics_daily_volume \
                  WHERE day >= $1 AND day <= $2 ORDER BY day, currency, operation LIMIT $3",
-            ))
-            .bind(from)
-            .bind(to)
-            .bind(ANALYTICS_ROWS_MAX)
-            .fetch_all(pool)
-            .await?)
+                ))
+                .bind(from)
+                .bind(to)
+                .bind(ANALYTICS_ROWS_MAX)
+                .fetch_all(pool)
+                .await?,
+            )
         })
     }
 
     /// Customers active and registered per day, for days in `[from, to]` that had any.
     pub async fn daily_customers(&self, from: &str, to: &str) -> Result<Vec<DailyCustomers>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
+            bounded(sqlx::query_as(sql(
                 "SELECT day, COUNT(*) AS active, CAST(SUM(CASE WHEN registered THEN 1 ELSE 0 END) AS BIGINT) AS registered \
                  FROM analytics_daily_customers WHERE day >= $1 AND day <= $2 GROUP BY day ORDER BY day LIMIT $3",
             ))
@@ -332,14 +361,16 @@ impl Store {
     /// The customer's wallet balances, as projected.
     pub async fn projected_balances(&self, customer_id: Uuid) -> Result<Vec<ProjectedBalance>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
-                "SELECT wallet_id, currency, posted, pending, available FROM analytics_balances \
+            bounded(
+                sqlx::query_as(sql(
+                    "SELECT wallet_id, currency, posted, pending, available FROM analytics_balances \
                  WHERE customer_id = $1 ORDER BY currency, wallet_id LIMIT $2",
-            ))
-            .bind(customer_id)
-            .bind(ANALYTICS_ROWS_MAX)
-            .fetch_all(pool)
-            .await?)
+                ))
+                .bind(customer_id)
+                .bind(ANALYTICS_ROWS_MAX)
+                .fetch_all(pool)
+                .await?,
+            )
         })
     }
 
@@ -347,7 +378,7 @@ impl Store {
     /// as projected.
     pub async fn projected_spend(&self, customer_id: Uuid, from_month: &str) -> Result<Vec<ProjectedSpend>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
+            bounded(sqlx::query_as(sql(
                 "SELECT month, currency, category_id, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count \
                  FROM analytics_expenses WHERE customer_id = $1 AND month >= $2 AND NOT deleted \
                  AND amount IS NOT NULL GROUP BY month, currency, category_id ORDER BY month, currency, total DESC LIMIT $3",

@@ -230,14 +230,22 @@ impl Store {
     }
 
     /// Claims connection `id` until `until` (a value unique to this claim); false when
-    /// someone else holds a live claim or the connection is gone.
-    pub async fn claim_bank_connection(&self, id: Uuid, now: i64, until: i64) -> Result<bool> {
+    /// someone else holds a live claim or the connection is gone — or, with `only_if_due`,
+    /// when it is not due at `now` (another worker synced it since it was listed).
+    pub async fn claim_bank_connection(
+        &self,
+        id: Uuid,
+        now: i64,
+        until: i64,
+        only_if_due: bool,
+    ) -> Result<bool> {
         let claimed = with_pool!(self, write, |pool, sql| {
             sqlx::query(sql("UPDATE bank_connections SET claimed_until = $3 WHERE id = $1 \
-                 AND (claimed_until IS NULL OR claimed_until < $2)"))
+                 AND (claimed_until IS NULL OR claimed_until < $2) AND (NOT $4 OR next_sync_at <= $2)"))
             .bind(id)
             .bind(now)
             .bind(until)
+            .bind(only_if_due)
             .execute(pool)
             .await?
             .rows_affected()

@@ -135,6 +135,9 @@ pub enum StoreError {
     /// A stored value is out of its domain (a negative balance, an unknown flag bit…).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A bounded query would have answered short.
+    #[error("{0}")]
+    LimitReached(&'static str),
 }
 
 /// The store's result type.

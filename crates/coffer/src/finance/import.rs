@@ -190,6 +190,9 @@ pub fn parse(csv_text: &str, format: &Format) -> Result<(Vec<Line>, Vec<Rejected
             if amount == 0 {
                 return Err("a zero amount".to_owned());
             }
+            if amount.unsigned_abs() > super::EXPENSE_AMOUNT_MAX.unsigned_abs() {
+                return Err(format!("an amount over {}", super::EXPENSE_AMOUNT_MAX));
+            }
             let description = cell(description);
             let merchant = cell(merchant);
             if description.as_deref().or(merchant.as_deref()).is_some_and(|text| text.chars().count() > 500) {

@@ -24,6 +24,10 @@ use crate::events::{self, EventType};
 use categories::UNCATEGORISED;
 use categorize::{Actions, Decision, Facts, Rule, Target, Trigger};
 
+/// The largest expense, in minor units (10 billion in a two-decimal currency): far above
+/// any person's expense, and small enough that sums over millions of them cannot overflow.
+pub const EXPENSE_AMOUNT_MAX: i64 = 1_000_000_000_000;
+
 /// What went wrong, for the HTTP layer to answer.
 #[derive(Debug, thiserror::Error)]
 pub enum FinanceError {
@@ -372,11 +376,11 @@ impl Finance {
         let mut batch = Vec::new();
         for line in lines {
             let credit = line.amount > 0;
-            if line.amount == 0 || (credit && !credits_as_income) {
+            let amount = line.amount.checked_abs().unwrap_or(i64::MAX);
+            if line.amount == 0 || amount > EXPENSE_AMOUNT_MAX || (credit && !credits_as_income) {
                 skipped += 1;
                 continue;
             }
-            let amount = line.amount.checked_abs().unwrap_or(i64::MAX);
             let facts = Facts {
                 description: line.description.as_deref(),
                 merchant: line.merchant.as_deref(),
@@ -454,10 +458,10 @@ impl Finance {
             let before = self.budget_status(&budget, year, month).await?;
             let counted_before =
                 previous.filter(|expense| counted(expense)).map_or(0, |expense| expense.amount);
-            let spent = before.spent - counted_before + row.amount;
+            let spent = before.spent.saturating_sub(counted_before).saturating_add(row.amount);
             let after = if spent > before.available {
                 EventType::BudgetExceeded
-            } else if spent * 100 >= before.available * reports::WARNING_PERCENT {
+            } else if reports::state(spent, before.available) == "warning" {
                 EventType::BudgetWarning
             } else {
                 continue;
@@ -481,7 +485,7 @@ impl Finance {
                 "month": month,
                 "available": before.available,
                 "spent": spent,
-                "percent_used": if before.available == 0 { 0 } else { spent * 100 / before.available },
+                "percent_used": reports::percent(spent, before.available),
                 "expense_id": row.id,
             });
             events.push(events::event(after, Some(row.customer_id), &format!("budgets/{}", budget.id), data));

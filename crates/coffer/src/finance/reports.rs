@@ -77,10 +77,10 @@ pub struct BudgetStatus {
     pub state: &'static str,
 }
 
-fn state(spent: i64, available: i64) -> &'static str {
+pub(crate) fn state(spent: i64, available: i64) -> &'static str {
     if spent > available {
         "exceeded"
-    } else if spent * 100 >= available * WARNING_PERCENT {
+    } else if i128::from(spent) * 100 >= i128::from(available) * i128::from(WARNING_PERCENT) {
         "warning"
     } else {
         "ok"
@@ -159,7 +159,7 @@ fn totals(rows: &[CategoryTotal], income: &[Uuid]) -> BTreeMap<String, Totals> {
     out
 }
 
-fn percent(part: i64, whole: i64) -> i64 {
+pub(crate) fn percent(part: i64, whole: i64) -> i64 {
     if whole == 0 { 0 } else { i64::try_from(i128::from(part) * 100 / i128::from(whole)).unwrap_or(0) }
 }
 

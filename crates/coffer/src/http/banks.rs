@@ -281,22 +281,6 @@ async fn delete_connection(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// What a sync did for one account.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccountSync {
-    pub account_id: Uuid,
-    /// Expenses (and income) recorded.
-    pub added: usize,
-    /// Transactions recorded before (nothing changes for them).
-    pub duplicates: usize,
-    /// Transactions that cannot be recorded (zero amounts, unsupported currencies).
-    pub skipped: usize,
-    /// More are waiting: the workers continue at once.
-    pub has_more: bool,
-    /// Why this account's sync failed (the others went on).
-    pub error: Option<String>,
-}
-
 /// What a sync did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncReportView {
@@ -304,20 +288,9 @@ pub struct SyncReportView {
     pub duplicates: usize,
     pub skipped: usize,
     pub has_more: bool,
-    pub accounts: Vec<AccountSync>,
+    pub accounts: Vec<AccountReport>,
     /// The connection afterwards (`status`, `last_error`, `next_sync_at`).
     pub connection: BankConnection,
-}
-
-fn account_sync(report: &AccountReport) -> AccountSync {
-    AccountSync {
-        account_id: report.account_id,
-        added: report.added,
-        duplicates: report.duplicates,
-        skipped: report.skipped,
-        has_more: report.has_more,
-        error: report.error.clone(),
-    }
 }
 
 /// Syncs one of my bank connections now. A bank that fails is not an error of the
@@ -344,7 +317,7 @@ async fn sync_connection(
         duplicates: sum(|account| account.duplicates),
         skipped: sum(|account| account.skipped),
         has_more: report.accounts.iter().any(|account| account.has_more),
-        accounts: report.accounts.iter().map(account_sync).collect(),
+        accounts: report.accounts,
         connection: view(&report.connection, &accounts),
     }))
 }

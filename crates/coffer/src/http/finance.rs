@@ -213,7 +213,7 @@ fn name(field: &str, value: String) -> Result<String, ApiError> {
 }
 
 fn amount(field: &str, amount: i64) -> Result<i64, ApiError> {
-    let max = i64::try_from(ledger::AMOUNT_MAX).unwrap_or(i64::MAX);
+    let max = crate::finance::EXPENSE_AMOUNT_MAX;
     if !(1..=max).contains(&amount) {
         return Err(ApiError::field(field, format!("must be 1 to {max}")));
     }
@@ -892,8 +892,9 @@ async fn pay_merchant(
     let RawJson { value: request, bytes } = body;
     let route = format!("POST /v1/wallets/{wallet_id}/payments");
     idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {
-        if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
-            return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
+        let max = crate::finance::EXPENSE_AMOUNT_MAX.unsigned_abs();
+        if request.amount == 0 || request.amount > max {
+            return Err(ApiError::field("/amount", format!("must be 1 to {max}")));
         }
         let merchant = name("/merchant", request.merchant)?;
         let mcc = mcc("/mcc", request.mcc)?;

@@ -15,7 +15,8 @@ CREATE TABLE analytics_daily_volume (
     PRIMARY KEY (day, currency, operation)
 );
 
--- The customers active on a day (any event of theirs), and whether they registered then.
+-- The customers active on a day (something they did: see coffer::analytics::Day), and
+-- whether they registered then.
 CREATE TABLE analytics_daily_customers (
     day         TEXT    NOT NULL,
     customer_id UUID    NOT NULL,
@@ -58,3 +59,8 @@ CREATE TABLE outbox_purged (
     through_seq BIGINT  NOT NULL,
     purged_at   BIGINT  NOT NULL
 );
+
+-- Releases before this one purged sent events after a week: a database that lost its
+-- first events says so, and a rebuild then refuses unless told to go ahead.
+INSERT INTO outbox_purged (id, through_seq, purged_at)
+SELECT 1, MIN(seq) - 1, 0 FROM outbox HAVING MIN(seq) > 1;

@@ -22,10 +22,13 @@ use super::{Aggregator, AggregatorError, Credentials, Institution, LinkRequest, 
 use crate::finance::{Finance, FinanceError, StatementLine};
 use crate::wallets::Currency;
 
-/// How long a sync holds its claim: longer than a pass takes unless the aggregator is at
-/// its slowest on every call. A pass that outlives its claim is still harmless: cursors
-/// move by compare-and-set and transactions are unique by import hash.
+/// How long a sync holds its claim. A pass stops asking the aggregator for more once
+/// half of it is gone ([`PASS_TIME_MAX`]; one call takes [`CALL_TIMEOUT`] at most), so a
+/// pass ends inside its claim. Were one to outlive it, it would still be harmless to the
+/// data: cursors move by compare-and-set and transactions are unique by import hash.
 const LEASE: Duration = Duration::from_secs(120);
+/// How long a pass keeps starting aggregator calls; what is left waits for the next pass.
+const PASS_TIME_MAX: Duration = Duration::from_secs(60);
 /// Transactions asked for per aggregator call.
 pub const TRANSACTIONS_PAGE: u32 = 100;
 /// Transactions one sync pass of a connection takes at most (the rest wait a pass).
@@ -58,8 +61,8 @@ pub enum BankError {
     Store(#[from] store::StoreError),
 }
 
-/// What a sync did for one account.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a sync did for one account (the API shows it as it is).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AccountReport {
     pub account_id: Uuid,
     /// Expenses and income recorded.
@@ -228,7 +231,7 @@ impl Banks {
         let connection = self.store.bank_connection(customer_id, id).await?.ok_or(BankError::NotFound)?;
         let now = store::now_ns() as i64;
         let lease = now + LEASE.as_nanos() as i64;
-        if !self.store.claim_bank_connection(id, now, lease).await? {
+        if !self.store.claim_bank_connection(id, now, lease, false).await? {
             return Err(BankError::SyncInProgress);
         }
         self.sync_claimed(connection, lease).await
@@ -236,11 +239,12 @@ impl Banks {
 
     /// Syncs the connections that are due; true when a full batch was found.
     pub async fn step(&self) -> anyhow::Result<bool> {
-        let now = store::now_ns() as i64;
-        let due = self.store.due_bank_connections(now, BATCH).await?;
+        let due = self.store.due_bank_connections(store::now_ns() as i64, BATCH).await?;
         for connection in &due {
+            // The time of this claim, not of the listing: earlier syncs of the batch took some.
+            let now = store::now_ns() as i64;
             let lease = now + LEASE.as_nanos() as i64;
-            if self.store.claim_bank_connection(connection.id, now, lease).await? {
+            if self.store.claim_bank_connection(connection.id, now, lease, true).await? {
                 let report = self.sync_claimed(connection.clone(), lease).await?;
                 let added: usize = report.accounts.iter().map(|account| account.added).sum();
                 tracing::debug!(connection = %connection.id, added, status = %report.connection.status, "bank sync");
@@ -260,16 +264,26 @@ impl Banks {
         base.saturating_mul(1 << (attempts - 1).clamp(0, 20) as u32).min(self.interval)
     }
 
-    /// Syncs `connection`, which the caller claimed until `lease`, and records the outcome.
+    /// Syncs `connection`, which the caller claimed until `lease`, and records the outcome
+    /// — also when the sync itself failed (the store, say): the claim is given back with
+    /// the error, so the next try comes with backoff instead of after the lease.
     async fn sync_claimed(&self, connection: BankConnectionRow, lease: i64) -> Result<SyncReport, BankError> {
-        let accounts = self.store.bank_accounts(connection.id).await?;
-        let mut budget = TRANSACTIONS_PER_PASS_MAX;
-        let mut reports = Vec::with_capacity(accounts.len());
-        for account in &accounts {
-            reports.push(self.sync_account(&connection, account, &mut budget).await?);
+        let deadline = std::time::Instant::now() + PASS_TIME_MAX;
+        let mut reports = Vec::new();
+        let synced: Result<(), BankError> = async {
+            let accounts = self.store.bank_accounts(connection.id).await?;
+            let mut budget = TRANSACTIONS_PER_PASS_MAX;
+            for account in &accounts {
+                reports.push(self.sync_account(&connection, account, &mut budget, deadline).await?);
+            }
+            Ok(())
         }
+        .await;
         let now = store::now_ns() as i64;
-        let failed = reports.iter().find_map(|report| report.error.clone());
+        let failed = match &synced {
+            Err(_) => Some("sync_failed".to_owned()),
+            Ok(()) => reports.iter().find_map(|report| report.error.clone()),
+        };
         let outcome = match failed {
             Some(code) => {
                 let attempts = connection.attempts + 1;
@@ -297,6 +311,7 @@ impl Banks {
         if !self.store.finish_bank_sync(connection.id, lease, &outcome).await? {
             tracing::warn!(connection = %connection.id, "a bank sync outlived its claim; its outcome was not recorded");
         }
+        synced?;
         let connection = BankConnectionRow {
             status: outcome.status,
             attempts: outcome.attempts,
@@ -316,11 +331,12 @@ impl Banks {
         connection: &BankConnectionRow,
         account: &BankAccountRow,
         budget: &mut usize,
+        deadline: std::time::Instant,
     ) -> Result<AccountReport, BankError> {
         let mut report = AccountReport { account_id: account.id, ..AccountReport::default() };
         let mut cursor = account.sync_cursor.clone();
         loop {
-            if *budget == 0 {
+            if *budget == 0 || std::time::Instant::now() >= deadline {
                 report.has_more = true;
                 return Ok(report);
             }
