@@ -15,6 +15,8 @@
 //! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
 //! - `postgres`: scratch databases, created and dropped per scenario;
 //! - `baseline`: one PostgreSQL transaction per transfer, no HTTP;
+//! - `reports`: the `reports` scenario's history, its load, and the timed, checked
+//!   monthly reports;
 //! - `report`: the table.
 
 pub mod api;
@@ -25,6 +27,7 @@ pub mod http;
 pub mod latency;
 pub mod postgres;
 pub mod report;
+pub mod reports;
 pub mod run;
 pub mod server;
 pub mod wallet;

@@ -5,12 +5,16 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use loadgen::{Options, Scenario, run::BaselineDatabase};
+use loadgen::{
+    Options, Scenario,
+    run::{BaselineDatabase, ReportsOptions},
+};
 
 /// Coffer's benchmark harness: the ledger core, the HTTP ledger API on SQLite (and on
 /// PostgreSQL with --database-url), and a per-request PostgreSQL baseline, side by side
 /// in one table. Every write scenario is checked afterwards: money conserved, no wallet
-/// negative, transfers stored == transfers acknowledged.
+/// negative, transfers stored == transfers acknowledged. `reports` (run only by name)
+/// times monthly reports over a bulk-loaded history and checks every answer.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
@@ -63,6 +67,15 @@ struct BenchArgs {
     /// Do not run the PostgreSQL baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// `reports`: customers whose expenses are loaded.
+    #[arg(long, default_value_t = ReportsOptions::default().customers)]
+    report_customers: usize,
+    /// `reports`: expenses per customer (income included), over 24 months.
+    #[arg(long, default_value_t = ReportsOptions::default().expenses_per_customer)]
+    report_expenses_per_customer: usize,
+    /// `reports`: reports timed one after the other, over HTTP and in process.
+    #[arg(long, default_value_t = ReportsOptions::default().requests)]
+    report_requests: usize,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +113,11 @@ async fn bench(args: BenchArgs) -> ExitCode {
         batch_size: args.batch_size,
         accounts: args.accounts,
         baseline: if args.no_baseline { BaselineDatabase::Skip } else { BaselineDatabase::Auto },
+        reports: ReportsOptions {
+            customers: args.report_customers,
+            expenses_per_customer: args.report_expenses_per_customer,
+            requests: args.report_requests,
+        },
         server_executable,
     };
     match loadgen::run(&options).await {

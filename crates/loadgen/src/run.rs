@@ -1,10 +1,13 @@
 //! What a run does, in order: the core in memory, then each HTTP scenario on each
 //! backend (a fresh Coffer child process and database per scenario, so every scenario
 //! starts from an empty ledger and its server's peak RSS is its own), then the baseline
-//! at each concurrency, then the ratios. A scenario that fails to run, or whose checks
+//! at each concurrency, then the ratios. The `reports` scenario (only when asked for by
+//! name) runs per backend like the HTTP scenarios, on a history it loads first. A scenario that fails to run, or whose checks
 //! fail, is recorded and the run goes on; any failure makes the run fail at the end.
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::bail;
 
 use clap::ValueEnum;
 
@@ -16,6 +19,7 @@ use crate::{
     http::{self, Clock, WriteMode},
     postgres,
     report::{Checks, Report, Row, System},
+    reports::{self, History},
     server::ChildServer,
     wallet,
     workload::{Layout, Shape, WALLETS_MAX, WALLETS_MIN},
@@ -50,7 +54,33 @@ pub enum Scenario {
     Wallet,
     /// Only the per-request PostgreSQL baseline.
     Baseline,
+    /// GET /v1/reports/monthly/{year}/{month} over a bulk-loaded history of expenses
+    /// (1,000,000 by default). Not part of `all`: loading takes minutes.
+    Reports,
 }
+
+/// The size of the `reports` scenario's history and how many reports it times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportsOptions {
+    /// Customers whose expenses are loaded (the measured ones among them).
+    pub customers: usize,
+    /// Expenses per customer, income included, over [`reports::MONTHS`] months.
+    pub expenses_per_customer: usize,
+    /// Reports timed one after the other (after the first and a warm-up), over HTTP and
+    /// again in process.
+    pub requests: usize,
+}
+
+impl Default for ReportsOptions {
+    /// The requirement's size: 1,000,000 expenses across 10,000 customers.
+    fn default() -> Self {
+        Self { customers: 10_000, expenses_per_customer: 100, requests: 1_000 }
+    }
+}
+
+/// Most reports one run may time per backend and path: a million sequential requests
+/// already take far longer than the load.
+pub const REPORT_REQUESTS_MAX: usize = 1_000_000;
 
 /// Where the baseline runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,13 +116,15 @@ pub struct Options {
     /// Wallets the transfers move money between.
     pub accounts: usize,
     pub baseline: BaselineDatabase,
+    /// The `reports` scenario's sizes.
+    pub reports: ReportsOptions,
     /// The executable to run as `serve-coffer` (the harness's own).
     pub server_executable: PathBuf,
 }
 
 impl Options {
     fn wants(&self, scenario: Scenario) -> bool {
-        self.scenario == Scenario::All || self.scenario == scenario
+        self.scenario == scenario || (self.scenario == Scenario::All && scenario != Scenario::Reports)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -113,6 +145,16 @@ impl Options {
         }
         anyhow::ensure!(!self.duration.is_zero(), "the duration must be more than zero");
         anyhow::ensure!(self.url.is_none() || self.admin_key.is_some(), "--url needs --admin-key");
+        if self.scenario == Scenario::Reports {
+            anyhow::ensure!(
+                (1..=REPORT_REQUESTS_MAX).contains(&self.reports.requests),
+                "--report-requests must be 1 to {REPORT_REQUESTS_MAX}"
+            );
+            anyhow::ensure!(
+                self.url.is_none(),
+                "reports loads the database directly, so it cannot run against --url"
+            );
+        }
         Ok(())
     }
 }
@@ -321,6 +363,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             targets
         }
     };
+    // One history for every backend: the same rows, so their figures compare.
+    let history = if options.wants(Scenario::Reports) {
+        let (customers, per_customer) = (options.reports.customers, options.reports.expenses_per_customer);
+        Some(tokio::task::spawn_blocking(move || History::generate(customers, per_customer)).await??)
+    } else {
+        None
+    };
     for target in &targets {
         for (scenario, mode) in write_modes {
             if !options.wants(scenario) {
@@ -370,6 +419,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                 Err(error) => report.failures.push(format!("reads on {}: {error:#}", target.name())),
             }
         }
+        if let Some(history) = &history {
+            match run_reports(options, target, history).await {
+                Ok((rows, failures, notes)) => {
+                    report.rows.extend(rows);
+                    report.failures.extend(failures);
+                    report.notes.extend(notes);
+                }
+                Err(error) => report.failures.push(format!("reports on {}: {error:#}", target.name())),
+            }
+        }
     }
     if options.wants(Scenario::Batch)
         || options.wants(Scenario::Single)
@@ -386,9 +445,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         );
     }
     report.compute_ratios();
-    report.notes.push(
-        "coffer/baseline: Coffer's throughput over the best baseline row of the same shape (client and server share the machine; the baseline has no HTTP)".into(),
-    );
+    if options.scenario != Scenario::Reports {
+        report.notes.push(
+            "coffer/baseline: Coffer's throughput over the best baseline row of the same shape (client and server share the machine; the baseline has no HTTP)".into(),
+        );
+    }
     Ok(report)
 }
 
@@ -532,6 +593,163 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     .row("reads", Shape::Uniform.name(), target, options.connections, "reads/s", &failures)
     .with_latencies(&outcome.latencies);
     Ok((row, failures))
+}
+
+/// The `reports` scenario on one backend: a Coffer child on a fresh database, the
+/// measured customers registered, the history loaded around it, then the reports timed
+/// over HTTP and in process, every answer checked, and the queries' plans read.
+async fn run_reports(
+    options: &Options,
+    target: &Target,
+    history: &History,
+) -> anyhow::Result<(Vec<Row>, Vec<String>, Vec<String>)> {
+    if matches!(target, Target::Remote { .. }) {
+        bail!("reports loads the database directly, so it cannot run against --url");
+    }
+    let backend = target.name();
+    let running = Running::start(options, target, 1).await?;
+    let url = running.server.as_ref().map(ChildServer::database_url).expect("a started target has a server");
+    let client = coffer::notifications::http_client()
+        .timeout(Duration::from_millis(crate::api::REQUEST_TIMEOUT_MS))
+        .tcp_nodelay(true)
+        .build()?;
+    let base_url = running.base_url.clone();
+    let mut customers = reports::register(&client, &base_url, history).await?;
+    let ids = history.ids(&customers);
+    let loaded = reports::load(history, &url, &ids, customers.len()).await?;
+    let mut failures = Vec::new();
+    let mut notes = Vec::new();
+    if loaded.expenses != history.expenses() as u64 || loaded.categories != history.categories() as u64 {
+        failures.push(format!(
+            "reports on {backend}: {} expenses and {} categories in the database, {} and {} loaded",
+            loaded.expenses,
+            loaded.categories,
+            history.expenses(),
+            history.categories()
+        ));
+    }
+    notes.push(format!(
+        "reports on {backend}: loaded {} expenses ({} per customer over {} months) and {} categories for {} customers in {:.1} s ({:.0} expenses/s){}; counted afterwards: {} expenses, {} categories",
+        history.expenses(),
+        history.expenses_per_customer,
+        reports::MONTHS,
+        history.categories(),
+        history.customers,
+        loaded.took.as_secs_f64(),
+        history.expenses() as f64 / loaded.took.as_secs_f64().max(f64::MIN_POSITIVE),
+        loaded.vacuum.map_or_else(String::new, |vacuum| format!(", then VACUUM (ANALYZE) in {:.1} s", vacuum.as_secs_f64())),
+        loaded.expenses,
+        loaded.categories,
+    ));
+    // Access tokens last 15 minutes; the load may have taken longer.
+    for customer in &mut customers {
+        reports::login(&client, &base_url, customer).await?;
+    }
+    let month = reports::report_month();
+    let expected = customers
+        .iter()
+        .enumerate()
+        .map(|(index, customer)| history.expected_report(index, customer, month))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let requests = options.reports.requests;
+
+    let (server_cpu, client_cpu) = (running.server_cpu(), own_cpu_seconds());
+    let http = reports::time_reports(&expected, requests, async |index| {
+        reports::http_report(&client, &base_url, &customers[index], month).await
+    })
+    .await;
+    let seconds = http.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    let cpu_cores = (
+        server_cpu.zip(running.server_cpu()).map(|(start, end)| (end - start) / seconds),
+        (own_cpu_seconds() - client_cpu) / seconds,
+    );
+    let rss = running.rss()?;
+
+    let store = store::Store::open(&url, store::StoreOptions::default()).await?;
+    let finance = coffer::finance::Finance::new(store.clone());
+    let client_cpu = own_cpu_seconds();
+    let in_process = reports::time_reports(&expected, requests, async |index| {
+        reports::finance_report(&finance, &customers[index], month).await
+    })
+    .await;
+    let in_process_cores =
+        (own_cpu_seconds() - client_cpu) / in_process.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
+    store.close().await;
+
+    let plans = reports::plans(&url, history, &customers[0], month).await?;
+    running.stop().await?;
+
+    let mut rows = Vec::new();
+    for (path, timed) in [("http", &http), ("in-process", &in_process)] {
+        let label = format!("reports on {backend} ({path})");
+        if timed.wrong + timed.errors > 0 {
+            failures.push(format!(
+                "{label}: {} wrong answers and {} errors, first: {:?}",
+                timed.wrong, timed.errors, timed.first_problem
+            ));
+        }
+        let (p50, p95, p99, max) = (
+            timed.latencies.quantile(0.50),
+            timed.latencies.quantile(0.95),
+            timed.latencies.quantile(0.99),
+            timed.latencies.max(),
+        );
+        let target_ms = Duration::from_millis(reports::REPORT_TARGET_MS);
+        notes.push(format!(
+            "{label}: GET /v1/reports/monthly/{}/{} for {} customers in turn, {} timed one at a time after the first and {} warm-up: first {:.2} ms, median {:.2}, p95 {:.2}, p99 {:.2}, max {:.2} ms; under {} ms: {}",
+            month.0,
+            month.1,
+            customers.len(),
+            timed.latencies.count(),
+            reports::WARMUP_REQUESTS,
+            milliseconds(timed.first),
+            milliseconds(p50),
+            milliseconds(p95),
+            milliseconds(p99),
+            milliseconds(max),
+            reports::REPORT_TARGET_MS,
+            if max < target_ms { "every request" } else if p99 < target_ms { "p99 yes, not every request" } else { "NO" },
+        ));
+        let checks = if timed.wrong + timed.errors == 0 { Checks::Passed } else { Checks::Failed };
+        rows.push(
+            Row {
+                scenario: if path == "http" { "reports".into() } else { "reports/in-process".into() },
+                shape: "monthly",
+                backend: backend.into(),
+                system: System::Coffer,
+                connections: 1,
+                throughput: timed.latencies.count() as f64
+                    / timed.elapsed.as_secs_f64().max(f64::MIN_POSITIVE),
+                unit: "reports/s",
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                max: Duration::ZERO,
+                errors: timed.wrong + timed.errors,
+                rss: if path == "http" { rss } else { None },
+                cpu_cores: Some(if path == "http" { cpu_cores } else { (None, in_process_cores) }),
+                ratio: None,
+                checks,
+            }
+            .with_latencies(&timed.latencies),
+        );
+    }
+    for plan in &plans {
+        let indexed = plan.uses_index();
+        notes.push(format!(
+            "reports on {backend}, plan of {} ({}):\n      {}",
+            plan.query,
+            if indexed { format!("uses {}", plan.index) } else { format!("does NOT use {}", plan.index) },
+            plan.lines.join("\n      ")
+        ));
+        if !indexed && reports::Plan::judged(loaded.expenses) {
+            failures.push(format!("reports on {backend}: {} does not use {}", plan.query, plan.index));
+        }
+    }
+    Ok((rows, failures, notes))
+}
+
+fn milliseconds(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 async fn run_baselines(options: &Options, report: &mut Report) {

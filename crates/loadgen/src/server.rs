@@ -101,6 +101,19 @@ impl ChildServer {
         Ok(Self { child, pid, base_url, admin_key: CHILD_ADMIN_KEY.to_owned(), data_dir, database })
     }
 
+    /// The URL of the child's database: its scratch PostgreSQL database, or the SQLite file
+    /// in its data directory (where `coffer serve` puts it). The `reports` scenario loads
+    /// rows into it directly.
+    pub fn database_url(&self) -> String {
+        let database = coffer::config::DatabaseArgs {
+            data_dir: self.data_dir.path().to_owned(),
+            database_url: self.database.as_ref().map(|database| database.url.clone()),
+            // Not read by `url()`.
+            database_max_connections: 2,
+        };
+        database.url()
+    }
+
     /// The child's memory now (from `/proc/PID/status`).
     pub fn memory(&self) -> anyhow::Result<Memory> {
         memory_of(self.pid)

@@ -3,14 +3,15 @@
 //! package's own `loadgen` executable), on SQLite — and on PostgreSQL plus the baseline
 //! when `COFFER_TEST_DATABASE_URL` is set. It asserts that the ledger checks pass and
 //! that the table prints every scenario; it asserts no timing, because CI machines are
-//! not benchmark machines.
+//! not benchmark machines. The `reports` scenario, which `all` leaves out, runs on a
+//! small history (50 customers × 20 expenses) with every answer checked.
 
 use std::{path::PathBuf, time::Duration};
 
 use loadgen::{
     Options, Scenario,
     report::{Checks, System},
-    run::BaselineDatabase,
+    run::{BaselineDatabase, ReportsOptions},
 };
 
 /// The PostgreSQL admin URL the other suites use, if set; CI must set it.
@@ -40,6 +41,7 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
         batch_size: 500,
         accounts: 200,
         baseline: postgres.clone().map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
+        reports: ReportsOptions::default(),
         server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
     };
     let report = loadgen::run(&options).await.expect("the harness runs");
@@ -78,4 +80,52 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
     for scenario in ["core", "batch/500", "single", "reads"] {
         assert!(table.contains(scenario), "{scenario} missing from the table:\n{table}");
     }
+    assert!(!table.contains("reports"), "all leaves the reports scenario out:\n{table}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reports_scenario_loads_a_small_history_and_every_report_checks_out() {
+    let postgres = postgres_url();
+    let options = Options {
+        scenario: Scenario::Reports,
+        database_url: postgres.clone(),
+        url: None,
+        admin_key: None,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(1),
+        connections: 16,
+        batch_connections: 2,
+        batch_size: 500,
+        accounts: 200,
+        baseline: BaselineDatabase::Skip,
+        reports: ReportsOptions { customers: 50, expenses_per_customer: 20, requests: 20 },
+        server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
+    };
+    let report = loadgen::run(&options).await.expect("the harness runs");
+    let table = report.to_string();
+    println!("{table}");
+    assert!(report.failures.is_empty(), "checks failed:\n{table}");
+    let backends: &[&str] = if postgres.is_some() { &["sqlite", "postgres"] } else { &["sqlite"] };
+    for backend in backends {
+        for scenario in ["reports", "reports/in-process"] {
+            let row = report
+                .rows
+                .iter()
+                .find(|row| row.scenario == scenario && row.backend == *backend)
+                .unwrap_or_else(|| panic!("{scenario} on {backend} missing:\n{table}"));
+            assert_eq!(row.checks, Checks::Passed, "{scenario} on {backend}:\n{table}");
+            assert_eq!(row.errors, 0, "{scenario} on {backend}:\n{table}");
+            assert!(
+                row.throughput > 0.0 && row.p50 > Duration::ZERO,
+                "{scenario} on {backend} timed:\n{table}"
+            );
+        }
+        assert!(
+            table.contains(&format!("reports on {backend}: loaded 1000 expenses"))
+                && table.contains("counted afterwards: 1000 expenses, "),
+            "the load is counted:\n{table}"
+        );
+        assert!(table.contains(&format!("reports on {backend}, plan of category_totals")), "{table}");
+    }
+    assert_eq!(report.rows.len(), 2 * backends.len(), "only the reports rows:\n{table}");
 }

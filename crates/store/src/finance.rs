@@ -141,14 +141,11 @@ impl Store {
     /// The customer's categories, in creation order.
     pub async fn categories(&self, customer_id: Uuid) -> Result<Vec<CategoryRow>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
-                "SELECT id, customer_id, parent_id, name, system, created_at FROM categories \
-                 WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2",
-            ))
-            .bind(customer_id)
-            .bind(i64::from(CATEGORIES_PER_CUSTOMER_MAX))
-            .fetch_all(pool)
-            .await?)
+            Ok(sqlx::query_as(sql(CATEGORIES_SQL))
+                .bind(customer_id)
+                .bind(i64::from(CATEGORIES_PER_CUSTOMER_MAX))
+                .fetch_all(pool)
+                .await?)
         })
     }
 
@@ -489,6 +486,32 @@ pub struct MerchantTotal {
 /// Budgets one customer may have at most.
 pub const BUDGETS_PER_CUSTOMER_MAX: u32 = 200;
 
+/// The SQL of [`Store::categories`] (`$n` placeholders, as for PostgreSQL). Public, like
+/// the other report queries below, so that the benchmark can `EXPLAIN` exactly what runs.
+pub const CATEGORIES_SQL: &str = "SELECT id, customer_id, parent_id, name, system, created_at FROM categories \
+     WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2";
+
+/// The SQL of [`Store::category_totals`]: $1 customer, $2–$3 the period.
+pub const CATEGORY_TOTALS_SQL: &str = "SELECT currency, category_id, CAST(SUM(amount) AS BIGINT) AS total, \
+     COUNT(*) AS count FROM expenses WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
+     GROUP BY currency, category_id ORDER BY currency, total DESC";
+
+/// The SQL of [`Store::merchant_totals`] with `excluded` excluded categories: $1 customer,
+/// $2–$3 the period, $4 the limit, then the excluded category ids.
+pub fn merchant_totals_sql(excluded: usize) -> String {
+    let excluded_sql = if excluded == 0 {
+        String::new()
+    } else {
+        let ids = (0..excluded).map(|i| format!("${}", i + 5)).collect::<Vec<_>>();
+        format!(" AND category_id NOT IN ({})", ids.join(", "))
+    };
+    format!(
+        "SELECT currency, merchant, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
+         WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND merchant IS NOT NULL{excluded_sql} \
+         GROUP BY currency, merchant ORDER BY total DESC, merchant LIMIT $4"
+    )
+}
+
 const BUDGET_COLUMNS: &str = "id, customer_id, category_id, currency, amount, rollover, created_at";
 
 impl Store {
@@ -549,16 +572,12 @@ impl Store {
     /// The customer's expense totals per currency and category for `[from, to)`.
     pub async fn category_totals(&self, customer_id: Uuid, from: i64, to: i64) -> Result<Vec<CategoryTotal>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
-                "SELECT currency, category_id, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
-                 WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
-                 GROUP BY currency, category_id ORDER BY currency, total DESC",
-            ))
-            .bind(customer_id)
-            .bind(from)
-            .bind(to)
-            .fetch_all(pool)
-            .await?)
+            Ok(sqlx::query_as(sql(CATEGORY_TOTALS_SQL))
+                .bind(customer_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?)
         })
     }
 
@@ -572,17 +591,7 @@ impl Store {
         excluded: &[Uuid],
         limit: u32,
     ) -> Result<Vec<MerchantTotal>> {
-        let excluded_sql = if excluded.is_empty() {
-            String::new()
-        } else {
-            let ids = (0..excluded.len()).map(|i| format!("${}", i + 5)).collect::<Vec<_>>();
-            format!(" AND category_id NOT IN ({})", ids.join(", "))
-        };
-        let text = format!(
-            "SELECT currency, merchant, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
-             WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND merchant IS NOT NULL{excluded_sql} \
-             GROUP BY currency, merchant ORDER BY total DESC, merchant LIMIT $4"
-        );
+        let text = merchant_totals_sql(excluded.len());
         with_pool!(self, read, |pool, sql| {
             let mut query =
                 sqlx::query_as(sql(&text)).bind(customer_id).bind(from).bind(to).bind(i64::from(limit));
