@@ -114,7 +114,7 @@ pub const ANALYTICS_ROWS_MAX: i64 = 100_000;
 /// never interleaves with a live apply: otherwise the reset could miss rows a concurrent
 /// apply had not committed yet while deleting the applied-event ids it had, and the
 /// rebuild would count those events twice. (SQLite has a single writer anyway.)
-const PROJECTION_LOCK: i64 = 0x636f_6666_6572_01;
+const PROJECTION_LOCK: i64 = 0x0063_6f66_6665_7201;
 
 fn bounded<T>(rows: Vec<T>) -> Result<Vec<T>> {
     if rows.len() as i64 >= ANALYTICS_ROWS_MAX {
