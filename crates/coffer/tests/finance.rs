@@ -811,3 +811,41 @@ async fn an_edit_that_takes_a_budget_over_its_line_announces_it() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_keyed_retry_creates_one_expense_and_one_schedule() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "ada@example.com").await;
+        let keyed = |path: &'static str, key: &'static str, body: Value| {
+            let request = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&ada.access_token)
+                .header("idempotency-key", key)
+                .json(&body);
+            async move { common::read(request.send().await.unwrap()).await }
+        };
+        let lunch = json!({"amount": 1_200, "currency": "USD", "description": "lunch"});
+        let (status, first) = keyed("/v1/expenses", "e1", lunch.clone()).await;
+        assert_eq!(status, 201, "{first}");
+        let (status, again) = keyed("/v1/expenses", "e1", lunch).await;
+        assert_eq!((status, &again), (201, &first), "the retry replays the first answer");
+        let (status, body) = keyed("/v1/expenses", "e1", json!({"amount": 1, "currency": "USD"})).await;
+        common::assert_problem(status, &body, 409, "idempotency_key_reused");
+        let (_, listed) = get(&app, &ada, "/v1/expenses").await;
+        assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+
+        let (status, wallet) = keyed("/v1/wallets", "w1", json!({"currency": "USD"})).await;
+        assert_eq!(status, 201, "{wallet}");
+        let rent = json!({"from_wallet_id": wallet["id"], "biller": {"name": "Landlord"}, "amount": 90_000,
+            "frequency": "monthly", "start_at": "2030-01-01T00:00:00Z"});
+        let (status, first) = keyed("/v1/scheduled-payments", "s1", rent.clone()).await;
+        assert_eq!(status, 201, "{first}");
+        let (status, again) = keyed("/v1/scheduled-payments", "s1", rent).await;
+        assert_eq!((status, &again), (201, &first));
+        let (_, schedules) = get(&app, &ada, "/v1/scheduled-payments").await;
+        assert_eq!(schedules.as_array().unwrap().len(), 1, "one schedule: {schedules}");
+        app.stop().await;
+    }
+}

@@ -444,24 +444,50 @@ pub struct NewExpenseBody {
     pub wallet_id: Option<Uuid>,
 }
 
-/// Records an expense, categorised automatically unless `category_id` is given.
+/// Records an expense, categorised automatically unless `category_id` is given. With an
+/// `Idempotency-Key`, a retry gets the first answer and records nothing more.
 #[utoipa::path(post, path = "/v1/expenses", tag = "finance", request_body = NewExpenseBody, security(("access_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Expense),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "category_not_found or wallet_not_found", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key was used with another request, or is in flight", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_expense(
     user: AuthUser,
+    key: Option<IdempotencyKeyHeader>,
     State(state): State<AppState>,
-    Json(request): Json<NewExpenseBody>,
-) -> Result<(StatusCode, axum::Json<Expense>), ApiError> {
+    body: RawJson<NewExpenseBody>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: request, bytes } = body;
+    idempotency::once_if_keyed(
+        &state,
+        user.customer_id,
+        key.as_ref(),
+        "POST /v1/expenses",
+        &bytes,
+        || async {
+            let expense = record_expense(&state, user.customer_id, request).await?;
+            let body = serde_json::to_value(expense).map_err(|error| ApiError::Unavailable(error.into()))?;
+            Ok((StatusCode::CREATED, body))
+        },
+    )
+    .await
+}
+
+/// Validates and records a manual expense.
+async fn record_expense(
+    state: &AppState,
+    customer_id: Uuid,
+    request: NewExpenseBody,
+) -> Result<Expense, ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
     if let Some(wallet) = request.wallet_id {
-        state.wallets.owned(user.customer_id, wallet).await?;
+        state.wallets.owned(customer_id, wallet).await?;
     }
     let expense = NewExpense {
         amount: amount("/amount", request.amount)?,
@@ -478,9 +504,8 @@ async fn create_expense(
         notes: text("/notes", request.notes, TEXT_LEN_MAX)?,
         wallet_id: request.wallet_id,
     };
-    let (row, _) =
-        state.finance.add_expense(user.customer_id, Uuid::now_v7(), expense, "manual", None).await?;
-    Ok((StatusCode::CREATED, axum::Json(expense_view(&row))))
+    let (row, _) = state.finance.add_expense(customer_id, Uuid::now_v7(), expense, "manual", None).await?;
+    Ok(expense_view(&row))
 }
 
 /// Paging and filters of my expenses.

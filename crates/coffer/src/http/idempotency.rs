@@ -76,8 +76,45 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     }
 }
 
+/// On routes where the key is optional (creating things that move no money at once): no
+/// header is None, a malformed one is still refused.
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        if parts.headers.contains_key(IDEMPOTENCY_KEY_HEADER) {
+            <Self as FromRequestParts<S>>::from_request_parts(parts, state).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 fn unavailable(error: store::StoreError) -> ApiError {
     ApiError::Unavailable(anyhow::Error::new(error))
+}
+
+/// [`once`] when the request has a key; otherwise runs `work` (a retry without a key may
+/// create a second object: the API docs say to send one).
+pub async fn once_if_keyed<F, Fut>(
+    state: &AppState,
+    owner_id: Uuid,
+    key: Option<&IdempotencyKeyHeader>,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
+{
+    match key {
+        Some(key) => once(state, owner_id, key, route, body, work).await,
+        None => {
+            let (status, value) = work().await?;
+            Ok((status, axum::Json(value)).into_response())
+        }
+    }
 }
 
 /// Runs `work` at most once per (owner, key), replaying its stored response otherwise.

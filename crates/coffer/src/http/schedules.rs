@@ -3,7 +3,7 @@
 //! cancels) and `GET /v1/scheduled-payments/{id}/runs`. The `workers` role pays them
 //! (see `crate::finance::schedule`).
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use serde::{Deserialize, Serialize};
 use store::{RunRow, ScheduleRow};
 use utoipa::{IntoParams, ToSchema};
@@ -12,8 +12,9 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::ApiError,
-    extract::{Json, Path, Query},
+    extract::{Json, Path, Query, RawJson},
     finance::{nanos, time},
+    idempotency::{self, IdempotencyKeyHeader},
 };
 use crate::identity::AuthUser;
 use crate::wallets::WalletError;
@@ -116,25 +117,41 @@ fn view(row: &ScheduleRow) -> Schedule {
     }
 }
 
-/// Schedules a payment from one of my wallets.
+/// Schedules a payment from one of my wallets. With an `Idempotency-Key`, a retry gets
+/// the first answer and schedules nothing more (send one: a schedule moves money).
 #[utoipa::path(post, path = "/v1/scheduled-payments", tag = "finance", request_body = NewSchedule, security(("access_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Schedule),
         (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key was used with another request, or is in flight", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_schedule(
     user: AuthUser,
+    key: Option<IdempotencyKeyHeader>,
     State(state): State<AppState>,
-    Json(request): Json<NewSchedule>,
-) -> Result<(StatusCode, axum::Json<Schedule>), ApiError> {
+    body: RawJson<NewSchedule>,
+) -> Result<Response, ApiError> {
+    let RawJson { value: request, bytes } = body;
+    let route = "POST /v1/scheduled-payments";
+    idempotency::once_if_keyed(&state, user.customer_id, key.as_ref(), route, &bytes, || async {
+        let schedule = schedule(&state, user.customer_id, request).await?;
+        let body = serde_json::to_value(schedule).map_err(|error| ApiError::Unavailable(error.into()))?;
+        Ok((StatusCode::CREATED, body))
+    })
+    .await
+}
+
+/// Validates and records a new schedule.
+async fn schedule(state: &AppState, customer_id: Uuid, request: NewSchedule) -> Result<Schedule, ApiError> {
     let max = ledger::AMOUNT_MAX;
     if request.amount == 0 || request.amount > max {
         return Err(ApiError::field("/amount", format!("must be 1 to {max}")));
     }
-    let from = state.wallets.owned(user.customer_id, request.from_wallet_id).await?;
+    let from = state.wallets.owned(customer_id, request.from_wallet_id).await?;
     let given = [request.to_wallet_id.is_some(), request.to_email.is_some(), request.biller.is_some()];
     if given.iter().filter(|given| **given).count() != 1 {
         return Err(ApiError::field(
@@ -189,7 +206,7 @@ async fn create_schedule(
     if end_at.is_some_and(|end| end < start_at) {
         return Err(ApiError::field("/end_at", "must not be before start_at"));
     }
-    if state.store.schedules(user.customer_id).await?.len() >= store::SCHEDULES_PER_CUSTOMER_MAX as usize {
+    if state.store.schedules(customer_id).await?.len() >= store::SCHEDULES_PER_CUSTOMER_MAX as usize {
         return Err(ApiError::rejected(
             StatusCode::UNPROCESSABLE_ENTITY,
             "too_many",
@@ -198,7 +215,7 @@ async fn create_schedule(
     }
     let row = ScheduleRow {
         id: Uuid::now_v7(),
-        customer_id: user.customer_id,
+        customer_id,
         from_wallet_id: from.id,
         to_wallet_id: request.to_wallet_id,
         to_customer_id,
@@ -219,7 +236,7 @@ async fn create_schedule(
         updated_at: now,
     };
     state.store.insert_schedule(&row).await?;
-    Ok((StatusCode::CREATED, axum::Json(view(&row))))
+    Ok(view(&row))
 }
 
 /// My scheduled payments.
