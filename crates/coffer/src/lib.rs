@@ -23,6 +23,13 @@ pub mod server;
 pub mod telemetry;
 pub mod wallets;
 
+/// The delay before retry number `attempt` (1-based) of something that keeps failing:
+/// `base`, doubled per attempt, at most `max`. Every retrying worker uses it (emails,
+/// webhooks, scheduled payments, bank syncs).
+pub fn backoff(base: std::time::Duration, attempt: u32, max: std::time::Duration) -> std::time::Duration {
+    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max)
+}
+
 /// Nanoseconds since the Unix epoch (the unit of every stored time) as RFC 3339, the one
 /// time format of the API and of events; empty when out of range.
 pub fn rfc3339(nanos: u64) -> String {

@@ -139,7 +139,8 @@ impl Scheduler {
                 ("succeeded", None, status, next.unwrap_or(occurrence), 0, None)
             }
             Err(WalletError::InsufficientFunds) if attempts < self.attempts_max => {
-                let delay = self.retry_base.saturating_mul(1 << (attempts - 1).min(20)).as_nanos() as i64;
+                let attempt = attempts.clamp(1, 20) as u32;
+                let delay = crate::backoff(self.retry_base, attempt, Duration::MAX).as_nanos() as i64;
                 (
                     "retrying",
                     Some("insufficient_funds".to_owned()),

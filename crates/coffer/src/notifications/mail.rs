@@ -65,7 +65,7 @@ impl Mailer {
                 Err(error) => {
                     let attempt = email.attempts + 1;
                     let retry_at = (attempt < ATTEMPTS_MAX).then(|| {
-                        let delay = RETRY_BASE.saturating_mul(1 << attempt.min(16)).min(RETRY_MAX);
+                        let delay = crate::backoff(RETRY_BASE, attempt.clamp(0, 20) as u32, RETRY_MAX);
                         now + delay.as_nanos() as u64
                     });
                     tracing::warn!(email_id = %email.id, attempt, %error, "email not sent");

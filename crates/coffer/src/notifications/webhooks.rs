@@ -155,7 +155,7 @@ impl Default for DeliveryOptions {
 impl DeliveryOptions {
     /// The delay after failed attempt number `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        self.retry_base.saturating_mul(1u32 << (attempt - 1).min(20)).min(self.retry_max)
+        crate::backoff(self.retry_base, attempt, self.retry_max)
     }
 
     /// How long a delivery is retried in all: the sum of the delays between attempts.

@@ -260,8 +260,7 @@ impl Banks {
 
     /// The delay before retry `attempts` (1, 2, …) of a failing connection.
     fn backoff(&self, attempts: i64) -> Duration {
-        let base = self.interval / 16;
-        base.saturating_mul(1 << (attempts - 1).clamp(0, 20) as u32).min(self.interval)
+        crate::backoff(self.interval / 16, attempts.clamp(1, 20) as u32, self.interval)
     }
 
     /// Syncs `connection`, which the caller claimed until `lease`, and records the outcome
