@@ -149,18 +149,7 @@ impl Store {
             projection_lock!(self, tx, sql);
             let mut applied = 0;
             for event in events {
-                let fresh = sqlx::query(sql(
-                    "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                ))
-                .bind(consumer)
-                .bind(event.id)
-                .bind(signed(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !fresh {
+                if !crate::notifications::first_application!(tx, sql, consumer, event.id, signed(now)) {
                     continue;
                 }
                 applied += 1;

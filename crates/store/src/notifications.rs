@@ -149,6 +149,25 @@ pub enum Attempt {
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, event_type, payload, status, attempts, next_attempt_at, \
      last_status_code, last_error, created_at, delivered_at";
 
+/// Records that `$consumer` applied event `$id`, on `$connection` (an open transaction);
+/// evaluates to whether this is the first time (false: skip its effects). A macro for the
+/// same reason as `insert_events!`.
+macro_rules! first_application {
+    ($connection:expr, $sql:expr, $consumer:expr, $id:expr, $now:expr) => {
+        sqlx::query(($sql)(
+            "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        ))
+        .bind($consumer)
+        .bind($id)
+        .bind($now)
+        .execute(&mut *$connection)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+pub(crate) use first_application;
+
 impl Store {
     /// Applies `event` for `consumer` with `effects`, unless that consumer applied it
     /// before. Returns whether this call applied it.
@@ -175,18 +194,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let mut applied = 0;
             for (event, effects) in events {
-                let fresh = sqlx::query(sql(
-                    "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                ))
-                .bind(consumer)
-                .bind(event.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !fresh {
+                if !first_application!(tx, sql, consumer, event.id, now) {
                     continue;
                 }
                 applied += 1;
