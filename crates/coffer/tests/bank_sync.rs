@@ -12,26 +12,9 @@ mod common;
 use std::time::Duration;
 
 use coffer::config::Role;
+use common::customer::{get, post, send};
 use common::{Options, Session, TestApp, backends, register_and_login, spawn_app_with};
 use serde_json::{Value, json};
-
-async fn send(
-    app: &TestApp,
-    session: &Session,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    app.call(method, path, Some(&session.access_token), body).await
-}
-
-async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
-    send(app, session, reqwest::Method::POST, path, Some(body)).await
-}
-
-async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
-    send(app, session, reqwest::Method::GET, path, None).await
-}
 
 async fn sync(app: &TestApp, session: &Session, id: &str) -> Value {
     let (status, report) =

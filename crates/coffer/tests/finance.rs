@@ -5,31 +5,10 @@
 
 mod common;
 
+use common::customer::{get, patch, post, send};
 use common::{Session, TestApp, backends, register_and_login, spawn_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn send(
-    app: &TestApp,
-    session: &Session,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    app.call(method, path, Some(&session.access_token), body).await
-}
-
-async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
-    send(app, session, reqwest::Method::POST, path, Some(body)).await
-}
-
-async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
-    send(app, session, reqwest::Method::GET, path, None).await
-}
-
-async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
-    send(app, session, reqwest::Method::PATCH, path, Some(body)).await
-}
 
 /// The id of the caller's category named `name`.
 async fn category(app: &TestApp, session: &Session, name: &str) -> String {

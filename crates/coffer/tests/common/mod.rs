@@ -319,3 +319,32 @@ fn database_name_is_replaced() {
         "postgres://u@h/x?sslmode=disable"
     );
 }
+
+/// Requests as a logged-in customer: status and JSON body.
+pub mod customer {
+    use serde_json::Value;
+
+    use super::{Session, TestApp};
+
+    pub async fn send(
+        app: &TestApp,
+        session: &Session,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        app.call(method, path, Some(&session.access_token), body).await
+    }
+
+    pub async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
+        send(app, session, reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
+        send(app, session, reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
+        send(app, session, reqwest::Method::PATCH, path, Some(body)).await
+    }
+}
