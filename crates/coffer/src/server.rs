@@ -275,6 +275,7 @@ impl Server {
             analytics,
             banks,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
+            leases: Arc::default(),
         };
         let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");

@@ -4,6 +4,7 @@
 //! the store applies each event's changes once per consumer, in one transaction with the
 //! consumer's memory of applied events, and can wipe the projection for a rebuild.
 
+use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{Result, Store, codec::saturating as signed, with_pool};
@@ -145,7 +146,7 @@ impl Store {
         now: u64,
     ) -> Result<usize> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             projection_lock!(self, tx, sql);
             let mut applied = 0;
             for event in events {
@@ -283,7 +284,7 @@ impl Store {
     /// transaction: the start of a rebuild.
     pub async fn reset_projection(&self, consumer: &str) -> Result<()> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             projection_lock!(self, tx, sql);
             for table in [
                 "analytics_daily_volume",

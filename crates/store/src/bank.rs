@@ -9,6 +9,7 @@
 //! and the expenses a sync writes are unique per customer by their import hash, so even a
 //! lapsed lease cannot record a transaction twice.
 
+use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{Result, Store, with_pool};
@@ -110,7 +111,7 @@ impl Store {
             "INSERT INTO bank_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(sql(&text))
                 .bind(connection.id)
                 .bind(connection.customer_id)

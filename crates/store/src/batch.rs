@@ -15,8 +15,9 @@ use ledger::{
 };
 
 use crate::codec::{self, PendingRow};
+use crate::idempotency::ResponseRow;
 use crate::outbox::NewEvent;
-use crate::{Command, Outcome, Result, StoreError, TransferNote};
+use crate::{Command, Noted, Outcome, Result, StoreError, TransferNote};
 
 /// How many pending transfers a `commit` expires on the side, at most. Bounded so that a
 /// backlog of due transfers cannot make a client's batch slow; the expiry worker
@@ -69,6 +70,9 @@ pub(crate) trait LedgerTx: Send {
     /// Writes the events of transfers this batch created (see [`crate::outbox`]).
     fn write_events(&mut self, events: &[NewEvent]) -> impl Future<Output = Result<()>> + Send;
 
+    /// Writes the answers of keyed requests (see [`crate::idempotency`]).
+    fn write_responses(&mut self, rows: &[ResponseRow]) -> impl Future<Output = Result<()>> + Send;
+
     /// Writes a batch's changes and sets the clock to `last_timestamp`.
     fn write(
         &mut self,
@@ -120,6 +124,7 @@ pub(crate) async fn run<T: LedgerTx>(
                 transfer_ids.extend(prefetch.transfer_ids);
                 account_ids.extend(prefetch.account_ids);
             }
+            Command::RecordResponse(_) => {}
         }
     }
     sort_unique(&mut transfer_ids);
@@ -167,6 +172,7 @@ pub(crate) async fn run<T: LedgerTx>(
     assert!(expired <= due.len());
     let mut notes = Vec::new();
     let mut events = Vec::new();
+    let mut responses = Vec::new();
     let outcomes: Vec<Outcome> = commands
         .iter()
         .map(|command| match command {
@@ -180,7 +186,14 @@ pub(crate) async fn run<T: LedgerTx>(
                 assert_eq!(results.len(), events.len());
                 Outcome::Transfers(results)
             }
-            Command::CreateTransfersWithNotes { transfers, notes: given, events: drafts } => {
+            Command::CreateTransfersWithNotes { transfers, notes: given, events: drafts, response } => {
+                // The accounts the events render, as they stand before this command.
+                let before: Vec<Account> = drafts
+                    .iter()
+                    .filter_map(|draft| draft.account_id())
+                    .filter_map(|id| state.account(id))
+                    .copied()
+                    .collect();
                 let results = ledger::create_transfers(&mut state, now, transfers);
                 assert_eq!(results.len(), transfers.len());
                 let created: std::collections::HashSet<u128> = transfers
@@ -193,13 +206,44 @@ pub(crate) async fn run<T: LedgerTx>(
                 let mut unnoted = created.clone();
                 notes.extend(given.iter().filter(|note| unnoted.remove(&note.transfer_id)).cloned());
                 // Events likewise, rendered from the accounts as this command leaves them.
-                events.extend(
-                    drafts
-                        .iter()
-                        .filter(|draft| created.contains(&draft.transfer_id))
-                        .map(|draft| draft.finish(|id| state.account(id))),
-                );
-                Outcome::Transfers(results)
+                events.extend(drafts.iter().filter(|draft| created.contains(&draft.transfer_id)).map(
+                    |draft| {
+                        draft.finish(
+                            |id| before.iter().find(|account| account.id == id),
+                            |id| state.account(id),
+                        )
+                    },
+                ));
+                let timestamps: Vec<u64> = transfers
+                    .iter()
+                    .zip(&results)
+                    .map(|(transfer, result)| match result {
+                        CreateTransferResult::Ok | CreateTransferResult::Exists => {
+                            state.transfer(transfer.id).map_or(0, |stored| stored.timestamp)
+                        }
+                        _ => 0,
+                    })
+                    .collect();
+                let response = response.as_ref().and_then(|keyed| {
+                    let rendered = keyed.render(&results, &timestamps)?;
+                    responses.push(ResponseRow {
+                        key: keyed.key.clone(),
+                        created_at: keyed.created_at,
+                        response: rendered.clone(),
+                    });
+                    Some(rendered)
+                });
+                Outcome::Noted(Noted { results, timestamps, response })
+            }
+            Command::RecordResponse(keyed) => {
+                if let Some(rendered) = keyed.render(&[], &[]) {
+                    responses.push(ResponseRow {
+                        key: keyed.key.clone(),
+                        created_at: keyed.created_at,
+                        response: rendered,
+                    });
+                }
+                Outcome::Recorded
             }
         })
         .collect();
@@ -225,6 +269,9 @@ pub(crate) async fn run<T: LedgerTx>(
     }
     if !events.is_empty() {
         tx.write_events(&events).await?;
+    }
+    if !responses.is_empty() {
+        tx.write_responses(&responses).await?;
     }
     Ok(BatchOutput { outcomes, expired })
 }

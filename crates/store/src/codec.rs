@@ -67,18 +67,18 @@ fn unsigned16(value: i32, column: &str) -> Result<u16> {
 /// A row of `accounts` as the database returns it.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct AccountRow {
-    id: Uuid,
-    debits_pending: i64,
-    debits_posted: i64,
-    credits_pending: i64,
-    credits_posted: i64,
-    user_data_128: Uuid,
-    user_data_64: i64,
-    user_data_32: i64,
-    ledger: i64,
-    code: i32,
-    flags: i32,
-    timestamp: i64,
+    pub(crate) id: Uuid,
+    pub(crate) debits_pending: i64,
+    pub(crate) debits_posted: i64,
+    pub(crate) credits_pending: i64,
+    pub(crate) credits_posted: i64,
+    pub(crate) user_data_128: Uuid,
+    pub(crate) user_data_64: i64,
+    pub(crate) user_data_32: i64,
+    pub(crate) ledger: i64,
+    pub(crate) code: i32,
+    pub(crate) flags: i32,
+    pub(crate) timestamp: i64,
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -107,22 +107,22 @@ impl TryFrom<AccountRow> for Account {
 /// A row of `transfers`, with its pending status when the query joins it in.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct TransferRow {
-    id: Uuid,
-    debit_account_id: Uuid,
-    credit_account_id: Uuid,
-    amount: i64,
-    pending_id: Uuid,
-    user_data_128: Uuid,
-    user_data_64: i64,
-    user_data_32: i64,
-    timeout: i64,
-    ledger: i64,
-    code: i32,
-    flags: i32,
-    timestamp: i64,
+    pub(crate) id: Uuid,
+    pub(crate) debit_account_id: Uuid,
+    pub(crate) credit_account_id: Uuid,
+    pub(crate) amount: i64,
+    pub(crate) pending_id: Uuid,
+    pub(crate) user_data_128: Uuid,
+    pub(crate) user_data_64: i64,
+    pub(crate) user_data_32: i64,
+    pub(crate) timeout: i64,
+    pub(crate) ledger: i64,
+    pub(crate) code: i32,
+    pub(crate) flags: i32,
+    pub(crate) timestamp: i64,
     /// Present only in queries that join `pending_transfers`.
     #[sqlx(default)]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 impl TransferRow {
@@ -191,8 +191,8 @@ impl TryFrom<BalanceRow> for AccountBalance {
 /// A row of `transfer_failures`.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct FailureRow {
-    id: Uuid,
-    result: String,
+    pub(crate) id: Uuid,
+    pub(crate) result: String,
 }
 
 impl FailureRow {

@@ -3,6 +3,7 @@
 //! service's business (`coffer::finance`); the store keeps rows and answers filtered,
 //! paged queries.
 
+use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{Result, Store, codec::saturating as signed, with_pool};
@@ -118,7 +119,7 @@ impl Store {
     /// concurrent call that got there first wins and this one records nothing.
     pub async fn create_categories(&self, categories: &[CategoryRow]) -> Result<()> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for category in categories {
                 sqlx::query(sql(
                     "INSERT INTO categories (id, customer_id, parent_id, name, system, created_at) \
@@ -183,7 +184,7 @@ impl Store {
         events: &[crate::NewEvent],
     ) -> Result<bool> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let found: Option<bool> =
                 sqlx::query_scalar(sql("SELECT system FROM categories WHERE id = $1 AND customer_id = $2"))
                     .bind(id)
@@ -255,7 +256,7 @@ impl Store {
              $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING"
         );
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut recorded = Vec::with_capacity(expenses.len());
             for (expense, events) in expenses {
                 let inserted = sqlx::query(sql(&text))
@@ -303,7 +304,7 @@ impl Store {
     /// events. False: it is gone.
     pub async fn update_expense(&self, expense: &ExpenseRow, events: &[crate::NewEvent]) -> Result<bool> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(sql(
                 "UPDATE expenses SET amount = $3, currency = $4, description = $5, merchant = $6, mcc = $7, \
                  occurred_at = $8, category_id = $9, categorized_by = $10, confidence = $11, tags = $12, \
@@ -345,7 +346,7 @@ impl Store {
         events: &[crate::NewEvent],
     ) -> Result<bool> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted = sqlx::query(sql("DELETE FROM expenses WHERE id = $1 AND customer_id = $2"))
                 .bind(id)
                 .bind(customer_id)

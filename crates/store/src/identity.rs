@@ -11,6 +11,7 @@
 //! inserts its successor; a token that was already rotated is reuse, and the same
 //! transaction revokes its whole family.
 
+use crate::BeginWrite as _;
 use sqlx::{AssertSqlSafe, Connection as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -273,7 +274,7 @@ impl Store {
         let inserted: std::result::Result<CustomerRow, sqlx::Error> =
             with_pool!(self, write, |write, sql| {
                 async {
-                    let mut tx = write.begin().await?;
+                    let mut tx = write.begin_write().await?;
                     let row = sqlx::query_as(sql(&statement))
                         .bind(customer.id)
                         .bind(&customer.email)
@@ -402,7 +403,7 @@ impl Store {
         let statement = "INSERT INTO refresh_tokens \
              (id, customer_id, family_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
         with_pool!(self, write, |write, sql| {
-            let mut tx = write.begin().await?;
+            let mut tx = write.begin_write().await?;
             sqlx::query(sql(statement))
                 .bind(token.id)
                 .bind(token.customer_id)

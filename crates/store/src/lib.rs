@@ -9,7 +9,8 @@
 //! Module map: `batch` holds the commit logic both backends share (and the retries),
 //! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
 //! shared read queries, `codec` the conversions between ledger types and columns, and
-//! `identity` the customers and refresh tokens (SQL shared by both backends), `outbox` the
+//! `identity` the customers and refresh tokens (SQL shared by both backends),
+//! `idempotency` the answers of keyed requests written inside a batch, `outbox` the
 //! events written with each change, `notifications` what the event consumers keep, `finance` categories, expenses
 //! and rules, `analytics` the read-side projection of platform analytics, `bank` the bank
 //! connections and where their syncs stand.
@@ -19,6 +20,7 @@ mod bank;
 mod batch;
 mod codec;
 mod finance;
+mod idempotency;
 mod identity;
 mod notifications;
 mod outbox;
@@ -33,6 +35,7 @@ pub use analytics::*;
 pub use bank::*;
 pub use batch::now_ns;
 pub use finance::*;
+pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};
 pub use notifications::*;
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
 pub use payments::{Finish, PaymentKind, PaymentRow, PaymentStatus};
@@ -64,11 +67,17 @@ pub enum Command {
     /// says about a transfer can never be lost or outlive it.
     /// Their events ([`EventDraft`]) likewise: written with a transfer this batch creates,
     /// never with a replay or a failure.
+    /// With `response`, the request's answer is remembered under its idempotency key in
+    /// the same transaction, rendered from the results ([`KeyedResponse`]).
     CreateTransfersWithNotes {
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
         events: Vec<EventDraft>,
+        response: Option<KeyedResponse>,
     },
+    /// Remembers a keyed request's answer that needed no ledger work (a refusal decided
+    /// before it), so that a retry under the same key gets the same answer.
+    RecordResponse(KeyedResponse),
 }
 
 impl Command {
@@ -79,6 +88,7 @@ impl Command {
             Self::CreateTransfers(events) | Self::CreateTransfersWithNotes { transfers: events, .. } => {
                 events.len()
             }
+            Self::RecordResponse(_) => 0,
         }
     }
 }
@@ -99,6 +109,21 @@ pub enum Outcome {
     Accounts(Vec<CreateAccountResult>),
     /// The results of a [`Command::CreateTransfers`].
     Transfers(Vec<CreateTransferResult>),
+    /// The outcome of a [`Command::CreateTransfersWithNotes`].
+    Noted(Noted),
+    /// A [`Command::RecordResponse`] was written (or the key had its answer already).
+    Recorded,
+}
+
+/// What a [`Command::CreateTransfersWithNotes`] did: the per-event results and, per event,
+/// the timestamp of the transfer it names (zero where it created and found nothing), so
+/// the caller answers without reading the transfer back; and the answer remembered under
+/// the request's idempotency key, if it gave one and an answer was rendered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Noted {
+    pub results: Vec<CreateTransferResult>,
+    pub timestamps: Vec<u64>,
+    pub response: Option<StoredResponse>,
 }
 
 /// Which transfers of an account to list (TigerBeetle's `AccountFilter`).
@@ -126,6 +151,16 @@ pub enum StoreError {
     /// The database failed (or failed transiently more often than the store retries).
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The embedded ledger writer's connection failed.
+    #[error("database error")]
+    Embedded(#[source] rusqlite::Error),
+    /// The store was closed: it takes no more writes.
+    #[error("the store is closed")]
+    Closed,
+    /// Making a batch durable failed (an fsync error): the batch may or may not survive a
+    /// crash, and the store takes no more ledger writes until it is restarted.
+    #[error("the database could not make a write durable; restart to recover")]
+    Durability,
     /// The embedded migrations could not be applied.
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -213,6 +248,41 @@ macro_rules! with_pool {
     (@sqlite $backend:ident, write) => { $backend.writer() };
 }
 pub(crate) use with_pool;
+
+/// Opens a write transaction outside ledger batches on the pool [`with_pool!`] binds for
+/// `write`. On SQLite it is `BEGIN IMMEDIATE`, taking the write lock first: the ledger
+/// batches run on another connection (the embedded writer thread), and a deferred
+/// transaction that read before writing would fail at once (`SQLITE_BUSY_SNAPSHOT`) if a
+/// batch committed in between, instead of waiting for the lock.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = sqlx::Result<sqlx::Transaction<'static, Self::Database>>> + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Database = sqlx::Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send
+    {
+        self.begin()
+    }
+}
 
 impl Store {
     /// Opens `url` (`sqlite:PATH` creating the file, or `postgres://…`).

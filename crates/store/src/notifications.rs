@@ -5,6 +5,7 @@
 //! the same transaction as the consumer's effects, so an event delivered twice (a relay
 //! restarted mid-batch, a broker redelivery) takes effect once.
 
+use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{
@@ -191,7 +192,7 @@ impl Store {
     ) -> Result<usize> {
         let now = signed(now);
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut applied = 0;
             for (event, effects) in events {
                 if !first_application!(tx, sql, consumer, event.id, now) {

@@ -7,6 +7,7 @@
 //! leaves it ([`Payload::AfterBatch`]), which is how `balance.updated` carries the balance
 //! that the transfer produced without a second read.
 
+use crate::BeginWrite as _;
 use std::sync::Arc;
 
 use ledger::Account;
@@ -47,9 +48,9 @@ pub struct StoredEvent {
     pub created_at: u64,
 }
 
-/// Renders an event's payload from an account as the batch that created its transfer
-/// leaves it.
-pub type RenderFn = Arc<dyn Fn(&Account) -> String + Send + Sync>;
+/// Renders an event's payload from an account as it stood before the command that
+/// created its transfer (`None` if it did not exist) and as the command leaves it.
+pub type RenderFn = Arc<dyn Fn(Option<&Account>, &Account) -> String + Send + Sync>;
 
 /// The payload of an [`EventDraft`].
 #[derive(Clone)]
@@ -84,15 +85,27 @@ pub struct EventDraft {
 }
 
 impl EventDraft {
-    /// The event to write, given the accounts as the batch leaves them.
-    pub(crate) fn finish<'a>(&self, account: impl Fn(u128) -> Option<&'a Account>) -> NewEvent {
+    /// The account the payload is rendered from, if it is rendered in the batch.
+    pub(crate) fn account_id(&self) -> Option<u128> {
+        match &self.payload {
+            Payload::Json(_) => None,
+            Payload::AfterBatch { account_id, .. } => Some(*account_id),
+        }
+    }
+
+    /// The event to write, given the accounts before the command and as it leaves them.
+    pub(crate) fn finish<'a, 'b>(
+        &self,
+        before: impl Fn(u128) -> Option<&'a Account>,
+        after: impl Fn(u128) -> Option<&'b Account>,
+    ) -> NewEvent {
         let payload = match &self.payload {
             Payload::Json(text) => text.clone(),
             Payload::AfterBatch { account_id, render } => {
-                let account = account(*account_id).unwrap_or_else(|| {
+                let account = after(*account_id).unwrap_or_else(|| {
                     panic!("event {}: account {account_id:#x} is not in the batch", self.id)
                 });
-                render(account)
+                render(before(*account_id), account)
             }
         };
         NewEvent {
@@ -158,7 +171,7 @@ impl Store {
     /// Writes events that describe no other write (in their own transaction).
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<()> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_events!(tx, sql, events);
             tx.commit().await?;
         });
@@ -259,7 +272,7 @@ impl Store {
     /// many. Records the newest seq it deleted (see [`Store::outbox_purged_through`]).
     pub async fn purge_events(&self, sent_before: u64, now: u64) -> Result<u64> {
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let deleted: Vec<i64> = sqlx::query_scalar(sql(
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NOT NULL \
                  AND sent_at < $1 ORDER BY seq LIMIT $2) RETURNING seq",

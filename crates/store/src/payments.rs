@@ -2,6 +2,7 @@
 //! `pending` until the provider's answer is known and the ledger reflects it, then
 //! `succeeded` or `failed` — once. The two have the same shape, in two tables.
 
+use crate::BeginWrite as _;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -159,7 +160,7 @@ impl Store {
             kind.table()
         );
         let updated = with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let updated = sqlx::query(sql(&text))
                 .bind(id)
                 .bind(status.as_str())

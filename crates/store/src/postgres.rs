@@ -41,8 +41,12 @@ pub(crate) struct PostgresStore {
 impl PostgresStore {
     pub(crate) async fn open(url: &str, options: StoreOptions) -> Result<Self> {
         let connect: PgConnectOptions = url.parse()?;
+        // No ping before each use (`test_before_acquire`): it was a round trip per acquire.
+        // A connection the server dropped fails its next statement instead; the ledger
+        // batch retries that on a fresh connection, and a read answers 503 once.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
             .connect_with(connect)
             .await?;
@@ -203,6 +207,11 @@ impl LedgerTx for PostgresTx<'_> {
 
     async fn write_events(&mut self, events: &[crate::NewEvent]) -> Result<()> {
         crate::outbox::insert_events!(self.connection, |text: &'static str| text, events);
+        Ok(())
+    }
+
+    async fn write_responses(&mut self, rows: &[crate::idempotency::ResponseRow]) -> Result<()> {
+        crate::idempotency::upsert_responses!(self.connection, |text: &'static str| text, rows);
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 //! schedule. The payment itself is idempotent by its derived ledger id, so even a worker
 //! whose lease lapsed mid-payment cannot pay an occurrence twice.
 
+use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{Result, Store, with_pool};
@@ -191,7 +192,7 @@ impl Store {
     pub async fn finish_occurrence(&self, id: Uuid, step: &Step, events: &[crate::NewEvent]) -> Result<bool> {
         let run = &step.run;
         with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(sql(
                 "UPDATE scheduled_payments SET next_run_at = $3, status = $4, attempts = $5, retry_at = $6, \
                  claimed_until = NULL, updated_at = $7 WHERE id = $1 AND next_run_at = $2 AND status = 'active'",

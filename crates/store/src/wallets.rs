@@ -6,6 +6,7 @@
 //! [`crate::with_pool`]. Writes outside ledger batches go to the SQLite writer (or the
 //! PostgreSQL pool); reads to the read pool.
 
+use crate::BeginWrite as _;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -187,7 +188,7 @@ impl Store {
     /// `events` are written with it, only if this call records it.
     pub async fn insert_wallet(&self, wallet: &NewWallet, events: &[crate::NewEvent]) -> Result<bool> {
         let inserted = with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let inserted = sqlx::query(sql(
                 "INSERT INTO wallets (id, customer_id, currency, type, name, credit_limit, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
@@ -323,19 +324,17 @@ impl Store {
             .fetch_one(pool)
             .await?;
             let hash: Vec<u8> = row.try_get("request_hash")?;
-            if hash != key.request_hash {
-                return Ok(Begin::Mismatch);
-            }
-            let status: Option<i32> = row.try_get("response_status")?;
-            if let Some(status) = status {
-                let body: Option<String> = row.try_get("response_body")?;
-                let status =
-                    u16::try_from(status).map_err(|_| StoreError::Corrupt("response status".into()))?;
-                return Ok(Begin::Replay { status, body: body.unwrap_or_default() });
-            }
             let held_until: i64 = row.try_get("locked_until")?;
-            if held_until > signed(now) {
-                return Ok(Begin::InFlight);
+            let found = crate::idempotency::judge(
+                key,
+                &hash,
+                row.try_get("response_status")?,
+                row.try_get("response_body")?,
+                held_until,
+                now,
+            )?;
+            if found != Begin::Started {
+                return Ok(found);
             }
             // The holder's lease ran out: take the key over, unless another retry just did.
             let taken = sqlx::query(sql("UPDATE idempotency_keys SET locked_until = $3 \

@@ -13,9 +13,9 @@ use ledger::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use store::{
-    AccountFilter, AppliedEvent, Backend, Begin, Command, Effects, EventDraft, IdempotencyKey, NewEvent,
-    NewNotification, NewWallet, OperationFilter, OperationRow, Outcome, Payload, Store, StoreError,
-    StoreOptions, TransferNote, WalletType,
+    AccountFilter, AppliedEvent, Backend, Begin, Command, Effects, EventDraft, IdempotencyKey, KeyedResponse,
+    NewEvent, NewNotification, NewWallet, Noted, OperationFilter, OperationRow, Outcome, Payload,
+    ResponseDraft, Store, StoreError, StoreOptions, StoredResponse, TransferNote, WalletType,
 };
 use uuid::Uuid;
 
@@ -41,6 +41,7 @@ contract!(
     notes_are_written_only_with_created_transfers,
     wallets_and_default_wallet,
     idempotency_keys_claim_replay_mismatch_and_lease,
+    answers_are_remembered_in_the_batch_that_moves_the_money,
     operations_page_and_filter,
     events_commit_with_their_change_or_not_at_all,
     outbox_relay_reads_and_consumers_apply_once,
@@ -622,9 +623,18 @@ async fn matches_the_pure_ledger(db: &TestDb) {
                 | Command::CreateTransfersWithNotes { transfers: events, .. } => {
                     Outcome::Transfers(ledger::create_transfers(&mut reference, now, events))
                 }
+                Command::RecordResponse(_) => unreachable!("the generator makes ledger commands only"),
             })
             .collect();
         reference.take_changes();
+        // A noted command's results compare like a plain one's.
+        let stored: Vec<Outcome> = stored
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Noted(noted) => Outcome::Transfers(noted.results),
+                other => other,
+            })
+            .collect();
         assert_eq!(stored, expected);
     }
     reference.check_invariants().expect("reference invariants");
@@ -650,12 +660,12 @@ fn note(transfer_id: u128, kind: &str) -> TransferNote {
 
 async fn create_noted(store: &Store, transfers: Vec<Transfer>, notes: Vec<TransferNote>) -> Vec<TR> {
     match store
-        .commit(&[Command::CreateTransfersWithNotes { transfers, notes, events: Vec::new() }])
+        .commit(&[Command::CreateTransfersWithNotes { transfers, notes, events: Vec::new(), response: None }])
         .await
         .expect("commit")
         .pop()
     {
-        Some(Outcome::Transfers(results)) => results,
+        Some(Outcome::Noted(noted)) => noted.results,
         other => panic!("expected transfer results, got {other:?}"),
     }
 }
@@ -757,6 +767,105 @@ async fn idempotency_keys_claim_replay_mismatch_and_lease(db: &TestDb) {
     assert_eq!(store.idempotency_begin(&stranger, 50_001, lease).await.unwrap(), Begin::Started);
     assert_eq!(store.idempotency_purge(20_000, 100).await.unwrap(), 1, "only the old key goes");
     assert_eq!(store.idempotency_begin(&key, 60_000, lease).await.unwrap(), Begin::Started);
+}
+
+fn noted_results(mut outcomes: Vec<Outcome>) -> Vec<TR> {
+    match outcomes.pop() {
+        Some(Outcome::Noted(noted)) => noted.results,
+        other => panic!("expected a noted outcome, got {other:?}"),
+    }
+}
+
+/// A keyed request's answer is written by the batch that moves its money, rendered from
+/// the results; a retry that finds the transfer (`exists`) renders the same answer but the
+/// first stays; a refusal is remembered too; a failed batch remembers nothing.
+async fn answers_are_remembered_in_the_batch_that_moves_the_money(db: &TestDb) {
+    let store = &db.store;
+    funded_wallet(store, 1_000).await;
+    let owner = Uuid::now_v7();
+    let key = |name: &str| IdempotencyKey { owner_id: owner, key: name.into(), request_hash: vec![7; 32] };
+    // The answer names the result and the timestamp the ledger gave the transfer.
+    let keyed = |name: &str| KeyedResponse {
+        key: key(name),
+        created_at: 5_000,
+        draft: ResponseDraft::AfterBatch(std::sync::Arc::new(|results: &[TR], timestamps: &[u64]| {
+            let status = if results[0] == TR::Ok || results[0] == TR::Exists { 201 } else { 422 };
+            Some(StoredResponse { status, body: format!("{}@{}", results[0], timestamps[0]) })
+        })),
+    };
+    // Paid by the wallet (account 1), which cannot go below zero.
+    let command = |id: u128, amount: u64, name: &str| Command::CreateTransfersWithNotes {
+        transfers: vec![transfer(id, 1, 2, amount)],
+        notes: vec![note(id, "transfer")],
+        events: Vec::new(),
+        response: Some(keyed(name)),
+    };
+    assert_eq!(store.idempotency_lookup(&key("a"), 6_000).await.unwrap(), None, "a fresh key is free");
+    let outcome = store.commit(&[command(50, 10, "a")]).await.unwrap();
+    let timestamp = store.transfer(50).await.unwrap().expect("posted").timestamp;
+    let answer = StoredResponse { status: 201, body: format!("ok@{timestamp}") };
+    assert_eq!(
+        outcome,
+        [Outcome::Noted(Noted {
+            results: vec![TR::Ok],
+            timestamps: vec![timestamp],
+            response: Some(answer.clone())
+        })]
+    );
+    let replay = Begin::Replay { status: answer.status, body: answer.body.clone() };
+    assert_eq!(store.idempotency_lookup(&key("a"), 6_000).await.unwrap(), Some(replay.clone()));
+    // The same key again (another node ran it at once): the transfer exists, and the
+    // first answer is kept, not replaced.
+    let again = store.commit(&[command(50, 10, "a")]).await.unwrap();
+    assert_eq!(noted_results(again), [TR::Exists]);
+    assert_eq!(store.idempotency_lookup(&key("a"), 6_000).await.unwrap(), Some(replay));
+    // Another request under the key is a mismatch.
+    let other = IdempotencyKey { request_hash: vec![8; 32], ..key("a") };
+    assert_eq!(store.idempotency_lookup(&other, 6_000).await.unwrap(), Some(Begin::Mismatch));
+    // A refusal by the ledger is remembered with the batch.
+    store.commit(&[command(51, 1_000_000, "b")]).await.unwrap();
+    assert_eq!(
+        store.idempotency_lookup(&key("b"), 6_000).await.unwrap(),
+        Some(Begin::Replay { status: 422, body: "exceeds_credits@0".into() })
+    );
+    // A refusal decided before the ledger: recorded through the pipeline; a later record
+    // under the same key does not replace it.
+    let refused = |body: &str| KeyedResponse {
+        key: key("c"),
+        created_at: 5_000,
+        draft: ResponseDraft::Known(StoredResponse { status: 404, body: body.into() }),
+    };
+    assert_eq!(
+        store.commit(&[Command::RecordResponse(refused("first"))]).await.unwrap(),
+        [Outcome::Recorded]
+    );
+    store.commit(&[Command::RecordResponse(refused("second"))]).await.unwrap();
+    assert_eq!(
+        store.idempotency_lookup(&key("c"), 6_000).await.unwrap(),
+        Some(Begin::Replay { status: 404, body: "first".into() })
+    );
+    // A key claimed by a request that died (its lease ran out) is free, and a batch fills it.
+    assert_eq!(store.idempotency_begin(&key("d"), 1_000, 100).await.unwrap(), Begin::Started);
+    assert_eq!(store.idempotency_lookup(&key("d"), 1_050).await.unwrap(), Some(Begin::InFlight));
+    assert_eq!(store.idempotency_lookup(&key("d"), 2_000).await.unwrap(), None);
+    store.commit(&[command(52, 10, "d")]).await.unwrap();
+    assert!(matches!(
+        store.idempotency_lookup(&key("d"), 2_000).await.unwrap(),
+        Some(Begin::Replay { status: 201, .. })
+    ));
+    // A batch that fails remembers nothing: its answer goes with its transfer. (An event
+    // id written before makes the outbox insert fail after the transfer was applied.)
+    let event = new_event(owner, "transfer.posted");
+    store.record_events(std::slice::from_ref(&event)).await.unwrap();
+    let clash = Command::CreateTransfersWithNotes {
+        transfers: vec![transfer(53, 1, 2, 10)],
+        notes: vec![note(53, "transfer")],
+        events: vec![draft(53, &event)],
+        response: Some(keyed("e")),
+    };
+    assert!(store.commit(&[clash]).await.is_err());
+    assert!(store.transfer(53).await.unwrap().is_none());
+    assert_eq!(store.idempotency_lookup(&key("e"), 6_000).await.unwrap(), None);
 }
 
 async fn operations_page_and_filter(db: &TestDb) {
@@ -898,8 +1007,9 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
     let rendered = EventDraft {
         payload: Payload::AfterBatch {
             account_id: 1,
-            render: std::sync::Arc::new(|account: &ledger::Account| {
-                format!("{{\"credits\":{}}}", account.credits_posted)
+            render: std::sync::Arc::new(|before: Option<&ledger::Account>, account: &ledger::Account| {
+                let before = before.expect("the account existed before").credits_posted;
+                format!("{{\"before\":{before},\"credits\":{}}}", account.credits_posted)
             }),
         },
         ..draft(40, &balance)
@@ -908,29 +1018,36 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
         transfers: vec![transfer(id, 2, 1, amount)],
         notes: vec![note(id, "transfer")],
         events: drafts,
+        response: None,
     };
+    let before = must_account(store, 1).await.credits_posted;
     let outcome = store.commit(&[command(40, 30, vec![draft(40, &posted), rendered.clone()])]).await.unwrap();
-    assert_eq!(outcome, [Outcome::Transfers(vec![TR::Ok])]);
+    let [Outcome::Noted(Noted { results, timestamps, response: None })] = &outcome[..] else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(results, &[TR::Ok]);
+    assert_eq!(timestamps, &[store.transfer(40).await.unwrap().expect("posted").timestamp]);
     let stored = outbox(store).await;
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[1].id, posted.id);
     let credits = must_account(store, 1).await.credits_posted;
     assert_eq!(
         stored[2].payload,
-        format!("{{\"credits\":{credits}}}"),
-        "rendered after the transfer applied"
+        format!("{{\"before\":{before},\"credits\":{credits}}}"),
+        "rendered after the transfer applied, with the account as it was before"
     );
     // A replay (exists) and a failure write no events.
     let replay =
         store.commit(&[command(40, 30, vec![draft(40, &new_event(customer, "transfer.posted"))])]).await;
-    assert_eq!(replay.unwrap(), [Outcome::Transfers(vec![TR::Exists])]);
+    assert_eq!(noted_results(replay.unwrap()), [TR::Exists]);
     let overdraw = Command::CreateTransfersWithNotes {
         transfers: vec![transfer(41, 1, 2, 1_000_000)],
         notes: vec![note(41, "transfer")],
         events: vec![draft(41, &new_event(customer, "transfer.posted"))],
+        response: None,
     };
     let failed = store.commit(&[overdraw]).await.unwrap();
-    assert_eq!(failed, [Outcome::Transfers(vec![TR::ExceedsCredits])]);
+    assert_eq!(noted_results(failed), [TR::ExceedsCredits]);
     assert_eq!(outbox(store).await.len(), 3);
     // A clashing event id fails the whole batch after the transfer was written: the
     // transfer is not there afterwards.

@@ -16,10 +16,10 @@ pub mod relay;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use store::{EventDraft, NewEvent, Payload, WalletRow};
+use store::{EventDraft, NewEvent, Payload};
 use uuid::Uuid;
 
-use crate::wallets::{Balance, Currency};
+use crate::wallets::{Balance, Currency, WalletFacts};
 
 pub use bus::Bus;
 
@@ -190,7 +190,7 @@ impl Direction {
 /// and a `balance.updated` with the balance the transfer left.
 #[derive(Clone, Copy, Debug)]
 pub struct Leg<'a> {
-    pub wallet: &'a WalletRow,
+    pub wallet: &'a WalletFacts,
     pub direction: Direction,
     /// The wallet on the other side, when there is one.
     pub counterparty: Option<Uuid>,
@@ -243,14 +243,15 @@ pub fn transfer_drafts(facts: &TransferFacts<'_>, legs: &[Leg<'_>]) -> Vec<Event
 }
 
 /// `balance.updated` for `wallet`, rendered from its ledger account as the batch leaves it.
-fn balance_draft(transfer_id: u128, wallet: &WalletRow, now: u64) -> EventDraft {
+fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64) -> EventDraft {
     let id = Uuid::now_v7();
     let (customer_id, wallet_id, credit_limit) = (wallet.customer_id, wallet.id, wallet.credit_limit);
     let currency = wallet.currency.clone();
-    // As read before the transfer (alerts use it to fire on crossing a threshold only).
-    let previous_available = Balance::of(wallet).available;
-    let render = Arc::new(move |account: &ledger::Account| {
+    let render = Arc::new(move |before: Option<&ledger::Account>, account: &ledger::Account| {
         let balance = Balance::of_account(account, credit_limit);
+        // As it stood just before the transfer (alerts fire on crossing a threshold only).
+        let previous_available =
+            before.map_or(balance.available, |before| Balance::of_account(before, credit_limit).available);
         let data = json!({
             "customer_id": customer_id,
             "wallet_id": wallet_id,

@@ -7,6 +7,18 @@
 //! `idempotency_key_in_use`. Refusals (4xx) are stored too, so a retry cannot later
 //! succeed under the same key; a failure of ours (5xx) releases the key, and the retry
 //! runs again — safely, because the ledger ids it writes derive from the key.
+//!
+//! Two ways to hold a key while the request runs:
+//! - [`once`] claims it in the database (a row with a lease) and stores the answer after
+//!   the work: two write transactions of their own. For requests whose work is several
+//!   steps outside one batch (top-ups and withdrawals call a payment provider).
+//! - [`once_batched`], for requests whose effect is one ledger batch (P2P transfers): the
+//!   key is held in this node's memory ([`Leases`]), and the answer is written by the
+//!   batch that moves the money, in its transaction ([`store::KeyedResponse`]); a refusal
+//!   decided before the ledger runs is remembered through the pipeline too. No write of
+//!   its own on the request path. Across nodes the database's unique key decides: two
+//!   nodes running one key at once write the same ledger ids, so the second finds the
+//!   first's transfer (`exists`) and gives the same answer, and the first answer stays.
 
 use std::future::Future;
 
@@ -16,7 +28,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
-use store::{Begin, IdempotencyKey};
+use store::{Begin, IdempotencyKey, KeyedResponse, ResponseDraft, StoredResponse};
 use uuid::Uuid;
 
 use super::{
@@ -117,6 +129,133 @@ where
     }
 }
 
+/// The idempotency keys held by the batched requests running on this node. Bounded by the
+/// requests in flight (each holds one key while it runs).
+#[derive(Debug, Default)]
+pub struct Leases {
+    held: std::sync::Mutex<std::collections::HashSet<(Uuid, String)>>,
+}
+
+/// A key held in [`Leases`] until dropped.
+#[derive(Debug)]
+struct Lease<'a> {
+    leases: &'a Leases,
+    owner_id: Uuid,
+    key: String,
+}
+
+impl Leases {
+    fn take(&self, owner_id: Uuid, key: &str) -> Option<Lease<'_>> {
+        let fresh = self.held.lock().expect("not poisoned").insert((owner_id, key.to_owned()));
+        fresh.then(|| Lease { leases: self, owner_id, key: key.to_owned() })
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let entry = (self.owner_id, std::mem::take(&mut self.key));
+        self.leases.held.lock().expect("not poisoned").remove(&entry);
+    }
+}
+
+fn claim(owner_id: Uuid, key: &IdempotencyKeyHeader, route: &str, body: &[u8]) -> IdempotencyKey {
+    let mut hash = Sha256::new();
+    hash.update(route.as_bytes());
+    hash.update([0]);
+    hash.update(body);
+    IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() }
+}
+
+/// What a stored key means for a request that finds it; `None` when it may run.
+fn found(route: &str, begin: Begin) -> Option<Result<Response, ApiError>> {
+    match begin {
+        Begin::Started => None,
+        Begin::Replay { status, body } => {
+            tracing::info!(route, status, "request replayed");
+            Some(Ok(replay(status, &body)))
+        }
+        Begin::Mismatch => Some(Err(ApiError::rejected(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+        ))),
+        Begin::InFlight => Some(Err(in_use())),
+    }
+}
+
+fn in_use() -> ApiError {
+    ApiError::rejected(
+        StatusCode::CONFLICT,
+        "idempotency_key_in_use",
+        "a request with this Idempotency-Key is still running; retry later",
+    )
+}
+
+/// The answer to remember for a refusal (4xx); `None` for a failure of ours.
+pub fn refusal(error: &ApiError) -> Option<StoredResponse> {
+    if !error.status().is_client_error() {
+        return None;
+    }
+    let problem = error.problem();
+    let body = serde_json::to_string(&problem).ok()?;
+    Some(StoredResponse { status: problem.status, body })
+}
+
+/// The answer to remember for a success.
+pub fn success(status: StatusCode, value: &impl serde::Serialize) -> StoredResponse {
+    StoredResponse {
+        status: status.as_u16(),
+        body: serde_json::to_string(value).expect("API bodies serialise"),
+    }
+}
+
+/// Runs `work` at most once per (owner, key) like [`once`], for work that commits in one
+/// ledger batch: `work` gets the key to hand to that batch, which writes the answer with
+/// the money; `work` returns the answer the batch remembered.
+pub async fn once_batched<F, Fut>(
+    state: &AppState,
+    owner_id: Uuid,
+    key: &IdempotencyKeyHeader,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(IdempotencyKey) -> Fut,
+    Fut: Future<Output = Result<StoredResponse, ApiError>>,
+{
+    let claim = claim(owner_id, key, route, body);
+    let Some(_lease) = state.leases.take(owner_id, &claim.key) else { return Err(in_use()) };
+    let now = store::now_ns();
+    if let Some(begin) = state.store.idempotency_lookup(&claim, now).await.map_err(unavailable)? {
+        return found(route, begin).expect("a lookup finds no free key");
+    }
+    let outcome = work(claim.clone()).await;
+    match outcome {
+        Ok(response) => {
+            tracing::info!(route, status = response.status, "request done");
+            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+            Ok(json_response(status, response.body))
+        }
+        Err(error) => {
+            tracing::info!(route, status = error.status().as_u16(), code = error.code(), "request refused");
+            // A refusal is remembered so that a retry cannot later succeed; the batch that
+            // decided it (insufficient funds) has already written it, and this finds the
+            // key answered. A failure of ours is not: the retry runs again.
+            if let Some(response) = refusal(&error) {
+                let record =
+                    KeyedResponse { key: claim, created_at: now, draft: ResponseDraft::Known(response) };
+                state
+                    .pipeline
+                    .submit(store::Command::RecordResponse(record))
+                    .await
+                    .map_err(|error| ApiError::from(crate::wallets::WalletError::from(error)))?;
+            }
+            Err(error)
+        }
+    }
+}
+
 /// Runs `work` at most once per (owner, key), replaying its stored response otherwise.
 /// `route` and `body` identify the request (a different one under the same key is
 /// refused).
@@ -132,33 +271,12 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(StatusCode, serde_json::Value), ApiError>>,
 {
-    let mut hash = Sha256::new();
-    hash.update(route.as_bytes());
-    hash.update([0]);
-    hash.update(body);
-    let claim = IdempotencyKey { owner_id, key: key.0.clone(), request_hash: hash.finalize().to_vec() };
+    let claim = claim(owner_id, key, route, body);
     let store = &state.store;
     let lease_ns = u64::try_from(state.idempotency_lease.as_nanos()).unwrap_or(u64::MAX);
-    match store.idempotency_begin(&claim, store::now_ns(), lease_ns).await.map_err(unavailable)? {
-        Begin::Started => {}
-        Begin::Replay { status, body } => {
-            tracing::info!(route, status, "request replayed");
-            return Ok(replay(status, &body));
-        }
-        Begin::Mismatch => {
-            return Err(ApiError::rejected(
-                StatusCode::CONFLICT,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            ));
-        }
-        Begin::InFlight => {
-            return Err(ApiError::rejected(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_use",
-                "a request with this Idempotency-Key is still running; retry later",
-            ));
-        }
+    let begin = store.idempotency_begin(&claim, store::now_ns(), lease_ns).await.map_err(unavailable)?;
+    if let Some(answer) = found(route, begin) {
+        return answer;
     }
     let outcome = work().await;
     // Every money-moving request leaves one line with its outcome (inside the request's

@@ -392,7 +392,7 @@ async fn create_accounts(
         .collect();
     match submit(&state, Command::CreateAccounts(accounts)).await? {
         Outcome::Accounts(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
-        Outcome::Transfers(_) => Err(ApiError::Internal(anyhow::anyhow!("transfer outcome for accounts"))),
+        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for accounts: {other:?}"))),
     }
 }
 
@@ -448,7 +448,7 @@ async fn create_transfers(
         .collect();
     match submit(&state, Command::CreateTransfers(transfers)).await? {
         Outcome::Transfers(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
-        Outcome::Accounts(_) => Err(ApiError::Internal(anyhow::anyhow!("account outcome for transfers"))),
+        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for transfers: {other:?}"))),
     }
 }
 

@@ -77,6 +77,8 @@ pub struct AppState {
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,
+    /// Keys of the batched requests running on this node ([`idempotency::once_batched`]).
+    pub leases: Arc<idempotency::Leases>,
 }
 
 /// Limits that apply to every request.

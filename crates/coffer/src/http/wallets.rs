@@ -4,6 +4,8 @@
 //! Every POST here needs an `Idempotency-Key` (see [`super::idempotency`]); the ledger
 //! ids it writes are derived from the key, so a retry never moves money twice.
 
+use std::sync::Arc;
+
 use axum::{
     Router,
     extract::State,
@@ -28,8 +30,8 @@ use super::{
 use crate::{
     identity::{AdminUser, AuthUser, profile::Email},
     wallets::{
-        Balance, Currency, Recipient, TransferRequest, TransferView, WalletError, derive_id,
-        money::account_code,
+        Answer, Balance, Currency, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError,
+        derive_id, money::account_code,
     },
 };
 
@@ -439,7 +441,7 @@ async fn create_transfer(
     let id = derive_id(user.customer_id, "transfer", &key.0);
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state, user.customer_id, &key, "POST /v1/transfers", &bytes, || async move {
+    idempotency::once_batched(&state, user.customer_id, &key, "POST /v1/transfers", &bytes, |key| async move {
         if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
             return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
         }
@@ -453,9 +455,14 @@ async fn create_transfer(
             _ => return Err(ApiError::field("/to_wallet_id", "give exactly one of `to_wallet_id` and `to_email`")),
         };
         let request = TransferRequest { from_wallet_id: request.from_wallet_id, to, amount: request.amount, description };
-        let view = app.wallets.transfer(user.customer_id, id, request).await?;
+        // The answer, rendered in the batch that moves the money and remembered with it.
+        let render: RenderAnswer = Arc::new(|outcome| match outcome {
+            Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view.clone()))),
+            Err(error) => idempotency::refusal(&ApiError::from(error.clone_refusal()?)),
+        });
+        let (view, answer) = app.wallets.transfer(user.customer_id, id, request, Some(Answer { key, render })).await?;
         tracing::info!(transfer_id = %view.id, amount = view.amount, currency = %view.currency, "transfer posted");
-        Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))
+        answer.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the batch rendered no answer for a posted transfer")))
     })
     .await
 }

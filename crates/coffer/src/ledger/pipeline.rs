@@ -10,12 +10,17 @@
 //! [`CommitError::QueueFull`] (the HTTP layer answers 503 with `Retry-After`) instead of
 //! letting waiting requests pile up without bound. While idle, the pipeline also expires
 //! due pending transfers, so holds are released without any request arriving.
+//!
+//! Batches overlap: on SQLite the store commits batch N+1 while it makes batch N durable
+//! (see the store's embedded writer), so the pipeline hands a batch over as soon as one of
+//! [`SQLITE_BATCHES_IN_FLIGHT_MAX`] places is free rather than waiting for the previous
+//! batch's reply. A batch's callers are answered when the store says it is durable.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use store::{Command, Outcome, Store, StoreError};
+use store::{Backend, Command, Outcome, Store, StoreError};
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::{Semaphore, mpsc, oneshot},
     task::JoinHandle,
 };
 use tracing::{debug, error, warn};
@@ -27,6 +32,14 @@ const EXPIRY_INTERVAL_MS: u64 = 1_000;
 /// Due pending transfers expired per transaction: bounded so expiry never holds the
 /// writer for long while requests wait.
 const EXPIRY_BATCH_MAX: usize = 1_024;
+
+/// Batches handed to the SQLite store at once at most: one being applied, the others
+/// waiting for their sync. More would only make batches smaller while the disk syncs.
+pub const SQLITE_BATCHES_IN_FLIGHT_MAX: usize = 4;
+
+/// On PostgreSQL a batch's commit is its sync (the server's), and concurrent batches would
+/// only queue on the ledger clock's row lock while each held a connection: one at a time.
+pub const POSTGRES_BATCHES_IN_FLIGHT_MAX: usize = 1;
 
 /// Settings of the pipeline.
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +105,11 @@ impl CommitPipeline {
         assert!(config.queue_requests_max > 0);
         let (sender, receiver) = mpsc::channel(config.queue_requests_max);
         let (close, closed) = oneshot::channel();
-        let handle = tokio::spawn(run(store, receiver, closed));
+        let in_flight_max = match store.backend() {
+            Backend::Sqlite => SQLITE_BATCHES_IN_FLIGHT_MAX,
+            Backend::Postgres => POSTGRES_BATCHES_IN_FLIGHT_MAX,
+        };
+        let handle = tokio::spawn(run(store, receiver, closed, in_flight_max));
         (Self { sender }, PipelineTask { close, handle })
     }
 
@@ -116,7 +133,13 @@ impl CommitPipeline {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, mut closed: oneshot::Receiver<()>) {
+async fn run(
+    store: Store,
+    mut receiver: mpsc::Receiver<Job>,
+    mut closed: oneshot::Receiver<()>,
+    in_flight_max: usize,
+) {
+    let in_flight = Arc::new(Semaphore::new(in_flight_max));
     let mut expiry = tokio::time::interval(Duration::from_millis(EXPIRY_INTERVAL_MS));
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A job taken from the queue that did not fit in the previous batch.
@@ -143,6 +166,8 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, mut closed: onesho
                 }
             },
         };
+        // Wait for a place before gathering the batch: what arrives meanwhile joins it.
+        let place = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
         let mut events = first.events;
         let mut batch = vec![first];
         while events < ledger::BATCH_EVENTS_MAX {
@@ -159,8 +184,15 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Job>, mut closed: onesho
             }
         }
         metrics::gauge!("coffer_commit_queue_depth").set(receiver.len() as f64);
-        commit(&store, batch, events).await;
+        let store = store.clone();
+        tokio::spawn(async move {
+            commit(&store, batch, events).await;
+            drop(place);
+        });
     }
+    // Every batch handed over is answered before the pipeline reports itself drained.
+    let all = u32::try_from(in_flight_max).expect("a handful of places");
+    let _ = in_flight.acquire_many(all).await;
     debug!("commit pipeline drained");
 }
 

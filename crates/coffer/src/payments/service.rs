@@ -106,9 +106,9 @@ impl Payments {
         events: Vec<EventDraft>,
     ) -> Result<Vec<CreateTransferResult>, PaymentError> {
         let count = transfers.len();
-        let command = Command::CreateTransfersWithNotes { transfers, notes, events };
+        let command = Command::CreateTransfersWithNotes { transfers, notes, events, response: None };
         match self.pipeline.submit(command).await.map_err(WalletError::from)? {
-            Outcome::Transfers(results) if results.len() == count => Ok(results),
+            Outcome::Noted(noted) if noted.results.len() == count => Ok(noted.results),
             other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
         }
     }
@@ -127,6 +127,7 @@ impl Payments {
         let currency = Currency::parse(&wallet.currency).ok_or(WalletError::CurrencyNotSupported)?;
         let facts =
             TransferFacts { transfer_id, kind, operation, amount: row.amount, currency, description: None };
+        let wallet = crate::wallets::WalletFacts::from(&wallet);
         Ok(events::transfer_drafts(&facts, &[Leg { wallet: &wallet, direction, counterparty: None }]))
     }
 

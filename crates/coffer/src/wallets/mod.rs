@@ -10,7 +10,10 @@ pub mod money;
 pub mod service;
 
 pub use money::Currency;
-pub use service::{Balance, Recipient, TransferRequest, TransferView, WalletError, Wallets};
+pub use service::{
+    Answer, Balance, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError, WalletFacts,
+    Wallets,
+};
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;

@@ -1,12 +1,15 @@
 //! The wallet service: create and read wallets, move money between them, read history.
 //! It knows the ledger and the store, not HTTP.
 
-use std::{collections::HashSet, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use ledger::{Account, AccountFlags, CreateAccountResult, CreateTransferResult, Transfer};
 use store::{
-    Command, EventDraft, NewWallet, OperationFilter, OperationRow, Outcome, Store, StoreError, TransferNote,
-    WalletRow, WalletType,
+    Command, EventDraft, IdempotencyKey, KeyedResponse, NewWallet, Noted, OperationFilter, OperationRow,
+    Outcome, ResponseDraft, Store, StoreError, StoredResponse, TransferNote, WalletRow, WalletType,
 };
 use uuid::Uuid;
 
@@ -51,6 +54,28 @@ pub enum WalletError {
     Store(#[from] StoreError),
     #[error("the ledger answered {0} unexpectedly")]
     Ledger(String),
+}
+
+impl WalletError {
+    /// A copy of a refusal (what `chain_outcome` and the checks give); `None` for the
+    /// failures that carry a source (the pipeline's, the store's), which are not refusals.
+    pub fn clone_refusal(&self) -> Option<Self> {
+        Some(match self {
+            Self::WalletNotFound => Self::WalletNotFound,
+            Self::TransferNotFound => Self::TransferNotFound,
+            Self::RecipientNotFound => Self::RecipientNotFound,
+            Self::CurrencyNotSupported => Self::CurrencyNotSupported,
+            Self::CurrencyMismatch => Self::CurrencyMismatch,
+            Self::SameWallet => Self::SameWallet,
+            Self::InsufficientFunds => Self::InsufficientFunds,
+            Self::TooManyWallets(max) => Self::TooManyWallets(*max),
+            Self::CreditLimitNotAllowed => Self::CreditLimitNotAllowed,
+            Self::FailedBefore(result) => Self::FailedBefore(*result),
+            Self::KeyReused => Self::KeyReused,
+            Self::Ledger(answer) => Self::Ledger(answer.clone()),
+            Self::Commit(_) | Self::Store(_) => return None,
+        })
+    }
 }
 
 /// A wallet's balances as the customer sees them, in minor units. For a credit-card
@@ -113,6 +138,52 @@ pub struct TransferRequest {
     pub description: Option<String>,
 }
 
+/// What never changes about a wallet once it is created: served from memory on the
+/// request path (wallets are never edited or deleted), balances are not among them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletFacts {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub currency: String,
+    pub wallet_type: WalletType,
+    pub credit_limit: u64,
+}
+
+impl From<&WalletRow> for WalletFacts {
+    fn from(wallet: &WalletRow) -> Self {
+        Self {
+            id: wallet.id,
+            customer_id: wallet.customer_id,
+            currency: wallet.currency.clone(),
+            wallet_type: wallet.wallet_type,
+            credit_limit: wallet.credit_limit,
+        }
+    }
+}
+
+/// Wallets whose facts are kept in memory at most: about 100 bytes each, so the cache stays
+/// under ~7 MB; when full it starts over (a miss is one indexed read).
+const WALLET_FACTS_CACHED_MAX: usize = 65_536;
+
+/// Renders a keyed request's answer from what its operation came to, inside the batch
+/// that commits it; `None` for an outcome not to remember (a failure of ours). Supplied by
+/// the HTTP layer, which alone knows how an answer looks.
+pub type RenderAnswer =
+    Arc<dyn Fn(Result<&TransferView, &WalletError>) -> Option<StoredResponse> + Send + Sync>;
+
+/// A keyed request whose answer is remembered in the batch that moves its money.
+#[derive(Clone)]
+pub struct Answer {
+    pub key: IdempotencyKey,
+    pub render: RenderAnswer,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
 /// A transfer as the API shows it.
 #[derive(Clone, Debug)]
 pub struct TransferView {
@@ -173,6 +244,20 @@ pub fn chain_outcome(results: &[CreateTransferResult]) -> Result<(), WalletError
     })
 }
 
+/// `view` as the ledger posted it, or why it did not: the head of the chain names the
+/// operation, and its timestamp is the transfer's (a retry finds the first one's).
+fn posted_view(
+    view: &TransferView,
+    results: &[CreateTransferResult],
+    timestamps: &[u64],
+) -> Result<TransferView, WalletError> {
+    chain_outcome(results)?;
+    let created_at = timestamps.first().copied().filter(|timestamp| *timestamp > 0);
+    let created_at =
+        created_at.ok_or_else(|| WalletError::Ledger("a posted transfer has no timestamp".into()))?;
+    Ok(TransferView { created_at, ..view.clone() })
+}
+
 /// The wallet service. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Wallets {
@@ -181,6 +266,8 @@ pub struct Wallets {
     fees: Fees,
     /// System accounts known to exist, so each is created once per process.
     system_accounts: Mutex<HashSet<u128>>,
+    /// Wallet facts by id (bounded by [`WALLET_FACTS_CACHED_MAX`]).
+    facts: Mutex<HashMap<Uuid, WalletFacts>>,
 }
 
 impl Wallets {
@@ -192,7 +279,13 @@ impl Wallets {
         assert!(
             [fees.transfer_bps, fees.top_up_bps, fees.withdrawal_bps].iter().all(|bps| *bps <= FEE_BPS_MAX)
         );
-        Self { store, pipeline, fees, system_accounts: Mutex::new(HashSet::new()) }
+        Self {
+            store,
+            pipeline,
+            fees,
+            system_accounts: Mutex::new(HashSet::new()),
+            facts: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn fees(&self) -> Fees {
@@ -244,7 +337,7 @@ impl Wallets {
     async fn create_accounts(&self, accounts: Vec<Account>) -> Result<Vec<CreateAccountResult>, WalletError> {
         match self.submit(Command::CreateAccounts(accounts)).await? {
             Outcome::Accounts(results) => Ok(results),
-            Outcome::Transfers(_) => Err(WalletError::Ledger("transfer results for accounts".into())),
+            other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}"))),
         }
     }
 
@@ -253,10 +346,35 @@ impl Wallets {
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
         events: Vec<EventDraft>,
-    ) -> Result<Vec<CreateTransferResult>, WalletError> {
-        match self.submit(Command::CreateTransfersWithNotes { transfers, notes, events }).await? {
-            Outcome::Transfers(results) => Ok(results),
-            Outcome::Accounts(_) => Err(WalletError::Ledger("account results for transfers".into())),
+        response: Option<KeyedResponse>,
+    ) -> Result<Noted, WalletError> {
+        let count = transfers.len();
+        match self.submit(Command::CreateTransfersWithNotes { transfers, notes, events, response }).await? {
+            Outcome::Noted(noted) if noted.results.len() == count => Ok(noted),
+            other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// The facts of wallet `id`, from memory after the first read.
+    pub async fn facts(&self, id: Uuid) -> Result<Option<WalletFacts>, WalletError> {
+        if let Some(facts) = self.facts.lock().expect("not poisoned").get(&id) {
+            return Ok(Some(facts.clone()));
+        }
+        let Some(wallet) = self.store.wallet(id).await? else { return Ok(None) };
+        let facts = WalletFacts::from(&wallet);
+        let mut cache = self.facts.lock().expect("not poisoned");
+        if cache.len() >= WALLET_FACTS_CACHED_MAX {
+            cache.clear();
+        }
+        cache.insert(id, facts.clone());
+        Ok(Some(facts))
+    }
+
+    /// The wallet's facts, if `customer_id` owns it (someone else's wallet is "not found").
+    async fn owned_facts(&self, customer_id: Uuid, wallet_id: Uuid) -> Result<WalletFacts, WalletError> {
+        match self.facts(wallet_id).await? {
+            Some(wallet) if wallet.customer_id == customer_id => Ok(wallet),
+            _ => Err(WalletError::WalletNotFound),
         }
     }
 
@@ -331,7 +449,7 @@ impl Wallets {
                 ..Default::default()
             };
             let note = TransferNote { transfer_id: grant.id, kind: "credit_line".into(), description: None };
-            match self.create_transfers(vec![grant], vec![note], Vec::new()).await?[..] {
+            match self.create_transfers(vec![grant], vec![note], Vec::new(), None).await?.results[..] {
                 [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
                 [other] => return Err(WalletError::Ledger(format!("credit line: {other}"))),
                 _ => return Err(WalletError::Ledger("one result per transfer".into())),
@@ -386,24 +504,28 @@ impl Wallets {
     }
 
     /// Moves money from one of the customer's wallets. `id` is the ledger transfer id,
-    /// derived by the caller from the idempotency key.
+    /// derived by the caller from the idempotency key. With `answer`, the request's answer
+    /// is remembered under its key in the batch that moves the money, and returned too.
     pub async fn transfer(
         &self,
         customer_id: Uuid,
         id: u128,
         request: TransferRequest,
-    ) -> Result<TransferView, WalletError> {
-        let from = self.owned(customer_id, request.from_wallet_id).await?;
+        answer: Option<Answer>,
+    ) -> Result<(TransferView, Option<StoredResponse>), WalletError> {
+        let from = self.owned_facts(customer_id, request.from_wallet_id).await?;
         let currency = Currency::parse(&from.currency).ok_or(WalletError::CurrencyNotSupported)?;
         let to = match request.to {
             Recipient::Wallet(wallet_id) => {
-                self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)?
+                self.facts(wallet_id).await?.ok_or(WalletError::WalletNotFound)?
             }
-            Recipient::Customer(recipient) => self
-                .store
-                .default_wallet(recipient, currency.code())
-                .await?
-                .ok_or(WalletError::RecipientNotFound)?,
+            Recipient::Customer(recipient) => WalletFacts::from(
+                &self
+                    .store
+                    .default_wallet(recipient, currency.code())
+                    .await?
+                    .ok_or(WalletError::RecipientNotFound)?,
+            ),
         };
         if to.id == from.id {
             return Err(WalletError::SameWallet);
@@ -443,24 +565,32 @@ impl Wallets {
                 Leg { wallet: &to, direction: Direction::In, counterparty: Some(from.id) },
             ],
         );
-        let results = self.create_transfers(transfers, notes, drafts).await?;
-        chain_outcome(&results)?;
-        // Only the ledger knows the timestamp; everything else the request already holds.
-        let stored = self
-            .store
-            .transfer(id)
-            .await?
-            .ok_or(WalletError::Ledger("a posted transfer is missing".into()))?;
-        Ok(TransferView {
+        // Everything but the ledger's timestamp is known now.
+        let view = TransferView {
             id: Uuid::from_u128(id),
             status: "posted",
-            amount: stored.amount,
+            amount: request.amount,
             currency,
             from_wallet_id: from.id,
             to_wallet_id: to.id,
             description: request.description,
-            created_at: stored.timestamp,
-        })
+            created_at: 0,
+        };
+        let response = answer.map(|answer| {
+            let view = view.clone();
+            let render = answer.render;
+            KeyedResponse {
+                key: answer.key,
+                created_at: store::now_ns(),
+                draft: ResponseDraft::AfterBatch(Arc::new(move |results, timestamps| {
+                    let outcome = posted_view(&view, results, timestamps);
+                    render(outcome.as_ref())
+                })),
+            }
+        });
+        let noted = self.create_transfers(transfers, notes, drafts, response).await?;
+        let view = posted_view(&view, &noted.results, &noted.timestamps)?;
+        Ok((view, noted.response))
     }
 
     /// Pays a merchant from one of the customer's wallets: wallet → the currency's
@@ -504,15 +634,11 @@ impl Wallets {
         };
         let drafts = events::transfer_drafts(
             &facts,
-            &[Leg { wallet: &from, direction: Direction::Out, counterparty: None }],
+            &[Leg { wallet: &WalletFacts::from(&from), direction: Direction::Out, counterparty: None }],
         );
-        chain_outcome(&self.create_transfers(transfers, notes, drafts).await?)?;
-        let stored = self
-            .store
-            .transfer(id)
-            .await?
-            .ok_or(WalletError::Ledger("a posted payment is missing".into()))?;
-        Ok((from, stored.timestamp))
+        let noted = self.create_transfers(transfers, notes, drafts, None).await?;
+        chain_outcome(&noted.results)?;
+        Ok((from, noted.timestamps[0]))
     }
 
     /// Reverses a P2P transfer (an admin's decision: a dispute, a mistake): a new transfer
@@ -546,8 +672,8 @@ impl Wallets {
             description: Some(format!("reversal of {original}")),
         };
         let (payer, payee) = (
-            self.store.wallet(Uuid::from_u128(reversal.debit_account_id)).await?,
-            self.store.wallet(Uuid::from_u128(reversal.credit_account_id)).await?,
+            self.facts(Uuid::from_u128(reversal.debit_account_id)).await?,
+            self.facts(Uuid::from_u128(reversal.credit_account_id)).await?,
         );
         let description = format!("reversal of {original}");
         let facts = TransferFacts {
@@ -574,18 +700,18 @@ impl Wallets {
             });
         }
         let drafts = events::transfer_drafts(&facts, &legs);
-        chain_outcome(&self.create_transfers(vec![reversal], vec![note], drafts).await?)?;
-        let stored = self.store.transfer(reversal_id).await?.ok_or(WalletError::TransferNotFound)?;
-        Ok(TransferView {
+        let view = TransferView {
             id: Uuid::from_u128(reversal_id),
             status: "posted",
-            amount: stored.amount,
+            amount: reversal.amount,
             currency,
-            from_wallet_id: Uuid::from_u128(stored.debit_account_id),
-            to_wallet_id: Uuid::from_u128(stored.credit_account_id),
-            description: Some(format!("reversal of {original}")),
-            created_at: stored.timestamp,
-        })
+            from_wallet_id: Uuid::from_u128(reversal.debit_account_id),
+            to_wallet_id: Uuid::from_u128(reversal.credit_account_id),
+            description: Some(description),
+            created_at: 0,
+        };
+        let noted = self.create_transfers(vec![reversal], vec![note], drafts, None).await?;
+        posted_view(&view, &noted.results, &noted.timestamps)
     }
 
     /// A P2P transfer the customer sent or received; `None` for anything else.
