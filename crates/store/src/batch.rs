@@ -271,6 +271,10 @@ pub(crate) async fn run<T: LedgerTx>(
         tx.write_events(&events).await?;
     }
     if !responses.is_empty() {
+        // One answer per key and batch (the first): a key's requests are serialised by
+        // its node's lease, so this only guards the upsert's one-row-per-key rule.
+        let mut keys = std::collections::HashSet::new();
+        responses.retain(|row: &ResponseRow| keys.insert((row.key.owner_id, row.key.key.clone())));
         tx.write_responses(&responses).await?;
     }
     Ok(BatchOutput { outcomes, expired })

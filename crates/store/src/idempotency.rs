@@ -80,7 +80,8 @@ pub(crate) struct ResponseRow {
     pub response: StoredResponse,
 }
 
-/// The upsert of one answered key, with `$n` placeholders (adapted per backend). It fills
+/// The upsert of one answered key, with `$n` placeholders (the embedded writer runs it per
+/// row; PostgreSQL runs the same upsert over arrays in one statement). It fills
 /// a key only while it is unanswered and was claimed for the same request: a first answer
 /// is never replaced.
 pub(crate) const UPSERT_RESPONSE: &str = "INSERT INTO idempotency_keys \
@@ -90,25 +91,6 @@ pub(crate) const UPSERT_RESPONSE: &str = "INSERT INTO idempotency_keys \
      response_body = excluded.response_body \
      WHERE idempotency_keys.response_status IS NULL \
      AND idempotency_keys.request_hash = excluded.request_hash";
-
-/// Writes `$rows` (`&[ResponseRow]`) on `$connection` (an open transaction), with `$sql`
-/// the backend's placeholder adapter; one prepared statement, run per row.
-macro_rules! upsert_responses {
-    ($connection:expr, $sql:expr, $rows:expr) => {
-        for row in $rows {
-            sqlx::query(($sql)($crate::idempotency::UPSERT_RESPONSE))
-                .bind(row.key.owner_id)
-                .bind(&row.key.key)
-                .bind(&row.key.request_hash)
-                .bind(i32::from(row.response.status))
-                .bind(&row.response.body)
-                .bind($crate::codec::saturating(row.created_at))
-                .execute(&mut *$connection)
-                .await?;
-        }
-    };
-}
-pub(crate) use upsert_responses;
 
 impl Store {
     /// What became of `key` before, without claiming it: `None` when the key is free (never

@@ -206,12 +206,45 @@ impl LedgerTx for PostgresTx<'_> {
     }
 
     async fn write_events(&mut self, events: &[crate::NewEvent]) -> Result<()> {
-        crate::outbox::insert_events!(self.connection, |text: &'static str| text, events);
+        // One statement for the batch's events; ORDINALITY keeps their order in `seq`.
+        sqlx::query(
+            "INSERT INTO outbox (id, type, customer_id, payload, created_at) \
+             SELECT id, type, customer_id, payload, created_at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::int8[]) \
+             WITH ORDINALITY AS e(id, type, customer_id, payload, created_at, n) ORDER BY n",
+        )
+        .bind(events.iter().map(|event| event.id).collect::<Vec<_>>())
+        .bind(events.iter().map(|event| event.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|event| event.customer_id).collect::<Vec<_>>())
+        .bind(events.iter().map(|event| event.payload.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|event| crate::codec::saturating(event.created_at)).collect::<Vec<_>>())
+        .execute(&mut *self.connection)
+        .await?;
         Ok(())
     }
 
     async fn write_responses(&mut self, rows: &[crate::idempotency::ResponseRow]) -> Result<()> {
-        crate::idempotency::upsert_responses!(self.connection, |text: &'static str| text, rows);
+        // The same upsert as `idempotency::UPSERT_RESPONSE`, for all rows in one statement
+        // (the batch never holds two answers for one key).
+        sqlx::query(
+            "INSERT INTO idempotency_keys \
+             (owner_id, key, request_hash, response_status, response_body, locked_until, created_at) \
+             SELECT owner_id, key, request_hash, status, body, created_at, created_at \
+             FROM UNNEST($1::uuid[], $2::text[], $3::bytea[], $4::int4[], $5::text[], $6::int8[]) \
+             AS r(owner_id, key, request_hash, status, body, created_at) \
+             ON CONFLICT (owner_id, key) DO UPDATE SET response_status = EXCLUDED.response_status, \
+             response_body = EXCLUDED.response_body \
+             WHERE idempotency_keys.response_status IS NULL \
+             AND idempotency_keys.request_hash = EXCLUDED.request_hash",
+        )
+        .bind(rows.iter().map(|row| row.key.owner_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.key.key.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.key.request_hash.as_slice()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| i32::from(row.response.status)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| row.response.body.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|row| crate::codec::saturating(row.created_at)).collect::<Vec<_>>())
+        .execute(&mut *self.connection)
+        .await?;
         Ok(())
     }
 
