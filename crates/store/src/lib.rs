@@ -201,6 +201,31 @@ pub enum Backend {
     Postgres,
 }
 
+/// A committed batch on its way to being durable (see [`Store::commit_staged`]).
+#[derive(Debug)]
+pub struct Durable {
+    inner: DurableInner,
+    count: usize,
+}
+
+#[derive(Debug)]
+enum DurableInner {
+    Ready(Result<Vec<Outcome>>),
+    Syncing(sqlite::Syncing),
+}
+
+impl Durable {
+    /// The batch's outcomes, one per command, once it is durable; or why it failed.
+    pub async fn outcomes(self) -> Result<Vec<Outcome>> {
+        let outcomes = match self.inner {
+            DurableInner::Ready(outcomes) => outcomes?,
+            DurableInner::Syncing(syncing) => syncing.output().await?.outcomes,
+        };
+        assert_eq!(outcomes.len(), self.count, "one outcome per command");
+        Ok(outcomes)
+    }
+}
+
 /// The ledger store. Cheap to clone; clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -318,12 +343,29 @@ impl Store {
     /// it. The batch also expires up to a bounded number of due pending transfers first,
     /// so that a post or void never races an expiry that is already due.
     pub async fn commit(&self, commands: &[Command]) -> Result<Vec<Outcome>> {
-        if commands.is_empty() {
-            return Ok(Vec::new());
-        }
-        let output = dispatch!(self, backend => backend.commit(commands, batch::COMMIT_EXPIRIES_MAX).await)?;
-        assert_eq!(output.outcomes.len(), commands.len());
-        Ok(output.outcomes)
+        self.commit_staged(commands).await.outcomes().await
+    }
+
+    /// [`Store::commit`] in two steps, for a pipeline that overlaps batches: returns once
+    /// the batch's transaction is over, with what resolves once it is durable
+    /// ([`Durable::outcomes`]). On SQLite the next batch can be applied meanwhile (the
+    /// embedded writer syncs in the background); on PostgreSQL the commit is the sync, and
+    /// the outcomes are ready at once.
+    pub async fn commit_staged(&self, commands: &[Command]) -> Durable {
+        let count = commands.len();
+        let inner = if commands.is_empty() {
+            DurableInner::Ready(Ok(Vec::new()))
+        } else {
+            match &*self.inner {
+                Inner::Sqlite(backend) => {
+                    DurableInner::Syncing(backend.commit_staged(commands, batch::COMMIT_EXPIRIES_MAX).await)
+                }
+                Inner::Postgres(backend) => DurableInner::Ready(
+                    backend.commit(commands, batch::COMMIT_EXPIRIES_MAX).await.map(|output| output.outcomes),
+                ),
+            }
+        };
+        Durable { inner, count }
     }
 
     /// Expires up to `limit` due pending transfers; returns how many expired.

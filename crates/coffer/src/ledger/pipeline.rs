@@ -11,10 +11,12 @@
 //! letting waiting requests pile up without bound. While idle, the pipeline also expires
 //! due pending transfers, so holds are released without any request arriving.
 //!
-//! Batches overlap: on SQLite the store commits batch N+1 while it makes batch N durable
-//! (see the store's embedded writer), so the pipeline hands a batch over as soon as one of
-//! [`SQLITE_BATCHES_IN_FLIGHT_MAX`] places is free rather than waiting for the previous
-//! batch's reply. A batch's callers are answered when the store says it is durable.
+//! Batches overlap: on SQLite the store applies batch N+1 while it makes batch N durable
+//! (see the store's embedded writer). The pipeline hands the store one batch at a time and
+//! gathers the next while the store applies it — so a batch holds everything that arrived
+//! meanwhile — but it does not wait for a batch's sync before handing over the next: up to
+//! [`SQLITE_BATCHES_IN_FLIGHT_MAX`] batches may be waiting for their sync. A batch's
+//! callers are answered when the store says it is durable.
 
 use std::{sync::Arc, time::Duration};
 
@@ -33,12 +35,11 @@ const EXPIRY_INTERVAL_MS: u64 = 1_000;
 /// writer for long while requests wait.
 const EXPIRY_BATCH_MAX: usize = 1_024;
 
-/// Batches handed to the SQLite store at once at most: one being applied, the others
-/// waiting for their sync. More would only make batches smaller while the disk syncs.
+/// Batches committed but not yet durable, at most: bounds the replies held while the disk
+/// syncs (one sync usually covers all of them).
 pub const SQLITE_BATCHES_IN_FLIGHT_MAX: usize = 4;
 
-/// On PostgreSQL a batch's commit is its sync (the server's), and concurrent batches would
-/// only queue on the ledger clock's row lock while each held a connection: one at a time.
+/// On PostgreSQL a batch's commit is its sync (the server's): nothing to overlap.
 pub const POSTGRES_BATCHES_IN_FLIGHT_MAX: usize = 1;
 
 /// Settings of the pipeline.
@@ -184,9 +185,18 @@ async fn run(
             }
         }
         metrics::gauge!("coffer_commit_queue_depth").set(receiver.len() as f64);
-        let store = store.clone();
+        let (commands, replies): (Vec<Command>, Vec<_>) =
+            batch.into_iter().map(|job| (job.command, job.reply)).unzip();
+        debug!(requests = commands.len(), events, "committing batch");
+        metrics::histogram!("coffer_commit_batch_events").record(events as f64);
+        metrics::histogram!("coffer_commit_batch_requests").record(commands.len() as f64);
+        let started = std::time::Instant::now();
+        // Returns once the batch's transaction is over; its sync goes on in the background.
+        let durable = store.commit_staged(&commands).await;
+        metrics::histogram!("coffer_commit_seconds").record(started.elapsed().as_secs_f64());
         tokio::spawn(async move {
-            commit(&store, batch, events).await;
+            answer(replies, durable.outcomes().await);
+            metrics::histogram!("coffer_commit_durable_seconds").record(started.elapsed().as_secs_f64());
             drop(place);
         });
     }
@@ -196,16 +206,12 @@ async fn run(
     debug!("commit pipeline drained");
 }
 
-async fn commit(store: &Store, batch: Vec<Job>, events: usize) {
-    let (commands, replies): (Vec<Command>, Vec<_>) =
-        batch.into_iter().map(|job| (job.command, job.reply)).unzip();
-    debug!(requests = commands.len(), events, "committing batch");
-    metrics::histogram!("coffer_commit_batch_events").record(events as f64);
-    metrics::histogram!("coffer_commit_batch_requests").record(commands.len() as f64);
-    let started = std::time::Instant::now();
-    let committed = store.commit(&commands).await;
-    metrics::histogram!("coffer_commit_seconds").record(started.elapsed().as_secs_f64());
-    match committed {
+/// Answers a batch's callers, each with its own outcome, once the batch is durable.
+fn answer(
+    replies: Vec<oneshot::Sender<Result<Outcome, CommitError>>>,
+    outcomes: Result<Vec<Outcome>, StoreError>,
+) {
+    match outcomes {
         Ok(outcomes) => {
             assert_eq!(outcomes.len(), replies.len(), "one outcome per command");
             for (reply, outcome) in replies.into_iter().zip(outcomes) {

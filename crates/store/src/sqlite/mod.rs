@@ -42,6 +42,7 @@ pub(crate) const BUSY_TIMEOUT_MS: u64 = 5_000;
 mod writer;
 
 use writer::LedgerWriter;
+pub(crate) use writer::Syncing;
 
 /// SQLite's default limit on bound variables per statement (`SQLITE_MAX_VARIABLE_NUMBER`
 /// since 3.32). Multi-row statements stay under it.
@@ -185,6 +186,10 @@ impl SqliteStore {
 
     pub(crate) async fn commit(&self, commands: &[Command], expire_limit: usize) -> Result<BatchOutput> {
         self.ledger.commit(commands, expire_limit).await
+    }
+
+    pub(crate) async fn commit_staged(&self, commands: &[Command], expire_limit: usize) -> writer::Syncing {
+        self.ledger.commit_staged(commands, expire_limit).await
     }
 
     pub(crate) async fn accounts(&self, ids: &[u128]) -> Result<Vec<Account>> {

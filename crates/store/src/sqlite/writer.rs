@@ -61,7 +61,23 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 struct Job {
     commands: Vec<Command>,
     expire_limit: usize,
+    /// Told (or dropped, when the batch failed) once the transaction is over, so that the
+    /// next batch can be gathered while this one syncs.
+    committed: oneshot::Sender<()>,
     reply: oneshot::Sender<Result<BatchOutput>>,
+}
+
+/// A batch handed to the writer: its transaction is over (committed or failed), and
+/// [`Syncing::output`] resolves once it is durable (or with its error).
+#[derive(Debug)]
+pub(crate) struct Syncing {
+    reply: oneshot::Receiver<Result<BatchOutput>>,
+}
+
+impl Syncing {
+    pub(crate) async fn output(self) -> Result<BatchOutput> {
+        self.reply.await.map_err(|_| StoreError::Closed)?
+    }
 }
 
 /// A committed batch waiting for the sync that makes it durable.
@@ -124,13 +140,30 @@ impl LedgerWriter {
         Ok(Self { jobs: std::sync::Mutex::new(Some(sender)) })
     }
 
-    /// Runs `commands` (and up to `expire_limit` expiries) as one transaction on the writer.
+    /// Runs `commands` (and up to `expire_limit` expiries) as one transaction on the writer
+    /// and returns once it is durable.
     pub(crate) async fn commit(&self, commands: &[Command], expire_limit: usize) -> Result<BatchOutput> {
-        let sender = self.jobs.lock().expect("not poisoned").clone().ok_or(StoreError::Closed)?;
+        self.commit_staged(commands, expire_limit).await.output().await
+    }
+
+    /// Runs `commands` as one transaction on the writer and returns once the transaction
+    /// is over, with what resolves once it is durable.
+    pub(crate) async fn commit_staged(&self, commands: &[Command], expire_limit: usize) -> Syncing {
         let (reply, answer) = oneshot::channel();
-        let job = Job { commands: commands.to_vec(), expire_limit, reply };
-        sender.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let syncing = Syncing { reply: answer };
+        let Some(sender) = self.jobs.lock().expect("not poisoned").clone() else {
+            let _ = reply.send(Err(StoreError::Closed));
+            return syncing;
+        };
+        let (committed, over) = oneshot::channel();
+        let job = Job { commands: commands.to_vec(), expire_limit, committed, reply };
+        if let Err(refused) = sender.send(job).await {
+            let _ = refused.0.reply.send(Err(StoreError::Closed));
+            return syncing;
+        }
+        // Dropped unsent when the batch failed: its error is in the reply.
+        let _ = over.await;
+        syncing
     }
 
     /// Stops taking batches; the thread ends after those already sent.
@@ -175,6 +208,7 @@ fn serve(
         }
         match commit_retrying(&mut connection, &job.commands, job.expire_limit) {
             Ok(output) => {
+                let _ = job.committed.send(());
                 if let Err(unsent) = committed.send(Committed { output, reply: job.reply }) {
                     // The syncer is gone (it only stops when this thread does).
                     let _ = unsent.0.reply.send(Err(StoreError::Closed));
