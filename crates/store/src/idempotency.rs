@@ -92,6 +92,10 @@ pub(crate) const UPSERT_RESPONSE: &str = "INSERT INTO idempotency_keys \
      WHERE idempotency_keys.response_status IS NULL \
      AND idempotency_keys.request_hash = excluded.request_hash";
 
+/// The stored state of one key, with `$n` placeholders.
+pub(crate) const SELECT_KEY: &str = "SELECT request_hash, response_status, response_body, locked_until \
+     FROM idempotency_keys WHERE owner_id = $1 AND key = $2";
+
 impl Store {
     /// What became of `key` before, without claiming it: `None` when the key is free (never
     /// used, or held by a request whose lease ran out at `now`). A read: the claim of a
@@ -99,14 +103,8 @@ impl Store {
     /// transfers.
     pub async fn idempotency_lookup(&self, key: &IdempotencyKey, now: u64) -> Result<Option<Begin>> {
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql(
-                "SELECT request_hash, response_status, response_body, locked_until FROM idempotency_keys \
-                 WHERE owner_id = $1 AND key = $2",
-            ))
-            .bind(key.owner_id)
-            .bind(&key.key)
-            .fetch_optional(pool)
-            .await?;
+            let row =
+                sqlx::query(sql(SELECT_KEY)).bind(key.owner_id).bind(&key.key).fetch_optional(pool).await?;
             let Some(row) = row else { return Ok(None) };
             let hash: Vec<u8> = row.try_get("request_hash")?;
             let status: Option<i32> = row.try_get("response_status")?;

@@ -315,14 +315,11 @@ impl Store {
             if inserted == 1 {
                 return Ok(Begin::Started);
             }
-            let row = sqlx::query(sql(
-                "SELECT request_hash, response_status, response_body, locked_until FROM idempotency_keys \
-                 WHERE owner_id = $1 AND key = $2",
-            ))
-            .bind(key.owner_id)
-            .bind(&key.key)
-            .fetch_one(pool)
-            .await?;
+            let row = sqlx::query(sql(crate::idempotency::SELECT_KEY))
+                .bind(key.owner_id)
+                .bind(&key.key)
+                .fetch_one(pool)
+                .await?;
             let hash: Vec<u8> = row.try_get("request_hash")?;
             let held_until: i64 = row.try_get("locked_until")?;
             let found = crate::idempotency::judge(
