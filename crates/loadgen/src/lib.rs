@@ -10,6 +10,7 @@
 //! - `latency`: bounded latency recording;
 //! - `core`: the ledger core alone, in memory, one thread;
 //! - `api`: the HTTP client for the ledger API;
+//! - `wire`: a light HTTP/1.1 client (raw keep-alive connections, pre-built requests);
 //! - `commits`: what the server's commit pipeline did while measuring (from `/metrics`);
 //! - `http`: the `batch`, `single` and `reads` scenarios and the checks after them;
 //! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
@@ -31,6 +32,7 @@ pub mod reports;
 pub mod run;
 pub mod server;
 pub mod wallet;
+pub mod wire;
 pub mod workload;
 
 pub use run::{Options, Scenario, run};
