@@ -59,6 +59,18 @@ pub enum Scenario {
     Reports,
 }
 
+/// What drives the `single`, `reads` and `wallet` scenarios (`batch`, the setup and the
+/// checks always use reqwest: they send few requests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Client {
+    /// The light HTTP/1.1 client (`wire`): raw keep-alive connections, requests built
+    /// once and patched in place, only what the checks need parsed.
+    #[default]
+    Light,
+    /// reqwest, as before the light client: reproduces the figures taken with it.
+    Reqwest,
+}
+
 /// The size of the `reports` scenario's history and how many reports it times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReportsOptions {
@@ -115,6 +127,8 @@ pub struct Options {
     pub batch_size: usize,
     /// Wallets the transfers move money between.
     pub accounts: usize,
+    /// What drives `single`, `reads` and `wallet`.
+    pub client: Client,
     pub baseline: BaselineDatabase,
     /// The `reports` scenario's sizes.
     pub reports: ReportsOptions,
@@ -381,10 +395,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     WriteMode::Single { .. } => "single".into(),
                 };
                 match run_write(options, target, shape, mode, &label).await {
-                    Ok((row, failures, commits)) => {
+                    Ok((row, failures, notes)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
-                        report.notes.extend(commits);
+                        report.notes.extend(notes);
                     }
                     Err(error) => report.failures.push(format!(
                         "{label} {} on {}: {error:#}",
@@ -397,10 +411,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         if options.wants(Scenario::Wallet) {
             for shape in Shape::ALL {
                 match run_wallet(options, target, shape).await {
-                    Ok((row, failures, commits)) => {
+                    Ok((row, failures, notes)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
-                        report.notes.extend(commits);
+                        report.notes.extend(notes);
                     }
                     Err(error) => report.failures.push(format!(
                         "wallet {} on {}: {error:#}",
@@ -412,9 +426,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         }
         if options.wants(Scenario::Reads) {
             match run_reads(options, target).await {
-                Ok((row, failures)) => {
+                Ok((row, failures, notes)) => {
                     report.rows.push(row);
                     report.failures.extend(failures);
+                    report.notes.extend(notes);
                 }
                 Err(error) => report.failures.push(format!("reads on {}: {error:#}", target.name())),
             }
@@ -444,6 +459,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted)".into(),
         );
     }
+    if options.wants(Scenario::Single) || options.wants(Scenario::Reads) || options.wants(Scenario::Wallet) {
+        report.notes.push(match options.client {
+            Client::Light => "client: light (raw keep-alive HTTP/1.1, one connection per worker, pre-built requests patched in place) for single, reads and wallet; reqwest for batch, setup and checks (--client reqwest for the old figures)".into(),
+            Client::Reqwest => "client: reqwest for every scenario (--client reqwest)".into(),
+        });
+    }
     report.compute_ratios();
     if options.scenario != Scenario::Reports {
         report.notes.push(
@@ -459,13 +480,13 @@ async fn run_write(
     shape: Shape,
     mode: WriteMode,
     label: &str,
-) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
+) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, mode.connections()).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        http::run_writes(&running.api, layout.clone(), shape, mode, clock),
+        http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -501,14 +522,24 @@ async fn run_write(
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
-    Ok((row, failures, commits))
+    let scenario = format!("{label} {} on {}", shape.name(), target.name());
+    let notes = commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).collect();
+    Ok((row, failures, notes))
+}
+
+/// A note when the light client had to open connections again: each is a connection the
+/// server closed or a request that failed, and a cost the figure includes.
+fn reconnects_note(scenario: &str, reconnects: u64) -> Option<String> {
+    (reconnects > 0).then(|| {
+        format!("{scenario}: the light client opened {reconnects} connections again (the server closed them, or a failed request's was dropped)")
+    })
 }
 
 async fn run_wallet(
     options: &Options,
     target: &Target,
     shape: Shape,
-) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
+) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let (base_url, admin_key) = (running.base_url.clone(), running.admin_key.clone());
     let client = coffer::notifications::http_client()
@@ -519,7 +550,7 @@ async fn run_wallet(
     let customers = Arc::new(wallet::setup(&client, &base_url).await?);
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock),
+        wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -554,16 +585,18 @@ async fn run_wallet(
     }
     .row("wallet", shape.name(), target, options.connections, "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
-    Ok((row, failures, commits))
+    let scenario = format!("wallet {} on {}", shape.name(), target.name());
+    let notes = commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).collect();
+    Ok((row, failures, notes))
 }
 
-async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>)> {
+async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        http::run_reads(&running.api, layout, options.connections, clock),
+        http::run_reads(&running.api, layout, options.connections, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -592,7 +625,9 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     }
     .row("reads", Shape::Uniform.name(), target, options.connections, "reads/s", &failures)
     .with_latencies(&outcome.latencies);
-    Ok((row, failures))
+    let notes =
+        reconnects_note(&format!("reads on {}", target.name()), outcome.reconnects).into_iter().collect();
+    Ok((row, failures, notes))
 }
 
 /// The `reports` scenario on one backend: a Coffer child on a fresh database, the
