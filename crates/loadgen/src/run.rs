@@ -5,7 +5,11 @@
 //! name) runs per backend like the HTTP scenarios, on a history it loads first. A scenario that fails to run, or whose checks
 //! fail, is recorded and the run goes on; any failure makes the run fail at the end.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::bail;
 
@@ -242,6 +246,8 @@ impl Running {
 struct Measured {
     measured_ok: u64,
     measured: Duration,
+    /// Requests sent while measuring (the latencies recorded).
+    requests: u64,
     errors: u64,
     rss: Option<(u64, u64)>,
     cpu_cores: (Option<f64>, f64),
@@ -272,6 +278,10 @@ impl Measured {
             errors: self.errors,
             rss: self.rss,
             cpu_cores: Some(self.cpu_cores),
+            client_us_per_request: per_request_us(
+                self.cpu_cores.1 * self.measured.as_secs_f64(),
+                self.requests,
+            ),
             ratio: None,
             checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
         }
@@ -313,6 +323,11 @@ impl CpuStart {
     }
 }
 
+/// `cpu_seconds` spread over `requests`, in microseconds; `None` without requests.
+fn per_request_us(cpu_seconds: f64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
+}
+
 /// CPU time this process has used, in seconds (zero if /proc cannot say).
 pub fn own_cpu_seconds() -> f64 {
     crate::server::cpu_seconds_of(std::process::id()).unwrap_or(0.0)
@@ -335,9 +350,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         for shape in Shape::ALL {
             let (wallets, size, warmup, duration) =
                 (options.accounts, options.batch_size, options.warmup, options.duration);
+            let (cpu_start, started) = (own_cpu_seconds(), Instant::now());
             let outcome =
                 tokio::task::spawn_blocking(move || core::run(shape, wallets, size, warmup, duration))
                     .await??;
+            // The core runs in this process: its cores, warm-up included, are the harness's.
+            let cores =
+                (own_cpu_seconds() - cpu_start) / started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
             let checks = if outcome.failures.is_empty() { Checks::Passed } else { Checks::Failed };
             report.failures.extend(outcome.failures);
             report.rows.push(
@@ -354,7 +373,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     max: Duration::ZERO,
                     errors: outcome.errors,
                     rss: None,
-                    cpu_cores: None,
+                    cpu_cores: Some((None, cores)),
+                    client_us_per_request: None,
                     ratio: None,
                     checks,
                 }
@@ -456,7 +476,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     {
         report.notes.push("RSS: the Coffer child process, VmRSS after start and VmHWM after the load (from /proc/PID/status)".into());
         report.notes.push(
-            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted)".into(),
+            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted); cli us/req: the harness's CPU microseconds per request sent while measuring".into(),
         );
     }
     if options.wants(Scenario::Single) || options.wants(Scenario::Reads) || options.wants(Scenario::Wallet) {
@@ -513,6 +533,7 @@ async fn run_write(
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
@@ -579,6 +600,7 @@ async fn run_wallet(
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
@@ -619,6 +641,7 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
@@ -762,6 +785,10 @@ async fn run_reports(
                 errors: timed.wrong + timed.errors,
                 rss: if path == "http" { rss } else { None },
                 cpu_cores: Some(if path == "http" { cpu_cores } else { (None, in_process_cores) }),
+                client_us_per_request: per_request_us(
+                    if path == "http" { cpu_cores.1 } else { in_process_cores } * timed.elapsed.as_secs_f64(),
+                    timed.latencies.count(),
+                ),
                 ratio: None,
                 checks,
             }
@@ -848,6 +875,10 @@ async fn run_baselines(options: &Options, report: &mut Report) {
                                 None,
                                 outcome.client_cpu_seconds / outcome.measured.as_secs_f64(),
                             )),
+                            client_us_per_request: per_request_us(
+                                outcome.client_cpu_seconds,
+                                outcome.latencies.count(),
+                            ),
                             ratio: None,
                             checks,
                         }

@@ -64,6 +64,10 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
             assert_eq!(rows.len(), shapes, "{scenario} on {backend}:\n{table}");
             for row in rows {
                 assert!(row.throughput > 0.0, "{scenario} {} on {backend} did nothing:\n{table}", row.shape);
+                assert!(
+                    row.cpu_cores.is_some() && row.client_us_per_request.is_some(),
+                    "the harness's CPU beside the figure:\n{table}"
+                );
                 assert!(row.rss.is_some_and(|(idle, peak)| idle > 0 && peak >= idle), "RSS read:\n{table}");
                 assert_eq!(row.checks, Checks::Passed, "{scenario} {} on {backend}:\n{table}", row.shape);
             }
@@ -117,6 +121,7 @@ async fn the_reqwest_client_still_drives_reads_and_wallet() {
         assert_eq!(rows.len(), shapes, "{name}:\n{table}");
         for row in rows {
             assert!(row.throughput > 0.0 && row.checks == Checks::Passed, "{name} {}:\n{table}", row.shape);
+            assert!(row.cpu_cores.is_some() && row.client_us_per_request.is_some(), "CPU printed:\n{table}");
         }
         assert!(table.contains("client: reqwest"), "the table names the client:\n{table}");
     }
