@@ -1,8 +1,10 @@
-//! The HTTP client for Coffer's ledger API (`/v1/ledger/*`), as cheap as reqwest allows:
+//! The reqwest client for Coffer's ledger API (`/v1/ledger/*`), as cheap as reqwest allows:
 //! request bodies are written straight into a `String` (no intermediate `Value`), and
 //! batch results are parsed borrowing the body, reading only `index` and `result`.
 //! The client shares the machine's two cores with the server, so every microsecond it
-//! spends is one the server does not get.
+//! spends is one the server does not get: `batch`, the setup and the checks use this
+//! one; `single`, `reads` and `wallet` use the lighter `wire` client unless told not to.
+//! [`Api::parse_batch`] and [`AccountBalances`] serve both.
 
 use std::{fmt::Write as _, time::Duration};
 
@@ -38,6 +40,21 @@ pub struct AccountView {
     pub debits_posted: u64,
     pub credits_pending: u64,
     pub credits_posted: u64,
+}
+
+/// The fields of an account the `reads` scenario checks in every answer: parsed
+/// borrowing the body, every other field skipped.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct AccountBalances {
+    pub id: Uuid,
+    pub debits_posted: u64,
+    pub credits_posted: u64,
+}
+
+impl From<&AccountView> for AccountBalances {
+    fn from(account: &AccountView) -> Self {
+        Self { id: account.id, debits_posted: account.debits_posted, credits_posted: account.credits_posted }
+    }
 }
 
 /// The fields of a transfer the checks read.
@@ -92,6 +109,16 @@ impl Api {
             base_url: base_url.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {admin_key}"),
         })
+    }
+
+    /// The server's URL (`http://host:port`, no trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The `Authorization` header value the ledger API wants (`Bearer` and the admin key).
+    pub fn authorization(&self) -> &str {
+        &self.authorization
     }
 
     /// A body buffer big enough for `transfers` transfers.
@@ -156,7 +183,13 @@ impl Api {
         if !status.is_success() {
             bail!("{path}: HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)]));
         }
-        let parsed: BatchResults<'_> = serde_json::from_slice(&bytes).context("batch results")?;
+        Self::parse_batch(&bytes, events)
+    }
+
+    /// The outcome of a batch of `events` events from the body of a 2xx answer: exactly
+    /// one result per event, in order, each `ok` or not.
+    pub fn parse_batch(body: &[u8], events: usize) -> anyhow::Result<BatchOutcome> {
+        let parsed: BatchResults<'_> = serde_json::from_slice(body).context("batch results")?;
         ensure!(parsed.results.len() == events, "{} results for {events} events", parsed.results.len());
         let mut outcome = BatchOutcome { ok: Vec::with_capacity(events), first_failure: None };
         for (position, result) in parsed.results.iter().enumerate() {

@@ -2,25 +2,31 @@
 //! checks that read the ledger back after a write scenario.
 //!
 //! Every worker is one tokio task holding one keep-alive connection's worth of requests
-//! in flight (one at a time). The clock has two marks: until `measure_from` the load
+//! in flight (one at a time). `single` and `reads` workers drive the light client
+//! (`wire`: one raw connection each, a pre-built request whose UUID slots are patched
+//! per request) unless [`Client::Reqwest`] is asked for; `batch`, the setup and the
+//! checks use reqwest (`api`). Both paths count and check the answers with the same code. The clock has two marks: until `measure_from` the load
 //! runs unrecorded (warm-up: connection setup, SQLite's page cache, PostgreSQL's plan
 //! cache), and requests sent between `measure_from` and `end` are the ones measured.
 //! Every acknowledged transfer counts for the checks, warm-up or not.
 
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, anyhow, ensure};
 use ledger::BATCH_EVENTS_MAX;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::{
-    api::{AccountView, Api},
+    api::{AccountBalances, AccountView, Api, BatchOutcome, REQUEST_TIMEOUT_MS},
     latency::Latencies,
-    workload::{FUNDING_AMOUNT, FUNDING_WORKER, Layout, Random, Shape, TRANSFER_AMOUNT},
+    run::Client,
+    wire::{self, Connection, Endpoint, Part, Request},
+    workload::{CODE, FUNDING_AMOUNT, FUNDING_WORKER, LEDGER, Layout, Random, Shape, TRANSFER_AMOUNT},
 };
 
 /// Acknowledged transfers each worker keeps (a uniform sample over its run) to look up
@@ -100,7 +106,75 @@ pub struct WriteOutcome {
     pub unknown: u64,
     /// The first error or non-`ok` result, for the report.
     pub first_error: Option<String>,
+    /// Connections the light client opened again after the first (the server closed
+    /// one, or a failed request's was dropped); always 0 with reqwest, which says nothing.
+    pub reconnects: u64,
     samples: Vec<Sample>,
+    /// Requests whose first transfer was acknowledged `ok` (the reservoir's population).
+    first_ok_requests: u64,
+}
+
+impl WriteOutcome {
+    /// Counts one request's result: `first` is its first transfer, `measured` whether
+    /// it was sent while measuring. Returns whether the request failed as a whole (the
+    /// worker then backs off).
+    fn count(
+        &mut self,
+        result: anyhow::Result<BatchOutcome>,
+        per_request: usize,
+        first: Sample,
+        measured: bool,
+        random: &mut Random,
+    ) -> bool {
+        match result {
+            Ok(batch) => {
+                let ok = batch.ok_count();
+                self.acknowledged_ok += ok;
+                if measured {
+                    self.measured_ok += ok;
+                    self.errors += per_request as u64 - ok;
+                }
+                if self.first_error.is_none() {
+                    self.first_error = batch.first_failure;
+                }
+                if batch.ok[0] {
+                    // Reservoir sampling: every acknowledged first transfer is equally
+                    // likely to be kept, however long the run.
+                    self.first_ok_requests += 1;
+                    if self.samples.len() < SAMPLED_TRANSFERS_PER_WORKER_MAX {
+                        self.samples.push(first);
+                    } else {
+                        let slot = random.below(self.first_ok_requests) as usize;
+                        if slot < SAMPLED_TRANSFERS_PER_WORKER_MAX {
+                            self.samples[slot] = first;
+                        }
+                    }
+                }
+                false
+            }
+            Err(error) => {
+                self.unknown += per_request as u64;
+                if measured {
+                    self.errors += 1;
+                }
+                if self.first_error.is_none() {
+                    self.first_error = Some(format!("{error:#}"));
+                }
+                true
+            }
+        }
+    }
+
+    fn add(&mut self, other: WriteOutcome) {
+        self.measured_ok += other.measured_ok;
+        self.latencies.merge(&other.latencies);
+        self.errors += other.errors;
+        self.acknowledged_ok += other.acknowledged_ok;
+        self.unknown += other.unknown;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.reconnects += other.reconnects;
+        self.samples.extend(other.samples);
+    }
 }
 
 /// Creates the layout's accounts and funds every wallet; fails unless all is `ok`.
@@ -127,31 +201,51 @@ pub async fn setup(api: &Api, layout: &Layout) -> anyhow::Result<()> {
 }
 
 /// Runs a write scenario: `mode.connections()` workers sending transfers of `shape`
-/// until the clock's end.
+/// until the clock's end; `single` on the light client unless `client` is reqwest.
 pub async fn run_writes(
     api: &Api,
     layout: Arc<Layout>,
     shape: Shape,
     mode: WriteMode,
     clock: Clock,
+    client: Client,
 ) -> anyhow::Result<WriteOutcome> {
-    let mut workers = JoinSet::new();
-    for worker in 0..mode.connections() {
-        let (api, layout) = (api.clone(), layout.clone());
-        workers.spawn(write_worker(api, layout, shape, worker, mode.per_request(), clock));
+    let mut total = match (client, mode) {
+        (Client::Light, WriteMode::Single { connections }) => {
+            let endpoint = Arc::new(Endpoint::resolve(api.base_url()).await?);
+            let template = Arc::new(single_transfer_request(&endpoint, api.authorization()));
+            let workers: Vec<_> = (0..connections)
+                .map(|worker| {
+                    let (endpoint, template, layout) = (endpoint.clone(), template.clone(), layout.clone());
+                    light_single_worker(endpoint, template, layout, shape, worker, clock)
+                })
+                .collect();
+            wire::on_own_thread(move || collect_writes(workers)).await?
+        }
+        _ => {
+            let workers = (0..mode.connections()).map(|worker| {
+                write_worker(api.clone(), layout.clone(), shape, worker, mode.per_request(), clock)
+            });
+            collect_writes(workers).await?
+        }
+    };
+    total.measured = clock.measured();
+    Ok(total)
+}
+
+/// Runs the workers as tasks of the current runtime and adds up their outcomes.
+async fn collect_writes<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<WriteOutcome>
+where
+    W: Future<Output = WriteOutcome> + Send + 'static,
+{
+    let mut running = JoinSet::new();
+    for worker in workers {
+        running.spawn(worker);
     }
     let mut total = WriteOutcome::default();
-    while let Some(outcome) = workers.join_next().await {
-        let outcome = outcome?;
-        total.measured_ok += outcome.measured_ok;
-        total.latencies.merge(&outcome.latencies);
-        total.errors += outcome.errors;
-        total.acknowledged_ok += outcome.acknowledged_ok;
-        total.unknown += outcome.unknown;
-        total.first_error = total.first_error.or(outcome.first_error);
-        total.samples.extend(outcome.samples);
+    while let Some(outcome) = running.join_next().await {
+        total.add(outcome?);
     }
-    total.measured = clock.measured();
     Ok(total)
 }
 
@@ -166,7 +260,7 @@ async fn write_worker(
     let mut outcome =
         WriteOutcome { samples: Vec::with_capacity(SAMPLED_TRANSFERS_PER_WORKER_MAX), ..Default::default() };
     let mut random = Random::new(rand::random());
-    let (mut sequence, mut requests_ok) = (0u64, 0u64);
+    let mut sequence = 0u64;
     let mut first = (0u128, 0u128, 0u128);
     while Instant::now() < clock.end {
         let mut body = Api::transfers_body(per_request);
@@ -188,43 +282,74 @@ async fn write_worker(
         if measured {
             outcome.latencies.record(sent.elapsed());
         }
-        match result {
-            Ok(batch) => {
-                let ok = batch.ok_count();
-                outcome.acknowledged_ok += ok;
-                if measured {
-                    outcome.measured_ok += ok;
-                    outcome.errors += per_request as u64 - ok;
-                }
-                if outcome.first_error.is_none() {
-                    outcome.first_error = batch.first_failure;
-                }
-                if batch.ok[0] {
-                    // Reservoir sampling: every acknowledged first transfer is equally
-                    // likely to be kept, however long the run.
-                    requests_ok += 1;
-                    if outcome.samples.len() < SAMPLED_TRANSFERS_PER_WORKER_MAX {
-                        outcome.samples.push(first);
-                    } else {
-                        let slot = random.below(requests_ok) as usize;
-                        if slot < SAMPLED_TRANSFERS_PER_WORKER_MAX {
-                            outcome.samples[slot] = first;
-                        }
-                    }
-                }
-            }
-            Err(error) => {
-                outcome.unknown += per_request as u64;
-                if measured {
-                    outcome.errors += 1;
-                }
-                if outcome.first_error.is_none() {
-                    outcome.first_error = Some(format!("{error:#}"));
-                }
-                tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
-            }
+        if outcome.count(result, per_request, first, measured, &mut random) {
+            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
         }
     }
+    outcome
+}
+
+/// `POST /v1/ledger/transfers` with one transfer, its id, debit and credit account ids
+/// in slots 0, 1 and 2: the same body `Api::push_transfer` writes.
+fn single_transfer_request(endpoint: &Endpoint, authorization: &str) -> Request {
+    let tail = format!(r#"","amount":{TRANSFER_AMOUNT},"ledger":{LEDGER},"code":{CODE}}}]"#);
+    let body = [
+        Part::Text(r#"[{"id":""#),
+        Part::Uuid,
+        Part::Text(r#"","debit_account_id":""#),
+        Part::Uuid,
+        Part::Text(r#"","credit_account_id":""#),
+        Part::Uuid,
+        Part::Text(&tail),
+    ];
+    Request::new(
+        endpoint,
+        "POST",
+        &[Part::Text("/v1/ledger/transfers")],
+        &[("Authorization", &[Part::Text(authorization)])],
+        Some(&body),
+    )
+}
+
+/// A `single` worker on the light client: one connection, one pre-built request whose
+/// three UUID slots are rewritten per transfer.
+async fn light_single_worker(
+    endpoint: Arc<Endpoint>,
+    template: Arc<Request>,
+    layout: Arc<Layout>,
+    shape: Shape,
+    worker: usize,
+    clock: Clock,
+) -> WriteOutcome {
+    let mut outcome =
+        WriteOutcome { samples: Vec::with_capacity(SAMPLED_TRANSFERS_PER_WORKER_MAX), ..Default::default() };
+    let mut random = Random::new(rand::random());
+    let mut connection = Connection::new(&endpoint, Duration::from_millis(REQUEST_TIMEOUT_MS));
+    let mut request = Request::clone(&template);
+    let mut sequence = 0u64;
+    while Instant::now() < clock.end {
+        let (debit, credit) = shape.pick(&mut random, layout.wallets);
+        let transfer =
+            (layout.transfer_id(worker, sequence), layout.wallet_id(debit), layout.wallet_id(credit));
+        sequence += 1;
+        request.set_uuid(0, transfer.0);
+        request.set_uuid(1, transfer.1);
+        request.set_uuid(2, transfer.2);
+        let sent = Instant::now();
+        let result = match connection.send(request.as_bytes()).await {
+            Ok(response) if (200..300).contains(&response.status) => Api::parse_batch(response.body, 1),
+            Ok(response) => Err(anyhow!("/v1/ledger/transfers: {}", response.describe())),
+            Err(error) => Err(error),
+        };
+        let measured = sent >= clock.measure_from;
+        if measured {
+            outcome.latencies.record(sent.elapsed());
+        }
+        if outcome.count(result, 1, transfer, measured, &mut random) {
+            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+        }
+    }
+    outcome.reconnects = connection.reconnects;
     outcome
 }
 
@@ -335,65 +460,144 @@ pub struct ReadOutcome {
     pub wrong: u64,
     /// The first error or wrong answer, for the report.
     pub first_error: Option<String>,
+    /// Connections the light client opened again after the first.
+    pub reconnects: u64,
+}
+
+impl ReadOutcome {
+    /// Counts the answer to a lookup of wallet `id`: right when it is that wallet, holding
+    /// its funding and nothing spent (nothing moves in `reads`). Returns whether the
+    /// request failed (the worker then backs off).
+    fn count(&mut self, id: u128, result: anyhow::Result<AccountBalances>, measured: bool) -> bool {
+        match result {
+            Ok(account)
+                if account.id == Uuid::from_u128(id)
+                    && account.credits_posted == FUNDING_AMOUNT
+                    && account.debits_posted == 0 =>
+            {
+                self.measured_ok += u64::from(measured);
+                false
+            }
+            Ok(account) => {
+                self.wrong += 1;
+                self.first_error
+                    .get_or_insert_with(|| format!("asked for {}, got {account:?}", Uuid::from_u128(id)));
+                false
+            }
+            Err(error) => {
+                self.errors += u64::from(measured);
+                self.first_error.get_or_insert_with(|| format!("{error:#}"));
+                true
+            }
+        }
+    }
 }
 
 /// Runs `reads`: `connections` workers looking up random funded wallets until the end of
-/// the clock, checking each answer (nothing moves, so every wallet holds its funding).
+/// the clock, checking each answer; on the light client unless `client` is reqwest.
 pub async fn run_reads(
     api: &Api,
     layout: Arc<Layout>,
     connections: usize,
     clock: Clock,
+    client: Client,
 ) -> anyhow::Result<ReadOutcome> {
-    let mut workers = JoinSet::new();
-    for _ in 0..connections {
-        let (api, layout) = (api.clone(), layout.clone());
-        workers.spawn(async move {
-            let mut outcome = ReadOutcome::default();
-            let mut random = Random::new(rand::random());
-            while Instant::now() < clock.end {
-                let id = layout.wallet_id(random.below(layout.wallets as u64) as usize);
-                let sent = Instant::now();
-                let result = api.account(id).await;
-                let measured = sent >= clock.measure_from;
-                if measured {
-                    outcome.latencies.record(sent.elapsed());
-                }
-                match result {
-                    Ok(account)
-                        if account.id == Uuid::from_u128(id)
-                            && account.credits_posted == FUNDING_AMOUNT
-                            && account.debits_posted == 0 =>
-                    {
-                        outcome.measured_ok += u64::from(measured);
-                    }
-                    Ok(account) => {
-                        outcome.wrong += 1;
-                        outcome.first_error.get_or_insert_with(|| {
-                            format!("asked for {}, got {account:?}", Uuid::from_u128(id))
-                        });
-                    }
-                    Err(error) => {
-                        outcome.errors += u64::from(measured);
-                        outcome.first_error.get_or_insert_with(|| format!("{error:#}"));
-                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
-                    }
-                }
-            }
-            outcome
-        });
+    let mut total = match client {
+        Client::Light => {
+            let endpoint = Arc::new(Endpoint::resolve(api.base_url()).await?);
+            let template = Arc::new(Request::new(
+                &endpoint,
+                "GET",
+                &[Part::Text("/v1/ledger/accounts/"), Part::Uuid],
+                &[("Authorization", &[Part::Text(api.authorization())])],
+                None,
+            ));
+            let workers: Vec<_> = (0..connections)
+                .map(|_| light_read_worker(endpoint.clone(), template.clone(), layout.clone(), clock))
+                .collect();
+            wire::on_own_thread(move || collect_reads(workers)).await?
+        }
+        Client::Reqwest => {
+            collect_reads((0..connections).map(|_| read_worker(api.clone(), layout.clone(), clock))).await?
+        }
+    };
+    total.measured = clock.measured();
+    Ok(total)
+}
+
+/// Runs the workers as tasks of the current runtime and adds up their outcomes.
+async fn collect_reads<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<ReadOutcome>
+where
+    W: Future<Output = ReadOutcome> + Send + 'static,
+{
+    let mut running = JoinSet::new();
+    for worker in workers {
+        running.spawn(worker);
     }
     let mut total = ReadOutcome::default();
-    while let Some(outcome) = workers.join_next().await {
+    while let Some(outcome) = running.join_next().await {
         let outcome = outcome?;
         total.measured_ok += outcome.measured_ok;
         total.latencies.merge(&outcome.latencies);
         total.errors += outcome.errors;
         total.wrong += outcome.wrong;
         total.first_error = total.first_error.or(outcome.first_error);
+        total.reconnects += outcome.reconnects;
     }
-    total.measured = clock.measured();
     Ok(total)
+}
+
+async fn read_worker(api: Api, layout: Arc<Layout>, clock: Clock) -> ReadOutcome {
+    let mut outcome = ReadOutcome::default();
+    let mut random = Random::new(rand::random());
+    while Instant::now() < clock.end {
+        let id = layout.wallet_id(random.below(layout.wallets as u64) as usize);
+        let sent = Instant::now();
+        let result = api.account(id).await.map(|account| AccountBalances::from(&account));
+        let measured = sent >= clock.measure_from;
+        if measured {
+            outcome.latencies.record(sent.elapsed());
+        }
+        if outcome.count(id, result, measured) {
+            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+        }
+    }
+    outcome
+}
+
+/// A `reads` worker on the light client: one connection, one pre-built `GET` whose UUID
+/// slot is rewritten per lookup; only the id and the two posted balances are parsed.
+async fn light_read_worker(
+    endpoint: Arc<Endpoint>,
+    template: Arc<Request>,
+    layout: Arc<Layout>,
+    clock: Clock,
+) -> ReadOutcome {
+    let mut outcome = ReadOutcome::default();
+    let mut random = Random::new(rand::random());
+    let mut connection = Connection::new(&endpoint, Duration::from_millis(REQUEST_TIMEOUT_MS));
+    let mut request = Request::clone(&template);
+    while Instant::now() < clock.end {
+        let id = layout.wallet_id(random.below(layout.wallets as u64) as usize);
+        request.set_uuid(0, id);
+        let sent = Instant::now();
+        let result = match connection.send(request.as_bytes()).await {
+            Ok(response) if (200..300).contains(&response.status) => {
+                serde_json::from_slice::<AccountBalances>(response.body).context("account")
+            }
+            Ok(response) => Err(anyhow!("account {}: {}", Uuid::from_u128(id), response.describe())),
+            Err(error) => Err(error),
+        };
+        let measured = sent >= clock.measure_from;
+        if measured {
+            outcome.latencies.record(sent.elapsed());
+        }
+        if outcome.count(id, result, measured) {
+            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+        }
+    }
+    outcome.reconnects = connection.reconnects;
+    outcome
 }
 
 #[cfg(test)]
@@ -423,6 +627,25 @@ mod tests {
             account(layout, Some(1), 1, FUNDING_AMOUNT + 2),
             account(layout, None, layout.funding_total(), 0),
         ]
+    }
+
+    #[tokio::test]
+    async fn the_light_single_request_carries_the_body_reqwest_sends() {
+        let endpoint = Endpoint::resolve("http://127.0.0.1:9").await.unwrap();
+        let mut request = single_transfer_request(&endpoint, "Bearer key");
+        request.set_uuid(0, 1);
+        request.set_uuid(1, 2);
+        request.set_uuid(2, 3);
+        let mut body = Api::transfers_body(1);
+        body.push('[');
+        Api::push_transfer(&mut body, 1, 2, 3, TRANSFER_AMOUNT);
+        body.push(']');
+        let text = String::from_utf8(request.as_bytes().to_vec()).unwrap();
+        let (head, sent) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(sent, body);
+        assert!(head.starts_with("POST /v1/ledger/transfers HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nAuthorization: Bearer key\r\n"), "{head}");
+        assert!(head.ends_with(&format!("\r\nContent-Length: {}", body.len())), "{head}");
     }
 
     #[test]

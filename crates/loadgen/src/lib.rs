@@ -9,9 +9,11 @@
 //! - `workload`: the accounts, their funding, and the transfer pairs of each shape;
 //! - `latency`: bounded latency recording;
 //! - `core`: the ledger core alone, in memory, one thread;
-//! - `api`: the HTTP client for the ledger API;
+//! - `api`: the reqwest client for the ledger API (`batch`, setup, checks);
+//! - `wire`: the light HTTP/1.1 client `single`, `reads` and `wallet` use by default;
 //! - `commits`: what the server's commit pipeline did while measuring (from `/metrics`);
 //! - `http`: the `batch`, `single` and `reads` scenarios and the checks after them;
+//! - `wallet`: the `wallet` scenario, its setup and its checks;
 //! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
 //! - `postgres`: scratch databases, created and dropped per scenario;
 //! - `baseline`: one PostgreSQL transaction per transfer, no HTTP;
@@ -31,6 +33,7 @@ pub mod reports;
 pub mod run;
 pub mod server;
 pub mod wallet;
+pub mod wire;
 pub mod workload;
 
-pub use run::{Options, Scenario, run};
+pub use run::{Client, Options, Scenario, run};

@@ -6,7 +6,7 @@ use std::{process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use loadgen::{
-    Options, Scenario,
+    Client, Options, Scenario,
     run::{BaselineDatabase, ReportsOptions},
 };
 
@@ -64,6 +64,10 @@ struct BenchArgs {
     /// Wallets the transfers move money between.
     #[arg(long, default_value_t = 10_000)]
     accounts: usize,
+    /// What drives `single`, `reads` and `wallet`: the light HTTP/1.1 client, or reqwest
+    /// (as before it, to reproduce older figures). `batch` always uses reqwest.
+    #[arg(long, value_enum, default_value_t = Client::Light)]
+    client: Client,
     /// Do not run the PostgreSQL baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -112,6 +116,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         batch_connections: args.batch_connections,
         batch_size: args.batch_size,
         accounts: args.accounts,
+        client: args.client,
         baseline: if args.no_baseline { BaselineDatabase::Skip } else { BaselineDatabase::Auto },
         reports: ReportsOptions {
             customers: args.report_customers,

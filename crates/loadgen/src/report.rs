@@ -1,6 +1,8 @@
 //! The one table the harness prints: a row per scenario, shape, backend and system, with
-//! throughput, latency percentiles, errors, the server's memory, the Coffer/baseline
-//! ratio and whether the ledger checked out, followed by notes and any check failures.
+//! throughput, latency percentiles, errors, the server's memory, the CPU of the server
+//! and of the harness (cores, and the harness's microseconds per request), the
+//! Coffer/baseline ratio and whether the ledger checked out, followed by notes and any
+//! check failures.
 
 use std::{fmt, time::Duration};
 
@@ -49,6 +51,9 @@ pub struct Row {
     /// Cores busy while measuring: the server's (when the harness started it) and the
     /// harness's own, which shares the machine with it.
     pub cpu_cores: Option<(Option<f64>, f64)>,
+    /// The harness's CPU time per request sent while measuring, in microseconds: what
+    /// one request costs the client (`None` where the row counts no requests).
+    pub client_us_per_request: Option<f64>,
     /// This row's throughput over the best baseline row of the same shape.
     pub ratio: Option<f64>,
     pub checks: Checks,
@@ -116,6 +121,7 @@ impl fmt::Display for Report {
             "errors",
             "RSS idle/peak MB",
             "CPU srv/cli",
+            "cli us/req",
             "coffer/baseline",
             "checks",
         ];
@@ -148,6 +154,7 @@ impl fmt::Display for Report {
                         None => format!("-/{client:.2}"),
                     },
                 ),
+                row.client_us_per_request.map_or_else(|| "-".into(), |micros| format!("{micros:.1}")),
                 row.ratio.map_or_else(|| "-".into(), |ratio| format!("{ratio:.1}x")),
                 match row.checks {
                     Checks::Passed => "ok".into(),
@@ -167,7 +174,7 @@ impl fmt::Display for Report {
                 .enumerate()
                 .map(|(column, (cell, width))| {
                     // Text left, numbers right, as people read tables.
-                    if column < 4 || column == 6 || column == 14 {
+                    if column < 4 || column == 6 || column == 15 {
                         format!("{cell:<width$}")
                     } else {
                         format!("{cell:>width$}")
@@ -209,6 +216,7 @@ mod tests {
             errors: 0,
             rss: Some((10 << 20, 20 << 20)),
             cpu_cores: Some((Some(1.0), 0.5)),
+            client_us_per_request: Some(12.34),
             ratio: None,
             checks: Checks::Passed,
         }
@@ -234,7 +242,10 @@ mod tests {
         assert_eq!(lines.len(), 2 + report.rows.len());
         assert!(lines.iter().all(|line| line.len() == lines[0].len()), "aligned:\n{table}");
         assert!(
-            lines[0].contains("CPU srv/cli") && lines[2].contains("1.00/0.50") && lines[2].contains("10.0x"),
+            lines[0].contains("CPU srv/cli")
+                && lines[2].contains("1.00/0.50")
+                && lines[2].contains(" 12.3 ")
+                && lines[2].contains("10.0x"),
             "{table}"
         );
     }

@@ -5,7 +5,11 @@
 //! name) runs per backend like the HTTP scenarios, on a history it loads first. A scenario that fails to run, or whose checks
 //! fail, is recorded and the run goes on; any failure makes the run fail at the end.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::bail;
 
@@ -57,6 +61,18 @@ pub enum Scenario {
     /// GET /v1/reports/monthly/{year}/{month} over a bulk-loaded history of expenses
     /// (1,000,000 by default). Not part of `all`: loading takes minutes.
     Reports,
+}
+
+/// What drives the `single`, `reads` and `wallet` scenarios (`batch`, the setup and the
+/// checks always use reqwest: they send few requests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Client {
+    /// The light HTTP/1.1 client (`wire`): raw keep-alive connections, requests built
+    /// once and patched in place, only what the checks need parsed.
+    #[default]
+    Light,
+    /// reqwest, as before the light client: reproduces the figures taken with it.
+    Reqwest,
 }
 
 /// The size of the `reports` scenario's history and how many reports it times.
@@ -115,6 +131,8 @@ pub struct Options {
     pub batch_size: usize,
     /// Wallets the transfers move money between.
     pub accounts: usize,
+    /// What drives `single`, `reads` and `wallet`.
+    pub client: Client,
     pub baseline: BaselineDatabase,
     /// The `reports` scenario's sizes.
     pub reports: ReportsOptions,
@@ -228,6 +246,8 @@ impl Running {
 struct Measured {
     measured_ok: u64,
     measured: Duration,
+    /// Requests sent while measuring (the latencies recorded).
+    requests: u64,
     errors: u64,
     rss: Option<(u64, u64)>,
     cpu_cores: (Option<f64>, f64),
@@ -258,6 +278,10 @@ impl Measured {
             errors: self.errors,
             rss: self.rss,
             cpu_cores: Some(self.cpu_cores),
+            client_us_per_request: per_request_us(
+                self.cpu_cores.1 * self.measured.as_secs_f64(),
+                self.requests,
+            ),
             ratio: None,
             checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
         }
@@ -299,6 +323,11 @@ impl CpuStart {
     }
 }
 
+/// `cpu_seconds` spread over `requests`, in microseconds; `None` without requests.
+fn per_request_us(cpu_seconds: f64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| cpu_seconds * 1e6 / requests as f64)
+}
+
 /// CPU time this process has used, in seconds (zero if /proc cannot say).
 pub fn own_cpu_seconds() -> f64 {
     crate::server::cpu_seconds_of(std::process::id()).unwrap_or(0.0)
@@ -321,9 +350,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         for shape in Shape::ALL {
             let (wallets, size, warmup, duration) =
                 (options.accounts, options.batch_size, options.warmup, options.duration);
+            let (cpu_start, started) = (own_cpu_seconds(), Instant::now());
             let outcome =
                 tokio::task::spawn_blocking(move || core::run(shape, wallets, size, warmup, duration))
                     .await??;
+            // The core runs in this process: its cores, warm-up included, are the harness's.
+            let cores =
+                (own_cpu_seconds() - cpu_start) / started.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
             let checks = if outcome.failures.is_empty() { Checks::Passed } else { Checks::Failed };
             report.failures.extend(outcome.failures);
             report.rows.push(
@@ -340,7 +373,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     max: Duration::ZERO,
                     errors: outcome.errors,
                     rss: None,
-                    cpu_cores: None,
+                    cpu_cores: Some((None, cores)),
+                    client_us_per_request: None,
                     ratio: None,
                     checks,
                 }
@@ -381,10 +415,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     WriteMode::Single { .. } => "single".into(),
                 };
                 match run_write(options, target, shape, mode, &label).await {
-                    Ok((row, failures, commits)) => {
+                    Ok((row, failures, notes)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
-                        report.notes.extend(commits);
+                        report.notes.extend(notes);
                     }
                     Err(error) => report.failures.push(format!(
                         "{label} {} on {}: {error:#}",
@@ -397,10 +431,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         if options.wants(Scenario::Wallet) {
             for shape in Shape::ALL {
                 match run_wallet(options, target, shape).await {
-                    Ok((row, failures, commits)) => {
+                    Ok((row, failures, notes)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
-                        report.notes.extend(commits);
+                        report.notes.extend(notes);
                     }
                     Err(error) => report.failures.push(format!(
                         "wallet {} on {}: {error:#}",
@@ -412,9 +446,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         }
         if options.wants(Scenario::Reads) {
             match run_reads(options, target).await {
-                Ok((row, failures)) => {
+                Ok((row, failures, notes)) => {
                     report.rows.push(row);
                     report.failures.extend(failures);
+                    report.notes.extend(notes);
                 }
                 Err(error) => report.failures.push(format!("reads on {}: {error:#}", target.name())),
             }
@@ -441,8 +476,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     {
         report.notes.push("RSS: the Coffer child process, VmRSS after start and VmHWM after the load (from /proc/PID/status)".into());
         report.notes.push(
-            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted)".into(),
+            "CPU srv/cli: cores busy while measuring, in the Coffer child and in this harness (the machine's total is nproc; PostgreSQL's own is not counted); cli us/req: the harness's CPU microseconds per request sent while measuring".into(),
         );
+    }
+    if options.wants(Scenario::Single) || options.wants(Scenario::Reads) || options.wants(Scenario::Wallet) {
+        report.notes.push(match options.client {
+            Client::Light => "client: light (raw keep-alive HTTP/1.1, one connection per worker, pre-built requests patched in place) for single, reads and wallet; reqwest for batch, setup and checks (--client reqwest for the old figures)".into(),
+            Client::Reqwest => "client: reqwest for every scenario (--client reqwest)".into(),
+        });
     }
     report.compute_ratios();
     if options.scenario != Scenario::Reports {
@@ -459,13 +500,13 @@ async fn run_write(
     shape: Shape,
     mode: WriteMode,
     label: &str,
-) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
+) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, mode.connections()).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        http::run_writes(&running.api, layout.clone(), shape, mode, clock),
+        http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -492,6 +533,7 @@ async fn run_write(
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
@@ -501,14 +543,24 @@ async fn run_write(
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
-    Ok((row, failures, commits))
+    let scenario = format!("{label} {} on {}", shape.name(), target.name());
+    let notes = commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).collect();
+    Ok((row, failures, notes))
+}
+
+/// A note when the light client had to open connections again: each is a connection the
+/// server closed or a request that failed, and a cost the figure includes.
+fn reconnects_note(scenario: &str, reconnects: u64) -> Option<String> {
+    (reconnects > 0).then(|| {
+        format!("{scenario}: the light client opened {reconnects} connections again (the server closed them, or a failed request's was dropped)")
+    })
 }
 
 async fn run_wallet(
     options: &Options,
     target: &Target,
     shape: Shape,
-) -> anyhow::Result<(Row, Vec<String>, Option<String>)> {
+) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let (base_url, admin_key) = (running.base_url.clone(), running.admin_key.clone());
     let client = coffer::notifications::http_client()
@@ -519,7 +571,7 @@ async fn run_wallet(
     let customers = Arc::new(wallet::setup(&client, &base_url).await?);
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock),
+        wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -548,22 +600,25 @@ async fn run_wallet(
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
     }
     .row("wallet", shape.name(), target, options.connections, "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
-    Ok((row, failures, commits))
+    let scenario = format!("wallet {} on {}", shape.name(), target.name());
+    let notes = commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).collect();
+    Ok((row, failures, notes))
 }
 
-async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>)> {
+async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
     let running = Running::start(options, target, options.connections).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        http::run_reads(&running.api, layout, options.connections, clock),
+        http::run_reads(&running.api, layout, options.connections, clock, options.client),
         CpuStart::at(&running, clock)
     );
     let outcome = outcome?;
@@ -586,13 +641,16 @@ async fn run_reads(options: &Options, target: &Target) -> anyhow::Result<(Row, V
     let row = Measured {
         measured_ok: outcome.measured_ok,
         measured: outcome.measured,
+        requests: outcome.latencies.count(),
         errors: outcome.errors,
         rss,
         cpu_cores,
     }
     .row("reads", Shape::Uniform.name(), target, options.connections, "reads/s", &failures)
     .with_latencies(&outcome.latencies);
-    Ok((row, failures))
+    let notes =
+        reconnects_note(&format!("reads on {}", target.name()), outcome.reconnects).into_iter().collect();
+    Ok((row, failures, notes))
 }
 
 /// The `reports` scenario on one backend: a Coffer child on a fresh database, the
@@ -727,6 +785,10 @@ async fn run_reports(
                 errors: timed.wrong + timed.errors,
                 rss: if path == "http" { rss } else { None },
                 cpu_cores: Some(if path == "http" { cpu_cores } else { (None, in_process_cores) }),
+                client_us_per_request: per_request_us(
+                    if path == "http" { cpu_cores.1 } else { in_process_cores } * timed.elapsed.as_secs_f64(),
+                    timed.latencies.count(),
+                ),
                 ratio: None,
                 checks,
             }
@@ -813,6 +875,10 @@ async fn run_baselines(options: &Options, report: &mut Report) {
                                 None,
                                 outcome.client_cpu_seconds / outcome.measured.as_secs_f64(),
                             )),
+                            client_us_per_request: per_request_us(
+                                outcome.client_cpu_seconds,
+                                outcome.latencies.count(),
+                            ),
                             ratio: None,
                             checks,
                         }

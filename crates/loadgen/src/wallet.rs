@@ -2,12 +2,17 @@
 //! token, an `Idempotency-Key` per request, ownership checks, the idempotency record and
 //! the history note written with each transfer — one transfer per request.
 //!
+//! The workers drive the light client (`wire`) unless [`Client::Reqwest`] is asked for:
+//! one template per paying customer (its token and wallet fixed), copied per request
+//! and patched in two UUID slots, the `Idempotency-Key` and the recipient's wallet.
+//!
 //! Setup registers the customers, opens a USD wallet for each and tops it up from a card
-//! (the built-in mock gateway). The check afterwards reads every wallet's ledger account
+//! (the built-in mock gateway), with reqwest. The check afterwards reads every wallet's ledger account
 //! through the admin API: money conserved, no wallet below zero, and exactly as many
 //! transfers stored as were acknowledged (each moves one minor unit).
 
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -18,8 +23,11 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::{
+    api::REQUEST_TIMEOUT_MS,
     http::Clock,
     latency::Latencies,
+    run::Client,
+    wire::{self, Connection, Endpoint, Part, Request},
     workload::{Random, Shape},
 };
 
@@ -50,6 +58,34 @@ pub struct Outcome {
     pub latencies: Latencies,
     pub first_error: Option<String>,
     pub measured: Duration,
+    /// Connections the light client opened again after the first.
+    pub reconnects: u64,
+}
+
+impl Outcome {
+    /// Counts one request: `Ok(None)` is a 201, `Ok(Some(answer))` any other answer,
+    /// `Err` no answer (the transfer may or may not have happened). Returns whether the
+    /// worker should back off.
+    fn count(&mut self, result: anyhow::Result<Option<String>>, measured: bool) -> bool {
+        match result {
+            Ok(None) => {
+                self.acknowledged_ok += 1;
+                self.measured_ok += u64::from(measured);
+                false
+            }
+            Ok(Some(answer)) => {
+                self.errors += u64::from(measured);
+                self.first_error.get_or_insert(answer);
+                false
+            }
+            Err(error) => {
+                self.unknown += 1;
+                self.errors += u64::from(measured);
+                self.first_error.get_or_insert_with(|| format!("{error:#}"));
+                true
+            }
+        }
+    }
 }
 
 async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
@@ -98,7 +134,8 @@ pub async fn setup(client: &reqwest::Client, base_url: &str) -> anyhow::Result<V
     Ok(customers)
 }
 
-/// `connections` workers, each sending one transfer per request until the clock's end.
+/// `connections` workers, each sending one transfer per request until the clock's end,
+/// on the light client unless `client` is reqwest.
 pub async fn run(
     client: &reqwest::Client,
     base_url: &str,
@@ -106,49 +143,64 @@ pub async fn run(
     shape: Shape,
     connections: usize,
     clock: Clock,
+    driver: Client,
 ) -> anyhow::Result<Outcome> {
-    let mut workers = JoinSet::new();
-    for _ in 0..connections {
-        let (client, base_url, customers) = (client.clone(), base_url.to_owned(), customers.clone());
-        workers.spawn(async move {
-            let mut outcome = Outcome::default();
-            let mut random = Random::new(rand::random());
-            while Instant::now() < clock.end {
-                let (from, to) = shape.pick(&mut random, customers.len());
-                let body = json!({"from_wallet_id": customers[from].wallet_id, "to_wallet_id": customers[to].wallet_id, "amount": 1});
-                let request = client
-                    .post(format!("{base_url}/v1/transfers"))
-                    .bearer_auth(&customers[from].token)
-                    .header("idempotency-key", Uuid::now_v7().to_string())
-                    .json(&body);
-                let sent = Instant::now();
-                let result = send(request).await;
-                let measured = sent >= clock.measure_from;
-                if measured {
-                    outcome.latencies.record(sent.elapsed());
+    let mut total = match driver {
+        Client::Light => {
+            let endpoint = Arc::new(Endpoint::resolve(base_url).await?);
+            let templates: Arc<Vec<Request>> =
+                Arc::new(customers.iter().map(|customer| transfer_request(&endpoint, customer)).collect());
+            let workers: Vec<_> = (0..connections)
+                .map(|_| light_worker(endpoint.clone(), templates.clone(), customers.clone(), shape, clock))
+                .collect();
+            wire::on_own_thread(move || collect(workers)).await?
+        }
+        Client::Reqwest => {
+            let workers = (0..connections).map(|_| {
+                let (client, base_url, customers) = (client.clone(), base_url.to_owned(), customers.clone());
+                async move {
+                    let mut outcome = Outcome::default();
+                    let mut random = Random::new(rand::random());
+                    while Instant::now() < clock.end {
+                        let (from, to) = shape.pick(&mut random, customers.len());
+                        let body = json!({"from_wallet_id": customers[from].wallet_id, "to_wallet_id": customers[to].wallet_id, "amount": 1});
+                        let request = client
+                            .post(format!("{base_url}/v1/transfers"))
+                            .bearer_auth(&customers[from].token)
+                            .header("idempotency-key", Uuid::now_v7().to_string())
+                            .json(&body);
+                        let sent = Instant::now();
+                        let result = send(request).await;
+                        let measured = sent >= clock.measure_from;
+                        if measured {
+                            outcome.latencies.record(sent.elapsed());
+                        }
+                        let result = result.map(|(status, body)| (status != 201).then(|| format!("{status} {body}")));
+                        if outcome.count(result, measured) {
+                            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+                        }
+                    }
+                    outcome
                 }
-                match result {
-                    Ok((201, _)) => {
-                        outcome.acknowledged_ok += 1;
-                        outcome.measured_ok += u64::from(measured);
-                    }
-                    Ok((status, body)) => {
-                        outcome.errors += u64::from(measured);
-                        outcome.first_error.get_or_insert_with(|| format!("{status} {body}"));
-                    }
-                    Err(error) => {
-                        outcome.unknown += 1;
-                        outcome.errors += u64::from(measured);
-                        outcome.first_error.get_or_insert_with(|| format!("{error:#}"));
-                        tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
-                    }
-                }
-            }
-            outcome
-        });
+            });
+            collect(workers).await?
+        }
+    };
+    total.measured = clock.measured();
+    Ok(total)
+}
+
+/// Runs the workers as tasks of the current runtime and adds up their outcomes.
+async fn collect<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<Outcome>
+where
+    W: Future<Output = Outcome> + Send + 'static,
+{
+    let mut running = JoinSet::new();
+    for worker in workers {
+        running.spawn(worker);
     }
     let mut total = Outcome::default();
-    while let Some(outcome) = workers.join_next().await {
+    while let Some(outcome) = running.join_next().await {
         let outcome = outcome?;
         total.measured_ok += outcome.measured_ok;
         total.acknowledged_ok += outcome.acknowledged_ok;
@@ -156,9 +208,70 @@ pub async fn run(
         total.errors += outcome.errors;
         total.latencies.merge(&outcome.latencies);
         total.first_error = total.first_error.or(outcome.first_error);
+        total.reconnects += outcome.reconnects;
     }
-    total.measured = clock.measured();
     Ok(total)
+}
+
+/// `POST /v1/transfers` of one unit from `customer`'s wallet, with its token: the
+/// `Idempotency-Key` in slot 0 and the recipient's wallet id in slot 1. The body is the
+/// one the reqwest path sends (`json!` keeps the keys in this order).
+fn transfer_request(endpoint: &Endpoint, customer: &Customer) -> Request {
+    let authorization = format!("Bearer {}", customer.token);
+    let from = customer.wallet_id.hyphenated().to_string();
+    let body = [
+        Part::Text(r#"{"from_wallet_id":""#),
+        Part::Text(&from),
+        Part::Text(r#"","to_wallet_id":""#),
+        Part::Uuid,
+        Part::Text(r#"","amount":1}"#),
+    ];
+    Request::new(
+        endpoint,
+        "POST",
+        &[Part::Text("/v1/transfers")],
+        &[("Authorization", &[Part::Text(&authorization)]), ("Idempotency-Key", &[Part::Uuid])],
+        Some(&body),
+    )
+}
+
+/// A `wallet` worker on the light client: one connection; per transfer the payer's
+/// template is copied into the worker's buffer and its two slots patched. Keys are this
+/// worker's random 64 bits and a sequence number: unique without a clock or a lock.
+async fn light_worker(
+    endpoint: Arc<Endpoint>,
+    templates: Arc<Vec<Request>>,
+    customers: Arc<Vec<Customer>>,
+    shape: Shape,
+    clock: Clock,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut random = Random::new(rand::random());
+    let mut connection = Connection::new(&endpoint, Duration::from_millis(REQUEST_TIMEOUT_MS));
+    let mut request = Request::default();
+    let key_prefix = u128::from(rand::random::<u64>()) << 64;
+    let mut sequence = 0u64;
+    while Instant::now() < clock.end {
+        let (from, to) = shape.pick(&mut random, customers.len());
+        request.copy_from(&templates[from]);
+        sequence += 1;
+        request.set_uuid(0, key_prefix | u128::from(sequence));
+        request.set_uuid(1, customers[to].wallet_id.as_u128());
+        let sent = Instant::now();
+        let result = connection
+            .send(request.as_bytes())
+            .await
+            .map(|response| (response.status != 201).then(|| response.describe()));
+        let measured = sent >= clock.measure_from;
+        if measured {
+            outcome.latencies.record(sent.elapsed());
+        }
+        if outcome.count(result, measured) {
+            tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
+        }
+    }
+    outcome.reconnects = connection.reconnects;
+    outcome
 }
 
 /// Reads every wallet's ledger account with the admin key and checks the books.
@@ -205,4 +318,26 @@ pub async fn check(
         ));
     }
     Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_light_transfer_request_carries_the_body_and_headers_reqwest_sends() {
+        let endpoint = Endpoint::resolve("http://127.0.0.1:9").await.unwrap();
+        let (from, to) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let customer = Customer { token: "token".into(), wallet_id: from };
+        let mut request = transfer_request(&endpoint, &customer);
+        request.set_uuid(0, 42);
+        request.set_uuid(1, to.as_u128());
+        let text = String::from_utf8(request.as_bytes().to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let expected = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": 1}).to_string();
+        assert_eq!(body, expected);
+        assert!(head.starts_with("POST /v1/transfers HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nAuthorization: Bearer token\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\nIdempotency-Key: {}\r\n", Uuid::from_u128(42))), "{head}");
+    }
 }

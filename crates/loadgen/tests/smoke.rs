@@ -4,12 +4,14 @@
 //! when `COFFER_TEST_DATABASE_URL` is set. It asserts that the ledger checks pass and
 //! that the table prints every scenario; it asserts no timing, because CI machines are
 //! not benchmark machines. The `reports` scenario, which `all` leaves out, runs on a
-//! small history (50 customers × 20 expenses) with every answer checked.
+//! small history (50 customers × 20 expenses) with every answer checked. `single`,
+//! `reads` and `wallet` run on the light client (the default); `reads` and `wallet` run
+//! once more on `--client reqwest`, so the old path keeps working.
 
 use std::{path::PathBuf, time::Duration};
 
 use loadgen::{
-    Options, Scenario,
+    Client, Options, Scenario,
     report::{Checks, System},
     run::{BaselineDatabase, ReportsOptions},
 };
@@ -40,6 +42,8 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
         batch_connections: 2,
         batch_size: 500,
         accounts: 200,
+        // The default: single, reads and wallet on the light client.
+        client: Client::Light,
         baseline: postgres.clone().map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
         reports: ReportsOptions::default(),
         server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
@@ -51,7 +55,7 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
 
     let backends: &[&str] = if postgres.is_some() { &["sqlite", "postgres"] } else { &["sqlite"] };
     for backend in backends {
-        for (scenario, shapes) in [("batch/500", 2), ("single", 2), ("reads", 1)] {
+        for (scenario, shapes) in [("batch/500", 2), ("single", 2), ("wallet", 2), ("reads", 1)] {
             let rows: Vec<_> = report
                 .rows
                 .iter()
@@ -60,6 +64,10 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
             assert_eq!(rows.len(), shapes, "{scenario} on {backend}:\n{table}");
             for row in rows {
                 assert!(row.throughput > 0.0, "{scenario} {} on {backend} did nothing:\n{table}", row.shape);
+                assert!(
+                    row.cpu_cores.is_some() && row.client_us_per_request.is_some(),
+                    "the harness's CPU beside the figure:\n{table}"
+                );
                 assert!(row.rss.is_some_and(|(idle, peak)| idle > 0 && peak >= idle), "RSS read:\n{table}");
                 assert_eq!(row.checks, Checks::Passed, "{scenario} {} on {backend}:\n{table}", row.shape);
             }
@@ -80,7 +88,43 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
     for scenario in ["core", "batch/500", "single", "reads"] {
         assert!(table.contains(scenario), "{scenario} missing from the table:\n{table}");
     }
+    assert!(table.contains("client: light"), "the table names the client:\n{table}");
     assert!(!table.contains("reports"), "all leaves the reports scenario out:\n{table}");
+}
+
+/// `--client reqwest` keeps the old figures reproducible: its `reads` and `wallet`
+/// workers (its `single` worker is the `batch` one, run above) still run and check out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reqwest_client_still_drives_reads_and_wallet() {
+    for (scenario, name, shapes) in [(Scenario::Reads, "reads", 1), (Scenario::Wallet, "wallet", 2)] {
+        let options = Options {
+            scenario,
+            database_url: None,
+            url: None,
+            admin_key: None,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            connections: 16,
+            batch_connections: 2,
+            batch_size: 500,
+            accounts: 200,
+            client: Client::Reqwest,
+            baseline: BaselineDatabase::Skip,
+            reports: ReportsOptions::default(),
+            server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
+        };
+        let report = loadgen::run(&options).await.expect("the harness runs");
+        let table = report.to_string();
+        println!("{table}");
+        assert!(report.failures.is_empty(), "checks failed:\n{table}");
+        let rows: Vec<_> = report.rows.iter().filter(|row| row.scenario == name).collect();
+        assert_eq!(rows.len(), shapes, "{name}:\n{table}");
+        for row in rows {
+            assert!(row.throughput > 0.0 && row.checks == Checks::Passed, "{name} {}:\n{table}", row.shape);
+            assert!(row.cpu_cores.is_some() && row.client_us_per_request.is_some(), "CPU printed:\n{table}");
+        }
+        assert!(table.contains("client: reqwest"), "the table names the client:\n{table}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,6 +141,7 @@ async fn the_reports_scenario_loads_a_small_history_and_every_report_checks_out(
         batch_connections: 2,
         batch_size: 500,
         accounts: 200,
+        client: Client::Light,
         baseline: BaselineDatabase::Skip,
         reports: ReportsOptions { customers: 50, expenses_per_customer: 20, requests: 20 },
         server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
