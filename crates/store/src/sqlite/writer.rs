@@ -180,7 +180,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags)?;
-    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection.busy_handler(Some(wait_for_lock))?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // The same settings as the async connections (see the module above this one), and the
     // writer's larger page cache.
@@ -193,6 +193,22 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(connection)
+}
+
+/// How long the writer sleeps between looks at a lock another connection holds. SQLite's
+/// own busy handler sleeps in growing steps (up to 100 ms): the writer would sleep on
+/// long after the other writer (a consumer's short transaction) let go, and every request
+/// of the waiting batch with it.
+const LOCK_POLL_US: u64 = 100;
+
+/// The writer's busy handler: short sleeps, for [`BUSY_TIMEOUT_MS`] in all.
+fn wait_for_lock(attempts: i32) -> bool {
+    let waited_us = u64::try_from(attempts).unwrap_or(0) * LOCK_POLL_US;
+    if waited_us >= BUSY_TIMEOUT_MS * 1_000 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(LOCK_POLL_US));
+    true
 }
 
 fn serve(
