@@ -34,7 +34,7 @@ use crate::{
 pub const BASELINE_DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The environment variable naming the baseline's PostgreSQL.
 pub const BASELINE_URL_ENV: &str = "COFFER_BENCH_DATABASE_URL";
-/// The baseline's smaller concurrency, beside the one `single` uses: DESIGN.md §7 quotes
+/// The baseline's smaller concurrency, beside the one `single` uses: the targets quote
 /// the baseline at 16 connections.
 pub const BASELINE_TASKS_LOW: usize = 16;
 /// Most connections (tasks) any scenario may use: past this the client, not the server,

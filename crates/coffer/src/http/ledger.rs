@@ -29,7 +29,7 @@ use crate::ledger::CommitError;
 /// is about 4.5 MB of compact JSON; room for some whitespace, and a cap on abuse.
 pub const LEDGER_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// Rows in one page at most, and by default (DESIGN.md §5).
+/// Rows in one page at most, and by default (the API's pagination convention).
 pub const PAGE_LIMIT_MAX: u32 = 100;
 pub const PAGE_LIMIT_DEFAULT: u32 = 20;
 

@@ -8,7 +8,7 @@
 //! addresses and unknown emails are throttled exactly like known ones (no enumeration).
 //!
 //! The limits are per process: with several API nodes an attacker gets each node's
-//! allowance (a shared store such as Redis is the multi-node option, DESIGN.md §6).
+//! allowance (a shared store such as Redis is the multi-node option).
 
 use std::{
     collections::HashMap,
