@@ -241,6 +241,7 @@ macro_rules! in_transaction {
     ($store:expr, |$tx:ident, $sql:ident| $body:expr) => {
         match &*$store.inner {
             Inner::Sqlite(backend) => {
+                let _turn = backend.write_turn().await;
                 let mut connection = backend.writer.acquire().await?;
                 let mut $tx = connection.begin_with("BEGIN IMMEDIATE").await?;
                 let $sql = |text: &str| AssertSqlSafe(crate::sqlite::sqlite_placeholders(text));

@@ -251,13 +251,15 @@ macro_rules! dispatch {
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool for reads (`read`) or for writes
-/// outside ledger batches (`write`), and `$sql` bound to a function that adapts SQL
+/// outside ledger batches (`write`; on SQLite while holding the turn to write, see
+/// `SqliteStore::write_turn`), and `$sql` bound to a function that adapts SQL
 /// written once with `$n` placeholders to the backend. The body is compiled once per
 /// backend, so the same query code serves both.
 macro_rules! with_pool {
     ($store:expr, $kind:ident, |$pool:ident, $sql:ident| $body:expr) => {
         match &*$store.inner {
             $crate::Inner::Sqlite(backend) => {
+                let _turn = with_pool!(@turn backend, $kind);
                 let $pool = with_pool!(@sqlite backend, $kind);
                 let $sql = |text: &str| sqlx::AssertSqlSafe(crate::sqlite::sqlite_placeholders(text));
                 $body
@@ -271,6 +273,8 @@ macro_rules! with_pool {
     };
     (@sqlite $backend:ident, read) => { $backend.readers() };
     (@sqlite $backend:ident, write) => { $backend.writer() };
+    (@turn $backend:ident, read) => { () };
+    (@turn $backend:ident, write) => { $backend.write_turn().await };
 }
 pub(crate) use with_pool;
 

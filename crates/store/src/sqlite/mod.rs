@@ -6,8 +6,9 @@
 //! read and write, and a busy database fails (and is retried) at `BEGIN`, not half-way
 //! through. The few writes outside ledger batches (customers, wallets' rows, the
 //! consumers' tables) go through an async pool of one connection, also with
-//! `BEGIN IMMEDIATE` ([`crate::BeginWrite`]); SQLite serialises the two writers with its
-//! file lock, and the busy timeout makes the later one wait. Reads run on a separate
+//! `BEGIN IMMEDIATE` ([`crate::BeginWrite`]). The two take turns through one fair lock in
+//! the process ([`SqliteStore::write_turn`]), so neither polls SQLite's file lock; the
+//! busy timeout remains for another process holding the file. Reads run on a separate
 //! bounded pool of `query_only` connections, which WAL lets proceed while a writer writes.
 //!
 //! Durability: `synchronous = FULL`. In WAL mode, `NORMAL` would fsync only at
@@ -91,6 +92,10 @@ pub(crate) struct SqliteStore {
     pub(crate) readers: SqlitePool,
     /// The thread that runs every ledger batch ([`writer`]).
     ledger: LedgerWriter,
+    /// Whose turn it is to write: the ledger writer thread and the async writer take it
+    /// for each transaction, first come first served, so neither waits on SQLite's lock
+    /// (whose busy handler polls) and neither starves the other.
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     checkpointer: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
@@ -164,8 +169,9 @@ impl SqliteStore {
         let checkpoint_connection =
             SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(base).await?;
         let checkpointer = std::sync::Mutex::new(Some(spawn_checkpointer(checkpoint_connection)));
-        let ledger = LedgerWriter::start(std::path::Path::new(path))?;
-        Ok(Self { writer, readers, ledger, checkpointer })
+        let turn = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let ledger = LedgerWriter::start(std::path::Path::new(path), turn.clone())?;
+        Ok(Self { writer, readers, ledger, turn, checkpointer })
     }
 
     /// The read pool (`query_only` connections).
@@ -173,10 +179,16 @@ impl SqliteStore {
         &self.readers
     }
 
-    /// The single writer connection, for the few writes outside ledger batches. SQLite
-    /// has one writer at a time anyway; sharing the connection avoids busy waits.
+    /// The single writer connection, for the writes outside ledger batches (take
+    /// [`SqliteStore::write_turn`] first).
     pub(crate) fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Waits for this process's turn to write (fair, in arrival order with the ledger
+    /// writer's batches) and holds it until the guard is dropped.
+    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turn.lock().await
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {

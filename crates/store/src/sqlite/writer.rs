@@ -86,6 +86,9 @@ struct Committed {
     reply: oneshot::Sender<Result<BatchOutput>>,
 }
 
+/// The process's turn to write (shared with the async writer).
+pub(crate) type Turn = std::sync::Arc<tokio::sync::Mutex<()>>;
+
 /// Makes the WAL durable; `fdatasync` of the file, replaceable in tests.
 pub(crate) type SyncFn = Box<dyn FnMut(&Path) -> std::io::Result<()> + Send>;
 
@@ -115,12 +118,13 @@ impl std::fmt::Debug for Job {
 
 impl LedgerWriter {
     /// Opens the write connection to `path` and starts the writer and syncer threads.
-    pub(crate) fn start(path: &Path) -> Result<Self> {
-        Self::start_with(path, Box::new(sync_wal), None)
+    /// `turn` is the process's turn to write, taken for each batch's transaction.
+    pub(crate) fn start(path: &Path, turn: Turn) -> Result<Self> {
+        Self::start_with(path, turn, Box::new(sync_wal), None)
     }
 
     /// [`LedgerWriter::start`] with the sync given, recording to `trace` (tests).
-    pub(crate) fn start_with(path: &Path, sync: SyncFn, trace: Trace) -> Result<Self> {
+    pub(crate) fn start_with(path: &Path, turn: Turn, sync: SyncFn, trace: Trace) -> Result<Self> {
         let connection = open(path).map_err(embedded)?;
         let (sender, receiver) = mpsc::channel(JOBS_QUEUED_MAX);
         let (committed, to_sync) = std::sync::mpsc::sync_channel(JOBS_QUEUED_MAX);
@@ -135,7 +139,7 @@ impl LedgerWriter {
             .map_err(|error| StoreError::Database(error.into()))?;
         std::thread::Builder::new()
             .name("coffer-ledger-writer".into())
-            .spawn(move || serve(connection, receiver, committed, &failed))
+            .spawn(move || serve(connection, receiver, committed, &failed, &turn))
             .map_err(|error| StoreError::Database(error.into()))?;
         Ok(Self { jobs: std::sync::Mutex::new(Some(sender)) })
     }
@@ -216,13 +220,14 @@ fn serve(
     mut jobs: mpsc::Receiver<Job>,
     committed: std::sync::mpsc::SyncSender<Committed>,
     failed: &std::sync::atomic::AtomicBool,
+    turn: &tokio::sync::Mutex<()>,
 ) {
     while let Some(job) = jobs.blocking_recv() {
         if failed.load(std::sync::atomic::Ordering::Acquire) {
             let _ = job.reply.send(Err(StoreError::Durability));
             continue;
         }
-        match commit_retrying(&mut connection, &job.commands, job.expire_limit) {
+        match commit_retrying(&mut connection, turn, &job.commands, job.expire_limit) {
             Ok(output) => {
                 let _ = job.committed.send(());
                 if let Err(unsent) = committed.send(Committed { output, reply: job.reply }) {
@@ -300,13 +305,18 @@ fn sync_wal(wal: &Path) -> std::io::Result<()> {
 /// process holds the file's lock past the busy timeout.
 fn commit_retrying(
     connection: &mut Connection,
+    turn: &tokio::sync::Mutex<()>,
     commands: &[Command],
     expire_limit: usize,
 ) -> Result<BatchOutput> {
     let mut backoff_ms = batch::RETRY_BACKOFF_MIN_MS;
     let mut attempts = 1;
     loop {
-        match attempt(connection, commands, expire_limit) {
+        // The turn is held for the transaction only, not across the backoff.
+        let held = turn.blocking_lock();
+        let attempted = attempt(connection, commands, expire_limit);
+        drop(held);
+        match attempted {
             Err(StoreError::Embedded(error)) if attempts < batch::COMMIT_ATTEMPTS_MAX && is_busy(&error) => {
                 tracing::warn!(attempt = attempts, %error, "ledger transaction found the database busy; retrying");
                 std::thread::sleep(Duration::from_millis(backoff_ms));
@@ -671,7 +681,8 @@ mod tests {
             sync_wal(wal)
         });
         let trace = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::new(LedgerWriter::start_with(&path, sync, Some(trace.clone())).unwrap());
+        let writer =
+            Arc::new(LedgerWriter::start_with(&path, Turn::default(), sync, Some(trace.clone())).unwrap());
         let first = tokio::spawn({
             let writer = writer.clone();
             async move { writer.commit(&accounts(1), 0).await }
@@ -732,7 +743,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = database(&dir).await;
         let sync: SyncFn = Box::new(|_| Err(std::io::Error::other("the disk is gone")));
-        let writer = LedgerWriter::start_with(&path, sync, None).unwrap();
+        let writer = LedgerWriter::start_with(&path, Turn::default(), sync, None).unwrap();
         assert!(matches!(writer.commit(&accounts(1), 0).await, Err(StoreError::Durability)));
         assert!(matches!(writer.commit(&accounts(2), 0).await, Err(StoreError::Durability)));
     }
