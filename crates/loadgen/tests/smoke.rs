@@ -27,27 +27,32 @@ fn postgres_url() -> Option<String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_scenario_runs_and_the_ledger_checks_out() {
-    let postgres = postgres_url();
-    let options = Options {
-        scenario: Scenario::All,
+/// A one-second run of `scenario` on `client`, with the baseline where `postgres` is set.
+/// Small numbers keep a debug build well under 30 s; the code path is the same.
+fn smoke(scenario: Scenario, client: Client, postgres: Option<String>) -> Options {
+    Options {
+        scenario,
         database_url: postgres.clone(),
         url: None,
         admin_key: None,
         warmup: Duration::ZERO,
         duration: Duration::from_secs(1),
-        // Small numbers keep a debug build well under 30 s; the code path is the same.
         connections: 16,
         batch_connections: 2,
         batch_size: 500,
         accounts: 200,
-        // The default: single, reads and wallet on the light client.
-        client: Client::Light,
-        baseline: postgres.clone().map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
+        client,
+        baseline: postgres.map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
         reports: ReportsOptions::default(),
         server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_scenario_runs_and_the_ledger_checks_out() {
+    let postgres = postgres_url();
+    // The default: single, reads and wallet on the light client.
+    let options = smoke(Scenario::All, Client::Light, postgres.clone());
     let report = loadgen::run(&options).await.expect("the harness runs");
     let table = report.to_string();
     println!("{table}");
@@ -97,22 +102,7 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_reqwest_client_still_drives_reads_and_wallet() {
     for (scenario, name, shapes) in [(Scenario::Reads, "reads", 1), (Scenario::Wallet, "wallet", 2)] {
-        let options = Options {
-            scenario,
-            database_url: None,
-            url: None,
-            admin_key: None,
-            warmup: Duration::ZERO,
-            duration: Duration::from_secs(1),
-            connections: 16,
-            batch_connections: 2,
-            batch_size: 500,
-            accounts: 200,
-            client: Client::Reqwest,
-            baseline: BaselineDatabase::Skip,
-            reports: ReportsOptions::default(),
-            server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
-        };
+        let options = smoke(scenario, Client::Reqwest, None);
         let report = loadgen::run(&options).await.expect("the harness runs");
         let table = report.to_string();
         println!("{table}");
@@ -131,20 +121,9 @@ async fn the_reqwest_client_still_drives_reads_and_wallet() {
 async fn the_reports_scenario_loads_a_small_history_and_every_report_checks_out() {
     let postgres = postgres_url();
     let options = Options {
-        scenario: Scenario::Reports,
-        database_url: postgres.clone(),
-        url: None,
-        admin_key: None,
-        warmup: Duration::ZERO,
-        duration: Duration::from_secs(1),
-        connections: 16,
-        batch_connections: 2,
-        batch_size: 500,
-        accounts: 200,
-        client: Client::Light,
         baseline: BaselineDatabase::Skip,
         reports: ReportsOptions { customers: 50, expenses_per_customer: 20, requests: 20 },
-        server_executable: PathBuf::from(env!("CARGO_BIN_EXE_loadgen")),
+        ..smoke(Scenario::Reports, Client::Light, postgres.clone())
     };
     let report = loadgen::run(&options).await.expect("the harness runs");
     let table = report.to_string();
