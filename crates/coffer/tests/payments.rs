@@ -319,7 +319,7 @@ async fn fees_are_linked_to_their_operation() {
             description: None,
         };
         // 4,875 left: sending 4,875 would need 48 more for the fee.
-        let refused = rig.wallets.transfer(alice, 77, send(4_875), None).await;
+        let refused = rig.wallets.transfer(alice, 77, send(4_875)).await;
         assert!(matches!(refused, Err(WalletError::InsufficientFunds)), "{refused:?}");
         assert_eq!(
             (rig.posted(from).await, rig.posted(to).await),
@@ -327,8 +327,8 @@ async fn fees_are_linked_to_their_operation() {
             "neither the amount nor the fee moved"
         );
 
-        rig.wallets.transfer(alice, 78, send(1_000), None).await.unwrap();
-        rig.wallets.transfer(alice, 78, send(1_000), None).await.unwrap();
+        rig.wallets.transfer(alice, 78, send(1_000)).await.unwrap();
+        rig.wallets.transfer(alice, 78, send(1_000)).await.unwrap();
         assert_eq!(
             (rig.posted(from).await, rig.posted(to).await),
             (4_875 - 1_010, 1_000),

@@ -224,25 +224,13 @@ pub(crate) async fn run<T: LedgerTx>(
                         _ => 0,
                     })
                     .collect();
-                let response = response.as_ref().and_then(|keyed| {
-                    let rendered = keyed.render(&results, &timestamps)?;
-                    responses.push(ResponseRow {
-                        key: keyed.key.clone(),
-                        created_at: keyed.created_at,
-                        response: rendered.clone(),
-                    });
-                    Some(rendered)
-                });
+                let row = response.as_ref().and_then(|keyed| keyed.row(&results, &timestamps));
+                let response = row.as_ref().map(|row| row.response.clone());
+                responses.extend(row);
                 Outcome::Noted(Noted { results, timestamps, response })
             }
             Command::RecordResponse(keyed) => {
-                if let Some(rendered) = keyed.render(&[], &[]) {
-                    responses.push(ResponseRow {
-                        key: keyed.key.clone(),
-                        created_at: keyed.created_at,
-                        response: rendered,
-                    });
-                }
+                responses.extend(keyed.row(&[], &[]));
                 Outcome::Recorded
             }
         })

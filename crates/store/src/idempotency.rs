@@ -58,17 +58,14 @@ pub struct KeyedResponse {
 }
 
 impl KeyedResponse {
-    /// The response to write, given the command's results (empty for a refusal made
-    /// before the ledger ran).
-    pub(crate) fn render(
-        &self,
-        results: &[CreateTransferResult],
-        timestamps: &[u64],
-    ) -> Option<StoredResponse> {
-        match &self.draft {
-            ResponseDraft::Known(response) => Some(response.clone()),
-            ResponseDraft::AfterBatch(render) => render(results, timestamps),
-        }
+    /// The row to write, given the command's results (none for a refusal made before the
+    /// ledger ran); `None` when the answer is not to be remembered.
+    pub(crate) fn row(&self, results: &[CreateTransferResult], timestamps: &[u64]) -> Option<ResponseRow> {
+        let response = match &self.draft {
+            ResponseDraft::Known(response) => response.clone(),
+            ResponseDraft::AfterBatch(render) => render(results, timestamps)?,
+        };
+        Some(ResponseRow { key: self.key.clone(), created_at: self.created_at, response })
     }
 }
 

@@ -127,7 +127,7 @@ impl Scheduler {
                     amount,
                     description: Some(description),
                 };
-                self.wallets.transfer(row.customer_id, transfer_id, request, None).await.map(|_| ())
+                self.wallets.transfer(row.customer_id, transfer_id, request).await.map(|_| ())
             }
         };
         let now = store::now_ns() as i64;

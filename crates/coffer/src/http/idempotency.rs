@@ -172,7 +172,7 @@ fn found(route: &str, begin: Begin) -> Option<Result<Response, ApiError>> {
         Begin::Started => None,
         Begin::Replay { status, body } => {
             tracing::info!(route, status, "request replayed");
-            Some(Ok(replay(status, &body)))
+            Some(Ok(replay(status, body)))
         }
         Begin::Mismatch => Some(Err(ApiError::rejected(
             StatusCode::CONFLICT,
@@ -211,7 +211,9 @@ pub fn success(status: StatusCode, value: &impl serde::Serialize) -> StoredRespo
 
 /// Runs `work` at most once per (owner, key) like [`once`], for work that commits in one
 /// ledger batch: `work` gets the key to hand to that batch, which writes the answer with
-/// the money; `work` returns the answer the batch remembered.
+/// the money, and returns the answer the batch remembered — a success, or a refusal the
+/// ledger decided. An error from `work` is a refusal decided before the batch (remembered
+/// here, through the pipeline) or a failure of ours (not remembered).
 pub async fn once_batched<F, Fut>(
     state: &AppState,
     owner_id: Uuid,
@@ -234,14 +236,12 @@ where
     match outcome {
         Ok(response) => {
             tracing::info!(route, status = response.status, "request done");
-            let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
-            Ok(json_response(status, response.body))
+            Ok(stored(response.status, response.body))
         }
         Err(error) => {
             tracing::info!(route, status = error.status().as_u16(), code = error.code(), "request refused");
-            // A refusal is remembered so that a retry cannot later succeed; the batch that
-            // decided it (insufficient funds) has already written it, and this finds the
-            // key answered. A failure of ours is not: the retry runs again.
+            // A refusal is remembered so that a retry cannot later succeed. A failure of
+            // ours is not: the retry runs again.
             if let Some(response) = refusal(&error) {
                 let record =
                     KeyedResponse { key: claim, created_at: now, draft: ResponseDraft::Known(response) };
@@ -321,17 +321,22 @@ fn json_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn replay(status: u16, body: &str) -> Response {
-    let mut response = if status >= 400 {
-        match serde_json::from_str::<Problem>(body) {
+/// A stored answer as a response: a problem (with its content type) or JSON.
+fn stored(status: u16, body: String) -> Response {
+    if status >= 400 {
+        match serde_json::from_str::<Problem>(&body) {
             Ok(problem) => problem.into_response(),
             Err(error) => {
                 ApiError::Internal(anyhow::anyhow!("stored problem unreadable: {error}")).into_response()
             }
         }
     } else {
-        json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body.to_owned())
-    };
+        json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
+    }
+}
+
+fn replay(status: u16, body: String) -> Response {
+    let mut response = stored(status, body);
     response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }

@@ -441,29 +441,48 @@ async fn create_transfer(
     let id = derive_id(user.customer_id, "transfer", &key.0);
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once_batched(&state, user.customer_id, &key, "POST /v1/transfers", &bytes, |key| async move {
-        if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
-            return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
-        }
-        let description = check_text("/description", &request.description)?;
-        let to = match (request.to_wallet_id, &request.to_email) {
-            (Some(wallet), None) => Recipient::Wallet(wallet),
-            (None, Some(email)) => {
-                let customer = customer_id_by_email(&app, email).await?;
-                Recipient::Customer(customer.ok_or(WalletError::RecipientNotFound)?)
+    idempotency::once_batched(
+        &state,
+        user.customer_id,
+        &key,
+        "POST /v1/transfers",
+        &bytes,
+        |key| async move {
+            if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
+                return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
             }
-            _ => return Err(ApiError::field("/to_wallet_id", "give exactly one of `to_wallet_id` and `to_email`")),
-        };
-        let request = TransferRequest { from_wallet_id: request.from_wallet_id, to, amount: request.amount, description };
-        // The answer, rendered in the batch that moves the money and remembered with it.
-        let render: RenderAnswer = Arc::new(|outcome| match outcome {
-            Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view.clone()))),
-            Err(error) => idempotency::refusal(&ApiError::from(error.clone_refusal()?)),
-        });
-        let (view, answer) = app.wallets.transfer(user.customer_id, id, request, Some(Answer { key, render })).await?;
-        tracing::info!(transfer_id = %view.id, amount = view.amount, currency = %view.currency, "transfer posted");
-        answer.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the batch rendered no answer for a posted transfer")))
-    })
+            let description = check_text("/description", &request.description)?;
+            let to = match (request.to_wallet_id, &request.to_email) {
+                (Some(wallet), None) => Recipient::Wallet(wallet),
+                (None, Some(email)) => {
+                    let customer = customer_id_by_email(&app, email).await?;
+                    Recipient::Customer(customer.ok_or(WalletError::RecipientNotFound)?)
+                }
+                _ => {
+                    return Err(ApiError::field(
+                        "/to_wallet_id",
+                        "give exactly one of `to_wallet_id` and `to_email`",
+                    ));
+                }
+            };
+            let request = TransferRequest {
+                from_wallet_id: request.from_wallet_id,
+                to,
+                amount: request.amount,
+                description,
+            };
+            // The answer (the transfer or the ledger's refusal), rendered in the batch that
+            // decides it and remembered with it.
+            let render: RenderAnswer = Arc::new(|outcome| match outcome {
+                Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view))),
+                Err(error) => idempotency::refusal(&ApiError::from(error)),
+            });
+            let answer =
+                app.wallets.transfer_answered(user.customer_id, id, request, Answer { key, render }).await?;
+            tracing::info!(transfer_id = %Uuid::from_u128(id), status = answer.status, "transfer answered");
+            Ok(answer)
+        },
+    )
     .await
 }
 

@@ -56,28 +56,6 @@ pub enum WalletError {
     Ledger(String),
 }
 
-impl WalletError {
-    /// A copy of a refusal (what `chain_outcome` and the checks give); `None` for the
-    /// failures that carry a source (the pipeline's, the store's), which are not refusals.
-    pub fn clone_refusal(&self) -> Option<Self> {
-        Some(match self {
-            Self::WalletNotFound => Self::WalletNotFound,
-            Self::TransferNotFound => Self::TransferNotFound,
-            Self::RecipientNotFound => Self::RecipientNotFound,
-            Self::CurrencyNotSupported => Self::CurrencyNotSupported,
-            Self::CurrencyMismatch => Self::CurrencyMismatch,
-            Self::SameWallet => Self::SameWallet,
-            Self::InsufficientFunds => Self::InsufficientFunds,
-            Self::TooManyWallets(max) => Self::TooManyWallets(*max),
-            Self::CreditLimitNotAllowed => Self::CreditLimitNotAllowed,
-            Self::FailedBefore(result) => Self::FailedBefore(*result),
-            Self::KeyReused => Self::KeyReused,
-            Self::Ledger(answer) => Self::Ledger(answer.clone()),
-            Self::Commit(_) | Self::Store(_) => return None,
-        })
-    }
-}
-
 /// A wallet's balances as the customer sees them, in minor units. For a credit-card
 /// wallet the credit line is not the customer's money: `posted` goes below zero as it is
 /// used, while `available` includes what is left of it.
@@ -169,7 +147,7 @@ const WALLET_FACTS_CACHED_MAX: usize = 65_536;
 /// that commits it; `None` for an outcome not to remember (a failure of ours). Supplied by
 /// the HTTP layer, which alone knows how an answer looks.
 pub type RenderAnswer =
-    Arc<dyn Fn(Result<&TransferView, &WalletError>) -> Option<StoredResponse> + Send + Sync>;
+    Arc<dyn Fn(Result<TransferView, WalletError>) -> Option<StoredResponse> + Send + Sync>;
 
 /// A keyed request whose answer is remembered in the batch that moves its money.
 #[derive(Clone)]
@@ -504,15 +482,46 @@ impl Wallets {
     }
 
     /// Moves money from one of the customer's wallets. `id` is the ledger transfer id,
-    /// derived by the caller from the idempotency key. With `answer`, the request's answer
-    /// is remembered under its key in the batch that moves the money, and returned too.
+    /// derived by the caller from the idempotency key.
     pub async fn transfer(
         &self,
         customer_id: Uuid,
         id: u128,
         request: TransferRequest,
+    ) -> Result<TransferView, WalletError> {
+        let (view, noted) = self.submit_transfer(customer_id, id, request, None).await?;
+        posted_view(&view, &noted.results, &noted.timestamps)
+    }
+
+    /// [`Wallets::transfer`] for a keyed request: its answer, whatever the ledger decided
+    /// (the transfer, or a refusal such as insufficient funds), is rendered and remembered
+    /// under its key in the batch that decides it, and returned. An error here is one
+    /// decided before the batch (an unknown wallet), or a failure of ours.
+    pub async fn transfer_answered(
+        &self,
+        customer_id: Uuid,
+        id: u128,
+        request: TransferRequest,
+        answer: Answer,
+    ) -> Result<StoredResponse, WalletError> {
+        let (view, noted) = self.submit_transfer(customer_id, id, request, Some(answer)).await?;
+        match noted.response {
+            Some(response) => Ok(response),
+            // Nothing was rendered: the outcome is a failure of ours, not remembered.
+            None => Err(posted_view(&view, &noted.results, &noted.timestamps)
+                .err()
+                .unwrap_or_else(|| WalletError::Ledger("the batch rendered no answer".into()))),
+        }
+    }
+
+    /// Builds and commits a P2P transfer; the view holds everything but the timestamp.
+    async fn submit_transfer(
+        &self,
+        customer_id: Uuid,
+        id: u128,
+        request: TransferRequest,
         answer: Option<Answer>,
-    ) -> Result<(TransferView, Option<StoredResponse>), WalletError> {
+    ) -> Result<(TransferView, Noted), WalletError> {
         let from = self.owned_facts(customer_id, request.from_wallet_id).await?;
         let currency = Currency::parse(&from.currency).ok_or(WalletError::CurrencyNotSupported)?;
         let to = match request.to {
@@ -583,14 +592,12 @@ impl Wallets {
                 key: answer.key,
                 created_at: store::now_ns(),
                 draft: ResponseDraft::AfterBatch(Arc::new(move |results, timestamps| {
-                    let outcome = posted_view(&view, results, timestamps);
-                    render(outcome.as_ref())
+                    render(posted_view(&view, results, timestamps))
                 })),
             }
         });
         let noted = self.create_transfers(transfers, notes, drafts, response).await?;
-        let view = posted_view(&view, &noted.results, &noted.timestamps)?;
-        Ok((view, noted.response))
+        Ok((view, noted))
     }
 
     /// Pays a merchant from one of the customer's wallets: wallet → the currency's

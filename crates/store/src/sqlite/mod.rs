@@ -64,8 +64,8 @@ mod in_list_tests {
     }
 }
 
-/// Prepared statements kept per connection: the few dozen distinct statements of the
-/// ledger, with room for the remainder-sized chunks of multi-row writes.
+/// Prepared statements kept per async connection: the reads (with their padded `IN`
+/// lists) and the writes outside ledger batches, with room to spare.
 const STATEMENT_CACHE_CAPACITY: usize = 256;
 
 /// Page cache of the ledger writer's connection, in KiB. A batch of 8,190 transfers touches
