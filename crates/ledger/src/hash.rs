@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// A map keyed by account or transfer id.
-pub(crate) type IdMap<V> = HashMap<u128, V, IdBuildHasher>;
+pub type IdMap<V> = HashMap<u128, V, IdBuildHasher>;
 
 /// Odd 64-bit constants (from the fractional digits of pi) for the multiplies.
 const MULTIPLIER_1: u64 = 0x243f_6a88_85a3_08d3;
@@ -28,7 +28,7 @@ fn folded_multiply(a: u64, b: u64) -> u64 {
 
 /// Builds [`IdHasher`]s that share one random seed.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct IdBuildHasher {
+pub struct IdBuildHasher {
     seed: u64,
 }
 
@@ -53,7 +53,7 @@ impl BuildHasher for IdBuildHasher {
 /// The hasher: `write_u128` is the fast path; `write` handles anything else correctly,
 /// if more slowly, so the type is safe to use with other key types.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct IdHasher {
+pub struct IdHasher {
     state: u64,
 }
 

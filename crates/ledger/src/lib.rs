@@ -17,6 +17,7 @@ mod transfer;
 pub use account::{Account, AccountBalance};
 pub use apply::{Prefetch, create_accounts, create_transfers, expire_pending_transfers, prefetch};
 pub use flags::{AccountFlags, TransferFlags};
+pub use hash::{IdBuildHasher, IdHasher, IdMap};
 pub use result::{CreateAccountResult, CreateTransferResult};
 pub use state::{Changes, State};
 pub use transfer::{PendingStatus, Transfer};

@@ -16,6 +16,7 @@ use ledger::{
 
 use crate::codec::{self, PendingRow};
 use crate::idempotency::ResponseRow;
+use crate::memory::{Learned, Memory};
 use crate::outbox::NewEvent;
 use crate::{Command, Noted, Outcome, Result, StoreError, TransferNote};
 
@@ -102,24 +103,26 @@ fn sort_unique(ids: &mut Vec<u128>) {
     ids.dedup();
 }
 
-/// Runs `commands` (and up to `expire_limit` due expiries) inside `tx`, at wall-clock `now`.
+/// Runs `commands` (and up to `expire_limit` due expiries) inside `tx`, at wall-clock `now`,
+/// reading from the database only what `memory` does not hold; what the batch learned is
+/// staged in `memory` for the backend to settle once it has committed.
 pub(crate) async fn run<T: LedgerTx>(
     tx: &mut T,
+    memory: &mut Memory,
     commands: &[Command],
     expire_limit: usize,
     now: u64,
 ) -> Result<BatchOutput> {
     let clock = tx.lock_clock().await?;
+    memory.open(clock);
 
     let mut transfer_ids = Vec::new();
     let mut account_ids = Vec::new();
-    let mut has_transfers = false;
     for command in commands {
         match command {
             Command::CreateAccounts(events) => account_ids.extend(events.iter().map(|account| account.id)),
             Command::CreateTransfers(events)
             | Command::CreateTransfersWithNotes { transfers: events, .. } => {
-                has_transfers = true;
                 let prefetch = ledger::prefetch(events);
                 transfer_ids.extend(prefetch.transfer_ids);
                 account_ids.extend(prefetch.account_ids);
@@ -127,15 +130,28 @@ pub(crate) async fn run<T: LedgerTx>(
             Command::RecordResponse(_) => {}
         }
     }
+    let due = if expire_limit > 0 { tx.due_pending(now, expire_limit).await? } else { Vec::new() };
+    transfer_ids.extend_from_slice(&due);
     sort_unique(&mut transfer_ids);
 
-    let due = if expire_limit > 0 { tx.due_pending(now, expire_limit).await? } else { Vec::new() };
-    let failed = if has_transfers { tx.load_failed(&transfer_ids).await? } else { Vec::new() };
-
-    let mut load_ids = transfer_ids;
-    load_ids.extend_from_slice(&due);
-    sort_unique(&mut load_ids);
-    let transfers = if load_ids.is_empty() { Vec::new() } else { tx.load_transfers(&load_ids).await? };
+    // Transfers and failed ids: remembered, or read. An id is a transfer or a failure,
+    // never both, so one remembered as either needs no read.
+    let mut transfers = Vec::new();
+    let mut failed = Vec::new();
+    let mut unknown = Vec::new();
+    for &id in &transfer_ids {
+        if let Some(&result) = memory.failed.get(id) {
+            failed.push((id, result));
+        } else if let Some(&remembered) = memory.transfers.get(id) {
+            transfers.push(remembered);
+        } else {
+            unknown.push(id);
+        }
+    }
+    if !unknown.is_empty() {
+        failed.extend(tx.load_failed(&unknown).await?);
+        transfers.extend(tx.load_transfers(&unknown).await?);
+    }
     // A post or void (and an expiry) changes the balances of the pending transfer's
     // accounts, which the events themselves need not name.
     for (transfer, _) in &transfers {
@@ -145,7 +161,18 @@ pub(crate) async fn run<T: LedgerTx>(
         }
     }
     sort_unique(&mut account_ids);
-    let accounts = if account_ids.is_empty() { Vec::new() } else { tx.lock_accounts(&account_ids).await? };
+    let mut accounts = Vec::with_capacity(account_ids.len());
+    let mut unread = Vec::new();
+    for &id in &account_ids {
+        match memory.accounts.get(id) {
+            Some(&account) => accounts.push(account),
+            None => unread.push(id),
+        }
+    }
+    if !unread.is_empty() {
+        accounts.extend(tx.lock_accounts(&unread).await?);
+    }
+    let loaded: Vec<u128> = transfers.iter().map(|(transfer, _)| transfer.id).collect();
 
     let mut state = State::new(clock);
     for account in accounts {
@@ -156,7 +183,7 @@ pub(crate) async fn run<T: LedgerTx>(
         assert_transfer_read(&transfer, status, clock);
         state.insert_transfer(transfer, status);
     }
-    for (id, result) in failed {
+    for &(id, result) in &failed {
         assert!(!result.is_success(), "transfer {id:#x} is stored as failed with {result}");
         state.insert_failed_transfer(id, result);
     }
@@ -239,6 +266,13 @@ pub(crate) async fn run<T: LedgerTx>(
     let changes = state.take_changes();
     let last_timestamp = state.last_timestamp();
     assert!(last_timestamp >= clock, "the ledger clock went backwards: {clock} -> {last_timestamp}");
+    memory.stage(learned(
+        &state,
+        &changes,
+        &loaded,
+        failed,
+        if changes.is_empty() { clock } else { last_timestamp },
+    ));
     if !changes.is_empty() {
         assert_changes(&changes, clock, last_timestamp);
         let pending: Vec<PendingRow> = changes
@@ -266,6 +300,31 @@ pub(crate) async fn run<T: LedgerTx>(
         tx.write_responses(&responses).await?;
     }
     Ok(BatchOutput { outcomes, expired })
+}
+
+/// What a batch leaves to remember: every account it held, the transfers it loaded and
+/// the pending ones it created (with their statuses as it left them), and failed ids.
+fn learned(
+    state: &State,
+    changes: &Changes,
+    loaded: &[u128],
+    mut failed: Vec<(u128, CreateTransferResult)>,
+    clock: u64,
+) -> Learned {
+    let with_status = |transfer: &Transfer| (*transfer, state.pending_status(transfer.id));
+    let transfers = loaded
+        .iter()
+        .filter_map(|&id| state.transfer(id))
+        .chain(
+            changes
+                .transfers_created
+                .iter()
+                .filter(|transfer| transfer.flags.contains(TransferFlags::PENDING)),
+        )
+        .map(with_status)
+        .collect();
+    failed.extend_from_slice(&changes.failed_transfers);
+    Learned { accounts: state.accounts().copied().collect(), transfers, failed, clock }
 }
 
 /// Invariants of an account as read, before the ledger relies on them.

@@ -22,6 +22,7 @@ mod codec;
 mod finance;
 mod idempotency;
 mod identity;
+mod memory;
 mod notifications;
 mod outbox;
 mod payments;

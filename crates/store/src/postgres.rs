@@ -25,6 +25,7 @@ use crate::codec::{
     ACCOUNT_COLUMNS, AccountRow, BalanceRow, FailureRow, PendingRow, TRANSFER_COLUMNS, TRANSFER_COLUMNS_T,
     TransferRow, bits64, int, uuid,
 };
+use crate::memory::Memory;
 use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, TransferNote, reads};
 
 /// How long a caller waits for a pooled connection before the store reports an error.
@@ -32,10 +33,12 @@ use crate::{AccountFilter, Command, Result, StoreError, StoreOptions, TransferNo
 /// overloaded node fails requests instead of piling them up.
 const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 
-/// The PostgreSQL store: one bounded pool.
+/// The PostgreSQL store: one bounded pool, and this process's memory of the ledger
+/// (held for the whole of each batch; batches are serialised by the clock lock anyway).
 #[derive(Debug)]
 pub(crate) struct PostgresStore {
     pub(crate) pool: PgPool,
+    memory: tokio::sync::Mutex<Memory>,
 }
 
 impl PostgresStore {
@@ -50,7 +53,7 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, memory: tokio::sync::Mutex::default() })
     }
 
     /// The pool, for reads and for writes outside ledger batches.
@@ -65,16 +68,32 @@ impl PostgresStore {
 
     pub(crate) async fn commit(&self, commands: &[Command], expire_limit: usize) -> Result<BatchOutput> {
         batch::retrying(is_transient, || async {
-            let mut connection = self.pool.acquire().await?;
-            let mut transaction = connection.begin().await?;
-            let now = batch::now_ns();
-            let output =
-                batch::run(&mut PostgresTx { connection: &mut transaction }, commands, expire_limit, now)
-                    .await?;
-            transaction.commit().await?;
-            Ok(output)
+            let mut memory = self.memory.lock().await;
+            let attempted = self.attempt(&mut memory, commands, expire_limit).await;
+            match &attempted {
+                Ok(_) => memory.settle(),
+                // Perhaps committed, perhaps not: the clock will tell.
+                Err(_) => memory.forget(),
+            }
+            attempted
         })
         .await
+    }
+
+    async fn attempt(
+        &self,
+        memory: &mut Memory,
+        commands: &[Command],
+        expire_limit: usize,
+    ) -> Result<BatchOutput> {
+        let mut connection = self.pool.acquire().await?;
+        let mut transaction = connection.begin().await?;
+        let now = batch::now_ns();
+        let output =
+            batch::run(&mut PostgresTx { connection: &mut transaction }, memory, commands, expire_limit, now)
+                .await?;
+        transaction.commit().await?;
+        Ok(output)
     }
 
     pub(crate) async fn accounts(&self, ids: &[u128]) -> Result<Vec<Account>> {

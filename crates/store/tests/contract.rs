@@ -36,6 +36,7 @@ contract!(
     account_transfers_filters_limits_and_order,
     balance_history,
     reopened_store_sees_everything,
+    a_second_store_changes_what_the_first_remembers,
     concurrent_commits_conserve_money,
     matches_the_pure_ledger,
     notes_are_written_only_with_created_transfers,
@@ -451,6 +452,54 @@ async fn reopened_store_sees_everything(db: &TestDb) {
     let newest = reopened.transfer(92).await.expect("read").expect("stored");
     assert!(before.iter().all(|a| a.timestamp < newest.timestamp));
     reopened.close().await;
+}
+
+/// A store remembers the accounts and pending transfers its batches held; another store
+/// on the same database (another process) moves the same money between two of its
+/// batches. The first must see that change, not its memory: no balance is spent twice,
+/// and a pending transfer voided elsewhere cannot be posted.
+async fn a_second_store_changes_what_the_first_remembers(db: &TestDb) {
+    let first = &db.store;
+    assert_eq!(
+        create_accounts(
+            first,
+            vec![
+                account(1, AccountFlags::default()),
+                account(2, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+            ]
+        )
+        .await,
+        [AR::Ok, AR::Ok]
+    );
+    let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(12, 2, 1, 30) };
+    assert_eq!(
+        create_transfers(first, vec![transfer(10, 1, 2, 100), transfer(11, 2, 1, 50), hold]).await,
+        [TR::Ok, TR::Ok, TR::Ok]
+    );
+    let second = db.reopen().await;
+    let void = Transfer {
+        id: 14,
+        pending_id: 12,
+        flags: TransferFlags::VOID_PENDING_TRANSFER,
+        ..Transfer::default()
+    };
+    assert_eq!(create_transfers(&second, vec![void, transfer(13, 2, 1, 50)]).await, [TR::Ok, TR::Ok]);
+
+    let post = Transfer {
+        id: 16,
+        pending_id: 12,
+        amount: ledger::AMOUNT_MAX,
+        flags: TransferFlags::POST_PENDING_TRANSFER,
+        ..Transfer::default()
+    };
+    assert_eq!(
+        // Its memory says 20 is left and the hold is pending; neither is true any more.
+        create_transfers(first, vec![transfer(15, 2, 1, 20), post]).await,
+        [TR::ExceedsCredits, TR::PendingTransferAlreadyVoided]
+    );
+    assert_eq!(balances(first, 2).await, balances(&second, 2).await);
+    assert_eq!(balances(first, 2).await, (0, 100, 0, 100));
+    second.close().await;
 }
 
 /// Many tasks move money into one hot account and back out to their wallets, through

@@ -46,6 +46,7 @@ use crate::codec::{
     TRANSFER_COLUMNS_T, TransferRow, bits64, int, saturating,
 };
 use crate::idempotency::{ResponseRow, UPSERT_RESPONSE};
+use crate::memory::Memory;
 use crate::outbox::{INSERT_EVENT, NewEvent};
 use crate::{Command, Result, StoreError, TransferNote};
 
@@ -222,12 +223,13 @@ fn serve(
     failed: &std::sync::atomic::AtomicBool,
     turn: &tokio::sync::Mutex<()>,
 ) {
+    let mut memory = Memory::default();
     while let Some(job) = jobs.blocking_recv() {
         if failed.load(std::sync::atomic::Ordering::Acquire) {
             let _ = job.reply.send(Err(StoreError::Durability));
             continue;
         }
-        match commit_retrying(&mut connection, turn, &job.commands, job.expire_limit) {
+        match commit_retrying(&mut connection, &mut memory, turn, &job.commands, job.expire_limit) {
             Ok(output) => {
                 let _ = job.committed.send(());
                 if let Err(unsent) = committed.send(Committed { output, reply: job.reply }) {
@@ -305,6 +307,7 @@ fn sync_wal(wal: &Path) -> std::io::Result<()> {
 /// process holds the file's lock past the busy timeout.
 fn commit_retrying(
     connection: &mut Connection,
+    memory: &mut Memory,
     turn: &tokio::sync::Mutex<()>,
     commands: &[Command],
     expire_limit: usize,
@@ -314,7 +317,7 @@ fn commit_retrying(
     loop {
         // The turn is held for the transaction only, not across the backoff.
         let held = turn.blocking_lock();
-        let attempted = attempt(connection, commands, expire_limit);
+        let attempted = attempt(connection, memory, commands, expire_limit);
         drop(held);
         match attempted {
             Err(StoreError::Embedded(error)) if attempts < batch::COMMIT_ATTEMPTS_MAX && is_busy(&error) => {
@@ -328,15 +331,24 @@ fn commit_retrying(
     }
 }
 
-fn attempt(connection: &mut Connection, commands: &[Command], expire_limit: usize) -> Result<BatchOutput> {
+fn attempt(
+    connection: &mut Connection,
+    memory: &mut Memory,
+    commands: &[Command],
+    expire_limit: usize,
+) -> Result<BatchOutput> {
     connection.execute_batch("BEGIN IMMEDIATE").map_err(embedded)?;
     let now = batch::now_ns();
-    let output =
-        ready(batch::run(&mut WriterTx { connection: &mut *connection }, commands, expire_limit, now));
+    let mut tx = WriterTx { connection: &mut *connection };
+    let output = ready(batch::run(&mut tx, memory, commands, expire_limit, now));
     let finished = match output {
         Ok(output) => connection.execute_batch("COMMIT").map(|()| output).map_err(embedded),
         Err(error) => Err(error),
     };
+    match &finished {
+        Ok(_) => memory.settle(),
+        Err(_) => memory.forget(),
+    }
     if finished.is_err() && !connection.is_autocommit() {
         // Nothing of a failed batch may stay: roll back whatever the attempt wrote.
         if let Err(error) = connection.execute_batch("ROLLBACK") {
@@ -734,6 +746,180 @@ mod tests {
         drop(writer);
         drop(gate);
         let _ = opener.join();
+    }
+
+    fn transfer(id: u128, debit: u128, credit: u128, amount: u64) -> Transfer {
+        Transfer {
+            id,
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount,
+            ledger: 1,
+            code: 1,
+            ..Default::default()
+        }
+    }
+
+    /// A workload touching everything the writer remembers: accounts (one that must not
+    /// go negative), transfers, pending transfers posted, voided and expired, and a failure.
+    fn workload() -> Vec<Vec<Command>> {
+        use ledger::{AccountFlags, TransferFlags};
+        let account = |id, flags| Account { id, ledger: 1, code: 1, flags, ..Default::default() };
+        let pending = |id, debit, credit, amount, timeout| Transfer {
+            flags: TransferFlags::PENDING,
+            timeout,
+            ..transfer(id, debit, credit, amount)
+        };
+        // Posting AMOUNT_MAX posts the whole pending amount.
+        let resolve = |id, pending_id, flags| Transfer {
+            id,
+            pending_id,
+            flags,
+            amount: ledger::AMOUNT_MAX,
+            ..Default::default()
+        };
+        vec![
+            vec![Command::CreateAccounts(vec![
+                account(1, AccountFlags::default()),
+                account(2, AccountFlags::default()),
+                account(3, AccountFlags::default()),
+                account(4, AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY)),
+            ])],
+            vec![Command::CreateTransfers(vec![
+                transfer(10, 1, 4, 100),
+                pending(11, 4, 2, 30, 0),
+                pending(12, 4, 3, 20, 0),
+                pending(13, 1, 3, 5, 1),
+                // More than account 4 has left: a failure the ledger remembers.
+                transfer(14, 4, 1, 80),
+            ])],
+            vec![Command::CreateTransfers(vec![
+                resolve(15, 11, TransferFlags::POST_PENDING_TRANSFER),
+                resolve(16, 12, TransferFlags::VOID_PENDING_TRANSFER),
+                transfer(10, 1, 4, 100),
+                transfer(14, 4, 1, 80),
+                transfer(17, 4, 1, 50),
+            ])],
+        ]
+    }
+
+    /// Reads what a process that just started would: the accounts, transfers (with their
+    /// pending statuses) and failures among `ids`, from the file, outside any memory.
+    fn fresh_load(
+        path: &Path,
+        ids: &[u128],
+    ) -> (Vec<Account>, Vec<(Transfer, Option<PendingStatus>)>, Vec<(u128, CreateTransferResult)>) {
+        let mut connection = open(path).unwrap();
+        let mut tx = WriterTx { connection: &mut connection };
+        let accounts = ready(tx.lock_accounts(ids)).unwrap();
+        let transfers = ready(tx.load_transfers(ids)).unwrap();
+        let failed = ready(tx.load_failed(ids)).unwrap();
+        (accounts, transfers, failed)
+    }
+
+    /// The writer's memory is what the database holds. After a workload, every account,
+    /// transfer and failure it remembers equals, field by field, what a fresh load of the
+    /// file gives; and the next batches give the same outcomes and the same file whether
+    /// they run with that memory or after a restart (an empty memory over a copy).
+    #[tokio::test]
+    async fn memory_is_what_a_fresh_load_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(&dir).await;
+        let mut connection = open(&path).unwrap();
+        let mut memory = Memory::default();
+        for commands in workload() {
+            attempt(&mut connection, &mut memory, &commands, 0).unwrap();
+        }
+        // Transfer 13 times out after a second; the next batch expires it.
+        std::thread::sleep(Duration::from_millis(1_100));
+        attempt(&mut connection, &mut memory, &[], batch::COMMIT_EXPIRIES_MAX).unwrap();
+
+        let mut ids: Vec<u128> = memory.accounts.iter().map(|(id, _)| id).collect();
+        ids.extend(memory.transfers.iter().map(|(id, _)| id));
+        ids.extend(memory.failed.iter().map(|(id, _)| id));
+        ids.sort_unstable();
+        ids.dedup();
+        let (accounts, transfers, failed) = fresh_load(&path, &ids);
+        assert_eq!(memory.accounts.len(), 4);
+        assert_eq!(accounts.len(), 4);
+        for account in &accounts {
+            assert_eq!(memory.accounts.get(account.id), Some(account), "account {}", account.id);
+        }
+        // Every pending transfer, and the transfers batch 3 read again (10).
+        assert_eq!(memory.transfers.len(), 4);
+        assert_eq!(transfers.len(), memory.transfers.len());
+        for loaded in &transfers {
+            assert_eq!(memory.transfers.get(loaded.0.id), Some(loaded), "transfer {}", loaded.0.id);
+        }
+        assert_eq!(memory.transfers.get(13).map(|(_, status)| *status), Some(Some(PendingStatus::Expired)));
+        assert_eq!(memory.failed.len(), 1);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(memory.failed.get(14), Some(&failed[0].1));
+
+        // A restart: a copy of the file with an empty memory takes the same batches.
+        let copy = dir.path().join("restarted.db");
+        connection.execute("VACUUM INTO ?1", [copy.to_str().unwrap()]).unwrap();
+        let mut restarted = open(&copy).unwrap();
+        let mut empty = Memory::default();
+        let next = vec![
+            Command::CreateTransfers(vec![
+                transfer(20, 4, 2, 10),
+                transfer(21, 4, 2, 1_000),
+                transfer(14, 4, 1, 80),
+            ]),
+            Command::CreateTransfers(vec![Transfer {
+                id: 22,
+                pending_id: 13,
+                amount: ledger::AMOUNT_MAX,
+                flags: ledger::TransferFlags::POST_PENDING_TRANSFER,
+                ..Default::default()
+            }]),
+        ];
+        let warm = attempt(&mut connection, &mut memory, &next, 0).unwrap();
+        let cold = attempt(&mut restarted, &mut empty, &next, 0).unwrap();
+        assert_eq!(warm.outcomes, cold.outcomes);
+        let (accounts_warm, transfers_warm, _) = fresh_load(&path, &(1..=30).collect::<Vec<_>>());
+        let (accounts_cold, transfers_cold, _) = fresh_load(&copy, &(1..=30).collect::<Vec<_>>());
+        assert_eq!(accounts_warm.len(), 4);
+        let strip = |transfers: Vec<(Transfer, Option<PendingStatus>)>| {
+            // Timestamps differ between the two runs (each took its own clock reading).
+            transfers
+                .into_iter()
+                .map(|(transfer, status)| (transfer.id, transfer.amount, status))
+                .collect::<Vec<_>>()
+        };
+        let balances = |accounts: Vec<Account>| {
+            accounts
+                .into_iter()
+                .map(|a| (a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(balances(accounts_warm), balances(accounts_cold));
+        assert_eq!(strip(transfers_warm), strip(transfers_cold));
+    }
+
+    /// Another writer on the same file changes the ledger between two batches of this one:
+    /// the clock tells, this writer forgets, and its next batch reads the change (here: a
+    /// balance another writer spent, which must not be spent twice).
+    #[tokio::test]
+    async fn memory_is_forgotten_when_another_writer_changed_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = database(&dir).await;
+        let mut ours = open(&path).unwrap();
+        let mut theirs = open(&path).unwrap();
+        let mut memory = Memory::default();
+        let mut their_memory = Memory::default();
+        for commands in workload() {
+            attempt(&mut ours, &mut memory, &commands, 0).unwrap();
+        }
+        // Account 4 holds 100 credited - 30 posted - 50 spent = 20.
+        assert_eq!(memory.accounts.get(4).map(|a| a.credits_posted - a.debits_posted), Some(20));
+        let spend = |id| vec![Command::CreateTransfers(vec![transfer(id, 4, 1, 20)])];
+        let output = attempt(&mut theirs, &mut their_memory, &spend(30), 0).unwrap();
+        assert_eq!(output.outcomes, [Outcome::Transfers(vec![CreateTransferResult::Ok])]);
+        let output = attempt(&mut ours, &mut memory, &spend(31), 0).unwrap();
+        assert_eq!(output.outcomes, [Outcome::Transfers(vec![CreateTransferResult::ExceedsCredits])]);
+        assert_eq!(memory.accounts.get(4).map(|a| a.credits_posted - a.debits_posted), Some(0));
     }
 
     /// A failed sync fails the batches it was to cover, and every batch after it: an fsync
