@@ -585,8 +585,14 @@ async fn admins_reverse_a_transfer_once() {
     let reverse = |key: String| {
         app.client.post(app.url(&path)).bearer_auth(&app.admin_key).header("idempotency-key", key).send()
     };
-    let (status, reversal) = common::read(reverse(key()).await.unwrap()).await;
+    let first_key = key();
+    let (status, reversal) = common::read(reverse(first_key.clone()).await.unwrap()).await;
     assert_eq!(status, 201, "{reversal}");
+    // The same key replays the answer the reversal's batch remembered.
+    let replayed = reverse(first_key).await.unwrap();
+    assert_eq!(replayed.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let (status, replay) = common::read(replayed).await;
+    assert_eq!((status, &replay), (201, &reversal));
     assert_eq!(
         (reversal["from_wallet_id"].as_str(), reversal["amount"].as_u64()),
         (Some(bob_usd.as_str()), Some(400))
@@ -598,14 +604,19 @@ async fn admins_reverse_a_transfer_once() {
     let (_, history) = get(&app, &bob, "/v1/operations?type=reversal").await;
     assert_eq!(history["data"][0]["amount"], -400);
     let missing = format!("/v1/transfers/{}/reversals", uuid::Uuid::now_v7());
-    let response = app
-        .client
-        .post(app.url(&missing))
-        .bearer_auth(&app.admin_key)
-        .header("idempotency-key", key())
-        .send()
-        .await
-        .unwrap();
+    let missing_key = key();
+    let reverse_missing = || {
+        app.client
+            .post(app.url(&missing))
+            .bearer_auth(&app.admin_key)
+            .header("idempotency-key", &missing_key)
+            .send()
+    };
+    let (status, problem) = common::read(reverse_missing().await.unwrap()).await;
+    common::assert_problem(status, &problem, 404, "transfer_not_found");
+    // A refusal is remembered under its key too.
+    let response = reverse_missing().await.unwrap();
+    assert_eq!(response.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
     let (status, problem) = common::read(response).await;
     common::assert_problem(status, &problem, 404, "transfer_not_found");
     app.stop().await;

@@ -12,9 +12,10 @@
 //! - [`once`] claims it in the database (a row with a lease) and stores the answer after
 //!   the work: two write transactions of their own. For requests whose work is several
 //!   steps outside one batch (top-ups and withdrawals call a payment provider).
-//! - [`once_batched`], for requests whose effect is one ledger batch (P2P transfers): the
-//!   key is held in this node's memory ([`Leases`]), and the answer is written by the
-//!   batch that moves the money, in its transaction ([`store::KeyedResponse`]); a refusal
+//! - [`once_batched`], for requests whose effect is one ledger batch (P2P transfers and
+//!   reversals): the key is held in this node's memory ([`Leases`]), and the answer is
+//!   written by the batch that moves the money, in its transaction
+//!   ([`store::KeyedResponse`]); a refusal
 //!   decided before the ledger runs is remembered through the pipeline too. No write of
 //!   its own on the request path. Across nodes the database's unique key decides: two
 //!   nodes running one key at once write the same ledger ids, so the second finds the

@@ -471,14 +471,7 @@ async fn create_transfer(
                 amount: request.amount,
                 description,
             };
-            // The answer (the transfer or the ledger's refusal), rendered in the batch that
-            // decides it and remembered with it.
-            let render: RenderAnswer = Arc::new(|outcome| match outcome {
-                Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view))),
-                Err(error) => idempotency::refusal(&ApiError::from(error)),
-            });
-            let answer =
-                app.wallets.transfer_answered(user.customer_id, id, request, Answer { key, render }).await?;
+            let answer = app.wallets.transfer_answered(user.customer_id, id, request, answer(key)).await?;
             tracing::info!(transfer_id = %Uuid::from_u128(id), status = answer.status, "transfer answered");
             Ok(answer)
         },
@@ -534,12 +527,22 @@ async fn reverse_transfer(
     let owner = admin.customer_id.unwrap_or(Uuid::nil());
     let route = format!("POST /v1/transfers/{original}/reversals");
     let wallets = state.wallets.clone();
-    idempotency::once(&state, owner, &key, &route, b"", || async move {
-        let view = wallets.reverse(original).await?;
-        tracing::info!(transfer_id = %original, reversal_id = %view.id, "transfer reversed");
-        Ok((StatusCode::CREATED, serde_json::to_value(transfer_body(view)).expect("serialisable")))
+    idempotency::once_batched(&state, owner, &key, &route, b"", |key| async move {
+        let answer = wallets.reverse_answered(original, answer(key)).await?;
+        tracing::info!(transfer_id = %original, status = answer.status, "reversal answered");
+        Ok(answer)
     })
     .await
+}
+
+/// How a keyed transfer's answer (the transfer, or the ledger's refusal) looks: rendered
+/// in the batch that decides it, and remembered with it.
+fn answer(key: store::IdempotencyKey) -> Answer {
+    let render: RenderAnswer = Arc::new(|outcome| match outcome {
+        Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view))),
+        Err(error) => idempotency::refusal(&ApiError::from(error)),
+    });
+    Answer { key, render }
 }
 
 /// The history of one of my wallets, newest first.

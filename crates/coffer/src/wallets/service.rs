@@ -236,6 +236,30 @@ fn posted_view(
     Ok(TransferView { created_at, ..view.clone() })
 }
 
+/// The answer of a keyed request for the transfer `view` describes, rendered in its batch.
+fn keyed(view: &TransferView, answer: Option<Answer>) -> Option<KeyedResponse> {
+    let answer = answer?;
+    let view = view.clone();
+    let render = answer.render;
+    Some(KeyedResponse {
+        key: answer.key,
+        created_at: store::now_ns(),
+        draft: ResponseDraft::AfterBatch(Arc::new(move |results, timestamps| {
+            render(posted_view(&view, results, timestamps))
+        })),
+    })
+}
+
+/// The answer the batch remembered; an error when it rendered none (a failure of ours).
+fn remembered(view: &TransferView, noted: Noted) -> Result<StoredResponse, WalletError> {
+    match noted.response {
+        Some(response) => Ok(response),
+        None => Err(posted_view(view, &noted.results, &noted.timestamps)
+            .err()
+            .unwrap_or_else(|| WalletError::Ledger("the batch rendered no answer".into()))),
+    }
+}
+
 /// The wallet service. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Wallets {
@@ -505,13 +529,7 @@ impl Wallets {
         answer: Answer,
     ) -> Result<StoredResponse, WalletError> {
         let (view, noted) = self.submit_transfer(customer_id, id, request, Some(answer)).await?;
-        match noted.response {
-            Some(response) => Ok(response),
-            // Nothing was rendered: the outcome is a failure of ours, not remembered.
-            None => Err(posted_view(&view, &noted.results, &noted.timestamps)
-                .err()
-                .unwrap_or_else(|| WalletError::Ledger("the batch rendered no answer".into()))),
-        }
+        remembered(&view, noted)
     }
 
     /// Builds and commits a P2P transfer; the view holds everything but the timestamp.
@@ -585,18 +603,7 @@ impl Wallets {
             description: request.description,
             created_at: 0,
         };
-        let response = answer.map(|answer| {
-            let view = view.clone();
-            let render = answer.render;
-            KeyedResponse {
-                key: answer.key,
-                created_at: store::now_ns(),
-                draft: ResponseDraft::AfterBatch(Arc::new(move |results, timestamps| {
-                    render(posted_view(&view, results, timestamps))
-                })),
-            }
-        });
-        let noted = self.create_transfers(transfers, notes, drafts, response).await?;
+        let noted = self.create_transfers(transfers, notes, drafts, keyed(&view, answer)).await?;
         Ok((view, noted))
     }
 
@@ -653,6 +660,26 @@ impl Wallets {
     /// of the original. A transfer is reversed at most once: the reversal's ledger id is
     /// derived from the original's, so a second request finds the first reversal.
     pub async fn reverse(&self, original: Uuid) -> Result<TransferView, WalletError> {
+        let (view, noted) = self.submit_reversal(original, None).await?;
+        posted_view(&view, &noted.results, &noted.timestamps)
+    }
+
+    /// [`Wallets::reverse`] for a keyed request, its answer remembered in the batch that
+    /// decides it (see [`Wallets::transfer_answered`]).
+    pub async fn reverse_answered(
+        &self,
+        original: Uuid,
+        answer: Answer,
+    ) -> Result<StoredResponse, WalletError> {
+        let (view, noted) = self.submit_reversal(original, Some(answer)).await?;
+        remembered(&view, noted)
+    }
+
+    async fn submit_reversal(
+        &self,
+        original: Uuid,
+        answer: Option<Answer>,
+    ) -> Result<(TransferView, Noted), WalletError> {
         let Some(transfer) = self.store.transfer(original.as_u128()).await? else {
             return Err(WalletError::TransferNotFound);
         };
@@ -717,8 +744,8 @@ impl Wallets {
             description: Some(description),
             created_at: 0,
         };
-        let noted = self.create_transfers(vec![reversal], vec![note], drafts, None).await?;
-        posted_view(&view, &noted.results, &noted.timestamps)
+        let noted = self.create_transfers(vec![reversal], vec![note], drafts, keyed(&view, answer)).await?;
+        Ok((view, noted))
     }
 
     /// A P2P transfer the customer sent or received; `None` for anything else.
