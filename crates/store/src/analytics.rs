@@ -7,6 +7,9 @@
 use crate::BeginWrite as _;
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
+use crate::notifications::{ROWS_PER_STATEMENT, numbered};
 use crate::{Result, Store, codec::saturating as signed, with_pool};
 
 /// One change an event makes to the projection.
@@ -136,6 +139,53 @@ macro_rules! projection_lock {
     };
 }
 
+/// The changes of a batch of events to money movement, activity and balances, one row
+/// per key (a multi-row upsert may not touch one row twice on PostgreSQL): volumes summed,
+/// activity merged, and each wallet's latest balance.
+#[derive(Debug, Default)]
+struct Summed<'a> {
+    /// (day, currency, operation) -> (volume, count).
+    volume: Vec<((&'a str, &'a str, &'a str), (i64, i64))>,
+    /// (day, customer) -> registered.
+    active: Vec<((&'a str, Uuid), bool)>,
+    /// The latest balance of each wallet, with its event's seq.
+    balances: Vec<(i64, &'a Projection)>,
+}
+
+impl<'a> Summed<'a> {
+    fn of(events: &[&'a ProjectedEvent]) -> Self {
+        let mut volume: HashMap<(&str, &str, &str), (i64, i64)> = HashMap::new();
+        let mut active: HashMap<(&str, Uuid), bool> = HashMap::new();
+        let mut balances: HashMap<Uuid, (i64, &Projection)> = HashMap::new();
+        for event in events {
+            let seq = signed(event.seq);
+            for change in &event.changes {
+                match change {
+                    Projection::Volume { day, currency, operation, amount } => {
+                        let entry = volume.entry((day, currency, operation)).or_default();
+                        *entry = (entry.0.saturating_add(*amount), entry.1 + 1);
+                    }
+                    Projection::Active { day, customer_id, registered } => {
+                        *active.entry((day, *customer_id)).or_default() |= *registered;
+                    }
+                    Projection::Balance { wallet_id, .. } => {
+                        let entry = balances.entry(*wallet_id).or_insert((seq, change));
+                        if entry.0 <= seq {
+                            *entry = (seq, change);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Self {
+            volume: volume.into_iter().collect(),
+            active: active.into_iter().collect(),
+            balances: balances.into_values().collect(),
+        }
+    }
+}
+
 impl Store {
     /// Applies each event's changes in one transaction, skipping the events `consumer`
     /// applied before. Returns how many this call applied.
@@ -145,116 +195,124 @@ impl Store {
         events: &[ProjectedEvent],
         now: u64,
     ) -> Result<usize> {
+        let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+        let now = signed(now);
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin_write().await?;
             projection_lock!(self, tx, sql);
-            let mut applied = 0;
-            for event in events {
-                if !crate::notifications::first_application!(tx, sql, consumer, event.id, signed(now)) {
-                    continue;
+            let mut fresh = crate::notifications::first_applications!(tx, sql, consumer, &ids, now);
+            // Each event once, even if the batch names it twice.
+            let applied: Vec<&ProjectedEvent> =
+                events.iter().filter(|event| fresh.remove(&event.id)).collect();
+            let summed = Summed::of(&applied);
+            for chunk in summed.volume.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO analytics_daily_volume (day, currency, operation, volume, count) VALUES {} \
+                     ON CONFLICT (day, currency, operation) DO UPDATE SET \
+                     volume = CASE WHEN analytics_daily_volume.volume > 9223372036854775807 - excluded.volume \
+                     THEN 9223372036854775807 ELSE analytics_daily_volume.volume + excluded.volume END, \
+                     count = analytics_daily_volume.count + excluded.count",
+                    numbered("($, $, $, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for ((day, currency, operation), (volume, count)) in chunk {
+                    query = query.bind(*day).bind(*currency).bind(*operation).bind(*volume).bind(*count);
                 }
-                applied += 1;
+                query.execute(&mut *tx).await?;
+            }
+            for chunk in summed.active.chunks(ROWS_PER_STATEMENT) {
+                // Registered stays registered: a later activity that day does not undo it.
+                let text = format!(
+                    "INSERT INTO analytics_daily_customers (day, customer_id, registered) VALUES {} \
+                     ON CONFLICT (day, customer_id) DO UPDATE \
+                     SET registered = analytics_daily_customers.registered OR excluded.registered",
+                    numbered("($, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for ((day, customer_id), registered) in chunk {
+                    query = query.bind(*day).bind(*customer_id).bind(*registered);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for chunk in summed.balances.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO analytics_balances (wallet_id, customer_id, currency, posted, pending, \
+                     available, seq) VALUES {} ON CONFLICT (wallet_id) DO UPDATE \
+                     SET posted = excluded.posted, pending = excluded.pending, available = excluded.available, \
+                     seq = excluded.seq WHERE analytics_balances.seq < excluded.seq",
+                    numbered("($, $, $, $, $, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for (seq, change) in chunk {
+                    let Projection::Balance { wallet_id, customer_id, currency, posted, pending, available } =
+                        change
+                    else {
+                        unreachable!("only balances are summed as balances")
+                    };
+                    query = query
+                        .bind(wallet_id)
+                        .bind(customer_id)
+                        .bind(currency)
+                        .bind(posted)
+                        .bind(pending)
+                        .bind(available)
+                        .bind(*seq);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            // Expenses are rare next to money movement, and their changes depend on their
+            // order: one statement each, in order.
+            for event in &applied {
                 let seq = signed(event.seq);
                 for change in &event.changes {
                     match change {
-                        Projection::Volume { day, currency, operation, amount } => {
-                            sqlx::query(sql(
-                                "INSERT INTO analytics_daily_volume (day, currency, operation, volume, count) \
-                                 VALUES ($1, $2, $3, $4, 1) ON CONFLICT (day, currency, operation) DO UPDATE SET \
-                                 volume = CASE WHEN analytics_daily_volume.volume > 9223372036854775807 - excluded.volume \
-                                 THEN 9223372036854775807 ELSE analytics_daily_volume.volume + excluded.volume END, \
-                                 count = analytics_daily_volume.count + 1",
-                            ))
-                            .bind(day)
-                            .bind(currency)
-                            .bind(operation)
-                            .bind(amount)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                        Projection::Active { day, customer_id, registered } => {
-                            let text = if *registered {
-                                "INSERT INTO analytics_daily_customers (day, customer_id, registered) VALUES ($1, $2, $3) \
-                                 ON CONFLICT (day, customer_id) DO UPDATE SET registered = excluded.registered"
-                            } else {
-                                "INSERT INTO analytics_daily_customers (day, customer_id, registered) VALUES ($1, $2, $3) \
-                                 ON CONFLICT (day, customer_id) DO NOTHING"
-                            };
-                            sqlx::query(sql(text))
-                                .bind(day)
-                                .bind(customer_id)
-                                .bind(registered)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        Projection::Balance {
-                            wallet_id,
-                            customer_id,
-                            currency,
-                            posted,
-                            pending,
-                            available,
-                        } => {
-                            sqlx::query(sql(
-                                "INSERT INTO analytics_balances (wallet_id, customer_id, currency, posted, pending, \
-                                 available, seq) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (wallet_id) DO UPDATE \
-                                 SET posted = excluded.posted, pending = excluded.pending, available = excluded.available, \
-                                 seq = excluded.seq WHERE analytics_balances.seq < excluded.seq",
-                            ))
-                            .bind(wallet_id)
-                            .bind(customer_id)
-                            .bind(currency)
-                            .bind(posted)
-                            .bind(pending)
-                            .bind(available)
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
+                        Projection::Volume { .. }
+                        | Projection::Active { .. }
+                        | Projection::Balance { .. } => {}
                         Projection::ExpenseFacts { expense_id, customer_id, month, currency, amount } => {
                             sqlx::query(sql(
-                                "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
-                                 facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $7) \
-                                 ON CONFLICT (expense_id) DO UPDATE SET month = excluded.month, currency = excluded.currency, \
-                                 amount = excluded.amount, facts_seq = excluded.facts_seq \
-                                 WHERE analytics_expenses.facts_seq < excluded.facts_seq",
-                            ))
-                            .bind(expense_id)
-                            .bind(customer_id)
-                            .bind(month)
-                            .bind(currency)
-                            .bind(amount)
-                            .bind(seq)
-                            .bind(false)
-                            .execute(&mut *tx)
-                            .await?;
+                            "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
+                             facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $7) \
+                             ON CONFLICT (expense_id) DO UPDATE SET month = excluded.month, currency = excluded.currency, \
+                             amount = excluded.amount, facts_seq = excluded.facts_seq \
+                             WHERE analytics_expenses.facts_seq < excluded.facts_seq",
+                        ))
+                        .bind(expense_id)
+                        .bind(customer_id)
+                        .bind(month)
+                        .bind(currency)
+                        .bind(amount)
+                        .bind(seq)
+                        .bind(false)
+                        .execute(&mut *tx)
+                        .await?;
                         }
                         Projection::ExpenseCategory { expense_id, customer_id, category_id } => {
                             sqlx::query(sql(
-                                "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
-                                 facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, NULL, NULL, NULL, 0, $3, $4, $5) \
-                                 ON CONFLICT (expense_id) DO UPDATE SET category_id = excluded.category_id, \
-                                 category_seq = excluded.category_seq WHERE analytics_expenses.category_seq < excluded.category_seq",
-                            ))
-                            .bind(expense_id)
-                            .bind(customer_id)
-                            .bind(category_id)
-                            .bind(seq)
-                            .bind(false)
-                            .execute(&mut *tx)
-                            .await?;
+                            "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
+                             facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, NULL, NULL, NULL, 0, $3, $4, $5) \
+                             ON CONFLICT (expense_id) DO UPDATE SET category_id = excluded.category_id, \
+                             category_seq = excluded.category_seq WHERE analytics_expenses.category_seq < excluded.category_seq",
+                        ))
+                        .bind(expense_id)
+                        .bind(customer_id)
+                        .bind(category_id)
+                        .bind(seq)
+                        .bind(false)
+                        .execute(&mut *tx)
+                        .await?;
                         }
                         Projection::ExpenseDeleted { expense_id, customer_id } => {
                             sqlx::query(sql(
-                                "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
-                                 facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, NULL, NULL, NULL, 0, NULL, 0, $3) \
-                                 ON CONFLICT (expense_id) DO UPDATE SET deleted = excluded.deleted",
-                            ))
-                            .bind(expense_id)
-                            .bind(customer_id)
-                            .bind(true)
-                            .execute(&mut *tx)
-                            .await?;
+                            "INSERT INTO analytics_expenses (expense_id, customer_id, month, currency, amount, \
+                             facts_seq, category_id, category_seq, deleted) VALUES ($1, $2, NULL, NULL, NULL, 0, NULL, 0, $3) \
+                             ON CONFLICT (expense_id) DO UPDATE SET deleted = excluded.deleted",
+                        ))
+                        .bind(expense_id)
+                        .bind(customer_id)
+                        .bind(true)
+                        .execute(&mut *tx)
+                        .await?;
                         }
                         Projection::CategoriesMoved { customer_id, from, to } => {
                             if from.is_empty() {
@@ -263,7 +321,7 @@ impl Store {
                             let ids = (0..from.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>();
                             let text = format!(
                                 "UPDATE analytics_expenses SET category_id = $2, category_seq = $3 \
-                                 WHERE customer_id = $1 AND category_seq < $3 AND category_id IN ({})",
+                             WHERE customer_id = $1 AND category_seq < $3 AND category_id IN ({})",
                                 ids.join(", ")
                             );
                             let mut query = sqlx::query(sql(&text)).bind(customer_id).bind(to).bind(seq);
@@ -276,7 +334,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(applied)
+            Ok(applied.len())
         })
     }
 

@@ -150,24 +150,54 @@ pub enum Attempt {
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, event_type, payload, status, attempts, next_attempt_at, \
      last_status_code, last_error, created_at, delivered_at";
 
-/// Records that `$consumer` applied event `$id`, on `$connection` (an open transaction);
-/// evaluates to whether this is the first time (false: skip its effects). A macro for the
-/// same reason as `insert_events!`.
-macro_rules! first_application {
-    ($connection:expr, $sql:expr, $consumer:expr, $id:expr, $now:expr) => {
-        sqlx::query(($sql)(
-            "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        ))
-        .bind($consumer)
-        .bind($id)
-        .bind($now)
-        .execute(&mut *$connection)
-        .await?
-        .rows_affected()
-            == 1
-    };
+/// Rows per multi-row statement when a consumer applies a batch: one statement per table
+/// and batch instead of one per row (each a round trip to the database), with the binds
+/// (at most ~10 per row) far below either backend's limit.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
+/// `template` (a row of `$` placeholders) repeated `rows` times, comma-separated, with the
+/// placeholders numbered `$1`, `$2`, … in order.
+pub(crate) fn numbered(template: &str, rows: usize) -> String {
+    let mut text = String::with_capacity((template.len() + 8) * rows);
+    let mut next = 1;
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        for character in template.chars() {
+            if character == '$' {
+                text.push_str(&format!("${next}"));
+                next += 1;
+            } else {
+                text.push(character);
+            }
+        }
+    }
+    text
 }
-pub(crate) use first_application;
+
+/// Records `ids` as applied by `consumer` in the open transaction `connection`, in
+/// statements of [`ROWS_PER_STATEMENT`]; evaluates to the set of those it had not applied
+/// before (the others are left alone). A macro for the same reason as `insert_events!`.
+macro_rules! first_applications {
+    ($connection:expr, $sql:expr, $consumer:expr, $ids:expr, $now:expr) => {{
+        let mut fresh = std::collections::HashSet::new();
+        for chunk in $ids.chunks(crate::notifications::ROWS_PER_STATEMENT) {
+            let text = format!(
+                "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING event_id",
+                crate::notifications::numbered("($, $, $)", chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, Uuid>(($sql)(&text));
+            for id in chunk {
+                query = query.bind($consumer).bind(*id).bind($now);
+            }
+            fresh.extend(query.fetch_all(&mut *$connection).await?);
+        }
+        fresh
+    }};
+}
+pub(crate) use first_applications;
 
 impl Store {
     /// Applies `event` for `consumer` with `effects`, unless that consumer applied it
@@ -191,62 +221,83 @@ impl Store {
         now: u64,
     ) -> Result<usize> {
         let now = signed(now);
+        let ids: Vec<Uuid> = events.iter().map(|(event, _)| event.id).collect();
         with_pool!(self, write, |pool, sql| {
             let mut tx = pool.begin_write().await?;
-            let mut applied = 0;
-            for (event, effects) in events {
-                if !first_application!(tx, sql, consumer, event.id, now) {
-                    continue;
+            let mut fresh = first_applications!(tx, sql, consumer, &ids, now);
+            // Each event once, even if the batch names it twice.
+            let applied: Vec<&(AppliedEvent<'_>, &Effects)> =
+                events.iter().filter(|(event, _)| fresh.remove(&event.id)).collect();
+            let notes: Vec<(Uuid, &NewNotification)> = applied
+                .iter()
+                .flat_map(|(event, effects)| effects.notifications.iter().map(|note| (event.id, note)))
+                .collect();
+            for chunk in notes.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO notifications (id, customer_id, event_id, kind, title, body, created_at) VALUES {}",
+                    numbered("($, $, $, $, $, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for (event_id, note) in chunk {
+                    query = query
+                        .bind(note.id)
+                        .bind(note.customer_id)
+                        .bind(*event_id)
+                        .bind(&note.kind)
+                        .bind(&note.title)
+                        .bind(&note.body)
+                        .bind(now);
                 }
-                applied += 1;
-                for note in &effects.notifications {
-                    sqlx::query(sql(
-                        "INSERT INTO notifications (id, customer_id, event_id, kind, title, body, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    ))
-                    .bind(note.id)
-                    .bind(note.customer_id)
-                    .bind(event.id)
-                    .bind(&note.kind)
-                    .bind(&note.title)
-                    .bind(&note.body)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                query.execute(&mut *tx).await?;
+            }
+            let emails: Vec<&NewEmail> = applied.iter().flat_map(|(_, effects)| &effects.emails).collect();
+            for chunk in emails.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO emails (id, customer_id, recipient, template, subject, body, status, attempts, \
+                     next_attempt_at, created_at) VALUES {}",
+                    numbered("($, $, $, $, $, $, 'pending', 0, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for email in chunk {
+                    query = query
+                        .bind(email.id)
+                        .bind(email.customer_id)
+                        .bind(&email.recipient)
+                        .bind(&email.template)
+                        .bind(&email.subject)
+                        .bind(&email.body)
+                        .bind(now)
+                        .bind(now);
                 }
-                for email in &effects.emails {
-                    sqlx::query(sql(
-                        "INSERT INTO emails (id, customer_id, recipient, template, subject, body, status, attempts, \
-                         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
-                    ))
-                    .bind(email.id)
-                    .bind(email.customer_id)
-                    .bind(&email.recipient)
-                    .bind(&email.template)
-                    .bind(&email.subject)
-                    .bind(&email.body)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                query.execute(&mut *tx).await?;
+            }
+            let deliveries: Vec<(&AppliedEvent<'_>, Uuid, Uuid)> = applied
+                .iter()
+                .flat_map(|(event, effects)| {
+                    effects.deliveries.iter().map(move |(id, endpoint)| (event, *id, *endpoint))
+                })
+                .collect();
+            for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, \
+                     attempts, next_attempt_at, created_at) VALUES {} ON CONFLICT DO NOTHING",
+                    numbered("($, $, $, $, $, 'pending', 0, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for (event, id, endpoint_id) in chunk {
+                    query = query
+                        .bind(*id)
+                        .bind(*endpoint_id)
+                        .bind(event.id)
+                        .bind(event.event_type)
+                        .bind(event.payload)
+                        .bind(now)
+                        .bind(now);
                 }
-                for (id, endpoint_id) in &effects.deliveries {
-                    sqlx::query(sql(
-                        "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, \
-                         attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
-                         ON CONFLICT DO NOTHING",
-                    ))
-                    .bind(*id)
-                    .bind(*endpoint_id)
-                    .bind(event.id)
-                    .bind(event.event_type)
-                    .bind(event.payload)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(applied)
+            Ok(applied.len())
         })
     }
 

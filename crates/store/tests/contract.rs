@@ -46,6 +46,7 @@ contract!(
     operations_page_and_filter,
     events_commit_with_their_change_or_not_at_all,
     outbox_relay_reads_and_consumers_apply_once,
+    a_projection_batch_equals_its_events_one_by_one,
 );
 
 const LEDGER: u32 = 1;
@@ -1158,4 +1159,56 @@ async fn outbox_relay_reads_and_consumers_apply_once(db: &TestDb) {
         "not theirs"
     );
     assert!(store.notifications(customer, None, true, 10).await.unwrap().is_empty());
+}
+
+/// A consumer applies a batch of events with one statement per table: the projection must
+/// be what applying them one at a time gives, with repeated keys summed (volume), merged
+/// (activity) and the latest kept (balances), and an event named twice applied once.
+async fn a_projection_batch_equals_its_events_one_by_one(db: &TestDb) {
+    use store::{ProjectedEvent, Projection};
+    let customer = Uuid::from_u128(7);
+    let wallet = Uuid::from_u128(8);
+    let volume = |amount| Projection::Volume {
+        day: "2026-12-01".into(),
+        currency: "USD".into(),
+        operation: "transfer".into(),
+        amount,
+    };
+    let active =
+        |registered| Projection::Active { day: "2026-12-01".into(), customer_id: customer, registered };
+    let balance = |posted| Projection::Balance {
+        wallet_id: wallet,
+        customer_id: customer,
+        currency: "USD".into(),
+        posted,
+        pending: 0,
+        available: posted,
+    };
+    let event = |n: u128, changes| ProjectedEvent { id: Uuid::from_u128(100 + n), seq: n as u64, changes };
+    let events = vec![
+        event(1, vec![volume(100), active(true), balance(100)]),
+        event(2, vec![volume(50), active(false), balance(50)]),
+        event(1, vec![volume(100), active(true), balance(100)]),
+        event(3, vec![volume(i64::MAX), balance(70)]),
+    ];
+    let one_by_one = db.like().await;
+    for event in &events {
+        one_by_one.store.apply_projection("test", std::slice::from_ref(event), 1).await.unwrap();
+    }
+    assert_eq!(db.store.apply_projection("test", &events, 1).await.unwrap(), 3);
+    let read = |store: &Store| {
+        let store = store.clone();
+        async move {
+            (
+                store.daily_volume("2026-12-01", "2026-12-01").await.unwrap(),
+                store.daily_customers("2026-12-01", "2026-12-01").await.unwrap(),
+                store.projected_balances(customer).await.unwrap(),
+            )
+        }
+    };
+    let batched = read(&db.store).await;
+    assert_eq!(batched, read(&one_by_one.store).await);
+    assert_eq!((batched.0[0].volume, batched.0[0].count), (i64::MAX, 3));
+    assert_eq!(batched.2[0].posted, 70);
+    one_by_one.store.close().await;
 }

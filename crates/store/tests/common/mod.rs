@@ -54,6 +54,15 @@ impl TestDb {
         Some(Self { store, url, _dir: None, postgres: Some((admin, name)) })
     }
 
+    /// Another fresh database on the same backend.
+    pub async fn like(&self) -> Self {
+        if self.postgres.is_some() {
+            Self::postgres().await.expect("configured")
+        } else {
+            Self::sqlite().await
+        }
+    }
+
     /// Another store on the same database, as a second coffer process (or a restart).
     pub async fn reopen(&self) -> Store {
         open(&self.url).await
