@@ -319,6 +319,28 @@ impl Store {
         row.map(Customer::try_from).transpose()
     }
 
+    /// The customers among `ids`, in one read per [`crate::notifications::ROWS_PER_STATEMENT`].
+    pub async fn customers_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Customer>> {
+        let mut customers = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::notifications::ROWS_PER_STATEMENT) {
+            let statement = format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({})",
+                crate::notifications::numbered("$", chunk.len())
+            );
+            let rows: Vec<CustomerRow> = with_pool!(self, read, |read, sql| {
+                let mut query = sqlx::query_as(sql(&statement));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(read).await?
+            });
+            for row in rows {
+                customers.push(Customer::try_from(row)?);
+            }
+        }
+        Ok(customers)
+    }
+
     /// Applies the allow-listed changes in one statement (so two concurrent updates of
     /// different fields both land); `None` when there is no such customer.
     pub async fn update_customer(

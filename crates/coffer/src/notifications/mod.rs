@@ -102,25 +102,30 @@ impl Notifier {
 
     /// Applies `events` (each once) in one transaction.
     pub async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
-        let mut customers: HashMap<Uuid, Option<Customer>> = HashMap::new();
-        let mut endpoints: HashMap<Option<Uuid>, Vec<store::WebhookEndpoint>> = HashMap::new();
+        // Everything the events' effects depend on, in a few reads for the whole batch.
+        let mut ids: Vec<Uuid> = events.iter().filter_map(|event| event.customer_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let customers: HashMap<Uuid, Customer> = self
+            .store
+            .customers_by_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|customer| (customer.id, customer))
+            .collect();
+        let admins = self.store.webhooks(None, None, store::NOTIFICATIONS_PAGE_MAX).await?;
+        let mut endpoints: HashMap<Uuid, Vec<store::WebhookEndpoint>> = HashMap::new();
+        for endpoint in self.store.webhooks_of(&ids).await? {
+            if let Some(owner) = endpoint.customer_id {
+                endpoints.entry(owner).or_default().push(endpoint);
+            }
+        }
         let mut planned = Vec::with_capacity(events.len());
         for event in events {
-            let customer = match event.customer_id {
-                Some(id) => match customers.get(&id) {
-                    Some(found) => found.clone(),
-                    None => {
-                        let found = self.store.customer_by_id(id).await?;
-                        customers.insert(id, found.clone());
-                        found
-                    }
-                },
-                None => None,
-            };
-            if let std::collections::hash_map::Entry::Vacant(entry) = endpoints.entry(event.customer_id) {
-                entry.insert(self.store.webhooks_for(event.customer_id).await?);
-            }
-            planned.push(self.effects(event, customer.as_ref(), &endpoints[&event.customer_id])?);
+            let customer = event.customer_id.and_then(|id| customers.get(&id));
+            // The admins' endpoints, then the customer's own.
+            let own = event.customer_id.and_then(|id| endpoints.get(&id)).map_or(&[][..], Vec::as_slice);
+            planned.push(self.effects(event, customer, admins.iter().chain(own))?);
         }
         let items: Vec<(AppliedEvent<'_>, &Effects)> = events
             .iter()
@@ -139,11 +144,11 @@ impl Notifier {
     }
 
     /// What `event` calls for.
-    fn effects(
+    fn effects<'a>(
         &self,
         event: &Delivered,
         customer: Option<&Customer>,
-        endpoints: &[store::WebhookEndpoint],
+        endpoints: impl Iterator<Item = &'a store::WebhookEndpoint>,
     ) -> anyhow::Result<Effects> {
         let envelope: Value = serde_json::from_str(&event.payload)?;
         let kind = EventType::parse(&event.event_type);
