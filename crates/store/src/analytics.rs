@@ -139,13 +139,16 @@ macro_rules! projection_lock {
     };
 }
 
+/// (day, currency, operation): one row of `analytics_daily_volume`.
+type VolumeKey<'a> = (&'a str, &'a str, &'a str);
+
 /// The changes of a batch of events to money movement, activity and balances, one row
 /// per key (a multi-row upsert may not touch one row twice on PostgreSQL): volumes summed,
 /// activity merged, and each wallet's latest balance.
 #[derive(Debug, Default)]
 struct Summed<'a> {
     /// (day, currency, operation) -> (volume, count).
-    volume: Vec<((&'a str, &'a str, &'a str), (i64, i64))>,
+    volume: Vec<(VolumeKey<'a>, (i64, i64))>,
     /// (day, customer) -> registered.
     active: Vec<((&'a str, Uuid), bool)>,
     /// The latest balance of each wallet, with its event's seq.
@@ -154,7 +157,7 @@ struct Summed<'a> {
 
 impl<'a> Summed<'a> {
     fn of(events: &[&'a ProjectedEvent]) -> Self {
-        let mut volume: HashMap<(&str, &str, &str), (i64, i64)> = HashMap::new();
+        let mut volume: HashMap<VolumeKey<'_>, (i64, i64)> = HashMap::new();
         let mut active: HashMap<(&str, Uuid), bool> = HashMap::new();
         let mut balances: HashMap<Uuid, (i64, &Projection)> = HashMap::new();
         for event in events {

@@ -38,7 +38,7 @@ const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 #[derive(Debug)]
 pub(crate) struct PostgresStore {
     pub(crate) pool: PgPool,
-    memory: tokio::sync::Mutex<Memory>,
+    memory: Box<tokio::sync::Mutex<Memory>>,
 }
 
 impl PostgresStore {
@@ -53,7 +53,7 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, memory: tokio::sync::Mutex::default() })
+        Ok(Self { pool, memory: Box::default() })
     }
 
     /// The pool, for reads and for writes outside ledger batches.

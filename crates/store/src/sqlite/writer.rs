@@ -803,12 +803,15 @@ mod tests {
         ]
     }
 
+    /// A transfer as read, with its pending status.
+    type Loaded = (Transfer, Option<PendingStatus>);
+
     /// Reads what a process that just started would: the accounts, transfers (with their
     /// pending statuses) and failures among `ids`, from the file, outside any memory.
     fn fresh_load(
         path: &Path,
         ids: &[u128],
-    ) -> (Vec<Account>, Vec<(Transfer, Option<PendingStatus>)>, Vec<(u128, CreateTransferResult)>) {
+    ) -> (Vec<Account>, Vec<Loaded>, Vec<(u128, CreateTransferResult)>) {
         let mut connection = open(path).unwrap();
         let mut tx = WriterTx { connection: &mut connection };
         let accounts = ready(tx.lock_accounts(ids)).unwrap();
