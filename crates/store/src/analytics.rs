@@ -9,8 +9,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::notifications::{ROWS_PER_STATEMENT, numbered};
-use crate::{Result, Store, codec::saturating as signed, with_pool};
+use crate::{ROWS_PER_STATEMENT, Result, Store, codec::saturating as signed, numbered, with_pool};
 
 /// One change an event makes to the projection.
 #[derive(Clone, Debug, PartialEq, Eq)]

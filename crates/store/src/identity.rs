@@ -319,13 +319,13 @@ impl Store {
         row.map(Customer::try_from).transpose()
     }
 
-    /// The customers among `ids`, in one read per [`crate::notifications::ROWS_PER_STATEMENT`].
+    /// The customers among `ids`, in one read per [`crate::ROWS_PER_STATEMENT`].
     pub async fn customers_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Customer>> {
         let mut customers = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(crate::notifications::ROWS_PER_STATEMENT) {
+        for chunk in ids.chunks(crate::ROWS_PER_STATEMENT) {
             let statement = format!(
                 "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id IN ({})",
-                crate::notifications::numbered("$", chunk.len())
+                crate::numbered("$", chunk.len())
             );
             let rows: Vec<CustomerRow> = with_pool!(self, read, |read, sql| {
                 let mut query = sqlx::query_as(sql(&statement));

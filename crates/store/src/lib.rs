@@ -251,6 +251,33 @@ macro_rules! dispatch {
     };
 }
 
+/// Rows per multi-row statement (an event consumer's batch, an `IN` list): one statement
+/// per table and batch instead of one per row (each a round trip to the database), with
+/// the binds (at most ~10 per row) far below either backend's limit.
+pub(crate) const ROWS_PER_STATEMENT: usize = 256;
+
+/// `template` (a row of `$` placeholders) repeated `rows` times, comma-separated, with the
+/// placeholders numbered `$1`, `$2`, … in order: `numbered("$", 3)` is `$1, $2, $3`, an
+/// `IN` list; `numbered("($, $)", 2)` is `($1, $2), ($3, $4)`, rows of a `VALUES`.
+pub(crate) fn numbered(template: &str, rows: usize) -> String {
+    let mut text = String::with_capacity((template.len() + 8) * rows);
+    let mut next = 1;
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        for character in template.chars() {
+            if character == '$' {
+                text.push_str(&format!("${next}"));
+                next += 1;
+            } else {
+                text.push(character);
+            }
+        }
+    }
+    text
+}
+
 /// Runs `$body` with `$pool` bound to the backend's pool for reads (`read`) or for writes
 /// outside ledger batches (`write`; on SQLite while holding the turn to write, see
 /// `SqliteStore::write_turn`), and `$sql` bound to a function that adapts SQL
@@ -437,5 +464,15 @@ impl Store {
     /// Closes the pools, waiting for connections in use to be returned.
     pub async fn close(&self) {
         dispatch!(self, backend => backend.close().await)
+    }
+}
+
+#[cfg(test)]
+mod numbered_tests {
+    #[test]
+    fn placeholders_are_numbered_across_rows() {
+        assert_eq!(super::numbered("$", 3), "$1, $2, $3");
+        assert_eq!(super::numbered("($, 'x', $)", 2), "($1, 'x', $2), ($3, 'x', $4)");
+        assert_eq!(super::numbered("($)", 0), "");
     }
 }

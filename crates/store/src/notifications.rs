@@ -9,9 +9,9 @@ use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{
-    Result, Store,
+    ROWS_PER_STATEMENT, Result, Store,
     codec::{saturating as signed, unsigned},
-    with_pool,
+    numbered, with_pool,
 };
 
 /// Rows per page or per worker batch, at most.
@@ -150,43 +150,18 @@ pub enum Attempt {
 const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, event_type, payload, status, attempts, next_attempt_at, \
      last_status_code, last_error, created_at, delivered_at";
 
-/// Rows per multi-row statement when a consumer applies a batch: one statement per table
-/// and batch instead of one per row (each a round trip to the database), with the binds
-/// (at most ~10 per row) far below either backend's limit.
-pub(crate) const ROWS_PER_STATEMENT: usize = 256;
-
-/// `template` (a row of `$` placeholders) repeated `rows` times, comma-separated, with the
-/// placeholders numbered `$1`, `$2`, … in order.
-pub(crate) fn numbered(template: &str, rows: usize) -> String {
-    let mut text = String::with_capacity((template.len() + 8) * rows);
-    let mut next = 1;
-    for row in 0..rows {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        for character in template.chars() {
-            if character == '$' {
-                text.push_str(&format!("${next}"));
-                next += 1;
-            } else {
-                text.push(character);
-            }
-        }
-    }
-    text
-}
-
 /// Records `ids` as applied by `consumer` in the open transaction `connection`, in
-/// statements of [`ROWS_PER_STATEMENT`]; evaluates to the set of those it had not applied
-/// before (the others are left alone). A macro for the same reason as `insert_events!`.
+/// statements of [`crate::ROWS_PER_STATEMENT`]; evaluates to the set of those it had not
+/// applied before (the others are left alone). A macro for the same reason as
+/// `insert_events!`.
 macro_rules! first_applications {
     ($connection:expr, $sql:expr, $consumer:expr, $ids:expr, $now:expr) => {{
         let mut fresh = std::collections::HashSet::new();
-        for chunk in $ids.chunks(crate::notifications::ROWS_PER_STATEMENT) {
+        for chunk in $ids.chunks(crate::ROWS_PER_STATEMENT) {
             let text = format!(
                 "INSERT INTO consumed_events (consumer, event_id, applied_at) VALUES {} \
                  ON CONFLICT DO NOTHING RETURNING event_id",
-                crate::notifications::numbered("($, $, $)", chunk.len())
+                crate::numbered("($, $, $)", chunk.len())
             );
             let mut query = sqlx::query_scalar::<_, Uuid>(($sql)(&text));
             for id in chunk {

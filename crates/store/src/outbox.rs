@@ -162,11 +162,6 @@ where
     })
 }
 
-/// `$first, $first+1, …` for `count` values.
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
 impl Store {
     /// Writes events that describe no other write (in their own transaction).
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<()> {
@@ -195,14 +190,16 @@ impl Store {
             return Ok(());
         }
         let text = format!(
-            "UPDATE outbox SET sent_at = $1 WHERE sent_at IS NULL AND seq IN ({})",
-            placeholders(2, seqs.len())
+            "UPDATE outbox SET sent_at = ${} WHERE sent_at IS NULL AND seq IN ({})",
+            seqs.len() + 1,
+            crate::numbered("$", seqs.len())
         );
         with_pool!(self, write, |pool, sql| {
-            let mut query = sqlx::query(sql(&text)).bind(signed(now));
+            let mut query = sqlx::query(sql(&text));
             for seq in seqs {
                 query = query.bind(signed(*seq));
             }
+            query = query.bind(signed(now));
             query.execute(pool).await?;
         });
         Ok(())
