@@ -84,6 +84,19 @@ impl Rig {
         row.credits_posted - row.debits_posted
     }
 
+    /// Records a pending top-up the way a request does before it calls the gateway.
+    async fn record(&self, row: PaymentRow) {
+        let record = store::PaymentChange::Record(PaymentKind::TopUp, row);
+        let command = store::Command::CreateTransfersWithNotes {
+            transfers: Vec::new(),
+            notes: Vec::new(),
+            events: Vec::new(),
+            response: None,
+            payments: Some(store::PaymentsDraft(Arc::new(move |_, _| vec![record.clone()]))),
+        };
+        assert!(matches!(self.commit.submit(command).await.unwrap(), store::Outcome::Noted(_)));
+    }
+
     async fn top_up(&self, customer: Uuid, wallet: Uuid, id: Uuid, token: &str) -> PaymentRow {
         self.payments.top_up(customer, wallet, id, 5_000, token.into()).await.unwrap()
     }
@@ -138,24 +151,19 @@ async fn crash_between_charge_and_post_is_credited_once() {
         let wallet = rig.wallet(customer).await;
         let id = Uuid::now_v7();
         let now = 1;
-        rig.store
-            .insert_payment(
-                PaymentKind::TopUp,
-                &PaymentRow {
-                    id,
-                    customer_id: customer,
-                    wallet_id: wallet,
-                    amount: 5_000,
-                    currency: "USD".into(),
-                    status: PaymentStatus::Pending,
-                    failure_code: None,
-                    provider_id: None,
-                    created_at: now,
-                    updated_at: now,
-                },
-            )
-            .await
-            .unwrap();
+        rig.record(PaymentRow {
+            id,
+            customer_id: customer,
+            wallet_id: wallet,
+            amount: 5_000,
+            currency: "USD".into(),
+            status: PaymentStatus::Pending,
+            failure_code: None,
+            provider_id: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await;
         let charge = ChargeRequest {
             idempotency_key: id.to_string(),
             amount: 5_000,
@@ -200,7 +208,7 @@ async fn crash_between_credit_and_status_trusts_the_ledger() {
             created_at: 1,
             updated_at: 1,
         };
-        rig.store.insert_payment(PaymentKind::TopUp, &row).await.unwrap();
+        rig.record(row).await;
         let usd = Currency::parse("USD").unwrap();
         let settlement = rig.wallets.system_account(usd, account_code::CARD_SETTLEMENT).await.unwrap();
         let credit = ledger::Transfer {
@@ -221,6 +229,7 @@ async fn crash_between_credit_and_status_trusts_the_ledger() {
                 notes: vec![note],
                 events: Vec::new(),
                 response: None,
+                payments: None,
             })
             .await
             .unwrap();

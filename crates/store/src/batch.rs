@@ -18,7 +18,7 @@ use crate::codec::{self, PendingRow};
 use crate::idempotency::ResponseRow;
 use crate::memory::{Learned, Memory};
 use crate::outbox::NewEvent;
-use crate::{Command, Noted, Outcome, Result, StoreError, TransferNote};
+use crate::{Command, Noted, Outcome, PaymentChange, Result, StoreError, TransferNote};
 
 /// How many pending transfers a `commit` expires on the side, at most. Bounded so that a
 /// backlog of due transfers cannot make a client's batch slow; the expiry worker
@@ -73,6 +73,10 @@ pub(crate) trait LedgerTx: Send {
 
     /// Writes the answers of keyed requests (see [`crate::idempotency`]).
     fn write_responses(&mut self, rows: &[ResponseRow]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records and finishes payments, in order (see [`crate::payments`]); a finish writes
+    /// its event only when it moved the payment out of `pending`.
+    fn write_payments(&mut self, changes: &[PaymentChange]) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes a batch's changes and sets the clock to `last_timestamp`.
     fn write(
@@ -200,6 +204,7 @@ pub(crate) async fn run<T: LedgerTx>(
     let mut notes = Vec::new();
     let mut events = Vec::new();
     let mut responses = Vec::new();
+    let mut payments = Vec::new();
     let outcomes: Vec<Outcome> = commands
         .iter()
         .map(|command| match command {
@@ -213,7 +218,13 @@ pub(crate) async fn run<T: LedgerTx>(
                 assert_eq!(results.len(), events.len());
                 Outcome::Transfers(results)
             }
-            Command::CreateTransfersWithNotes { transfers, notes: given, events: drafts, response } => {
+            Command::CreateTransfersWithNotes {
+                transfers,
+                notes: given,
+                events: drafts,
+                response,
+                payments: payment_draft,
+            } => {
                 // The accounts the events render, as they stand before this command.
                 let before: Vec<Account> = drafts
                     .iter()
@@ -251,6 +262,9 @@ pub(crate) async fn run<T: LedgerTx>(
                         _ => 0,
                     })
                     .collect();
+                if let Some(draft) = payment_draft {
+                    payments.extend((draft.0)(&results, &timestamps));
+                }
                 let row = response.as_ref().and_then(|keyed| keyed.row(&results, &timestamps));
                 let response = row.as_ref().map(|row| row.response.clone());
                 responses.extend(row);
@@ -291,6 +305,9 @@ pub(crate) async fn run<T: LedgerTx>(
     }
     if !events.is_empty() {
         tx.write_events(&events).await?;
+    }
+    if !payments.is_empty() {
+        tx.write_payments(&payments).await?;
     }
     if !responses.is_empty() {
         // One answer per key and batch (the first): a key's requests are serialised by

@@ -39,7 +39,7 @@ pub use finance::*;
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};
 pub use notifications::*;
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
-pub use payments::{Finish, PaymentKind, PaymentRow, PaymentStatus};
+pub use payments::{Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft};
 pub use scheduled::*;
 
 pub use wallets::{
@@ -69,12 +69,16 @@ pub enum Command {
     /// Their events ([`EventDraft`]) likewise: written with a transfer this batch creates,
     /// never with a replay or a failure.
     /// With `response`, the request's answer is remembered under its idempotency key in
-    /// the same transaction, rendered from the results ([`KeyedResponse`]).
+    /// the same transaction, rendered from the results ([`KeyedResponse`]); with
+    /// `payments`, the top-up or withdrawal the transfers belong to is recorded or
+    /// finished there too ([`PaymentsDraft`]). A command may hold no transfers at all (a
+    /// payment recorded before its provider is called, or declined).
     CreateTransfersWithNotes {
         transfers: Vec<Transfer>,
         notes: Vec<TransferNote>,
         events: Vec<EventDraft>,
         response: Option<KeyedResponse>,
+        payments: Option<PaymentsDraft>,
     },
     /// Remembers a keyed request's answer that needed no ledger work (a refusal decided
     /// before it), so that a retry under the same key gets the same answer.

@@ -1,8 +1,15 @@
 //! Card top-ups and withdrawals: the record of each payment with an outside provider,
 //! `pending` until the provider's answer is known and the ledger reflects it, then
 //! `succeeded` or `failed` — once. The two have the same shape, in two tables.
+//!
+//! A payment is written by ledger batches ([`PaymentChange`], carried by
+//! `Command::CreateTransfersWithNotes`): recorded (pending) before the provider is called,
+//! and finished in the transaction that moves its money (or, for a decline, in a batch of
+//! its own), together with its event and the request's remembered answer.
 
-use crate::BeginWrite as _;
+use std::sync::Arc;
+
+use ledger::CreateTransferResult;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -51,13 +58,58 @@ impl PaymentStatus {
 }
 
 /// How a payment finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Finish<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finish {
     pub status: PaymentStatus,
     /// Why it failed (the provider's decline code, or ours).
-    pub failure_code: Option<&'a str>,
+    pub failure_code: Option<String>,
     /// The provider's id for the charge or payout.
-    pub provider_id: Option<&'a str>,
+    pub provider_id: Option<String>,
+}
+
+/// A write to a payment, made inside a ledger batch.
+#[derive(Clone, Debug)]
+pub enum PaymentChange {
+    /// Records a new payment; nothing when one with its id is recorded already (a retried
+    /// request).
+    Record(PaymentKind, PaymentRow),
+    /// Moves a pending payment to its final status at `at` and writes `event` with it;
+    /// nothing at all when it is no longer pending (another worker finished it first), so
+    /// a payment's event is written once.
+    Finish { kind: PaymentKind, id: Uuid, finish: Finish, at: u64, event: crate::NewEvent },
+}
+
+/// Renders a command's payment writes from its per-event results and timestamps (as
+/// [`crate::RenderResponseFn`] renders its answer), so that they commit only as the
+/// ledger decided.
+#[derive(Clone)]
+pub struct PaymentsDraft(pub RenderPaymentsFn);
+
+/// The function inside a [`PaymentsDraft`].
+pub type RenderPaymentsFn = Arc<dyn Fn(&[CreateTransferResult], &[u64]) -> Vec<PaymentChange> + Send + Sync>;
+
+impl std::fmt::Debug for PaymentsDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentsDraft")
+    }
+}
+
+/// The insert of a new payment into `kind`'s table, with `$n` placeholders.
+pub(crate) fn insert_text(kind: PaymentKind) -> String {
+    format!(
+        "INSERT INTO {} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+        kind.table()
+    )
+}
+
+/// The update finishing a pending payment of `kind`, with `$n` placeholders: id, status,
+/// failure code, provider id, time.
+pub(crate) fn finish_text(kind: PaymentKind) -> String {
+    format!(
+        "UPDATE {} SET status = $2, failure_code = $3, provider_id = COALESCE($4, provider_id), updated_at = $5 \
+         WHERE id = $1 AND status = 'pending'",
+        kind.table()
+    )
 }
 
 /// A top-up or withdrawal.
@@ -107,32 +159,6 @@ where
 }
 
 impl Store {
-    /// Records a new payment. Returns false when one with this id exists already (a
-    /// retried request), true when this call recorded it.
-    pub async fn insert_payment(&self, kind: PaymentKind, payment: &PaymentRow) -> Result<bool> {
-        let text = format!(
-            "INSERT INTO {} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-            kind.table()
-        );
-        let inserted = with_pool!(self, write, |pool, sql| {
-            sqlx::query(sql(&text))
-                .bind(payment.id)
-                .bind(payment.customer_id)
-                .bind(payment.wallet_id)
-                .bind(signed(payment.amount))
-                .bind(&payment.currency)
-                .bind(payment.status.as_str())
-                .bind(&payment.failure_code)
-                .bind(&payment.provider_id)
-                .bind(signed(payment.created_at))
-                .bind(signed(payment.updated_at))
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(inserted == 1)
-    }
-
     /// The payment `id`.
     pub async fn payment(&self, kind: PaymentKind, id: Uuid) -> Result<Option<PaymentRow>> {
         let text = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
@@ -140,44 +166,6 @@ impl Store {
             let row = sqlx::query(sql(&text)).bind(id).fetch_optional(pool).await?;
             row.as_ref().map(payment_row).transpose()
         })
-    }
-
-    /// Moves a pending payment to its final status. Returns false when it was no longer
-    /// pending (another worker finished it first): the caller must not act twice.
-    pub async fn finish_payment(
-        &self,
-        kind: PaymentKind,
-        id: Uuid,
-        finish: Finish<'_>,
-        now: u64,
-        events: &[crate::NewEvent],
-    ) -> Result<bool> {
-        let Finish { status, failure_code, provider_id } = finish;
-        assert_ne!(status, PaymentStatus::Pending, "a payment is finished as succeeded or failed");
-        let text = format!(
-            "UPDATE {} SET status = $2, failure_code = $3, provider_id = COALESCE($4, provider_id), updated_at = $5 \
-             WHERE id = $1 AND status = 'pending'",
-            kind.table()
-        );
-        let updated = with_pool!(self, write, |pool, sql| {
-            let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(sql(&text))
-                .bind(id)
-                .bind(status.as_str())
-                .bind(failure_code)
-                .bind(provider_id)
-                .bind(signed(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // The payment's events are written once: by the call that finishes it.
-            if updated == 1 {
-                crate::outbox::insert_events!(tx, sql, events);
-            }
-            tx.commit().await?;
-            updated
-        });
-        Ok(updated == 1)
     }
 
     /// Up to `limit` payments still pending that were created before `created_before`,

@@ -267,6 +267,45 @@ impl LedgerTx for PostgresTx<'_> {
         Ok(())
     }
 
+    async fn write_payments(&mut self, changes: &[crate::PaymentChange]) -> Result<()> {
+        // Statement by statement: a batch holds a few payments at most.
+        use crate::codec::saturating as signed;
+        for change in changes {
+            match change {
+                crate::PaymentChange::Record(kind, row) => {
+                    sqlx::query(AssertSqlSafe(crate::payments::insert_text(*kind)))
+                        .bind(row.id)
+                        .bind(row.customer_id)
+                        .bind(row.wallet_id)
+                        .bind(signed(row.amount))
+                        .bind(&row.currency)
+                        .bind(row.status.as_str())
+                        .bind(&row.failure_code)
+                        .bind(&row.provider_id)
+                        .bind(signed(row.created_at))
+                        .bind(signed(row.updated_at))
+                        .execute(&mut *self.connection)
+                        .await?;
+                }
+                crate::PaymentChange::Finish { kind, id, finish, at, event } => {
+                    let updated = sqlx::query(AssertSqlSafe(crate::payments::finish_text(*kind)))
+                        .bind(id)
+                        .bind(finish.status.as_str())
+                        .bind(&finish.failure_code)
+                        .bind(&finish.provider_id)
+                        .bind(signed(*at))
+                        .execute(&mut *self.connection)
+                        .await?
+                        .rows_affected();
+                    if updated == 1 {
+                        self.write_events(std::slice::from_ref(event)).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn write_notes(&mut self, notes: &[TransferNote]) -> Result<()> {
         sqlx::query(
             "INSERT INTO transfer_notes (transfer_id, kind, description) \

@@ -43,6 +43,7 @@ contract!(
     wallets_and_default_wallet,
     idempotency_keys_claim_replay_mismatch_and_lease,
     answers_are_remembered_in_the_batch_that_moves_the_money,
+    payments_are_written_by_the_batch_that_decides_them,
     operations_page_and_filter,
     events_commit_with_their_change_or_not_at_all,
     outbox_relay_reads_and_consumers_apply_once,
@@ -710,7 +711,13 @@ fn note(transfer_id: u128, kind: &str) -> TransferNote {
 
 async fn create_noted(store: &Store, transfers: Vec<Transfer>, notes: Vec<TransferNote>) -> Vec<TR> {
     match store
-        .commit(&[Command::CreateTransfersWithNotes { transfers, notes, events: Vec::new(), response: None }])
+        .commit(&[Command::CreateTransfersWithNotes {
+            transfers,
+            notes,
+            events: Vec::new(),
+            response: None,
+            payments: None,
+        }])
         .await
         .expect("commit")
         .pop()
@@ -849,6 +856,7 @@ async fn answers_are_remembered_in_the_batch_that_moves_the_money(db: &TestDb) {
         notes: vec![note(id, "transfer")],
         events: Vec::new(),
         response: Some(keyed(name)),
+        payments: None,
     };
     assert_eq!(store.idempotency_lookup(&key("a"), 6_000).await.unwrap(), None, "a fresh key is free");
     let outcome = store.commit(&[command(50, 10, "a")]).await.unwrap();
@@ -912,10 +920,138 @@ async fn answers_are_remembered_in_the_batch_that_moves_the_money(db: &TestDb) {
         notes: vec![note(53, "transfer")],
         events: vec![draft(53, &event)],
         response: Some(keyed("e")),
+        payments: None,
     };
     assert!(store.commit(&[clash]).await.is_err());
     assert!(store.transfer(53).await.unwrap().is_none());
     assert_eq!(store.idempotency_lookup(&key("e"), 6_000).await.unwrap(), None);
+}
+
+/// A top-up or withdrawal is recorded and finished by the batch that moves its money, as
+/// the ledger's results decide: a finish moves a payment out of `pending` once and writes its
+/// event only then, a second record of an id changes nothing, and a failed batch writes no
+/// payment.
+async fn payments_are_written_by_the_batch_that_decides_them(db: &TestDb) {
+    use store::{Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft};
+    let store = &db.store;
+    funded_wallet(store, 1_000).await;
+    let customer = Uuid::now_v7();
+    let wallet = NewWallet {
+        id: Uuid::from_u128(1),
+        customer_id: customer,
+        currency: "USD".into(),
+        wallet_type: WalletType::Wallet,
+        name: None,
+        credit_limit: 0,
+        created_at: 5,
+    };
+    assert!(store.insert_wallet(&wallet, &[]).await.unwrap());
+    let kind = PaymentKind::Withdrawal;
+    let pending = move |id: Uuid| PaymentRow {
+        id,
+        customer_id: customer,
+        wallet_id: Uuid::from_u128(1),
+        amount: 10,
+        currency: "USD".into(),
+        status: PaymentStatus::Pending,
+        failure_code: None,
+        provider_id: None,
+        created_at: 7,
+        updated_at: 7,
+    };
+    let finish = move |id: Uuid, status: PaymentStatus, code: Option<&str>, at: u64| PaymentChange::Finish {
+        kind,
+        id,
+        finish: Finish { status, failure_code: code.map(str::to_owned), provider_id: Some(format!("p{at}")) },
+        at,
+        event: new_event(customer, &format!("withdrawal.{}", status.as_str())),
+    };
+    // Recorded with a transfer from the wallet; finished `failed` when the ledger refuses it,
+    // at the transfer's timestamp when it accepts it.
+    let command = |transfer_id: u128, amount: u64, payment: Uuid| {
+        let draft = PaymentsDraft(std::sync::Arc::new(move |results: &[TR], timestamps: &[u64]| {
+            let outcome = if results[0] == TR::Ok {
+                finish(payment, PaymentStatus::Succeeded, None, timestamps[0])
+            } else {
+                finish(payment, PaymentStatus::Failed, Some(results[0].as_str()), 1)
+            };
+            vec![PaymentChange::Record(kind, pending(payment)), outcome]
+        }));
+        Command::CreateTransfersWithNotes {
+            transfers: vec![transfer(transfer_id, 1, 2, amount)],
+            notes: Vec::new(),
+            events: Vec::new(),
+            response: None,
+            payments: Some(draft),
+        }
+    };
+    let (paid, refused) = (Uuid::now_v7(), Uuid::now_v7());
+    let outcomes = store.commit(&[command(60, 10, paid), command(61, 5_000, refused)]).await.unwrap();
+    assert_eq!(
+        outcomes.into_iter().flat_map(|outcome| noted_results(vec![outcome])).collect::<Vec<_>>(),
+        [TR::Ok, TR::ExceedsCredits]
+    );
+    let timestamp = store.transfer(60).await.unwrap().expect("posted").timestamp;
+    let row = store.payment(kind, paid).await.unwrap().expect("recorded");
+    assert_eq!(
+        (row.status, row.updated_at, row.provider_id.clone(), row.created_at),
+        (PaymentStatus::Succeeded, timestamp, Some(format!("p{timestamp}")), 7)
+    );
+    let row = store.payment(kind, refused).await.unwrap().expect("recorded");
+    assert_eq!((row.status, row.failure_code.as_deref()), (PaymentStatus::Failed, Some("exceeds_credits")));
+    assert_eq!(store.payment(PaymentKind::TopUp, paid).await.unwrap(), None, "in its kind's table only");
+    // A batch of payment changes alone: a second record and a second finish change nothing.
+    let again = PaymentsDraft(std::sync::Arc::new(move |results: &[TR], _: &[u64]| {
+        assert!(results.is_empty());
+        vec![
+            PaymentChange::Record(kind, pending(paid)),
+            finish(paid, PaymentStatus::Failed, Some("late"), 99),
+        ]
+    }));
+    let alone = Command::CreateTransfersWithNotes {
+        transfers: Vec::new(),
+        notes: Vec::new(),
+        events: Vec::new(),
+        response: None,
+        payments: Some(again),
+    };
+    assert_eq!(noted_results(store.commit(&[alone]).await.unwrap()), []);
+    assert_eq!(store.payment(kind, paid).await.unwrap().expect("kept").status, PaymentStatus::Succeeded);
+    let finished: Vec<String> = store
+        .unsent_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.event_type)
+        .filter(|kind| kind.starts_with("coffer.withdrawal."))
+        .collect();
+    assert_eq!(finished, ["coffer.withdrawal.succeeded", "coffer.withdrawal.failed"], "one event per finish");
+    // A batch that fails writes no payment (an event id written before makes its outbox
+    // insert fail after the payment was written).
+    let event = new_event(customer, "withdrawal.failed");
+    store.record_events(std::slice::from_ref(&event)).await.unwrap();
+    let lost = Uuid::now_v7();
+    let clash = PaymentsDraft(std::sync::Arc::new(move |_: &[TR], _: &[u64]| {
+        vec![
+            PaymentChange::Record(kind, pending(lost)),
+            PaymentChange::Finish {
+                kind,
+                id: lost,
+                finish: Finish { status: PaymentStatus::Failed, failure_code: None, provider_id: None },
+                at: 1,
+                event: event.clone(),
+            },
+        ]
+    }));
+    let failing = Command::CreateTransfersWithNotes {
+        transfers: Vec::new(),
+        notes: Vec::new(),
+        events: Vec::new(),
+        response: None,
+        payments: Some(clash),
+    };
+    assert!(store.commit(&[failing]).await.is_err());
+    assert_eq!(store.payment(kind, lost).await.unwrap(), None);
 }
 
 async fn operations_page_and_filter(db: &TestDb) {
@@ -1069,6 +1205,7 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
         notes: vec![note(id, "transfer")],
         events: drafts,
         response: None,
+        payments: None,
     };
     let before = must_account(store, 1).await.credits_posted;
     let outcome = store.commit(&[command(40, 30, vec![draft(40, &posted), rendered.clone()])]).await.unwrap();
@@ -1095,6 +1232,7 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
         notes: vec![note(41, "transfer")],
         events: vec![draft(41, &new_event(customer, "transfer.posted"))],
         response: None,
+        payments: None,
     };
     let failed = store.commit(&[overdraw]).await.unwrap();
     assert_eq!(noted_results(failed), [TR::ExceedsCredits]);

@@ -10,16 +10,16 @@
 //!
 //! Two ways to hold a key while the request runs:
 //! - [`once`] claims it in the database (a row with a lease) and stores the answer after
-//!   the work: two write transactions of their own. For requests whose work is several
-//!   steps outside one batch (top-ups and withdrawals call a payment provider).
-//! - [`once_batched`], for requests whose effect is one ledger batch (P2P transfers and
-//!   reversals): the key is held in this node's memory ([`Leases`]), and the answer is
-//!   written by the batch that moves the money, in its transaction
-//!   ([`store::KeyedResponse`]); a refusal
-//!   decided before the ledger runs is remembered through the pipeline too. No write of
-//!   its own on the request path. Across nodes the database's unique key decides: two
-//!   nodes running one key at once write the same ledger ids, so the second finds the
-//!   first's transfer (`exists`) and gives the same answer, and the first answer stays.
+//!   the work: two write transactions of their own. For requests whose work writes outside
+//!   the ledger batches (wallet creation, expenses, schedules).
+//! - [`once_batched`], for requests whose every write is a ledger batch's (P2P transfers,
+//!   reversals, top-ups and withdrawals): the key is held in this node's memory
+//!   ([`Leases`]), and the answer is written by the batch that decides it, in its
+//!   transaction ([`store::KeyedResponse`]); a refusal decided before the ledger runs is
+//!   remembered through the pipeline too. No write of its own on the request path. Across
+//!   nodes the database's unique key decides: two nodes running one key at once write the
+//!   same ledger ids (and payment ids), so the second finds the first's transfer
+//!   (`exists`) and gives the same answer, and the first answer stays.
 
 use std::future::Future;
 

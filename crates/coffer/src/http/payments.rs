@@ -13,6 +13,8 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use store::{PaymentKind, PaymentRow, PaymentStatus};
 use utoipa::ToSchema;
@@ -25,7 +27,11 @@ use super::{
     idempotency::{self, IdempotencyKeyHeader},
     wallets::rfc3339,
 };
-use crate::{identity::AuthUser, payments::PaymentError, wallets::derive_id};
+use crate::{
+    identity::AuthUser,
+    payments::{PaymentAnswer, PaymentError, service::RenderPaymentAnswer},
+    wallets::derive_id,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -121,10 +127,18 @@ fn check_token(field: &str, token: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn respond(payment: &PaymentRow) -> (StatusCode, serde_json::Value) {
-    let status =
-        if payment.status == PaymentStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
-    (status, serde_json::to_value(view(payment)).expect("serialisable"))
+/// How a keyed payment's answer looks (the payment, `202` while pending, or the refusal):
+/// rendered in the batch that decides it, and remembered with it.
+fn answer(key: store::IdempotencyKey) -> PaymentAnswer {
+    let render: RenderPaymentAnswer = Arc::new(|outcome| match outcome {
+        Ok(payment) => {
+            let pending = payment.status == PaymentStatus::Pending;
+            let status = if pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+            Some(idempotency::success(status, &view(payment)))
+        }
+        Err(error) => idempotency::refusal(&ApiError::from(error)),
+    });
+    PaymentAnswer { key, render }
 }
 
 /// Top up a wallet from a card.
@@ -153,13 +167,13 @@ async fn create_top_up(
     let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {
+    idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
         check_amount(request.amount)?;
         check_token("/payment_method", &request.payment_method)?;
-        let payment =
-            payments.top_up(user.customer_id, wallet_id, id, request.amount, request.payment_method).await?;
-        tracing::info!(top_up_id = %payment.id, status = payment.status.as_str(), "top-up requested");
-        Ok(respond(&payment))
+        let (customer, amount, method) = (user.customer_id, request.amount, request.payment_method);
+        let answer = payments.top_up_answered(customer, wallet_id, id, amount, method, answer(key)).await?;
+        tracing::info!(top_up_id = %id, status = answer.status, "top-up answered");
+        Ok(answer)
     })
     .await
 }
@@ -190,13 +204,14 @@ async fn create_withdrawal(
     let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {
+    idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
         check_amount(request.amount)?;
         check_token("/destination", &request.destination)?;
-        let payment =
-            payments.withdraw(user.customer_id, wallet_id, id, request.amount, request.destination).await?;
-        tracing::info!(withdrawal_id = %payment.id, status = payment.status.as_str(), "withdrawal requested");
-        Ok(respond(&payment))
+        let (customer, amount, destination) = (user.customer_id, request.amount, request.destination);
+        let answer =
+            payments.withdraw_answered(customer, wallet_id, id, amount, destination, answer(key)).await?;
+        tracing::info!(withdrawal_id = %id, status = answer.status, "withdrawal answered");
+        Ok(answer)
     })
     .await
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use ledger::{CreateTransferResult, Transfer, TransferFlags};
 use store::{
-    Command, EventDraft, Outcome, PaymentKind, PaymentRow, PaymentStatus, Store, StoreError, TransferNote,
+    Command, EventDraft, IdempotencyKey, KeyedResponse, Outcome, PaymentChange, PaymentKind, PaymentRow,
+    PaymentStatus, PaymentsDraft, ResponseDraft, Store, StoreError, StoredResponse, TransferNote,
 };
 use uuid::Uuid;
 
@@ -34,6 +35,71 @@ pub enum PaymentError {
     NotFound,
     #[error("the store failed")]
     Store(#[from] StoreError),
+}
+
+/// How a keyed payment request's answer looks, given the payment as a batch leaves it or
+/// the refusal: `None` for a failure of ours (not remembered).
+pub type RenderPaymentAnswer =
+    Arc<dyn Fn(Result<&PaymentRow, WalletError>) -> Option<StoredResponse> + Send + Sync>;
+
+/// A keyed top-up or withdrawal: its answer is remembered by the batch that decides it.
+#[derive(Clone)]
+pub struct PaymentAnswer {
+    pub key: IdempotencyKey,
+    pub render: RenderPaymentAnswer,
+}
+
+impl std::fmt::Debug for PaymentAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentAnswer").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// What a batch makes of the request, decided from the ledger's results.
+#[derive(Debug)]
+enum Verdict {
+    /// Answer with the payment as the batch leaves it.
+    Answer,
+    /// No answer yet: the request goes on (a withdrawal's hold is placed; the payout is next).
+    Continue,
+    /// The request is refused (or failed, for an error of ours).
+    Refuse(WalletError),
+}
+
+/// A batch's decision about one payment: where it leaves it, whether it finished it (out of
+/// `pending`, with its event), and what the request gets.
+#[derive(Debug)]
+struct Decision {
+    row: PaymentRow,
+    finished: bool,
+    verdict: Verdict,
+}
+
+impl Decision {
+    fn unchanged(row: &PaymentRow, verdict: Verdict) -> Self {
+        Self { row: row.clone(), finished: false, verdict }
+    }
+
+    fn finished(row: &PaymentRow, status: PaymentStatus, failure_code: Option<&str>, at: u64) -> Self {
+        let mut row = row.clone();
+        row.status = status;
+        row.failure_code = failure_code.map(str::to_owned);
+        row.updated_at = at;
+        let verdict = Verdict::Answer;
+        Self { row, finished: true, verdict }
+    }
+}
+
+/// Decides a batch's outcome from its per-event results and timestamps.
+type Decide = Arc<dyn Fn(&[CreateTransferResult], &[u64]) -> Decision + Send + Sync>;
+
+/// What one step of a payment left: the payment, the request's outcome, and the answer the
+/// batch remembered (keyed requests).
+#[derive(Debug)]
+struct Settled {
+    row: PaymentRow,
+    verdict: Verdict,
+    response: Option<StoredResponse>,
 }
 
 /// The payment service.
@@ -70,17 +136,21 @@ impl Payments {
         }
     }
 
-    /// Records a payment (or finds the one recorded by an earlier try of this request).
-    async fn record(
+    /// The payment an earlier try of this request recorded, or a new pending one (`true`:
+    /// not recorded yet).
+    async fn find_or_draft(
         &self,
         kind: PaymentKind,
         customer_id: Uuid,
         wallet_id: Uuid,
         id: Uuid,
         amount: u64,
-    ) -> Result<(PaymentRow, Currency), PaymentError> {
-        let wallet = self.wallets.owned(customer_id, wallet_id).await?;
+    ) -> Result<(PaymentRow, Currency, bool), PaymentError> {
+        let wallet = self.wallets.owned_facts(customer_id, wallet_id).await?;
         let currency = Currency::parse(&wallet.currency).ok_or(WalletError::CurrencyNotSupported)?;
+        if let Some(row) = self.store.payment(kind, id).await? {
+            return Ok((row, currency, false));
+        }
         let now = store::now_ns();
         let row = PaymentRow {
             id,
@@ -94,27 +164,82 @@ impl Payments {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_payment(kind, &row).await?;
-        let stored = self.get(kind, customer_id, id).await?;
-        Ok((stored, currency))
+        Ok((row, currency, true))
     }
 
-    async fn chain(
+    /// Commits one step of payment `row` in one batch: `transfers` (with their notes and
+    /// events), the payment recorded (`record`) and finished as `decide` says, and the
+    /// answer of a keyed request.
+    async fn commit(
         &self,
-        transfers: Vec<Transfer>,
-        notes: Vec<TransferNote>,
-        events: Vec<EventDraft>,
-    ) -> Result<Vec<CreateTransferResult>, PaymentError> {
-        let count = transfers.len();
-        let command = Command::CreateTransfersWithNotes { transfers, notes, events, response: None };
-        match self.pipeline.submit(command).await.map_err(WalletError::from)? {
-            Outcome::Noted(noted) if noted.results.len() == count => Ok(noted.results),
-            other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
+        kind: PaymentKind,
+        row: &PaymentRow,
+        (transfers, notes, events): (Vec<Transfer>, Vec<TransferNote>, Vec<EventDraft>),
+        record: bool,
+        decide: Decide,
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        if transfers.is_empty() && !record && answer.is_none() {
+            let decision = decide(&[], &[]);
+            if !decision.finished {
+                return Ok(Settled { row: decision.row, verdict: decision.verdict, response: None });
+            }
         }
+        let recorded = record.then(|| row.clone());
+        let changes = decide.clone();
+        let payments = PaymentsDraft(Arc::new(move |results, timestamps| {
+            let mut writes: Vec<PaymentChange> =
+                recorded.iter().map(|row| PaymentChange::Record(kind, row.clone())).collect();
+            let decision = changes(results, timestamps);
+            if decision.finished {
+                let row = decision.row;
+                writes.push(PaymentChange::Finish {
+                    kind,
+                    id: row.id,
+                    finish: store::Finish {
+                        status: row.status,
+                        failure_code: row.failure_code.clone(),
+                        provider_id: row.provider_id.clone(),
+                    },
+                    at: row.updated_at,
+                    event: payment_event(kind, &row),
+                });
+            }
+            writes
+        }));
+        let response = answer.map(|answer| {
+            let render = answer.render.clone();
+            let decide = decide.clone();
+            KeyedResponse {
+                key: answer.key.clone(),
+                created_at: store::now_ns(),
+                draft: ResponseDraft::AfterBatch(Arc::new(move |results, timestamps| {
+                    let decision = decide(results, timestamps);
+                    match decision.verdict {
+                        Verdict::Answer => render(Ok(&decision.row)),
+                        Verdict::Continue => None,
+                        Verdict::Refuse(error) => render(Err(error)),
+                    }
+                })),
+            }
+        });
+        let count = transfers.len();
+        let command = Command::CreateTransfersWithNotes {
+            transfers,
+            notes,
+            events,
+            response,
+            payments: Some(payments),
+        };
+        let noted = match self.pipeline.submit(command).await.map_err(WalletError::from)? {
+            Outcome::Noted(noted) if noted.results.len() == count => noted,
+            other => return Err(WalletError::Ledger(format!("unexpected outcome {other:?}")).into()),
+        };
+        let decision = decide(&noted.results, &noted.timestamps);
+        Ok(Settled { row: decision.row, verdict: decision.verdict, response: noted.response })
     }
 
-    /// The events of `row` moving to `status`, and of its ledger transfer `transfer_id`
-    /// (`kind`) for the wallet.
+    /// The events of `row`'s ledger transfer `transfer_id` (`kind`) for the wallet.
     async fn transfer_events(
         &self,
         row: &PaymentRow,
@@ -123,11 +248,10 @@ impl Payments {
         operation: &str,
         direction: Direction,
     ) -> Result<Vec<EventDraft>, PaymentError> {
-        let Some(wallet) = self.store.wallet(row.wallet_id).await? else { return Ok(Vec::new()) };
+        let Some(wallet) = self.wallets.facts(row.wallet_id).await? else { return Ok(Vec::new()) };
         let currency = Currency::parse(&wallet.currency).ok_or(WalletError::CurrencyNotSupported)?;
         let facts =
             TransferFacts { transfer_id, kind, operation, amount: row.amount, currency, description: None };
-        let wallet = crate::wallets::WalletFacts::from(&wallet);
         Ok(events::transfer_drafts(&facts, &[Leg { wallet: &wallet, direction, counterparty: None }]))
     }
 
@@ -142,9 +266,47 @@ impl Payments {
         amount: u64,
         payment_method: String,
     ) -> Result<PaymentRow, PaymentError> {
-        let (row, currency) = self.record(PaymentKind::TopUp, customer_id, wallet_id, id, amount).await?;
+        settled_outcome(self.top_up_keyed(customer_id, wallet_id, id, amount, payment_method, None).await?)
+    }
+
+    /// [`Self::top_up`] for a keyed request: the answer, remembered with the step that
+    /// decided it (the credit, the decline, or the payment left pending).
+    pub async fn top_up_answered(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Uuid,
+        id: Uuid,
+        amount: u64,
+        payment_method: String,
+        answer: PaymentAnswer,
+    ) -> Result<StoredResponse, PaymentError> {
+        remembered(
+            self.top_up_keyed(customer_id, wallet_id, id, amount, payment_method, Some(&answer)).await?,
+        )
+    }
+
+    async fn top_up_keyed(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Uuid,
+        id: Uuid,
+        amount: u64,
+        payment_method: String,
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        let kind = PaymentKind::TopUp;
+        let (row, currency, fresh) = self.find_or_draft(kind, customer_id, wallet_id, id, amount).await?;
         if row.status != PaymentStatus::Pending {
-            return Ok(row);
+            return self.as_it_stands(kind, &row, answer).await;
+        }
+        // Recorded before the card is charged: a crash after the charge leaves a pending
+        // top-up for the recovery worker, never a charge nobody knows of.
+        if fresh {
+            let unchanged: Decide = {
+                let row = row.clone();
+                Arc::new(move |_, _| Decision::unchanged(&row, Verdict::Continue))
+            };
+            self.commit(kind, &row, Default::default(), true, unchanged, None).await?;
         }
         let request = ChargeRequest {
             idempotency_key: id.to_string(),
@@ -156,7 +318,22 @@ impl Payments {
         if let Err(error) = &outcome {
             tracing::warn!(top_up_id = %id, %error, "charge outcome unknown; recovery will finish the top-up");
         }
-        self.settle_top_up(&row, currency, outcome.ok()).await
+        self.settle_top_up(&row, currency, outcome.ok(), answer).await
+    }
+
+    /// Answers with `row` as it stands (a retry found it finished, or its outcome is not
+    /// known yet).
+    async fn as_it_stands(
+        &self,
+        kind: PaymentKind,
+        row: &PaymentRow,
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        let decide: Decide = {
+            let row = row.clone();
+            Arc::new(move |_, _| Decision::unchanged(&row, Verdict::Answer))
+        };
+        self.commit(kind, row, Default::default(), false, decide, answer).await
     }
 
     /// Applies a known gateway outcome to a pending top-up; `None` leaves it pending.
@@ -165,8 +342,10 @@ impl Payments {
         row: &PaymentRow,
         currency: Currency,
         outcome: Option<ProviderOutcome>,
-    ) -> Result<PaymentRow, PaymentError> {
-        match outcome {
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        let kind = PaymentKind::TopUp;
+        let settled = match outcome {
             Some(ProviderOutcome::Succeeded { provider_id }) => {
                 let settlement = self.wallets.system_account(currency, account_code::CARD_SETTLEMENT).await?;
                 let credit = Transfer {
@@ -189,43 +368,37 @@ impl Payments {
                 let drafts = self
                     .transfer_events(row, credit.id, EventType::TransferPosted, "top_up", Direction::In)
                     .await?;
-                chain_outcome(&self.chain(transfers, notes, drafts).await?)?;
-                let now = store::now_ns();
-                self.store
-                    .finish_payment(
-                        PaymentKind::TopUp,
-                        row.id,
-                        store::Finish {
-                            status: PaymentStatus::Succeeded,
-                            failure_code: None,
-                            // Empty when recovery found the credit but not the provider's record.
-                            provider_id: Some(provider_id.as_str()).filter(|id| !id.is_empty()),
-                        },
-                        now,
-                        &[payment_event(row, EventType::TopUpSucceeded, None)],
-                    )
-                    .await?;
+                // Empty when recovery found the credit but not the provider's record.
+                let provider_id = Some(provider_id).filter(|id| !id.is_empty());
+                // The top-up succeeds with its credit, in the same transaction.
+                let decide: Decide = {
+                    let row = PaymentRow { provider_id, ..row.clone() };
+                    Arc::new(move |results, timestamps| match chain_outcome(results) {
+                        Ok(()) => {
+                            let at = timestamps.first().copied().unwrap_or_default();
+                            Decision::finished(&row, PaymentStatus::Succeeded, None, at)
+                        }
+                        Err(error) => Decision::unchanged(&row, Verdict::Refuse(error)),
+                    })
+                };
+                let settled =
+                    self.commit(kind, row, (transfers, notes, drafts), false, decide, answer).await?;
                 tracing::info!(top_up_id = %row.id, amount = row.amount, "top-up succeeded");
+                settled
             }
             Some(ProviderOutcome::Declined { code }) => {
-                self.store
-                    .finish_payment(
-                        PaymentKind::TopUp,
-                        row.id,
-                        store::Finish {
-                            status: PaymentStatus::Failed,
-                            failure_code: Some(&code),
-                            provider_id: None,
-                        },
-                        store::now_ns(),
-                        &[payment_event(row, EventType::TopUpFailed, Some(&code))],
-                    )
-                    .await?;
-                tracing::info!(top_up_id = %row.id, decline = %code, "top-up declined");
+                let now = store::now_ns();
+                let decide: Decide = {
+                    let row = row.clone();
+                    Arc::new(move |_, _| Decision::finished(&row, PaymentStatus::Failed, Some(&code), now))
+                };
+                let settled = self.commit(kind, row, Default::default(), false, decide, answer).await?;
+                tracing::info!(top_up_id = %row.id, decline = ?settled.row.failure_code, "top-up declined");
+                settled
             }
-            None => {}
-        }
-        self.get(PaymentKind::TopUp, row.customer_id, row.id).await
+            None => self.as_it_stands(kind, row, answer).await?,
+        };
+        Ok(settled)
     }
 
     /// Places a hold on the wallet, pays out, then posts or voids the hold.
@@ -237,10 +410,36 @@ impl Payments {
         amount: u64,
         destination: String,
     ) -> Result<PaymentRow, PaymentError> {
-        let (row, currency) =
-            self.record(PaymentKind::Withdrawal, customer_id, wallet_id, id, amount).await?;
+        settled_outcome(self.withdraw_keyed(customer_id, wallet_id, id, amount, destination, None).await?)
+    }
+
+    /// [`Self::withdraw`] for a keyed request: the answer, remembered with the step that
+    /// decided it (the refused hold, the post or void, or the payment left pending).
+    pub async fn withdraw_answered(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Uuid,
+        id: Uuid,
+        amount: u64,
+        destination: String,
+        answer: PaymentAnswer,
+    ) -> Result<StoredResponse, PaymentError> {
+        remembered(self.withdraw_keyed(customer_id, wallet_id, id, amount, destination, Some(&answer)).await?)
+    }
+
+    async fn withdraw_keyed(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Uuid,
+        id: Uuid,
+        amount: u64,
+        destination: String,
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        let kind = PaymentKind::Withdrawal;
+        let (row, currency, fresh) = self.find_or_draft(kind, customer_id, wallet_id, id, amount).await?;
         if row.status != PaymentStatus::Pending {
-            return Ok(row);
+            return self.as_it_stands(kind, &row, answer).await;
         }
         let payouts = self.wallets.system_account(currency, account_code::PAYOUTS).await?;
         let hold = Transfer {
@@ -262,26 +461,22 @@ impl Payments {
         let drafts = self
             .transfer_events(&row, hold.id, EventType::TransferPending, "withdrawal", Direction::Out)
             .await?;
-        let results = self.chain(transfers, notes, drafts).await?;
-        match chain_outcome(&results) {
-            Ok(()) => {}
-            Err(WalletError::InsufficientFunds | WalletError::FailedBefore(_)) => {
-                self.store
-                    .finish_payment(
-                        PaymentKind::Withdrawal,
-                        row.id,
-                        store::Finish {
-                            status: PaymentStatus::Failed,
-                            failure_code: Some("insufficient_funds"),
-                            provider_id: None,
-                        },
-                        store::now_ns(),
-                        &[payment_event(&row, EventType::WithdrawalFailed, Some("insufficient_funds"))],
-                    )
-                    .await?;
-                return Err(WalletError::InsufficientFunds.into());
-            }
-            Err(other) => return Err(other.into()),
+        // The withdrawal is recorded with its hold; without the funds it fails there.
+        let now = store::now_ns();
+        let decide: Decide = {
+            let row = row.clone();
+            Arc::new(move |results, _| match chain_outcome(results) {
+                Ok(()) => Decision::unchanged(&row, Verdict::Continue),
+                Err(WalletError::InsufficientFunds | WalletError::FailedBefore(_)) => Decision {
+                    verdict: Verdict::Refuse(WalletError::InsufficientFunds),
+                    ..Decision::finished(&row, PaymentStatus::Failed, Some("insufficient_funds"), now)
+                },
+                Err(other) => Decision::unchanged(&row, Verdict::Refuse(other)),
+            })
+        };
+        let held = self.commit(kind, &row, (transfers, notes, drafts), fresh, decide, answer).await?;
+        if !matches!(held.verdict, Verdict::Continue) {
+            return Ok(held);
         }
         let request = PayoutRequest {
             idempotency_key: id.to_string(),
@@ -293,7 +488,7 @@ impl Payments {
         if let Err(error) = &outcome {
             tracing::warn!(withdrawal_id = %id, %error, "payout outcome unknown; recovery will finish the withdrawal");
         }
-        self.settle_withdrawal(&row, outcome.ok()).await
+        self.settle_withdrawal(&row, outcome.ok(), answer).await
     }
 
     /// Posts (paid out) or voids (refused) the hold of a pending withdrawal.
@@ -301,19 +496,18 @@ impl Payments {
         &self,
         row: &PaymentRow,
         outcome: Option<ProviderOutcome>,
-    ) -> Result<PaymentRow, PaymentError> {
+        answer: Option<&PaymentAnswer>,
+    ) -> Result<Settled, PaymentError> {
+        let kind = PaymentKind::Withdrawal;
         let hold_id = derive_id(row.id, "withdrawal-hold", "");
-        let (flag, status, failure, provider_id) = match &outcome {
-            Some(ProviderOutcome::Succeeded { provider_id }) => (
-                TransferFlags::POST_PENDING_TRANSFER,
-                PaymentStatus::Succeeded,
-                None,
-                Some(provider_id.as_str()),
-            ),
-            Some(ProviderOutcome::Declined { code }) => {
-                (TransferFlags::VOID_PENDING_TRANSFER, PaymentStatus::Failed, Some(code.as_str()), None)
+        let (flag, status, failure, provider_id) = match outcome {
+            Some(ProviderOutcome::Succeeded { provider_id }) => {
+                (TransferFlags::POST_PENDING_TRANSFER, PaymentStatus::Succeeded, None, Some(provider_id))
             }
-            None => return self.get(PaymentKind::Withdrawal, row.customer_id, row.id).await,
+            Some(ProviderOutcome::Declined { code }) => {
+                (TransferFlags::VOID_PENDING_TRANSFER, PaymentStatus::Failed, Some(code), None)
+            }
+            None => return self.as_it_stands(kind, row, answer).await,
         };
         let resolve = |pending_id: u128, purpose: &str| Transfer {
             id: derive_id(row.id, purpose, ""),
@@ -333,31 +527,38 @@ impl Payments {
             notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
             transfers.push(fee);
         }
-        let (kind, paid) = if flag == TransferFlags::POST_PENDING_TRANSFER {
-            (EventType::TransferPosted, EventType::WithdrawalSucceeded)
+        let transfer_kind = if flag == TransferFlags::POST_PENDING_TRANSFER {
+            EventType::TransferPosted
         } else {
-            (EventType::TransferVoided, EventType::WithdrawalFailed)
+            EventType::TransferVoided
         };
-        let drafts = self.transfer_events(row, transfers[0].id, kind, "withdrawal", Direction::Out).await?;
-        let results = self.chain(transfers, notes, drafts).await?;
-        match results[0] {
-            CreateTransferResult::Ok | CreateTransferResult::Exists => {}
-            // The process stopped before the hold was placed: there is nothing to void.
-            CreateTransferResult::PendingTransferNotFound | CreateTransferResult::IdAlreadyFailed
-                if status == PaymentStatus::Failed => {}
-            other => return Err(WalletError::Ledger(format!("withdrawal resolution: {other}")).into()),
-        }
-        self.store
-            .finish_payment(
-                PaymentKind::Withdrawal,
-                row.id,
-                store::Finish { status, failure_code: failure, provider_id },
-                store::now_ns(),
-                &[payment_event(row, paid, failure)],
-            )
-            .await?;
-        tracing::info!(withdrawal_id = %row.id, status = status.as_str(), "withdrawal finished");
-        self.get(PaymentKind::Withdrawal, row.customer_id, row.id).await
+        let drafts =
+            self.transfer_events(row, transfers[0].id, transfer_kind, "withdrawal", Direction::Out).await?;
+        let now = store::now_ns();
+        let decide: Decide = {
+            let row = PaymentRow { provider_id, ..row.clone() };
+            Arc::new(move |results, timestamps| {
+                let at = timestamps.first().copied().filter(|at| *at > 0).unwrap_or(now);
+                match results.first() {
+                    Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => {
+                        Decision::finished(&row, status, failure.as_deref(), at)
+                    }
+                    // The process stopped before the hold was placed: there is nothing to void.
+                    Some(
+                        CreateTransferResult::PendingTransferNotFound | CreateTransferResult::IdAlreadyFailed,
+                    ) if status == PaymentStatus::Failed => {
+                        Decision::finished(&row, status, failure.as_deref(), at)
+                    }
+                    other => Decision::unchanged(
+                        &row,
+                        Verdict::Refuse(WalletError::Ledger(format!("withdrawal resolution: {other:?}"))),
+                    ),
+                }
+            })
+        };
+        let settled = self.commit(kind, row, (transfers, notes, drafts), false, decide, answer).await?;
+        tracing::info!(withdrawal_id = %row.id, status = settled.row.status.as_str(), "withdrawal finished");
+        Ok(settled)
     }
 
     /// Finishes payments pending for longer than `grace_ns` by asking the provider what
@@ -385,7 +586,7 @@ impl Payments {
                 Ok(None) => ProviderOutcome::Declined { code: "charge_not_found".into() },
                 Err(ProviderError::Timeout | ProviderError::Unavailable) => continue,
             };
-            match self.settle_top_up(&row, currency, Some(outcome)).await {
+            match self.settle_top_up(&row, currency, Some(outcome), None).await.and_then(settled_outcome) {
                 Ok(settled) if settled.status != PaymentStatus::Pending => finished += 1,
                 Ok(_) => {}
                 Err(error) => {
@@ -401,7 +602,7 @@ impl Payments {
             };
             // A withdrawal whose hold was never placed (insufficient funds) is already
             // failed; one whose hold exists is posted or voided here.
-            match self.settle_withdrawal(&row, Some(outcome)).await {
+            match self.settle_withdrawal(&row, Some(outcome), None).await.and_then(settled_outcome) {
                 Ok(settled) if settled.status != PaymentStatus::Pending => finished += 1,
                 Ok(_) => {}
                 Err(error) => {
@@ -413,19 +614,41 @@ impl Payments {
     }
 }
 
-/// `top_up.*` or `withdrawal.*` for `row` finishing as `kind`.
-fn payment_event(row: &PaymentRow, kind: EventType, failure_code: Option<&str>) -> store::NewEvent {
-    let (resource, id_key) = match kind {
-        EventType::TopUpSucceeded | EventType::TopUpFailed => ("top-ups", "top_up_id"),
-        _ => ("withdrawals", "withdrawal_id"),
+/// The payment, or why the request was refused.
+fn settled_outcome(settled: Settled) -> Result<PaymentRow, PaymentError> {
+    match settled.verdict {
+        Verdict::Answer | Verdict::Continue => Ok(settled.row),
+        Verdict::Refuse(error) => Err(error.into()),
+    }
+}
+
+/// The answer the batch remembered; an error when it rendered none (a failure of ours).
+fn remembered(settled: Settled) -> Result<StoredResponse, PaymentError> {
+    match (settled.response, settled.verdict) {
+        (Some(response), _) => Ok(response),
+        (None, Verdict::Refuse(error)) => Err(error.into()),
+        (None, _) => Err(WalletError::Ledger("the batch rendered no answer".into()).into()),
+    }
+}
+
+/// `top_up.*` or `withdrawal.*` for `row` of `kind` finishing with its status.
+fn payment_event(kind: PaymentKind, row: &PaymentRow) -> store::NewEvent {
+    let succeeded = row.status == PaymentStatus::Succeeded;
+    let (event, resource, id_key) = match kind {
+        PaymentKind::TopUp if succeeded => (EventType::TopUpSucceeded, "top-ups", "top_up_id"),
+        PaymentKind::TopUp => (EventType::TopUpFailed, "top-ups", "top_up_id"),
+        PaymentKind::Withdrawal if succeeded => {
+            (EventType::WithdrawalSucceeded, "withdrawals", "withdrawal_id")
+        }
+        PaymentKind::Withdrawal => (EventType::WithdrawalFailed, "withdrawals", "withdrawal_id"),
     };
     let mut data = serde_json::json!({
         "customer_id": row.customer_id,
         "wallet_id": row.wallet_id,
         "amount": row.amount,
         "currency": row.currency,
-        "failure_code": failure_code,
+        "failure_code": row.failure_code,
     });
     data[id_key] = serde_json::Value::from(row.id.to_string());
-    events::event(kind, Some(row.customer_id), &format!("{resource}/{}", row.id), data)
+    events::event(event, Some(row.customer_id), &format!("{resource}/{}", row.id), data)
 }

@@ -351,7 +351,10 @@ impl Wallets {
         response: Option<KeyedResponse>,
     ) -> Result<Noted, WalletError> {
         let count = transfers.len();
-        match self.submit(Command::CreateTransfersWithNotes { transfers, notes, events, response }).await? {
+        match self
+            .submit(Command::CreateTransfersWithNotes { transfers, notes, events, response, payments: None })
+            .await?
+        {
             Outcome::Noted(noted) if noted.results.len() == count => Ok(noted),
             other => Err(WalletError::Ledger(format!("unexpected outcome {other:?}"))),
         }
@@ -373,7 +376,7 @@ impl Wallets {
     }
 
     /// The wallet's facts, if `customer_id` owns it (someone else's wallet is "not found").
-    async fn owned_facts(&self, customer_id: Uuid, wallet_id: Uuid) -> Result<WalletFacts, WalletError> {
+    pub async fn owned_facts(&self, customer_id: Uuid, wallet_id: Uuid) -> Result<WalletFacts, WalletError> {
         match self.facts(wallet_id).await? {
             Some(wallet) if wallet.customer_id == customer_id => Ok(wallet),
             _ => Err(WalletError::WalletNotFound),

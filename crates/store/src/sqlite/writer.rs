@@ -48,7 +48,8 @@ use crate::codec::{
 use crate::idempotency::{ResponseRow, UPSERT_RESPONSE};
 use crate::memory::Memory;
 use crate::outbox::{INSERT_EVENT, NewEvent};
-use crate::{Command, Result, StoreError, TransferNote};
+use crate::payments::{finish_text, insert_text};
+use crate::{Command, PaymentChange, Result, StoreError, TransferNote};
 
 use super::{BUSY_TIMEOUT_MS, WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_SIZE_KIB, sqlite_placeholders};
 
@@ -439,6 +440,18 @@ impl WriterTx<'_> {
         }
         Ok(())
     }
+
+    fn insert_events(&self, events: &[NewEvent]) -> Result<()> {
+        self.each(&sql(INSERT_EVENT), events, |statement, event| {
+            statement.execute(params![
+                event.id,
+                event.event_type,
+                event.customer_id,
+                event.payload,
+                saturating(event.created_at)
+            ])
+        })
+    }
 }
 
 impl LedgerTx for WriterTx<'_> {
@@ -525,15 +538,7 @@ impl LedgerTx for WriterTx<'_> {
     }
 
     async fn write_events(&mut self, events: &[NewEvent]) -> Result<()> {
-        self.each(&sql(INSERT_EVENT), events, |statement, event| {
-            statement.execute(params![
-                event.id,
-                event.event_type,
-                event.customer_id,
-                event.payload,
-                saturating(event.created_at)
-            ])
-        })
+        self.insert_events(events)
     }
 
     async fn write_responses(&mut self, rows: &[ResponseRow]) -> Result<()> {
@@ -547,6 +552,48 @@ impl LedgerTx for WriterTx<'_> {
                 saturating(row.created_at)
             ])
         })
+    }
+
+    async fn write_payments(&mut self, changes: &[PaymentChange]) -> Result<()> {
+        for change in changes {
+            match change {
+                PaymentChange::Record(kind, row) => {
+                    let mut statement =
+                        self.connection.prepare_cached(&sql(&insert_text(*kind))).map_err(embedded)?;
+                    statement
+                        .execute(params![
+                            row.id,
+                            row.customer_id,
+                            row.wallet_id,
+                            saturating(row.amount),
+                            row.currency,
+                            row.status.as_str(),
+                            row.failure_code,
+                            row.provider_id,
+                            saturating(row.created_at),
+                            saturating(row.updated_at),
+                        ])
+                        .map_err(embedded)?;
+                }
+                PaymentChange::Finish { kind, id, finish, at, event } => {
+                    let mut statement =
+                        self.connection.prepare_cached(&sql(&finish_text(*kind))).map_err(embedded)?;
+                    let updated = statement
+                        .execute(params![
+                            id,
+                            finish.status.as_str(),
+                            finish.failure_code,
+                            finish.provider_id,
+                            saturating(*at)
+                        ])
+                        .map_err(embedded)?;
+                    if updated == 1 {
+                        self.insert_events(std::slice::from_ref(event))?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn write(&mut self, changes: &Changes, pending: &[PendingRow], last_timestamp: u64) -> Result<()> {
