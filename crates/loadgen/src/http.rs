@@ -77,6 +77,11 @@ impl WriteMode {
         }
     }
 
+    /// Whether requests carry many transfers (the `batch` scenario).
+    pub fn is_batch(self) -> bool {
+        matches!(self, WriteMode::Batch { .. })
+    }
+
     /// Requests in flight at once.
     pub fn connections(self) -> usize {
         match self {

@@ -64,6 +64,10 @@ struct BenchArgs {
     /// Wallets the transfers move money between.
     #[arg(long, default_value_t = 10_000)]
     accounts: usize,
+    /// `batch`: seconds of unmeasured batch writes before the measured run, so that it
+    /// runs on a ledger that already holds transfers (how many is printed).
+    #[arg(long, default_value_t = 0)]
+    prefill_secs: u64,
     /// What drives `single`, `reads` and `wallet`: the light HTTP/1.1 client, or reqwest
     /// (as before it, to reproduce older figures). `batch` always uses reqwest.
     #[arg(long, value_enum, default_value_t = Client::Light)]
@@ -116,6 +120,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         batch_connections: args.batch_connections,
         batch_size: args.batch_size,
         accounts: args.accounts,
+        prefill: Duration::from_secs(args.prefill_secs),
         client: args.client,
         baseline: if args.no_baseline { BaselineDatabase::Skip } else { BaselineDatabase::Auto },
         reports: ReportsOptions {

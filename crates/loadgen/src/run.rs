@@ -131,6 +131,8 @@ pub struct Options {
     pub batch_size: usize,
     /// Wallets the transfers move money between.
     pub accounts: usize,
+    /// `batch`: unmeasured batch writes before the measured run.
+    pub prefill: Duration,
     /// What drives `single`, `reads` and `wallet`.
     pub client: Client,
     pub baseline: BaselineDatabase,
@@ -504,12 +506,16 @@ async fn run_write(
     let running = Running::start(options, target, mode.connections()).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
+    let prefilled = prefill(options, &running, &layout, shape, mode, label).await?;
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
         http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client),
         CpuStart::at(&running, clock)
     );
-    let outcome = outcome?;
+    let mut outcome = outcome?;
+    // The checks count every transfer acknowledged, prefill included.
+    outcome.acknowledged_ok += prefilled.acknowledged_ok;
+    outcome.unknown += prefilled.unknown;
     // Read before the checks, which load both processes too.
     let cpu_cores = cpu.cores(&running, outcome.measured);
     let commits = cpu
@@ -544,8 +550,35 @@ async fn run_write(
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
     let scenario = format!("{label} {} on {}", shape.name(), target.name());
-    let notes = commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).collect();
+    let prefill_note = (!options.prefill.is_zero() && mode.is_batch()).then(|| {
+        format!(
+            "{scenario}: measured on a ledger prefilled with {} transfers in {:.0} s ({:.0}/s), unmeasured; {} more were written in warm-up and measurement",
+            prefilled.acknowledged_ok,
+            options.prefill.as_secs_f64(),
+            prefilled.acknowledged_ok as f64 / options.prefill.as_secs_f64(),
+            outcome.acknowledged_ok - prefilled.acknowledged_ok,
+        )
+    });
+    let notes =
+        commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).chain(prefill_note).collect();
     Ok((row, failures, notes))
+}
+
+/// With `--prefill-secs`, the `batch` scenario's unmeasured writes before it is measured.
+async fn prefill(
+    options: &Options,
+    running: &Running,
+    layout: &Arc<Layout>,
+    shape: Shape,
+    mode: WriteMode,
+    label: &str,
+) -> anyhow::Result<http::WriteOutcome> {
+    if options.prefill.is_zero() || !mode.is_batch() {
+        return Ok(http::WriteOutcome::default());
+    }
+    eprintln!("{label} {}: prefilling for {} s", shape.name(), options.prefill.as_secs());
+    let clock = Clock::start(Duration::ZERO, options.prefill);
+    http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client).await
 }
 
 /// A note when the light client had to open connections again: each is a connection the

@@ -41,6 +41,8 @@ fn smoke(scenario: Scenario, client: Client, postgres: Option<String>) -> Option
         batch_connections: 2,
         batch_size: 500,
         accounts: 200,
+        // `batch` runs on a prefilled ledger: its checks count the prefill's transfers.
+        prefill: Duration::from_secs(1),
         client,
         baseline: postgres.map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
         reports: ReportsOptions::default(),
@@ -94,6 +96,7 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
         assert!(table.contains(scenario), "{scenario} missing from the table:\n{table}");
     }
     assert!(table.contains("client: light"), "the table names the client:\n{table}");
+    assert!(table.contains("prefilled with"), "the table says how much the ledger held:\n{table}");
     assert!(!table.contains("reports"), "all leaves the reports scenario out:\n{table}");
 }
 
