@@ -559,8 +559,11 @@ async fn run_write(
             outcome.acknowledged_ok - prefilled.acknowledged_ok,
         )
     });
-    let notes =
-        commits.into_iter().chain(reconnects_note(&scenario, outcome.reconnects)).chain(prefill_note).collect();
+    let notes = commits
+        .into_iter()
+        .chain(reconnects_note(&scenario, outcome.reconnects))
+        .chain(prefill_note)
+        .collect();
     Ok((row, failures, notes))
 }
 
@@ -578,7 +581,9 @@ async fn prefill(
     }
     eprintln!("{label} {}: prefilling for {} s", shape.name(), options.prefill.as_secs());
     let clock = Clock::start(Duration::ZERO, options.prefill);
-    http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client).await
+    // Transfer ids of its own: the measured run's workers number theirs from zero again.
+    let layout = Arc::new(layout.with_fresh_transfers());
+    http::run_writes(&running.api, layout, shape, mode, clock, options.client).await
 }
 
 /// A note when the light client had to open connections again: each is a connection the

@@ -111,6 +111,13 @@ impl Layout {
         Self { account_prefix: prefix(), transfer_prefix: prefix(), wallets }
     }
 
+    /// The same accounts, with transfer ids of their own (for a second phase of one run).
+    pub fn with_fresh_transfers(&self) -> Self {
+        let mut layout = Self::new(self.wallets);
+        layout.account_prefix = self.account_prefix;
+        layout
+    }
+
     /// The funding account: no flags, so it may go as negative as the funding needs.
     pub fn funding_id(&self) -> u128 {
         self.account_prefix
