@@ -564,6 +564,38 @@ impl Database {
             "accounts a JOIN wallets w ON w.id = a.id WHERE a.debits_posted + a.debits_pending > a.credits_posted",
         )
         .await;
+        // What foreign keys would say, asked directly: the embedded ledger writer leaves
+        // them unchecked (the ledger core enforces them), so these must hold by its rules.
+        for (what, rows) in [
+            (
+                "a transfer whose account is absent",
+                "transfers t WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.debit_account_id) \
+                 OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.credit_account_id)",
+            ),
+            (
+                "a note without its transfer",
+                "transfer_notes n WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = n.transfer_id)",
+            ),
+            (
+                "a pending status without its transfer",
+                "pending_transfers p WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = p.id)",
+            ),
+            (
+                "a balance row without its account",
+                "account_balances b WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = b.account_id)",
+            ),
+            (
+                "a top-up without its wallet",
+                "top_ups p WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.id = p.wallet_id)",
+            ),
+        ] {
+            self.count(what, rows).await;
+        }
+        if !self.postgres {
+            self.count("a row SQLite's foreign_key_check reports", "pragma_foreign_key_check").await;
+            let verdict = self.texts("PRAGMA integrity_check").await;
+            assert_eq!(verdict, [["ok"]], "SQLite's integrity_check");
+        }
     }
 }
 
