@@ -84,8 +84,20 @@ impl Rig {
         row.credits_posted - row.debits_posted
     }
 
-    /// Records a pending top-up the way a request does before it calls the gateway.
-    async fn record(&self, row: PaymentRow) {
+    /// Records a pending top-up of 5,000 the way a request does before it calls the gateway.
+    async fn record(&self, id: Uuid, customer: Uuid, wallet: Uuid) {
+        let row = PaymentRow {
+            id,
+            customer_id: customer,
+            wallet_id: wallet,
+            amount: 5_000,
+            currency: "USD".into(),
+            status: PaymentStatus::Pending,
+            failure_code: None,
+            provider_id: None,
+            created_at: 1,
+            updated_at: 1,
+        };
         let record = store::PaymentChange::Record(PaymentKind::TopUp, row);
         let command = store::Command::CreateTransfersWithNotes {
             transfers: Vec::new(),
@@ -150,20 +162,7 @@ async fn crash_between_charge_and_post_is_credited_once() {
         let customer = Uuid::now_v7();
         let wallet = rig.wallet(customer).await;
         let id = Uuid::now_v7();
-        let now = 1;
-        rig.record(PaymentRow {
-            id,
-            customer_id: customer,
-            wallet_id: wallet,
-            amount: 5_000,
-            currency: "USD".into(),
-            status: PaymentStatus::Pending,
-            failure_code: None,
-            provider_id: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .await;
+        rig.record(id, customer, wallet).await;
         let charge = ChargeRequest {
             idempotency_key: id.to_string(),
             amount: 5_000,
@@ -196,19 +195,7 @@ async fn crash_between_credit_and_status_trusts_the_ledger() {
         let customer = Uuid::now_v7();
         let wallet = rig.wallet(customer).await;
         let id = Uuid::now_v7();
-        let row = PaymentRow {
-            id,
-            customer_id: customer,
-            wallet_id: wallet,
-            amount: 5_000,
-            currency: "USD".into(),
-            status: PaymentStatus::Pending,
-            failure_code: None,
-            provider_id: None,
-            created_at: 1,
-            updated_at: 1,
-        };
-        rig.record(row).await;
+        rig.record(id, customer, wallet).await;
         let usd = Currency::parse("USD").unwrap();
         let settlement = rig.wallets.system_account(usd, account_code::CARD_SETTLEMENT).await.unwrap();
         let credit = ledger::Transfer {
