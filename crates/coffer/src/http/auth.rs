@@ -50,7 +50,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::CustomerNotFound => {
                 Self::NotFound { code: "customer_not_found", detail: "no such customer".into() }
             }
-            IdentityError::Store(error) => Self::Unavailable(error.into()),
+            IdentityError::Store(error) => error.into(),
             IdentityError::Internal(error) => Self::Internal(error),
         }
     }

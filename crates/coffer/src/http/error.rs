@@ -240,3 +240,14 @@ impl From<store::StoreError> for ApiError {
         Self::Unavailable(anyhow::Error::new(error))
     }
 }
+
+/// The commit pipeline's refusals: full (503 overloaded), shutting down, or the store failed.
+impl From<crate::ledger::CommitError> for ApiError {
+    fn from(error: crate::ledger::CommitError) -> Self {
+        match error {
+            crate::ledger::CommitError::QueueFull => Self::Overloaded,
+            crate::ledger::CommitError::ShuttingDown => Self::ShuttingDown,
+            crate::ledger::CommitError::Store(error) => Self::Unavailable(anyhow::Error::new(error)),
+        }
+    }
+}

@@ -31,7 +31,7 @@ async fn live() -> axum::Json<Health> {
     (status = 503, description = "Database or broker unreachable", body = super::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    state.store.ping().await.map_err(|error| ApiError::Unavailable(anyhow::Error::new(error)))?;
+    state.store.ping().await?;
     if let Some(nats) = &state.nats
         && !nats.is_connected()
     {

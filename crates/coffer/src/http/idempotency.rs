@@ -103,10 +103,6 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for IdempotencyK
     }
 }
 
-fn unavailable(error: store::StoreError) -> ApiError {
-    ApiError::Unavailable(anyhow::Error::new(error))
-}
-
 /// [`once`] when the request has a key; otherwise runs `work` (a retry without a key may
 /// create a second object: the API docs say to send one).
 pub async fn once_if_keyed<F, Fut>(
@@ -230,7 +226,7 @@ where
     let claim = claim(owner_id, key, route, body);
     let Some(_lease) = state.leases.take(owner_id, &claim.key) else { return Err(in_use()) };
     let now = store::now_ns();
-    if let Some(begin) = state.store.idempotency_lookup(&claim, now).await.map_err(unavailable)? {
+    if let Some(begin) = state.store.idempotency_lookup(&claim, now).await? {
         return found(route, begin).expect("a lookup finds no free key");
     }
     let outcome = work(claim.clone()).await;
@@ -246,11 +242,7 @@ where
             if let Some(response) = refusal(&error) {
                 let record =
                     KeyedResponse { key: claim, created_at: now, draft: ResponseDraft::Known(response) };
-                state
-                    .pipeline
-                    .submit(store::Command::RecordResponse(record))
-                    .await
-                    .map_err(|error| ApiError::from(crate::wallets::WalletError::from(error)))?;
+                state.pipeline.submit(store::Command::RecordResponse(record)).await?;
             }
             Err(error)
         }
@@ -275,7 +267,7 @@ where
     let claim = claim(owner_id, key, route, body);
     let store = &state.store;
     let lease_ns = u64::try_from(state.idempotency_lease.as_nanos()).unwrap_or(u64::MAX);
-    let begin = store.idempotency_begin(&claim, store::now_ns(), lease_ns).await.map_err(unavailable)?;
+    let begin = store.idempotency_begin(&claim, store::now_ns(), lease_ns).await?;
     if let Some(answer) = found(route, begin) {
         return answer;
     }
@@ -291,19 +283,13 @@ where
     match outcome {
         Ok((status, value)) => {
             let body = serde_json::to_string(&value).map_err(|error| ApiError::Internal(error.into()))?;
-            store
-                .idempotency_finish(owner_id, &claim.key, status.as_u16(), &body)
-                .await
-                .map_err(unavailable)?;
+            store.idempotency_finish(owner_id, &claim.key, status.as_u16(), &body).await?;
             Ok(json_response(status, body))
         }
         Err(error) if error.status().is_client_error() => {
             let problem = error.problem();
             let body = serde_json::to_string(&problem).map_err(|error| ApiError::Internal(error.into()))?;
-            store
-                .idempotency_finish(owner_id, &claim.key, problem.status, &body)
-                .await
-                .map_err(unavailable)?;
+            store.idempotency_finish(owner_id, &claim.key, problem.status, &body).await?;
             Err(error)
         }
         Err(error) => {

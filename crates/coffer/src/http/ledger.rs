@@ -23,7 +23,6 @@ use super::{
     error::{ApiError, FieldError},
     extract::{AdminAuth, BodyLimit, JsonBatch, Path, Query},
 };
-use crate::ledger::CommitError;
 
 /// Bytes a batch request may carry: a full batch of 8,190 transfers with every field set
 /// is about 4.5 MB of compact JSON; room for some whitespace, and a cap on abuse.
@@ -329,11 +328,7 @@ fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
 }
 
 async fn submit(state: &AppState, command: Command) -> Result<Outcome, ApiError> {
-    state.pipeline.submit(command).await.map_err(|error| match error {
-        CommitError::QueueFull => ApiError::Overloaded,
-        CommitError::ShuttingDown => ApiError::ShuttingDown,
-        CommitError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
-    })
+    Ok(state.pipeline.submit(command).await?)
 }
 
 fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static str) -> BatchResults {
@@ -487,12 +482,8 @@ fn transfer_view(transfer: ledger::Transfer) -> TransferView {
     }
 }
 
-fn unavailable(error: store::StoreError) -> ApiError {
-    ApiError::Unavailable(anyhow::Error::new(error))
-}
-
 async fn find_account(state: &AppState, account_id: Uuid) -> Result<ledger::Account, ApiError> {
-    state.store.account(id(account_id)).await.map_err(unavailable)?.ok_or_else(|| ApiError::NotFound {
+    state.store.account(id(account_id)).await?.ok_or_else(|| ApiError::NotFound {
         code: "account_not_found",
         detail: format!("no account {account_id}"),
     })
@@ -531,8 +522,9 @@ async fn get_transfer(
     State(state): State<AppState>,
     Path(transfer_id): Path<Uuid>,
 ) -> Result<axum::Json<TransferView>, ApiError> {
-    let transfer = state.store.transfer(id(transfer_id)).await.map_err(unavailable)?.ok_or_else(|| {
-        ApiError::NotFound { code: "transfer_not_found", detail: format!("no transfer {transfer_id}") }
+    let transfer = state.store.transfer(id(transfer_id)).await?.ok_or_else(|| ApiError::NotFound {
+        code: "transfer_not_found",
+        detail: format!("no transfer {transfer_id}"),
     })?;
     Ok(axum::Json(transfer_view(transfer)))
 }
@@ -633,11 +625,7 @@ async fn list_account_transfers(
 ) -> Result<axum::Json<Page<TransferView>>, ApiError> {
     let page = query.into_page(id(account_id))?;
     find_account(&state, account_id).await?;
-    let rows = if page.empty {
-        Vec::new()
-    } else {
-        state.store.account_transfers(&page.filter).await.map_err(unavailable)?
-    };
+    let rows = if page.empty { Vec::new() } else { state.store.account_transfers(&page.filter).await? };
     Ok(axum::Json(paginate(rows, &page, |transfer| transfer.timestamp, transfer_view)))
 }
 
@@ -669,11 +657,7 @@ async fn list_account_balances(
             "this account was created without the `history` flag and keeps no balance history",
         ));
     }
-    let rows = if page.empty {
-        Vec::new()
-    } else {
-        state.store.account_balances(&page.filter).await.map_err(unavailable)?
-    };
+    let rows = if page.empty { Vec::new() } else { state.store.account_balances(&page.filter).await? };
     let view = |balance: ledger::AccountBalance| BalanceView {
         timestamp: balance.timestamp,
         debits_pending: balance.debits_pending,

@@ -102,7 +102,7 @@ impl From<PaymentError> for ApiError {
             PaymentError::NotFound => {
                 ApiError::rejected(StatusCode::NOT_FOUND, "payment_not_found", "no such payment")
             }
-            PaymentError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
+            PaymentError::Store(error) => error.into(),
         }
     }
 }

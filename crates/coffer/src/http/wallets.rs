@@ -299,12 +299,8 @@ impl From<WalletError> for ApiError {
             WalletError::CreditLimitNotAllowed => ApiError::field("/credit_limit", detail),
             WalletError::KeyReused => ApiError::rejected(S::CONFLICT, "idempotency_key_reused", detail),
             WalletError::FailedBefore(_) => ApiError::rejected(S::CONFLICT, "transfer_failed_before", detail),
-            WalletError::Commit(crate::ledger::CommitError::QueueFull) => ApiError::Overloaded,
-            WalletError::Commit(crate::ledger::CommitError::ShuttingDown) => ApiError::ShuttingDown,
-            WalletError::Commit(crate::ledger::CommitError::Store(error)) => {
-                ApiError::Unavailable(anyhow::Error::new(error))
-            }
-            WalletError::Store(error) => ApiError::Unavailable(anyhow::Error::new(error)),
+            WalletError::Commit(error) => error.into(),
+            WalletError::Store(error) => error.into(),
             WalletError::Ledger(answer) => ApiError::Internal(anyhow::anyhow!("ledger answered {answer}")),
         }
     }
@@ -482,11 +478,7 @@ async fn create_transfer(
 /// The customer registered under `email`, if any.
 async fn customer_id_by_email(state: &AppState, email: &str) -> Result<Option<Uuid>, ApiError> {
     let email = Email::parse(email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
-    let customer = state
-        .store
-        .customer_by_email(email.as_str())
-        .await
-        .map_err(|error| ApiError::Unavailable(anyhow::Error::new(error)))?;
+    let customer = state.store.customer_by_email(email.as_str()).await?;
     Ok(customer.map(|customer| customer.id))
 }
 
@@ -639,17 +631,16 @@ async fn operations(
 }
 
 async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Vec<OperationView>, ApiError> {
-    let unavailable = |error: store::StoreError| ApiError::Unavailable(anyhow::Error::new(error));
     let mut ids: Vec<u128> = rows.iter().map(|row| row.counterparty_account_id.as_u128()).collect();
     ids.extend(rows.iter().map(|row| row.wallet_id.as_u128()));
-    let accounts = state.store.accounts(&ids).await.map_err(unavailable)?;
+    let accounts = state.store.accounts(&ids).await?;
     let account = |id: Uuid| accounts.iter().find(|account| account.id == id.as_u128());
     // The wallets' credit limits, to show balances as the customer sees them (a handful
     // of wallets at most: one customer's).
     let mut credit_limits = std::collections::HashMap::new();
     for row in &rows {
         if let std::collections::hash_map::Entry::Vacant(entry) = credit_limits.entry(row.wallet_id) {
-            let wallet = state.store.wallet(row.wallet_id).await.map_err(unavailable)?;
+            let wallet = state.store.wallet(row.wallet_id).await?;
             entry.insert(wallet.map_or(0, |wallet| wallet.credit_limit));
         }
     }
