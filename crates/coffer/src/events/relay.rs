@@ -18,6 +18,9 @@ use super::bus::{Bus, Delivered};
 use crate::analytics::Analytics;
 use crate::notifications::Notifier;
 
+/// The pause after the first failed step; it doubles per failure up to `backoff_max`.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+
 /// Where relayed events go.
 pub trait Publish: Send + Sync + 'static {
     /// Publishes `events` in order; returns how many of them (a prefix) the destination
@@ -105,24 +108,26 @@ impl<P: Publish> Relay<P> {
 
     /// Relays until `shutdown`, then returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::ZERO;
+        // Failed steps in a row: the pause after each grows with crate::backoff.
+        let mut failures = 0u32;
         let mut failing_since: Option<std::time::Instant> = None;
         loop {
             let pause = match self.step().await {
                 Ok(0) => {
                     self.record_backlog().await;
                     failing_since = None;
-                    backoff = Duration::ZERO;
+                    failures = 0;
                     self.options.idle_interval
                 }
                 // A full batch: more may be waiting.
                 Ok(_) => {
                     failing_since = None;
-                    backoff = Duration::ZERO;
+                    failures = 0;
                     Duration::ZERO
                 }
                 Err(error) => {
-                    backoff = (backoff * 2).clamp(Duration::from_millis(100), self.options.backoff_max);
+                    failures = failures.saturating_add(1);
+                    let backoff = crate::backoff(RETRY_FIRST, failures, self.options.backoff_max);
                     let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                     let backlog = self.record_backlog().await;
                     tracing::warn!(
