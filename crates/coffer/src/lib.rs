@@ -11,12 +11,12 @@
 
 pub mod admin_key;
 pub mod analytics;
+pub mod commit;
 pub mod config;
 pub mod events;
 pub mod finance;
 pub mod http;
 pub mod identity;
-pub mod ledger;
 pub mod notifications;
 pub mod payments;
 pub mod server;

@@ -12,12 +12,12 @@ use tracing::info;
 use crate::{
     admin_key,
     analytics::Analytics,
+    commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, Role, Secret, ServeArgs},
     events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::bank::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
-    ledger::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     notifications::{
         NotificationDefaults, Notifier,
         mail::Mailer,

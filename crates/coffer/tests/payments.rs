@@ -8,7 +8,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use coffer::{
-    ledger::{CommitPipeline, PipelineConfig},
+    commit::{CommitPipeline, PipelineConfig},
     payments::{
         MockProvider, MockSettings, PaymentError, PaymentGateway, Payments,
         gateway::{ChargeRequest, ProviderOutcome},
@@ -29,7 +29,7 @@ struct Rig {
     /// For writing the ledger directly, as a crashed process left it.
     commit: CommitPipeline,
     /// Dropped with the rig, which closes the pipeline.
-    pipeline: coffer::ledger::pipeline::PipelineTask,
+    pipeline: coffer::commit::pipeline::PipelineTask,
     /// The PostgreSQL server and scratch database, dropped by `finish`.
     database: Option<(String, String)>,
     _dir: tempfile::TempDir,

@@ -242,12 +242,12 @@ impl From<store::StoreError> for ApiError {
 }
 
 /// The commit pipeline's refusals: full (503 overloaded), shutting down, or the store failed.
-impl From<crate::ledger::CommitError> for ApiError {
-    fn from(error: crate::ledger::CommitError) -> Self {
+impl From<crate::commit::CommitError> for ApiError {
+    fn from(error: crate::commit::CommitError) -> Self {
         match error {
-            crate::ledger::CommitError::QueueFull => Self::Overloaded,
-            crate::ledger::CommitError::ShuttingDown => Self::ShuttingDown,
-            crate::ledger::CommitError::Store(error) => Self::Unavailable(anyhow::Error::new(error)),
+            crate::commit::CommitError::QueueFull => Self::Overloaded,
+            crate::commit::CommitError::ShuttingDown => Self::ShuttingDown,
+            crate::commit::CommitError::Store(error) => Self::Unavailable(anyhow::Error::new(error)),
         }
     }
 }

@@ -40,7 +40,7 @@ use tower_http::{
 };
 
 use crate::{
-    config::Secret, identity::Identity, ledger::CommitPipeline, payments::Payments, wallets::Wallets,
+    commit::CommitPipeline, config::Secret, identity::Identity, payments::Payments, wallets::Wallets,
 };
 use error::ApiError;
 

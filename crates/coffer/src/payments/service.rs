@@ -14,8 +14,8 @@ use super::gateway::{
     ChargeRequest, PaymentGateway, PayoutProvider, PayoutRequest, ProviderError, ProviderOutcome,
 };
 use crate::{
+    commit::CommitPipeline,
     events::{self, Direction, EventType, Leg, TransferFacts},
-    ledger::CommitPipeline,
     wallets::{
         Currency, WalletError, Wallets, derive_id,
         money::{account_code, transfer_code},

@@ -14,8 +14,8 @@ use store::{
 use uuid::Uuid;
 
 use super::money::{Currency, account_code, transfer_code};
+use crate::commit::{CommitError, CommitPipeline};
 use crate::events::{self, Direction, EventType, Leg, TransferFacts};
-use crate::ledger::{CommitError, CommitPipeline};
 
 /// Largest credit limit of a credit-card wallet, in minor units: a sanity bound far
 /// above any real card (10^12 cents is ten billion dollars).
