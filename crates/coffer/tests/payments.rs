@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use coffer::{
     commit::{CommitPipeline, PipelineConfig},
     payments::{
-        MockProvider, MockSettings, PaymentError, PaymentGateway, Payments,
+        MockProvider, MockSettings, PaymentError, PaymentGateway, PaymentRequest, Payments,
         gateway::{ChargeRequest, ProviderOutcome},
     },
     wallets::{
@@ -20,6 +20,11 @@ use coffer::{
 use common::{Backend, backends};
 use store::{PaymentKind, PaymentRow, PaymentStatus, Store, StoreOptions, WalletType};
 use uuid::Uuid;
+
+/// A top-up or withdrawal request.
+fn ask(customer_id: Uuid, wallet_id: Uuid, id: Uuid, amount: u64, token: &str) -> PaymentRequest {
+    PaymentRequest { customer_id, wallet_id, id, amount, token: token.into() }
+}
 
 struct Rig {
     store: Store,
@@ -110,7 +115,7 @@ impl Rig {
     }
 
     async fn top_up(&self, customer: Uuid, wallet: Uuid, id: Uuid, token: &str) -> PaymentRow {
-        self.payments.top_up(customer, wallet, id, 5_000, token.into()).await.unwrap()
+        self.payments.top_up(ask(customer, wallet, id, 5_000, token)).await.unwrap()
     }
 }
 
@@ -268,12 +273,12 @@ async fn withdrawals_hold_then_post_or_void() {
         rig.top_up(customer, wallet, Uuid::now_v7(), "tok_visa").await;
 
         let paid =
-            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 1_000, "ba_ok".into()).await.unwrap();
+            rig.payments.withdraw(ask(customer, wallet, Uuid::now_v7(), 1_000, "ba_ok")).await.unwrap();
         assert_eq!(paid.status, PaymentStatus::Succeeded);
         assert_eq!(rig.posted(wallet).await, 4_000);
 
         let refused =
-            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 1_000, "ba_fail".into()).await.unwrap();
+            rig.payments.withdraw(ask(customer, wallet, Uuid::now_v7(), 1_000, "ba_fail")).await.unwrap();
         assert_eq!(
             (refused.status, refused.failure_code.as_deref()),
             (PaymentStatus::Failed, Some("account_closed"))
@@ -281,11 +286,11 @@ async fn withdrawals_hold_then_post_or_void() {
         let row = rig.store.wallet(wallet).await.unwrap().unwrap();
         assert_eq!((row.debits_pending, rig.posted(wallet).await), (0, 4_000), "the hold was released");
 
-        let too_much = rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 4_001, "ba_ok".into()).await;
+        let too_much = rig.payments.withdraw(ask(customer, wallet, Uuid::now_v7(), 4_001, "ba_ok")).await;
         assert!(matches!(too_much, Err(PaymentError::Wallet(WalletError::InsufficientFunds))));
 
         let slow =
-            rig.payments.withdraw(customer, wallet, Uuid::now_v7(), 500, "ba_timeout".into()).await.unwrap();
+            rig.payments.withdraw(ask(customer, wallet, Uuid::now_v7(), 500, "ba_timeout")).await.unwrap();
         assert_eq!(slow.status, PaymentStatus::Pending);
         assert_eq!(rig.store.wallet(wallet).await.unwrap().unwrap().debits_pending, 500, "held meanwhile");
         assert_eq!(rig.payments.recover(0).await.unwrap(), 1);
@@ -338,11 +343,11 @@ async fn fees_are_linked_to_their_operation() {
 
         // Withdrawals hold their fee with them: posted on success, released on refusal.
         let before = rig.posted(from).await;
-        let paid = rig.payments.withdraw(alice, from, Uuid::now_v7(), 1_000, "ba_ok".into()).await.unwrap();
+        let paid = rig.payments.withdraw(ask(alice, from, Uuid::now_v7(), 1_000, "ba_ok")).await.unwrap();
         assert_eq!(paid.status, PaymentStatus::Succeeded);
         assert_eq!(rig.posted(from).await, before - 1_020);
         let refused =
-            rig.payments.withdraw(alice, from, Uuid::now_v7(), 1_000, "ba_fail".into()).await.unwrap();
+            rig.payments.withdraw(ask(alice, from, Uuid::now_v7(), 1_000, "ba_fail")).await.unwrap();
         assert_eq!(refused.status, PaymentStatus::Failed);
         let wallet = rig.store.wallet(from).await.unwrap().unwrap();
         assert_eq!(

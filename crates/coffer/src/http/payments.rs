@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     identity::AuthUser,
-    payments::{PaymentAnswer, PaymentError, service::RenderPaymentAnswer},
+    payments::{PaymentAnswer, PaymentError, PaymentRequest, service::RenderPaymentAnswer},
     wallets::derive_id,
 };
 
@@ -170,8 +170,9 @@ async fn create_top_up(
     idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
         check_amount(request.amount)?;
         check_token("/payment_method", &request.payment_method)?;
-        let (customer, amount, method) = (user.customer_id, request.amount, request.payment_method);
-        let answer = payments.top_up_answered(customer, wallet_id, id, amount, method, answer(key)).await?;
+        let (customer_id, amount, token) = (user.customer_id, request.amount, request.payment_method);
+        let request = PaymentRequest { customer_id, wallet_id, id, amount, token };
+        let answer = payments.top_up_answered(request, answer(key)).await?;
         tracing::info!(top_up_id = %id, status = answer.status, "top-up answered");
         Ok(answer)
     })
@@ -207,9 +208,9 @@ async fn create_withdrawal(
     idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
         check_amount(request.amount)?;
         check_token("/destination", &request.destination)?;
-        let (customer, amount, destination) = (user.customer_id, request.amount, request.destination);
-        let answer =
-            payments.withdraw_answered(customer, wallet_id, id, amount, destination, answer(key)).await?;
+        let (customer_id, amount, token) = (user.customer_id, request.amount, request.destination);
+        let request = PaymentRequest { customer_id, wallet_id, id, amount, token };
+        let answer = payments.withdraw_answered(request, answer(key)).await?;
         tracing::info!(withdrawal_id = %id, status = answer.status, "withdrawal answered");
         Ok(answer)
     })

@@ -12,4 +12,4 @@ pub mod gateway;
 pub mod service;
 
 pub use gateway::{MockProvider, MockSettings, PaymentGateway, PayoutProvider};
-pub use service::{PaymentAnswer, PaymentError, Payments};
+pub use service::{PaymentAnswer, PaymentError, PaymentRequest, Payments};

@@ -37,6 +37,18 @@ pub enum PaymentError {
     Store(#[from] StoreError),
 }
 
+/// A top-up or withdrawal as asked for: whose, which wallet, its id (derived from the
+/// request's idempotency key), the amount, and the provider's token for the card or the
+/// bank account.
+#[derive(Clone, Debug)]
+pub struct PaymentRequest {
+    pub customer_id: Uuid,
+    pub wallet_id: Uuid,
+    pub id: Uuid,
+    pub amount: u64,
+    pub token: String,
+}
+
 /// How a keyed payment request's answer looks, given the payment as a batch leaves it or
 /// the refusal: `None` for a failure of ours (not remembered).
 pub type RenderPaymentAnswer =
@@ -255,45 +267,29 @@ impl Payments {
         Ok(events::transfer_drafts(&facts, &[Leg { wallet: &wallet, direction, counterparty: None }]))
     }
 
-    /// Charges `payment_method` and credits the wallet. The answer is `succeeded`,
-    /// `failed` (declined, with the gateway's code) or, when the gateway's answer is not
-    /// known yet, `pending` (the recovery worker finishes it).
-    pub async fn top_up(
-        &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        payment_method: String,
-    ) -> Result<PaymentRow, PaymentError> {
-        settled_outcome(self.top_up_keyed(customer_id, wallet_id, id, amount, payment_method, None).await?)
+    /// Charges the card (`request.token`) and credits the wallet. The answer is
+    /// `succeeded`, `failed` (declined, with the gateway's code) or, when the gateway's
+    /// answer is not known yet, `pending` (the recovery worker finishes it).
+    pub async fn top_up(&self, request: PaymentRequest) -> Result<PaymentRow, PaymentError> {
+        settled_outcome(self.top_up_keyed(request, None).await?)
     }
 
     /// [`Self::top_up`] for a keyed request: the answer, remembered with the step that
     /// decided it (the credit, the decline, or the payment left pending).
     pub async fn top_up_answered(
         &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        payment_method: String,
+        request: PaymentRequest,
         answer: PaymentAnswer,
     ) -> Result<StoredResponse, PaymentError> {
-        remembered(
-            self.top_up_keyed(customer_id, wallet_id, id, amount, payment_method, Some(&answer)).await?,
-        )
+        remembered(self.top_up_keyed(request, Some(&answer)).await?)
     }
 
     async fn top_up_keyed(
         &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        payment_method: String,
+        request: PaymentRequest,
         answer: Option<&PaymentAnswer>,
     ) -> Result<Settled, PaymentError> {
+        let PaymentRequest { customer_id, wallet_id, id, amount, token: payment_method } = request;
         let kind = PaymentKind::TopUp;
         let (row, currency, fresh) = self.find_or_draft(kind, customer_id, wallet_id, id, amount).await?;
         if row.status != PaymentStatus::Pending {
@@ -401,41 +397,28 @@ impl Payments {
         Ok(settled)
     }
 
-    /// Places a hold on the wallet, pays out, then posts or voids the hold.
-    pub async fn withdraw(
-        &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        destination: String,
-    ) -> Result<PaymentRow, PaymentError> {
-        settled_outcome(self.withdraw_keyed(customer_id, wallet_id, id, amount, destination, None).await?)
+    /// Places a hold on the wallet, pays out to the bank account (`request.token`), then
+    /// posts or voids the hold.
+    pub async fn withdraw(&self, request: PaymentRequest) -> Result<PaymentRow, PaymentError> {
+        settled_outcome(self.withdraw_keyed(request, None).await?)
     }
 
     /// [`Self::withdraw`] for a keyed request: the answer, remembered with the step that
     /// decided it (the refused hold, the post or void, or the payment left pending).
     pub async fn withdraw_answered(
         &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        destination: String,
+        request: PaymentRequest,
         answer: PaymentAnswer,
     ) -> Result<StoredResponse, PaymentError> {
-        remembered(self.withdraw_keyed(customer_id, wallet_id, id, amount, destination, Some(&answer)).await?)
+        remembered(self.withdraw_keyed(request, Some(&answer)).await?)
     }
 
     async fn withdraw_keyed(
         &self,
-        customer_id: Uuid,
-        wallet_id: Uuid,
-        id: Uuid,
-        amount: u64,
-        destination: String,
+        request: PaymentRequest,
         answer: Option<&PaymentAnswer>,
     ) -> Result<Settled, PaymentError> {
+        let PaymentRequest { customer_id, wallet_id, id, amount, token: destination } = request;
         let kind = PaymentKind::Withdrawal;
         let (row, currency, fresh) = self.find_or_draft(kind, customer_id, wallet_id, id, amount).await?;
         if row.status != PaymentStatus::Pending {
