@@ -27,10 +27,13 @@ pub fn router() -> Router<AppState> {
 /// A range of days, both ends included.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// First day, `YYYY-MM-DD` (UTC). Default: 29 days before `to`.
+    #[param(format = Date)]
     pub from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC). Default: today.
+    #[param(format = Date)]
     pub to: Option<String>,
 }
 

@@ -102,7 +102,7 @@ use super::{
         health::live,
         health::ready,
     ),
-    components(schemas(error::Problem, error::FieldError)),
+    components(schemas(error::Problem, error::FieldError, ledger::Order, ledger::Side)),
     modifiers(&AdminKeyScheme, &SharedResponses),
     tags(
         (name = "ledger", description = "Double-entry ledger in TigerBeetle's model (admin API key)"),
@@ -201,6 +201,7 @@ impl SharedResponses {
             }
             if parameter.parameter_in == ParameterIn::Query
                 && (parameter.name == "from" || parameter.name == "to")
+                && schema.format.is_none()
             {
                 schema.format =
                     Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime));
