@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage the read-side projections (platform analytics).
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Print the OpenAPI document (the one served at /openapi.json) and exit: for client
+    /// generators and API checks that run without a server.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Openapi => {
+            use std::io::Write as _;
+            use utoipa::OpenApi as _;
+            let document = coffer::http::openapi::ApiDoc::openapi().to_pretty_json()?;
+            writeln!(std::io::stdout().lock(), "{document}")?;
+            Ok(())
+        }
         Command::Projections(ProjectionsCommand::Rebuild(args)) => {
             let store = server::open_store(&args.database).await?;
             if let Some(seq) = store.outbox_purged_through().await?
