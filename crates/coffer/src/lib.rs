@@ -1,8 +1,8 @@
 //! Coffer, the service: configuration, the commit pipeline, the HTTP API and the server
 //! that ties them together. The binary (`main.rs`) only parses the command line.
 //!
-//! Areas live in their own modules: `ledger` (the commit pipeline over the ledger core),
-//! `http` (routes, errors, extractors, OpenAPI), `identity` (customers, passwords,
+//! Areas live in their own modules: `commit` (the commit pipeline over the ledger core),
+//! `http` (errors, extractors, paging, OpenAPI; the resources' handlers in `http::routes`), `identity` (customers, passwords,
 //! tokens and the auth extractors), `wallets` and `payments` (the wallet product),
 //! `finance` (categories, expenses, categorisation, budgets, reports, schedules),
 //! `analytics` (the platform analytics projection),

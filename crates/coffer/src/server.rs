@@ -16,7 +16,7 @@ use crate::{
     config::{DatabaseArgs, Role, Secret, ServeArgs},
     events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::bank::{sandbox::Sandbox, sync::Banks},
-    http::{self, AppState, rate_limit::MoneyRateLimit, stream::StreamSettings},
+    http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
     notifications::{
         NotificationDefaults, Notifier,

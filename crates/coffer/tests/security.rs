@@ -1,7 +1,7 @@
 //! The security matrix, black-box, against the real `coffer` binary (so that everything it
 //! logs can be read back):
 //!
-//! - every route the router declares (read from `src/http/*.rs`, so a new route that is
+//! - every route the router declares (read from the source under `src/http/`, so a new route that is
 //!   not classified here fails the test) is probed with no credential, an expired token,
 //!   a token signed with another key, `alg: none`, a wrong audience, a wrong issuer,
 //!   garbage and a wrong admin key: 401 for every route that is not public;
@@ -150,10 +150,18 @@ const TAKES_NO_BODY: &[&str] = &[
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the
 /// HTTP layer's source, also when rustfmt spreads one over several lines.
 fn declared_routes() -> BTreeSet<(String, String)> {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
+    let mut directories = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http"))];
+    let mut files = Vec::new();
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { directories.push(path) } else { files.push(path) }
+        }
+    }
     let mut routes = BTreeSet::new();
-    for entry in std::fs::read_dir(directory).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    assert!(files.len() > 10, "the HTTP layer's source files");
+    for file in files {
+        let source = std::fs::read_to_string(file).unwrap();
         for call in source.split(".route(").skip(1) {
             let Some(rest) = call.trim_start().strip_prefix('"') else { continue };
             let (path, rest) = rest.split_once('"').unwrap();

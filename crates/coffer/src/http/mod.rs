@@ -1,25 +1,13 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
-pub mod analytics;
-pub mod auth;
-pub mod banks;
-pub mod customers;
 pub mod error;
 pub mod extract;
-pub mod finance;
-pub mod health;
 pub mod idempotency;
-pub mod ledger;
 pub mod metrics;
-pub mod notifications;
 pub mod openapi;
-pub mod payments;
 pub mod rate_limit;
-pub mod reports;
-pub mod schedules;
-pub mod stream;
-pub mod wallets;
+pub mod routes;
 
 use std::{sync::Arc, time::Duration};
 
@@ -43,6 +31,10 @@ use crate::{
     commit::CommitPipeline, config::Secret, identity::Identity, payments::Payments, wallets::Wallets,
 };
 use error::ApiError;
+use routes::{
+    analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports, schedules,
+    stream, wallets,
+};
 
 /// The header carrying each request's id (set by the client, or generated).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -10,8 +10,11 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    AppState, analytics, auth, banks, customers, error, finance, health, ledger, notifications, payments,
-    reports, schedules, stream, wallets,
+    AppState, error,
+    routes::{
+        analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports,
+        schedules, stream, wallets,
+    },
 };
 
 #[derive(Debug, OpenApi)]
@@ -194,7 +197,7 @@ impl SharedResponses {
             }
             if parameter.parameter_in == ParameterIn::Query && parameter.name == "limit" {
                 schema.minimum = Some(utoipa::Number::UInt(1));
-                schema.maximum = Some(utoipa::Number::UInt(super::ledger::PAGE_LIMIT_MAX as usize));
+                schema.maximum = Some(utoipa::Number::UInt(super::routes::ledger::PAGE_LIMIT_MAX as usize));
             }
             if parameter.parameter_in == ParameterIn::Query && QUERY_U64.contains(&parameter.name.as_str()) {
                 set_range(schema, 0, u64::MAX);

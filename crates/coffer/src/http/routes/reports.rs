@@ -16,14 +16,14 @@ use store::{BudgetRow, ExpenseFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::finance::FinanceError;
+use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query},
-    wallets::rfc3339,
+    routes::wallets::rfc3339,
 };
-use crate::finance::FinanceError;
-use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
 use crate::identity::AuthUser;
 use crate::wallets::Currency;
 
@@ -91,7 +91,7 @@ async fn owned_budget(state: &AppState, customer_id: Uuid, id: Uuid) -> Result<B
 
 /// My budgets, with this month's status.
 #[utoipa::path(get, path = "/v1/budgets", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Budget>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Budget>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_budgets(
     user: AuthUser,
     State(state): State<AppState>,
@@ -130,11 +130,11 @@ fn check_amount(amount: i64) -> Result<i64, ApiError> {
 #[utoipa::path(post, path = "/v1/budgets", tag = "finance", request_body = NewBudget, security(("access_token" = [])),
     responses(
         (status = 201, body = Budget),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "budget_exists", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "budget_exists", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_budget(
     user: AuthUser,
@@ -171,9 +171,9 @@ async fn create_budget(
 #[utoipa::path(get, path = "/v1/budgets/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = Budget),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_budget(
     user: AuthUser,
@@ -197,10 +197,10 @@ pub struct BudgetPatch {
     security(("access_token" = [])),
     responses(
         (status = 200, body = Budget),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_budget(
     user: AuthUser,
@@ -223,9 +223,9 @@ async fn update_budget(
 #[utoipa::path(delete, path = "/v1/budgets/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_budget(
     user: AuthUser,
@@ -255,9 +255,9 @@ pub struct MonthQuery {
     security(("access_token" = [])),
     responses(
         (status = 200, body = BudgetStatus),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn budget_status(
     user: AuthUser,
@@ -278,8 +278,8 @@ async fn budget_status(
     params(("year" = i32, Path), ("month" = u8, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = MonthlyReport),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn monthly(
     user: AuthUser,
@@ -302,8 +302,8 @@ pub struct CurrencyCategories {
     params(("year" = i32, Path), ("month" = u8, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = Vec<CurrencyCategories>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn categories(
     user: AuthUser,
@@ -330,7 +330,7 @@ pub struct Summary {
 
 /// My totals per currency: all time and the last 12 months.
 #[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", security(("access_token" = [])),
-    responses((status = 200, body = Summary), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Summary), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn summary(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<Summary>, ApiError> {
     let (mut year, mut month_number) = reports::month_of(store::now_ns() as i64);
     let end = reports::month_range(year, month_number).map_or(i64::MAX, |(_, end)| end);
@@ -365,8 +365,8 @@ pub struct TrendMonth {
 #[utoipa::path(get, path = "/v1/reports/trends", tag = "reports", params(TrendsQuery), security(("access_token" = [])),
     responses(
         (status = 200, body = Vec<TrendMonth>),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn trends(
     user: AuthUser,
@@ -424,7 +424,7 @@ fn csv_field(value: &str) -> String {
 #[utoipa::path(get, path = "/v1/exports/expenses.csv", tag = "reports", security(("access_token" = [])),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn export_expenses(user: AuthUser, State(state): State<AppState>) -> Result<Response, ApiError> {
     let categories = state.finance.categories(user.customer_id).await?;

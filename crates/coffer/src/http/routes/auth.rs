@@ -17,7 +17,7 @@ use store::Customer;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
+use crate::http::{
     AppState,
     error::{ApiError, FieldError},
     extract::Json,
@@ -208,8 +208,8 @@ impl FieldErrors {
 /// Creates a customer account (role `customer`).
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest, responses(
     (status = 201, body = CustomerView),
-    (status = 409, description = "Email already registered (`email_taken`)", body = super::error::Problem, content_type = "application/problem+json"),
-    (status = 422, description = "Invalid email, name, or a short, long or common password", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 409, description = "Email already registered (`email_taken`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    (status = 422, description = "Invalid email, name, or a short, long or common password", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn register(
     State(state): State<AppState>,
@@ -231,8 +231,8 @@ async fn register(
 /// (unknown email, wrong password) is the same 401; repeated failures get 429.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
-    (status = 401, description = "Invalid email or password", body = super::error::Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "Invalid email or password", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn login(
     State(state): State<AppState>,
@@ -247,7 +247,7 @@ async fn login(
 /// spent token again revokes every token descended from the same login.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse),
-    (status = 401, description = "Unknown, expired, revoked or already used refresh token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "Unknown, expired, revoked or already used refresh token", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn refresh(
     State(state): State<AppState>,
@@ -272,7 +272,7 @@ async fn logout(
 /// The caller's own customer record.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("access_token" = [])), responses(
     (status = 200, body = CustomerView),
-    (status = 401, description = "Missing, invalid or expired access token", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 401, description = "Missing, invalid or expired access token", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn me(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<CustomerView>, ApiError> {
     let customer = state.identity.customer(user.customer_id).await?;

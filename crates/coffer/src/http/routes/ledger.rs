@@ -18,7 +18,7 @@ use store::{AccountFilter, Command, Outcome};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::http::{
     AppState,
     error::{ApiError, FieldError},
     extract::{AdminAuth, BodyLimit, JsonBatch, Path, Query},
@@ -349,12 +349,12 @@ fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static 
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "One result per account", body = BatchResults),
-        (status = 400, description = "Not JSON", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong admin key", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields or batch size", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not JSON", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin key", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or batch size", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_accounts(
     _: AdminAuth,
@@ -398,12 +398,12 @@ async fn create_accounts(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "One result per transfer", body = BatchResults),
-        (status = 400, description = "Not JSON", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong admin key", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields or batch size", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not JSON", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong admin key", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or batch size", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Busy or database unavailable; retry with the same ids", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_transfers(
     _: AdminAuth,
@@ -495,9 +495,9 @@ async fn find_account(state: &AppState, account_id: Uuid) -> Result<ledger::Acco
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = AccountView),
-        (status = 400, description = "Malformed id", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_account(
     _: AdminAuth,
@@ -513,9 +513,9 @@ async fn get_account(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = TransferView),
-        (status = 400, description = "Malformed id", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such transfer", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such transfer", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_transfer(
     _: AdminAuth,
@@ -612,10 +612,10 @@ fn paginate<T, V>(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = Page<TransferView>),
-        (status = 400, description = "Malformed id, query or cursor", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Limit out of range", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id, query or cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Limit out of range", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_account_transfers(
     _: AdminAuth,
@@ -635,10 +635,10 @@ async fn list_account_transfers(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = Page<BalanceView>),
-        (status = 400, description = "Malformed id, query or cursor", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such account", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Limit out of range, or the account keeps no history", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed id, query or cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Limit out of range, or the account keeps no history", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_account_balances(
     _: AdminAuth,

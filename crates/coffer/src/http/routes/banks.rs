@@ -10,17 +10,17 @@ use store::{BankAccountRow, BankConnectionRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
-    AppState,
-    error::ApiError,
-    extract::{Json, Path, Query},
-    finance::nanos,
-    ledger::Page,
-    notifications::{PageQuery, cursor, limit, page},
-};
 use crate::finance::bank::{
     AggregatorError, Credentials,
     sync::{AccountReport, BankError},
+};
+use crate::http::{
+    AppState,
+    error::ApiError,
+    extract::{Json, Path, Query},
+    routes::finance::nanos,
+    routes::ledger::Page,
+    routes::notifications::{PageQuery, cursor, limit, page},
 };
 use crate::identity::AuthUser;
 
@@ -88,7 +88,7 @@ pub struct BankInstitution {
 
 /// The institutions I can link (the built-in sandbox aggregator's).
 #[utoipa::path(get, path = "/v1/bank-institutions", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<BankInstitution>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<BankInstitution>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_institutions(
     _user: AuthUser,
     State(state): State<AppState>,
@@ -197,12 +197,12 @@ fn checked(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
     security(("access_token" = [])),
     responses(
         (status = 201, body = BankConnection),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "bank_connection_exists", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "bank_connection_exists", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "bank_institution_unknown, bank_credentials_invalid, bank_login_required, too_many or invalid fields",
-            body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "bank_unavailable: retry later", body = super::error::Problem, content_type = "application/problem+json"),
+            body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "bank_unavailable: retry later", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_connection(
     user: AuthUser,
@@ -227,9 +227,9 @@ async fn create_connection(
 #[utoipa::path(get, path = "/v1/bank-connections", tag = "finance", params(PageQuery), security(("access_token" = [])),
     responses(
         (status = 200, body = Page<BankConnection>),
-        (status = 400, description = "Malformed cursor", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_connections(
     user: AuthUser,
@@ -251,9 +251,9 @@ async fn list_connections(
 #[utoipa::path(get, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = BankConnection),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_connection(
     user: AuthUser,
@@ -268,9 +268,9 @@ async fn get_connection(
 #[utoipa::path(delete, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_connection(
     user: AuthUser,
@@ -299,10 +299,10 @@ pub struct SyncReportView {
 #[utoipa::path(post, path = "/v1/bank-connections/{id}/sync", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = SyncReportView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "bank_sync_in_progress", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "bank_sync_in_progress", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn sync_connection(
     user: AuthUser,

@@ -1,7 +1,7 @@
 //! The wallet API: `/v1/wallets`, `/v1/transfers`, `/v1/operations`. Customers only see
 //! and touch their own objects: someone else's wallet or transfer is a 404.
 //!
-//! Every POST here needs an `Idempotency-Key` (see [`super::idempotency`]); the ledger
+//! Every POST here needs an `Idempotency-Key` (see [`crate::http::idempotency`]); the ledger
 //! ids it writes are derived from the key, so a retry never moves money twice.
 
 use std::sync::Arc;
@@ -20,12 +20,12 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
+    routes::ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
 };
 use crate::{
     identity::{AdminUser, AuthUser, profile::Email},
@@ -338,10 +338,10 @@ fn invalid_cursor() -> ApiError {
     security(("access_token" = [])),
     responses(
         (status = 201, body = WalletView),
-        (status = 400, description = "Missing Idempotency-Key or malformed body", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Idempotency conflict, or too many wallets", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unsupported currency or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing Idempotency-Key or malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Idempotency conflict, or too many wallets", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unsupported currency or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_wallet(
     user: AuthUser,
@@ -376,7 +376,7 @@ async fn create_wallet(
 /// My wallets, oldest first.
 #[utoipa::path(get, path = "/v1/wallets", tag = "wallets", params(ListQuery),
     security(("access_token" = [])),
-    responses((status = 200, body = Page<WalletView>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<WalletView>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_wallets(
     user: AuthUser,
     State(state): State<AppState>,
@@ -405,7 +405,7 @@ async fn list_wallets(
 /// One of my wallets, with balances.
 #[utoipa::path(get, path = "/v1/wallets/{id}", tag = "wallets",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = WalletView), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WalletView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn get_wallet(
     user: AuthUser,
     State(state): State<AppState>,
@@ -421,11 +421,11 @@ async fn get_wallet(
     security(("access_token" = [])),
     responses(
         (status = 201, body = TransferBody),
-        (status = 400, description = "Missing Idempotency-Key or malformed body", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "wallet_not_found or recipient_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "idempotency_key_reused or idempotency_key_in_use", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "insufficient_funds, same_wallet, currency_mismatch or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Missing Idempotency-Key or malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "wallet_not_found or recipient_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "idempotency_key_reused or idempotency_key_in_use", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds, same_wallet, currency_mismatch or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_transfer(
     user: AuthUser,
@@ -485,7 +485,7 @@ async fn customer_id_by_email(state: &AppState, email: &str) -> Result<Option<Uu
 /// A transfer I sent or received.
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "wallets",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = TransferBody), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TransferBody), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn get_transfer(
     user: AuthUser,
     State(state): State<AppState>,
@@ -504,10 +504,10 @@ async fn get_transfer(
     security(("admin_api_key" = []), ("access_token" = [])),
     responses(
         (status = 201, body = TransferBody),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "transfer_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "insufficient_funds: the recipient no longer holds the amount", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "transfer_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds: the recipient no longer holds the amount", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn reverse_transfer(
     admin: AdminUser,
@@ -540,8 +540,8 @@ fn answer(key: store::IdempotencyKey) -> Answer {
 /// The history of one of my wallets, newest first.
 #[utoipa::path(get, path = "/v1/wallets/{id}/operations", tag = "wallets",
     params(("id" = Uuid, Path), OperationsQuery), security(("access_token" = [])),
-    responses((status = 200, body = Page<OperationView>), (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<OperationView>), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn wallet_operations(
     user: AuthUser,
     State(state): State<AppState>,
@@ -554,7 +554,7 @@ async fn wallet_operations(
 /// The history of all my wallets, newest first.
 #[utoipa::path(get, path = "/v1/operations", tag = "wallets",
     params(OperationsQuery), security(("access_token" = [])),
-    responses((status = 200, body = Page<OperationView>), (status = 422, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<OperationView>), (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn all_operations(
     user: AuthUser,
     State(state): State<AppState>,
@@ -700,7 +700,7 @@ const EXPORT_ROWS_MAX: usize = 100_000;
 #[utoipa::path(get, path = "/v1/exports/operations.csv", tag = "reports", security(("access_token" = [])),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn export_operations(
     user: AuthUser,

@@ -6,7 +6,7 @@ use axum::{Router, extract::State, routing::get};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{AppState, error::ApiError};
+use crate::http::{AppState, error::ApiError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/health/live", get(live)).route("/health/ready", get(ready))
@@ -28,7 +28,7 @@ async fn live() -> axum::Json<Health> {
 /// The process can reach its database and broker.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses(
     (status = 200, body = Health),
-    (status = 503, description = "Database or broker unreachable", body = super::error::Problem, content_type = "application/problem+json"),
+    (status = 503, description = "Database or broker unreachable", body = crate::http::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.store.ping().await?;

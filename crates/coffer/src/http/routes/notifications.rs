@@ -20,15 +20,15 @@ use store::{DeliveryRow, NotificationRow, WebhookEndpoint};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::events::EventType;
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query},
-    finance::nanos,
-    ledger::Page,
-    wallets::rfc3339,
+    routes::finance::nanos,
+    routes::ledger::Page,
+    routes::wallets::rfc3339,
 };
-use crate::events::EventType;
 
 use crate::identity::{AdminUser, AuthUser};
 use crate::notifications::webhooks::{TargetError, check_target};
@@ -138,9 +138,9 @@ fn notification_view(row: &NotificationRow) -> Notification {
     security(("access_token" = [])),
     responses(
         (status = 200, body = Page<Notification>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_notifications(
     user: AuthUser,
@@ -159,9 +159,9 @@ async fn list_notifications(
     params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Read"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn read_notification(
     user: AuthUser,
@@ -239,9 +239,9 @@ pub struct NewWebhook {
     security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 201, body = Webhook),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_webhook(
     owner: Owner,
@@ -301,9 +301,9 @@ async fn create_webhook(
     security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 200, body = Page<Webhook>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_webhooks(
     owner: Owner,
@@ -328,9 +328,9 @@ async fn owned_webhook(state: &AppState, owner: Owner, id: Uuid) -> Result<Webho
     security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 200, body = Webhook),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_webhook(
     owner: Owner,
@@ -345,9 +345,9 @@ async fn get_webhook(
     security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_webhook(
     owner: Owner,
@@ -395,10 +395,10 @@ fn delivery_view(row: &DeliveryRow) -> Delivery {
     params(("id" = Uuid, Path), PageQuery), security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 200, body = Page<Delivery>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_deliveries(
     owner: Owner,
@@ -419,9 +419,9 @@ async fn list_deliveries(
     security(("access_token" = []), ("admin_api_key" = [])),
     responses(
         (status = 202, description = "Queued"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn redeliver(
     owner: Owner,

@@ -17,17 +17,17 @@ use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::finance::categorize::{Actions, Trigger};
+use crate::finance::import::{self, Columns, DateFormat, Format as ImportFormat};
+use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    ledger::Page,
-    wallets::rfc3339,
+    routes::ledger::Page,
+    routes::wallets::rfc3339,
 };
-use crate::finance::categorize::{Actions, Trigger};
-use crate::finance::import::{self, Columns, DateFormat, Format as ImportFormat};
-use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
 use crate::identity::AuthUser;
 use crate::wallets::{Currency, derive_id};
 
@@ -114,10 +114,10 @@ pub struct ImportReport {
 #[utoipa::path(post, path = "/v1/imports", tag = "finance", request_body = ImportBody, security(("access_token" = [])),
     responses(
         (status = 200, body = ImportReport),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 413, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 413, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn import_statement(
     user: AuthUser,
@@ -280,7 +280,7 @@ fn category_view(row: &CategoryRow) -> Category {
 
 /// My categories (the default tree on first use), parents before children.
 #[utoipa::path(get, path = "/v1/categories", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Category>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Category>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_categories(
     user: AuthUser,
     State(state): State<AppState>,
@@ -302,11 +302,11 @@ pub struct NewCategory {
 #[utoipa::path(post, path = "/v1/categories", tag = "finance", request_body = NewCategory, security(("access_token" = [])),
     responses(
         (status = 201, body = Category),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "category_name_taken", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "category_name_taken", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_category(
     user: AuthUser,
@@ -334,11 +334,11 @@ pub struct CategoryPatch {
     request_body = CategoryPatch, security(("access_token" = [])),
     responses(
         (status = 200, body = Category),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_category(
     user: AuthUser,
@@ -356,10 +356,10 @@ async fn update_category(
     security(("access_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_category(
     user: AuthUser,
@@ -450,11 +450,11 @@ pub struct NewExpenseBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Expense),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "category_not_found or wallet_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key was used with another request, or is in flight", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found or wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key was used with another request, or is in flight", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_expense(
     user: AuthUser,
@@ -535,10 +535,10 @@ pub struct ExpenseQuery {
 #[utoipa::path(get, path = "/v1/expenses", tag = "finance", params(ExpenseQuery), security(("access_token" = [])),
     responses(
         (status = 200, body = Page<Expense>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "category_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_expenses(
     user: AuthUser,
@@ -593,9 +593,9 @@ async fn list_expenses(
 #[utoipa::path(get, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = Expense),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_expense(
     user: AuthUser,
@@ -642,10 +642,10 @@ pub struct UpdatedExpense {
     request_body = ExpensePatchBody, security(("access_token" = [])),
     responses(
         (status = 200, body = UpdatedExpense),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_expense(
     user: AuthUser,
@@ -675,9 +675,9 @@ async fn update_expense(
 #[utoipa::path(delete, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_expense(
     user: AuthUser,
@@ -763,7 +763,7 @@ fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
 
 /// My rules, in the order they are tried.
 #[utoipa::path(get, path = "/v1/rules", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<RuleView>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<RuleView>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_rules(
     user: AuthUser,
     State(state): State<AppState>,
@@ -775,10 +775,10 @@ async fn list_rules(
 #[utoipa::path(post, path = "/v1/rules", tag = "finance", request_body = RuleBody, security(("access_token" = [])),
     responses(
         (status = 201, body = RuleView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "category_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_rule(
     user: AuthUser,
@@ -793,9 +793,9 @@ async fn create_rule(
 #[utoipa::path(get, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = RuleView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_rule(
     user: AuthUser,
@@ -810,10 +810,10 @@ async fn get_rule(
     security(("access_token" = [])),
     responses(
         (status = 200, body = RuleView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_rule(
     user: AuthUser,
@@ -830,9 +830,9 @@ async fn update_rule(
 #[utoipa::path(delete, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_rule(
     user: AuthUser,
@@ -853,9 +853,9 @@ pub struct Applied {
 #[utoipa::path(post, path = "/v1/rules/{id}/apply", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = Applied),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn apply_rule(
     user: AuthUser,
@@ -897,12 +897,12 @@ pub struct Payment {
     request_body = PaymentBody, security(("access_token" = [])),
     responses(
         (status = 201, body = Payment),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "insufficient_funds or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 429, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 429, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn pay_merchant(
     user: AuthUser,

@@ -32,8 +32,8 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, error::ApiError, extract::Query};
 use crate::events::bus::Delivered;
+use crate::http::{AppState, error::ApiError, extract::Query};
 use crate::identity::AuthUser;
 
 /// How long a stream ticket is valid.
@@ -101,8 +101,8 @@ pub struct Ticket {
 #[utoipa::path(post, path = "/v1/stream/tickets", tag = "events", security(("access_token" = [])),
     responses(
         (status = 201, body = Ticket),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 503, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_ticket(
     user: AuthUser,
@@ -131,9 +131,9 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/v1/stream", tag = "events", params(StreamQuery), security(("access_token" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`after` names no event the outbox still holds", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`after` names no event the outbox still holds", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn stream(
     State(state): State<AppState>,

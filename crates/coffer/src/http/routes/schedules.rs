@@ -9,12 +9,12 @@ use store::{RunRow, ScheduleRow};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query, RawJson},
-    finance::{nanos, time},
     idempotency::{self, IdempotencyKeyHeader},
+    routes::finance::{nanos, time},
 };
 use crate::identity::AuthUser;
 use crate::wallets::WalletError;
@@ -123,11 +123,11 @@ fn view(row: &ScheduleRow) -> Schedule {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Schedule),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key was used with another request, or is in flight", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The key was used with another request, or is in flight", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_schedule(
     user: AuthUser,
@@ -241,7 +241,7 @@ async fn schedule(state: &AppState, customer_id: Uuid, request: NewSchedule) -> 
 
 /// My scheduled payments.
 #[utoipa::path(get, path = "/v1/scheduled-payments", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Schedule>), (status = 401, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Schedule>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_schedules(
     user: AuthUser,
     State(state): State<AppState>,
@@ -260,9 +260,9 @@ async fn owned(state: &AppState, customer_id: Uuid, id: Uuid) -> Result<Schedule
 #[utoipa::path(get, path = "/v1/scheduled-payments/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = Schedule),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_schedule(
     user: AuthUser,
@@ -288,10 +288,10 @@ pub struct SchedulePatch {
     security(("access_token" = [])),
     responses(
         (status = 200, body = Schedule),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_schedule(
     user: AuthUser,
@@ -349,9 +349,9 @@ async fn update_schedule(
 #[utoipa::path(delete, path = "/v1/scheduled-payments/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 204, description = "Cancelled"),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_schedule(
     user: AuthUser,
@@ -403,10 +403,10 @@ fn run_view(row: &RunRow) -> Run {
     security(("access_token" = [])),
     responses(
         (status = 200, body = Vec<Run>),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_runs(
     user: AuthUser,

@@ -20,12 +20,12 @@ use store::{PaymentKind, PaymentRow, PaymentStatus};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{
+use crate::http::{
     AppState,
     error::ApiError,
     extract::{Path, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    wallets::rfc3339,
+    routes::wallets::rfc3339,
 };
 use crate::{
     identity::AuthUser,
@@ -149,11 +149,11 @@ fn answer(key: store::IdempotencyKey) -> PaymentAnswer {
     responses(
         (status = 201, description = "Succeeded or failed (see status)", body = PaymentView),
         (status = 202, description = "Pending: the gateway's answer is not known yet", body = PaymentView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "wallet_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_top_up(
     user: AuthUser,
@@ -187,11 +187,11 @@ async fn create_top_up(
     responses(
         (status = 201, description = "Succeeded or failed (see status)", body = PaymentView),
         (status = 202, description = "Pending: the provider's answer is not known yet", body = PaymentView),
-        (status = 400, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "wallet_not_found", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "insufficient_funds or invalid fields", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "insufficient_funds or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_withdrawal(
     user: AuthUser,
@@ -220,7 +220,7 @@ async fn create_withdrawal(
 /// One of my top-ups.
 #[utoipa::path(get, path = "/v1/top-ups/{id}", tag = "payments",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = PaymentView), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PaymentView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn get_top_up(
     user: AuthUser,
     State(state): State<AppState>,
@@ -232,7 +232,7 @@ async fn get_top_up(
 /// One of my withdrawals.
 #[utoipa::path(get, path = "/v1/withdrawals/{id}", tag = "payments",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = PaymentView), (status = 404, body = super::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PaymentView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn get_withdrawal(
     user: AuthUser,
     State(state): State<AppState>,
