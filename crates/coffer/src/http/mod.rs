@@ -6,6 +6,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod paging;
 pub mod rate_limit;
 pub mod routes;
 

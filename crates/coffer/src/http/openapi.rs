@@ -197,7 +197,7 @@ impl SharedResponses {
             }
             if parameter.parameter_in == ParameterIn::Query && parameter.name == "limit" {
                 schema.minimum = Some(utoipa::Number::UInt(1));
-                schema.maximum = Some(utoipa::Number::UInt(super::routes::ledger::PAGE_LIMIT_MAX as usize));
+                schema.maximum = Some(utoipa::Number::UInt(super::paging::PAGE_LIMIT_MAX as usize));
             }
             if parameter.parameter_in == ParameterIn::Query && QUERY_U64.contains(&parameter.name.as_str()) {
                 set_range(schema, 0, u64::MAX);

@@ -18,9 +18,8 @@ use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query},
+    paging::{self, Page, PageQuery},
     routes::finance::nanos,
-    routes::ledger::Page,
-    routes::notifications::{PageQuery, cursor, limit, page},
 };
 use crate::identity::AuthUser;
 
@@ -236,15 +235,20 @@ async fn list_connections(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<BankConnection>>, ApiError> {
-    let limit = limit(query.limit)?;
-    let after = cursor("bc1", query.cursor.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let after = paging::after("bc1", query.cursor.as_deref())?;
     let rows = state.store.bank_connections(user.customer_id, after, limit + 1).await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let accounts = state.store.bank_accounts(row.id).await?;
         views.push((row, accounts));
     }
-    Ok(axum::Json(page(views, limit, "bc1", |(row, _)| row.id, |(row, accounts)| view(row, accounts))))
+    Ok(axum::Json(Page::of(
+        views,
+        limit,
+        |(row, _)| paging::cursor("bc1", &row.id),
+        |(row, accounts)| view(&row, &accounts),
+    )))
 }
 
 /// One of my bank connections: its status, last sync, last error and accounts.

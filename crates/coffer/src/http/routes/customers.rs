@@ -6,18 +6,17 @@ use axum::{
     extract::State,
     routing::{get, put},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query},
+    paging::{self, Page, PageQuery},
     routes::auth::{CustomerView, FieldErrors},
-    routes::ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
 };
 use crate::identity::{
     AdminUser, AuthUser, ProfileUpdate, Role,
@@ -98,30 +97,8 @@ async fn update_me(
     Ok(axum::Json(CustomerView::from_customer(customer)?))
 }
 
-/// Paging of the customer list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct CustomersQuery {
-    /// Rows per page: 1 to 100, default 20.
-    pub limit: Option<u32>,
-    /// From the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-}
-
-/// The cursor after a customer: its id, base64url, opaque to clients.
-fn encode_cursor(id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
-    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| Uuid::from_slice(&bytes).ok()).ok_or_else(|| {
-        ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() }
-    })
-}
-
 /// Every customer, oldest first (admin).
-#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomersQuery),
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(PageQuery),
     security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = Page<CustomerView>),
     (status = 400, description = "Malformed cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -132,16 +109,13 @@ fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
 async fn list_customers(
     _admin: AdminUser,
     State(state): State<AppState>,
-    Query(query): Query<CustomersQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<CustomerView>>, ApiError> {
-    let limit = query.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
-    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
-    }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = paging::limit(query.limit)?;
+    let after = paging::after("c1", query.cursor.as_deref())?;
     let (customers, has_more) = state.identity.list_customers(after, limit).await?;
     let next_cursor =
-        if has_more { customers.last().map(|customer| encode_cursor(customer.id)) } else { None };
+        if has_more { customers.last().map(|customer| paging::cursor("c1", &customer.id)) } else { None };
     let data = customers.into_iter().map(CustomerView::from_customer).collect::<Result<_, _>>()?;
     Ok(axum::Json(Page { data, has_more, next_cursor }))
 }
@@ -191,13 +165,6 @@ async fn set_role(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
-        assert!(decode_cursor("not-a-cursor").is_err());
-    }
 
     #[test]
     fn absent_and_null_differ() {

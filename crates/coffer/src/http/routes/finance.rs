@@ -11,7 +11,6 @@ use axum::{
     response::Response,
     routing::{get, patch, post},
 };
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer, Serialize};
 use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow};
 use utoipa::{IntoParams, ToSchema};
@@ -25,7 +24,7 @@ use crate::http::{
     error::ApiError,
     extract::{Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    routes::ledger::Page,
+    paging::{self, Page},
     routes::wallets::rfc3339,
 };
 use crate::identity::AuthUser;
@@ -256,13 +255,8 @@ pub(super) fn time(field: &str, text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::field(field, "out of range (1970 to 2262)"))
 }
 
-fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(20);
-    if !(1..=store::EXPENSES_PAGE_MAX).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be 1 to {}", store::EXPENSES_PAGE_MAX)));
-    }
-    Ok(limit)
-}
+// A page of expenses is what the store reads at most.
+const _: () = assert!(paging::PAGE_LIMIT_MAX <= store::EXPENSES_PAGE_MAX);
 
 /// A category.
 #[derive(Debug, Serialize, ToSchema)]
@@ -545,18 +539,8 @@ async fn list_expenses(
     State(state): State<AppState>,
     Query(query): Query<ExpenseQuery>,
 ) -> Result<axum::Json<Page<Expense>>, ApiError> {
-    let limit = limit(query.limit)?;
-    let invalid = || ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() };
-    let before = match &query.cursor {
-        None => None,
-        Some(cursor) => {
-            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?)
-                .map_err(|_| invalid())?;
-            let (at, id) =
-                text.strip_prefix("e1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid)?;
-            Some((at.parse().map_err(|_| invalid())?, id.parse().map_err(|_| invalid())?))
-        }
-    };
+    let limit = paging::limit(query.limit)?;
+    let before = paging::after("e1", query.cursor.as_deref())?;
     let category_ids = match query.category_id {
         None => Vec::new(),
         Some(id) => {
@@ -580,13 +564,13 @@ async fn list_expenses(
         text: text("q", query.q, NAME_LEN_MAX)?,
         limit: limit + 1,
     };
-    let mut rows = state.finance.expenses(&filter).await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|row| URL_SAFE_NO_PAD.encode(format!("e1:{}:{}", row.occurred_at, row.id))))
-        .flatten();
-    Ok(axum::Json(Page { data: rows.iter().map(expense_view).collect(), has_more, next_cursor }))
+    let rows = state.finance.expenses(&filter).await?;
+    Ok(axum::Json(Page::of(
+        rows,
+        limit,
+        |row| paging::cursor("e1", &(row.occurred_at, row.id)),
+        |row| expense_view(&row),
+    )))
 }
 
 /// One of my expenses.

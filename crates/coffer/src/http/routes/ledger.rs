@@ -11,7 +11,6 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ledger::{AMOUNT_MAX, AccountFlags, BATCH_EVENTS_MAX, TransferFlags};
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 use store::{AccountFilter, Command, Outcome};
@@ -22,15 +21,12 @@ use crate::http::{
     AppState,
     error::{ApiError, FieldError},
     extract::{AdminAuth, BodyLimit, JsonBatch, Path, Query},
+    paging::{self, CursorKey, Page},
 };
 
 /// Bytes a batch request may carry: a full batch of 8,190 transfers with every field set
 /// is about 4.5 MB of compact JSON; room for some whitespace, and a cap on abuse.
 pub const LEDGER_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
-
-/// Rows in one page at most, and by default (the API's pagination convention).
-pub const PAGE_LIMIT_MAX: u32 = 100;
-pub const PAGE_LIMIT_DEFAULT: u32 = 20;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -234,15 +230,6 @@ pub struct EventResult {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResults {
     pub results: Vec<EventResult>,
-}
-
-/// One page of a list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub has_more: bool,
-    /// Pass as `cursor` to get the next page; null on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// Which end of history comes first.
@@ -541,15 +528,11 @@ struct HistoryPage {
 
 impl HistoryQuery {
     fn into_page(self, account_id: u128) -> Result<HistoryPage, ApiError> {
-        let limit = self.limit.unwrap_or(PAGE_LIMIT_DEFAULT);
-        if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
-            return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
-        }
+        let limit = paging::limit(self.limit)?;
         let order = self.order.unwrap_or_default();
         let mut timestamp_min = self.timestamp_min.unwrap_or(0);
         let mut timestamp_max = self.timestamp_max.unwrap_or(u64::MAX);
-        if let Some(cursor) = &self.cursor {
-            let after = decode_cursor(cursor, order)?;
+        if let Some(after) = decode_cursor(self.cursor.as_deref(), order)? {
             // The cursor only ever narrows the range the client asked for.
             match order {
                 Order::Desc => timestamp_max = timestamp_max.min(after.saturating_sub(1)),
@@ -573,37 +556,44 @@ impl HistoryQuery {
     }
 }
 
-const CURSOR_VERSION: &str = "v1";
+/// An account history's cursor: the order it was made for and the last row's timestamp.
+const CURSOR_TAG: &str = "v1";
 
-fn encode_cursor(timestamp: u64, order: Order) -> String {
-    let order = if order == Order::Desc { "desc" } else { "asc" };
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{order}:{timestamp}"))
+impl CursorKey for Order {
+    fn write(&self) -> String {
+        if *self == Order::Desc { "desc" } else { "asc" }.to_owned()
+    }
+    fn read(text: &str) -> Option<Self> {
+        match text {
+            "desc" => Some(Order::Desc),
+            "asc" => Some(Order::Asc),
+            _ => None,
+        }
+    }
 }
 
-fn decode_cursor(cursor: &str, order: Order) -> Result<u64, ApiError> {
+fn encode_cursor(timestamp: u64, order: Order) -> String {
+    paging::cursor(CURSOR_TAG, &(order, timestamp))
+}
+
+fn decode_cursor(cursor: Option<&str>, order: Order) -> Result<Option<u64>, ApiError> {
     let invalid = || ApiError::InvalidParameter {
         detail: "`cursor` is not a cursor from this list (or was made for the other `order`)".into(),
     };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let expected = if order == Order::Desc { "desc" } else { "asc" };
-    match text.split(':').collect::<Vec<_>>().as_slice() {
-        [CURSOR_VERSION, found, timestamp] if *found == expected => timestamp.parse().map_err(|_| invalid()),
-        _ => Err(invalid()),
+    match paging::after::<(Order, u64)>(CURSOR_TAG, cursor).map_err(|_| invalid())? {
+        Some((made_for, timestamp)) if made_for == order => Ok(Some(timestamp)),
+        Some(_) => Err(invalid()),
+        None => Ok(None),
     }
 }
 
 fn paginate<T, V>(
-    mut rows: Vec<T>,
+    rows: Vec<T>,
     page: &HistoryPage,
     timestamp: impl Fn(&T) -> u64,
     view: impl Fn(T) -> V,
 ) -> Page<V> {
-    let has_more = rows.len() > page.limit as usize;
-    rows.truncate(page.limit as usize);
-    let next_cursor =
-        if has_more { rows.last().map(|row| encode_cursor(timestamp(row), page.order)) } else { None };
-    Page { data: rows.into_iter().map(view).collect(), has_more, next_cursor }
+    Page::of(rows, page.limit, |row| encode_cursor(timestamp(row), page.order), view)
 }
 
 /// The transfers that debit or credit an account, newest first by default.
@@ -675,9 +665,9 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_is_bound_to_its_order() {
         let cursor = encode_cursor(1_234, Order::Desc);
-        assert_eq!(decode_cursor(&cursor, Order::Desc).unwrap(), 1_234);
-        assert!(decode_cursor(&cursor, Order::Asc).is_err());
-        assert!(decode_cursor("garbage!", Order::Desc).is_err());
+        assert_eq!(decode_cursor(Some(&cursor), Order::Desc).unwrap(), Some(1_234));
+        assert!(decode_cursor(Some(&cursor), Order::Asc).is_err());
+        assert!(decode_cursor(Some("garbage!"), Order::Desc).is_err());
     }
 
     #[test]
@@ -710,6 +700,6 @@ mod tests {
         assert!(query(Some(0), None).into_page(1).is_err());
         assert!(query(Some(101), None).into_page(1).is_err());
         let page = query(None, Some(encode_cursor(50, Order::Desc))).into_page(1).unwrap();
-        assert_eq!((page.filter.timestamp_max, page.filter.limit), (49, PAGE_LIMIT_DEFAULT + 1));
+        assert_eq!((page.filter.timestamp_max, page.filter.limit), (49, paging::PAGE_LIMIT_DEFAULT + 1));
     }
 }

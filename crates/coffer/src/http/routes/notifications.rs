@@ -13,7 +13,6 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use store::{DeliveryRow, NotificationRow, WebhookEndpoint};
@@ -25,17 +24,14 @@ use crate::http::{
     AppState,
     error::ApiError,
     extract::{Json, Path, Query},
+    paging::{self, Page, PageQuery},
     routes::finance::nanos,
-    routes::ledger::Page,
     routes::wallets::rfc3339,
 };
 
 use crate::identity::{AdminUser, AuthUser};
 use crate::notifications::webhooks::{TargetError, check_target};
 
-/// Page sizes.
-const PAGE_DEFAULT: u32 = 20;
-const PAGE_MAX: u32 = 100;
 /// Endpoints per owner at most.
 const WEBHOOKS_PER_OWNER_MAX: usize = 20;
 /// Length of a webhook URL at most.
@@ -51,16 +47,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", post(redeliver))
 }
 
-/// Paging.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// 1 to 100 (default 20).
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
 /// Paging of the inbox.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -71,39 +57,6 @@ pub struct InboxQuery {
     pub cursor: Option<String>,
     /// Only notifications not yet read.
     pub unread: Option<bool>,
-}
-
-pub(super) fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(PAGE_DEFAULT);
-    if !(1..=PAGE_MAX).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_MAX}")));
-    }
-    Ok(limit)
-}
-
-/// Cursors of these lists: the last id of the page, opaque.
-pub(super) fn cursor(kind: &str, cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    let Some(cursor) = cursor else { return Ok(None) };
-    let invalid = || ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() };
-    let text =
-        String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?).map_err(|_| invalid())?;
-    let id = text.strip_prefix(kind).and_then(|rest| rest.strip_prefix(':')).ok_or_else(invalid)?;
-    Ok(Some(id.parse().map_err(|_| invalid())?))
-}
-
-pub(super) fn page<R, T>(
-    mut rows: Vec<R>,
-    limit: u32,
-    kind: &str,
-    id: impl Fn(&R) -> Uuid,
-    view: impl Fn(&R) -> T,
-) -> Page<T> {
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|row| URL_SAFE_NO_PAD.encode(format!("{kind}:{}", id(row)))))
-        .flatten();
-    Page { data: rows.iter().map(view).collect(), has_more, next_cursor }
 }
 
 /// An inbox entry.
@@ -147,11 +100,11 @@ async fn list_notifications(
     State(state): State<AppState>,
     Query(query): Query<InboxQuery>,
 ) -> Result<axum::Json<Page<Notification>>, ApiError> {
-    let limit = limit(query.limit)?;
-    let before = cursor("n1", query.cursor.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let before = paging::after("n1", query.cursor.as_deref())?;
     let rows =
         state.store.notifications(user.customer_id, before, query.unread.unwrap_or(false), limit + 1).await?;
-    Ok(axum::Json(page(rows, limit, "n1", |row| row.id, notification_view)))
+    Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("n1", &row.id), |row| notification_view(&row))))
 }
 
 /// Marks one of my notifications read.
@@ -310,10 +263,10 @@ async fn list_webhooks(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Webhook>>, ApiError> {
-    let limit = limit(query.limit)?;
-    let after = cursor("w1", query.cursor.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let after = paging::after("w1", query.cursor.as_deref())?;
     let rows = state.store.webhooks(owner.0, after, limit + 1).await?;
-    Ok(axum::Json(page(rows, limit, "w1", |row| row.id, webhook_view)))
+    Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("w1", &row.id), |row| webhook_view(&row))))
 }
 
 async fn owned_webhook(state: &AppState, owner: Owner, id: Uuid) -> Result<WebhookEndpoint, ApiError> {
@@ -407,10 +360,10 @@ async fn list_deliveries(
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Delivery>>, ApiError> {
     owned_webhook(&state, owner, id).await?;
-    let limit = limit(query.limit)?;
-    let before = cursor("d1", query.cursor.as_deref())?;
+    let limit = paging::limit(query.limit)?;
+    let before = paging::after("d1", query.cursor.as_deref())?;
     let rows = state.store.deliveries(id, before, limit + 1).await?;
-    Ok(axum::Json(page(rows, limit, "d1", |row| row.id, delivery_view)))
+    Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("d1", &row.id), |row| delivery_view(&row))))
 }
 
 /// Queues a delivery again, at once, with a fresh budget of attempts.

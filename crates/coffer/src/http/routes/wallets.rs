@@ -13,7 +13,6 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use store::{OperationFilter, OperationRow, WalletRow, WalletType};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -25,7 +24,7 @@ use crate::http::{
     error::ApiError,
     extract::{Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    routes::ledger::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Page},
+    paging::{self, PAGE_LIMIT_MAX, Page, PageQuery},
 };
 use crate::{
     identity::{AdminUser, AuthUser, profile::Email},
@@ -230,15 +229,6 @@ pub struct OperationsQuery {
     pub amount_max: Option<u64>,
 }
 
-/// Paging of the wallet list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
 pub(crate) use crate::rfc3339;
 
 fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
@@ -319,18 +309,6 @@ fn check_text(field: &str, text: &Option<String>) -> Result<Option<String>, ApiE
     }
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(PAGE_LIMIT_DEFAULT);
-    if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
-        return Err(ApiError::field("limit", format!("must be 1 to {PAGE_LIMIT_MAX}")));
-    }
-    Ok(limit)
-}
-
-fn invalid_cursor() -> ApiError {
-    ApiError::InvalidParameter { detail: "`cursor` is not a cursor from this list".into() }
-}
-
 /// Open a wallet.
 #[utoipa::path(post, path = "/v1/wallets", tag = "wallets",
     request_body = NewWalletBody,
@@ -374,32 +352,23 @@ async fn create_wallet(
 }
 
 /// My wallets, oldest first.
-#[utoipa::path(get, path = "/v1/wallets", tag = "wallets", params(ListQuery),
+#[utoipa::path(get, path = "/v1/wallets", tag = "wallets", params(PageQuery),
     security(("access_token" = [])),
     responses((status = 200, body = Page<WalletView>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn list_wallets(
     user: AuthUser,
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<WalletView>>, ApiError> {
-    let limit = page_limit(query.limit)?;
-    let after = match &query.cursor {
-        None => None,
-        Some(cursor) => {
-            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?)
-                .map_err(|_| invalid_cursor())?;
-            let (time, id) =
-                text.strip_prefix("w1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
-            Some((time.parse().map_err(|_| invalid_cursor())?, id.parse().map_err(|_| invalid_cursor())?))
-        }
-    };
-    let mut rows = state.wallets.list(user.customer_id, after, limit + 1).await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| rows.last().map(|w| URL_SAFE_NO_PAD.encode(format!("w1:{}:{}", w.created_at, w.id))))
-        .flatten();
-    Ok(axum::Json(Page { data: rows.iter().map(wallet_view).collect(), has_more, next_cursor }))
+    let limit = paging::limit(query.limit)?;
+    let after = paging::after("w1", query.cursor.as_deref())?;
+    let rows = state.wallets.list(user.customer_id, after, limit + 1).await?;
+    Ok(axum::Json(Page::of(
+        rows,
+        limit,
+        |wallet| paging::cursor("w1", &(wallet.created_at, wallet.id)),
+        |wallet| wallet_view(&wallet),
+    )))
 }
 
 /// One of my wallets, with balances.
@@ -569,7 +538,7 @@ async fn operations(
     wallet_id: Option<Uuid>,
     query: OperationsQuery,
 ) -> Result<axum::Json<Page<OperationView>>, ApiError> {
-    let limit = page_limit(query.limit)?;
+    let limit = paging::limit(query.limit)?;
     let timestamp_min = query.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(0);
     let timestamp_max = match query.to.as_deref() {
         Some(text) => parse_time("to", text)?.saturating_sub(1),
@@ -591,16 +560,7 @@ async fn operations(
         OperationStatus::Voided => "voided",
         OperationStatus::Expired => "expired",
     });
-    let after = match &query.cursor {
-        None => None,
-        Some(cursor) => {
-            let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?)
-                .map_err(|_| invalid_cursor())?;
-            let (timestamp, side) =
-                text.strip_prefix("o1:").and_then(|rest| rest.split_once(':')).ok_or_else(invalid_cursor)?;
-            Some((timestamp.parse().map_err(|_| invalid_cursor())?, side == "1"))
-        }
-    };
+    let after = paging::after("o1", query.cursor.as_deref())?;
     let filter = OperationFilter {
         wallet_ids: Vec::new(),
         debits,
@@ -615,19 +575,10 @@ async fn operations(
         after,
         limit: limit + 1,
     };
-    let mut rows = state.wallets.operations(user.customer_id, wallet_id, filter).await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| {
-            rows.last().map(|row| {
-                let (timestamp, credit) = row.position();
-                URL_SAFE_NO_PAD.encode(format!("o1:{timestamp}:{}", u8::from(credit)))
-            })
-        })
-        .flatten();
-    let data = operation_views(state, rows).await?;
-    Ok(axum::Json(Page { data, has_more, next_cursor }))
+    let rows = state.wallets.operations(user.customer_id, wallet_id, filter).await?;
+    let page = Page::of(rows, limit, |row| paging::cursor("o1", &row.position()), |row| row);
+    let data = operation_views(state, page.data).await?;
+    Ok(axum::Json(Page { data, has_more: page.has_more, next_cursor: page.next_cursor }))
 }
 
 async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Vec<OperationView>, ApiError> {
