@@ -15,7 +15,7 @@ use crate::{
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, Role, Secret, ServeArgs},
     events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
-    finance::bank::{sandbox::Sandbox, sync::Banks},
+    finance::banks::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
     notifications::{
@@ -212,7 +212,7 @@ impl Server {
             if let Some(mailer) = mailer {
                 tasks.push(tokio::spawn(mailer.run(events.interval, stop_workers.clone())));
             }
-            let scheduler = crate::finance::schedule::Scheduler::new(
+            let scheduler = crate::finance::schedules::Scheduler::new(
                 self.store.clone(),
                 wallets.clone(),
                 events.schedule_retry_base,
@@ -260,7 +260,7 @@ impl Server {
             store: self.store.clone(),
             pipeline: self.pipeline,
             admin_api_key: self.admin_api_key,
-            wallets,
+            wallets: wallets.clone(),
             payments,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
@@ -272,6 +272,10 @@ impl Server {
             nats: events.nats.clone(),
             webhook_allow_private: events.delivery.allow_private,
             finance: Arc::new(crate::finance::Finance::new(self.store.clone())),
+            schedules: Arc::new(crate::finance::schedules::Schedules::new(
+                self.store.clone(),
+                wallets.clone(),
+            )),
             analytics,
             banks,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),

@@ -273,7 +273,7 @@ async fn a_flaky_bank_is_retried_until_it_works() {
 
 /// How many transactions the sandbox holds for `session`'s default link, asked directly.
 async fn history(session: &Session) -> usize {
-    use coffer::finance::bank::{Aggregator, LinkRequest, sandbox::Sandbox};
+    use coffer::finance::banks::{Aggregator, LinkRequest, sandbox::Sandbox};
     let sandbox = Sandbox::default();
     let customer_id = session.customer_id.parse().unwrap();
     let request = LinkRequest { institution_id: "sandbox".into(), credentials: None, customer_id };
@@ -299,7 +299,7 @@ async fn history(session: &Session) -> usize {
 /// each transaction is still recorded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_workers_sync_on_their_own_and_racing_syncs_record_each_transaction_once() {
-    use coffer::finance::bank::{sandbox::Sandbox, sync::Banks};
+    use coffer::finance::banks::{sandbox::Sandbox, sync::Banks};
     use std::sync::Arc;
 
     for backend in backends() {

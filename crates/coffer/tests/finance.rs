@@ -640,7 +640,7 @@ async fn statement_import_categorises_and_a_reimport_adds_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_payments_are_paid_once_by_racing_workers() {
     use coffer::commit::{CommitPipeline, PipelineConfig};
-    use coffer::finance::schedule::Scheduler;
+    use coffer::finance::schedules::Scheduler;
     use coffer::wallets::Wallets;
     use std::sync::Arc;
     use std::time::Duration;

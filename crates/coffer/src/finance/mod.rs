@@ -8,13 +8,13 @@
 //! `merchant is <merchant> → that category` is learned (or the learned one updated), so the
 //! next one lands right.
 
-pub mod bank;
+pub mod banks;
 pub mod categories;
 pub mod categorize;
 pub mod import;
 pub mod merchants;
 pub mod reports;
-pub mod schedule;
+pub mod schedules;
 
 use serde_json::json;
 use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow, Store, StoreError};

@@ -1,7 +1,9 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
+pub mod dates;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
@@ -9,6 +11,7 @@ pub mod openapi;
 pub mod paging;
 pub mod rate_limit;
 pub mod routes;
+pub mod validate;
 
 use std::{sync::Arc, time::Duration};
 
@@ -64,9 +67,11 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
+    /// Scheduled and recurring payments.
+    pub schedules: Arc<crate::finance::schedules::Schedules>,
     pub analytics: Arc<crate::analytics::Analytics>,
     /// Bank connections through the aggregator, and "sync now".
-    pub banks: Arc<crate::finance::bank::sync::Banks>,
+    pub banks: Arc<crate::finance::banks::sync::Banks>,
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::money::{Currency, account_code, transfer_code};
 use crate::commit::{CommitError, CommitPipeline};
 use crate::events::{self, Direction, EventType, Leg, TransferFacts};
+use crate::identity::profile::Email;
 
 /// Largest credit limit of a credit-card wallet, in minor units: a sanity bound far
 /// above any real card (10^12 cents is ten billion dollars).
@@ -490,6 +491,36 @@ impl Wallets {
         self.store.wallet(wallet_id).await?.ok_or(WalletError::WalletNotFound)
     }
 
+    /// The wallet a transfer from `from` to `to` lands in: another wallet, in `from`'s
+    /// currency (a customer receives in their default wallet of that currency).
+    pub async fn destination(&self, from: &WalletFacts, to: Recipient) -> Result<WalletFacts, WalletError> {
+        let to = match to {
+            Recipient::Wallet(wallet_id) => {
+                self.facts(wallet_id).await?.ok_or(WalletError::WalletNotFound)?
+            }
+            Recipient::Customer(recipient) => WalletFacts::from(
+                &self
+                    .store
+                    .default_wallet(recipient, &from.currency)
+                    .await?
+                    .ok_or(WalletError::RecipientNotFound)?,
+            ),
+        };
+        if to.id == from.id {
+            return Err(WalletError::SameWallet);
+        }
+        if to.currency != from.currency {
+            return Err(WalletError::CurrencyMismatch);
+        }
+        Ok(to)
+    }
+
+    /// The customer registered under `email`, to receive a transfer.
+    pub async fn recipient_by_email(&self, email: &Email) -> Result<Uuid, WalletError> {
+        let customer = self.store.customer_by_email(email.as_str()).await?;
+        customer.map(|customer| customer.id).ok_or(WalletError::RecipientNotFound)
+    }
+
     /// The wallet, if `customer_id` owns it (someone else's wallet is "not found").
     pub async fn owned(&self, customer_id: Uuid, wallet_id: Uuid) -> Result<WalletRow, WalletError> {
         match self.store.wallet(wallet_id).await? {
@@ -545,24 +576,7 @@ impl Wallets {
     ) -> Result<(TransferView, Noted), WalletError> {
         let from = self.owned_facts(customer_id, request.from_wallet_id).await?;
         let currency = Currency::parse(&from.currency).ok_or(WalletError::CurrencyNotSupported)?;
-        let to = match request.to {
-            Recipient::Wallet(wallet_id) => {
-                self.facts(wallet_id).await?.ok_or(WalletError::WalletNotFound)?
-            }
-            Recipient::Customer(recipient) => WalletFacts::from(
-                &self
-                    .store
-                    .default_wallet(recipient, currency.code())
-                    .await?
-                    .ok_or(WalletError::RecipientNotFound)?,
-            ),
-        };
-        if to.id == from.id {
-            return Err(WalletError::SameWallet);
-        }
-        if to.currency != from.currency {
-            return Err(WalletError::CurrencyMismatch);
-        }
+        let to = self.destination(&from, request.to).await?;
         let transfer = Transfer {
             id,
             debit_account_id: from.id.as_u128(),

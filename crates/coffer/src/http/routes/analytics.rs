@@ -6,13 +6,13 @@
 
 use axum::{Router, extract::State, routing::get};
 use serde::{Deserialize, Serialize};
-use time::{Date, Duration, OffsetDateTime, macros::format_description};
+use time::{Date, Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::analytics::{CustomerSnapshot, DAYS_MAX, Day};
 use crate::http::{
-    AppState,
+    AppState, dates,
     error::ApiError,
     extract::{Path, Query},
 };
@@ -46,11 +46,6 @@ pub struct DailyAnalytics {
     pub days: Vec<Day>,
 }
 
-fn date(field: &str, text: &str) -> Result<Date, ApiError> {
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| ApiError::field(field, "must be a date, YYYY-MM-DD"))
-}
-
 fn unavailable(error: anyhow::Error) -> ApiError {
     ApiError::Unavailable(error)
 }
@@ -70,11 +65,11 @@ async fn daily(
     Query(query): Query<DailyQuery>,
 ) -> Result<axum::Json<DailyAnalytics>, ApiError> {
     let to = match &query.to {
-        Some(text) => date("to", text)?,
+        Some(text) => dates::day("to", text)?,
         None => OffsetDateTime::now_utc().date(),
     };
     let from = match &query.from {
-        Some(text) => date("from", text)?,
+        Some(text) => dates::day("from", text)?,
         None => to.checked_sub(Duration::days(29)).unwrap_or(Date::MIN),
     };
     if from > to {

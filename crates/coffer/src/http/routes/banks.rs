@@ -1,7 +1,7 @@
 //! Bank connections over HTTP: `GET /v1/bank-institutions`, `GET/POST
 //! /v1/bank-connections`, `GET/DELETE /v1/bank-connections/{id}` and `POST
 //! /v1/bank-connections/{id}/sync` ("sync now", answering what it did). The `workers`
-//! role syncs every connection on a schedule (see `crate::finance::bank`); synced
+//! role syncs every connection on a schedule (see `crate::finance::banks`); synced
 //! transactions are expenses with source `bank_sync`.
 
 use axum::{Router, extract::State, http::StatusCode, routing::get, routing::post};
@@ -10,16 +10,16 @@ use store::{BankAccountRow, BankConnectionRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::finance::bank::{
+use crate::finance::banks::{
     AggregatorError, Credentials,
     sync::{AccountReport, BankError},
 };
 use crate::http::{
     AppState,
+    dates::nanos,
     error::ApiError,
     extract::{Json, Path, Query},
     paging::{self, Page, PageQuery},
-    routes::finance::nanos,
 };
 use crate::identity::AuthUser;
 

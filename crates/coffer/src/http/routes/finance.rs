@@ -21,11 +21,12 @@ use crate::finance::import::{self, Columns, DateFormat, Format as ImportFormat};
 use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
 use crate::http::{
     AppState,
+    dates::{instant, nanos},
     error::ApiError,
     extract::{Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
     paging::{self, Page},
-    routes::wallets::rfc3339,
+    validate,
 };
 use crate::identity::AuthUser;
 use crate::wallets::{Currency, derive_id};
@@ -194,47 +195,13 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
-    match value.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) if text.chars().count() > max => {
-            Err(ApiError::field(field, format!("at most {max} characters")))
-        }
-        Some(text) if text.chars().any(char::is_control) => {
-            Err(ApiError::field(field, "no control characters"))
-        }
-        Some(text) => Ok(Some(text.to_owned())),
-    }
-}
-
-fn name(field: &str, value: String) -> Result<String, ApiError> {
-    text(field, Some(value), NAME_LEN_MAX)?.ok_or_else(|| ApiError::field(field, "must not be empty"))
-}
-
-fn amount(field: &str, amount: i64) -> Result<i64, ApiError> {
-    let max = crate::finance::EXPENSE_AMOUNT_MAX;
-    if !(1..=max).contains(&amount) {
-        return Err(ApiError::field(field, format!("must be 1 to {max}")));
-    }
-    Ok(amount)
-}
-
-fn mcc(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value {
-        Some(code) if code.len() != 4 || !code.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(ApiError::field(field, "must be 4 digits (ISO 18245)"))
-        }
-        other => Ok(other),
-    }
-}
-
 fn tags(field: &str, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     if tags.len() > TAGS_MAX {
         return Err(ApiError::field(field, format!("at most {TAGS_MAX} tags")));
     }
     let mut out: Vec<String> = Vec::new();
     for (index, tag) in tags.into_iter().enumerate() {
-        let tag = name(&format!("{field}/{index}"), tag)?;
+        let tag = validate::name(&format!("{field}/{index}"), &tag, NAME_LEN_MAX)?;
         if tag.contains(',') {
             return Err(ApiError::field(format!("{field}/{index}"), "no commas"));
         }
@@ -243,16 +210,6 @@ fn tags(field: &str, tags: Vec<String>) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
-}
-
-/// An RFC 3339 time as nanoseconds since the epoch (1970 to 2262).
-pub(super) fn time(field: &str, text: &str) -> Result<i64, ApiError> {
-    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time"))?;
-    i64::try_from(parsed.unix_timestamp_nanos())
-        .ok()
-        .filter(|nanos| *nanos >= 0)
-        .ok_or_else(|| ApiError::field(field, "out of range (1970 to 2262)"))
 }
 
 // A page of expenses is what the store reads at most.
@@ -307,7 +264,7 @@ async fn create_category(
     State(state): State<AppState>,
     Json(request): Json<NewCategory>,
 ) -> Result<(StatusCode, axum::Json<Category>), ApiError> {
-    let name = name("/name", request.name)?;
+    let name = validate::name("/name", &request.name, NAME_LEN_MAX)?;
     let row = state.finance.create_category(user.customer_id, name, request.parent_id).await?;
     Ok((StatusCode::CREATED, axum::Json(category_view(&row))))
 }
@@ -340,7 +297,7 @@ async fn update_category(
     Path(id): Path<Uuid>,
     Json(request): Json<CategoryPatch>,
 ) -> Result<axum::Json<Category>, ApiError> {
-    let name = request.name.map(|value| name("/name", value)).transpose()?;
+    let name = request.name.map(|value| validate::name("/name", &value, NAME_LEN_MAX)).transpose()?;
     let row = state.finance.update_category(user.customer_id, id, name, request.parent_id).await?;
     Ok(axum::Json(category_view(&row)))
 }
@@ -387,11 +344,6 @@ pub struct Expense {
     pub source: String,
     pub created_at: String,
     pub updated_at: String,
-}
-
-/// Stored nanoseconds as RFC 3339.
-pub(super) fn nanos(value: i64) -> String {
-    rfc3339(u64::try_from(value).unwrap_or(0))
 }
 
 fn expense_view(row: &ExpenseRow) -> Expense {
@@ -484,18 +436,18 @@ async fn record_expense(
         state.wallets.owned(customer_id, wallet).await?;
     }
     let expense = NewExpense {
-        amount: amount("/amount", request.amount)?,
+        amount: validate::amount("/amount", request.amount, crate::finance::EXPENSE_AMOUNT_MAX)?,
         currency: currency.code().to_owned(),
-        description: text("/description", request.description, TEXT_LEN_MAX)?,
-        merchant: text("/merchant", request.merchant, NAME_LEN_MAX)?,
-        mcc: mcc("/mcc", request.mcc)?,
+        description: validate::text("/description", request.description.as_deref(), TEXT_LEN_MAX)?,
+        merchant: validate::text("/merchant", request.merchant.as_deref(), NAME_LEN_MAX)?,
+        mcc: validate::mcc("/mcc", request.mcc)?,
         occurred_at: match &request.occurred_at {
-            Some(at) => time("/occurred_at", at)?,
+            Some(at) => instant("/occurred_at", at)?,
             None => store::now_ns() as i64,
         },
         category_id: request.category_id,
         tags: tags("/tags", request.tags)?,
-        notes: text("/notes", request.notes, TEXT_LEN_MAX)?,
+        notes: validate::text("/notes", request.notes.as_deref(), TEXT_LEN_MAX)?,
         wallet_id: request.wallet_id,
     };
     let (row, _) = state.finance.add_expense(customer_id, Uuid::now_v7(), expense, "manual", None).await?;
@@ -554,14 +506,14 @@ async fn list_expenses(
     let filter = ExpenseFilter {
         customer_id: user.customer_id,
         before,
-        from: query.from.as_deref().map(|at| time("from", at)).transpose()?,
-        to: query.to.as_deref().map(|at| time("to", at)).transpose()?,
+        from: query.from.as_deref().map(|at| instant("from", at)).transpose()?,
+        to: query.to.as_deref().map(|at| instant("to", at)).transpose()?,
         category_ids,
-        merchant: text("merchant", query.merchant, NAME_LEN_MAX)?,
+        merchant: validate::text("merchant", query.merchant.as_deref(), NAME_LEN_MAX)?,
         amount_min: query.amount_min.map(|amount| i64::try_from(amount).unwrap_or(i64::MAX)),
         amount_max: query.amount_max.map(|amount| i64::try_from(amount).unwrap_or(i64::MAX)),
-        tag: text("tag", query.tag, NAME_LEN_MAX)?,
-        text: text("q", query.q, NAME_LEN_MAX)?,
+        tag: validate::text("tag", query.tag.as_deref(), NAME_LEN_MAX)?,
+        text: validate::text("q", query.q.as_deref(), NAME_LEN_MAX)?,
         limit: limit + 1,
     };
     let rows = state.finance.expenses(&filter).await?;
@@ -639,14 +591,17 @@ async fn update_expense(
 ) -> Result<axum::Json<UpdatedExpense>, ApiError> {
     let optional_text =
         |field: &str, value: Option<Option<String>>, max| -> Result<Option<Option<String>>, ApiError> {
-            value.map(|inner| text(field, inner, max)).transpose()
+            value.map(|inner| validate::text(field, inner.as_deref(), max)).transpose()
         };
     let patch = ExpensePatch {
-        amount: request.amount.map(|value| amount("/amount", value)).transpose()?,
+        amount: request
+            .amount
+            .map(|value| validate::amount("/amount", value, crate::finance::EXPENSE_AMOUNT_MAX))
+            .transpose()?,
         description: optional_text("/description", request.description, TEXT_LEN_MAX)?,
         merchant: optional_text("/merchant", request.merchant, NAME_LEN_MAX)?,
-        mcc: request.mcc.map(|value| mcc("/mcc", value)).transpose()?,
-        occurred_at: request.occurred_at.as_deref().map(|at| time("/occurred_at", at)).transpose()?,
+        mcc: request.mcc.map(|value| validate::mcc("/mcc", value)).transpose()?,
+        occurred_at: request.occurred_at.as_deref().map(|at| instant("/occurred_at", at)).transpose()?,
         category_id: request.category_id,
         tags: request.tags.map(|value| tags("/tags", value)).transpose()?,
         notes: optional_text("/notes", request.notes, TEXT_LEN_MAX)?,
@@ -721,10 +676,10 @@ fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
             Trigger::DescriptionContains { value }
             | Trigger::MerchantContains { value }
             | Trigger::MerchantIs { value } => {
-                name(&format!("{field}/value"), value.clone())?;
+                validate::name(&format!("{field}/value"), value, NAME_LEN_MAX)?;
             }
             Trigger::MccIs { value } => {
-                mcc(&format!("{field}/value"), Some(value.clone()))?;
+                validate::mcc(&format!("{field}/value"), Some(value.clone()))?;
             }
             Trigger::AmountBetween { min, max } => {
                 if min.is_none() && max.is_none() || min.zip(*max).is_some_and(|(low, high)| low > high) {
@@ -734,7 +689,7 @@ fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
         }
     }
     Ok(RuleSpec {
-        name: name("/name", body.name)?,
+        name: validate::name("/name", &body.name, NAME_LEN_MAX)?,
         position: body.position,
         strict: body.strict,
         triggers: body.triggers,
@@ -905,9 +860,9 @@ async fn pay_merchant(
         if request.amount == 0 || request.amount > max {
             return Err(ApiError::field("/amount", format!("must be 1 to {max}")));
         }
-        let merchant = name("/merchant", request.merchant)?;
-        let mcc = mcc("/mcc", request.mcc)?;
-        let description = text("/description", request.description, TEXT_LEN_MAX)?;
+        let merchant = validate::name("/merchant", &request.merchant, NAME_LEN_MAX)?;
+        let mcc = validate::mcc("/mcc", request.mcc)?;
+        let description = validate::text("/description", request.description.as_deref(), TEXT_LEN_MAX)?;
         let note = description.clone().unwrap_or_else(|| merchant.clone());
         let (wallet, timestamp) =
             app.wallets.pay_merchant(user.customer_id, id, wallet_id, request.amount, &note).await?;

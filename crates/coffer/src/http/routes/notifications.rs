@@ -22,11 +22,10 @@ use uuid::Uuid;
 use crate::events::EventType;
 use crate::http::{
     AppState,
+    dates::{nanos, rfc3339},
     error::ApiError,
     extract::{Json, Path, Query},
     paging::{self, Page, PageQuery},
-    routes::finance::nanos,
-    routes::wallets::rfc3339,
 };
 
 use crate::identity::{AdminUser, AuthUser};

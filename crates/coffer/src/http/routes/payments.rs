@@ -22,10 +22,11 @@ use uuid::Uuid;
 
 use crate::http::{
     AppState,
+    dates::rfc3339,
     error::ApiError,
     extract::{Path, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    routes::wallets::rfc3339,
+    validate,
 };
 use crate::{
     identity::AuthUser,
@@ -107,13 +108,6 @@ impl From<PaymentError> for ApiError {
     }
 }
 
-fn check_amount(amount: u64) -> Result<(), ApiError> {
-    if amount == 0 || amount > ledger::AMOUNT_MAX {
-        return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
-    }
-    Ok(())
-}
-
 fn check_token(field: &str, token: &str) -> Result<(), ApiError> {
     if token.is_empty()
         || token.len() > TOKEN_LEN_MAX
@@ -168,7 +162,7 @@ async fn create_top_up(
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
-        check_amount(request.amount)?;
+        validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
         check_token("/payment_method", &request.payment_method)?;
         let (customer_id, amount, token) = (user.customer_id, request.amount, request.payment_method);
         let request = PaymentRequest { customer_id, wallet_id, id, amount, token };
@@ -206,7 +200,7 @@ async fn create_withdrawal(
     state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
     idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
-        check_amount(request.amount)?;
+        validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
         check_token("/destination", &request.destination)?;
         let (customer_id, amount, token) = (user.customer_id, request.amount, request.destination);
         let request = PaymentRequest { customer_id, wallet_id, id, amount, token };

@@ -4,13 +4,7 @@
 //! `/v1/reports/summary`, `/v1/reports/trends?months=N`, and `GET /v1/exports/expenses.csv`.
 //! Every figure is per currency.
 
-use axum::{
-    Router,
-    extract::State,
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::get,
-};
+use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use serde::{Deserialize, Serialize};
 use store::{BudgetRow, ExpenseFilter};
 use utoipa::{IntoParams, ToSchema};
@@ -20,13 +14,17 @@ use crate::finance::FinanceError;
 use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
 use crate::http::{
     AppState,
+    dates::nanos,
     error::ApiError,
+    export,
     extract::{Json, Path, Query},
-    routes::wallets::rfc3339,
+    validate,
 };
 use crate::identity::AuthUser;
 use crate::wallets::Currency;
 
+/// The largest monthly budget: the largest ledger amount.
+const BUDGET_AMOUNT_MAX: i64 = ledger::AMOUNT_MAX as i64;
 /// Months a trend covers at most.
 const TRENDS_MONTHS_MAX: u32 = 36;
 /// Expenses one CSV export holds at most.
@@ -74,7 +72,7 @@ async fn budget_view(state: &AppState, row: &BudgetRow) -> Result<Budget, ApiErr
         currency: row.currency.clone(),
         amount: row.amount,
         rollover: row.rollover,
-        created_at: rfc3339(u64::try_from(row.created_at).unwrap_or(0)),
+        created_at: nanos(row.created_at),
         current: state.finance.budget_status(row, year, month).await?,
     })
 }
@@ -117,15 +115,6 @@ pub struct NewBudget {
     pub rollover: bool,
 }
 
-fn check_amount(amount: i64) -> Result<i64, ApiError> {
-    let max = i64::try_from(ledger::AMOUNT_MAX).unwrap_or(i64::MAX);
-    if (1..=max).contains(&amount) {
-        Ok(amount)
-    } else {
-        Err(ApiError::field("/amount", format!("must be 1 to {max}")))
-    }
-}
-
 /// Creates a monthly budget for a category in a currency (one per pair).
 #[utoipa::path(post, path = "/v1/budgets", tag = "finance", request_body = NewBudget, security(("access_token" = [])),
     responses(
@@ -143,7 +132,7 @@ async fn create_budget(
 ) -> Result<(StatusCode, axum::Json<Budget>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
-    let amount = check_amount(request.amount)?;
+    let amount = validate::amount("/amount", request.amount, BUDGET_AMOUNT_MAX)?;
     state.finance.category(user.customer_id, request.category_id).await?;
     if state.store.budgets(user.customer_id).await?.len() >= store::BUDGETS_PER_CUSTOMER_MAX as usize {
         return Err(FinanceError::TooMany("budgets").into());
@@ -210,7 +199,7 @@ async fn update_budget(
 ) -> Result<axum::Json<Budget>, ApiError> {
     let mut row = owned_budget(&state, user.customer_id, id).await?;
     if let Some(amount) = request.amount {
-        row.amount = check_amount(amount)?;
+        row.amount = validate::amount("/amount", amount, BUDGET_AMOUNT_MAX)?;
     }
     if let Some(rollover) = request.rollover {
         row.rollover = rollover;
@@ -393,33 +382,6 @@ async fn trends(
     Ok(axum::Json(out))
 }
 
-/// One CSV field, quoted when it needs to be; text (not a number) with a leading `=`,
-/// `+`, `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
-/// Appends one CSV line of `fields`.
-pub(super) fn push_csv_line(out: &mut String, fields: &[String]) {
-    out.push_str(&fields.iter().map(|field| csv_field(field)).collect::<Vec<_>>().join(","));
-    out.push('\n');
-}
-
-/// A CSV download named `filename`.
-pub(super) fn csv_response(filename: &str, body: String) -> Response {
-    let disposition = format!("attachment; filename=\"{filename}\"");
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-fn csv_field(value: &str) -> String {
-    let formula = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
-    let value = if formula { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-}
-
 /// All my expenses as CSV (newest first; amounts in minor units).
 #[utoipa::path(get, path = "/v1/exports/expenses.csv", tag = "reports", security(("access_token" = [])),
     responses(
@@ -451,7 +413,7 @@ async fn export_expenses(user: AuthUser, State(state): State<AppState>) -> Resul
                 categories.iter().find(|c| c.id == row.category_id).map_or("", |c| c.name.as_str());
             let fields = [
                 row.id.to_string(),
-                rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
+                nanos(row.occurred_at),
                 row.amount.to_string(),
                 row.currency.clone(),
                 row.merchant.clone().unwrap_or_default(),
@@ -461,23 +423,8 @@ async fn export_expenses(user: AuthUser, State(state): State<AppState>) -> Resul
                 row.tags.replace(',', ";"),
                 row.source.clone(),
             ];
-            push_csv_line(&mut out, &fields);
+            export::push_csv_line(&mut out, &fields);
         }
     }
-    Ok(csv_response("expenses.csv", out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("-5"), "-5", "a number stays a number");
-        assert_eq!(csv_field("-1+cmd"), "'-1+cmd");
-    }
+    Ok(export::csv_response("expenses.csv", out))
 }

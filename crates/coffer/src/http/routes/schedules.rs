@@ -1,7 +1,7 @@
 //! Scheduled and recurring payments over HTTP: `GET/POST /v1/scheduled-payments`,
 //! `GET/PATCH/DELETE /v1/scheduled-payments/{id}` (PATCH pauses, resumes or edits; DELETE
-//! cancels) and `GET /v1/scheduled-payments/{id}/runs`. The `workers` role pays them
-//! (see `crate::finance::schedule`).
+//! cancels) and `GET /v1/scheduled-payments/{id}/runs`. The rules are
+//! `crate::finance::schedules`, whose worker (the `workers` role) pays them.
 
 use axum::{Router, extract::State, http::StatusCode, response::Response, routing::get};
 use serde::{Deserialize, Serialize};
@@ -9,15 +9,21 @@ use store::{RunRow, ScheduleRow};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::finance::schedules::{Frequency, NewSchedule as Planned, Payee, ScheduleChange, ScheduleError};
 use crate::http::{
     AppState,
+    dates::{instant, nanos},
     error::ApiError,
     extract::{Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
-    routes::finance::{nanos, time},
+    paging, validate,
 };
-use crate::identity::AuthUser;
-use crate::wallets::WalletError;
+use crate::identity::{AuthUser, profile::Email};
+
+/// Characters of a description at most.
+const DESCRIPTION_CHARS_MAX: usize = 500;
+/// Characters of a biller's name at most.
+const BILLER_CHARS_MAX: usize = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,26 +33,6 @@ pub fn router() -> Router<AppState> {
             get(get_schedule).patch(update_schedule).delete(cancel_schedule),
         )
         .route("/v1/scheduled-payments/{id}/runs", get(list_runs))
-}
-
-/// How often.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Frequency {
-    Once,
-    Weekly,
-    /// On the start's day of the month (the last day in shorter months).
-    Monthly,
-}
-
-impl Frequency {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Once => "once",
-            Self::Weekly => "weekly",
-            Self::Monthly => "monthly",
-        }
-    }
 }
 
 /// A biller: a merchant paid from the wallet (and recorded as an expense).
@@ -138,105 +124,60 @@ async fn create_schedule(
     let RawJson { value: request, bytes } = body;
     let route = "POST /v1/scheduled-payments";
     idempotency::once_if_keyed(&state, user.customer_id, key.as_ref(), route, &bytes, || async {
-        let schedule = schedule(&state, user.customer_id, request).await?;
-        let body = serde_json::to_value(schedule).map_err(|error| ApiError::Unavailable(error.into()))?;
+        let planned = planned(request)?;
+        let row = state.schedules.create(user.customer_id, planned).await?;
+        let body = serde_json::to_value(view(&row)).map_err(|error| ApiError::Internal(error.into()))?;
         Ok((StatusCode::CREATED, body))
     })
     .await
 }
 
-/// Validates and records a new schedule.
-async fn schedule(state: &AppState, customer_id: Uuid, request: NewSchedule) -> Result<Schedule, ApiError> {
-    let max = ledger::AMOUNT_MAX;
-    if request.amount == 0 || request.amount > max {
-        return Err(ApiError::field("/amount", format!("must be 1 to {max}")));
-    }
-    let from = state.wallets.owned(customer_id, request.from_wallet_id).await?;
-    let given = [request.to_wallet_id.is_some(), request.to_email.is_some(), request.biller.is_some()];
-    if given.iter().filter(|given| **given).count() != 1 {
-        return Err(ApiError::field(
-            "/to_wallet_id",
-            "give exactly one of `to_wallet_id`, `to_email` and `biller`",
-        ));
-    }
-    let mut to_customer_id = None;
-    if let Some(email) = &request.to_email {
-        let email = crate::identity::profile::Email::parse(email)
-            .map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
-        let customer =
-            state.store.customer_by_email(email.as_str()).await?.ok_or(WalletError::RecipientNotFound)?;
-        to_customer_id = Some(customer.id);
-    }
-    if let Some(wallet) = request.to_wallet_id {
-        let to = state.store.wallet(wallet).await?.ok_or(WalletError::WalletNotFound)?;
-        if to.id == from.id {
-            return Err(WalletError::SameWallet.into());
+/// The request, checked field by field, as the service takes it.
+fn planned(request: NewSchedule) -> Result<Planned, ApiError> {
+    let amount = validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
+    let to = match (request.to_wallet_id, request.to_email, request.biller) {
+        (Some(wallet_id), None, None) => Payee::Wallet(wallet_id),
+        (None, Some(email), None) => {
+            Payee::Customer(Email::parse(&email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?)
         }
-        if to.currency != from.currency {
-            return Err(WalletError::CurrencyMismatch.into());
+        (None, None, Some(biller)) => Payee::Biller {
+            name: validate::name("/biller/name", &biller.name, BILLER_CHARS_MAX)?,
+            mcc: validate::mcc("/biller/mcc", biller.mcc)?,
+        },
+        _ => {
+            return Err(ApiError::field(
+                "/to_wallet_id",
+                "give exactly one of `to_wallet_id`, `to_email` and `biller`",
+            ));
         }
-    }
-    let (biller, biller_mcc) = match request.biller {
-        Some(biller) => {
-            let name = biller.name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-                return Err(ApiError::field("/biller/name", "1 to 100 characters, no control characters"));
-            }
-            if biller
-                .mcc
-                .as_ref()
-                .is_some_and(|mcc| mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()))
-            {
-                return Err(ApiError::field("/biller/mcc", "must be 4 digits (ISO 18245)"));
-            }
-            (Some(name), biller.mcc)
-        }
-        None => (None, None),
     };
-    let description = request.description.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
-    if description
-        .as_ref()
-        .is_some_and(|text| text.chars().count() > 500 || text.chars().any(char::is_control))
-    {
-        return Err(ApiError::field("/description", "at most 500 characters, no control characters"));
+    Ok(Planned {
+        from_wallet_id: request.from_wallet_id,
+        to,
+        amount,
+        description: validate::text("/description", request.description.as_deref(), DESCRIPTION_CHARS_MAX)?,
+        frequency: request.frequency,
+        start_at: instant("/start_at", &request.start_at)?,
+        end_at: request.end_at.as_deref().map(|at| instant("/end_at", at)).transpose()?,
+    })
+}
+
+impl From<ScheduleError> for ApiError {
+    fn from(error: ScheduleError) -> Self {
+        let detail = error.to_string();
+        match error {
+            ScheduleError::NotFound => ApiError::NotFound { code: "scheduled_payment_not_found", detail },
+            ScheduleError::Finished(_) => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "schedule_finished", detail)
+            }
+            ScheduleError::EndsBeforeStart => ApiError::field("/end_at", detail),
+            ScheduleError::TooMany => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "too_many", detail)
+            }
+            ScheduleError::Wallet(error) => error.into(),
+            ScheduleError::Store(error) => error.into(),
+        }
     }
-    let now = store::now_ns() as i64;
-    let start_at = time("/start_at", &request.start_at)?.max(now);
-    let end_at = request.end_at.as_deref().map(|at| time("/end_at", at)).transpose()?;
-    if end_at.is_some_and(|end| end < start_at) {
-        return Err(ApiError::field("/end_at", "must not be before start_at"));
-    }
-    if state.store.schedules(customer_id).await?.len() >= store::SCHEDULES_PER_CUSTOMER_MAX as usize {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many",
-            "too many scheduled payments",
-        ));
-    }
-    let row = ScheduleRow {
-        id: Uuid::now_v7(),
-        customer_id,
-        from_wallet_id: from.id,
-        to_wallet_id: request.to_wallet_id,
-        to_customer_id,
-        biller,
-        biller_mcc,
-        amount: i64::try_from(request.amount).unwrap_or(i64::MAX),
-        currency: from.currency.clone(),
-        description,
-        frequency: request.frequency.as_str().to_owned(),
-        start_at,
-        end_at,
-        next_run_at: start_at,
-        status: "active".into(),
-        attempts: 0,
-        retry_at: None,
-        claimed_until: None,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.insert_schedule(&row).await?;
-    Ok(view(&row))
 }
 
 /// My scheduled payments.
@@ -246,14 +187,7 @@ async fn list_schedules(
     user: AuthUser,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<Schedule>>, ApiError> {
-    Ok(axum::Json(state.store.schedules(user.customer_id).await?.iter().map(view).collect()))
-}
-
-async fn owned(state: &AppState, customer_id: Uuid, id: Uuid) -> Result<ScheduleRow, ApiError> {
-    state.store.schedule(customer_id, id).await?.ok_or_else(|| ApiError::NotFound {
-        code: "scheduled_payment_not_found",
-        detail: "no such scheduled payment".into(),
-    })
+    Ok(axum::Json(state.schedules.list(user.customer_id).await?.iter().map(view).collect()))
 }
 
 /// One of my scheduled payments.
@@ -269,7 +203,7 @@ async fn get_schedule(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Schedule>, ApiError> {
-    Ok(axum::Json(view(&owned(&state, user.customer_id, id).await?)))
+    Ok(axum::Json(view(&state.schedules.get(user.customer_id, id).await?)))
 }
 
 /// Changes to a schedule.
@@ -299,50 +233,25 @@ async fn update_schedule(
     Path(id): Path<Uuid>,
     Json(request): Json<SchedulePatch>,
 ) -> Result<axum::Json<Schedule>, ApiError> {
-    let mut row = owned(&state, user.customer_id, id).await?;
-    if !matches!(row.status.as_str(), "active" | "paused") {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "schedule_finished",
-            format!("the schedule is {}", row.status),
-        ));
-    }
-    match request.status.as_deref() {
-        None => {}
-        Some("paused") => row.status = "paused".into(),
-        Some("active") => {
-            // Resuming skips what fell due while paused.
-            let now = store::now_ns() as i64;
-            while row.next_run_at < now {
-                match crate::finance::schedule::next_occurrence(
-                    &row.frequency,
-                    row.start_at,
-                    row.next_run_at,
-                    row.end_at,
-                ) {
-                    Some(next) => row.next_run_at = next,
-                    None => break,
-                }
-            }
-            row.status = "active".into();
-        }
+    let active = match request.status.as_deref() {
+        None => None,
+        Some("paused") => Some(false),
+        Some("active") => Some(true),
         Some(_) => return Err(ApiError::field("/status", "must be `paused` or `active`")),
-    }
-    if let Some(amount) = request.amount {
-        if amount == 0 || amount > ledger::AMOUNT_MAX {
-            return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
-        }
-        row.amount = i64::try_from(amount).unwrap_or(i64::MAX);
-    }
-    if let Some(description) = request.description {
-        row.description = Some(description.trim().to_owned()).filter(|text| !text.is_empty());
-    }
-    if let Some(end_at) = request.end_at {
-        row.end_at = Some(time("/end_at", &end_at)?);
-    }
-    row.updated_at = store::now_ns() as i64;
-    state.store.update_schedule(&row).await?;
-    Ok(axum::Json(view(&row)))
+    };
+    let change = ScheduleChange {
+        active,
+        amount: request
+            .amount
+            .map(|amount| validate::amount("/amount", amount, ledger::AMOUNT_MAX))
+            .transpose()?,
+        description: request
+            .description
+            .map(|text| validate::text("/description", Some(&text), DESCRIPTION_CHARS_MAX))
+            .transpose()?,
+        end_at: request.end_at.as_deref().map(|at| instant("/end_at", at)).transpose()?,
+    };
+    Ok(axum::Json(view(&state.schedules.change(user.customer_id, id, change).await?)))
 }
 
 /// Cancels one of my scheduled payments (occurrences already paid stay paid).
@@ -358,10 +267,7 @@ async fn cancel_schedule(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let mut row = owned(&state, user.customer_id, id).await?;
-    row.status = "cancelled".into();
-    row.updated_at = store::now_ns() as i64;
-    state.store.update_schedule(&row).await?;
+    state.schedules.cancel(user.customer_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -414,10 +320,6 @@ async fn list_runs(
     Path(id): Path<Uuid>,
     Query(query): Query<RunsQuery>,
 ) -> Result<axum::Json<Vec<Run>>, ApiError> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::field("limit", "must be 1 to 100"));
-    }
-    owned(&state, user.customer_id, id).await?;
-    Ok(axum::Json(state.store.schedule_runs(id, limit).await?.iter().map(run_view).collect()))
+    let limit = paging::limit(query.limit)?;
+    Ok(axum::Json(state.schedules.runs(user.customer_id, id, limit).await?.iter().map(run_view).collect()))
 }

@@ -15,16 +15,18 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use store::{OperationFilter, OperationRow, WalletRow, WalletType};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::{
     AppState,
+    dates::{instant, rfc3339},
     error::ApiError,
+    export,
     extract::{Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
     paging::{self, PAGE_LIMIT_MAX, Page, PageQuery},
+    validate,
 };
 use crate::{
     identity::{AdminUser, AuthUser, profile::Email},
@@ -48,6 +50,9 @@ pub fn router() -> Router<AppState> {
 
 /// Longest wallet name or transfer description, in characters.
 const TEXT_LEN_MAX: usize = 200;
+/// The latest time an operation can have: ledger timestamps are stored as signed 64-bit
+/// nanoseconds.
+const TIMESTAMP_MAX: u64 = i64::MAX as u64;
 
 /// A wallet's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -229,14 +234,6 @@ pub struct OperationsQuery {
     pub amount_max: Option<u64>,
 }
 
-pub(crate) use crate::rfc3339;
-
-fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
-    let time = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| ApiError::field(field, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"))?;
-    u64::try_from(time.unix_timestamp_nanos()).map_err(|_| ApiError::field(field, "must be after 1970"))
-}
-
 fn wallet_view(wallet: &WalletRow) -> WalletView {
     let balance = Balance::of(wallet);
     WalletView {
@@ -296,19 +293,6 @@ impl From<WalletError> for ApiError {
     }
 }
 
-fn check_text(field: &str, text: &Option<String>) -> Result<Option<String>, ApiError> {
-    match text.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) if text.chars().count() > TEXT_LEN_MAX => {
-            Err(ApiError::field(field, format!("at most {TEXT_LEN_MAX} characters")))
-        }
-        Some(text) if text.chars().any(char::is_control) => {
-            Err(ApiError::field(field, "no control characters"))
-        }
-        Some(text) => Ok(Some(text.to_owned())),
-    }
-}
-
 /// Open a wallet.
 #[utoipa::path(post, path = "/v1/wallets", tag = "wallets",
     request_body = NewWalletBody,
@@ -339,7 +323,7 @@ async fn create_wallet(
                 format!("`{}` is not a supported currency", request.currency),
             )
         })?;
-        let name = check_text("/name", &request.name)?;
+        let name = validate::text("/name", request.name.as_deref(), TEXT_LEN_MAX)?;
         if request.credit_limit > crate::wallets::service::CREDIT_LIMIT_MAX {
             return Err(ApiError::field("/credit_limit", "too large"));
         }
@@ -413,10 +397,8 @@ async fn create_transfer(
         "POST /v1/transfers",
         &bytes,
         |key| async move {
-            if request.amount == 0 || request.amount > ledger::AMOUNT_MAX {
-                return Err(ApiError::field("/amount", format!("must be 1 to {}", ledger::AMOUNT_MAX)));
-            }
-            let description = check_text("/description", &request.description)?;
+            validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
+            let description = validate::text("/description", request.description.as_deref(), TEXT_LEN_MAX)?;
             let to = match (request.to_wallet_id, &request.to_email) {
                 (Some(wallet), None) => Recipient::Wallet(wallet),
                 (None, Some(email)) => {
@@ -539,10 +521,10 @@ async fn operations(
     query: OperationsQuery,
 ) -> Result<axum::Json<Page<OperationView>>, ApiError> {
     let limit = paging::limit(query.limit)?;
-    let timestamp_min = query.from.as_deref().map(|t| parse_time("from", t)).transpose()?.unwrap_or(0);
+    let timestamp_min = query.from.as_deref().map(|t| instant("from", t)).transpose()?.unwrap_or(0);
     let timestamp_max = match query.to.as_deref() {
-        Some(text) => parse_time("to", text)?.saturating_sub(1),
-        None => ledger::AMOUNT_MAX,
+        Some(text) => instant::<u64>("to", text)?.saturating_sub(1),
+        None => TIMESTAMP_MAX,
     };
     let (kind, debits, credits) = match query.kind {
         None => (None, true, true),
@@ -670,7 +652,7 @@ async fn export_operations(
             kind: None,
             status: None,
             timestamp_min: 0,
-            timestamp_max: ledger::AMOUNT_MAX,
+            timestamp_max: TIMESTAMP_MAX,
             amount_min: 0,
             amount_max: ledger::AMOUNT_MAX,
             reversed: true,
@@ -698,8 +680,8 @@ async fn export_operations(
                 view.description.unwrap_or_default(),
                 view.balance_after.map(|balance| balance.to_string()).unwrap_or_default(),
             ];
-            super::reports::push_csv_line(&mut out, &fields);
+            export::push_csv_line(&mut out, &fields);
         }
     }
-    Ok(super::reports::csv_response("operations.csv", out))
+    Ok(export::csv_response("operations.csv", out))
 }

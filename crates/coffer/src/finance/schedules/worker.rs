@@ -1,4 +1,5 @@
-//! Scheduled and recurring bill payments, run by the `workers` role.
+//! The scheduled-payments worker, run by the `workers` role: pays each occurrence of a
+//! schedule when it falls due.
 //!
 //! Each occurrence of a schedule is paid with a ledger transfer whose id is derived from
 //! (schedule, occurrence time), so a worker that crashed mid-payment, or two workers that
@@ -16,8 +17,8 @@ use store::{RunRow, ScheduleRow, Step, Store};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Finance, NewExpense};
 use crate::events::{self, EventType};
+use crate::finance::{Finance, NewExpense};
 use crate::wallets::{Recipient, TransferRequest, WalletError, Wallets, derive_id};
 
 /// How long a worker holds an occurrence it claimed.

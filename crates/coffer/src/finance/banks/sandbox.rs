@@ -381,7 +381,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::finance::bank::Credentials;
+    use crate::finance::banks::Credentials;
 
     /// 2026-03-18T12:00:00Z, a Wednesday.
     const NOON: i64 = 1_773_835_200 * 1_000_000_000;
