@@ -270,7 +270,10 @@ impl Server {
                 tickets: Default::default(),
             }),
             nats: events.nats.clone(),
-            webhook_allow_private: events.delivery.allow_private,
+            endpoints: Arc::new(crate::notifications::endpoints::Endpoints::new(
+                self.store.clone(),
+                events.delivery.allow_private,
+            )),
             finance: Arc::new(crate::finance::Finance::new(self.store.clone())),
             schedules: Arc::new(crate::finance::schedules::Schedules::new(
                 self.store.clone(),

@@ -9,6 +9,7 @@
 //! next one lands right.
 
 pub mod banks;
+pub mod budgets;
 pub mod categories;
 pub mod categorize;
 pub mod import;
@@ -35,6 +36,8 @@ pub enum FinanceError {
     NotFound(&'static str),
     #[error("a category with this name exists")]
     NameTaken,
+    #[error("a budget for this category and currency exists")]
+    BudgetExists,
     #[error("{0}")]
     Invalid(&'static str),
     #[error("too many {0}")]

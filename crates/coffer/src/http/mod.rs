@@ -63,8 +63,8 @@ pub struct AppState {
     pub stream: Arc<stream::StreamSettings>,
     /// The broker, when one is configured (readiness checks it).
     pub nats: Option<crate::events::nats::Nats>,
-    /// Whether webhook endpoints may be on loopback or private addresses.
-    pub webhook_allow_private: bool,
+    /// The inbox and webhook endpoints.
+    pub endpoints: Arc<crate::notifications::endpoints::Endpoints>,
     /// Categories, expenses and rules.
     pub finance: Arc<crate::finance::Finance>,
     /// Scheduled and recurring payments.

@@ -10,6 +10,7 @@
 //! Each customer chooses channels and thresholds in their preferences
 //! (`PATCH /v1/customers/me`, key `notifications`, see [`Preferences`]).
 
+pub mod endpoints;
 pub mod mail;
 pub mod webhooks;
 

@@ -6,6 +6,7 @@
 //! request's idempotency key ([`derive_id`]): a retry, even one whose idempotency record
 //! was lost, names the same ledger transfer and cannot move money twice.
 
+pub mod history;
 pub mod money;
 pub mod service;
 

@@ -8,8 +8,8 @@ use std::{
 
 use ledger::{Account, AccountFlags, CreateAccountResult, CreateTransferResult, Transfer};
 use store::{
-    Command, EventDraft, IdempotencyKey, KeyedResponse, NewWallet, Noted, OperationFilter, OperationRow,
-    Outcome, ResponseDraft, Store, StoreError, StoredResponse, TransferNote, WalletRow, WalletType,
+    Command, EventDraft, IdempotencyKey, KeyedResponse, NewWallet, Noted, Outcome, ResponseDraft, Store,
+    StoreError, StoredResponse, TransferNote, WalletRow, WalletType,
 };
 use uuid::Uuid;
 
@@ -264,7 +264,7 @@ fn remembered(view: &TransferView, noted: Noted) -> Result<StoredResponse, Walle
 /// The wallet service. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Wallets {
-    store: Store,
+    pub(super) store: Store,
     pipeline: CommitPipeline,
     fees: Fees,
     /// System accounts known to exist, so each is created once per process.
@@ -792,32 +792,6 @@ impl Wallets {
             description,
             created_at: transfer.timestamp,
         }))
-    }
-
-    /// One page of history of some of the customer's wallets (all of them when
-    /// `wallet_id` is `None`).
-    pub async fn operations(
-        &self,
-        customer_id: Uuid,
-        wallet_id: Option<Uuid>,
-        filter: OperationFilter,
-    ) -> Result<Vec<OperationRow>, WalletError> {
-        let wallet_ids = match wallet_id {
-            Some(wallet_id) => vec![self.owned(customer_id, wallet_id).await?.id],
-            None => self
-                .store
-                .customer_wallets(customer_id, None, store::WALLETS_PER_CUSTOMER_MAX as u32)
-                .await?
-                .into_iter()
-                .map(|wallet| wallet.id)
-                .collect(),
-        };
-        Ok(self.store.operations(&OperationFilter { wallet_ids, ..filter }).await?)
-    }
-
-    /// The store, for the few reads the HTTP layer needs directly.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 }
 

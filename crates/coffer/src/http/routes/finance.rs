@@ -166,6 +166,7 @@ impl From<FinanceError> for ApiError {
                 let code = match what {
                     "expense" => "expense_not_found",
                     "rule" => "rule_not_found",
+                    "budget" => "budget_not_found",
                     _ => "category_not_found",
                 };
                 ApiError::NotFound { code, detail: format!("no such {what}") }
@@ -175,6 +176,9 @@ impl From<FinanceError> for ApiError {
                 "category_name_taken",
                 "you have a category with this name",
             ),
+            FinanceError::BudgetExists => {
+                ApiError::rejected(StatusCode::CONFLICT, "budget_exists", error.to_string())
+            }
             FinanceError::Invalid(detail) => {
                 ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_category", detail)
             }

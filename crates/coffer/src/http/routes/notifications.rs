@@ -13,7 +13,6 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use store::{DeliveryRow, NotificationRow, WebhookEndpoint};
 use utoipa::{IntoParams, ToSchema};
@@ -29,12 +28,8 @@ use crate::http::{
 };
 
 use crate::identity::{AdminUser, AuthUser};
-use crate::notifications::webhooks::{TargetError, check_target};
-
-/// Endpoints per owner at most.
-const WEBHOOKS_PER_OWNER_MAX: usize = 20;
-/// Length of a webhook URL at most.
-const URL_BYTES_MAX: usize = 2048;
+use crate::notifications::endpoints::{self, EndpointError, URL_BYTES_MAX, is_event_name};
+use crate::notifications::webhooks::TargetError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -102,7 +97,7 @@ async fn list_notifications(
     let limit = paging::limit(query.limit)?;
     let before = paging::after("n1", query.cursor.as_deref())?;
     let rows =
-        state.store.notifications(user.customer_id, before, query.unread.unwrap_or(false), limit + 1).await?;
+        state.endpoints.inbox(user.customer_id, before, query.unread.unwrap_or(false), limit + 1).await?;
     Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("n1", &row.id), |row| notification_view(&row))))
 }
 
@@ -120,11 +115,8 @@ async fn read_notification(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.mark_notification_read(user.customer_id, id, store::now_ns()).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound { code: "notification_not_found", detail: "no such notification".into() })
-    }
+    state.endpoints.mark_read(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Who is calling a webhook route: a customer (their endpoints) or an admin (the admins').
@@ -208,41 +200,17 @@ async fn create_webhook(
     }
     let mut event_types = Vec::new();
     for (index, name) in request.event_types.iter().enumerate() {
-        let known = name == "*" || EventType::ALL.iter().any(|kind| kind.name() == name);
-        if !known {
+        if !is_event_name(name) {
             return Err(ApiError::field(format!("/event_types/{index}"), "is not an event type"));
         }
         if !event_types.contains(name) {
             event_types.push(name.clone());
         }
     }
-    if let Err(error) = check_target(&request.url, state.webhook_allow_private).await {
-        let code = match error {
-            TargetError::NotPublic => "webhook_target_not_allowed",
-            _ => "webhook_url_invalid",
-        };
-        return Err(ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, code, format!("`url` {error}")));
-    }
-    if state.store.webhooks(owner.0, None, WEBHOOKS_PER_OWNER_MAX as u32).await?.len()
-        >= WEBHOOKS_PER_OWNER_MAX
-    {
-        return Err(ApiError::rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "too_many_webhooks",
-            format!("at most {WEBHOOKS_PER_OWNER_MAX} endpoints"),
-        ));
-    }
-    let mut secret = [0u8; 24];
-    rand::rng().fill_bytes(&mut secret);
-    let endpoint = WebhookEndpoint {
-        id: Uuid::now_v7(),
-        customer_id: owner.0,
-        url: request.url,
-        event_types,
-        secret: format!("whsec_{}", hex::encode(secret)),
-        created_at: store::now_ns(),
-    };
-    state.store.insert_webhook(&endpoint).await?;
+    let endpoint = state
+        .endpoints
+        .create_webhook(owner.0, endpoints::NewWebhook { url: request.url, event_types })
+        .await?;
     let mut view = webhook_view(&endpoint);
     view.secret = Some(endpoint.secret);
     Ok((StatusCode::CREATED, axum::Json(view)))
@@ -264,15 +232,8 @@ async fn list_webhooks(
 ) -> Result<axum::Json<Page<Webhook>>, ApiError> {
     let limit = paging::limit(query.limit)?;
     let after = paging::after("w1", query.cursor.as_deref())?;
-    let rows = state.store.webhooks(owner.0, after, limit + 1).await?;
+    let rows = state.endpoints.webhooks(owner.0, after, limit + 1).await?;
     Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("w1", &row.id), |row| webhook_view(&row))))
-}
-
-async fn owned_webhook(state: &AppState, owner: Owner, id: Uuid) -> Result<WebhookEndpoint, ApiError> {
-    match state.store.webhook(id).await? {
-        Some(endpoint) if endpoint.customer_id == owner.0 => Ok(endpoint),
-        _ => Err(ApiError::NotFound { code: "webhook_not_found", detail: "no such webhook".into() }),
-    }
 }
 
 /// One of my webhook endpoints.
@@ -289,7 +250,7 @@ async fn get_webhook(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Webhook>, ApiError> {
-    Ok(axum::Json(webhook_view(&owned_webhook(&state, owner, id).await?)))
+    Ok(axum::Json(webhook_view(&state.endpoints.webhook(owner.0, id).await?)))
 }
 
 /// Deletes one of my webhook endpoints and its delivery log.
@@ -306,8 +267,7 @@ async fn delete_webhook(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    owned_webhook(&state, owner, id).await?;
-    state.store.delete_webhook(id).await?;
+    state.endpoints.delete_webhook(owner.0, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -358,10 +318,9 @@ async fn list_deliveries(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page<Delivery>>, ApiError> {
-    owned_webhook(&state, owner, id).await?;
     let limit = paging::limit(query.limit)?;
     let before = paging::after("d1", query.cursor.as_deref())?;
-    let rows = state.store.deliveries(id, before, limit + 1).await?;
+    let rows = state.endpoints.deliveries(owner.0, id, before, limit + 1).await?;
     Ok(axum::Json(Page::of(rows, limit, |row| paging::cursor("d1", &row.id), |row| delivery_view(&row))))
 }
 
@@ -380,10 +339,29 @@ async fn redeliver(
     State(state): State<AppState>,
     Path((id, delivery_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    owned_webhook(&state, owner, id).await?;
-    if state.store.redeliver(id, delivery_id, store::now_ns()).await? {
-        Ok(StatusCode::ACCEPTED)
-    } else {
-        Err(ApiError::NotFound { code: "delivery_not_found", detail: "no such delivery".into() })
+    state.endpoints.redeliver(owner.0, id, delivery_id).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(error: EndpointError) -> Self {
+        let detail = error.to_string();
+        match error {
+            EndpointError::NotificationNotFound => {
+                ApiError::NotFound { code: "notification_not_found", detail }
+            }
+            EndpointError::WebhookNotFound => ApiError::NotFound { code: "webhook_not_found", detail },
+            EndpointError::DeliveryNotFound => ApiError::NotFound { code: "delivery_not_found", detail },
+            EndpointError::Target(TargetError::NotPublic) => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "webhook_target_not_allowed", detail)
+            }
+            EndpointError::Target(_) => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "webhook_url_invalid", detail)
+            }
+            EndpointError::TooMany => {
+                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "too_many_webhooks", detail)
+            }
+            EndpointError::Store(error) => error.into(),
+        }
     }
 }

@@ -10,7 +10,7 @@ use store::{BudgetRow, ExpenseFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::finance::FinanceError;
+use crate::finance::budgets::{self, BudgetChange};
 use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
 use crate::http::{
     AppState,
@@ -77,16 +77,6 @@ async fn budget_view(state: &AppState, row: &BudgetRow) -> Result<Budget, ApiErr
     })
 }
 
-async fn owned_budget(state: &AppState, customer_id: Uuid, id: Uuid) -> Result<BudgetRow, ApiError> {
-    state
-        .store
-        .budgets(customer_id)
-        .await?
-        .into_iter()
-        .find(|b| b.id == id)
-        .ok_or_else(|| ApiError::NotFound { code: "budget_not_found", detail: "no such budget".into() })
-}
-
 /// My budgets, with this month's status.
 #[utoipa::path(get, path = "/v1/budgets", tag = "finance", security(("access_token" = [])),
     responses((status = 200, body = Vec<Budget>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
@@ -95,7 +85,7 @@ async fn list_budgets(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<Budget>>, ApiError> {
     let mut out = Vec::new();
-    for row in state.store.budgets(user.customer_id).await? {
+    for row in state.finance.budgets(user.customer_id).await? {
         out.push(budget_view(&state, &row).await?);
     }
     Ok(axum::Json(out))
@@ -130,29 +120,14 @@ async fn create_budget(
     State(state): State<AppState>,
     Json(request): Json<NewBudget>,
 ) -> Result<(StatusCode, axum::Json<Budget>), ApiError> {
-    let currency = Currency::parse(&request.currency)
-        .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
-    let amount = validate::amount("/amount", request.amount, BUDGET_AMOUNT_MAX)?;
-    state.finance.category(user.customer_id, request.category_id).await?;
-    if state.store.budgets(user.customer_id).await?.len() >= store::BUDGETS_PER_CUSTOMER_MAX as usize {
-        return Err(FinanceError::TooMany("budgets").into());
-    }
-    let row = BudgetRow {
-        id: Uuid::now_v7(),
-        customer_id: user.customer_id,
+    let new = budgets::NewBudget {
         category_id: request.category_id,
-        currency: currency.code().to_owned(),
-        amount,
+        currency: Currency::parse(&request.currency)
+            .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?,
+        amount: validate::amount("/amount", request.amount, BUDGET_AMOUNT_MAX)?,
         rollover: request.rollover,
-        created_at: store::now_ns() as i64,
     };
-    if !state.store.save_budget(&row).await? {
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "budget_exists",
-            "a budget for this category and currency exists",
-        ));
-    }
+    let row = state.finance.create_budget(user.customer_id, new).await?;
     Ok((StatusCode::CREATED, axum::Json(budget_view(&state, &row).await?)))
 }
 
@@ -169,7 +144,7 @@ async fn get_budget(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Budget>, ApiError> {
-    let row = owned_budget(&state, user.customer_id, id).await?;
+    let row = state.finance.budget(user.customer_id, id).await?;
     Ok(axum::Json(budget_view(&state, &row).await?))
 }
 
@@ -197,14 +172,14 @@ async fn update_budget(
     Path(id): Path<Uuid>,
     Json(request): Json<BudgetPatch>,
 ) -> Result<axum::Json<Budget>, ApiError> {
-    let mut row = owned_budget(&state, user.customer_id, id).await?;
-    if let Some(amount) = request.amount {
-        row.amount = validate::amount("/amount", amount, BUDGET_AMOUNT_MAX)?;
-    }
-    if let Some(rollover) = request.rollover {
-        row.rollover = rollover;
-    }
-    state.store.save_budget(&row).await?;
+    let change = BudgetChange {
+        amount: request
+            .amount
+            .map(|amount| validate::amount("/amount", amount, BUDGET_AMOUNT_MAX))
+            .transpose()?,
+        rollover: request.rollover,
+    };
+    let row = state.finance.change_budget(user.customer_id, id, change).await?;
     Ok(axum::Json(budget_view(&state, &row).await?))
 }
 
@@ -221,11 +196,8 @@ async fn delete_budget(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_budget(user.customer_id, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound { code: "budget_not_found", detail: "no such budget".into() })
-    }
+    state.finance.delete_budget(user.customer_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Which month.
@@ -254,7 +226,7 @@ async fn budget_status(
     Path(id): Path<Uuid>,
     Query(query): Query<MonthQuery>,
 ) -> Result<axum::Json<BudgetStatus>, ApiError> {
-    let row = owned_budget(&state, user.customer_id, id).await?;
+    let row = state.finance.budget(user.customer_id, id).await?;
     let (this_year, this_month) = reports::month_of(store::now_ns() as i64);
     let (year, month_number) = (query.year.unwrap_or(this_year), query.month.unwrap_or(this_month));
     month(year, month_number)?;

@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use store::{OperationFilter, OperationRow, WalletRow, WalletType};
+use store::{OperationFilter, WalletRow, WalletType};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -32,7 +32,8 @@ use crate::{
     identity::{AdminUser, AuthUser, profile::Email},
     wallets::{
         Answer, Balance, Currency, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError,
-        derive_id, money::account_code,
+        derive_id,
+        history::{CounterpartyKind, Operation, OperationKind},
     },
 };
 
@@ -161,10 +162,9 @@ pub struct TransferBody {
 /// Who is on the other side of an operation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Counterparty {
-    /// `wallet`, or the system account's role: `card_settlement`, `payouts`, `fees`,
-    /// `credit_lines`, `ledger`.
+    /// `wallet`, or the system account's role.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: CounterpartyKind,
     pub wallet_id: Option<Uuid>,
 }
 
@@ -174,10 +174,8 @@ pub struct OperationView {
     /// The ledger transfer's id.
     pub id: Uuid,
     pub wallet_id: Uuid,
-    /// `transfer_in`, `transfer_out`, `top_up`, `withdrawal`, `fee`, `reversal`,
-    /// `credit_line` or `adjustment` (a ledger transfer made outside the wallet API).
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: OperationKind,
     /// Positive: money in; negative: money out. Minor units.
     pub amount: i64,
     pub currency: String,
@@ -193,7 +191,7 @@ pub struct OperationView {
 /// The kinds of operation a history can be filtered by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum OperationKind {
+pub enum OperationType {
     TransferIn,
     TransferOut,
     TopUp,
@@ -202,6 +200,20 @@ pub enum OperationKind {
     Reversal,
     /// A payment to a merchant (`POST /v1/wallets/{id}/payments`).
     Payment,
+}
+
+impl OperationType {
+    fn kind(self) -> OperationKind {
+        match self {
+            Self::TransferIn => OperationKind::TransferIn,
+            Self::TransferOut => OperationKind::TransferOut,
+            Self::TopUp => OperationKind::TopUp,
+            Self::Withdrawal => OperationKind::Withdrawal,
+            Self::Fee => OperationKind::Fee,
+            Self::Reversal => OperationKind::Reversal,
+            Self::Payment => OperationKind::Payment,
+        }
+    }
 }
 
 /// Statuses a history can be filtered by.
@@ -223,7 +235,7 @@ pub struct OperationsQuery {
     pub cursor: Option<String>,
     #[serde(rename = "type")]
     #[param(inline)]
-    pub kind: Option<OperationKind>,
+    pub kind: Option<OperationType>,
     #[param(inline)]
     pub status: Option<OperationStatus>,
     /// Only operations at or after this time (RFC 3339).
@@ -526,15 +538,10 @@ async fn operations(
         Some(text) => instant::<u64>("to", text)?.saturating_sub(1),
         None => TIMESTAMP_MAX,
     };
-    let (kind, debits, credits) = match query.kind {
+    let (kind, debits, credits) = match query.kind.map(OperationType::kind).and_then(OperationKind::selection)
+    {
         None => (None, true, true),
-        Some(OperationKind::TransferIn) => (Some("transfer"), false, true),
-        Some(OperationKind::TransferOut) => (Some("transfer"), true, false),
-        Some(OperationKind::TopUp) => (Some("top_up"), false, true),
-        Some(OperationKind::Withdrawal) => (Some("withdrawal"), true, false),
-        Some(OperationKind::Fee) => (Some("fee"), true, false),
-        Some(OperationKind::Reversal) => (Some("reversal"), true, true),
-        Some(OperationKind::Payment) => (Some("payment"), true, false),
+        Some((note, debits, credits)) => (Some(note), debits, credits),
     };
     let status = query.status.map(|status| match status {
         OperationStatus::Posted => "posted",
@@ -557,73 +564,31 @@ async fn operations(
         after,
         limit: limit + 1,
     };
-    let rows = state.wallets.operations(user.customer_id, wallet_id, filter).await?;
-    let page = Page::of(rows, limit, |row| paging::cursor("o1", &row.position()), |row| row);
-    let data = operation_views(state, page.data).await?;
-    Ok(axum::Json(Page { data, has_more: page.has_more, next_cursor: page.next_cursor }))
+    let operations = state.wallets.history(user.customer_id, wallet_id, filter).await?;
+    Ok(axum::Json(Page::of(
+        operations,
+        limit,
+        |operation| paging::cursor("o1", &operation.position),
+        operation_view,
+    )))
 }
 
-async fn operation_views(state: &AppState, rows: Vec<OperationRow>) -> Result<Vec<OperationView>, ApiError> {
-    let mut ids: Vec<u128> = rows.iter().map(|row| row.counterparty_account_id.as_u128()).collect();
-    ids.extend(rows.iter().map(|row| row.wallet_id.as_u128()));
-    let accounts = state.store.accounts(&ids).await?;
-    let account = |id: Uuid| accounts.iter().find(|account| account.id == id.as_u128());
-    // The wallets' credit limits, to show balances as the customer sees them (a handful
-    // of wallets at most: one customer's).
-    let mut credit_limits = std::collections::HashMap::new();
-    for row in &rows {
-        if let std::collections::hash_map::Entry::Vacant(entry) = credit_limits.entry(row.wallet_id) {
-            let wallet = state.store.wallet(row.wallet_id).await?;
-            entry.insert(wallet.map_or(0, |wallet| wallet.credit_limit));
-        }
+fn operation_view(operation: Operation) -> OperationView {
+    OperationView {
+        id: operation.transfer_id,
+        wallet_id: operation.wallet_id,
+        kind: operation.kind,
+        amount: operation.amount,
+        currency: operation.currency,
+        status: operation.status,
+        counterparty: Counterparty {
+            kind: operation.counterparty,
+            wallet_id: operation.counterparty_wallet_id,
+        },
+        description: operation.description,
+        balance_after: operation.balance_after,
+        created_at: rfc3339(operation.timestamp),
     }
-    let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let wallet = account(row.wallet_id);
-        let currency = wallet
-            .and_then(|account| Currency::from_ledger(account.ledger))
-            .map_or_else(String::new, |currency| currency.code().to_owned());
-        let counterparty_code = account(row.counterparty_account_id).map_or(0, |account| account.code);
-        let counterparty = match counterparty_code {
-            account_code::CARD_SETTLEMENT => Counterparty { kind: "card_settlement", wallet_id: None },
-            account_code::PAYOUTS => Counterparty { kind: "payouts", wallet_id: None },
-            account_code::FEES => Counterparty { kind: "fees", wallet_id: None },
-            account_code::CREDIT_LINES => Counterparty { kind: "credit_lines", wallet_id: None },
-            code if (account_code::WALLET_BASE..account_code::WALLET_BASE + 6).contains(&code) => {
-                Counterparty { kind: "wallet", wallet_id: Some(row.counterparty_account_id) }
-            }
-            _ => Counterparty { kind: "ledger", wallet_id: None },
-        };
-        let kind = match (row.kind.as_deref(), row.credit) {
-            (Some("transfer"), true) => "transfer_in",
-            (Some("transfer"), false) => "transfer_out",
-            (Some("top_up"), _) => "top_up",
-            (Some("withdrawal"), _) => "withdrawal",
-            (Some("fee"), _) => "fee",
-            (Some("reversal"), _) => "reversal",
-            (Some("payment"), _) => "payment",
-            (Some("credit_line"), _) => "credit_line",
-            _ => "adjustment",
-        };
-        let credit_limit = credit_limits.get(&row.wallet_id).copied().unwrap_or(0);
-        let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        let amount = if row.credit { signed(row.amount) } else { -signed(row.amount) };
-        views.push(OperationView {
-            id: row.transfer_id,
-            wallet_id: row.wallet_id,
-            kind,
-            amount,
-            currency,
-            status: row.status.clone(),
-            counterparty,
-            description: row.description.clone(),
-            balance_after: row.balance_after.map(|[_, debits_posted, _, credits_posted]| {
-                signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
-            }),
-            created_at: rfc3339(row.timestamp),
-        });
-    }
-    Ok(views)
 }
 
 /// Operations one CSV export holds at most.
@@ -659,24 +624,24 @@ async fn export_operations(
             after,
             limit: PAGE_LIMIT_MAX,
         };
-        let page = state.wallets.operations(user.customer_id, None, filter).await?;
+        let page = state.wallets.history(user.customer_id, None, filter).await?;
         if page.is_empty() {
             break;
         }
         rows += page.len();
-        after = page.last().map(|row| row.position());
-        for view in operation_views(&state, page).await? {
+        after = page.last().map(|operation| operation.position);
+        for view in page.into_iter().map(operation_view) {
             let fields = [
                 view.id.to_string(),
                 view.created_at,
                 view.wallet_id.to_string(),
-                view.kind.to_owned(),
+                view.kind.as_str().to_owned(),
                 view.amount.to_string(),
                 view.currency,
                 view.status,
                 view.counterparty
                     .wallet_id
-                    .map_or_else(|| view.counterparty.kind.to_owned(), |id| id.to_string()),
+                    .map_or_else(|| view.counterparty.kind.as_str().to_owned(), |id| id.to_string()),
                 view.description.unwrap_or_default(),
                 view.balance_after.map(|balance| balance.to_string()).unwrap_or_default(),
             ];

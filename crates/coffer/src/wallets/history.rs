@@ -1,0 +1,245 @@
+//! A wallet's history as its owner sees it: each ledger transfer touching the wallet,
+//! named by what it was (the note written with it), signed from the wallet's side, with
+//! the counterparty's role and the balance it left.
+//!
+//! The store reads the rows ([`OperationRow`]); [`Wallets::history`] adds what they need
+//! from the ledger accounts and the wallets in one batched read of each.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use store::{OperationFilter, OperationRow};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::money::{Currency, account_code};
+use super::{WalletError, Wallets};
+
+/// What an operation was, from the wallet's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    TransferIn,
+    TransferOut,
+    TopUp,
+    Withdrawal,
+    Fee,
+    Reversal,
+    /// A payment to a merchant (`POST /v1/wallets/{id}/payments`).
+    Payment,
+    /// A credit card wallet's line being opened.
+    CreditLine,
+    /// A ledger transfer made outside the wallet API.
+    Adjustment,
+}
+
+impl OperationKind {
+    /// Its name on the wire (as serialised).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TransferIn => "transfer_in",
+            Self::TransferOut => "transfer_out",
+            Self::TopUp => "top_up",
+            Self::Withdrawal => "withdrawal",
+            Self::Fee => "fee",
+            Self::Reversal => "reversal",
+            Self::Payment => "payment",
+            Self::CreditLine => "credit_line",
+            Self::Adjustment => "adjustment",
+        }
+    }
+
+    /// The kind of a row: its transfer note's kind, and the side of the wallet.
+    fn of(note: Option<&str>, credit: bool) -> Self {
+        match (note, credit) {
+            (Some("transfer"), true) => Self::TransferIn,
+            (Some("transfer"), false) => Self::TransferOut,
+            (Some("top_up"), _) => Self::TopUp,
+            (Some("withdrawal"), _) => Self::Withdrawal,
+            (Some("fee"), _) => Self::Fee,
+            (Some("reversal"), _) => Self::Reversal,
+            (Some("payment"), _) => Self::Payment,
+            (Some("credit_line"), _) => Self::CreditLine,
+            _ => Self::Adjustment,
+        }
+    }
+
+    /// How to read only this kind: the note kind and which sides (debits, credits);
+    /// `None` for the kind that has no note to select by.
+    pub fn selection(self) -> Option<(&'static str, bool, bool)> {
+        Some(match self {
+            Self::TransferIn => ("transfer", false, true),
+            Self::TransferOut => ("transfer", true, false),
+            Self::TopUp => ("top_up", false, true),
+            Self::Withdrawal => ("withdrawal", true, false),
+            Self::Fee => ("fee", true, false),
+            Self::Reversal => ("reversal", true, true),
+            Self::Payment => ("payment", true, false),
+            Self::CreditLine => ("credit_line", true, true),
+            Self::Adjustment => return None,
+        })
+    }
+}
+
+/// The role of the account on the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterpartyKind {
+    Wallet,
+    CardSettlement,
+    Payouts,
+    Fees,
+    CreditLines,
+    /// Any other ledger account.
+    Ledger,
+}
+
+impl CounterpartyKind {
+    /// Its name on the wire (as serialised).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Wallet => "wallet",
+            Self::CardSettlement => "card_settlement",
+            Self::Payouts => "payouts",
+            Self::Fees => "fees",
+            Self::CreditLines => "credit_lines",
+            Self::Ledger => "ledger",
+        }
+    }
+
+    fn of(code: u16) -> Self {
+        match code {
+            account_code::CARD_SETTLEMENT => Self::CardSettlement,
+            account_code::PAYOUTS => Self::Payouts,
+            account_code::FEES => Self::Fees,
+            account_code::CREDIT_LINES => Self::CreditLines,
+            code if (account_code::WALLET_BASE..account_code::WALLET_BASE + 6).contains(&code) => {
+                Self::Wallet
+            }
+            _ => Self::Ledger,
+        }
+    }
+}
+
+/// One line of a history.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub transfer_id: Uuid,
+    pub wallet_id: Uuid,
+    pub kind: OperationKind,
+    /// Positive: money in; negative: money out. Minor units.
+    pub amount: i64,
+    /// Empty when the wallet's ledger names no currency Coffer knows.
+    pub currency: String,
+    /// `posted`, `pending`, `voided` or `expired`.
+    pub status: String,
+    pub counterparty: CounterpartyKind,
+    /// The other wallet, when the counterparty is one.
+    pub counterparty_wallet_id: Option<Uuid>,
+    pub description: Option<String>,
+    /// The wallet's balance as its owner sees it right after this operation.
+    pub balance_after: Option<i64>,
+    pub timestamp: u64,
+    /// Where the next page resumes (the row's timestamp and side).
+    pub position: (u64, bool),
+}
+
+impl Wallets {
+    /// A page of the history of one of `customer_id`'s wallets (or, without `wallet_id`,
+    /// of all of them): the rows `filter` selects, as operations.
+    pub async fn history(
+        &self,
+        customer_id: Uuid,
+        wallet_id: Option<Uuid>,
+        filter: OperationFilter,
+    ) -> Result<Vec<Operation>, WalletError> {
+        let wallets = match wallet_id {
+            Some(wallet_id) => vec![self.owned(customer_id, wallet_id).await?],
+            None => {
+                self.store.customer_wallets(customer_id, None, store::WALLETS_PER_CUSTOMER_MAX as u32).await?
+            }
+        };
+        let wallet_ids = wallets.iter().map(|wallet| wallet.id).collect();
+        let rows = self.store.operations(&OperationFilter { wallet_ids, ..filter }).await?;
+        let credit_limits: HashMap<Uuid, u64> =
+            wallets.iter().map(|wallet| (wallet.id, wallet.credit_limit)).collect();
+        let mut ids: Vec<u128> = rows.iter().map(|row| row.counterparty_account_id.as_u128()).collect();
+        ids.extend(wallets.iter().map(|wallet| wallet.id.as_u128()));
+        let accounts = self.store.accounts(&ids).await?;
+        let account = |id: Uuid| accounts.iter().find(|account| account.id == id.as_u128());
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let currency = account(row.wallet_id)
+                    .and_then(|account| Currency::from_ledger(account.ledger))
+                    .map_or_else(String::new, |currency| currency.code().to_owned());
+                let counterparty = CounterpartyKind::of(
+                    account(row.counterparty_account_id).map_or(0, |account| account.code),
+                );
+                let credit_limit = credit_limits.get(&row.wallet_id).copied().unwrap_or(0);
+                operation(row, currency, counterparty, credit_limit)
+            })
+            .collect())
+    }
+}
+
+fn operation(
+    row: OperationRow,
+    currency: String,
+    counterparty: CounterpartyKind,
+    credit_limit: u64,
+) -> Operation {
+    let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let position = row.position();
+    Operation {
+        transfer_id: row.transfer_id,
+        wallet_id: row.wallet_id,
+        kind: OperationKind::of(row.kind.as_deref(), row.credit),
+        amount: if row.credit { signed(row.amount) } else { -signed(row.amount) },
+        currency,
+        status: row.status,
+        counterparty,
+        counterparty_wallet_id: (counterparty == CounterpartyKind::Wallet)
+            .then_some(row.counterparty_account_id),
+        description: row.description,
+        balance_after: row.balance_after.map(|[_, debits_posted, _, credits_posted]| {
+            signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
+        }),
+        timestamp: row.timestamp,
+        position,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_what_serde_writes() {
+        let kinds = [
+            OperationKind::TransferIn,
+            OperationKind::TransferOut,
+            OperationKind::TopUp,
+            OperationKind::Withdrawal,
+            OperationKind::Fee,
+            OperationKind::Reversal,
+            OperationKind::Payment,
+            OperationKind::CreditLine,
+            OperationKind::Adjustment,
+        ];
+        for kind in kinds {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            if let Some((note, debits, credits)) = kind.selection() {
+                for credit in
+                    [false, true].into_iter().filter(|credit| if *credit { credits } else { debits })
+                {
+                    assert_eq!(OperationKind::of(Some(note), credit), kind, "{note} read back");
+                }
+            }
+        }
+        for code in [0, account_code::FEES, account_code::PAYOUTS, account_code::WALLET_BASE] {
+            let kind = CounterpartyKind::of(code);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+}
