@@ -111,7 +111,7 @@ pub struct ProjectedSpend {
 
 /// Rows one analytics query returns at most (a year of days × currencies × operations
 /// fits many times over); a query that would return more fails rather than answer short.
-pub const ANALYTICS_ROWS_MAX: i64 = 100_000;
+const ANALYTICS_ROWS_MAX: i64 = 100_000;
 
 /// PostgreSQL advisory lock taken by every projection write and by the reset, so a reset
 /// never interleaves with a live apply: otherwise the reset could miss rows a concurrent

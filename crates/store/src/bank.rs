@@ -19,7 +19,7 @@ pub const BANK_CONNECTIONS_PER_CUSTOMER_MAX: u32 = 10;
 /// Accounts one connection may reach at most (more are not synced).
 pub const BANK_ACCOUNTS_PER_CONNECTION_MAX: u32 = 20;
 /// Connections per page at most.
-pub const BANK_CONNECTIONS_PAGE_MAX: u32 = 100;
+const BANK_CONNECTIONS_PAGE_MAX: u32 = 100;
 
 /// A bank connection.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 
 use ledger::CreateTransferResult;
-use sqlx::Row;
 
 use crate::{Begin, IdempotencyKey, Result, Store, StoreError, codec::saturating as signed, with_pool};
 
@@ -89,9 +88,18 @@ pub(crate) const UPSERT_RESPONSE: &str = "INSERT INTO idempotency_keys \
      WHERE idempotency_keys.response_status IS NULL \
      AND idempotency_keys.request_hash = excluded.request_hash";
 
-/// The stored state of one key, with `$n` placeholders.
+/// The stored state of one key ([`KeyRecord`]), with `$n` placeholders.
 pub(crate) const SELECT_KEY: &str = "SELECT request_hash, response_status, response_body, locked_until \
      FROM idempotency_keys WHERE owner_id = $1 AND key = $2";
+
+/// A row of [`SELECT_KEY`] as the database returns it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyRecord {
+    pub request_hash: Vec<u8>,
+    pub response_status: Option<i32>,
+    pub response_body: Option<String>,
+    pub locked_until: i64,
+}
 
 impl Store {
     /// What became of `key` before, without claiming it: `None` when the key is free (never
@@ -100,14 +108,13 @@ impl Store {
     /// transfers.
     pub async fn idempotency_lookup(&self, key: &IdempotencyKey, now: u64) -> Result<Option<Begin>> {
         with_pool!(self, read, |pool, sql| {
-            let row =
-                sqlx::query(sql(SELECT_KEY)).bind(key.owner_id).bind(&key.key).fetch_optional(pool).await?;
-            let Some(row) = row else { return Ok(None) };
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            let status: Option<i32> = row.try_get("response_status")?;
-            let body: Option<String> = row.try_get("response_body")?;
-            let held_until: i64 = row.try_get("locked_until")?;
-            judge(key, &hash, status, body, held_until, now).map(|begin| match begin {
+            let stored: Option<KeyRecord> = sqlx::query_as(sql(SELECT_KEY))
+                .bind(key.owner_id)
+                .bind(&key.key)
+                .fetch_optional(pool)
+                .await?;
+            let Some(stored) = stored else { return Ok(None) };
+            judge(key, stored, now).map(|begin| match begin {
                 Begin::Started => None,
                 other => Some(other),
             })
@@ -117,20 +124,13 @@ impl Store {
 
 /// What a stored key means for a request with `key` at `now`: `Started` when the key may be
 /// taken (its holder's lease ran out).
-pub(crate) fn judge(
-    key: &IdempotencyKey,
-    stored_hash: &[u8],
-    status: Option<i32>,
-    body: Option<String>,
-    held_until: i64,
-    now: u64,
-) -> Result<Begin> {
-    if stored_hash != key.request_hash {
+pub(crate) fn judge(key: &IdempotencyKey, stored: KeyRecord, now: u64) -> Result<Begin> {
+    if stored.request_hash != key.request_hash {
         return Ok(Begin::Mismatch);
     }
-    if let Some(status) = status {
+    if let Some(status) = stored.response_status {
         let status = u16::try_from(status).map_err(|_| StoreError::Corrupt("response status".into()))?;
-        return Ok(Begin::Replay { status, body: body.unwrap_or_default() });
+        return Ok(Begin::Replay { status, body: stored.response_body.unwrap_or_default() });
     }
-    Ok(if held_until > signed(now) { Begin::InFlight } else { Begin::Started })
+    Ok(if stored.locked_until > signed(now) { Begin::InFlight } else { Begin::Started })
 }

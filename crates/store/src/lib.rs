@@ -7,13 +7,17 @@
 //! database.
 //!
 //! Module map: `batch` holds the commit logic both backends share (and the retries),
-//! `sqlite` and `postgres` hold each backend's connections and SQL, `reads` the SQL of the
-//! shared read queries, `codec` the conversions between ledger types and columns, and
-//! `identity` the customers and refresh tokens (SQL shared by both backends),
-//! `idempotency` the answers of keyed requests written inside a batch, `outbox` the
-//! events written with each change, `notifications` what the event consumers keep, `finance` categories, expenses
-//! and rules, `analytics` the read-side projection of platform analytics, `bank` the bank
-//! connections and where their syncs stand.
+//! `memory` what a ledger writer remembers between batches, `sqlite` and `postgres` hold
+//! each backend's connections and SQL, `reads` the SQL of the shared read queries, `codec`
+//! the conversions between ledger types and columns; `identity` the customers and refresh
+//! tokens (SQL shared by both backends), `wallets` the wallets, idempotency keys and
+//! operation history, `payments` card top-ups and withdrawals, `idempotency` the answers
+//! of keyed requests written inside a batch, `outbox` the events written with each change,
+//! `notifications` what the event consumers keep, `finance` categories, expenses, rules
+//! and budgets, `scheduled` scheduled and recurring payments, `analytics` the read-side
+//! projection of platform analytics, `bank` the bank connections and where their syncs
+//! stand. The modules are private: their public names are re-exported here, listed per
+//! module below.
 
 mod analytics;
 mod bank;
@@ -32,16 +36,35 @@ mod scheduled;
 mod sqlite;
 mod wallets;
 
-pub use analytics::*;
-pub use bank::*;
+// The public API, by the module that defines it. Everything else in the modules is
+// crate-private.
+pub use analytics::{
+    DailyCustomers, DailyVolume, ProjectedBalance, ProjectedEvent, ProjectedSpend, Projection,
+};
+pub use bank::{
+    BANK_ACCOUNTS_PER_CONNECTION_MAX, BANK_CONNECTIONS_PER_CUSTOMER_MAX, BankAccountRow, BankConnectionRow,
+    SyncOutcome,
+};
 pub use batch::now_ns;
-pub use finance::*;
+pub use finance::{
+    BUDGETS_PER_CUSTOMER_MAX, BudgetRow, CATEGORIES_PER_CUSTOMER_MAX, CATEGORIES_SQL, CATEGORY_TOTALS_SQL,
+    CategoryRow, CategoryTotal, EXPENSES_PAGE_MAX, ExpenseFilter, ExpenseRow, MerchantTotal,
+    RULES_PER_CUSTOMER_MAX, RuleRow, Saved, merchant_totals_sql,
+};
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};
-pub use notifications::*;
+pub use identity::{
+    CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
+    Rotation,
+};
+pub use notifications::{
+    AppliedEvent, Attempt, DeliveryRow, Effects, EmailRow, NOTIFICATIONS_PAGE_MAX, NewEmail, NewNotification,
+    NotificationRow, WebhookEndpoint,
+};
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
-pub use payments::{Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft};
-pub use scheduled::*;
-
+pub use payments::{
+    Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft, RenderPaymentsFn,
+};
+pub use scheduled::{RunRow, SCHEDULES_PER_CUSTOMER_MAX, ScheduleRow, Step};
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,
     WalletType,
@@ -51,10 +74,6 @@ use std::sync::Arc;
 
 use ledger::{Account, AccountBalance, CreateAccountResult, CreateTransferResult, PendingStatus, Transfer};
 
-pub use crate::identity::{
-    CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
-    Rotation,
-};
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
 

@@ -11,11 +11,10 @@ use crate::BeginWrite as _;
 use std::sync::Arc;
 
 use ledger::Account;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::{
-    Result, Store,
+    Result, Store, StoreError,
     codec::{saturating as signed, unsigned},
     with_pool,
 };
@@ -143,23 +142,31 @@ pub(crate) use insert_events;
 
 const EVENT_COLUMNS: &str = "seq, id, type, customer_id, payload, created_at";
 
-fn stored_event<R>(row: &R) -> Result<StoredEvent>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<Uuid>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(StoredEvent {
-        seq: unsigned(row.try_get("seq")?, "seq")?,
-        id: row.try_get("id")?,
-        event_type: row.try_get("type")?,
-        customer_id: row.try_get("customer_id")?,
-        payload: row.try_get("payload")?,
-        created_at: unsigned(row.try_get("created_at")?, "created_at")?,
-    })
+/// A row of `outbox` ([`EVENT_COLUMNS`]) as the database returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct EventRecord {
+    seq: i64,
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    customer_id: Option<Uuid>,
+    payload: String,
+    created_at: i64,
+}
+
+impl TryFrom<EventRecord> for StoredEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRecord) -> Result<Self> {
+        Ok(Self {
+            seq: unsigned(row.seq, "seq")?,
+            id: row.id,
+            event_type: row.event_type,
+            customer_id: row.customer_id,
+            payload: row.payload,
+            created_at: unsigned(row.created_at, "created_at")?,
+        })
+    }
 }
 
 impl Store {
@@ -178,8 +185,8 @@ impl Store {
         let limit = i64::from(limit.min(OUTBOX_BATCH_MAX));
         let text = format!("SELECT {EVENT_COLUMNS} FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1");
         with_pool!(self, read, |pool, sql| {
-            let rows = sqlx::query(sql(&text)).bind(limit).fetch_all(pool).await?;
-            rows.iter().map(stored_event).collect()
+            let rows: Vec<EventRecord> = sqlx::query_as(sql(&text)).bind(limit).fetch_all(pool).await?;
+            rows.into_iter().map(StoredEvent::try_from).collect()
         })
     }
 
@@ -208,16 +215,12 @@ impl Store {
     /// How many events wait for the relay, and when the oldest of them was written.
     pub async fn outbox_backlog(&self) -> Result<(u64, Option<u64>)> {
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql(
+            let (count, oldest): (i64, Option<i64>) = sqlx::query_as(sql(
                 "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE sent_at IS NULL",
             ))
             .fetch_one(pool)
             .await?;
-            let oldest: Option<i64> = row.try_get("oldest")?;
-            Ok((
-                unsigned(row.try_get("n")?, "count")?,
-                oldest.map(|value| unsigned(value, "created_at")).transpose()?,
-            ))
+            Ok((unsigned(count, "count")?, oldest.map(|value| unsigned(value, "created_at")).transpose()?))
         })
     }
 
@@ -245,13 +248,13 @@ impl Store {
              ORDER BY seq LIMIT $3"
         );
         with_pool!(self, read, |pool, sql| {
-            let rows = sqlx::query(sql(&text))
+            let rows: Vec<EventRecord> = sqlx::query_as(sql(&text))
                 .bind(customer_id)
                 .bind(signed(after_seq))
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(stored_event).collect()
+            rows.into_iter().map(StoredEvent::try_from).collect()
         })
     }
 
@@ -260,8 +263,9 @@ impl Store {
         let limit = i64::from(limit.min(OUTBOX_BATCH_MAX));
         let text = format!("SELECT {EVENT_COLUMNS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2");
         with_pool!(self, read, |pool, sql| {
-            let rows = sqlx::query(sql(&text)).bind(signed(after_seq)).bind(limit).fetch_all(pool).await?;
-            rows.iter().map(stored_event).collect()
+            let rows: Vec<EventRecord> =
+                sqlx::query_as(sql(&text)).bind(signed(after_seq)).bind(limit).fetch_all(pool).await?;
+            rows.into_iter().map(StoredEvent::try_from).collect()
         })
     }
 

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use ledger::CreateTransferResult;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::{
@@ -133,29 +132,39 @@ pub struct PaymentRow {
 const COLUMNS: &str =
     "id, customer_id, wallet_id, amount, currency, status, failure_code, provider_id, created_at, updated_at";
 
-fn payment_row<R>(row: &R) -> Result<PaymentRow>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let status: String = row.try_get("status")?;
-    Ok(PaymentRow {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        wallet_id: row.try_get("wallet_id")?,
-        amount: unsigned(row.try_get("amount")?, "amount")?,
-        currency: row.try_get("currency")?,
-        status: PaymentStatus::from_name(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {status}")))?,
-        failure_code: row.try_get("failure_code")?,
-        provider_id: row.try_get("provider_id")?,
-        created_at: unsigned(row.try_get("created_at")?, "created_at")?,
-        updated_at: unsigned(row.try_get("updated_at")?, "updated_at")?,
-    })
+/// A row of a payment table ([`COLUMNS`]) as the database returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct PaymentRecord {
+    id: Uuid,
+    customer_id: Uuid,
+    wallet_id: Uuid,
+    amount: i64,
+    currency: String,
+    status: String,
+    failure_code: Option<String>,
+    provider_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<PaymentRecord> for PaymentRow {
+    type Error = StoreError;
+
+    fn try_from(row: PaymentRecord) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            wallet_id: row.wallet_id,
+            amount: unsigned(row.amount, "amount")?,
+            currency: row.currency,
+            status: PaymentStatus::from_name(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {}", row.status)))?,
+            failure_code: row.failure_code,
+            provider_id: row.provider_id,
+            created_at: unsigned(row.created_at, "created_at")?,
+            updated_at: unsigned(row.updated_at, "updated_at")?,
+        })
+    }
 }
 
 impl Store {
@@ -163,8 +172,8 @@ impl Store {
     pub async fn payment(&self, kind: PaymentKind, id: Uuid) -> Result<Option<PaymentRow>> {
         let text = format!("SELECT {COLUMNS} FROM {} WHERE id = $1", kind.table());
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql(&text)).bind(id).fetch_optional(pool).await?;
-            row.as_ref().map(payment_row).transpose()
+            let row: Option<PaymentRecord> = sqlx::query_as(sql(&text)).bind(id).fetch_optional(pool).await?;
+            row.map(PaymentRow::try_from).transpose()
         })
     }
 
@@ -181,12 +190,12 @@ impl Store {
             kind.table()
         );
         with_pool!(self, read, |pool, sql| {
-            let rows = sqlx::query(sql(&text))
+            let rows: Vec<PaymentRecord> = sqlx::query_as(sql(&text))
                 .bind(signed(created_before))
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(payment_row).collect()
+            rows.into_iter().map(PaymentRow::try_from).collect()
         })
     }
 }

@@ -7,7 +7,6 @@
 //! PostgreSQL pool); reads to the read pool.
 
 use crate::BeginWrite as _;
-use sqlx::Row;
 use uuid::Uuid;
 
 use crate::{
@@ -156,30 +155,97 @@ const WALLET_SELECT: &str = "SELECT w.id, w.customer_id, w.currency, w.type, w.n
      a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted \
      FROM wallets w JOIN accounts a ON a.id = w.id";
 
-fn wallet_row<R>(row: &R) -> Result<WalletRow>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let kind: String = row.try_get("type")?;
-    Ok(WalletRow {
-        id: row.try_get("id")?,
-        customer_id: row.try_get("customer_id")?,
-        currency: row.try_get("currency")?,
-        wallet_type: WalletType::from_name(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown wallet type {kind}")))?,
-        name: row.try_get("name")?,
-        credit_limit: unsigned(row.try_get("credit_limit")?, "credit limit")?,
-        created_at: unsigned(row.try_get("created_at")?, "time")?,
-        debits_pending: unsigned(row.try_get("debits_pending")?, "balance")?,
-        debits_posted: unsigned(row.try_get("debits_posted")?, "balance")?,
-        credits_pending: unsigned(row.try_get("credits_pending")?, "balance")?,
-        credits_posted: unsigned(row.try_get("credits_posted")?, "balance")?,
-    })
+/// A row of [`WALLET_SELECT`] as the database returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct WalletRecord {
+    id: Uuid,
+    customer_id: Uuid,
+    currency: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    credit_limit: i64,
+    created_at: i64,
+    debits_pending: i64,
+    debits_posted: i64,
+    credits_pending: i64,
+    credits_posted: i64,
+}
+
+impl TryFrom<WalletRecord> for WalletRow {
+    type Error = StoreError;
+
+    fn try_from(row: WalletRecord) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            currency: row.currency,
+            wallet_type: WalletType::from_name(&row.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown wallet type {}", row.kind)))?,
+            name: row.name,
+            credit_limit: unsigned(row.credit_limit, "credit limit")?,
+            created_at: unsigned(row.created_at, "time")?,
+            debits_pending: unsigned(row.debits_pending, "balance")?,
+            debits_posted: unsigned(row.debits_posted, "balance")?,
+            credits_pending: unsigned(row.credits_pending, "balance")?,
+            credits_posted: unsigned(row.credits_posted, "balance")?,
+        })
+    }
+}
+
+/// A row of the [`Store::operations`] query as the database returns it. The balance
+/// columns come from a `LEFT JOIN`: all null when the account keeps no history.
+#[derive(Debug, sqlx::FromRow)]
+struct OperationRecord {
+    transfer_id: Uuid,
+    wallet_id: Uuid,
+    /// 1 on the credit side, 0 on the debit side.
+    credit: i32,
+    counterparty_id: Uuid,
+    kind: Option<String>,
+    description: Option<String>,
+    amount: i64,
+    timestamp: i64,
+    status: String,
+    debits_pending: Option<i64>,
+    debits_posted: Option<i64>,
+    credits_pending: Option<i64>,
+    credits_posted: Option<i64>,
+}
+
+impl TryFrom<OperationRecord> for OperationRow {
+    type Error = StoreError;
+
+    fn try_from(row: OperationRecord) -> Result<Self> {
+        let balance_after = match row.debits_pending {
+            None => None,
+            Some(debits_pending) => {
+                let [Some(debits_posted), Some(credits_pending), Some(credits_posted)] =
+                    [row.debits_posted, row.credits_pending, row.credits_posted]
+                else {
+                    return Err(StoreError::Corrupt("a balance snapshot is partly null".into()));
+                };
+                Some([
+                    unsigned(debits_pending, "balance")?,
+                    unsigned(debits_posted, "balance")?,
+                    unsigned(credits_pending, "balance")?,
+                    unsigned(credits_posted, "balance")?,
+                ])
+            }
+        };
+        Ok(Self {
+            transfer_id: row.transfer_id,
+            wallet_id: row.wallet_id,
+            credit: row.credit == 1,
+            counterparty_account_id: row.counterparty_id,
+            kind: row.kind,
+            description: row.description,
+            amount: unsigned(row.amount, "amount")?,
+            timestamp: unsigned(row.timestamp, "timestamp")?,
+            status: row.status,
+            balance_after,
+        })
+    }
 }
 
 impl Store {
@@ -215,11 +281,11 @@ impl Store {
     /// The wallet `id`, with balances.
     pub async fn wallet(&self, id: Uuid) -> Result<Option<WalletRow>> {
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql(&format!("{WALLET_SELECT} WHERE w.id = $1")))
+            let row: Option<WalletRecord> = sqlx::query_as(sql(&format!("{WALLET_SELECT} WHERE w.id = $1")))
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            row.as_ref().map(wallet_row).transpose()
+            row.map(WalletRow::try_from).transpose()
         })
     }
 
@@ -232,7 +298,7 @@ impl Store {
     ) -> Result<Vec<WalletRow>> {
         let (after_time, after_id) = after.map_or((-1, Uuid::nil()), |(time, id)| (signed(time), id));
         with_pool!(self, read, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+            let rows: Vec<WalletRecord> = sqlx::query_as(sql(&format!(
                 "{WALLET_SELECT} WHERE w.customer_id = $1 \
                  AND (w.created_at > $2 OR (w.created_at = $2 AND w.id > $3)) \
                  ORDER BY w.created_at, w.id LIMIT $4"
@@ -243,14 +309,14 @@ impl Store {
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?;
-            rows.iter().map(wallet_row).collect()
+            rows.into_iter().map(WalletRow::try_from).collect()
         })
     }
 
     /// The customer's default wallet in `currency`: their oldest plain `wallet`.
     pub async fn default_wallet(&self, customer_id: Uuid, currency: &str) -> Result<Option<WalletRow>> {
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+            let row: Option<WalletRecord> = sqlx::query_as(sql(&format!(
                 "{WALLET_SELECT} WHERE w.customer_id = $1 AND w.currency = $2 AND w.type = 'wallet' \
                  ORDER BY w.created_at, w.id LIMIT 1"
             )))
@@ -258,25 +324,19 @@ impl Store {
             .bind(currency)
             .fetch_optional(pool)
             .await?;
-            row.as_ref().map(wallet_row).transpose()
+            row.map(WalletRow::try_from).transpose()
         })
     }
 
     /// The note written with transfer `id`, if it has one.
     pub async fn transfer_note(&self, id: u128) -> Result<Option<crate::TransferNote>> {
         with_pool!(self, read, |pool, sql| {
-            let row = sqlx::query(sql("SELECT kind, description FROM transfer_notes WHERE transfer_id = $1"))
-                .bind(Uuid::from_u128(id))
-                .fetch_optional(pool)
-                .await?;
-            row.map(|row| {
-                Ok(crate::TransferNote {
-                    transfer_id: id,
-                    kind: row.try_get("kind")?,
-                    description: row.try_get("description")?,
-                })
-            })
-            .transpose()
+            let row: Option<(String, Option<String>)> =
+                sqlx::query_as(sql("SELECT kind, description FROM transfer_notes WHERE transfer_id = $1"))
+                    .bind(Uuid::from_u128(id))
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map(|(kind, description)| crate::TransferNote { transfer_id: id, kind, description }))
         })
     }
 
@@ -315,21 +375,13 @@ impl Store {
             if inserted == 1 {
                 return Ok(Begin::Started);
             }
-            let row = sqlx::query(sql(crate::idempotency::SELECT_KEY))
+            let stored: crate::idempotency::KeyRecord = sqlx::query_as(sql(crate::idempotency::SELECT_KEY))
                 .bind(key.owner_id)
                 .bind(&key.key)
                 .fetch_one(pool)
                 .await?;
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            let held_until: i64 = row.try_get("locked_until")?;
-            let found = crate::idempotency::judge(
-                key,
-                &hash,
-                row.try_get("response_status")?,
-                row.try_get("response_body")?,
-                held_until,
-                now,
-            )?;
+            let held_until = stored.locked_until;
+            let found = crate::idempotency::judge(key, stored, now)?;
             if found != Begin::Started {
                 return Ok(found);
             }
@@ -459,7 +511,7 @@ impl Store {
         let (debit_low, debit_high) = bounds(false).unwrap_or((1, 0));
         let (credit_low, credit_high) = bounds(true).unwrap_or((1, 0));
         with_pool!(self, read, |pool, sql| {
-            let mut query = sqlx::query(sql(&text))
+            let mut query = sqlx::query_as(sql(&text))
                 .bind(signed(debit_low))
                 .bind(signed(debit_high))
                 .bind(signed(credit_low))
@@ -473,34 +525,8 @@ impl Store {
             for id in &filter.wallet_ids {
                 query = query.bind(*id);
             }
-            let rows = query.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    let credit: i32 = row.try_get("credit")?;
-                    let balance: Option<i64> = row.try_get("debits_pending")?;
-                    let balance_after = match balance {
-                        Some(debits_pending) => Some([
-                            unsigned(debits_pending, "balance")?,
-                            unsigned(row.try_get("debits_posted")?, "balance")?,
-                            unsigned(row.try_get("credits_pending")?, "balance")?,
-                            unsigned(row.try_get("credits_posted")?, "balance")?,
-                        ]),
-                        None => None,
-                    };
-                    Ok(OperationRow {
-                        transfer_id: row.try_get("transfer_id")?,
-                        wallet_id: row.try_get("wallet_id")?,
-                        credit: credit == 1,
-                        counterparty_account_id: row.try_get("counterparty_id")?,
-                        kind: row.try_get("kind")?,
-                        description: row.try_get("description")?,
-                        amount: unsigned(row.try_get("amount")?, "amount")?,
-                        timestamp: unsigned(row.try_get("timestamp")?, "timestamp")?,
-                        status: row.try_get("status")?,
-                        balance_after,
-                    })
-                })
-                .collect()
+            let rows: Vec<OperationRecord> = query.fetch_all(pool).await?;
+            rows.into_iter().map(OperationRow::try_from).collect()
         })
     }
 }
