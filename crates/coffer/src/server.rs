@@ -265,7 +265,7 @@ impl Server {
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
             stream: Arc::new(StreamSettings {
-                bus,
+                feed: crate::events::feed::Feed::new(self.store.clone(), bus),
                 heartbeat: events.heartbeat,
                 tickets: Default::default(),
             }),

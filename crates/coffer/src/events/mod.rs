@@ -10,6 +10,7 @@
 //! test keeps the two in step.
 
 pub mod bus;
+pub mod feed;
 pub mod nats;
 pub mod relay;
 

@@ -206,6 +206,23 @@ impl Banks {
         Ok((connection, rows))
     }
 
+    /// A page of the customer's connections, oldest first, after `after`, each with its
+    /// accounts (a customer links a handful of banks).
+    pub async fn connections(
+        &self,
+        customer_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(BankConnectionRow, Vec<BankAccountRow>)>, BankError> {
+        let rows = self.store.bank_connections(customer_id, after, limit).await?;
+        let mut connections = Vec::with_capacity(rows.len());
+        for row in rows {
+            let accounts = self.store.bank_accounts(row.id).await?;
+            connections.push((row, accounts));
+        }
+        Ok(connections)
+    }
+
     /// The customer's connection `id` with its accounts.
     pub async fn connection(
         &self,

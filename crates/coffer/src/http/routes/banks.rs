@@ -237,12 +237,7 @@ async fn list_connections(
 ) -> Result<axum::Json<Page<BankConnection>>, ApiError> {
     let limit = paging::limit(query.limit)?;
     let after = paging::after("bc1", query.cursor.as_deref())?;
-    let rows = state.store.bank_connections(user.customer_id, after, limit + 1).await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let accounts = state.store.bank_accounts(row.id).await?;
-        views.push((row, accounts));
-    }
+    let views = state.banks.connections(user.customer_id, after, limit + 1).await?;
     Ok(axum::Json(Page::of(
         views,
         limit,
@@ -314,7 +309,7 @@ async fn sync_connection(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<SyncReportView>, ApiError> {
     let report = state.banks.sync_now(user.customer_id, id).await?;
-    let accounts = state.store.bank_accounts(id).await?;
+    let (_, accounts) = state.banks.connection(user.customer_id, id).await?;
     let sum = |field: fn(&AccountReport) -> usize| report.accounts.iter().map(field).sum();
     Ok(axum::Json(SyncReportView {
         added: sum(|account| account.added),

@@ -32,7 +32,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::events::bus::Delivered;
+use crate::events::{bus::Delivered, feed::Feed};
 use crate::http::{AppState, error::ApiError, extract::Query};
 use crate::identity::AuthUser;
 
@@ -81,10 +81,10 @@ impl StreamTickets {
     }
 }
 
-/// What the stream needs besides the store.
+/// What the stream reads, and how.
 #[derive(Debug)]
 pub struct StreamSettings {
-    pub bus: crate::events::Bus,
+    pub feed: Feed,
     pub heartbeat: Duration,
     pub tickets: StreamTickets,
 }
@@ -156,7 +156,7 @@ async fn stream(
     };
     let after_seq = match query.after {
         None => None,
-        Some(id) => Some(state.store.event_seq(id).await?.ok_or_else(|| ApiError::NotFound {
+        Some(id) => Some(state.stream.feed.position_of(id).await?.ok_or_else(|| ApiError::NotFound {
             code: "event_not_found",
             detail:
                 "`after` names no event the outbox still holds; re-read state and connect without it".into(),
@@ -166,13 +166,13 @@ async fn stream(
         ApiError::rejected(StatusCode::BAD_REQUEST, "websocket_upgrade_required", rejection.body_text())
     })?;
     // Subscribed before the replay reads the outbox, so nothing falls between the two.
-    let live = state.stream.bus.subscribe();
-    let store = state.store.clone();
+    let live = state.stream.feed.subscribe();
+    let feed = state.stream.feed.clone();
     let heartbeat = state.stream.heartbeat;
     Ok(upgrade.max_message_size(4 * 1024).on_upgrade(move |socket| async move {
         let _gauge = ConnectionGauge::open();
         let session = Session { socket, customer_id, last_seq: after_seq.unwrap_or(0), last_id: query.after };
-        session.run(store, live, after_seq.is_some(), heartbeat).await;
+        session.run(feed, live, after_seq.is_some(), heartbeat).await;
     }))
 }
 
@@ -209,14 +209,14 @@ enum End {
 impl Session {
     async fn run(
         mut self,
-        store: store::Store,
+        feed: Feed,
         mut live: tokio::sync::broadcast::Receiver<Arc<Delivered>>,
         resume: bool,
         heartbeat: Duration,
     ) {
         let ended = async {
             if resume {
-                self.replay(&store, heartbeat).await?;
+                self.replay(&feed, heartbeat).await?;
             }
             self.follow(&mut live, heartbeat).await
         }
@@ -247,11 +247,11 @@ impl Session {
         End::Close(CLOSE_LAGGED, format!("{why}{resume}"))
     }
 
-    async fn replay(&mut self, store: &store::Store, heartbeat: Duration) -> Result<(), End> {
+    async fn replay(&mut self, feed: &Feed, heartbeat: Duration) -> Result<(), End> {
         let mut replayed = 0;
         loop {
-            let page = store
-                .customer_events(self.customer_id, self.last_seq, REPLAY_PAGE)
+            let page = feed
+                .after(self.customer_id, self.last_seq, REPLAY_PAGE)
                 .await
                 .map_err(|_| End::Close(1011, "cannot read the outbox".into()))?;
             for event in &page {

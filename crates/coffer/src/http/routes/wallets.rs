@@ -414,8 +414,9 @@ async fn create_transfer(
             let to = match (request.to_wallet_id, &request.to_email) {
                 (Some(wallet), None) => Recipient::Wallet(wallet),
                 (None, Some(email)) => {
-                    let customer = customer_id_by_email(&app, email).await?;
-                    Recipient::Customer(customer.ok_or(WalletError::RecipientNotFound)?)
+                    let email =
+                        Email::parse(email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
+                    Recipient::Customer(app.wallets.recipient_by_email(&email).await?)
                 }
                 _ => {
                     return Err(ApiError::field(
@@ -436,13 +437,6 @@ async fn create_transfer(
         },
     )
     .await
-}
-
-/// The customer registered under `email`, if any.
-async fn customer_id_by_email(state: &AppState, email: &str) -> Result<Option<Uuid>, ApiError> {
-    let email = Email::parse(email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
-    let customer = state.store.customer_by_email(email.as_str()).await?;
-    Ok(customer.map(|customer| customer.id))
 }
 
 /// A transfer I sent or received.
