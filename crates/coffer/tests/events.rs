@@ -382,7 +382,7 @@ async fn registered(store: &Store, count: usize) -> Vec<Uuid> {
             EventType::CustomerRegistered,
             Some(id),
             &format!("customers/{id}"),
-            json!({"customer_id": id, "name": customer.name}),
+            &coffer::events::CustomerRegisteredData { customer_id: id, name: customer.name.as_str().into() },
         );
         store.create_customer(&customer, &[event]).await.unwrap();
         ids.push(id);
