@@ -387,6 +387,28 @@ impl EventData {
             EventType::ScheduledPaymentFailed => Self::ScheduledPaymentFailed(read(data)?),
         })
     }
+
+    /// The customer the event belongs to (every payload names one).
+    pub fn customer_id(&self) -> Uuid {
+        match self {
+            Self::CustomerRegistered(data) => data.customer_id,
+            Self::CustomerLoggedIn(data) => data.customer_id,
+            Self::WalletCreated(data) => data.customer_id,
+            Self::TransferPosted(data) | Self::TransferPending(data) | Self::TransferVoided(data) => {
+                data.customer_id
+            }
+            Self::TopUpSucceeded(data) | Self::TopUpFailed(data) => data.customer_id,
+            Self::WithdrawalSucceeded(data) | Self::WithdrawalFailed(data) => data.customer_id,
+            Self::BalanceUpdated(data) => data.customer_id,
+            Self::ExpenseAdded(data) => data.customer_id,
+            Self::ExpenseCategorized(data) => data.customer_id,
+            Self::ExpenseUpdated(data) => data.customer_id,
+            Self::ExpenseDeleted(data) => data.customer_id,
+            Self::CategoryDeleted(data) => data.customer_id,
+            Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
+            Self::ScheduledPaymentFailed(data) => data.customer_id,
+        }
+    }
 }
 
 impl EventType {
