@@ -286,7 +286,7 @@ pub struct ExpenseDeletedData {
 pub struct CategoryDeletedData {
     pub customer_id: Uuid,
     /// Always `null`: categories belong to no wallet.
-    #[schema(value_type = Option<Uuid>, required = true)]
+    #[schema(schema_with = null, required = true)]
     pub wallet_id: (),
     pub category_id: Uuid,
     /// The category and its children.
@@ -334,6 +334,11 @@ pub struct ScheduledPaymentFailedData<'a> {
     #[schema(inline, required = true)]
     pub failure_code: Option<ScheduledPaymentFailure>,
     pub attempts: i64,
+}
+
+/// The schema of a field that is always `null`.
+fn null() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::Null)
 }
 
 /// The typed `data` of an event, as a consumer reads it.
