@@ -22,7 +22,7 @@ use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::events::{Direction, EventData, EventType, ExpenseSource, bus::Delivered};
+use crate::events::{Consumer, Direction, EventData, EventType, ExpenseSource, bus::Delivered};
 use crate::finance::reports;
 
 /// The consumer name: its applied events are remembered under it.
@@ -40,6 +40,13 @@ const REBUILD_BATCH: u32 = 1_000;
 #[derive(Clone, Debug)]
 pub struct Analytics {
     store: Store,
+}
+
+impl Consumer for Analytics {
+    const DURABLE: &'static str = "coffer-analytics";
+    async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        Analytics::apply_all(self, events).await
+    }
 }
 
 /// What one event changes in the projection. Events it does not know, and events whose

@@ -515,7 +515,7 @@ async fn relay_delivers_each_event_once_across_a_crash_mid_batch() {
         let bus = Bus::new(64);
         let mut live = bus.subscribe();
         let notifier = Arc::new(Notifier::new(store.clone(), NotificationDefaults::default()));
-        let inner = InProcess { bus: bus.clone(), notifier: Some(notifier), analytics: None };
+        let inner = InProcess { bus: bus.clone(), consumers: vec![notifier] };
         let options = RelayOptions { batch_max: 10, ..RelayOptions::default() };
         let crashing =
             Relay::new(store.clone(), CrashingPublisher { inner: inner.clone(), crash_after: 7 }, options);

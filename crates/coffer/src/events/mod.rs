@@ -3,8 +3,9 @@
 //! A service builds its events here and hands them to the store with the write they
 //! describe (`store::NewEvent` for plain writes, `store::EventDraft` for ledger transfers),
 //! so an event exists if and only if its change committed. The `relay` publishes the
-//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers apply
-//! each event once (see `crate::notifications`), and the WebSocket stream fans them out.
+//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers
+//! ([`Consumer`], implemented beside each of them, e.g. `crate::notifications`) apply each
+//! event once, and the WebSocket stream fans them out.
 //!
 //! Every type is listed in [`EventType::ALL`] and described in `docs/asyncapi.yaml`. Each
 //! type's `data` is a struct of [`payloads`] (re-exported here): producers build it and
@@ -20,6 +21,7 @@ pub mod relay;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use store::{EventDraft, NewEvent, Payload};
 use uuid::Uuid;
@@ -29,8 +31,9 @@ use crate::wallets::{Balance, Currency, WalletFacts};
 pub use bus::Bus;
 pub use payloads::*;
 
-/// A consumer of relayed events (notifications, analytics): applies events in order,
-/// each at most once however often it is handed one.
+/// A consumer of relayed events: applies events in order, each at most once however often
+/// it is handed one. Consumers implement it beside themselves (`crate::notifications`,
+/// `crate::analytics`); the relay and the broker know only this trait.
 pub trait Consumer: Send + Sync + 'static {
     /// Its durable consumer's name on the broker.
     const DURABLE: &'static str;
@@ -40,19 +43,24 @@ pub trait Consumer: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
-impl Consumer for crate::notifications::Notifier {
-    const DURABLE: &'static str = "coffer-notifications";
-    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
-        crate::notifications::Notifier::apply_all(self, events).await
+/// A [`Consumer`] of any type, for lists of them (the in-process relay's); every
+/// consumer is one.
+pub trait AnyConsumer: Send + Sync + std::fmt::Debug + 'static {
+    /// Its durable consumer's name on the broker.
+    fn durable(&self) -> &'static str;
+    fn apply_all<'a>(&'a self, events: &'a [bus::Delivered]) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+impl<C: Consumer + std::fmt::Debug> AnyConsumer for C {
+    fn durable(&self) -> &'static str {
+        C::DURABLE
+    }
+
+    fn apply_all<'a>(&'a self, events: &'a [bus::Delivered]) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(Consumer::apply_all(self, events))
     }
 }
 
-impl Consumer for crate::analytics::Analytics {
-    const DURABLE: &'static str = "coffer-analytics";
-    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
-        crate::analytics::Analytics::apply_all(self, events).await
-    }
-}
 pub use relay::{Relay, RelayOptions};
 
 /// The CloudEvents `source` of every event Coffer emits.

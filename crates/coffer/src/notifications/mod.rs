@@ -22,7 +22,7 @@ use store::{AppliedEvent, Customer, Effects, NewEmail, NewNotification, Store};
 use uuid::Uuid;
 
 use crate::events::bus::Delivered;
-use crate::events::{Direction, EventData, EventType, ScheduledPaymentFailure};
+use crate::events::{Consumer, Direction, EventData, EventType, ScheduledPaymentFailure};
 use crate::wallets::Currency;
 
 /// The consumer name under which applied events are remembered.
@@ -90,6 +90,13 @@ impl Preferences {
 pub struct Notifier {
     store: Store,
     defaults: NotificationDefaults,
+}
+
+impl Consumer for Notifier {
+    const DURABLE: &'static str = "coffer-notifications";
+    async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        Notifier::apply_all(self, events).await
+    }
 }
 
 impl Notifier {
