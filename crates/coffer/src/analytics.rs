@@ -1,7 +1,9 @@
 //! Platform analytics: a read-side projection of the event stream, and the admin views
 //! over it (`GET /v1/analytics/daily`, `GET /v1/analytics/customers/{id}`).
 //!
-//! [`project`] says what one event changes — posted volume per day, currency and
+//! [`project`] reads an event's `data` as its type's payload (`events::EventData`, the
+//! structs of `events::payloads`; other shapes change nothing) and says what it changes —
+//! posted volume per day, currency and
 //! operation; active and new customers per day; each wallet's latest balance; each
 //! expense's amount, month and category — and the store applies those changes once per
 //! event (the consumer `analytics` remembers applied ids in the same transaction). The
@@ -13,14 +15,14 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use store::{ProjectedEvent, Projection, Store};
 use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::events::{EventType, bus::Delivered};
+use crate::events::{Consumer, Direction, EventData, EventType, ExpenseSource, bus::Delivered};
 use crate::finance::reports;
 
 /// The consumer name: its applied events are remembered under it.
@@ -40,119 +42,130 @@ pub struct Analytics {
     store: Store,
 }
 
-/// What one event changes in the projection. Events it does not know change nothing.
+impl Consumer for Analytics {
+    const DURABLE: &'static str = "coffer-analytics";
+    async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        Analytics::apply_all(self, events).await
+    }
+}
+
+/// What one event changes in the projection. Events it does not know, and events whose
+/// data does not have its type's shape, change nothing.
 pub fn project(seq: u64, id: Uuid, event_type: &str, payload: &str) -> ProjectedEvent {
-    let changes = serde_json::from_str::<Value>(payload)
-        .ok()
-        .and_then(|envelope| changes(EventType::parse(event_type)?, &envelope))
-        .unwrap_or_default();
+    let changes = EventType::parse(event_type).and_then(|kind| changes(kind, payload)).unwrap_or_default();
     ProjectedEvent { id, seq, changes }
 }
 
-fn changes(kind: EventType, envelope: &Value) -> Option<Vec<Projection>> {
-    let data = &envelope["data"];
-    let day = utc(envelope["time"].as_str()?)?.date().to_string();
-    let uuid = |field: &str| data[field].as_str().and_then(|text| text.parse::<Uuid>().ok());
-    let text = |field: &str| data[field].as_str().map(str::to_owned);
-    let customer_id = uuid("customer_id")?;
+/// The parts of an envelope the projection reads.
+#[derive(Deserialize)]
+struct Envelope {
+    time: String,
+    data: Value,
+}
+
+fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
+    let envelope: Envelope = serde_json::from_str(payload).ok()?;
+    let day = utc(&envelope.time)?.date().to_string();
+    let data = EventData::parse(kind, envelope.data).ok()?;
+    let customer_id = data.customer_id();
     let active = |registered| Projection::Active { day: day.clone(), customer_id, registered };
-    let expense_facts = || -> Option<Projection> {
-        let occurred = utc(data["occurred_at"].as_str()?)?;
-        Some(Projection::ExpenseFacts {
-            expense_id: uuid("expense_id")?,
+    let expense_facts = |expense_id, occurred: OffsetDateTime, currency: &str, amount| {
+        let occurred = occurred.to_offset(time::UtcOffset::UTC);
+        Projection::ExpenseFacts {
+            expense_id,
             customer_id,
             month: format!("{:04}-{:02}", occurred.year(), u8::from(occurred.month())),
-            currency: text("currency")?,
-            amount: data["amount"].as_i64()?,
-        })
+            currency: currency.to_owned(),
+            amount,
+        }
     };
-    let expense_category = || -> Option<Projection> {
-        Some(Projection::ExpenseCategory {
-            expense_id: uuid("expense_id")?,
-            customer_id,
-            category_id: uuid("category_id")?,
-        })
-    };
-    let changes = match kind {
-        EventType::CustomerRegistered => vec![active(true)],
-        EventType::CustomerLoggedIn => vec![active(false)],
-        EventType::WalletCreated => vec![
+    let expense_category =
+        |expense_id, category_id| Projection::ExpenseCategory { expense_id, customer_id, category_id };
+    let changes = match data {
+        EventData::CustomerRegistered(_) => vec![active(true)],
+        EventData::CustomerLoggedIn(_) => vec![active(false)],
+        EventData::WalletCreated(wallet) => vec![
             active(false),
             Projection::Balance {
-                wallet_id: uuid("wallet_id")?,
+                wallet_id: wallet.wallet_id,
                 customer_id,
-                currency: text("currency")?,
+                currency: wallet.currency.into_owned(),
                 posted: 0,
                 pending: 0,
                 // A credit wallet starts with its limit available.
-                available: data["credit_limit"].as_i64().unwrap_or(0),
+                available: i64::try_from(wallet.credit_limit).unwrap_or(0),
             },
         ],
-        EventType::TransferPosted | EventType::TransferPending => {
+        EventData::TransferPosted(transfer) | EventData::TransferPending(transfer) => {
+            let posted = kind == EventType::TransferPosted;
             // Each transfer once: a P2P transfer has an event per wallet, counted on the
             // paying side; a top-up or payout has only the customer's side.
-            let paying = data["direction"] == "out" || data["counterparty_wallet_id"].is_null();
-            let operation = text("operation")?;
-            let initiated = data["direction"] == "out" || operation == "top_up";
+            let out = transfer.direction == Direction::Out;
+            let paying = out || transfer.counterparty_wallet_id.is_none();
+            let initiated = out || transfer.operation == "top_up";
             let mut changes = Vec::new();
             if initiated {
                 changes.push(active(false));
             }
-            if paying && kind == EventType::TransferPosted {
+            if paying && posted {
                 changes.push(Projection::Volume {
                     day: day.clone(),
-                    currency: text("currency")?,
-                    operation,
-                    amount: data["amount"].as_i64()?,
+                    currency: transfer.currency.into_owned(),
+                    operation: transfer.operation.into_owned(),
+                    amount: i64::try_from(transfer.amount).ok()?,
                 });
             }
             changes
         }
-        EventType::BalanceUpdated => {
-            let balance = &data["balance"];
-            vec![Projection::Balance {
-                wallet_id: uuid("wallet_id")?,
-                customer_id,
-                currency: text("currency")?,
-                posted: balance["posted"].as_i64()?,
-                pending: balance["pending"].as_i64()?,
-                available: balance["available"].as_i64()?,
-            }]
-        }
-        EventType::ExpenseAdded => {
+        EventData::BalanceUpdated(updated) => vec![Projection::Balance {
+            wallet_id: updated.wallet_id,
+            customer_id,
+            currency: updated.currency.into_owned(),
+            posted: updated.balance.posted,
+            pending: updated.balance.pending,
+            available: updated.balance.available,
+        }],
+        EventData::ExpenseAdded(expense) => {
             // Statement imports and bank syncs record history, mostly without the customer.
-            let by_hand = !matches!(data["source"].as_str(), Some("import" | "bank_sync"));
-            let mut changes = vec![expense_facts()?];
+            let by_hand = !matches!(expense.source, ExpenseSource::Import | ExpenseSource::BankSync);
+            let mut changes = vec![expense_facts(
+                expense.expense_id,
+                expense.occurred_at,
+                &expense.currency,
+                expense.amount,
+            )];
             if by_hand {
                 changes.push(active(false));
             }
             changes
         }
-        EventType::ExpenseCategorized => vec![expense_category()?],
-        EventType::ExpenseUpdated => vec![active(false), expense_facts()?, expense_category()?],
-        EventType::ExpenseDeleted => {
-            vec![active(false), Projection::ExpenseDeleted { expense_id: uuid("expense_id")?, customer_id }]
+        EventData::ExpenseCategorized(categorized) => {
+            vec![expense_category(categorized.expense_id, categorized.category_id)]
         }
-        EventType::CategoryDeleted => vec![
+        EventData::ExpenseUpdated(expense) => vec![
+            active(false),
+            expense_facts(expense.expense_id, expense.occurred_at, &expense.currency, expense.amount),
+            expense_category(expense.expense_id, expense.category_id),
+        ],
+        EventData::ExpenseDeleted(deleted) => {
+            vec![active(false), Projection::ExpenseDeleted { expense_id: deleted.expense_id, customer_id }]
+        }
+        EventData::CategoryDeleted(deleted) => vec![
             active(false),
             Projection::CategoriesMoved {
                 customer_id,
-                from: data["deleted_category_ids"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|id| id.as_str()?.parse().ok())
-                    .collect(),
-                to: uuid("moved_to")?,
+                from: deleted.deleted_category_ids,
+                to: deleted.moved_to,
             },
         ],
-        EventType::TransferVoided
-        | EventType::TopUpSucceeded
-        | EventType::TopUpFailed
-        | EventType::WithdrawalSucceeded
-        | EventType::WithdrawalFailed
-        | EventType::BudgetWarning
-        | EventType::BudgetExceeded
-        | EventType::ScheduledPaymentFailed => Vec::new(),
+        EventData::TransferVoided(_)
+        | EventData::TopUpSucceeded(_)
+        | EventData::TopUpFailed(_)
+        | EventData::WithdrawalSucceeded(_)
+        | EventData::WithdrawalFailed(_)
+        | EventData::BudgetWarning(_)
+        | EventData::BudgetExceeded(_)
+        | EventData::ScheduledPaymentFailed(_) => Vec::new(),
     };
     Some(changes)
 }
@@ -412,25 +425,33 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn envelope(kind: &str, time: &str, data: Value) -> String {
+    fn envelope(kind: &str, time: &str, data: impl Serialize) -> String {
         json!({"type": format!("coffer.{kind}"), "time": time, "data": data}).to_string()
     }
 
     #[test]
     fn a_p2p_transfer_counts_once_and_a_top_up_counts() {
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        let leg = |customer: Uuid, direction: &str, counterparty: Option<Uuid>, operation: &str| {
+        let leg = |customer: Uuid, direction, counterparty: Option<Uuid>, operation: &str| {
             let payload = envelope(
                 "transfer.posted",
                 "2026-03-01T23:59:59.5+00:00",
-                json!({"customer_id": customer, "wallet_id": Uuid::now_v7(), "direction": direction,
-                       "counterparty_wallet_id": counterparty, "operation": operation, "amount": 250,
-                       "currency": "EUR"}),
+                crate::events::TransferData {
+                    customer_id: customer,
+                    wallet_id: Uuid::now_v7(),
+                    transfer_id: Uuid::now_v7(),
+                    operation: operation.into(),
+                    direction,
+                    amount: 250,
+                    currency: "EUR".into(),
+                    counterparty_wallet_id: counterparty,
+                    description: None,
+                },
             );
             project(1, Uuid::now_v7(), "coffer.transfer.posted", &payload).changes
         };
         let volume = |changes: &[Projection]| changes.iter().any(|c| matches!(c, Projection::Volume { .. }));
-        let out = leg(alice, "out", Some(Uuid::now_v7()), "transfer");
+        let out = leg(alice, Direction::Out, Some(Uuid::now_v7()), "transfer");
         assert!(volume(&out));
         assert!(out.contains(&Projection::Volume {
             day: "2026-03-01".into(),
@@ -438,22 +459,33 @@ mod tests {
             operation: "transfer".into(),
             amount: 250
         }));
-        let incoming = leg(bob, "in", Some(Uuid::now_v7()), "transfer");
+        let incoming = leg(bob, Direction::In, Some(Uuid::now_v7()), "transfer");
         assert!(incoming.is_empty(), "receiving is neither volume (counted once) nor activity: {incoming:?}");
-        assert!(volume(&leg(bob, "in", None, "top_up")));
+        assert!(volume(&leg(bob, Direction::In, None, "top_up")));
     }
 
     #[test]
     fn days_are_utc_and_expense_months_come_from_when_it_happened() {
         let customer = Uuid::now_v7();
         let expense = Uuid::now_v7();
-        let payload = envelope(
-            "expense.added",
-            "2026-04-01T01:00:00+02:00",
-            json!({"customer_id": customer, "expense_id": expense, "amount": 5, "currency": "USD",
-                   "occurred_at": "2026-02-28T23:30:00-01:00"}),
-        );
-        let changes = project(7, Uuid::now_v7(), "coffer.expense.added", &payload).changes;
+        let added = |source| {
+            envelope(
+                "expense.added",
+                "2026-04-01T01:00:00+02:00",
+                crate::events::ExpenseAddedData {
+                    customer_id: customer,
+                    wallet_id: None,
+                    expense_id: expense,
+                    amount: 5,
+                    currency: "USD".into(),
+                    merchant: None,
+                    source,
+                    occurred_at: OffsetDateTime::parse("2026-02-28T23:30:00-01:00", &Rfc3339).unwrap(),
+                },
+            )
+        };
+        let changes =
+            project(7, Uuid::now_v7(), "coffer.expense.added", &added(ExpenseSource::Manual)).changes;
         let facts = Projection::ExpenseFacts {
             expense_id: expense,
             customer_id: customer,
@@ -469,12 +501,7 @@ mod tests {
             ]
         );
         // A bank sync's expense is history, not something the customer did that day.
-        let synced = envelope(
-            "expense.added",
-            "2026-04-01T01:00:00+02:00",
-            json!({"customer_id": customer, "expense_id": expense, "amount": 5, "currency": "USD",
-                   "occurred_at": "2026-02-28T23:30:00-01:00", "source": "bank_sync"}),
-        );
+        let synced = added(ExpenseSource::BankSync);
         assert_eq!(project(8, Uuid::now_v7(), "coffer.expense.added", &synced).changes, vec![facts]);
     }
 

@@ -14,7 +14,7 @@ use crate::{
     analytics::Analytics,
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, Role, Secret, ServeArgs},
-    events::{Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
+    events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::banks::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
     identity::{Identity, IdentityConfig, token},
@@ -240,9 +240,12 @@ impl Server {
                 ),
                 None => {
                     // Without a broker the consumers run in this process, with the relay.
-                    let notifier = has(Role::Workers).then(|| notifier.clone());
-                    let analytics = has(Role::Workers).then(|| analytics.clone());
-                    let publisher = InProcess { bus: bus.clone(), notifier, analytics };
+                    let consumers: Vec<Arc<dyn AnyConsumer>> = if has(Role::Workers) {
+                        vec![notifier.clone(), analytics.clone()]
+                    } else {
+                        Vec::new()
+                    };
+                    let publisher = InProcess { bus: bus.clone(), consumers };
                     tokio::spawn(Relay::new(self.store.clone(), publisher, relay).run(stop_workers.clone()))
                 }
             });

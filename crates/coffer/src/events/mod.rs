@@ -3,29 +3,38 @@
 //! A service builds its events here and hands them to the store with the write they
 //! describe (`store::NewEvent` for plain writes, `store::EventDraft` for ledger transfers),
 //! so an event exists if and only if its change committed. The `relay` publishes the
-//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers apply
-//! each event once (see `crate::notifications`), and the WebSocket stream fans them out.
+//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers
+//! ([`Consumer`], implemented beside each of them, e.g. `crate::notifications`) apply each
+//! event once, and the WebSocket stream fans them out.
 //!
-//! Every type is listed in [`EventType::ALL`] and described in `docs/asyncapi.yaml`; a
-//! test keeps the two in step.
+//! Every type is listed in [`EventType::ALL`] and described in `docs/asyncapi.yaml`. Each
+//! type's `data` is a struct of [`payloads`] (re-exported here): producers build it and
+//! [`event`] / [`transfer_drafts`] serialise it into the envelope, consumers read it back
+//! with [`EventData::parse`]. Tests keep the types, the document and the bytes on the wire
+//! in step.
 
 pub mod bus;
 pub mod feed;
 pub mod nats;
+pub mod payloads;
 pub mod relay;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use futures::future::BoxFuture;
+use serde::Serialize;
 use store::{EventDraft, NewEvent, Payload};
 use uuid::Uuid;
 
 use crate::wallets::{Balance, Currency, WalletFacts};
 
 pub use bus::Bus;
+pub use payloads::*;
 
-/// A consumer of relayed events (notifications, analytics): applies events in order,
-/// each at most once however often it is handed one.
+/// A consumer of relayed events: applies events in order, each at most once however often
+/// it is handed one. Consumers implement it beside themselves (`crate::notifications`,
+/// `crate::analytics`); the relay and the broker know only this trait.
 pub trait Consumer: Send + Sync + 'static {
     /// Its durable consumer's name on the broker.
     const DURABLE: &'static str;
@@ -35,19 +44,24 @@ pub trait Consumer: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
-impl Consumer for crate::notifications::Notifier {
-    const DURABLE: &'static str = "coffer-notifications";
-    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
-        crate::notifications::Notifier::apply_all(self, events).await
+/// A [`Consumer`] of any type, for lists of them (the in-process relay's); every
+/// consumer is one.
+pub trait AnyConsumer: Send + Sync + std::fmt::Debug + 'static {
+    /// Its durable consumer's name on the broker.
+    fn durable(&self) -> &'static str;
+    fn apply_all<'a>(&'a self, events: &'a [bus::Delivered]) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+impl<C: Consumer + std::fmt::Debug> AnyConsumer for C {
+    fn durable(&self) -> &'static str {
+        C::DURABLE
+    }
+
+    fn apply_all<'a>(&'a self, events: &'a [bus::Delivered]) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(Consumer::apply_all(self, events))
     }
 }
 
-impl Consumer for crate::analytics::Analytics {
-    const DURABLE: &'static str = "coffer-analytics";
-    async fn apply_all(&self, events: &[bus::Delivered]) -> anyhow::Result<()> {
-        crate::analytics::Analytics::apply_all(self, events).await
-    }
-}
 pub use relay::{Relay, RelayOptions};
 
 /// The CloudEvents `source` of every event Coffer emits.
@@ -141,49 +155,58 @@ impl EventType {
     }
 }
 
-/// The CloudEvents JSON envelope of one event.
-fn envelope(id: Uuid, kind: EventType, subject: &str, time_ns: u64, data: &Value) -> String {
-    let time = crate::rfc3339(time_ns);
-    json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": SOURCE,
-        "type": kind.cloud_type(),
-        "subject": subject,
-        "time": time,
-        "datacontenttype": "application/json",
-        "dataschema": format!("urn:coffer:events:{}:v{SCHEMA_VERSION}", kind.name()),
-        "data": data,
-    })
-    .to_string()
+/// The CloudEvents JSON envelope of one event, in the order its keys are written.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    specversion: &'static str,
+    id: Uuid,
+    source: &'static str,
+    #[serde(rename = "type", serialize_with = "cloud_type")]
+    kind: EventType,
+    subject: &'a str,
+    time: &'a str,
+    datacontenttype: &'static str,
+    #[serde(serialize_with = "dataschema")]
+    dataschema: EventType,
+    data: &'a T,
 }
 
-/// An event written with a plain (non-ledger) change.
-pub fn event(kind: EventType, customer_id: Option<Uuid>, subject: &str, data: Value) -> NewEvent {
+fn cloud_type<S: serde::Serializer>(kind: &EventType, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("coffer.{}", kind.name()))
+}
+
+fn dataschema<S: serde::Serializer>(kind: &EventType, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("urn:coffer:events:{}:v{SCHEMA_VERSION}", kind.name()))
+}
+
+/// The CloudEvents JSON envelope of one event (`time`: RFC 3339, see [`crate::rfc3339`]).
+fn envelope<T: Serialize>(id: Uuid, kind: EventType, subject: &str, time: &str, data: &T) -> String {
+    let envelope = Envelope {
+        specversion: "1.0",
+        id,
+        source: SOURCE,
+        kind,
+        subject,
+        time,
+        datacontenttype: "application/json",
+        dataschema: kind,
+        data,
+    };
+    // Payloads are plain structs of strings and numbers: serialising them cannot fail.
+    serde_json::to_string(&envelope).expect("an event payload serialises")
+}
+
+/// An event written with a plain (non-ledger) change; `data` is its payload type from
+/// [`payloads`].
+pub fn event<T: Serialize>(kind: EventType, customer_id: Option<Uuid>, subject: &str, data: &T) -> NewEvent {
     let id = Uuid::now_v7();
     let now = store::now_ns();
     NewEvent {
         id,
         event_type: kind.cloud_type(),
         customer_id,
-        payload: envelope(id, kind, subject, now, &data),
+        payload: envelope(id, kind, subject, &crate::rfc3339(now), data),
         created_at: now,
-    }
-}
-
-/// Which way money moved for a wallet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    In,
-    Out,
-}
-
-impl Direction {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Self::In => "in",
-            Self::Out => "out",
-        }
     }
 }
 
@@ -214,58 +237,59 @@ pub struct TransferFacts<'a> {
 /// The events of a wallet-level transfer: per leg, the transfer event and the balance.
 pub fn transfer_drafts(facts: &TransferFacts<'_>, legs: &[Leg<'_>]) -> Vec<EventDraft> {
     let now = store::now_ns();
+    let time = crate::rfc3339(now);
     let transfer_id = Uuid::from_u128(facts.transfer_id);
+    let subject = format!("transfers/{transfer_id}");
     let mut drafts = Vec::with_capacity(legs.len() * 2);
     for leg in legs {
         let wallet = leg.wallet;
         let id = Uuid::now_v7();
-        let data = json!({
-            "customer_id": wallet.customer_id,
-            "wallet_id": wallet.id,
-            "transfer_id": transfer_id,
-            "operation": facts.operation,
-            "direction": leg.direction.as_str(),
-            "amount": facts.amount,
-            "currency": facts.currency.code(),
-            "counterparty_wallet_id": leg.counterparty,
-            "description": facts.description,
-        });
+        let data = TransferData {
+            customer_id: wallet.customer_id,
+            wallet_id: wallet.id,
+            transfer_id,
+            operation: Cow::Borrowed(facts.operation),
+            direction: leg.direction,
+            amount: facts.amount,
+            currency: Cow::Borrowed(facts.currency.code()),
+            counterparty_wallet_id: leg.counterparty,
+            description: facts.description.map(Cow::Borrowed),
+        };
         drafts.push(EventDraft {
             transfer_id: facts.transfer_id,
             id,
             event_type: facts.kind.cloud_type(),
             customer_id: Some(wallet.customer_id),
             created_at: now,
-            payload: Payload::Json(envelope(id, facts.kind, &format!("transfers/{transfer_id}"), now, &data)),
+            payload: Payload::Json(envelope(id, facts.kind, &subject, &time, &data)),
         });
-        drafts.push(balance_draft(facts.transfer_id, wallet, now));
+        drafts.push(balance_draft(facts.transfer_id, wallet, now, time.clone()));
     }
     drafts
 }
 
 /// `balance.updated` for `wallet`, rendered from its ledger account as the batch leaves it.
-fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64) -> EventDraft {
+/// The render runs in the ledger writer for every transfer: what does not depend on the
+/// account is prepared here, and it only fills in the payload and serialises it.
+fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64, time: String) -> EventDraft {
     let id = Uuid::now_v7();
     let (customer_id, wallet_id, credit_limit) = (wallet.customer_id, wallet.id, wallet.credit_limit);
     let currency = wallet.currency.clone();
+    let subject = format!("wallets/{wallet_id}");
     let render = Arc::new(move |before: Option<&ledger::Account>, account: &ledger::Account| {
         let balance = Balance::of_account(account, credit_limit);
         // As it stood just before the transfer (alerts fire on crossing a threshold only).
         let previous_available =
             before.map_or(balance.available, |before| Balance::of_account(before, credit_limit).available);
-        let data = json!({
-            "customer_id": customer_id,
-            "wallet_id": wallet_id,
-            "transfer_id": Uuid::from_u128(transfer_id),
-            "currency": currency,
-            "balance": {
-                "posted": balance.posted,
-                "pending": balance.pending,
-                "available": balance.available,
-            },
-            "previous_available": previous_available,
-        });
-        envelope(id, EventType::BalanceUpdated, &format!("wallets/{wallet_id}"), now, &data)
+        let data = BalanceUpdatedData {
+            customer_id,
+            wallet_id,
+            transfer_id: Uuid::from_u128(transfer_id),
+            currency: Cow::Borrowed(&currency),
+            balance: balance.into(),
+            previous_available,
+        };
+        envelope(id, EventType::BalanceUpdated, &subject, &time, &data)
     });
     EventDraft {
         transfer_id,
@@ -280,6 +304,7 @@ fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64) -> EventDraf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use time::OffsetDateTime;
     use time::format_description::well_known::Rfc3339;
 
@@ -293,7 +318,7 @@ mod tests {
             EventType::CustomerRegistered,
             Some(customer),
             "customers/x",
-            json!({"customer_id": customer}),
+            &CustomerRegisteredData { customer_id: customer, name: "Ada".into() },
         );
         let value: Value = serde_json::from_str(&event.payload).unwrap();
         assert_eq!(value["specversion"], "1.0");
@@ -304,5 +329,26 @@ mod tests {
         assert!(OffsetDateTime::parse(value["time"].as_str().unwrap(), &Rfc3339).is_ok());
         assert_eq!(value["data"]["customer_id"], customer.to_string());
         assert_eq!(event.id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn envelopes_serialise_as_before_they_were_typed() {
+        let (id, customer) = (Uuid::now_v7(), Uuid::now_v7());
+        let time = crate::rfc3339(1_767_225_600_000_000_001);
+        let data = CustomerLoggedInData { customer_id: customer };
+        let kind = EventType::CustomerLoggedIn;
+        // What `envelope` wrote when it built a `serde_json::Value`.
+        let before = serde_json::json!({
+            "specversion": "1.0",
+            "id": id,
+            "source": SOURCE,
+            "type": kind.cloud_type(),
+            "subject": "customers/x",
+            "time": time,
+            "datacontenttype": "application/json",
+            "dataschema": format!("urn:coffer:events:{}:v{SCHEMA_VERSION}", kind.name()),
+            "data": serde_json::json!({"customer_id": customer}),
+        });
+        assert_eq!(envelope(id, kind, "customers/x", &time, &data), before.to_string());
     }
 }

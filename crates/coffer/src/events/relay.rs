@@ -1,5 +1,7 @@
 //! The relay: reads the outbox in order, in bounded batches, hands each batch to a
-//! [`Publish`] and marks rows sent only once the publisher has them.
+//! [`Publish`] and marks rows sent only once the publisher has them. Without a broker the
+//! destination is [`InProcess`]: the process's consumers (any [`super::Consumer`]s, which
+//! the relay does not name), then the bus.
 //!
 //! Delivery is at least once: a relay stopped between publishing and marking publishes
 //! the same events again when it restarts, and the broker (NATS deduplicates by
@@ -14,9 +16,8 @@ use std::time::Duration;
 use store::{Store, StoredEvent};
 use tokio_util::sync::CancellationToken;
 
+use super::AnyConsumer;
 use super::bus::{Bus, Delivered};
-use crate::analytics::Analytics;
-use crate::notifications::Notifier;
 
 /// The pause after the first failed step; it doubles per failure up to `backoff_max`.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -28,24 +29,21 @@ pub trait Publish: Send + Sync + 'static {
     fn publish(&self, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<usize>> + Send;
 }
 
-/// The embedded destination: the consumers of this process, then the in-process bus.
+/// The embedded destination: the consumers of this process, in order, then the
+/// in-process bus.
 #[derive(Clone, Debug)]
 pub struct InProcess {
     pub bus: Bus,
-    pub notifier: Option<Arc<Notifier>>,
-    pub analytics: Option<Arc<Analytics>>,
+    pub consumers: Vec<Arc<dyn AnyConsumer>>,
 }
 
 impl Publish for InProcess {
     async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
         let delivered: Vec<Delivered> = events.iter().map(Delivered::from).collect();
         // The consumers first, each in one transaction: if one fails, nothing is sent
-        // (and the retried batch finds what the other applied already applied).
-        if let Some(notifier) = &self.notifier {
-            notifier.apply_all(&delivered).await?;
-        }
-        if let Some(analytics) = &self.analytics {
-            analytics.apply_all(&delivered).await?;
+        // (and the retried batch finds what the others applied already applied).
+        for consumer in &self.consumers {
+            consumer.apply_all(&delivered).await?;
         }
         for event in delivered {
             self.bus.publish(event);

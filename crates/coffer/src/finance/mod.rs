@@ -3,7 +3,9 @@
 //! `categories` holds the default tree, `merchants` the merchant dictionary, `categorize`
 //! the explainable categoriser (rules, merchants, MCC), and [`Finance`] the service the
 //! HTTP layer calls. Every expense records how it was categorised and how sure that was;
-//! adding or recategorising one writes `expense.added` / `expense.categorized` with it.
+//! adding or recategorising one writes `expense.added` / `expense.categorized` with it
+//! (their payloads, like those of the other expense, category and budget events, are the
+//! types of `events::payloads`).
 //! When a customer moves an expense with a merchant to another category by hand, a rule
 //! `merchant is <merchant> → that category` is learned (or the learned one updated), so the
 //! next one lands right.
@@ -17,8 +19,10 @@ pub mod merchants;
 pub mod reports;
 pub mod schedules;
 
-use serde_json::json;
+use std::borrow::Cow;
+
 use store::{CategoryRow, ExpenseFilter, ExpenseRow, RuleRow, Store, StoreError};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::events::{self, EventType};
@@ -255,13 +259,13 @@ impl Finance {
             EventType::CategoryDeleted,
             Some(customer_id),
             &format!("categories/{id}"),
-            json!({
-                "customer_id": customer_id,
-                "wallet_id": null,
-                "category_id": id,
-                "deleted_category_ids": deleted,
-                "moved_to": fallback,
-            }),
+            &events::CategoryDeletedData {
+                customer_id,
+                wallet_id: (),
+                category_id: id,
+                deleted_category_ids: deleted,
+                moved_to: fallback,
+            },
         );
         if !self.store.delete_category(customer_id, id, fallback, store::now_ns(), &[event]).await? {
             return Err(FinanceError::NotFound("category"));
@@ -476,22 +480,27 @@ impl Finance {
             if already {
                 continue;
             }
-            let category = categories.iter().find(|c| c.id == budget.category_id).map(|c| c.name.clone());
-            let data = json!({
-                "customer_id": row.customer_id,
-                "wallet_id": row.wallet_id,
-                "budget_id": budget.id,
-                "category_id": budget.category_id,
-                "category": category,
-                "currency": budget.currency,
-                "year": year,
-                "month": month,
-                "available": before.available,
-                "spent": spent,
-                "percent_used": reports::percent(spent, before.available),
-                "expense_id": row.id,
-            });
-            events.push(events::event(after, Some(row.customer_id), &format!("budgets/{}", budget.id), data));
+            let category = categories.iter().find(|c| c.id == budget.category_id).map(|c| c.name.as_str());
+            let data = events::BudgetData {
+                customer_id: row.customer_id,
+                wallet_id: row.wallet_id,
+                budget_id: budget.id,
+                category_id: budget.category_id,
+                category: category.map(Into::into),
+                currency: budget.currency.as_str().into(),
+                year,
+                month,
+                available: before.available,
+                spent,
+                percent_used: reports::percent(spent, before.available),
+                expense_id: row.id,
+            };
+            events.push(events::event(
+                after,
+                Some(row.customer_id),
+                &format!("budgets/{}", budget.id),
+                &data,
+            ));
         }
         Ok(events)
     }
@@ -502,46 +511,63 @@ impl Finance {
         row: &ExpenseRow,
         categories: &[CategoryRow],
     ) -> store::NewEvent {
-        let category = categories.iter().find(|c| c.id == row.category_id).map(|c| c.name.clone());
-        let data = match kind {
-            EventType::ExpenseAdded => json!({
-                "customer_id": row.customer_id,
-                "wallet_id": row.wallet_id,
-                "expense_id": row.id,
-                "amount": row.amount,
-                "currency": row.currency,
-                "merchant": row.merchant,
-                "source": row.source,
-                "occurred_at": crate::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
-            }),
-            EventType::ExpenseUpdated => json!({
-                "customer_id": row.customer_id,
-                "wallet_id": row.wallet_id,
-                "expense_id": row.id,
-                "amount": row.amount,
-                "currency": row.currency,
-                "merchant": row.merchant,
-                "source": row.source,
-                "occurred_at": crate::rfc3339(u64::try_from(row.occurred_at).unwrap_or(0)),
-                "category_id": row.category_id,
-                "category": category,
-            }),
-            EventType::ExpenseDeleted => json!({
-                "customer_id": row.customer_id,
-                "wallet_id": row.wallet_id,
-                "expense_id": row.id,
-            }),
-            _ => json!({
-                "customer_id": row.customer_id,
-                "wallet_id": row.wallet_id,
-                "expense_id": row.id,
-                "category_id": row.category_id,
-                "category": category,
-                "categorized_by": row.categorized_by,
-                "confidence": row.confidence,
-            }),
-        };
-        events::event(kind, Some(row.customer_id), &format!("expenses/{}", row.id), data)
+        let category =
+            categories.iter().find(|c| c.id == row.category_id).map(|c| Cow::from(c.name.as_str()));
+        let subject = format!("expenses/{}", row.id);
+        let customer = Some(row.customer_id);
+        // Expenses happen after 1970; an earlier time reads as the epoch.
+        let occurred_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.occurred_at.max(0)))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        match kind {
+            EventType::ExpenseAdded => {
+                let data = events::ExpenseAddedData {
+                    customer_id: row.customer_id,
+                    wallet_id: row.wallet_id,
+                    expense_id: row.id,
+                    amount: row.amount,
+                    currency: row.currency.as_str().into(),
+                    merchant: row.merchant.as_deref().map(Into::into),
+                    source: events::ExpenseSource::of(&row.source),
+                    occurred_at,
+                };
+                events::event(kind, customer, &subject, &data)
+            }
+            EventType::ExpenseUpdated => {
+                let data = events::ExpenseUpdatedData {
+                    customer_id: row.customer_id,
+                    wallet_id: row.wallet_id,
+                    expense_id: row.id,
+                    amount: row.amount,
+                    currency: row.currency.as_str().into(),
+                    merchant: row.merchant.as_deref().map(Into::into),
+                    source: events::ExpenseSource::of(&row.source),
+                    occurred_at,
+                    category_id: row.category_id,
+                    category,
+                };
+                events::event(kind, customer, &subject, &data)
+            }
+            EventType::ExpenseDeleted => {
+                let data = events::ExpenseDeletedData {
+                    customer_id: row.customer_id,
+                    wallet_id: row.wallet_id,
+                    expense_id: row.id,
+                };
+                events::event(kind, customer, &subject, &data)
+            }
+            _ => {
+                let data = events::ExpenseCategorizedData {
+                    customer_id: row.customer_id,
+                    wallet_id: row.wallet_id,
+                    expense_id: row.id,
+                    category_id: row.category_id,
+                    category,
+                    categorized_by: row.categorized_by.as_str().into(),
+                    confidence: row.confidence,
+                };
+                events::event(kind, customer, &subject, &data)
+            }
+        }
     }
 
     pub async fn expense(&self, customer_id: Uuid, id: Uuid) -> Result<ExpenseRow, FinanceError> {

@@ -3,7 +3,9 @@
 //!
 //! [`Identity`] is the domain service: it knows the store and the token keys, not HTTP.
 //! Handlers in `http::auth` and `http::customers` parse requests into the types of
-//! [`profile`] and [`password`], call it, and map its [`IdentityError`]s.
+//! [`profile`] and [`password`], call it, and map its [`IdentityError`]s. Registering and
+//! logging in write `customer.registered` / `customer.logged_in` (payloads in
+//! `events::payloads`).
 
 pub mod password;
 pub mod profile;
@@ -224,7 +226,7 @@ impl Identity {
             EventType::CustomerRegistered,
             Some(customer.id),
             &format!("customers/{}", customer.id),
-            serde_json::json!({"customer_id": customer.id, "name": customer.name}),
+            &events::CustomerRegisteredData { customer_id: customer.id, name: (&customer.name).into() },
         );
         match self.store.create_customer(&customer, &[registered]).await {
             Ok(customer) => {
@@ -266,7 +268,7 @@ impl Identity {
             EventType::CustomerLoggedIn,
             Some(customer.id),
             &format!("customers/{}", customer.id),
-            serde_json::json!({"customer_id": customer.id}),
+            &events::CustomerLoggedInData { customer_id: customer.id },
         );
         self.store
             .insert_refresh_token(

@@ -1,7 +1,9 @@
 //! Notifications: what Coffer tells people about events — the in-app inbox, emails and
 //! webhooks.
 //!
-//! [`Notifier`] is the event consumer: for each event it decides the inbox entries,
+//! [`Notifier`] is the event consumer: for each event it reads the `data` as its type's
+//! payload (`events::EventData`, the structs of `events::payloads`; data of another shape
+//! notifies nobody but still goes to webhooks), decides the inbox entries,
 //! emails and webhook deliveries, and records them together with the event id in one
 //! transaction (`Store::apply_event`), so an event delivered twice notifies once. Sending
 //! is separate and retried: `mail` sends queued emails (SMTP, or a file outbox in the data
@@ -20,8 +22,8 @@ use serde_json::Value;
 use store::{AppliedEvent, Customer, Effects, NewEmail, NewNotification, Store};
 use uuid::Uuid;
 
-use crate::events::EventType;
 use crate::events::bus::Delivered;
+use crate::events::{Consumer, Direction, EventData, EventType, ScheduledPaymentFailure};
 use crate::wallets::Currency;
 
 /// The consumer name under which applied events are remembered.
@@ -91,6 +93,13 @@ pub struct Notifier {
     defaults: NotificationDefaults,
 }
 
+impl Consumer for Notifier {
+    const DURABLE: &'static str = "coffer-notifications";
+    async fn apply_all(&self, events: &[Delivered]) -> anyhow::Result<()> {
+        Notifier::apply_all(self, events).await
+    }
+}
+
 impl Notifier {
     pub fn new(store: Store, defaults: NotificationDefaults) -> Self {
         Self { store, defaults }
@@ -151,12 +160,19 @@ impl Notifier {
         customer: Option<&Customer>,
         endpoints: impl Iterator<Item = &'a store::WebhookEndpoint>,
     ) -> anyhow::Result<Effects> {
-        let envelope: Value = serde_json::from_str(&event.payload)?;
+        let mut envelope: Value = serde_json::from_str(&event.payload)?;
         let kind = EventType::parse(&event.event_type);
         let mut effects = Effects::default();
         if let (Some(kind), Some(customer)) = (kind, customer) {
             let preferences = Preferences::of(&customer.preferences, self.defaults);
-            for message in messages(kind, &envelope["data"], &preferences) {
+            let data = envelope.get_mut("data").map(Value::take).unwrap_or_default();
+            // Data not of its type's shape tells nobody anything (its webhooks still go).
+            let data = EventData::parse(kind, data)
+                .inspect_err(|error| {
+                    tracing::warn!(event_id = %event.id, kind = kind.name(), %error, "notifications: unreadable event data");
+                })
+                .ok();
+            for message in data.iter().flat_map(|data| messages(data, &preferences)) {
                 if preferences.in_app {
                     effects.notifications.push(NewNotification {
                         id: Uuid::now_v7(),
@@ -195,9 +211,8 @@ struct Message {
     email: bool,
 }
 
-fn money(data: &Value, amount_key: &str) -> String {
-    let amount = data[amount_key].as_i64().unwrap_or(0);
-    let code = data["currency"].as_str().unwrap_or("");
+/// `amount` minor units of the currency `code`, in major units.
+fn money(amount: i64, code: &str) -> String {
     let exponent = Currency::parse(code).map_or(0, Currency::exponent);
     if exponent == 0 {
         return format!("{amount} {code}");
@@ -209,129 +224,128 @@ fn money(data: &Value, amount_key: &str) -> String {
     format!("{sign}{}.{:0width$} {code}", amount / scale, amount % scale, width = usize::from(exponent))
 }
 
+/// An unsigned amount as [`money`] shows it (one beyond `i64` shows as 0).
+fn money_u64(amount: u64, code: &str) -> String {
+    money(i64::try_from(amount).unwrap_or(0), code)
+}
+
 /// What an event means for its customer, given their preferences.
-fn messages(kind: EventType, data: &Value, preferences: &Preferences) -> Vec<Message> {
-    let amount = data["amount"].as_u64().unwrap_or(0);
-    let high_value = preferences.high_value_threshold > 0 && amount >= preferences.high_value_threshold;
+fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
     let message = |kind, title: String, body: String, email| Message { kind, title, body, email };
     let mut out = Vec::new();
-    match kind {
-        EventType::CustomerRegistered => out.push(message(
+    match data {
+        EventData::CustomerRegistered(_) => out.push(message(
             "welcome",
             "Welcome to Coffer".into(),
             "Your account is ready. Create a wallet, top it up and send money to anyone with an email address."
                 .into(),
             true,
         )),
-        EventType::TransferPosted | EventType::TransferPending => {
-            let incoming = data["direction"] == "in";
-            let operation = data["operation"].as_str().unwrap_or("transfer");
+        EventData::TransferPosted(transfer) | EventData::TransferPending(transfer) => {
+            let high_value =
+                preferences.high_value_threshold > 0 && transfer.amount >= preferences.high_value_threshold;
+            let incoming = transfer.direction == Direction::In;
+            let operation = &*transfer.operation;
+            let amount = money_u64(transfer.amount, &transfer.currency);
             if incoming && operation == "transfer" {
                 out.push(message(
                     "transfer_received",
-                    format!("You received {}", money(data, "amount")),
-                    format!("{} arrived in your wallet.", money(data, "amount")),
+                    format!("You received {amount}"),
+                    format!("{amount} arrived in your wallet."),
                     false,
                 ));
             }
             if high_value && operation != "fee" {
                 out.push(message(
                     "high_value_transaction",
-                    format!("High-value transaction: {}", money(data, "amount")),
+                    format!("High-value transaction: {amount}"),
                     format!(
-                        "A {operation} of {} {} your wallet {}. If this was not you, contact support.",
-                        money(data, "amount"),
+                        "A {operation} of {amount} {} your wallet {}. If this was not you, contact support.",
                         if incoming { "reached" } else { "left" },
-                        data["wallet_id"].as_str().unwrap_or("")
+                        transfer.wallet_id
                     ),
                     true,
                 ));
             }
         }
-        EventType::BalanceUpdated => {
+        EventData::BalanceUpdated(balance) => {
             let threshold = preferences.low_balance_threshold as i64;
-            let available = data["balance"]["available"].as_i64().unwrap_or(0);
-            let before = data["previous_available"].as_i64().unwrap_or(i64::MAX);
-            if threshold > 0 && available < threshold && before >= threshold {
-                let mut balance = data.clone();
-                balance["available"] = Value::from(available);
+            let available = balance.balance.available;
+            if threshold > 0 && available < threshold && balance.previous_available >= threshold {
                 out.push(message(
                     "low_balance",
-                    format!("Low balance: {} available", money(&balance, "available")),
-                    format!(
-                        "Your wallet {} is below your alert threshold.",
-                        data["wallet_id"].as_str().unwrap_or("")
-                    ),
+                    format!("Low balance: {} available", money(available, &balance.currency)),
+                    format!("Your wallet {} is below your alert threshold.", balance.wallet_id),
                     true,
                 ));
             }
         }
-        EventType::TopUpSucceeded => out.push(message(
+        EventData::TopUpSucceeded(top_up) => out.push(message(
             "top_up_succeeded",
-            format!("Top-up of {} succeeded", money(data, "amount")),
+            format!("Top-up of {} succeeded", money_u64(top_up.amount, &top_up.currency)),
             "The money is in your wallet.".into(),
             false,
         )),
-        EventType::TopUpFailed => out.push(message(
+        EventData::TopUpFailed(top_up) => out.push(message(
             "top_up_failed",
-            format!("Top-up of {} failed", money(data, "amount")),
+            format!("Top-up of {} failed", money_u64(top_up.amount, &top_up.currency)),
             format!(
                 "Your card was not charged ({}). Try another card or contact your bank.",
-                data["failure_code"].as_str().unwrap_or("declined")
+                top_up.failure_code.as_deref().unwrap_or("declined")
             ),
             true,
         )),
-        EventType::WithdrawalSucceeded => out.push(message(
+        EventData::WithdrawalSucceeded(withdrawal) => out.push(message(
             "withdrawal_succeeded",
-            format!("Withdrawal of {} paid out", money(data, "amount")),
+            format!("Withdrawal of {} paid out", money_u64(withdrawal.amount, &withdrawal.currency)),
             "The money is on its way to your bank account.".into(),
             false,
         )),
-        EventType::WithdrawalFailed => out.push(message(
+        EventData::WithdrawalFailed(withdrawal) => out.push(message(
             "withdrawal_failed",
-            format!("Withdrawal of {} failed", money(data, "amount")),
+            format!("Withdrawal of {} failed", money_u64(withdrawal.amount, &withdrawal.currency)),
             format!(
                 "The payout was refused ({}); the money is back in your wallet.",
-                data["failure_code"].as_str().unwrap_or("refused")
+                withdrawal.failure_code.as_deref().unwrap_or("refused")
             ),
             false,
         )),
-        EventType::BudgetWarning | EventType::BudgetExceeded => {
-            let exceeded = kind == EventType::BudgetExceeded;
-            let category = data["category"].as_str().unwrap_or("a category");
+        EventData::BudgetWarning(budget) | EventData::BudgetExceeded(budget) => {
+            let exceeded = matches!(data, EventData::BudgetExceeded(_));
+            let category = budget.category.as_deref().unwrap_or("a category");
             out.push(message(
                 if exceeded { "budget_exceeded" } else { "budget_warning" },
                 if exceeded {
                     format!("Budget exceeded: {category}")
                 } else {
-                    format!("Budget at {}%: {category}", data["percent_used"].as_i64().unwrap_or(0))
+                    format!("Budget at {}%: {category}", budget.percent_used)
                 },
                 format!(
                     "You have spent {} of {} budgeted for {category} this month.",
-                    money(data, "spent"),
-                    money(data, "available")
+                    money(budget.spent, &budget.currency),
+                    money(budget.available, &budget.currency)
                 ),
                 exceeded,
             ));
         }
-        EventType::ScheduledPaymentFailed => out.push(message(
+        EventData::ScheduledPaymentFailed(failed) => out.push(message(
             "scheduled_payment_failed",
-            format!("Scheduled payment of {} failed", money(data, "amount")),
+            format!("Scheduled payment of {} failed", money(failed.amount, &failed.currency)),
             format!(
                 "The payment could not be made ({}) after {} attempts.",
-                data["failure_code"].as_str().unwrap_or("failed"),
-                data["attempts"].as_i64().unwrap_or(1)
+                failed.failure_code.map_or("failed", ScheduledPaymentFailure::as_str),
+                failed.attempts
             ),
             true,
         )),
-        EventType::CustomerLoggedIn
-        | EventType::WalletCreated
-        | EventType::TransferVoided
-        | EventType::ExpenseAdded
-        | EventType::ExpenseCategorized
-        | EventType::ExpenseUpdated
-        | EventType::ExpenseDeleted
-        | EventType::CategoryDeleted => {}
+        EventData::CustomerLoggedIn(_)
+        | EventData::WalletCreated(_)
+        | EventData::TransferVoided(_)
+        | EventData::ExpenseAdded(_)
+        | EventData::ExpenseCategorized(_)
+        | EventData::ExpenseUpdated(_)
+        | EventData::ExpenseDeleted(_)
+        | EventData::CategoryDeleted(_) => {}
     }
     out
 }
@@ -397,9 +411,10 @@ mod tests {
 
     #[test]
     fn money_is_shown_in_major_units() {
-        assert_eq!(money(&json!({"amount": 12345, "currency": "USD"}), "amount"), "123.45 USD");
-        assert_eq!(money(&json!({"amount": -5, "currency": "EUR"}), "amount"), "-0.05 EUR");
-        assert_eq!(money(&json!({"amount": 500, "currency": "JPY"}), "amount"), "500 JPY");
+        assert_eq!(money(12345, "USD"), "123.45 USD");
+        assert_eq!(money(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(money(500, "JPY"), "500 JPY");
+        assert_eq!(money_u64(u64::MAX, "USD"), "0.00 USD");
     }
 
     #[test]
@@ -421,9 +436,20 @@ mod tests {
     fn low_balance_alerts_only_when_crossing() {
         let preferences =
             Preferences { email: true, in_app: true, high_value_threshold: 0, low_balance_threshold: 1000 };
-        let data = |before: i64, after: i64| json!({"currency": "USD", "previous_available": before, "balance": {"available": after}});
-        assert_eq!(messages(EventType::BalanceUpdated, &data(1500, 900), &preferences).len(), 1);
-        assert!(messages(EventType::BalanceUpdated, &data(900, 800), &preferences).is_empty());
-        assert!(messages(EventType::BalanceUpdated, &data(1500, 1200), &preferences).is_empty());
+        let data = |before: i64, after: i64| {
+            EventData::BalanceUpdated(crate::events::BalanceUpdatedData {
+                customer_id: Uuid::now_v7(),
+                wallet_id: Uuid::now_v7(),
+                transfer_id: Uuid::now_v7(),
+                currency: "USD".into(),
+                balance: crate::events::BalanceData { posted: after, pending: 0, available: after },
+                previous_available: before,
+            })
+        };
+        let alerts = messages(&data(1500, 900), &preferences);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].title, "Low balance: 9.00 USD available");
+        assert!(messages(&data(900, 800), &preferences).is_empty());
+        assert!(messages(&data(1500, 1200), &preferences).is_empty());
     }
 }

@@ -1,5 +1,7 @@
 //! The payment flows: top-up (charge, then credit the wallet), withdrawal (hold, pay out,
-//! then post or void) and recovery of the ones left pending.
+//! then post or void) and recovery of the ones left pending. The `top_up.*` /
+//! `withdrawal.*` events carry `events::TopUpData` / `events::WithdrawalData`, the
+//! transfers' events come from `events::transfer_drafts`.
 
 use std::sync::Arc;
 
@@ -617,21 +619,33 @@ fn remembered(settled: Settled) -> Result<StoredResponse, PaymentError> {
 /// `top_up.*` or `withdrawal.*` for `row` of `kind` finishing with its status.
 fn payment_event(kind: PaymentKind, row: &PaymentRow) -> store::NewEvent {
     let succeeded = row.status == PaymentStatus::Succeeded;
-    let (event, resource, id_key) = match kind {
-        PaymentKind::TopUp if succeeded => (EventType::TopUpSucceeded, "top-ups", "top_up_id"),
-        PaymentKind::TopUp => (EventType::TopUpFailed, "top-ups", "top_up_id"),
-        PaymentKind::Withdrawal if succeeded => {
-            (EventType::WithdrawalSucceeded, "withdrawals", "withdrawal_id")
+    let customer = Some(row.customer_id);
+    let (currency, failure_code) =
+        (row.currency.as_str().into(), row.failure_code.as_deref().map(Into::into));
+    match kind {
+        PaymentKind::TopUp => {
+            let event = if succeeded { EventType::TopUpSucceeded } else { EventType::TopUpFailed };
+            let data = events::TopUpData {
+                customer_id: row.customer_id,
+                wallet_id: row.wallet_id,
+                amount: row.amount,
+                currency,
+                failure_code,
+                top_up_id: row.id,
+            };
+            events::event(event, customer, &format!("top-ups/{}", row.id), &data)
         }
-        PaymentKind::Withdrawal => (EventType::WithdrawalFailed, "withdrawals", "withdrawal_id"),
-    };
-    let mut data = serde_json::json!({
-        "customer_id": row.customer_id,
-        "wallet_id": row.wallet_id,
-        "amount": row.amount,
-        "currency": row.currency,
-        "failure_code": row.failure_code,
-    });
-    data[id_key] = serde_json::Value::from(row.id.to_string());
-    events::event(event, Some(row.customer_id), &format!("{resource}/{}", row.id), data)
+        PaymentKind::Withdrawal => {
+            let event = if succeeded { EventType::WithdrawalSucceeded } else { EventType::WithdrawalFailed };
+            let data = events::WithdrawalData {
+                customer_id: row.customer_id,
+                wallet_id: row.wallet_id,
+                amount: row.amount,
+                currency,
+                failure_code,
+                withdrawal_id: row.id,
+            };
+            events::event(event, customer, &format!("withdrawals/{}", row.id), &data)
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! The wallet service: create and read wallets, move money between them, read history.
-//! It knows the ledger and the store, not HTTP.
+//! It knows the ledger and the store, not HTTP. Its events (`wallet.created`, and the
+//! transfer and balance events built by `events::transfer_drafts`) carry the payload
+//! types of `events::payloads`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -465,14 +467,14 @@ impl Wallets {
             EventType::WalletCreated,
             Some(customer_id),
             &format!("wallets/{wallet_id}"),
-            serde_json::json!({
-                "customer_id": customer_id,
-                "wallet_id": wallet_id,
-                "currency": currency.code(),
-                "type": wallet_type.as_str(),
-                "name": name,
-                "credit_limit": credit_limit,
-            }),
+            &events::WalletCreatedData {
+                customer_id,
+                wallet_id,
+                currency: currency.code().into(),
+                wallet_type: wallet_type.into(),
+                name: name.as_deref().map(Into::into),
+                credit_limit,
+            },
         );
         self.store
             .insert_wallet(

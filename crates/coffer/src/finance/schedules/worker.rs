@@ -6,18 +6,18 @@
 //! raced for the same occurrence, pay it once: the second attempt finds the transfer
 //! (`exists`). Workers claim an occurrence with a compare-and-set and a lease (see
 //! `store::scheduled`). Insufficient funds are retried with exponential backoff; after the
-//! last attempt the occurrence fails, `scheduled_payment.failed` is emitted (and becomes
-//! a notification), and a recurring schedule moves on to its next occurrence.
+//! last attempt the occurrence fails, `scheduled_payment.failed` is emitted (payload
+//! `events::ScheduledPaymentFailedData`; it becomes a notification), and a recurring
+//! schedule moves on to its next occurrence.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use store::{RunRow, ScheduleRow, Step, Store};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::events::{self, EventType};
+use crate::events::{self, EventType, ScheduledPaymentFailedData, ScheduledPaymentFailure};
 use crate::finance::{Finance, NewExpense};
 use crate::wallets::{Recipient, TransferRequest, WalletError, Wallets, derive_id};
 
@@ -134,7 +134,7 @@ impl Scheduler {
         let now = store::now_ns() as i64;
         let attempts = row.attempts + 1;
         let next = next_occurrence(&row.frequency, row.start_at, occurrence, row.end_at);
-        let (run_status, error, status, next_run_at, schedule_attempts, retry_at) = match outcome {
+        let (run_status, failure, status, next_run_at, schedule_attempts, retry_at) = match outcome {
             Ok(()) => {
                 let status = if next.is_some() { "active" } else { "completed" };
                 ("succeeded", None, status, next.unwrap_or(occurrence), 0, None)
@@ -144,7 +144,7 @@ impl Scheduler {
                 let delay = crate::backoff(self.retry_base, attempt, Duration::MAX).as_nanos() as i64;
                 (
                     "retrying",
-                    Some("insufficient_funds".to_owned()),
+                    Some(ScheduledPaymentFailure::InsufficientFunds),
                     "active",
                     occurrence,
                     attempts,
@@ -159,16 +159,16 @@ impl Scheduler {
                 | WalletError::CurrencyMismatch
                 | WalletError::CurrencyNotSupported),
             ) => {
-                let code = match error {
-                    WalletError::InsufficientFunds => "insufficient_funds",
-                    WalletError::CurrencyMismatch => "currency_mismatch",
-                    WalletError::SameWallet => "same_wallet",
-                    _ => "recipient_or_wallet_not_found",
+                let failure = match error {
+                    WalletError::InsufficientFunds => ScheduledPaymentFailure::InsufficientFunds,
+                    WalletError::CurrencyMismatch => ScheduledPaymentFailure::CurrencyMismatch,
+                    WalletError::SameWallet => ScheduledPaymentFailure::SameWallet,
+                    _ => ScheduledPaymentFailure::RecipientOrWalletNotFound,
                 };
                 // Funds may come later: a recurring schedule goes on; anything else stops it.
-                let keeps_going = next.is_some() && code == "insufficient_funds";
+                let keeps_going = next.is_some() && failure == ScheduledPaymentFailure::InsufficientFunds;
                 let status = if keeps_going { "active" } else { "failed" };
-                ("failed", Some(code.to_owned()), status, next.unwrap_or(occurrence), 0, None)
+                ("failed", Some(failure), status, next.unwrap_or(occurrence), 0, None)
             }
             // The store or the pipeline failed: leave the claim to lapse and try again.
             Err(error) => return Err(error.into()),
@@ -180,7 +180,7 @@ impl Scheduler {
             status: run_status.to_owned(),
             attempts,
             transfer_id: (run_status == "succeeded").then(|| Uuid::from_u128(transfer_id)),
-            error: error.clone(),
+            error: failure.map(|failure| failure.as_str().to_owned()),
             updated_at: now,
         };
         let events: Vec<store::NewEvent> = if run_status == "failed" {
@@ -188,16 +188,18 @@ impl Scheduler {
                 EventType::ScheduledPaymentFailed,
                 Some(row.customer_id),
                 &format!("scheduled-payments/{}", row.id),
-                json!({
-                    "customer_id": row.customer_id,
-                    "wallet_id": row.from_wallet_id,
-                    "scheduled_payment_id": row.id,
-                    "occurrence_at": crate::rfc3339(u64::try_from(occurrence).unwrap_or(0)),
-                    "amount": row.amount,
-                    "currency": row.currency,
-                    "failure_code": error,
-                    "attempts": attempts,
-                }),
+                &ScheduledPaymentFailedData {
+                    customer_id: row.customer_id,
+                    wallet_id: row.from_wallet_id,
+                    scheduled_payment_id: row.id,
+                    // Occurrences are after 1970; an earlier one reads as the epoch.
+                    occurrence_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(occurrence.max(0)))
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    amount: row.amount,
+                    currency: row.currency.as_str().into(),
+                    failure_code: failure,
+                    attempts,
+                },
             )]
         } else {
             Vec::new()
