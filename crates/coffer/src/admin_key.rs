@@ -4,11 +4,7 @@
 //! start makes a random key, writes it to `DATA_DIR/admin-api-key` (owner-only) and prints
 //! it once on stderr. Later starts read the same file and print nothing.
 
-use std::{
-    fs,
-    io::{self, Write},
-    path::Path,
-};
+use std::path::Path;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore;
@@ -27,46 +23,20 @@ pub fn load_or_create(data_dir: &Path, configured: Option<Secret>) -> anyhow::Re
         return Ok(key);
     }
     let path = data_dir.join(ADMIN_KEY_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let key = text.trim().to_owned();
-            anyhow::ensure!(
-                key.len() >= MIN_ADMIN_KEY_LEN,
-                "{} holds a key shorter than {MIN_ADMIN_KEY_LEN} characters",
-                path.display()
-            );
-            Ok(Secret::new(key))
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir)?;
-            let mut bytes = [0u8; GENERATED_KEY_BYTES];
-            rand::rng().fill_bytes(&mut bytes);
-            let key = format!("coffer_admin_{}", URL_SAFE_NO_PAD.encode(bytes));
-            write_owner_only(&path, &key)?;
-            // Printed, not logged: the key must not end up in a log pipeline.
-            eprintln!(
-                "Generated an admin API key (stored in {}); use it as `Authorization: Bearer {key}`",
-                path.display()
-            );
-            Ok(Secret::new(key))
-        }
-        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
+    let (key, made) = crate::support::secret_file(&path, MIN_ADMIN_KEY_LEN, || {
+        let mut bytes = [0u8; GENERATED_KEY_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        format!("coffer_admin_{}", URL_SAFE_NO_PAD.encode(bytes))
+    })?;
+    if made {
+        // Printed, not logged: the key must not end up in a log pipeline.
+        eprintln!(
+            "Generated an admin API key (stored in {}); use it as `Authorization: Bearer {}`",
+            path.display(),
+            key.expose()
+        );
     }
-}
-
-/// Writes a new file readable and writable by its owner only (secrets live in it).
-pub(crate) fn write_owner_only(path: &Path, contents: &str) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -83,7 +53,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(ADMIN_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(ADMIN_KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

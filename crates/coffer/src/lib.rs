@@ -7,7 +7,7 @@
 //! `finance` (categories, expenses, categorisation, budgets, reports, schedules),
 //! `analytics` (the platform analytics projection),
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
-//! `server` (startup, roles and shutdown).
+//! `server` (startup, roles and shutdown), `support` (backoff, the worker loop, secret files).
 
 pub mod admin_key;
 pub mod analytics;
@@ -20,15 +20,9 @@ pub mod identity;
 pub mod notifications;
 pub mod payments;
 pub mod server;
+pub mod support;
 pub mod telemetry;
 pub mod wallets;
-
-/// The delay before retry number `attempt` (1-based) of something that keeps failing:
-/// `base`, doubled per attempt, at most `max`. Every retrying worker uses it (emails,
-/// webhooks, scheduled payments, bank syncs).
-pub fn backoff(base: std::time::Duration, attempt: u32, max: std::time::Duration) -> std::time::Duration {
-    base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max)
-}
 
 /// Nanoseconds since the Unix epoch (the unit of every stored time) as RFC 3339, the one
 /// time format of the API and of events; empty when out of range.

@@ -116,6 +116,10 @@ async fn categories_tree_names_and_deletion() {
         let (status, renamed) =
             patch(&app, &ada, &format!("/v1/categories/{pets_id}"), &json!({"name": "Animals"})).await;
         assert_eq!((status, renamed["name"].as_str()), (200, Some("Animals")), "{renamed}");
+        // The document says `name` is a string: null is refused, not read as "unchanged".
+        let (status, refused) =
+            patch(&app, &ada, &format!("/v1/categories/{pets_id}"), &json!({"name": null})).await;
+        assert_eq!((status, refused["code"].as_str()), (422, Some("validation_failed")), "{refused}");
         let spent =
             expense(&app, &ada, json!({"amount": 4_000, "currency": "USD", "category_id": vet["id"]})).await;
         assert_eq!(spent["categorized_by"], "manual");

@@ -188,3 +188,17 @@ fn every_parameter_is_where_the_route_puts_it() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// OpenAPI requires each operationId once: a generator naming functions by it would
+/// otherwise make two functions of one name.
+#[test]
+fn operation_ids_are_unique() {
+    let doc = document();
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(seen.insert(id.to_owned()), "operationId {id} used again by {method} {path}");
+        }
+    }
+}

@@ -20,6 +20,7 @@ use utoipa::openapi::{RefOr, Schema};
 use uuid::Uuid;
 
 use super::EventType;
+use crate::wallets::WalletKind;
 
 /// Which way money moved for a wallet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -27,31 +28,6 @@ use super::EventType;
 pub enum Direction {
     In,
     Out,
-}
-
-/// What a wallet is for (`store::WalletType` on the wire).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WalletType {
-    Wallet,
-    Savings,
-    Business,
-    Tax,
-    Escrow,
-    CreditCard,
-}
-
-impl From<store::WalletType> for WalletType {
-    fn from(kind: store::WalletType) -> Self {
-        match kind {
-            store::WalletType::Wallet => Self::Wallet,
-            store::WalletType::Savings => Self::Savings,
-            store::WalletType::Business => Self::Business,
-            store::WalletType::Tax => Self::Tax,
-            store::WalletType::Escrow => Self::Escrow,
-            store::WalletType::CreditCard => Self::CreditCard,
-        }
-    }
 }
 
 /// Where an expense came from.
@@ -123,7 +99,7 @@ pub struct WalletCreatedData<'a> {
     pub currency: Cow<'a, str>,
     #[serde(rename = "type")]
     #[schema(inline)]
-    pub wallet_type: WalletType,
+    pub wallet_type: WalletKind,
     #[schema(value_type = Option<String>, required = true)]
     pub name: Option<Cow<'a, str>>,
     /// Minor units.

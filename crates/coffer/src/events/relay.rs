@@ -106,7 +106,7 @@ impl<P: Publish> Relay<P> {
 
     /// Relays until `shutdown`, then returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        // Failed steps in a row: the pause after each grows with crate::backoff.
+        // Failed steps in a row: the pause after each grows with crate::support::backoff.
         let mut failures = 0u32;
         let mut failing_since: Option<std::time::Instant> = None;
         loop {
@@ -125,7 +125,7 @@ impl<P: Publish> Relay<P> {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let backoff = crate::backoff(RETRY_FIRST, failures, self.options.backoff_max);
+                    let backoff = crate::support::backoff(RETRY_FIRST, failures, self.options.backoff_max);
                     let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                     let backlog = self.record_backlog().await;
                     tracing::warn!(

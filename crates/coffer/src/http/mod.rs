@@ -1,6 +1,7 @@
 //! The HTTP layer: one router per resource, merged here, and the middleware every route
 //! shares (request ids, tracing, problem+json rendering, timeouts, body limits, panics).
 
+pub mod caller;
 pub mod dates;
 pub mod error;
 pub mod export;

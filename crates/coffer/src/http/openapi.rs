@@ -311,6 +311,27 @@ impl SharedResponses {
                 token.pattern = Some("^[A-Za-z0-9_]{1,100}$".into());
             }
         }
+        // A webhook URL is ASCII, so its byte limit is its length limit.
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("NewWebhook")
+            && let Some(RefOr::T(Schema::Object(url))) = object.properties.get_mut("url")
+        {
+            url.max_length = Some(crate::notifications::endpoints::URL_BYTES_MAX);
+        }
+        // A subscription names known events (or `*`), one to all of them.
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("NewWebhook")
+            && let Some(RefOr::T(Schema::Array(types))) = object.properties.get_mut("event_types")
+        {
+            types.min_items = Some(1);
+            types.max_items = Some(crate::events::EventType::ALL.len());
+            if let utoipa::openapi::schema::ArrayItems::RefOrSchema(items) = &mut types.items
+                && let RefOr::T(Schema::Object(name)) = items.as_mut()
+            {
+                let mut names: Vec<serde_json::Value> =
+                    crate::events::EventType::ALL.iter().map(|kind| serde_json::json!(kind.name())).collect();
+                names.push(serde_json::json!("*"));
+                name.enum_values = Some(names);
+            }
+        }
         if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut("RegisterRequest")
             && let Some(RefOr::T(Schema::Object(password))) = object.properties.get_mut("password")
         {

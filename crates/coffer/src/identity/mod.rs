@@ -1,8 +1,8 @@
-//! Identity: customers, passwords, access and refresh tokens, login throttling, and the
-//! extractors the rest of the service authenticates with ([`AuthUser`], [`AdminUser`]).
+//! Identity: customers, passwords, access and refresh tokens, login throttling.
 //!
-//! [`Identity`] is the domain service: it knows the store and the token keys, not HTTP.
-//! Handlers in `http::auth` and `http::customers` parse requests into the types of
+//! [`Identity`] is the domain service: it knows the store and the token keys, not HTTP
+//! (the extractors that authenticate a request with it are `http::caller`). Handlers in
+//! `http::routes::auth` and `http::routes::customers` parse requests into the types of
 //! [`profile`] and [`password`], call it, and map its [`IdentityError`]s. Registering and
 //! logging in write `customer.registered` / `customer.logged_in` (payloads in
 //! `events::payloads`).
@@ -15,10 +15,6 @@ pub mod token;
 use crate::events::{self, EventType};
 use std::{net::IpAddr, time::SystemTime};
 
-use axum::{
-    extract::FromRequestParts,
-    http::{header, request::Parts},
-};
 use serde::{Deserialize, Serialize};
 use store::{
     CreateCustomerError, Customer, CustomerRole, CustomerUpdate, NewCustomer, NewRefreshToken, Rotation,
@@ -28,10 +24,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    config::Secret,
-    http::{AppState, error::ApiError},
-};
+use crate::config::Secret;
 use password::{NewPassword, PasswordHasher};
 use profile::{Country, CustomerName, Email, Phone, Preferences};
 use throttle::LoginThrottle;
@@ -59,59 +52,6 @@ impl From<Role> for CustomerRole {
         match role {
             Role::Customer => Self::Customer,
             Role::Admin => Self::Admin,
-        }
-    }
-}
-
-/// A caller authenticated by a valid access token (`Authorization: Bearer <jwt>`); 401
-/// problem+json otherwise.
-#[derive(Clone, Copy, Debug)]
-pub struct AuthUser {
-    pub customer_id: Uuid,
-    pub role: Role,
-}
-
-/// An admin: an access token with role admin (403 for a customer token) or the admin API
-/// key; 401 without credentials.
-#[derive(Clone, Copy, Debug)]
-pub struct AdminUser {
-    /// The admin customer, or `None` when the caller used the admin API key.
-    pub customer_id: Option<Uuid>,
-}
-
-/// The bearer credential of a request, if it has one.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credential) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = bearer(parts)
-            .and_then(|token| state.identity.tokens.verify(token))
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Self { customer_id: claims.sub, role: claims.role })
-    }
-}
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let credential = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        if crate::http::extract::constant_time_eq(
-            credential.as_bytes(),
-            state.admin_api_key.expose().as_bytes(),
-        ) {
-            return Ok(Self { customer_id: None });
-        }
-        let claims = state.identity.tokens.verify(credential).ok_or(ApiError::Unauthorized)?;
-        match claims.role {
-            Role::Admin => Ok(Self { customer_id: Some(claims.sub) }),
-            Role::Customer => Err(ApiError::Forbidden),
         }
     }
 }

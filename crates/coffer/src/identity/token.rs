@@ -6,7 +6,6 @@
 //! hashes; they rotate on every use (see `store::Store::rotate_refresh_token`).
 
 use std::{
-    fs, io,
     path::Path,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -140,26 +139,12 @@ pub fn load_or_create_secret(data_dir: &Path, configured: Option<Secret>) -> any
         return Ok(secret);
     }
     let path = data_dir.join(JWT_SECRET_FILE);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let secret = text.trim().to_owned();
-            anyhow::ensure!(
-                secret.len() >= JWT_SECRET_BYTES_MIN,
-                "{} holds a secret shorter than {JWT_SECRET_BYTES_MIN} bytes",
-                path.display()
-            );
-            Ok(Secret::new(secret))
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir)?;
-            let mut bytes = [0u8; GENERATED_SECRET_BYTES];
-            rand::rng().fill_bytes(&mut bytes);
-            let secret = URL_SAFE_NO_PAD.encode(bytes);
-            crate::admin_key::write_owner_only(&path, &secret)?;
-            Ok(Secret::new(secret))
-        }
-        Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
-    }
+    let (secret, _) = crate::support::secret_file(&path, JWT_SECRET_BYTES_MIN, || {
+        let mut bytes = [0u8; GENERATED_SECRET_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        URL_SAFE_NO_PAD.encode(bytes)
+    })?;
+    Ok(secret)
 }
 
 /// Parses `COFFER_JWT_SECRET`: at least [`JWT_SECRET_BYTES_MIN`] bytes.

@@ -65,7 +65,8 @@ impl Mailer {
                 Err(error) => {
                     let attempt = email.attempts + 1;
                     let retry_at = (attempt < ATTEMPTS_MAX).then(|| {
-                        let delay = crate::backoff(RETRY_BASE, attempt.clamp(0, 20) as u32, RETRY_MAX);
+                        let delay =
+                            crate::support::backoff(RETRY_BASE, attempt.clamp(0, 20) as u32, RETRY_MAX);
                         now + delay.as_nanos() as u64
                     });
                     tracing::warn!(email_id = %email.id, attempt, %error, "email not sent");
@@ -101,6 +102,6 @@ impl Mailer {
 
     /// Sends until `shutdown`, looking for due emails every `interval`.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
-        super::repeat("mail", interval, shutdown, || self.step()).await;
+        crate::support::repeat("mail", interval, shutdown, || self.step()).await;
     }
 }

@@ -357,37 +357,6 @@ pub fn http_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
-/// Runs `step` every `interval` (at once again while it reports a full batch) until
-/// `shutdown`; the sending workers share it.
-pub(crate) async fn repeat<F, Fut>(
-    name: &'static str,
-    interval: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-    mut step: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    loop {
-        let again = match step().await {
-            Ok(full) => full,
-            Err(error) => {
-                tracing::warn!(worker = name, %error, "worker step failed; retrying");
-                false
-            }
-        };
-        if shutdown.is_cancelled() {
-            return;
-        }
-        if !again {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
-    }
-}
-
 fn email(customer: &Customer, message: &Message) -> NewEmail {
     let greeting = format!("Hello {},", customer.name);
     NewEmail {

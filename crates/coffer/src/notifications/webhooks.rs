@@ -155,7 +155,7 @@ impl Default for DeliveryOptions {
 impl DeliveryOptions {
     /// The delay after failed attempt number `attempt` (1-based).
     pub fn delay(&self, attempt: u32) -> Duration {
-        crate::backoff(self.retry_base, attempt, self.retry_max)
+        crate::support::backoff(self.retry_base, attempt, self.retry_max)
     }
 
     /// How long a delivery is retried in all: the sum of the delays between attempts.
@@ -245,7 +245,7 @@ impl Deliverer {
 
     /// Delivers until `shutdown`, looking for due deliveries every `interval`.
     pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
-        super::repeat("webhooks", interval, shutdown, || self.step()).await;
+        crate::support::repeat("webhooks", interval, shutdown, || self.step()).await;
     }
 }
 

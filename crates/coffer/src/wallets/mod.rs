@@ -16,8 +16,51 @@ pub use service::{
     Wallets,
 };
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// What a wallet is for, as the API and the events name it (`store::WalletType` is the
+/// same set as stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletKind {
+    Wallet,
+    Savings,
+    Business,
+    Tax,
+    Escrow,
+    /// May go below zero down to its credit limit.
+    CreditCard,
+}
+
+impl From<store::WalletType> for WalletKind {
+    fn from(kind: store::WalletType) -> Self {
+        use store::WalletType as T;
+        match kind {
+            T::Wallet => Self::Wallet,
+            T::Savings => Self::Savings,
+            T::Business => Self::Business,
+            T::Tax => Self::Tax,
+            T::Escrow => Self::Escrow,
+            T::CreditCard => Self::CreditCard,
+        }
+    }
+}
+
+impl From<WalletKind> for store::WalletType {
+    fn from(kind: WalletKind) -> Self {
+        match kind {
+            WalletKind::Wallet => Self::Wallet,
+            WalletKind::Savings => Self::Savings,
+            WalletKind::Business => Self::Business,
+            WalletKind::Tax => Self::Tax,
+            WalletKind::Escrow => Self::Escrow,
+            WalletKind::CreditCard => Self::CreditCard,
+        }
+    }
+}
 
 /// A 128-bit id derived from an owner, a purpose and a client key: the same inputs give
 /// the same id on every node and after every restart. Never zero.

@@ -272,12 +272,12 @@ impl Banks {
 
     /// Runs until `shutdown`, looking for due connections every `poll`.
     pub async fn run_until(self, poll: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        crate::notifications::repeat("bank-sync", poll, shutdown, || self.step()).await;
+        crate::support::repeat("bank-sync", poll, shutdown, || self.step()).await;
     }
 
     /// The delay before retry `attempts` (1, 2, …) of a failing connection.
     fn backoff(&self, attempts: i64) -> Duration {
-        crate::backoff(self.interval / 16, attempts.clamp(1, 20) as u32, self.interval)
+        crate::support::backoff(self.interval / 16, attempts.clamp(1, 20) as u32, self.interval)
     }
 
     /// Syncs `connection`, which the caller claimed until `lease`, and records the outcome

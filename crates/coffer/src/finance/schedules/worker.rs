@@ -141,7 +141,8 @@ impl Scheduler {
             }
             Err(WalletError::InsufficientFunds) if attempts < self.attempts_max => {
                 let attempt = attempts.clamp(1, 20) as u32;
-                let delay = crate::backoff(self.retry_base, attempt, Duration::MAX).as_nanos() as i64;
+                let delay =
+                    crate::support::backoff(self.retry_base, attempt, Duration::MAX).as_nanos() as i64;
                 (
                     "retrying",
                     Some(ScheduledPaymentFailure::InsufficientFunds),
@@ -218,7 +219,7 @@ impl Scheduler {
 
     /// Runs until `shutdown`, looking for due occurrences every `interval`.
     pub async fn run_until(self, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
-        crate::notifications::repeat("scheduled-payments", interval, shutdown, || self.step()).await;
+        crate::support::repeat("scheduled-payments", interval, shutdown, || self.step()).await;
     }
 }
 

@@ -11,12 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::analytics::{CustomerSnapshot, DAYS_MAX, Day};
+use crate::http::caller::AdminUser;
 use crate::http::{
     AppState, dates,
     error::ApiError,
     extract::{Path, Query},
 };
-use crate::identity::AdminUser;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -17,13 +17,14 @@ use store::Customer;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
     error::{ApiError, FieldError},
     extract::Json,
 };
 use crate::identity::{
-    AuthUser, IdentityError, Role, TokenPair,
+    IdentityError, Role, TokenPair,
     password::NewPassword,
     profile::{CustomerName, Email},
 };

@@ -14,6 +14,7 @@ use crate::finance::banks::{
     AggregatorError, Credentials,
     sync::{AccountReport, BankError},
 };
+use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
     dates::nanos,
@@ -21,7 +22,6 @@ use crate::http::{
     extract::{Json, Path, Query},
     paging::{self, Page, PageQuery},
 };
-use crate::identity::AuthUser;
 
 /// Characters of an institution id, a username and a password at most.
 const INSTITUTION_CHARS_MAX: usize = 100;

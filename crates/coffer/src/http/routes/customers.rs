@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::http::caller::{AdminUser, AuthUser};
 use crate::http::{
     AppState,
     error::ApiError,
@@ -19,7 +20,7 @@ use crate::http::{
     routes::auth::{CustomerView, FieldErrors},
 };
 use crate::identity::{
-    AdminUser, AuthUser, ProfileUpdate, Role,
+    ProfileUpdate, Role,
     profile::{Country, CustomerName, Phone, Preferences},
 };
 

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::finance::categorize::{Actions, Trigger};
 use crate::finance::import::{self, Columns, DateFormat, Format as ImportFormat};
 use crate::finance::{ExpensePatch, FinanceError, NewExpense, RuleSpec};
+use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
     dates::{instant, nanos},
@@ -28,7 +29,6 @@ use crate::http::{
     paging::{self, Page},
     validate,
 };
-use crate::identity::AuthUser;
 use crate::wallets::{Currency, derive_id};
 
 /// Characters of a name, merchant or tag at most; of a description or notes.
@@ -190,6 +190,14 @@ impl From<FinanceError> for ApiError {
     }
 }
 
+/// A field that may be absent (unchanged) or a value, but not null.
+fn present<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    String::deserialize(deserializer).map(Some)
+}
+
 /// A field that may be absent (unchanged), null (cleared) or a value.
 fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -277,6 +285,9 @@ async fn create_category(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryPatch {
+    /// A new name (absent: unchanged; null is refused).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     pub name: Option<String>,
     /// null moves it to the top level.
     #[serde(default, deserialize_with = "nullable")]

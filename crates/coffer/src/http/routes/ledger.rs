@@ -495,7 +495,7 @@ async fn get_account(
 }
 
 /// One transfer.
-#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", tag = "ledger",
+#[utoipa::path(get, path = "/v1/ledger/transfers/{id}", operation_id = "get_ledger_transfer", tag = "ledger",
     params(("id" = Uuid, Path, description = "Transfer id")),
     security(("admin_api_key" = [])),
     responses(

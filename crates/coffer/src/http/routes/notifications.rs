@@ -27,7 +27,7 @@ use crate::http::{
     paging::{self, Page, PageQuery},
 };
 
-use crate::identity::{AdminUser, AuthUser};
+use crate::http::caller::{AdminUser, AuthUser};
 use crate::notifications::endpoints::{self, EndpointError, URL_BYTES_MAX, is_event_name};
 use crate::notifications::webhooks::TargetError;
 
@@ -172,6 +172,7 @@ fn webhook_view(endpoint: &WebhookEndpoint) -> Webhook {
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// An http(s) URL on a public address.
+    #[schema(format = "uri")]
     pub url: String,
     /// Event names such as `transfer.posted`, or `["*"]` for every event.
     pub event_types: Vec<String>,

@@ -29,7 +29,7 @@ use crate::http::{
     validate,
 };
 use crate::{
-    identity::AuthUser,
+    http::caller::AuthUser,
     payments::{PaymentAnswer, PaymentError, PaymentRequest, service::RenderPaymentAnswer},
     wallets::derive_id,
 };

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::finance::budgets::{self, BudgetChange};
 use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
+use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
     dates::nanos,
@@ -20,7 +21,6 @@ use crate::http::{
     extract::{Json, Path, Query},
     validate,
 };
-use crate::identity::AuthUser;
 use crate::wallets::Currency;
 
 /// The largest monthly budget: the largest ledger amount.

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::finance::schedules::{Frequency, NewSchedule as Planned, Payee, ScheduleChange, ScheduleError};
+use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
     dates::{instant, nanos},
@@ -18,7 +19,7 @@ use crate::http::{
     idempotency::{self, IdempotencyKeyHeader},
     paging, validate,
 };
-use crate::identity::{AuthUser, profile::Email};
+use crate::identity::profile::Email;
 
 /// Characters of a description at most.
 const DESCRIPTION_CHARS_MAX: usize = 500;

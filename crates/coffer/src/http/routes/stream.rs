@@ -21,7 +21,7 @@ use axum::{
         State,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     },
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::Response,
     routing::{get, post},
 };
@@ -33,8 +33,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::events::{bus::Delivered, feed::Feed};
+use crate::http::caller::{AuthUser, bearer};
 use crate::http::{AppState, error::ApiError, extract::Query};
-use crate::identity::AuthUser;
 
 /// How long a stream ticket is valid.
 const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -144,13 +144,7 @@ async fn stream(
     let customer_id = match &query.ticket {
         Some(ticket) => state.stream.tickets.redeem(ticket).ok_or(ApiError::Unauthorized)?,
         None => {
-            let token = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim())
-                .ok_or(ApiError::Unauthorized)?;
+            let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
             state.identity.verify_access_token(token).ok_or(ApiError::Unauthorized)?.sub
         }
     };

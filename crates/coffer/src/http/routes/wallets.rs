@@ -14,7 +14,7 @@ use axum::{
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
-use store::{OperationFilter, WalletRow, WalletType};
+use store::{OperationFilter, WalletRow};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -29,10 +29,11 @@ use crate::http::{
     validate,
 };
 use crate::{
-    identity::{AdminUser, AuthUser, profile::Email},
+    http::caller::{AdminUser, AuthUser},
+    identity::profile::Email,
     wallets::{
         Answer, Balance, Currency, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError,
-        derive_id,
+        WalletKind, derive_id,
         history::{CounterpartyKind, Operation, OperationKind},
     },
 };
@@ -54,42 +55,6 @@ const TEXT_LEN_MAX: usize = 200;
 /// The latest time an operation can have: ledger timestamps are stored as signed 64-bit
 /// nanoseconds.
 const TIMESTAMP_MAX: u64 = i64::MAX as u64;
-
-/// A wallet's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum WalletKind {
-    Wallet,
-    Savings,
-    Business,
-    Tax,
-    Escrow,
-    CreditCard,
-}
-
-impl WalletKind {
-    fn store(self) -> WalletType {
-        match self {
-            Self::Wallet => WalletType::Wallet,
-            Self::Savings => WalletType::Savings,
-            Self::Business => WalletType::Business,
-            Self::Tax => WalletType::Tax,
-            Self::Escrow => WalletType::Escrow,
-            Self::CreditCard => WalletType::CreditCard,
-        }
-    }
-
-    fn of(kind: WalletType) -> Self {
-        match kind {
-            WalletType::Wallet => Self::Wallet,
-            WalletType::Savings => Self::Savings,
-            WalletType::Business => Self::Business,
-            WalletType::Tax => Self::Tax,
-            WalletType::Escrow => Self::Escrow,
-            WalletType::CreditCard => Self::CreditCard,
-        }
-    }
-}
 
 /// A wallet to open.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -251,7 +216,7 @@ fn wallet_view(wallet: &WalletRow) -> WalletView {
     WalletView {
         id: wallet.id,
         currency: wallet.currency.clone(),
-        kind: WalletKind::of(wallet.wallet_type),
+        kind: wallet.wallet_type.into(),
         name: wallet.name.clone(),
         credit_limit: wallet.credit_limit,
         balance: BalanceView {
@@ -340,7 +305,7 @@ async fn create_wallet(
             return Err(ApiError::field("/credit_limit", "too large"));
         }
         let wallet = wallets
-            .create(user.customer_id, id, currency, request.kind.store(), name, request.credit_limit)
+            .create(user.customer_id, id, currency, request.kind.into(), name, request.credit_limit)
             .await?;
         Ok((StatusCode::CREATED, serde_json::to_value(wallet_view(&wallet)).expect("serialisable")))
     })
