@@ -178,7 +178,7 @@ impl SharedResponses {
     }
 
     fn operation(path: &str, operation: &mut utoipa::openapi::path::Operation) {
-        use utoipa::openapi::{RefOr, Required, Schema, path::ParameterIn};
+        use utoipa::openapi::{RefOr, Schema, path::ParameterIn};
         let secured = operation.security.as_ref().is_some_and(|security| !security.is_empty());
         let has_body = operation.request_body.is_some();
         let parameters = operation.parameters.get_or_insert_with(Vec::new);
@@ -188,8 +188,9 @@ impl SharedResponses {
             .any(|parameter| parameter.name == super::idempotency::IDEMPOTENCY_KEY_HEADER_NAME);
         for parameter in parameters.iter_mut() {
             let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() else { continue };
+            // Required where the route's annotation says so (money-moving POSTs); optional
+            // on the few routes that only use it when it is sent.
             if parameter.name == super::idempotency::IDEMPOTENCY_KEY_HEADER_NAME {
-                parameter.required = Required::True;
                 schema.min_length = Some(1);
                 schema.max_length = Some(super::idempotency::KEY_LEN_MAX);
                 // Visible ASCII only (the extractor refuses anything else).
