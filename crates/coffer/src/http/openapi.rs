@@ -161,7 +161,10 @@ impl Modify for AdminKeyScheme {
 /// (invalid fields or query values), 429 (rate
 /// limits on logins and money-moving requests) and 503 (overloaded, timed out, database
 /// unavailable). It also states the header and paging constraints the extractors enforce
-/// (found missing by Schemathesis, tools/fuzz).
+/// (found missing by Schemathesis, tools/fuzz). A handler's annotation lists only what is
+/// its own: its success, the statuses this cannot infer (403 on admin routes, a 404 or
+/// 409 a path does not imply) and, where it helps, the problem `code`s behind a status;
+/// its description wins over the shared one.
 struct SharedResponses;
 
 impl SharedResponses {

@@ -54,11 +54,9 @@ fn unavailable(error: anyhow::Error) -> ApiError {
 #[utoipa::path(get, path = "/v1/analytics/daily", tag = "analytics", params(DailyQuery),
     security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = DailyAnalytics),
-    (status = 400, description = "Malformed query", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No credentials", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "A customer's token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 422, description = "Not a date, `from` after `to`, or more than 366 days", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn daily(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -88,11 +86,9 @@ async fn daily(
     params(("id" = Uuid, Path, description = "Customer id")),
     security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = CustomerSnapshot),
-    (status = 400, description = "Malformed id", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No credentials", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "A customer's token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such customer", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn customer(
     _admin: AdminUser,
     State(state): State<AppState>,

@@ -211,7 +211,7 @@ impl FieldErrors {
     (status = 201, body = CustomerView),
     (status = 409, description = "Email already registered (`email_taken`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 422, description = "Invalid email, name, or a short, long or common password", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn register(
     State(state): State<AppState>,
     Json(request): Json<RegisterRequest>,
@@ -234,7 +234,7 @@ async fn register(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Invalid email or password", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -249,7 +249,7 @@ async fn login(
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Unknown, expired, revoked or already used refresh token", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
@@ -259,9 +259,7 @@ async fn refresh(
 
 /// Revokes the refresh token and every token of its family (this login's session).
 /// Access tokens already issued stay valid until they expire (at most 15 minutes).
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses(
-    (status = 204, description = "Logged out (also when the token was unknown or already revoked)"),
-))]
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204, description = "Logged out (also when the token was unknown or already revoked)")))]
 async fn logout(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
@@ -271,10 +269,7 @@ async fn logout(
 }
 
 /// The caller's own customer record.
-#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("access_token" = [])), responses(
-    (status = 200, body = CustomerView),
-    (status = 401, description = "Missing, invalid or expired access token", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", security(("access_token" = [])), responses((status = 200, body = CustomerView)))]
 async fn me(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<CustomerView>, ApiError> {
     let customer = state.identity.customer(user.customer_id).await?;
     Ok(axum::Json(CustomerView::from_customer(customer)?))

@@ -87,7 +87,7 @@ pub struct BankInstitution {
 
 /// The institutions I can link (the built-in sandbox aggregator's).
 #[utoipa::path(get, path = "/v1/bank-institutions", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<BankInstitution>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<BankInstitution>)))]
 async fn list_institutions(
     _user: AuthUser,
     State(state): State<AppState>,
@@ -196,8 +196,6 @@ fn checked(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
     security(("access_token" = [])),
     responses(
         (status = 201, body = BankConnection),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "bank_connection_exists", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "bank_institution_unknown, bank_credentials_invalid, bank_login_required, too_many or invalid fields",
             body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -227,8 +225,6 @@ async fn create_connection(
     responses(
         (status = 200, body = Page<BankConnection>),
         (status = 400, description = "Malformed cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_connections(
     user: AuthUser,
@@ -248,12 +244,7 @@ async fn list_connections(
 
 /// One of my bank connections: its status, last sync, last error and accounts.
 #[utoipa::path(get, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = BankConnection),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = BankConnection)))]
 async fn get_connection(
     user: AuthUser,
     State(state): State<AppState>,
@@ -265,12 +256,7 @@ async fn get_connection(
 
 /// Unlinks one of my bank connections. The expenses it synced stay (they are history).
 #[utoipa::path(delete, path = "/v1/bank-connections/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Unlinked"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Unlinked")))]
 async fn delete_connection(
     user: AuthUser,
     State(state): State<AppState>,
@@ -298,9 +284,6 @@ pub struct SyncReportView {
 #[utoipa::path(post, path = "/v1/bank-connections/{id}/sync", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
     responses(
         (status = 200, body = SyncReportView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "bank_sync_in_progress", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn sync_connection(

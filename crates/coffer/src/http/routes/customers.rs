@@ -59,10 +59,7 @@ pub struct ProfileUpdateRequest {
 }
 
 /// The caller's own profile.
-#[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("access_token" = [])), responses(
-    (status = 200, body = CustomerView),
-    (status = 401, description = "Missing or invalid access token", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+#[utoipa::path(get, path = "/v1/customers/me", tag = "customers", security(("access_token" = [])), responses((status = 200, body = CustomerView)))]
 async fn get_me(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<CustomerView>, ApiError> {
     let customer = state.identity.customer(user.customer_id).await?;
     Ok(axum::Json(CustomerView::from_customer(customer)?))
@@ -72,9 +69,8 @@ async fn get_me(user: AuthUser, State(state): State<AppState>) -> Result<axum::J
 #[utoipa::path(patch, path = "/v1/customers/me", tag = "customers", security(("access_token" = [])),
     request_body = ProfileUpdateRequest, responses(
     (status = 200, body = CustomerView),
-    (status = 401, description = "Missing or invalid access token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 422, description = "An invalid value, or a field that cannot be changed here", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn update_me(
     user: AuthUser,
     State(state): State<AppState>,
@@ -103,10 +99,9 @@ async fn update_me(
     security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = Page<CustomerView>),
     (status = 400, description = "Malformed cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    (status = 401, description = "No credentials", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "A customer's token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 422, description = "limit out of range", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn list_customers(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -125,10 +120,9 @@ async fn list_customers(
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = Uuid, Path, description = "Customer id")),
     security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = CustomerView),
-    (status = 401, description = "No credentials", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "A customer's token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such customer", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn get_customer(
     _admin: AdminUser,
     State(state): State<AppState>,
@@ -149,10 +143,9 @@ pub struct RoleRequest {
 #[utoipa::path(put, path = "/v1/customers/{id}/role", tag = "customers", params(("id" = Uuid, Path, description = "Customer id")),
     request_body = RoleRequest, security(("access_token" = []), ("admin_api_key" = [])), responses(
     (status = 200, body = CustomerView),
-    (status = 401, description = "No credentials", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "A customer's token", body = crate::http::error::Problem, content_type = "application/problem+json"),
     (status = 404, description = "No such customer", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn set_role(
     admin: AdminUser,
     State(state): State<AppState>,

@@ -112,13 +112,7 @@ pub struct ImportReport {
 /// Imports a CSV bank statement: categorised expenses, duplicates detected by a hash of
 /// each line, so re-importing the same file adds nothing.
 #[utoipa::path(post, path = "/v1/imports", tag = "finance", request_body = ImportBody, security(("access_token" = [])),
-    responses(
-        (status = 200, body = ImportReport),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 413, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = ImportReport)))]
 async fn import_statement(
     user: AuthUser,
     State(state): State<AppState>,
@@ -243,7 +237,7 @@ fn category_view(row: &CategoryRow) -> Category {
 
 /// My categories (the default tree on first use), parents before children.
 #[utoipa::path(get, path = "/v1/categories", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Category>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Category>)))]
 async fn list_categories(
     user: AuthUser,
     State(state): State<AppState>,
@@ -265,11 +259,9 @@ pub struct NewCategory {
 #[utoipa::path(post, path = "/v1/categories", tag = "finance", request_body = NewCategory, security(("access_token" = [])),
     responses(
         (status = 201, body = Category),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found: no such parent", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "category_name_taken", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "too_many categories, or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_category(
     user: AuthUser,
@@ -300,11 +292,8 @@ pub struct CategoryPatch {
     request_body = CategoryPatch, security(("access_token" = [])),
     responses(
         (status = 200, body = Category),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "category_name_taken", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_category: Uncategorised cannot be changed; or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn update_category(
     user: AuthUser,
@@ -322,10 +311,7 @@ async fn update_category(
     security(("access_token" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_category: Uncategorised cannot be deleted", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_category(
     user: AuthUser,
@@ -411,11 +397,7 @@ pub struct NewExpenseBody {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Expense),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "category_not_found or wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key was used with another request, or is in flight", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_expense(
     user: AuthUser,
@@ -496,10 +478,7 @@ pub struct ExpenseQuery {
 #[utoipa::path(get, path = "/v1/expenses", tag = "finance", params(ExpenseQuery), security(("access_token" = [])),
     responses(
         (status = 200, body = Page<Expense>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "category_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_expenses(
     user: AuthUser,
@@ -542,12 +521,7 @@ async fn list_expenses(
 
 /// One of my expenses.
 #[utoipa::path(get, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Expense),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Expense)))]
 async fn get_expense(
     user: AuthUser,
     State(state): State<AppState>,
@@ -591,13 +565,7 @@ pub struct UpdatedExpense {
 /// Edits one of my expenses.
 #[utoipa::path(patch, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)),
     request_body = ExpensePatchBody, security(("access_token" = [])),
-    responses(
-        (status = 200, body = UpdatedExpense),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = UpdatedExpense)))]
 async fn update_expense(
     user: AuthUser,
     State(state): State<AppState>,
@@ -627,12 +595,7 @@ async fn update_expense(
 
 /// Deletes one of my expenses.
 #[utoipa::path(delete, path = "/v1/expenses/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Deleted")))]
 async fn delete_expense(
     user: AuthUser,
     State(state): State<AppState>,
@@ -717,7 +680,7 @@ fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
 
 /// My rules, in the order they are tried.
 #[utoipa::path(get, path = "/v1/rules", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<RuleView>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<RuleView>)))]
 async fn list_rules(
     user: AuthUser,
     State(state): State<AppState>,
@@ -729,10 +692,7 @@ async fn list_rules(
 #[utoipa::path(post, path = "/v1/rules", tag = "finance", request_body = RuleBody, security(("access_token" = [])),
     responses(
         (status = 201, body = RuleView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "category_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_rule(
     user: AuthUser,
@@ -745,12 +705,7 @@ async fn create_rule(
 
 /// One of my rules.
 #[utoipa::path(get, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = RuleView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = RuleView)))]
 async fn get_rule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -762,13 +717,7 @@ async fn get_rule(
 /// Replaces one of my rules.
 #[utoipa::path(patch, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), request_body = RuleBody,
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = RuleView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = RuleView)))]
 async fn update_rule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -782,12 +731,7 @@ async fn update_rule(
 
 /// Deletes one of my rules.
 #[utoipa::path(delete, path = "/v1/rules/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Deleted")))]
 async fn delete_rule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -805,12 +749,7 @@ pub struct Applied {
 
 /// Applies a rule to my existing expenses (not to those categorised by hand).
 #[utoipa::path(post, path = "/v1/rules/{id}/apply", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Applied),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Applied)))]
 async fn apply_rule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -851,12 +790,7 @@ pub struct Payment {
     request_body = PaymentBody, security(("access_token" = [])),
     responses(
         (status = 201, body = Payment),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "insufficient_funds or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 429, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn pay_merchant(
     user: AuthUser,

@@ -29,7 +29,7 @@ async fn live() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses(
     (status = 200, body = Health),
     (status = 503, description = "Database or broker unreachable", body = crate::http::error::Problem, content_type = "application/problem+json"),
-))]
+    ))]
 async fn ready(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
     state.store.ping().await?;
     if let Some(nats) = &state.nats

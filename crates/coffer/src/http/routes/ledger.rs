@@ -336,10 +336,6 @@ fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static 
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "One result per account", body = BatchResults),
-        (status = 400, description = "Not JSON", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong admin key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or batch size", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Busy or database unavailable; retry with the same ids", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -385,10 +381,6 @@ async fn create_accounts(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, description = "One result per transfer", body = BatchResults),
-        (status = 400, description = "Not JSON", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or wrong admin key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or batch size", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "Busy or database unavailable; retry with the same ids", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -482,8 +474,6 @@ async fn find_account(state: &AppState, account_id: Uuid) -> Result<ledger::Acco
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = AccountView),
-        (status = 400, description = "Malformed id", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_account(
@@ -500,8 +490,6 @@ async fn get_account(
     security(("admin_api_key" = [])),
     responses(
         (status = 200, body = TransferView),
-        (status = 400, description = "Malformed id", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such transfer", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn get_transfer(
@@ -603,7 +591,6 @@ fn paginate<T, V>(
     responses(
         (status = 200, body = Page<TransferView>),
         (status = 400, description = "Malformed id, query or cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Limit out of range", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -626,7 +613,6 @@ async fn list_account_transfers(
     responses(
         (status = 200, body = Page<BalanceView>),
         (status = 400, description = "Malformed id, query or cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Limit out of range, or the account keeps no history", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]

@@ -83,12 +83,7 @@ fn notification_view(row: &NotificationRow) -> Notification {
 /// My inbox, newest first.
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(InboxQuery),
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = Page<Notification>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Page<Notification>)))]
 async fn list_notifications(
     user: AuthUser,
     State(state): State<AppState>,
@@ -104,12 +99,7 @@ async fn list_notifications(
 /// Marks one of my notifications read.
 #[utoipa::path(post, path = "/v1/notifications/{id}/read", tag = "notifications",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Read"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Read")))]
 async fn read_notification(
     user: AuthUser,
     State(state): State<AppState>,
@@ -182,12 +172,7 @@ pub struct NewWebhook {
 /// `Coffer-Signature` (see the README), retried with backoff for over 24 hours.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
     security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 201, body = Webhook),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 201, body = Webhook)))]
 async fn create_webhook(
     owner: Owner,
     State(state): State<AppState>,
@@ -220,12 +205,7 @@ async fn create_webhook(
 /// My webhook endpoints (an admin: the admins').
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageQuery),
     security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 200, body = Page<Webhook>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Page<Webhook>)))]
 async fn list_webhooks(
     owner: Owner,
     State(state): State<AppState>,
@@ -240,12 +220,7 @@ async fn list_webhooks(
 /// One of my webhook endpoints.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
     security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 200, body = Webhook),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Webhook)))]
 async fn get_webhook(
     owner: Owner,
     State(state): State<AppState>,
@@ -257,12 +232,7 @@ async fn get_webhook(
 /// Deletes one of my webhook endpoints and its delivery log.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
     security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Deleted")))]
 async fn delete_webhook(
     owner: Owner,
     State(state): State<AppState>,
@@ -306,13 +276,7 @@ fn delivery_view(row: &DeliveryRow) -> Delivery {
 /// The delivery log of one of my endpoints, newest first.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = Uuid, Path), PageQuery), security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 200, body = Page<Delivery>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Page<Delivery>)))]
 async fn list_deliveries(
     owner: Owner,
     State(state): State<AppState>,
@@ -329,12 +293,7 @@ async fn list_deliveries(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = Uuid, Path), ("delivery_id" = Uuid, Path)),
     security(("access_token" = []), ("admin_api_key" = [])),
-    responses(
-        (status = 202, description = "Queued"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 202, description = "Queued")))]
 async fn redeliver(
     owner: Owner,
     State(state): State<AppState>,

@@ -143,11 +143,7 @@ fn answer(key: store::IdempotencyKey) -> PaymentAnswer {
     responses(
         (status = 201, description = "Succeeded or failed (see status)", body = PaymentView),
         (status = 202, description = "Pending: the gateway's answer is not known yet", body = PaymentView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_top_up(
     user: AuthUser,
@@ -181,10 +177,7 @@ async fn create_top_up(
     responses(
         (status = 201, description = "Succeeded or failed (see status)", body = PaymentView),
         (status = 202, description = "Pending: the provider's answer is not known yet", body = PaymentView),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "insufficient_funds or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_withdrawal(
@@ -214,7 +207,7 @@ async fn create_withdrawal(
 /// One of my top-ups.
 #[utoipa::path(get, path = "/v1/top-ups/{id}", tag = "payments",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = PaymentView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PaymentView)))]
 async fn get_top_up(
     user: AuthUser,
     State(state): State<AppState>,
@@ -226,7 +219,7 @@ async fn get_top_up(
 /// One of my withdrawals.
 #[utoipa::path(get, path = "/v1/withdrawals/{id}", tag = "payments",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = PaymentView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = PaymentView)))]
 async fn get_withdrawal(
     user: AuthUser,
     State(state): State<AppState>,

@@ -79,7 +79,7 @@ async fn budget_view(state: &AppState, row: &BudgetRow) -> Result<Budget, ApiErr
 
 /// My budgets, with this month's status.
 #[utoipa::path(get, path = "/v1/budgets", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Budget>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Budget>)))]
 async fn list_budgets(
     user: AuthUser,
     State(state): State<AppState>,
@@ -109,11 +109,8 @@ pub struct NewBudget {
 #[utoipa::path(post, path = "/v1/budgets", tag = "finance", request_body = NewBudget, security(("access_token" = [])),
     responses(
         (status = 201, body = Budget),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "category_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "budget_exists", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_budget(
     user: AuthUser,
@@ -133,12 +130,7 @@ async fn create_budget(
 
 /// One of my budgets, with this month's status.
 #[utoipa::path(get, path = "/v1/budgets/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Budget),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Budget)))]
 async fn get_budget(
     user: AuthUser,
     State(state): State<AppState>,
@@ -159,13 +151,7 @@ pub struct BudgetPatch {
 /// Changes one of my budgets' amount or rollover.
 #[utoipa::path(patch, path = "/v1/budgets/{id}", tag = "finance", params(("id" = Uuid, Path)), request_body = BudgetPatch,
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = Budget),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Budget)))]
 async fn update_budget(
     user: AuthUser,
     State(state): State<AppState>,
@@ -185,12 +171,7 @@ async fn update_budget(
 
 /// Deletes one of my budgets.
 #[utoipa::path(delete, path = "/v1/budgets/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Deleted")))]
 async fn delete_budget(
     user: AuthUser,
     State(state): State<AppState>,
@@ -214,12 +195,7 @@ pub struct MonthQuery {
 /// Where one of my budgets stands in a month: spent, remaining, forecast.
 #[utoipa::path(get, path = "/v1/budgets/{id}/status", tag = "finance", params(("id" = Uuid, Path), MonthQuery),
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = BudgetStatus),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = BudgetStatus)))]
 async fn budget_status(
     user: AuthUser,
     State(state): State<AppState>,
@@ -237,11 +213,7 @@ async fn budget_status(
 /// merchants, and the previous month for comparison.
 #[utoipa::path(get, path = "/v1/reports/monthly/{year}/{month}", tag = "reports",
     params(("year" = i32, Path), ("month" = u8, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = MonthlyReport),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = MonthlyReport)))]
 async fn monthly(
     user: AuthUser,
     State(state): State<AppState>,
@@ -261,11 +233,7 @@ pub struct CurrencyCategories {
 /// My spending per category (not rolled up) in a month, per currency.
 #[utoipa::path(get, path = "/v1/reports/categories/{year}/{month}", tag = "reports",
     params(("year" = i32, Path), ("month" = u8, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Vec<CurrencyCategories>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Vec<CurrencyCategories>)))]
 async fn categories(
     user: AuthUser,
     State(state): State<AppState>,
@@ -291,7 +259,7 @@ pub struct Summary {
 
 /// My totals per currency: all time and the last 12 months.
 #[utoipa::path(get, path = "/v1/reports/summary", tag = "reports", security(("access_token" = [])),
-    responses((status = 200, body = Summary), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Summary)))]
 async fn summary(user: AuthUser, State(state): State<AppState>) -> Result<axum::Json<Summary>, ApiError> {
     let (mut year, mut month_number) = reports::month_of(store::now_ns() as i64);
     let end = reports::month_range(year, month_number).map_or(i64::MAX, |(_, end)| end);
@@ -324,11 +292,7 @@ pub struct TrendMonth {
 
 /// My income and spending per month, oldest first.
 #[utoipa::path(get, path = "/v1/reports/trends", tag = "reports", params(TrendsQuery), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Vec<TrendMonth>),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Vec<TrendMonth>)))]
 async fn trends(
     user: AuthUser,
     State(state): State<AppState>,
@@ -356,10 +320,7 @@ async fn trends(
 
 /// All my expenses as CSV (newest first; amounts in minor units).
 #[utoipa::path(get, path = "/v1/exports/expenses.csv", tag = "reports", security(("access_token" = [])),
-    responses(
-        (status = 200, description = "CSV", content_type = "text/csv", body = String),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, description = "CSV", content_type = "text/csv", body = String)))]
 async fn export_expenses(user: AuthUser, State(state): State<AppState>) -> Result<Response, ApiError> {
     let categories = state.finance.categories(user.customer_id).await?;
     let mut out = String::from(

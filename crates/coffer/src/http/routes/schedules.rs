@@ -110,11 +110,7 @@ fn view(row: &ScheduleRow) -> Schedule {
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries reuse it; the same key with another body is 409")),
     responses(
         (status = 201, body = Schedule),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The key was used with another request, or is in flight", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "wallet_not_found or recipient_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_schedule(
     user: AuthUser,
@@ -183,7 +179,7 @@ impl From<ScheduleError> for ApiError {
 
 /// My scheduled payments.
 #[utoipa::path(get, path = "/v1/scheduled-payments", tag = "finance", security(("access_token" = [])),
-    responses((status = 200, body = Vec<Schedule>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Schedule>)))]
 async fn list_schedules(
     user: AuthUser,
     State(state): State<AppState>,
@@ -193,12 +189,7 @@ async fn list_schedules(
 
 /// One of my scheduled payments.
 #[utoipa::path(get, path = "/v1/scheduled-payments/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 200, body = Schedule),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Schedule)))]
 async fn get_schedule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -221,13 +212,7 @@ pub struct SchedulePatch {
 /// Pauses, resumes or edits one of my scheduled payments.
 #[utoipa::path(patch, path = "/v1/scheduled-payments/{id}", tag = "finance", params(("id" = Uuid, Path)), request_body = SchedulePatch,
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = Schedule),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Schedule)))]
 async fn update_schedule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -257,12 +242,7 @@ async fn update_schedule(
 
 /// Cancels one of my scheduled payments (occurrences already paid stay paid).
 #[utoipa::path(delete, path = "/v1/scheduled-payments/{id}", tag = "finance", params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses(
-        (status = 204, description = "Cancelled"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 204, description = "Cancelled")))]
 async fn cancel_schedule(
     user: AuthUser,
     State(state): State<AppState>,
@@ -308,13 +288,7 @@ fn run_view(row: &RunRow) -> Run {
 /// The occurrences of one of my scheduled payments, newest first.
 #[utoipa::path(get, path = "/v1/scheduled-payments/{id}/runs", tag = "finance", params(("id" = Uuid, Path), RunsQuery),
     security(("access_token" = [])),
-    responses(
-        (status = 200, body = Vec<Run>),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Vec<Run>)))]
 async fn list_runs(
     user: AuthUser,
     State(state): State<AppState>,

@@ -99,11 +99,7 @@ pub struct Ticket {
 
 /// A ticket to open the stream without an `Authorization` header (browsers).
 #[utoipa::path(post, path = "/v1/stream/tickets", tag = "events", security(("access_token" = [])),
-    responses(
-        (status = 201, body = Ticket),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 503, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 201, body = Ticket)))]
 async fn create_ticket(
     user: AuthUser,
     State(state): State<AppState>,
@@ -131,8 +127,6 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/v1/stream", tag = "events", params(StreamQuery), security(("access_token" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`after` names no event the outbox still holds", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn stream(

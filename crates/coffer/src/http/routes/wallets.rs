@@ -278,7 +278,6 @@ impl From<WalletError> for ApiError {
     responses(
         (status = 201, body = WalletView),
         (status = 400, description = "Missing Idempotency-Key or malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Idempotency conflict, or too many wallets", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unsupported currency or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -315,7 +314,7 @@ async fn create_wallet(
 /// My wallets, oldest first.
 #[utoipa::path(get, path = "/v1/wallets", tag = "wallets", params(PageQuery),
     security(("access_token" = [])),
-    responses((status = 200, body = Page<WalletView>), (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<WalletView>)))]
 async fn list_wallets(
     user: AuthUser,
     State(state): State<AppState>,
@@ -335,7 +334,7 @@ async fn list_wallets(
 /// One of my wallets, with balances.
 #[utoipa::path(get, path = "/v1/wallets/{id}", tag = "wallets",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = WalletView), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WalletView)))]
 async fn get_wallet(
     user: AuthUser,
     State(state): State<AppState>,
@@ -352,9 +351,7 @@ async fn get_wallet(
     responses(
         (status = 201, body = TransferBody),
         (status = 400, description = "Missing Idempotency-Key or malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "wallet_not_found or recipient_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "idempotency_key_reused or idempotency_key_in_use", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "insufficient_funds, same_wallet, currency_mismatch or invalid fields", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_transfer(
@@ -407,7 +404,7 @@ async fn create_transfer(
 /// A transfer I sent or received.
 #[utoipa::path(get, path = "/v1/transfers/{id}", tag = "wallets",
     params(("id" = Uuid, Path)), security(("access_token" = [])),
-    responses((status = 200, body = TransferBody), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TransferBody)))]
 async fn get_transfer(
     user: AuthUser,
     State(state): State<AppState>,
@@ -426,7 +423,6 @@ async fn get_transfer(
     security(("admin_api_key" = []), ("access_token" = [])),
     responses(
         (status = 201, body = TransferBody),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "transfer_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "insufficient_funds: the recipient no longer holds the amount", body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -462,8 +458,7 @@ fn answer(key: store::IdempotencyKey) -> Answer {
 /// The history of one of my wallets, newest first.
 #[utoipa::path(get, path = "/v1/wallets/{id}/operations", tag = "wallets",
     params(("id" = Uuid, Path), OperationsQuery), security(("access_token" = [])),
-    responses((status = 200, body = Page<OperationView>), (status = 404, body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<OperationView>)))]
 async fn wallet_operations(
     user: AuthUser,
     State(state): State<AppState>,
@@ -476,7 +471,7 @@ async fn wallet_operations(
 /// The history of all my wallets, newest first.
 #[utoipa::path(get, path = "/v1/operations", tag = "wallets",
     params(OperationsQuery), security(("access_token" = [])),
-    responses((status = 200, body = Page<OperationView>), (status = 422, body = crate::http::error::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Page<OperationView>)))]
 async fn all_operations(
     user: AuthUser,
     State(state): State<AppState>,
@@ -555,10 +550,7 @@ const EXPORT_ROWS_MAX: usize = 100_000;
 
 /// All my wallets' operations as CSV, newest first (amounts signed, in minor units).
 #[utoipa::path(get, path = "/v1/exports/operations.csv", tag = "reports", security(("access_token" = [])),
-    responses(
-        (status = 200, description = "CSV", content_type = "text/csv", body = String),
-        (status = 401, body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, description = "CSV", content_type = "text/csv", body = String)))]
 async fn export_operations(
     user: AuthUser,
     State(state): State<AppState>,
