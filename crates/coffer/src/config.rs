@@ -210,7 +210,7 @@ pub struct ServeArgs {
         value_delimiter = ',',
         default_value = "api,relay,workers"
     )]
-    pub roles: Vec<Role>,
+    pub roles: Vec<ProcessRole>,
 
     /// NATS server with JetStream (`nats://host:4222`). Unset: events go over an
     /// in-process bus and the embedded default needs no broker.
@@ -291,7 +291,7 @@ pub struct ServeArgs {
 
 /// A part of the work a `coffer serve` process takes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Role {
+pub enum ProcessRole {
     Api,
     Relay,
     Workers,

@@ -13,7 +13,7 @@ use crate::{
     admin_key,
     analytics::Analytics,
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
-    config::{DatabaseArgs, Role, Secret, ServeArgs},
+    config::{DatabaseArgs, ProcessRole, Secret, ServeArgs},
     events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::banks::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
@@ -63,7 +63,7 @@ pub struct Server {
 /// What the event roles need: the roles, the broker, the relay, notifications.
 #[derive(Debug)]
 struct EventSettings {
-    roles: Vec<Role>,
+    roles: Vec<ProcessRole>,
     nats: Option<Nats>,
     relay: RelayOptions,
     interval: Duration,
@@ -189,14 +189,14 @@ impl Server {
         let stop_workers = CancellationToken::new();
         let mailer = self.events.mailer.take();
         let events = &self.events;
-        let has = |role: Role| events.roles.contains(&role);
+        let has = |role: ProcessRole| events.roles.contains(&role);
         let bus = Bus::new(events.stream_buffer);
         let notifier = Arc::new(Notifier::new(self.store.clone(), events.defaults));
         let analytics = Arc::new(Analytics::new(self.store.clone()));
         let banks =
             Arc::new(Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval));
         let mut tasks = Vec::new();
-        if has(Role::Workers) {
+        if has(ProcessRole::Workers) {
             tasks.push(tokio::spawn(maintenance_worker(
                 self.store.clone(),
                 payments.clone(),
@@ -232,7 +232,7 @@ impl Server {
                 }));
             }
         }
-        if has(Role::Relay) {
+        if has(ProcessRole::Relay) {
             let relay = events.relay;
             tasks.push(match &events.nats {
                 Some(nats) => tokio::spawn(
@@ -240,7 +240,7 @@ impl Server {
                 ),
                 None => {
                     // Without a broker the consumers run in this process, with the relay.
-                    let consumers: Vec<Arc<dyn AnyConsumer>> = if has(Role::Workers) {
+                    let consumers: Vec<Arc<dyn AnyConsumer>> = if has(ProcessRole::Workers) {
                         vec![notifier.clone(), analytics.clone()]
                     } else {
                         Vec::new()
@@ -250,7 +250,7 @@ impl Server {
                 }
             });
         }
-        if has(Role::Api)
+        if has(ProcessRole::Api)
             && let Some(nats) = &events.nats
         {
             tasks.push(tokio::spawn({
@@ -287,7 +287,8 @@ impl Server {
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
             leases: Arc::default(),
         };
-        let app = if has(Role::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
+        let app =
+            if has(ProcessRole::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
         let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)

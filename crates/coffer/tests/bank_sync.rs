@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use coffer::config::Role;
+use coffer::config::ProcessRole;
 use common::customer::{get, post, send};
 use common::{Options, Session, TestApp, backends, register_and_login, spawn_app_with};
 use serde_json::{Value, json};
@@ -32,7 +32,10 @@ async fn link(app: &TestApp, session: &Session, institution: &str) -> Value {
 
 /// Without the workers role: only requests sync, so counts are exact.
 fn api_only() -> Options {
-    Options { configure: |args| args.roles = vec![Role::Api, Role::Relay], ..Options::default() }
+    Options {
+        configure: |args| args.roles = vec![ProcessRole::Api, ProcessRole::Relay],
+        ..Options::default()
+    }
 }
 
 /// With the workers, syncing every second (retries from a sixteenth of that).

@@ -30,7 +30,9 @@ use profile::{Country, CustomerName, Email, Phone, Preferences};
 use throttle::LoginThrottle;
 use token::AccessTokens;
 
-/// A customer's role, as carried in access tokens.
+/// A customer's role, as carried in access tokens and shown by the API. Its storage twin is
+/// `store::CustomerRole` (the store knows no serde or OpenAPI); `config::ProcessRole` is
+/// the other kind of role: the part of the work a `coffer serve` process takes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
