@@ -102,7 +102,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
             // paying side; a top-up or payout has only the customer's side.
             let out = transfer.direction == Direction::Out;
             let paying = out || transfer.counterparty_wallet_id.is_none();
-            let initiated = out || transfer.operation == "top_up";
+            let initiated =
+                out || store::NoteKind::parse(&transfer.operation) == Some(store::NoteKind::TopUp);
             let mut changes = Vec::new();
             if initiated {
                 changes.push(active(false));

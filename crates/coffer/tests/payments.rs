@@ -213,7 +213,8 @@ async fn crash_between_credit_and_status_trusts_the_ledger() {
             user_data_128: id.as_u128(),
             ..Default::default()
         };
-        let note = store::TransferNote { transfer_id: credit.id, kind: "top_up".into(), description: None };
+        let note =
+            store::TransferNote { transfer_id: credit.id, kind: store::NoteKind::TopUp, description: None };
         let outcome = rig
             .commit
             .submit(store::Command::CreateTransfersWithNotes {

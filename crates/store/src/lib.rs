@@ -118,12 +118,65 @@ impl Command {
 }
 
 /// What the wallet layer records about one ledger transfer: the kind of operation it is
-/// part of (`transfer`, `top_up`, `withdrawal`, `fee`, `reversal`, …) and a description.
+/// part of and a description.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferNote {
     pub transfer_id: u128,
-    pub kind: String,
+    pub kind: NoteKind,
     pub description: Option<String>,
+}
+
+/// The kind of operation a ledger transfer is part of, stored as its name in
+/// `transfer_notes.kind` (and carried as the `operation` of transfer events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NoteKind {
+    /// Between two wallets.
+    Transfer,
+    /// A card top-up.
+    TopUp,
+    /// A payout to a bank account (its hold, then its posting).
+    Withdrawal,
+    Fee,
+    /// An admin's reversal of a transfer.
+    Reversal,
+    /// A payment to a merchant from a wallet.
+    Payment,
+    /// A credit card wallet's line being opened.
+    CreditLine,
+}
+
+impl NoteKind {
+    pub const ALL: [Self; 7] = [
+        Self::Transfer,
+        Self::TopUp,
+        Self::Withdrawal,
+        Self::Fee,
+        Self::Reversal,
+        Self::Payment,
+        Self::CreditLine,
+    ];
+
+    /// Its stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::TopUp => "top_up",
+            Self::Withdrawal => "withdrawal",
+            Self::Fee => "fee",
+            Self::Reversal => "reversal",
+            Self::Payment => "payment",
+            Self::CreditLine => "credit_line",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// A stored name read back; anything else is a corrupt row.
+    pub(crate) fn decode(name: &str) -> Result<Self> {
+        Self::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown note kind {name}")))
+    }
 }
 
 /// The per-event results of one [`Command`], in the order of its events.
@@ -497,5 +550,19 @@ mod numbered_tests {
         assert_eq!(super::numbered("$", 3), "$1, $2, $3");
         assert_eq!(super::numbered("($, 'x', $)", 2), "($1, 'x', $2), ($3, 'x', $4)");
         assert_eq!(super::numbered("($)", 0), "");
+    }
+}
+
+#[cfg(test)]
+mod note_kind_tests {
+    use super::{NoteKind, StoreError};
+
+    #[test]
+    fn every_note_kind_reads_back_and_nothing_else_does() {
+        for kind in NoteKind::ALL {
+            assert_eq!(NoteKind::decode(kind.as_str()).unwrap(), kind);
+        }
+        assert!(matches!(NoteKind::decode("refund"), Err(StoreError::Corrupt(_))));
+        assert_eq!(NoteKind::parse("Transfer"), None);
     }
 }

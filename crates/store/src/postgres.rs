@@ -312,7 +312,7 @@ impl LedgerTx for PostgresTx<'_> {
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[])",
         )
         .bind(notes.iter().map(|note| uuid(note.transfer_id)).collect::<Vec<_>>())
-        .bind(notes.iter().map(|note| note.kind.clone()).collect::<Vec<_>>())
+        .bind(notes.iter().map(|note| note.kind.as_str()).collect::<Vec<_>>())
         .bind(notes.iter().map(|note| note.description.clone()).collect::<Vec<_>>())
         .execute(&mut *self.connection)
         .await?;

@@ -10,7 +10,7 @@ use crate::BeginWrite as _;
 use uuid::Uuid;
 
 use crate::{
-    Result, Store, StoreError,
+    NoteKind, Result, Store, StoreError,
     codec::{saturating as signed, unsigned},
     with_pool,
 };
@@ -110,9 +110,9 @@ pub struct OperationFilter {
     pub debits: bool,
     pub credits: bool,
     /// Only operations whose note has this kind (`transfer`, `top_up`, …).
-    pub kind: Option<String>,
-    /// Only operations in this status (`posted`, `pending`, `voided`, `expired`).
-    pub status: Option<String>,
+    pub kind: Option<NoteKind>,
+    /// Only operations in this status.
+    pub status: Option<ledger::PendingStatus>,
     /// Inclusive bounds on the ledger timestamp.
     pub timestamp_min: u64,
     pub timestamp_max: u64,
@@ -134,12 +134,13 @@ pub struct OperationRow {
     /// True when money came in (the wallet is the credit side).
     pub credit: bool,
     pub counterparty_account_id: Uuid,
-    pub kind: Option<String>,
+    /// The transfer's note kind; `None` for a ledger transfer made outside the wallet API.
+    pub kind: Option<NoteKind>,
     pub description: Option<String>,
     pub amount: u64,
     pub timestamp: u64,
-    /// `posted`, or the pending transfer's status.
-    pub status: String,
+    /// `Posted`, or the pending transfer's status.
+    pub status: ledger::PendingStatus,
     /// The wallet's balances right after this transfer, when its account keeps history.
     pub balance_after: Option<[u64; 4]>,
 }
@@ -238,11 +239,12 @@ impl TryFrom<OperationRecord> for OperationRow {
             wallet_id: row.wallet_id,
             credit: row.credit == 1,
             counterparty_account_id: row.counterparty_id,
-            kind: row.kind,
+            kind: row.kind.as_deref().map(NoteKind::decode).transpose()?,
             description: row.description,
             amount: unsigned(row.amount, "amount")?,
             timestamp: unsigned(row.timestamp, "timestamp")?,
-            status: row.status,
+            status: ledger::PendingStatus::from_name(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown transfer status {}", row.status)))?,
             balance_after,
         })
     }
@@ -336,7 +338,10 @@ impl Store {
                     .bind(Uuid::from_u128(id))
                     .fetch_optional(pool)
                     .await?;
-            Ok(row.map(|(kind, description)| crate::TransferNote { transfer_id: id, kind, description }))
+            row.map(|(kind, description)| {
+                Ok(crate::TransferNote { transfer_id: id, kind: NoteKind::decode(&kind)?, description })
+            })
+            .transpose()
         })
     }
 
@@ -519,8 +524,8 @@ impl Store {
                 .bind(Uuid::nil())
                 .bind(signed(filter.amount_min))
                 .bind(signed(filter.amount_max))
-                .bind(filter.kind.clone().unwrap_or_default())
-                .bind(filter.status.clone().unwrap_or_default())
+                .bind(filter.kind.map_or("", NoteKind::as_str))
+                .bind(filter.status.map_or("", ledger::PendingStatus::as_str))
                 .bind(i64::from(filter.limit));
             for id in &filter.wallet_ids {
                 query = query.bind(*id);

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use store::{
     AccountFilter, AppliedEvent, Backend, Begin, Command, Effects, EventDraft, IdempotencyKey, KeyedResponse,
-    NewEvent, NewNotification, NewWallet, Noted, OperationFilter, OperationRow, Outcome, Payload,
+    NewEvent, NewNotification, NewWallet, NoteKind, Noted, OperationFilter, OperationRow, Outcome, Payload,
     ResponseDraft, Store, StoreError, StoreOptions, StoredResponse, TransferNote, WalletType,
 };
 use uuid::Uuid;
@@ -705,8 +705,8 @@ async fn matches_the_pure_ledger(db: &TestDb) {
     }
 }
 
-fn note(transfer_id: u128, kind: &str) -> TransferNote {
-    TransferNote { transfer_id, kind: kind.to_owned(), description: Some(format!("note {transfer_id}")) }
+fn note(transfer_id: u128, kind: NoteKind) -> TransferNote {
+    TransferNote { transfer_id, kind, description: Some(format!("note {transfer_id}")) }
 }
 
 async fn create_noted(store: &Store, transfers: Vec<Transfer>, notes: Vec<TransferNote>) -> Vec<TR> {
@@ -751,7 +751,7 @@ async fn notes_are_written_only_with_created_transfers(db: &TestDb) {
     let results = create_noted(
         store,
         vec![transfer(10, 1, 2, 30), transfer(11, 1, 2, 500), transfer(10, 1, 2, 30)],
-        vec![note(10, "transfer"), note(11, "transfer"), note(10, "transfer")],
+        vec![note(10, NoteKind::Transfer), note(11, NoteKind::Transfer), note(10, NoteKind::Transfer)],
     )
     .await;
     assert_eq!(results, [TR::Ok, TR::ExceedsCredits, TR::Exists]);
@@ -760,7 +760,7 @@ async fn notes_are_written_only_with_created_transfers(db: &TestDb) {
     assert_eq!(noted, [Uuid::from_u128(10)], "only the created transfer keeps its note: {rows:?}");
     // A retry of the same transfer with its note changes nothing.
     assert_eq!(
-        create_noted(store, vec![transfer(10, 1, 2, 30)], vec![note(10, "transfer")]).await,
+        create_noted(store, vec![transfer(10, 1, 2, 30)], vec![note(10, NoteKind::Transfer)]).await,
         [TR::Exists]
     );
     assert_eq!(store.operations(&everything(vec![wallet])).await.unwrap().len(), rows.len());
@@ -853,7 +853,7 @@ async fn answers_are_remembered_in_the_batch_that_moves_the_money(db: &TestDb) {
     // Paid by the wallet (account 1), which cannot go below zero.
     let command = |id: u128, amount: u64, name: &str| Command::CreateTransfersWithNotes {
         transfers: vec![transfer(id, 1, 2, amount)],
-        notes: vec![note(id, "transfer")],
+        notes: vec![note(id, NoteKind::Transfer)],
         events: Vec::new(),
         response: Some(keyed(name)),
         payments: None,
@@ -917,7 +917,7 @@ async fn answers_are_remembered_in_the_batch_that_moves_the_money(db: &TestDb) {
     store.record_events(std::slice::from_ref(&event)).await.unwrap();
     let clash = Command::CreateTransfersWithNotes {
         transfers: vec![transfer(53, 1, 2, 10)],
-        notes: vec![note(53, "transfer")],
+        notes: vec![note(53, NoteKind::Transfer)],
         events: vec![draft(53, &event)],
         response: Some(keyed("e")),
         payments: None,
@@ -1067,16 +1067,17 @@ async fn operations_page_and_filter(db: &TestDb) {
     for amount in 1..=5u64 {
         let id = 100 + u128::from(amount);
         assert_eq!(
-            create_noted(store, vec![transfer(id, source, 31, amount)], vec![note(id, "top_up")]).await,
+            create_noted(store, vec![transfer(id, source, 31, amount)], vec![note(id, NoteKind::TopUp)])
+                .await,
             [TR::Ok]
         );
     }
     assert_eq!(
-        create_noted(store, vec![transfer(200, 31, 32, 10)], vec![note(200, "transfer")]).await,
+        create_noted(store, vec![transfer(200, 31, 32, 10)], vec![note(200, NoteKind::Transfer)]).await,
         [TR::Ok]
     );
     let hold = Transfer { flags: TransferFlags::PENDING, ..transfer(300, 31, 33, 3) };
-    assert_eq!(create_noted(store, vec![hold], vec![note(300, "withdrawal")]).await, [TR::Ok]);
+    assert_eq!(create_noted(store, vec![hold], vec![note(300, NoteKind::Withdrawal)]).await, [TR::Ok]);
     let void = Transfer {
         id: 301,
         pending_id: 300,
@@ -1093,7 +1094,7 @@ async fn operations_page_and_filter(db: &TestDb) {
     assert_eq!(out.balance_after.unwrap()[1], 10, "debits_posted after the transfer");
     assert_eq!(out.balance_after.unwrap()[3], 15);
     let held = all.iter().find(|row| row.transfer_id == Uuid::from_u128(300)).unwrap();
-    assert_eq!((held.status.as_str(), held.kind.as_deref()), ("voided", Some("withdrawal")));
+    assert_eq!((held.status.as_str(), held.kind), ("voided", Some(NoteKind::Withdrawal)));
 
     // Paging in both orders visits every row once, in order.
     for reversed in [false, true] {
@@ -1118,11 +1119,11 @@ async fn operations_page_and_filter(db: &TestDb) {
     }
 
     let only = |filter: OperationFilter| async move { store.operations(&filter).await.unwrap() };
-    let top_ups = only(OperationFilter { kind: Some("top_up".into()), ..everything(vec![mine]) }).await;
+    let top_ups = only(OperationFilter { kind: Some(NoteKind::TopUp), ..everything(vec![mine]) }).await;
     assert_eq!(top_ups.len(), 5);
     let big = only(OperationFilter { amount_min: 4, ..everything(vec![mine]) }).await;
     assert_eq!(big.iter().map(|row| row.amount).collect::<Vec<_>>(), [4, 5, 10]);
-    let voided = only(OperationFilter { status: Some("voided".into()), ..everything(vec![mine]) }).await;
+    let voided = only(OperationFilter { status: Some(ledger::PendingStatus::Voided), ..everything(vec![mine]) }).await;
     assert_eq!(voided.len(), 1);
     let incoming = only(OperationFilter { debits: false, ..everything(vec![theirs]) }).await;
     assert_eq!(incoming.len(), 1);
@@ -1202,7 +1203,7 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
     };
     let command = |id: u128, amount: u64, drafts: Vec<EventDraft>| Command::CreateTransfersWithNotes {
         transfers: vec![transfer(id, 2, 1, amount)],
-        notes: vec![note(id, "transfer")],
+        notes: vec![note(id, NoteKind::Transfer)],
         events: drafts,
         response: None,
         payments: None,
@@ -1229,7 +1230,7 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
     assert_eq!(noted_results(replay.unwrap()), [TR::Exists]);
     let overdraw = Command::CreateTransfersWithNotes {
         transfers: vec![transfer(41, 1, 2, 1_000_000)],
-        notes: vec![note(41, "transfer")],
+        notes: vec![note(41, NoteKind::Transfer)],
         events: vec![draft(41, &new_event(customer, "transfer.posted"))],
         response: None,
         payments: None,

@@ -246,8 +246,9 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
                 preferences.high_value_threshold > 0 && transfer.amount >= preferences.high_value_threshold;
             let incoming = transfer.direction == Direction::In;
             let operation = &*transfer.operation;
+            let kind = store::NoteKind::parse(operation);
             let amount = money_u64(transfer.amount, &transfer.currency);
-            if incoming && operation == "transfer" {
+            if incoming && kind == Some(store::NoteKind::Transfer) {
                 out.push(message(
                     "transfer_received",
                     format!("You received {amount}"),
@@ -255,7 +256,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
                     false,
                 ));
             }
-            if high_value && operation != "fee" {
+            if high_value && kind != Some(store::NoteKind::Fee) {
                 out.push(message(
                     "high_value_transaction",
                     format!("High-value transaction: {amount}"),

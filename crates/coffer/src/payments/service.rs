@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use ledger::{CreateTransferResult, Transfer, TransferFlags};
 use store::{
-    Command, EventDraft, IdempotencyKey, KeyedResponse, Outcome, PaymentChange, PaymentKind, PaymentRow,
-    PaymentStatus, PaymentsDraft, ResponseDraft, Store, StoreError, StoredResponse, TransferNote,
+    Command, EventDraft, IdempotencyKey, KeyedResponse, NoteKind, Outcome, PaymentChange, PaymentKind,
+    PaymentRow, PaymentStatus, PaymentsDraft, ResponseDraft, Store, StoreError, StoredResponse, TransferNote,
 };
 use uuid::Uuid;
 
@@ -259,7 +259,7 @@ impl Payments {
         row: &PaymentRow,
         transfer_id: u128,
         kind: EventType,
-        operation: &str,
+        operation: NoteKind,
         direction: Direction,
     ) -> Result<Vec<EventDraft>, PaymentError> {
         let Some(wallet) = self.wallets.facts(row.wallet_id).await? else { return Ok(Vec::new()) };
@@ -358,13 +358,19 @@ impl Payments {
                 };
                 let mut transfers = vec![credit];
                 let mut notes =
-                    vec![TransferNote { transfer_id: credit.id, kind: "top_up".into(), description: None }];
+                    vec![TransferNote { transfer_id: credit.id, kind: NoteKind::TopUp, description: None }];
                 let fee_bps = self.wallets.fees().top_up_bps;
                 self.wallets
                     .add_fee(&mut transfers, &mut notes, credit.credit_account_id, currency, fee_bps)
                     .await?;
                 let drafts = self
-                    .transfer_events(row, credit.id, EventType::TransferPosted, "top_up", Direction::In)
+                    .transfer_events(
+                        row,
+                        credit.id,
+                        EventType::TransferPosted,
+                        NoteKind::TopUp,
+                        Direction::In,
+                    )
                     .await?;
                 // Empty when recovery found the credit but not the provider's record.
                 let provider_id = Some(provider_id).filter(|id| !id.is_empty());
@@ -440,11 +446,11 @@ impl Payments {
         };
         let mut transfers = vec![hold];
         let mut notes =
-            vec![TransferNote { transfer_id: hold.id, kind: "withdrawal".into(), description: None }];
+            vec![TransferNote { transfer_id: hold.id, kind: NoteKind::Withdrawal, description: None }];
         let fee_bps = self.wallets.fees().withdrawal_bps;
         self.wallets.add_fee(&mut transfers, &mut notes, hold.debit_account_id, currency, fee_bps).await?;
         let drafts = self
-            .transfer_events(&row, hold.id, EventType::TransferPending, "withdrawal", Direction::Out)
+            .transfer_events(&row, hold.id, EventType::TransferPending, NoteKind::Withdrawal, Direction::Out)
             .await?;
         // The withdrawal is recorded with its hold; without the funds it fails there.
         let now = store::now_ns();
@@ -502,14 +508,17 @@ impl Payments {
             ..Default::default()
         };
         let mut transfers = vec![resolve(hold_id, "withdrawal-resolve")];
-        let mut notes =
-            vec![TransferNote { transfer_id: transfers[0].id, kind: "withdrawal".into(), description: None }];
+        let mut notes = vec![TransferNote {
+            transfer_id: transfers[0].id,
+            kind: NoteKind::Withdrawal,
+            description: None,
+        }];
         // The fee held with the withdrawal (if one was) is posted or voided with it.
         let fee_hold_id = derive_id(Uuid::from_u128(hold_id), "fee", "");
         if self.store.transfer(fee_hold_id).await?.is_some() {
             transfers[0].flags = flag.union(TransferFlags::LINKED);
             let fee = resolve(fee_hold_id, "withdrawal-fee-resolve");
-            notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
+            notes.push(TransferNote { transfer_id: fee.id, kind: NoteKind::Fee, description: None });
             transfers.push(fee);
         }
         let transfer_kind = if flag == TransferFlags::POST_PENDING_TRANSFER {
@@ -517,8 +526,9 @@ impl Payments {
         } else {
             EventType::TransferVoided
         };
-        let drafts =
-            self.transfer_events(row, transfers[0].id, transfer_kind, "withdrawal", Direction::Out).await?;
+        let drafts = self
+            .transfer_events(row, transfers[0].id, transfer_kind, NoteKind::Withdrawal, Direction::Out)
+            .await?;
         let now = store::now_ns();
         let decide: Decide = {
             let row = PaymentRow { provider_id, ..row.clone() };

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
+use ledger::PendingStatus;
 use serde::{Deserialize, Serialize};
-use store::{OperationFilter, OperationRow};
+use store::{NoteKind, OperationFilter, OperationRow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -50,34 +51,74 @@ impl OperationKind {
     }
 
     /// The kind of a row: its transfer note's kind, and the side of the wallet.
-    fn of(note: Option<&str>, credit: bool) -> Self {
+    fn of(note: Option<NoteKind>, credit: bool) -> Self {
         match (note, credit) {
-            (Some("transfer"), true) => Self::TransferIn,
-            (Some("transfer"), false) => Self::TransferOut,
-            (Some("top_up"), _) => Self::TopUp,
-            (Some("withdrawal"), _) => Self::Withdrawal,
-            (Some("fee"), _) => Self::Fee,
-            (Some("reversal"), _) => Self::Reversal,
-            (Some("payment"), _) => Self::Payment,
-            (Some("credit_line"), _) => Self::CreditLine,
-            _ => Self::Adjustment,
+            (Some(NoteKind::Transfer), true) => Self::TransferIn,
+            (Some(NoteKind::Transfer), false) => Self::TransferOut,
+            (Some(NoteKind::TopUp), _) => Self::TopUp,
+            (Some(NoteKind::Withdrawal), _) => Self::Withdrawal,
+            (Some(NoteKind::Fee), _) => Self::Fee,
+            (Some(NoteKind::Reversal), _) => Self::Reversal,
+            (Some(NoteKind::Payment), _) => Self::Payment,
+            (Some(NoteKind::CreditLine), _) => Self::CreditLine,
+            (None, _) => Self::Adjustment,
         }
     }
 
     /// How to read only this kind: the note kind and which sides (debits, credits);
     /// `None` for the kind that has no note to select by.
-    pub fn selection(self) -> Option<(&'static str, bool, bool)> {
+    pub fn selection(self) -> Option<(NoteKind, bool, bool)> {
         Some(match self {
-            Self::TransferIn => ("transfer", false, true),
-            Self::TransferOut => ("transfer", true, false),
-            Self::TopUp => ("top_up", false, true),
-            Self::Withdrawal => ("withdrawal", true, false),
-            Self::Fee => ("fee", true, false),
-            Self::Reversal => ("reversal", true, true),
-            Self::Payment => ("payment", true, false),
-            Self::CreditLine => ("credit_line", true, true),
+            Self::TransferIn => (NoteKind::Transfer, false, true),
+            Self::TransferOut => (NoteKind::Transfer, true, false),
+            Self::TopUp => (NoteKind::TopUp, false, true),
+            Self::Withdrawal => (NoteKind::Withdrawal, true, false),
+            Self::Fee => (NoteKind::Fee, true, false),
+            Self::Reversal => (NoteKind::Reversal, true, true),
+            Self::Payment => (NoteKind::Payment, true, false),
+            Self::CreditLine => (NoteKind::CreditLine, true, true),
             Self::Adjustment => return None,
         })
+    }
+}
+
+/// Where an operation stands: `posted`, or its pending transfer's status (the API's
+/// word for `ledger::PendingStatus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationStatus {
+    Posted,
+    Pending,
+    Voided,
+    Expired,
+}
+
+impl OperationStatus {
+    /// Its name on the wire (as serialised).
+    pub fn as_str(self) -> &'static str {
+        PendingStatus::from(self).as_str()
+    }
+}
+
+impl From<PendingStatus> for OperationStatus {
+    fn from(status: PendingStatus) -> Self {
+        match status {
+            PendingStatus::Posted => Self::Posted,
+            PendingStatus::Pending => Self::Pending,
+            PendingStatus::Voided => Self::Voided,
+            PendingStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+impl From<OperationStatus> for PendingStatus {
+    fn from(status: OperationStatus) -> Self {
+        match status {
+            OperationStatus::Posted => Self::Posted,
+            OperationStatus::Pending => Self::Pending,
+            OperationStatus::Voided => Self::Voided,
+            OperationStatus::Expired => Self::Expired,
+        }
     }
 }
 
@@ -131,8 +172,7 @@ pub struct Operation {
     pub amount: i64,
     /// Empty when the wallet's ledger names no currency Coffer knows.
     pub currency: String,
-    /// `posted`, `pending`, `voided` or `expired`.
-    pub status: String,
+    pub status: OperationStatus,
     pub counterparty: CounterpartyKind,
     /// The other wallet, when the counterparty is one.
     pub counterparty_wallet_id: Option<Uuid>,
@@ -194,10 +234,10 @@ fn operation(
     Operation {
         transfer_id: row.transfer_id,
         wallet_id: row.wallet_id,
-        kind: OperationKind::of(row.kind.as_deref(), row.credit),
+        kind: OperationKind::of(row.kind, row.credit),
         amount: if row.credit { signed(row.amount) } else { -signed(row.amount) },
         currency,
-        status: row.status,
+        status: row.status.into(),
         counterparty,
         counterparty_wallet_id: (counterparty == CounterpartyKind::Wallet)
             .then_some(row.counterparty_account_id),
@@ -233,13 +273,20 @@ mod tests {
                 for credit in
                     [false, true].into_iter().filter(|credit| if *credit { credits } else { debits })
                 {
-                    assert_eq!(OperationKind::of(Some(note), credit), kind, "{note} read back");
+                    assert_eq!(OperationKind::of(Some(note), credit), kind, "{note:?} read back");
                 }
             }
         }
         for code in [0, account_code::FEES, account_code::PAYOUTS, account_code::WALLET_BASE] {
             let kind = CounterpartyKind::of(code);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for status in
+            [PendingStatus::Posted, PendingStatus::Pending, PendingStatus::Voided, PendingStatus::Expired]
+        {
+            let status = OperationStatus::from(status);
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(OperationStatus::from(PendingStatus::from(status)), status);
         }
     }
 }

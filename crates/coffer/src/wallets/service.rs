@@ -10,8 +10,8 @@ use std::{
 
 use ledger::{Account, AccountFlags, CreateAccountResult, CreateTransferResult, Transfer};
 use store::{
-    Command, EventDraft, IdempotencyKey, KeyedResponse, NewWallet, Noted, Outcome, ResponseDraft, Store,
-    StoreError, StoredResponse, TransferNote, WalletRow, WalletType,
+    Command, EventDraft, IdempotencyKey, KeyedResponse, NewWallet, NoteKind, Noted, Outcome, ResponseDraft,
+    Store, StoreError, StoredResponse, TransferNote, WalletRow, WalletType,
 };
 use uuid::Uuid;
 
@@ -330,7 +330,7 @@ impl Wallets {
             user_data_128: main.user_data_128,
             ..Default::default()
         };
-        notes.push(TransferNote { transfer_id: fee.id, kind: "fee".into(), description: None });
+        notes.push(TransferNote { transfer_id: fee.id, kind: NoteKind::Fee, description: None });
         transfers.push(fee);
         Ok(true)
     }
@@ -456,7 +456,7 @@ impl Wallets {
                 code: transfer_code::CREDIT_LINE,
                 ..Default::default()
             };
-            let note = TransferNote { transfer_id: grant.id, kind: "credit_line".into(), description: None };
+            let note = TransferNote { transfer_id: grant.id, kind: NoteKind::CreditLine, description: None };
             match self.create_transfers(vec![grant], vec![note], Vec::new(), None).await?.results[..] {
                 [CreateTransferResult::Ok | CreateTransferResult::Exists] => {}
                 [other] => return Err(WalletError::Ledger(format!("credit line: {other}"))),
@@ -592,14 +592,14 @@ impl Wallets {
         let mut transfers = vec![transfer];
         let mut notes = vec![TransferNote {
             transfer_id: id,
-            kind: "transfer".into(),
+            kind: NoteKind::Transfer,
             description: request.description.clone(),
         }];
         self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
         let facts = TransferFacts {
             transfer_id: id,
             kind: EventType::TransferPosted,
-            operation: "transfer",
+            operation: NoteKind::Transfer,
             amount: request.amount,
             currency,
             description: request.description.as_deref(),
@@ -653,14 +653,14 @@ impl Wallets {
         let mut transfers = vec![payment];
         let mut notes = vec![TransferNote {
             transfer_id: id,
-            kind: "payment".into(),
+            kind: NoteKind::Payment,
             description: Some(description.to_owned()),
         }];
         self.add_fee(&mut transfers, &mut notes, from.id.as_u128(), currency, self.fees.transfer_bps).await?;
         let facts = TransferFacts {
             transfer_id: id,
             kind: EventType::TransferPosted,
-            operation: "payment",
+            operation: NoteKind::Payment,
             amount,
             currency,
             description: Some(description),
@@ -721,7 +721,7 @@ impl Wallets {
         };
         let note = TransferNote {
             transfer_id: reversal_id,
-            kind: "reversal".into(),
+            kind: NoteKind::Reversal,
             description: Some(format!("reversal of {original}")),
         };
         let (payer, payee) = (
@@ -732,7 +732,7 @@ impl Wallets {
         let facts = TransferFacts {
             transfer_id: reversal_id,
             kind: EventType::TransferPosted,
-            operation: "reversal",
+            operation: NoteKind::Reversal,
             amount: reversal.amount,
             currency,
             description: Some(&description),

@@ -537,7 +537,9 @@ impl LedgerTx for WriterTx<'_> {
         self.each(
             "INSERT INTO transfer_notes (transfer_id, kind, description) VALUES (?1, ?2, ?3)",
             notes,
-            |statement, note| statement.execute(params![blob(note.transfer_id), note.kind, note.description]),
+            |statement, note| {
+                statement.execute(params![blob(note.transfer_id), note.kind.as_str(), note.description])
+            },
         )
     }
 

@@ -34,7 +34,7 @@ use crate::{
     wallets::{
         Answer, Balance, Currency, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError,
         WalletKind, derive_id,
-        history::{CounterpartyKind, Operation, OperationKind},
+        history::{CounterpartyKind, Operation, OperationKind, OperationStatus},
     },
 };
 
@@ -144,8 +144,7 @@ pub struct OperationView {
     /// Positive: money in; negative: money out. Minor units.
     pub amount: i64,
     pub currency: String,
-    /// `posted`, `pending`, `voided` or `expired`.
-    pub status: String,
+    pub status: OperationStatus,
     pub counterparty: Counterparty,
     pub description: Option<String>,
     /// The wallet's posted balance right after this operation.
@@ -179,16 +178,6 @@ impl OperationType {
             Self::Payment => OperationKind::Payment,
         }
     }
-}
-
-/// Statuses a history can be filtered by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationStatus {
-    Posted,
-    Pending,
-    Voided,
-    Expired,
 }
 
 /// Paging and filters of a history.
@@ -497,19 +486,13 @@ async fn operations(
         None => (None, true, true),
         Some((note, debits, credits)) => (Some(note), debits, credits),
     };
-    let status = query.status.map(|status| match status {
-        OperationStatus::Posted => "posted",
-        OperationStatus::Pending => "pending",
-        OperationStatus::Voided => "voided",
-        OperationStatus::Expired => "expired",
-    });
     let after = paging::after("o1", query.cursor.as_deref())?;
     let filter = OperationFilter {
         wallet_ids: Vec::new(),
         debits,
         credits,
-        kind: kind.map(str::to_owned),
-        status: status.map(str::to_owned),
+        kind,
+        status: query.status.map(Into::into),
         timestamp_min,
         timestamp_max,
         amount_min: query.amount_min.unwrap_or(0),
@@ -589,7 +572,7 @@ async fn export_operations(
                 view.kind.as_str().to_owned(),
                 view.amount.to_string(),
                 view.currency,
-                view.status,
+                view.status.as_str().to_owned(),
                 view.counterparty
                     .wallet_id
                     .map_or_else(|| view.counterparty.kind.as_str().to_owned(), |id| id.to_string()),
