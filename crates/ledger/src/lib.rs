@@ -8,6 +8,7 @@
 
 mod account;
 mod apply;
+pub mod audit;
 mod flags;
 mod hash;
 mod result;
