@@ -40,6 +40,22 @@ pub enum Command {
     /// Print the OpenAPI document (the one served at /openapi.json) and exit: for client
     /// generators and API checks that run without a server.
     Openapi,
+    /// Check the books: replay every ledger transfer and compare with the stored balances,
+    /// snapshots, limits, pending statuses and per-ledger totals; check every wallet's
+    /// ledger account and every transfer note. Reads one consistent snapshot, so it can
+    /// run beside a server. Exits 1 when it finds anything, naming the offending ids.
+    Verify(VerifyArgs),
+}
+
+/// `coffer verify`.
+#[derive(Clone, Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Print the result as JSON (checks with their counts, findings with ids) instead of a
+    /// summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

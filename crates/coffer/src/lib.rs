@@ -22,6 +22,7 @@ pub mod payments;
 pub mod server;
 pub mod support;
 pub mod telemetry;
+pub mod verify;
 pub mod wallets;
 
 /// Nanoseconds since the Unix epoch (the unit of every stored time) as RFC 3339, the one

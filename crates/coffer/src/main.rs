@@ -53,5 +53,75 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Verify(args) => {
+            let store = server::open_store(&args.database).await?;
+            let verification = coffer::verify::verify(&store, progress_display()).await;
+            store.close().await;
+            let verification = verification?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&verification)?);
+            } else {
+                print!("{}", summary(&verification));
+            }
+            if !verification.is_clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
+}
+
+/// A progress bar on a terminal (standard error); otherwise a line per tenth.
+fn progress_display() -> impl FnMut(coffer::verify::Progress) + Send {
+    use coffer::verify::Progress;
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let (mut total, mut shown) = (0u64, 0u64);
+    move |progress| match progress {
+        Progress::Total(rows) => {
+            total = rows;
+            if terminal {
+                let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta} left)")
+                    .expect("a valid template");
+                bar = Some(indicatif::ProgressBar::new(rows).with_style(style));
+            }
+        }
+        Progress::Read(rows) => match &bar {
+            Some(bar) => {
+                bar.set_position(rows);
+                if rows >= total {
+                    bar.finish_and_clear();
+                }
+            }
+            None if total > 0 && rows * 10 / total > shown => {
+                shown = rows * 10 / total;
+                eprintln!("verify: {rows} of {total} rows read");
+            }
+            None => {}
+        },
+    }
+}
+
+/// The human-readable result: counts, each check, then the findings.
+fn summary(verification: &coffer::verify::Verification) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "verified {} accounts, {} transfers, {} wallets: {}\n",
+        verification.accounts,
+        verification.transfers,
+        verification.wallets,
+        if verification.is_clean() { "the books are right" } else { "FINDINGS" }
+    );
+    for (check, count) in &verification.checks {
+        let _ = writeln!(
+            out,
+            "  {check:<20} {}",
+            if *count == 0 { "ok".to_owned() } else { format!("{count} found") }
+        );
+    }
+    for finding in &verification.findings {
+        let _ = writeln!(out, "{} {}: {}", finding.check, finding.id, finding.detail);
+    }
+    out
 }

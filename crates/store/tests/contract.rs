@@ -1123,7 +1123,8 @@ async fn operations_page_and_filter(db: &TestDb) {
     assert_eq!(top_ups.len(), 5);
     let big = only(OperationFilter { amount_min: 4, ..everything(vec![mine]) }).await;
     assert_eq!(big.iter().map(|row| row.amount).collect::<Vec<_>>(), [4, 5, 10]);
-    let voided = only(OperationFilter { status: Some(ledger::PendingStatus::Voided), ..everything(vec![mine]) }).await;
+    let voided =
+        only(OperationFilter { status: Some(ledger::PendingStatus::Voided), ..everything(vec![mine]) }).await;
     assert_eq!(voided.len(), 1);
     let incoming = only(OperationFilter { debits: false, ..everything(vec![theirs]) }).await;
     assert_eq!(incoming.len(), 1);

@@ -275,6 +275,21 @@ pub struct Wallets {
     facts: Mutex<HashMap<Uuid, WalletFacts>>,
 }
 
+/// The ledger account of a wallet: what creating the wallet writes, and what `coffer
+/// verify` expects to find. No wallet may spend more than it holds (a credit card holds
+/// its credit line); every wallet keeps its balance history.
+pub fn wallet_account(id: u128, customer_id: Uuid, currency: Currency, wallet_type: WalletType) -> Account {
+    let type_index = WalletType::ALL.iter().position(|t| *t == wallet_type).expect("listed") as u16;
+    Account {
+        id,
+        ledger: currency.ledger(),
+        code: account_code::WALLET_BASE + type_index,
+        flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY),
+        user_data_128: customer_id.as_u128(),
+        ..Default::default()
+    }
+}
+
 impl Wallets {
     pub fn new(store: Store, pipeline: CommitPipeline) -> Self {
         Self::with_fees(store, pipeline, Fees::default())
@@ -430,16 +445,7 @@ impl Wallets {
         if held >= store::WALLETS_PER_CUSTOMER_MAX as u64 {
             return Err(WalletError::TooManyWallets(store::WALLETS_PER_CUSTOMER_MAX));
         }
-        let type_index = WalletType::ALL.iter().position(|t| *t == wallet_type).expect("listed") as u16;
-        // No wallet may spend more than it holds; a credit card holds its credit line.
-        let account = Account {
-            id,
-            ledger: currency.ledger(),
-            code: account_code::WALLET_BASE + type_index,
-            flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS.union(AccountFlags::HISTORY),
-            user_data_128: customer_id.as_u128(),
-            ..Default::default()
-        };
+        let account = wallet_account(id, customer_id, currency, wallet_type);
         match self.create_accounts(vec![account]).await?[..] {
             [CreateAccountResult::Ok | CreateAccountResult::Exists] => {}
             [other] => return Err(WalletError::Ledger(format!("wallet account: {other}"))),

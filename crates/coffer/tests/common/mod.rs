@@ -214,8 +214,8 @@ impl TestApp {
         })));
     }
 
-    /// Stops the server gracefully and waits until it has shut down.
-    async fn stop_server(&mut self) {
+    /// Stops the server gracefully and waits until it has shut down (the database stays).
+    pub async fn stop_server(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

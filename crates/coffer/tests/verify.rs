@@ -1,0 +1,302 @@
+//! `coffer verify` on real databases (SQLite, and PostgreSQL when configured): books made
+//! through the API are clean, and each check finds exactly the thing broken by hand in
+//! them (then the edit is undone and the books are clean again). The binary is run too:
+//! its JSON, and its exit status.
+
+mod common;
+
+use coffer::verify::{self, Verification};
+use common::{Backend, Session, TestApp, backends, new_id, register_and_login, spawn_app};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use uuid::Uuid;
+
+/// POSTs as the customer with a fresh Idempotency-Key; returns the body of a 201.
+async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> Value {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&session.access_token)
+        .header("idempotency-key", new_id())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(response).await;
+    assert_eq!(status, 201, "{path}: {body}");
+    body
+}
+
+async fn ledger_post(app: &TestApp, path: &str, body: &Value) {
+    let (status, body) = app.post(path, body).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].as_array().unwrap().iter().all(|r| r["result"] == "ok"), "{body}");
+}
+
+/// Books with every kind of money movement: wallets (one a credit card), top-ups, P2P
+/// transfers, a merchant payment, a withdrawal, and on the ledger API a posted and a
+/// still-open pending transfer. Returns Alice's wallet, Bob's, and the open pending one.
+async fn books(app: &TestApp) -> (Uuid, Uuid, Uuid) {
+    let alice = register_and_login(app, &format!("alice-{}@example.com", new_id())).await;
+    let bob = register_and_login(app, &format!("bob-{}@example.com", new_id())).await;
+    let a = post(app, &alice, "/v1/wallets", &json!({"currency": "USD"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b =
+        post(app, &bob, "/v1/wallets", &json!({"currency": "USD"})).await["id"].as_str().unwrap().to_owned();
+    post(app, &bob, "/v1/wallets", &json!({"currency": "USD", "type": "credit_card", "credit_limit": 5_000}))
+        .await;
+    post(
+        app,
+        &alice,
+        &format!("/v1/wallets/{a}/top-ups"),
+        &json!({"amount": 10_000, "payment_method": "tok_visa"}),
+    )
+    .await;
+    for amount in [1_000, 250] {
+        post(
+            app,
+            &alice,
+            "/v1/transfers",
+            &json!({"from_wallet_id": a, "to_wallet_id": b, "amount": amount}),
+        )
+        .await;
+    }
+    post(
+        app,
+        &alice,
+        &format!("/v1/wallets/{a}/payments"),
+        &json!({"amount": 300, "merchant": "Corner Shop", "mcc": "5411"}),
+    )
+    .await;
+    post(
+        app,
+        &bob,
+        &format!("/v1/wallets/{b}/withdrawals"),
+        &json!({"amount": 200, "destination": "ba_checking"}),
+    )
+    .await;
+    let (x, y, open) = (new_id(), new_id(), new_id());
+    ledger_post(
+        app,
+        "/v1/ledger/accounts",
+        &json!([{"id": x, "ledger": 9, "code": 1}, {"id": y, "ledger": 9, "code": 1, "flags": ["history"]}]),
+    )
+    .await;
+    let posted = new_id();
+    ledger_post(
+        app,
+        "/v1/ledger/transfers",
+        &json!([
+            {"id": posted, "debit_account_id": x, "credit_account_id": y, "amount": 70, "ledger": 9, "code": 1, "flags": ["pending"]},
+            {"id": new_id(), "pending_id": posted, "amount": 50, "flags": ["post_pending_transfer"]},
+            {"id": open, "debit_account_id": x, "credit_account_id": y, "amount": 30, "ledger": 9, "code": 1, "flags": ["pending"]},
+        ]),
+    )
+    .await;
+    (a.parse().unwrap(), b.parse().unwrap(), open.parse().unwrap())
+}
+
+/// Raw SQL on the app's database, for breaking things by hand.
+struct Raw {
+    url: String,
+    postgres: bool,
+}
+
+impl Raw {
+    fn new(app: &TestApp, backend: &Backend) -> Self {
+        let postgres = matches!(backend, Backend::Postgres(_));
+        let url = if postgres {
+            app.database_url()
+        } else {
+            format!("sqlite:{}", app.data_dir.path().join("coffer.db").display())
+        };
+        Self { url, postgres }
+    }
+
+    /// An id as a literal of this backend.
+    fn id(&self, id: Uuid) -> String {
+        if self.postgres { format!("'{id}'::uuid") } else { format!("X'{}'", id.simple()) }
+    }
+
+    /// Runs statements with foreign keys not enforced (to write what the schema forbids).
+    async fn run(&self, sql: &str) {
+        if self.postgres {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET session_replication_role = replica; {sql}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA foreign_keys = OFF; {sql}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn run(app: &TestApp) -> Verification {
+    let store = app.store().await;
+    let verification = verify::verify(&store, |_| {}).await.unwrap();
+    store.close().await;
+    verification
+}
+
+/// The checks with findings, by name.
+fn found(verification: &Verification) -> Vec<&'static str> {
+    verification.checks.iter().filter(|(_, count)| **count > 0).map(|(check, _)| *check).collect()
+}
+
+#[tokio::test]
+async fn books_made_through_the_api_are_clean_and_each_check_finds_what_was_broken() {
+    for backend in backends() {
+        let mut app = spawn_app(&backend).await;
+        let (alice, bob, open) = books(&app).await;
+        // Beside a running server: one snapshot.
+        let clean = run(&app).await;
+        assert!(clean.is_clean(), "{backend:?}: {:?}", clean.findings);
+        assert_eq!(clean.wallets, 3);
+        assert!(clean.transfers >= 9 && clean.accounts >= 8, "{clean:?}");
+        assert_eq!(clean.checks.len(), verify::check_names().count());
+
+        // Break one thing at a time with the server stopped, verify, undo, verify again.
+        app.stop_server().await;
+        let raw = Raw::new(&app, &backend);
+        let (a, b, o) = (raw.id(alice), raw.id(bob), raw.id(open));
+        let first_snapshot = format!("(SELECT MIN(timestamp) FROM account_balances WHERE account_id = {a})");
+        let last = "(SELECT MAX(timestamp) FROM transfers)";
+        let some_transfer = format!("(SELECT MIN(timestamp) FROM transfers WHERE debit_account_id = {b})");
+        let cases: Vec<(Vec<&str>, String, String, Uuid)> = vec![
+            (
+                // Debits and credits moved together: the ledger balances, the account does not.
+                vec!["account_balances"],
+                format!(
+                    "UPDATE accounts SET debits_posted = debits_posted + 5, credits_posted = credits_posted + 5 WHERE id = {a}"
+                ),
+                format!(
+                    "UPDATE accounts SET debits_posted = debits_posted - 5, credits_posted = credits_posted - 5 WHERE id = {a}"
+                ),
+                alice,
+            ),
+            (
+                vec!["ledger_balanced", "account_balances"],
+                format!("UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = {a}"),
+                format!("UPDATE accounts SET credits_posted = credits_posted - 1 WHERE id = {a}"),
+                alice,
+            ),
+            (
+                vec!["balance_history"],
+                format!(
+                    "UPDATE account_balances SET credits_posted = credits_posted + 1 WHERE account_id = {a} AND timestamp = {first_snapshot}"
+                ),
+                format!(
+                    "UPDATE account_balances SET credits_posted = credits_posted - 1 WHERE account_id = {a} AND timestamp = {first_snapshot}"
+                ),
+                alice,
+            ),
+            (
+                // An overdraft of Bob's wallet written after everything, balances made to agree.
+                vec!["account_limits"],
+                format!(
+                    "INSERT INTO transfers (timestamp, id, debit_account_id, credit_account_id, amount, pending_id, \
+                     user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags) \
+                     SELECT MAX(timestamp) + 1, {x}, {b}, {a}, 1000000, {nil}, {nil}, 0, 0, 0, 840, 1, 0 FROM transfers; \
+                     UPDATE accounts SET debits_posted = debits_posted + 1000000 WHERE id = {b}; \
+                     UPDATE accounts SET credits_posted = credits_posted + 1000000 WHERE id = {a}",
+                    x = raw.id(Uuid::from_u128(0xbad)),
+                    nil = raw.id(Uuid::nil()),
+                ),
+                format!(
+                    "DELETE FROM transfers WHERE timestamp = {last}; \
+                     UPDATE accounts SET debits_posted = debits_posted - 1000000 WHERE id = {b}; \
+                     UPDATE accounts SET credits_posted = credits_posted - 1000000 WHERE id = {a}"
+                ),
+                bob,
+            ),
+            (
+                vec!["pending_resolution"],
+                format!("UPDATE pending_transfers SET status = 'voided' WHERE id = {o}"),
+                format!("UPDATE pending_transfers SET status = 'pending' WHERE id = {o}"),
+                open,
+            ),
+            (
+                vec!["transfer_accounts"],
+                format!("UPDATE transfers SET ledger = 7 WHERE timestamp = {some_transfer}"),
+                "UPDATE transfers SET ledger = 840 WHERE ledger = 7".to_owned(),
+                Uuid::nil(),
+            ),
+            (
+                vec!["wallet_accounts"],
+                // debits_must_not_exceed_credits (2) without history (8).
+                format!("UPDATE accounts SET flags = 2 WHERE id = {a}"),
+                format!("UPDATE accounts SET flags = 10 WHERE id = {a}"),
+                alice,
+            ),
+            (
+                vec!["note_transfers"],
+                format!(
+                    "INSERT INTO transfer_notes (transfer_id, kind, description) VALUES ({}, 'transfer', NULL)",
+                    raw.id(Uuid::from_u128(0xfeed))
+                ),
+                format!("DELETE FROM transfer_notes WHERE transfer_id = {}", raw.id(Uuid::from_u128(0xfeed))),
+                Uuid::from_u128(0xfeed),
+            ),
+        ];
+        for (mut expected, break_it, undo, subject) in cases {
+            expected.sort_unstable();
+            raw.run(&break_it).await;
+            let broken = run(&app).await;
+            assert_eq!(found(&broken), expected, "{backend:?}: {break_it}\n{:#?}", broken.findings);
+            if subject != Uuid::nil() {
+                assert!(
+                    broken.findings.iter().any(|finding| finding.id == subject),
+                    "{backend:?}: {break_it}: no finding names {subject}: {:#?}",
+                    broken.findings
+                );
+            }
+            raw.run(&undo).await;
+            let mended = run(&app).await;
+            assert!(mended.is_clean(), "{backend:?}: after {undo}: {:?}", mended.findings);
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_command_prints_json_and_exits_non_zero_on_a_finding() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (alice, _, _) = books(&app).await;
+        let command = |json: bool| {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+            command.arg("verify").env("DATABASE_URL", app.database_url()).env("COFFER_LOG", "warn");
+            if json {
+                command.arg("--json");
+            }
+            command.output().unwrap()
+        };
+        let output = command(true);
+        assert!(output.status.success(), "{backend:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["wallets"], 3);
+        assert_eq!(report["findings"], json!([]));
+        assert!(report["checks"].as_object().unwrap().values().all(|count| count == 0), "{report}");
+
+        let raw = Raw::new(&app, &backend);
+        raw.run(&format!("UPDATE accounts SET debits_posted = debits_posted + 1, credits_posted = credits_posted + 1 WHERE id = {}", raw.id(alice)))
+            .await;
+        let output = command(true);
+        assert_eq!(output.status.code(), Some(1), "{backend:?}");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["checks"]["account_balances"], 1, "{report}");
+        assert_eq!(report["findings"][0]["id"], alice.to_string());
+        let output = command(false);
+        assert_eq!(output.status.code(), Some(1));
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains("FINDINGS") && text.contains(&format!("account_balances {alice}")), "{text}");
+        app.stop().await;
+    }
+}

@@ -1,0 +1,197 @@
+//! Reading the whole database for `coffer verify`, consistently and in bounded memory:
+//! one read-only transaction (a snapshot, so a server may keep writing), rows in pages of
+//! at most [`AUDIT_PAGE_MAX`], each page handed to the caller before the next is read.
+//!
+//! The order is the one `ledger::audit` needs: the totals, every account by id, every
+//! transfer by timestamp (with its pending status and the balance snapshots taken at its
+//! instant), then every wallet with its ledger account, then transfer notes whose
+//! transfer does not exist.
+
+use ledger::Account;
+use ledger::audit::StoredTransfer;
+use uuid::Uuid;
+
+use crate::codec::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS_T, TransferRow, unsigned};
+use crate::{Backend, Result, Store, StoreError, WalletType, with_pool};
+
+/// Rows per page at most.
+pub const AUDIT_PAGE_MAX: u32 = 4096;
+
+/// A wallet and what its ledger account looks like (`None` fields: no such account).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletAccount {
+    pub wallet_id: Uuid,
+    pub wallet_type: WalletType,
+    pub currency: String,
+    /// The account's (flags, code, ledger), when it exists.
+    pub account: Option<(u16, u16, u32)>,
+}
+
+/// One step of a scan.
+#[derive(Debug)]
+pub enum Scanned<'a> {
+    /// First, how many rows the two long parts hold (for progress).
+    Totals {
+        accounts: u64,
+        transfers: u64,
+    },
+    Accounts(&'a [Account]),
+    Transfers(&'a [StoredTransfer]),
+    Wallets(&'a [WalletAccount]),
+    /// Ids of transfer notes that name no transfer.
+    OrphanNotes(&'a [Uuid]),
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditTransferRow {
+    #[sqlx(flatten)]
+    transfer: TransferRow,
+    debit_debits_posted: Option<i64>,
+    debit_credits_posted: Option<i64>,
+    credit_debits_posted: Option<i64>,
+    credit_credits_posted: Option<i64>,
+}
+
+impl AuditTransferRow {
+    fn decode(self) -> Result<StoredTransfer> {
+        let snapshot = |debits: Option<i64>, credits: Option<i64>| -> Result<Option<(u64, u64)>> {
+            match (debits, credits) {
+                (Some(debits), Some(credits)) => {
+                    Ok(Some((unsigned(debits, "snapshot debits")?, unsigned(credits, "snapshot credits")?)))
+                }
+                _ => Ok(None),
+            }
+        };
+        let debit_posted_after = snapshot(self.debit_debits_posted, self.debit_credits_posted)?;
+        let credit_posted_after = snapshot(self.credit_debits_posted, self.credit_credits_posted)?;
+        let (transfer, status) = self.transfer.decode()?;
+        Ok(StoredTransfer { transfer, status, debit_posted_after, credit_posted_after })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct WalletAccountRow {
+    id: Uuid,
+    #[sqlx(rename = "type")]
+    kind: String,
+    currency: String,
+    flags: Option<i32>,
+    code: Option<i32>,
+    ledger: Option<i64>,
+}
+
+impl WalletAccountRow {
+    fn decode(self) -> Result<WalletAccount> {
+        let wallet_type = WalletType::from_name(&self.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown wallet type {}", self.kind)))?;
+        let account = match (self.flags, self.code, self.ledger) {
+            (Some(flags), Some(code), Some(ledger)) => Some((
+                u16::try_from(flags).map_err(|_| StoreError::Corrupt(format!("account flags {flags}")))?,
+                u16::try_from(code).map_err(|_| StoreError::Corrupt(format!("account code {code}")))?,
+                u32::try_from(ledger).map_err(|_| StoreError::Corrupt(format!("account ledger {ledger}")))?,
+            )),
+            _ => None,
+        };
+        Ok(WalletAccount { wallet_id: self.id, wallet_type, currency: self.currency, account })
+    }
+}
+
+impl Store {
+    /// Reads everything `coffer verify` checks, in one snapshot, page by page
+    /// (`page` rows at most, up to [`AUDIT_PAGE_MAX`]), calling `visit` with each.
+    pub async fn audit_scan(&self, page: u32, mut visit: impl FnMut(Scanned<'_>) + Send) -> Result<()> {
+        let limit = i64::from(page.clamp(1, AUDIT_PAGE_MAX));
+        let postgres = self.backend() == Backend::Postgres;
+        let accounts_sql =
+            format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id > $1 ORDER BY id LIMIT $2");
+        let transfers_sql = format!(
+            "SELECT {TRANSFER_COLUMNS_T}, p.status, \
+             bd.debits_posted AS debit_debits_posted, bd.credits_posted AS debit_credits_posted, \
+             bc.debits_posted AS credit_debits_posted, bc.credits_posted AS credit_credits_posted \
+             FROM transfers t \
+             LEFT JOIN pending_transfers p ON p.id = t.id \
+             LEFT JOIN account_balances bd ON bd.account_id = t.debit_account_id AND bd.timestamp = t.timestamp \
+             LEFT JOIN account_balances bc ON bc.account_id = t.credit_account_id AND bc.timestamp = t.timestamp \
+             WHERE t.timestamp > $1 ORDER BY t.timestamp LIMIT $2"
+        );
+        let wallets_sql = "SELECT w.id, w.type, w.currency, a.flags, a.code, a.ledger \
+             FROM wallets w LEFT JOIN accounts a ON a.id = w.id WHERE w.id > $1 ORDER BY w.id LIMIT $2";
+        let orphans_sql = "SELECT n.transfer_id FROM transfer_notes n LEFT JOIN transfers t ON t.id = n.transfer_id \
+             WHERE t.id IS NULL AND n.transfer_id > $1 ORDER BY n.transfer_id LIMIT $2";
+        with_pool!(self, read, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (accounts, transfers): (i64, i64) = sqlx::query_as(sql(
+                "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM transfers)",
+            ))
+            .fetch_one(&mut *tx)
+            .await?;
+            visit(Scanned::Totals {
+                accounts: unsigned(accounts, "account count")?,
+                transfers: unsigned(transfers, "transfer count")?,
+            });
+
+            let mut after = Uuid::nil();
+            loop {
+                let rows: Vec<AccountRow> =
+                    sqlx::query_as(sql(&accounts_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                let full = rows.len() as i64 == limit;
+                let page = rows.into_iter().map(Account::try_from).collect::<Result<Vec<_>>>()?;
+                visit(Scanned::Accounts(&page));
+                if !full {
+                    break;
+                }
+            }
+
+            let mut after = 0i64;
+            loop {
+                let rows: Vec<AuditTransferRow> =
+                    sqlx::query_as(sql(&transfers_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.transfer.timestamp;
+                let full = rows.len() as i64 == limit;
+                let page = rows.into_iter().map(AuditTransferRow::decode).collect::<Result<Vec<_>>>()?;
+                visit(Scanned::Transfers(&page));
+                if !full {
+                    break;
+                }
+            }
+
+            let mut after = Uuid::nil();
+            loop {
+                let rows: Vec<WalletAccountRow> =
+                    sqlx::query_as(sql(wallets_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.id;
+                let full = rows.len() as i64 == limit;
+                let page = rows.into_iter().map(WalletAccountRow::decode).collect::<Result<Vec<_>>>()?;
+                visit(Scanned::Wallets(&page));
+                if !full {
+                    break;
+                }
+            }
+
+            let mut after = Uuid::nil();
+            loop {
+                let rows: Vec<(Uuid,)> =
+                    sqlx::query_as(sql(orphans_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.0;
+                let full = rows.len() as i64 == limit;
+                let page: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
+                visit(Scanned::OrphanNotes(&page));
+                if !full {
+                    break;
+                }
+            }
+            tx.rollback().await?;
+            Ok(())
+        })
+    }
+}
