@@ -67,7 +67,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
     let envelope: Envelope = serde_json::from_str(payload).ok()?;
     let day = utc(&envelope.time)?.date().to_string();
     let data = EventData::parse(kind, envelope.data).ok()?;
-    let customer_id = data.customer_id();
+    // The operators' events concern no customer and project nothing.
+    let Some(customer_id) = data.customer_id() else { return Some(Vec::new()) };
     let active = |registered| Projection::Active { day: day.clone(), customer_id, registered };
     let expense_facts = |expense_id, occurred: OffsetDateTime, currency: &str, amount| {
         let occurred = occurred.to_offset(time::UtcOffset::UTC);
@@ -166,7 +167,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
         | EventData::WithdrawalFailed(_)
         | EventData::BudgetWarning(_)
         | EventData::BudgetExceeded(_)
-        | EventData::ScheduledPaymentFailed(_) => Vec::new(),
+        | EventData::ScheduledPaymentFailed(_)
+        | EventData::VerifyFindings(_) => Vec::new(),
     };
     Some(changes)
 }

@@ -292,6 +292,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub bank_sync_interval_s: u64,
 
+    /// Books' check: seconds between the workers' runs of `coffer verify` (the first one
+    /// interval after start); 0 runs it only when asked (POST /v1/admin/verify).
+    #[arg(long, env = "COFFER_VERIFY_INTERVAL_S", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub verify_interval_s: u64,
+
     /// WebSocket: seconds between heartbeats; a client that answers none of two in a row
     /// is disconnected.
     #[arg(long, env = "COFFER_STREAM_HEARTBEAT_S", default_value_t = 15,

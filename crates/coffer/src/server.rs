@@ -75,6 +75,8 @@ struct EventSettings {
     stream_buffer: usize,
     schedule_retry_base: Duration,
     bank_sync_interval: Duration,
+    /// Between scheduled verifications; zero: none.
+    verify_interval: Duration,
 }
 
 impl Server {
@@ -134,6 +136,7 @@ impl Server {
             stream_buffer: args.stream_buffer as usize,
             schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
             bank_sync_interval: Duration::from_secs(args.bank_sync_interval_s),
+            verify_interval: Duration::from_secs(args.verify_interval_s),
         };
         Ok(Self {
             events,
@@ -195,8 +198,14 @@ impl Server {
         let analytics = Arc::new(Analytics::new(self.store.clone()));
         let banks =
             Arc::new(Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval));
+        let verifier = crate::verify::Verifier::new(self.store.clone());
         let mut tasks = Vec::new();
         if has(ProcessRole::Workers) {
+            if !events.verify_interval.is_zero() {
+                tasks.push(tokio::spawn(
+                    verifier.clone().run_every(events.verify_interval, stop_workers.clone()),
+                ));
+            }
             tasks.push(tokio::spawn(maintenance_worker(
                 self.store.clone(),
                 payments.clone(),
@@ -284,6 +293,7 @@ impl Server {
             )),
             analytics,
             banks,
+            verifier,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
             leases: Arc::default(),
         };

@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 
 use ledger::AccountFlags;
 use ledger::audit::{Audit, Check, FINDINGS_KEPT_MAX};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::{Scanned, Store, StoreError};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::wallets::{Currency, service::wallet_account};
@@ -31,13 +32,13 @@ pub fn check_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// What a run found.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Verification {
     pub accounts: u64,
     pub transfers: u64,
     pub wallets: u64,
     /// Findings per check; every check is listed, clean ones with 0.
-    pub checks: BTreeMap<&'static str, u64>,
+    pub checks: BTreeMap<String, u64>,
     /// The first findings (at most 1,000), in the order found.
     pub findings: Vec<Finding>,
 }
@@ -47,18 +48,18 @@ impl Verification {
         self.checks.values().all(|count| *count == 0)
     }
 
-    fn push(&mut self, check: &'static str, id: Uuid, detail: String) {
-        *self.checks.entry(check).or_default() += 1;
+    fn push(&mut self, check: &str, id: Uuid, detail: String) {
+        *self.checks.entry(check.to_owned()).or_default() += 1;
         if self.findings.len() < FINDINGS_KEPT_MAX {
-            self.findings.push(Finding { check, id, detail });
+            self.findings.push(Finding { check: check.to_owned(), id, detail });
         }
     }
 }
 
 /// One thing found wrong.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Finding {
-    pub check: &'static str,
+    pub check: String,
     /// The account, transfer, wallet or note it is about; for `ledger_balanced`, the
     /// ledger's number.
     pub id: Uuid,
@@ -84,7 +85,7 @@ pub async fn verify(
         accounts: 0,
         transfers: 0,
         wallets: 0,
-        checks: check_names().map(|name| (name, 0)).collect(),
+        checks: check_names().map(|name| (name.to_owned(), 0)).collect(),
         findings: Vec::new(),
     };
     let mut read = 0u64;
@@ -116,10 +117,10 @@ pub async fn verify(
     report.accounts = ledger.accounts;
     report.transfers = ledger.transfers;
     for (check, count) in &ledger.counts {
-        *report.checks.entry(check.name()).or_default() += count;
+        *report.checks.entry(check.name().to_owned()).or_default() += count;
     }
     report.findings.extend(ledger.findings.into_iter().map(|finding| Finding {
-        check: finding.check.name(),
+        check: finding.check.name().to_owned(),
         id: Uuid::from_u128(finding.subject),
         detail: finding.detail,
     }));
@@ -158,4 +159,262 @@ fn check_wallet(wallet: &store::WalletAccount) -> Option<(Uuid, String)> {
             ),
         )
     })
+}
+
+/// A run still `running` this long after it started is reported as failed: the process
+/// that ran it stopped before recording a result.
+pub const RUN_STALE: std::time::Duration = std::time::Duration::from_secs(6 * 3_600);
+
+/// Who started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `POST /v1/admin/verify`.
+    Api,
+    /// The `workers` role's schedule (COFFER_VERIFY_INTERVAL_S).
+    Schedule,
+}
+
+impl Origin {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Schedule => "schedule",
+        }
+    }
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Nothing found.
+    Clean,
+    /// The report lists what was found.
+    Findings,
+    /// The run could not finish (`error` says why).
+    Failed,
+}
+
+impl RunStatus {
+    pub const ALL: [Self; 4] = [Self::Running, Self::Clean, Self::Findings, Self::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Clean => "clean",
+            Self::Findings => "findings",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A run as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub id: Uuid,
+    pub origin: Origin,
+    pub status: RunStatus,
+    /// Nanoseconds since the Unix epoch.
+    pub started_at: u64,
+    pub finished_at: Option<u64>,
+    pub report: Option<Verification>,
+    pub error: Option<String>,
+}
+
+impl Run {
+    fn of(row: store::VerifyRunRow, now: u64) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("verify run {}: {what}", row.id));
+        let origin = [Origin::Api, Origin::Schedule]
+            .into_iter()
+            .find(|origin| origin.as_str() == row.origin)
+            .ok_or_else(|| corrupt("unknown origin"))?;
+        let mut status = RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == row.status)
+            .ok_or_else(|| corrupt("unknown status"))?;
+        let started_at = u64::try_from(row.started_at).map_err(|_| corrupt("negative start"))?;
+        let mut error = row.error;
+        if status == RunStatus::Running && now.saturating_sub(started_at) > RUN_STALE.as_nanos() as u64 {
+            status = RunStatus::Failed;
+            error = Some("interrupted: the process running it stopped before recording a result".into());
+        }
+        let report = match row.report {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|_| corrupt("unreadable report"))?),
+            None => None,
+        };
+        Ok(Self {
+            id: row.id,
+            origin,
+            status,
+            started_at,
+            finished_at: row.finished_at.and_then(|at| u64::try_from(at).ok()),
+            report,
+            error,
+        })
+    }
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// One run at a time per process.
+    #[error("a verification is already running here: {0}")]
+    Running(Uuid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs of the books' check, recorded in the database (so any node answers for any
+/// run), announced by a `verify.findings` event and the `coffer_verify_*` metrics.
+#[derive(Clone, Debug)]
+pub struct Verifier {
+    store: Store,
+    /// The run in progress in this process.
+    running: std::sync::Arc<std::sync::Mutex<Option<Uuid>>>,
+}
+
+impl Verifier {
+    pub fn new(store: Store) -> Self {
+        Self { store, running: Default::default() }
+    }
+
+    /// Starts a run in the background and returns it, `running`.
+    pub async fn start(&self, origin: Origin) -> Result<Run, VerifyError> {
+        let id = self.claim()?;
+        let started_at = store::now_ns();
+        if let Err(error) = self.store.insert_verify_run(id, origin.as_str(), started_at).await {
+            self.release();
+            return Err(error.into());
+        }
+        let verifier = self.clone();
+        tokio::spawn(async move { verifier.complete(id).await });
+        Ok(Run {
+            id,
+            origin,
+            status: RunStatus::Running,
+            started_at,
+            finished_at: None,
+            report: None,
+            error: None,
+        })
+    }
+
+    /// Runs to the end and returns the recorded run.
+    pub async fn run(&self, origin: Origin) -> Result<Run, VerifyError> {
+        let id = self.claim()?;
+        if let Err(error) = self.store.insert_verify_run(id, origin.as_str(), store::now_ns()).await {
+            self.release();
+            return Err(error.into());
+        }
+        self.complete(id).await;
+        Ok(self.get(id).await?.expect("a run just recorded"))
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
+        let now = store::now_ns();
+        self.store.verify_run(id).await?.map(|row| Run::of(row, now)).transpose()
+    }
+
+    /// The latest runs, newest first.
+    pub async fn latest(&self, limit: u32) -> Result<Vec<Run>, StoreError> {
+        let now = store::now_ns();
+        self.store.verify_runs(limit).await?.into_iter().map(|row| Run::of(row, now)).collect()
+    }
+
+    /// Runs every `interval` until `shutdown` (the first run one interval after start).
+    pub async fn run_every(
+        self,
+        interval: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = self.run(Origin::Schedule).await {
+                tracing::warn!(%error, "scheduled verification did not run");
+            }
+        }
+    }
+
+    fn claim(&self) -> Result<Uuid, VerifyError> {
+        let mut running = self.running.lock().expect("not poisoned");
+        if let Some(id) = *running {
+            return Err(VerifyError::Running(id));
+        }
+        let id = Uuid::now_v7();
+        *running = Some(id);
+        Ok(id)
+    }
+
+    fn release(&self) {
+        *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// Verifies and records the result of run `id`.
+    async fn complete(&self, id: Uuid) {
+        /// Frees the slot however the run ends (a panic included).
+        struct Release<'a>(&'a Verifier);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        let _release = Release(self);
+        let started = std::time::Instant::now();
+        let outcome = verify(&self.store, |_| {}).await;
+        let finished_at = store::now_ns();
+        let recorded = match &outcome {
+            Ok(report) => {
+                let status = if report.is_clean() { RunStatus::Clean } else { RunStatus::Findings };
+                for (check, count) in &report.checks {
+                    metrics::gauge!("coffer_verify_findings", "check" => check.clone()).set(*count as f64);
+                }
+                let events = if report.is_clean() {
+                    Vec::new()
+                } else {
+                    let data = crate::events::VerifyFindingsData {
+                        run_id: id,
+                        findings: report.checks.values().sum(),
+                        checks: report
+                            .checks
+                            .iter()
+                            .filter(|(_, n)| **n > 0)
+                            .map(|(c, _)| c.clone())
+                            .collect(),
+                    };
+                    tracing::error!(run = %id, findings = data.findings, checks = ?data.checks, "verification found something");
+                    vec![crate::events::event(
+                        crate::events::EventType::VerifyFindings,
+                        None,
+                        &format!("verify/{id}"),
+                        &data,
+                    )]
+                };
+                let text = serde_json::to_string(report).expect("a report serialises");
+                self.store
+                    .finish_verify_run(id, status.as_str(), finished_at, Some(&text), None, &events)
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(run = %id, %error, "verification failed");
+                let error = error.to_string();
+                let status = RunStatus::Failed.as_str();
+                self.store.finish_verify_run(id, status, finished_at, None, Some(&error), &[]).await
+            }
+        };
+        let result = match (&outcome, &recorded) {
+            (_, Err(_)) | (Err(_), _) => RunStatus::Failed,
+            (Ok(report), Ok(())) if report.is_clean() => RunStatus::Clean,
+            (Ok(_), Ok(())) => RunStatus::Findings,
+        };
+        metrics::counter!("coffer_verify_runs_total", "result" => result.as_str()).increment(1);
+        metrics::histogram!("coffer_verify_seconds").record(started.elapsed().as_secs_f64());
+        if let Err(error) = recorded {
+            tracing::warn!(run = %id, %error, "could not record the verification's result");
+        }
+    }
 }

@@ -129,6 +129,9 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/scheduled-payments/{id}/runs", Access::Customer),
     ("GET", "/v1/analytics/daily", Access::Admin),
     ("GET", "/v1/analytics/customers/{id}", Access::Admin),
+    ("POST", "/v1/admin/verify", Access::Admin),
+    ("GET", "/v1/admin/verify", Access::Admin),
+    ("GET", "/v1/admin/verify/{id}", Access::Admin),
     ("GET", "/v1/bank-institutions", Access::Customer),
     ("GET", "/v1/bank-connections", Access::Customer),
     ("POST", "/v1/bank-connections", Access::Customer),
@@ -145,6 +148,7 @@ const TAKES_NO_BODY: &[&str] = &[
     "/v1/rules/{id}/apply",
     "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
     "/v1/bank-connections/{id}/sync",
+    "/v1/admin/verify",
 ];
 
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the

@@ -6,9 +6,8 @@
 mod common;
 
 use coffer::verify::{self, Verification};
-use common::{Backend, Session, TestApp, backends, new_id, register_and_login, spawn_app};
+use common::{Raw, Session, TestApp, backends, new_id, register_and_login, spawn_app};
 use serde_json::{Value, json};
-use sqlx::Connection as _;
 use uuid::Uuid;
 
 /// POSTs as the customer with a fresh Idempotency-Key; returns the body of a 201.
@@ -98,46 +97,6 @@ async fn books(app: &TestApp) -> (Uuid, Uuid, Uuid) {
     (a.parse().unwrap(), b.parse().unwrap(), open.parse().unwrap())
 }
 
-/// Raw SQL on the app's database, for breaking things by hand.
-struct Raw {
-    url: String,
-    postgres: bool,
-}
-
-impl Raw {
-    fn new(app: &TestApp, backend: &Backend) -> Self {
-        let postgres = matches!(backend, Backend::Postgres(_));
-        let url = if postgres {
-            app.database_url()
-        } else {
-            format!("sqlite:{}", app.data_dir.path().join("coffer.db").display())
-        };
-        Self { url, postgres }
-    }
-
-    /// An id as a literal of this backend.
-    fn id(&self, id: Uuid) -> String {
-        if self.postgres { format!("'{id}'::uuid") } else { format!("X'{}'", id.simple()) }
-    }
-
-    /// Runs statements with foreign keys not enforced (to write what the schema forbids).
-    async fn run(&self, sql: &str) {
-        if self.postgres {
-            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET session_replication_role = replica; {sql}")))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        } else {
-            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA foreign_keys = OFF; {sql}")))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn run(app: &TestApp) -> Verification {
     let store = app.store().await;
     let verification = verify::verify(&store, |_| {}).await.unwrap();
@@ -146,8 +105,8 @@ async fn run(app: &TestApp) -> Verification {
 }
 
 /// The checks with findings, by name.
-fn found(verification: &Verification) -> Vec<&'static str> {
-    verification.checks.iter().filter(|(_, count)| **count > 0).map(|(check, _)| *check).collect()
+fn found(verification: &Verification) -> Vec<&str> {
+    verification.checks.iter().filter(|(_, count)| **count > 0).map(|(check, _)| check.as_str()).collect()
 }
 
 #[tokio::test]
@@ -164,7 +123,7 @@ async fn books_made_through_the_api_are_clean_and_each_check_finds_what_was_brok
 
         // Break one thing at a time with the server stopped, verify, undo, verify again.
         app.stop_server().await;
-        let raw = Raw::new(&app, &backend);
+        let raw = Raw::new(&app);
         let (a, b, o) = (raw.id(alice), raw.id(bob), raw.id(open));
         let first_snapshot = format!("(SELECT MIN(timestamp) FROM account_balances WHERE account_id = {a})");
         let last = "(SELECT MAX(timestamp) FROM transfers)";
@@ -285,7 +244,7 @@ async fn the_command_prints_json_and_exits_non_zero_on_a_finding() {
         assert_eq!(report["findings"], json!([]));
         assert!(report["checks"].as_object().unwrap().values().all(|count| count == 0), "{report}");
 
-        let raw = Raw::new(&app, &backend);
+        let raw = Raw::new(&app);
         raw.run(&format!("UPDATE accounts SET debits_posted = debits_posted + 1, credits_posted = credits_posted + 1 WHERE id = {}", raw.id(alice)))
             .await;
         let output = command(true);
@@ -297,6 +256,74 @@ async fn the_command_prints_json_and_exits_non_zero_on_a_finding() {
         assert_eq!(output.status.code(), Some(1));
         let text = String::from_utf8(output.stdout).unwrap();
         assert!(text.contains("FINDINGS") && text.contains(&format!("account_balances {alice}")), "{text}");
+        app.stop().await;
+    }
+}
+
+/// Starts a run over the API and waits (bounded) until it has a result.
+async fn run_over_http(app: &TestApp) -> Value {
+    let (status, run) = app.post("/v1/admin/verify", &json!(null)).await;
+    assert_eq!((status, run["status"].as_str()), (202, Some("running")), "{run}");
+    assert_eq!(run["origin"], "api");
+    let path = format!("/v1/admin/verify/{}", run["id"].as_str().unwrap());
+    for _ in 0..400 {
+        let (status, run) = app.get(&path).await;
+        assert_eq!(status, 200, "{run}");
+        if run["status"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the run at {path} did not finish in 10 s");
+}
+
+#[tokio::test]
+async fn admins_run_it_over_the_api_and_a_finding_is_announced() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (alice, _, _) = books(&app).await;
+        let clean = run_over_http(&app).await;
+        assert_eq!(clean["status"], "clean", "{clean}");
+        assert!(clean["finished_at"].is_string() && clean["error"].is_null(), "{clean}");
+        assert_eq!(clean["report"]["wallets"], 3);
+        assert_eq!(clean["report"]["findings"], json!([]));
+
+        let raw = Raw::new(&app);
+        let a = raw.id(alice);
+        raw.run(&format!("UPDATE accounts SET debits_posted = debits_posted + 3, credits_posted = credits_posted + 3 WHERE id = {a}"))
+            .await;
+        let found = run_over_http(&app).await;
+        assert_eq!(found["status"], "findings", "{found}");
+        assert_eq!(found["report"]["checks"]["account_balances"], 1);
+        assert_eq!(found["report"]["findings"][0]["id"], alice.to_string());
+
+        // Newest first, both there.
+        let (status, runs) = app.get("/v1/admin/verify?limit=5").await;
+        assert_eq!(status, 200);
+        let ids: Vec<&Value> = runs.as_array().unwrap().iter().map(|run| &run["id"]).collect();
+        assert_eq!(ids, [&found["id"], &clean["id"]]);
+        let (status, problem) = app.get(&format!("/v1/admin/verify/{}", new_id())).await;
+        common::assert_problem(status, &problem, 404, "verify_run_not_found");
+        let (status, problem) = app.get("/v1/admin/verify?limit=0").await;
+        common::assert_problem(status, &problem, 422, "validation_failed");
+
+        // The finding is an event in the outbox (for the relay, NATS and admins' webhooks).
+        let store = app.store().await;
+        let events = store.events_after(0, 1_000).await.unwrap();
+        let announced: Vec<&store::StoredEvent> =
+            events.iter().filter(|event| event.event_type == "coffer.verify.findings").collect();
+        assert_eq!(announced.len(), 1, "{backend:?}");
+        let payload: Value = serde_json::from_str(&announced[0].payload).unwrap();
+        assert_eq!(
+            payload["data"],
+            json!({"run_id": found["id"], "findings": 1, "checks": ["account_balances"]})
+        );
+        assert_eq!(announced[0].customer_id, None);
+        store.close().await;
+
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("coffer_verify_runs_total{result=\"findings\"}"), "{metrics}");
+        assert!(metrics.contains("coffer_verify_findings{check=\"account_balances\"} 1"), "{metrics}");
         app.stop().await;
     }
 }

@@ -11,7 +11,8 @@ use ledger::Account;
 use ledger::audit::StoredTransfer;
 use uuid::Uuid;
 
-use crate::codec::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS_T, TransferRow, unsigned};
+use crate::BeginWrite as _;
+use crate::codec::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS_T, TransferRow, saturating, unsigned};
 use crate::{Backend, Result, Store, StoreError, WalletType, with_pool};
 
 /// Rows per page at most.
@@ -192,6 +193,94 @@ impl Store {
             }
             tx.rollback().await?;
             Ok(())
+        })
+    }
+}
+
+/// Runs kept in a listing at most.
+pub const VERIFY_RUNS_PAGE_MAX: u32 = 100;
+
+/// A run of the books' check.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct VerifyRunRow {
+    pub id: Uuid,
+    /// `api` or `schedule`.
+    pub origin: String,
+    /// `running`, `clean`, `findings` or `failed`.
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// The JSON report, once there is one.
+    pub report: Option<String>,
+    pub error: Option<String>,
+}
+
+const VERIFY_RUN_COLUMNS: &str = "id, origin, status, started_at, finished_at, report, error";
+
+impl Store {
+    /// Records a run that has started.
+    pub async fn insert_verify_run(&self, id: Uuid, origin: &str, started_at: u64) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(
+                "INSERT INTO verify_runs (id, origin, status, started_at) VALUES ($1, $2, 'running', $3)",
+            ))
+            .bind(id)
+            .bind(origin)
+            .bind(saturating(started_at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Records a run's result (`clean`, `findings` or `failed`), with its events (written
+    /// with it, so a finding is announced exactly when it is recorded).
+    pub async fn finish_verify_run(
+        &self,
+        id: Uuid,
+        status: &str,
+        finished_at: u64,
+        report: Option<&str>,
+        error: Option<&str>,
+        events: &[crate::NewEvent],
+    ) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(sql(
+                "UPDATE verify_runs SET status = $2, finished_at = $3, report = $4, error = $5 \
+                 WHERE id = $1 AND status = 'running'",
+            ))
+            .bind(id)
+            .bind(status)
+            .bind(saturating(finished_at))
+            .bind(report)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            crate::outbox::insert_events!(tx, sql, events);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn verify_run(&self, id: Uuid) -> Result<Option<VerifyRunRow>> {
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(&format!("SELECT {VERIFY_RUN_COLUMNS} FROM verify_runs WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// The latest runs, newest first (`limit` at most [`VERIFY_RUNS_PAGE_MAX`]).
+    pub async fn verify_runs(&self, limit: u32) -> Result<Vec<VerifyRunRow>> {
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(&format!(
+                "SELECT {VERIFY_RUN_COLUMNS} FROM verify_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+            )))
+            .bind(i64::from(limit.clamp(1, VERIFY_RUNS_PAGE_MAX)))
+            .fetch_all(pool)
+            .await?)
         })
     }
 }

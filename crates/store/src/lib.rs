@@ -42,7 +42,7 @@ mod wallets;
 pub use analytics::{
     DailyCustomers, DailyVolume, ProjectedBalance, ProjectedEvent, ProjectedSpend, Projection,
 };
-pub use audit::{AUDIT_PAGE_MAX, Scanned, WalletAccount};
+pub use audit::{AUDIT_PAGE_MAX, Scanned, VERIFY_RUNS_PAGE_MAX, VerifyRunRow, WalletAccount};
 pub use bank::{
     BANK_ACCOUNTS_PER_CONNECTION_MAX, BANK_CONNECTIONS_PER_CUSTOMER_MAX, BankAccountRow, BankConnectionRow,
     SyncOutcome,

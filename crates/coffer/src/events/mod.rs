@@ -93,10 +93,12 @@ pub enum EventType {
     BudgetWarning,
     BudgetExceeded,
     ScheduledPaymentFailed,
+    /// A run of the books' check found something (an operators' event: no customer).
+    VerifyFindings,
 }
 
 impl EventType {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -116,6 +118,7 @@ impl EventType {
         Self::BudgetWarning,
         Self::BudgetExceeded,
         Self::ScheduledPaymentFailed,
+        Self::VerifyFindings,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -140,6 +143,7 @@ impl EventType {
             Self::BudgetWarning => "budget.warning",
             Self::BudgetExceeded => "budget.exceeded",
             Self::ScheduledPaymentFailed => "scheduled_payment.failed",
+            Self::VerifyFindings => "verify.findings",
         }
     }
 

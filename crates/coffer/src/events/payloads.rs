@@ -312,6 +312,17 @@ pub struct ScheduledPaymentFailedData<'a> {
     pub attempts: i64,
 }
 
+/// `verify.findings`: a run of the books' check (`coffer verify`, `POST /v1/admin/verify`
+/// or the workers' schedule) found something. The run's report has the findings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyFindingsData {
+    pub run_id: Uuid,
+    /// Findings in all.
+    pub findings: u64,
+    /// The checks that found something, by name.
+    pub checks: Vec<String>,
+}
+
 /// The schema of a field that is always `null`.
 fn null() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::Null)
@@ -339,6 +350,7 @@ pub enum EventData {
     BudgetWarning(BudgetData<'static>),
     BudgetExceeded(BudgetData<'static>),
     ScheduledPaymentFailed(ScheduledPaymentFailedData<'static>),
+    VerifyFindings(VerifyFindingsData),
 }
 
 impl EventData {
@@ -366,12 +378,13 @@ impl EventData {
             EventType::BudgetWarning => Self::BudgetWarning(read(data)?),
             EventType::BudgetExceeded => Self::BudgetExceeded(read(data)?),
             EventType::ScheduledPaymentFailed => Self::ScheduledPaymentFailed(read(data)?),
+            EventType::VerifyFindings => Self::VerifyFindings(read(data)?),
         })
     }
 
-    /// The customer the event belongs to (every payload names one).
-    pub fn customer_id(&self) -> Uuid {
-        match self {
+    /// The customer the event belongs to; `None` for the operators' events.
+    pub fn customer_id(&self) -> Option<Uuid> {
+        Some(match self {
             Self::CustomerRegistered(data) => data.customer_id,
             Self::CustomerLoggedIn(data) => data.customer_id,
             Self::WalletCreated(data) => data.customer_id,
@@ -388,7 +401,8 @@ impl EventData {
             Self::CategoryDeleted(data) => data.customer_id,
             Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
             Self::ScheduledPaymentFailed(data) => data.customer_id,
-        }
+            Self::VerifyFindings(_) => return None,
+        })
     }
 }
 
@@ -414,6 +428,7 @@ impl EventType {
             Self::CategoryDeleted => of::<CategoryDeletedData>(),
             Self::BudgetWarning | Self::BudgetExceeded => of::<BudgetData<'_>>(),
             Self::ScheduledPaymentFailed => of::<ScheduledPaymentFailedData<'_>>(),
+            Self::VerifyFindings => of::<VerifyFindingsData>(),
         }
     }
 }

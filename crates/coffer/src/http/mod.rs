@@ -38,7 +38,7 @@ use crate::{
 use error::ApiError;
 use routes::{
     analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports, schedules,
-    stream, wallets,
+    stream, verify, wallets,
 };
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -73,6 +73,8 @@ pub struct AppState {
     pub analytics: Arc<crate::analytics::Analytics>,
     /// Bank connections through the aggregator, and "sync now".
     pub banks: Arc<crate::finance::banks::sync::Banks>,
+    /// Runs of the books' check.
+    pub verifier: crate::verify::Verifier,
     /// How long a running request holds its `Idempotency-Key`
     /// ([`idempotency::lease_for`] the request timeout).
     pub idempotency_lease: Duration,
@@ -106,6 +108,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(reports::router())
         .merge(schedules::router())
         .merge(analytics::router())
+        .merge(verify::router())
         .merge(banks::router())
         .merge(health::router())
         .merge(metrics::router())

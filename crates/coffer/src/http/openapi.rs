@@ -13,7 +13,7 @@ use super::{
     AppState, error,
     routes::{
         analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports,
-        schedules, stream, wallets,
+        schedules, stream, verify, wallets,
     },
 };
 
@@ -80,6 +80,9 @@ use super::{
         wallets::export_operations,
         analytics::daily,
         analytics::customer,
+        verify::start_verify_run,
+        verify::list_verify_runs,
+        verify::get_verify_run,
         schedules::create_schedule,
         schedules::list_schedules,
         schedules::get_schedule,
@@ -116,6 +119,7 @@ use super::{
         (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments, statement imports, scheduled payments, bank connections"),
         (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
         (name = "analytics", description = "Platform analytics for admins: daily figures and customer snapshots"),
+        (name = "operations", description = "Operating Coffer (admins): the books' check"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),

@@ -340,6 +340,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             true,
         )),
         EventData::CustomerLoggedIn(_)
+        | EventData::VerifyFindings(_)
         | EventData::WalletCreated(_)
         | EventData::TransferVoided(_)
         | EventData::ExpenseAdded(_)

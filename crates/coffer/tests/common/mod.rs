@@ -348,3 +348,38 @@ pub mod customer {
         send(app, session, reqwest::Method::PATCH, path, Some(body)).await
     }
 }
+
+/// Raw SQL on the app's database, for breaking things by hand.
+pub struct Raw {
+    url: String,
+    postgres: bool,
+}
+
+impl Raw {
+    pub fn new(app: &TestApp) -> Self {
+        let url = app.database_url();
+        Self { postgres: url.starts_with("postgres"), url }
+    }
+
+    /// An id as a literal of this backend.
+    pub fn id(&self, id: uuid::Uuid) -> String {
+        if self.postgres { format!("'{id}'::uuid") } else { format!("X'{}'", id.simple()) }
+    }
+
+    /// Runs statements with foreign keys not enforced (to write what the schema forbids).
+    pub async fn run(&self, sql: &str) {
+        if self.postgres {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET session_replication_role = replica; {sql}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA foreign_keys = OFF; {sql}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+}

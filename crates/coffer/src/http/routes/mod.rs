@@ -15,4 +15,5 @@ pub mod payments;
 pub mod reports;
 pub mod schedules;
 pub mod stream;
+pub mod verify;
 pub mod wallets;
