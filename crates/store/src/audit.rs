@@ -136,61 +136,57 @@ impl Store {
                 transfers: unsigned(transfers, "transfer count")?,
             });
 
-            let mut after = Uuid::nil();
-            loop {
-                let rows: Vec<AccountRow> =
-                    sqlx::query_as(sql(&accounts_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
-                let Some(last) = rows.last() else { break };
-                after = last.id;
-                let full = rows.len() as i64 == limit;
-                let page = rows.into_iter().map(Account::try_from).collect::<Result<Vec<_>>>()?;
-                visit(Scanned::Accounts(&page));
-                if !full {
-                    break;
-                }
+            // Pages of `$row` ordered by a key, from `$start`, each decoded by `$decode`
+            // and handed to `visit` as `$scanned`.
+            macro_rules! pages {
+                ($query:expr, $row:ty, $start:expr, |$last:ident| $key:expr, $decode:expr, $scanned:path) => {{
+                    let mut after = $start;
+                    loop {
+                        let rows: Vec<$row> =
+                            sqlx::query_as(sql($query)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                        let Some($last) = rows.last() else { break };
+                        after = $key;
+                        let full = rows.len() as i64 == limit;
+                        let page = rows.into_iter().map($decode).collect::<Result<Vec<_>>>()?;
+                        visit($scanned(&page));
+                        if !full {
+                            break;
+                        }
+                    }
+                }};
             }
-
-            let mut after = 0i64;
-            loop {
-                let rows: Vec<AuditTransferRow> =
-                    sqlx::query_as(sql(&transfers_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
-                let Some(last) = rows.last() else { break };
-                after = last.transfer.timestamp;
-                let full = rows.len() as i64 == limit;
-                let page = rows.into_iter().map(AuditTransferRow::decode).collect::<Result<Vec<_>>>()?;
-                visit(Scanned::Transfers(&page));
-                if !full {
-                    break;
-                }
-            }
-
-            let mut after = Uuid::nil();
-            loop {
-                let rows: Vec<WalletAccountRow> =
-                    sqlx::query_as(sql(wallets_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
-                let Some(last) = rows.last() else { break };
-                after = last.id;
-                let full = rows.len() as i64 == limit;
-                let page = rows.into_iter().map(WalletAccountRow::decode).collect::<Result<Vec<_>>>()?;
-                visit(Scanned::Wallets(&page));
-                if !full {
-                    break;
-                }
-            }
-
-            let mut after = Uuid::nil();
-            loop {
-                let rows: Vec<(Uuid,)> =
-                    sqlx::query_as(sql(orphans_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
-                let Some(last) = rows.last() else { break };
-                after = last.0;
-                let full = rows.len() as i64 == limit;
-                let page: Vec<Uuid> = rows.into_iter().map(|(id,)| id).collect();
-                visit(Scanned::OrphanNotes(&page));
-                if !full {
-                    break;
-                }
-            }
+            pages!(
+                &accounts_sql,
+                AccountRow,
+                Uuid::nil(),
+                |last| last.id,
+                Account::try_from,
+                Scanned::Accounts
+            );
+            pages!(
+                &transfers_sql,
+                AuditTransferRow,
+                0i64,
+                |last| last.transfer.timestamp,
+                AuditTransferRow::decode,
+                Scanned::Transfers
+            );
+            pages!(
+                wallets_sql,
+                WalletAccountRow,
+                Uuid::nil(),
+                |last| last.id,
+                WalletAccountRow::decode,
+                Scanned::Wallets
+            );
+            pages!(
+                orphans_sql,
+                (Uuid,),
+                Uuid::nil(),
+                |last| last.0,
+                |(id,): (Uuid,)| Ok(id),
+                Scanned::OrphanNotes
+            );
             tx.rollback().await?;
             Ok(())
         })
