@@ -107,9 +107,11 @@ fn progress_display() -> impl FnMut(coffer::verify::Progress) + Send {
 fn summary(verification: &coffer::verify::Verification) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "verified {} accounts, {} transfers, {} wallets: {}\n",
+        "verified {} accounts, {} transfers ({} links of the hash chain, {} transfers from before it), {} wallets: {}\n",
         verification.accounts,
         verification.transfers,
+        verification.links,
+        verification.unchained,
         verification.wallets,
         if verification.is_clean() { "the books are right" } else { "FINDINGS" }
     );

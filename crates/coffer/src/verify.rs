@@ -3,7 +3,8 @@
 //!
 //! The ledger checks are `ledger::audit`'s: every transfer replayed in commit order onto
 //! empty accounts, compared with the stored balances, snapshots, limits, pending statuses
-//! and per-ledger totals. On top of them, the wallet layer's own: every wallet has its
+//! and per-ledger totals, and every batch's link of the hash chain (`ledger::chain`)
+//! recomputed. On top of them, the wallet layer's own: every wallet has its
 //! ledger account, with the flags, code and ledger that creating it writes
 //! ([`crate::wallets::service::wallet_account`]), and every transfer note names a transfer
 //! that exists.
@@ -36,6 +37,10 @@ pub fn check_names() -> impl Iterator<Item = &'static str> {
 pub struct Verification {
     pub accounts: u64,
     pub transfers: u64,
+    /// Links of the hash chain checked (one per batch that created transfers).
+    pub links: u64,
+    /// Transfers stored before the hash chain existed (in no link).
+    pub unchained: u64,
     pub wallets: u64,
     /// Findings per check; every check is listed, clean ones with 0.
     pub checks: BTreeMap<String, u64>,
@@ -84,6 +89,8 @@ pub async fn verify(
     let mut report = Verification {
         accounts: 0,
         transfers: 0,
+        links: 0,
+        unchained: 0,
         wallets: 0,
         checks: check_names().map(|name| (name.to_owned(), 0)).collect(),
         findings: Vec::new(),
@@ -99,6 +106,10 @@ pub async fn verify(
                 page.iter().for_each(|account| audit.account(account));
                 read += page.len() as u64;
                 progress(Progress::Read(read));
+            }
+            Scanned::Links(page) => {
+                let audit = audit.as_mut().expect("the audit runs until the scan ends");
+                page.iter().for_each(|link| audit.link(link));
             }
             Scanned::Transfers(page) => {
                 let audit = audit.as_mut().expect("the audit runs until the scan ends");
@@ -116,6 +127,8 @@ pub async fn verify(
     let ledger = audit.take().expect("finished once").finish();
     report.accounts = ledger.accounts;
     report.transfers = ledger.transfers;
+    report.links = ledger.links;
+    report.unchained = ledger.unchained;
     for (check, count) in &ledger.counts {
         *report.checks.entry(check.name().to_owned()).or_default() += count;
     }

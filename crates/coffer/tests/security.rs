@@ -68,6 +68,7 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/ledger/accounts/{id}/transfers", Access::AdminKey),
     ("GET", "/v1/ledger/accounts/{id}/balances", Access::AdminKey),
     ("GET", "/v1/ledger/transfers/{id}", Access::AdminKey),
+    ("GET", "/v1/ledger/chain/head", Access::AdminKey),
     ("POST", "/v1/wallets/{id}/top-ups", Access::Customer),
     ("POST", "/v1/wallets/{id}/withdrawals", Access::Customer),
     ("GET", "/v1/top-ups/{id}", Access::Customer),

@@ -157,8 +157,9 @@ async fn books_made_through_the_api_are_clean_and_each_check_finds_what_was_brok
                 alice,
             ),
             (
-                // An overdraft of Bob's wallet written after everything, balances made to agree.
-                vec!["account_limits"],
+                // An overdraft of Bob's wallet written after everything, balances made to agree:
+                // the transfer is in no link of the hash chain either.
+                vec!["account_limits", "hash_chain"],
                 format!(
                     "INSERT INTO transfers (timestamp, id, debit_account_id, credit_account_id, amount, pending_id, \
                      user_data_128, user_data_64, user_data_32, timeout, ledger, code, flags) \
@@ -182,7 +183,8 @@ async fn books_made_through_the_api_are_clean_and_each_check_finds_what_was_brok
                 open,
             ),
             (
-                vec!["transfer_accounts"],
+                // An edited transfer no longer hashes to its link either.
+                vec!["transfer_accounts", "hash_chain"],
                 format!("UPDATE transfers SET ledger = 7 WHERE timestamp = {some_transfer}"),
                 "UPDATE transfers SET ledger = 840 WHERE ledger = 7".to_owned(),
                 Uuid::nil(),
@@ -220,6 +222,39 @@ async fn books_made_through_the_api_are_clean_and_each_check_finds_what_was_brok
             let mended = run(&app).await;
             assert!(mended.is_clean(), "{backend:?}: after {undo}: {:?}", mended.findings);
         }
+
+        // Tamper evidence: one amount edited names the batch it was committed in, and a
+        // forged link is found too.
+        let top_up =
+            raw.number(&format!("SELECT MIN(timestamp) FROM transfers WHERE credit_account_id = {a}")).await;
+        let seq = raw
+            .number(&format!("SELECT seq FROM ledger_chain WHERE first_timestamp <= {top_up} AND last_timestamp >= {top_up}"))
+            .await;
+        raw.run(&format!("UPDATE transfers SET amount = amount + 1 WHERE timestamp = {top_up}")).await;
+        let broken = run(&app).await;
+        let chained: Vec<&verify::Finding> =
+            broken.findings.iter().filter(|f| f.check == "hash_chain").collect();
+        assert_eq!(chained.len(), 1, "{backend:?}: {:#?}", broken.findings);
+        assert_eq!(chained[0].id, Uuid::from_u128(seq as u128), "{}", chained[0].detail);
+        raw.run(&format!("UPDATE transfers SET amount = amount - 1 WHERE timestamp = {top_up}")).await;
+        assert!(run(&app).await.is_clean());
+        let last = raw.number("SELECT MAX(seq) FROM ledger_chain").await;
+        assert!(
+            last >= 6 && clean.links == last as u64 && clean.unchained == 0,
+            "{backend:?}: {last} {clean:?}"
+        );
+        raw.run(&format!(
+            "UPDATE ledger_chain SET hash = {} WHERE seq = {last}",
+            if raw.postgres() {
+                "decode(repeat('ab', 32), 'hex')".to_owned()
+            } else {
+                "randomblob(32)".to_owned()
+            }
+        ))
+        .await;
+        let forged = run(&app).await;
+        assert_eq!(found(&forged), ["hash_chain"], "{backend:?}: {:#?}", forged.findings);
+        assert_eq!(forged.findings[0].id, Uuid::from_u128(last as u128));
         app.stop().await;
     }
 }
@@ -324,6 +359,49 @@ async fn admins_run_it_over_the_api_and_a_finding_is_announced() {
         let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("coffer_verify_runs_total{result=\"findings\"}"), "{metrics}");
         assert!(metrics.contains("coffer_verify_findings{check=\"account_balances\"} 1"), "{metrics}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_chain_head_moves_with_every_batch_and_matches_what_verify_checked() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (status, empty) = app.get("/v1/ledger/chain/head").await;
+        assert_eq!(status, 200, "{empty}");
+        assert_eq!(
+            empty,
+            json!({"seq": 0, "hash": "0".repeat(64), "first_timestamp": 0, "last_timestamp": 0, "transfers": 0})
+        );
+        books(&app).await;
+        let (_, head) = app.get("/v1/ledger/chain/head").await;
+        let verified = run(&app).await;
+        assert_eq!(head["seq"], verified.links, "{head}");
+        let hash = head["hash"].as_str().unwrap();
+        assert!(hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) && hash != "0".repeat(64));
+        // One more batch: the next link, another hash, its transfers counted.
+        let (x, y) = (new_id(), new_id());
+        ledger_post(
+            &app,
+            "/v1/ledger/accounts",
+            &json!([{"id": x, "ledger": 5, "code": 1}, {"id": y, "ledger": 5, "code": 1}]),
+        )
+        .await;
+        ledger_post(
+            &app,
+            "/v1/ledger/transfers",
+            &json!([
+                {"id": new_id(), "debit_account_id": x, "credit_account_id": y, "amount": 1, "ledger": 5, "code": 1},
+                {"id": new_id(), "debit_account_id": y, "credit_account_id": x, "amount": 1, "ledger": 5, "code": 1},
+            ]),
+        )
+        .await;
+        let (_, next) = app.get("/v1/ledger/chain/head").await;
+        assert_eq!(next["seq"], head["seq"].as_u64().unwrap() + 1);
+        assert_eq!(next["transfers"], 2);
+        assert_ne!(next["hash"], head["hash"]);
+        assert!(next["first_timestamp"].as_u64() > head["last_timestamp"].as_u64());
+        assert!(run(&app).await.is_clean());
         app.stop().await;
     }
 }

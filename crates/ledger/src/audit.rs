@@ -15,8 +15,9 @@
 //! only (which expiries never change).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
+use crate::chain::{Chainer, GENESIS, Link};
 use crate::{Account, AccountFlags, IdMap, NANOS_PER_SECOND, PendingStatus, Transfer, TransferFlags};
 
 /// Findings kept in a report at most; the rest are only counted.
@@ -39,16 +40,20 @@ pub enum Check {
     PendingResolution,
     /// Every transfer's accounts exist and are on its ledger.
     TransferAccounts,
+    /// Every batch's link (`crate::chain`) matches its transfers and the link before it,
+    /// and every transfer since the chain began is in a link.
+    HashChain,
 }
 
 impl Check {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::LedgerBalanced,
         Self::AccountBalances,
         Self::AccountLimits,
         Self::BalanceHistory,
         Self::PendingResolution,
         Self::TransferAccounts,
+        Self::HashChain,
     ];
 
     /// A stable name, for reports and metrics.
@@ -60,6 +65,7 @@ impl Check {
             Self::BalanceHistory => "balance_history",
             Self::PendingResolution => "pending_resolution",
             Self::TransferAccounts => "transfer_accounts",
+            Self::HashChain => "hash_chain",
         }
     }
 }
@@ -92,6 +98,10 @@ pub struct StoredTransfer {
 pub struct Report {
     pub accounts: u64,
     pub transfers: u64,
+    /// Links of the hash chain checked.
+    pub links: u64,
+    /// Transfers older than the chain's first link (stored before the chain existed).
+    pub unchained: u64,
     /// Findings per check, all of them counted.
     pub counts: BTreeMap<Check, u64>,
     /// The first [`FINDINGS_KEPT_MAX`] findings, in the order found.
@@ -138,6 +148,18 @@ pub struct Audit {
     expiries: BinaryHeap<Reverse<(u64, u128)>>,
     last_timestamp: u64,
     report: Report,
+    chain: Chain,
+}
+
+/// The hash chain's side of a replay.
+#[derive(Debug, Default)]
+struct Chain {
+    /// Links fed and not yet complete, in order.
+    links: VecDeque<Link>,
+    /// The link being recomputed (the front of `links`).
+    current: Option<Chainer>,
+    /// The last complete link, as stored.
+    previous: Option<Link>,
 }
 
 impl Audit {
@@ -159,6 +181,14 @@ impl Audit {
         self.accounts.insert(account.id, replayed);
     }
 
+    /// The next link of the hash chain, in order; fed before the first transfer it covers.
+    pub fn link(&mut self, link: &Link) {
+        if let Some(last) = self.chain.links.back().or(self.chain.previous.as_ref()) {
+            assert!(link.seq > last.seq, "links are fed in order");
+        }
+        self.chain.links.push_back(*link);
+    }
+
     /// The next transfer in timestamp order.
     pub fn transfer(&mut self, stored: &StoredTransfer) {
         let t = &stored.transfer;
@@ -166,6 +196,7 @@ impl Audit {
         self.last_timestamp = t.timestamp;
         self.report.transfers += 1;
         self.expire_until(t.timestamp);
+        self.chain_transfer(t);
         let (Some(debit), Some(credit)) =
             (self.accounts.get(&t.debit_account_id), self.accounts.get(&t.credit_account_id))
         else {
@@ -223,6 +254,20 @@ impl Audit {
     /// Compares the end of the replay with the stored accounts and ledger totals.
     pub fn finish(mut self) -> Report {
         self.expire_until(u64::MAX);
+        if self.chain.current.is_some() {
+            self.close_link();
+        }
+        while let Some(link) = self.chain.links.pop_front() {
+            self.report.push(
+                Check::HashChain,
+                u128::from(link.seq),
+                format!(
+                    "link {} covers transfers stamped {}..={}, but none is stored",
+                    link.seq, link.first_timestamp, link.last_timestamp
+                ),
+            );
+            self.chain.previous = Some(link);
+        }
         let mut open: Vec<&Open> = self.open.values().collect();
         open.sort_by_key(|o| o.transfer.timestamp);
         for o in open {
@@ -366,6 +411,73 @@ impl Audit {
         {
             self.post(t, u128::from(t.amount));
         }
+    }
+
+    /// Adds a transfer to its link, closing the links it has gone past.
+    fn chain_transfer(&mut self, t: &Transfer) {
+        loop {
+            let Some(front) = self.chain.links.front().copied() else {
+                if self.chain.previous.is_none() {
+                    self.report.unchained += 1;
+                } else {
+                    self.report.push(
+                        Check::HashChain,
+                        t.id,
+                        format!("transfer stamped {} is in no link", t.timestamp),
+                    );
+                }
+                return;
+            };
+            if t.timestamp < front.first_timestamp {
+                if self.chain.previous.is_none() && self.chain.current.is_none() {
+                    self.report.unchained += 1;
+                } else {
+                    self.report.push(
+                        Check::HashChain,
+                        t.id,
+                        format!("transfer stamped {} is in no link", t.timestamp),
+                    );
+                }
+                return;
+            }
+            if t.timestamp <= front.last_timestamp {
+                let previous = self.chain.previous.map_or(GENESIS, |link| link.hash);
+                self.chain.current.get_or_insert_with(|| Chainer::after(&previous)).push(t);
+                return;
+            }
+            // Past the front link: it is complete.
+            self.close_link();
+        }
+    }
+
+    /// Compares the front link with what its transfers hash to.
+    fn close_link(&mut self) {
+        let link = self.chain.links.pop_front().expect("a link to close");
+        let computed = self.chain.current.take().map(|chainer| (chainer.transfers(), chainer.finish()));
+        let expected_seq = self.chain.previous.map_or(1, |previous| previous.seq + 1);
+        self.report.links += 1;
+        let broken = match computed {
+            _ if link.seq != expected_seq => {
+                Some(format!("link {} follows link {}", link.seq, expected_seq - 1))
+            }
+            None => Some("none of its transfers is stored".to_owned()),
+            Some((count, _)) if count != link.transfers => {
+                Some(format!("it holds {} transfers, {count} are stored", link.transfers))
+            }
+            Some((_, hash)) if hash != link.hash => Some("its transfers do not hash to it".to_owned()),
+            Some(_) => None,
+        };
+        if let Some(why) = broken {
+            self.report.push(
+                Check::HashChain,
+                u128::from(link.seq),
+                format!(
+                    "link {} (transfers stamped {}..={}): {why}",
+                    link.seq, link.first_timestamp, link.last_timestamp
+                ),
+            );
+        }
+        self.chain.previous = Some(link);
     }
 
     /// Releases the expired reservations due at or before `now`.

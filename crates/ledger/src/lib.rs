@@ -9,6 +9,7 @@
 mod account;
 mod apply;
 pub mod audit;
+pub mod chain;
 mod flags;
 mod hash;
 mod result;

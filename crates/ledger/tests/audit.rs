@@ -2,6 +2,7 @@
 //! then finds exactly the one thing broken by hand in a copy of that history.
 
 use ledger::audit::{Audit, Check, Report, StoredTransfer};
+use ledger::chain::{self, Link};
 use ledger::{
     Account, AccountBalance, AccountFlags, CreateAccountResult, CreateTransferResult, PendingStatus, State,
     Transfer, TransferFlags, create_accounts, create_transfers, expire_pending_transfers,
@@ -14,6 +15,8 @@ const NOW: u64 = 1_000_000_000_000;
 struct Stored {
     accounts: Vec<Account>,
     transfers: Vec<StoredTransfer>,
+    /// One per batch that created transfers.
+    links: Vec<Link>,
 }
 
 fn account(id: u128, flags: AccountFlags) -> Account {
@@ -64,13 +67,24 @@ fn history() -> Stored {
             transfer(17, 3, 2, 25, pending),
         ],
     ];
+    let mut balances = Vec::new();
+    let mut links: Vec<Link> = Vec::new();
+    let mut commit = |state: &mut State| {
+        let changes = state.take_changes();
+        balances.extend(changes.balances);
+        if !changes.transfers_created.is_empty() {
+            links.push(chain::link(links.last(), &changes.transfers_created));
+        }
+    };
     let mut now = NOW;
     for batch in batches {
         now += 1_000;
         let results = create_transfers(&mut state, now, &batch);
         assert!(results.iter().all(|r| *r == CreateTransferResult::Ok), "{results:?}");
+        commit(&mut state);
     }
     assert_eq!(expire_pending_transfers(&mut state, now + 2 * ledger::NANOS_PER_SECOND, &[16]), 1);
+    commit(&mut state);
     // One more transfer after the expiry, so the replay has to release it in between.
     let results = create_transfers(
         &mut state,
@@ -78,10 +92,9 @@ fn history() -> Stored {
         &[transfer(18, 1, 2, 5, TransferFlags::empty())],
     );
     assert_eq!(results, [CreateTransferResult::Ok]);
-    let changes = state.take_changes();
+    commit(&mut state);
     let snapshot = |account: u128, timestamp: u64| -> Option<(u64, u64)> {
-        changes
-            .balances
+        balances
             .iter()
             .find(|b: &&AccountBalance| b.account_id == account && b.timestamp == timestamp)
             .map(|b| (b.debits_posted, b.credits_posted))
@@ -99,6 +112,7 @@ fn history() -> Stored {
                 credit_posted_after: snapshot(t.credit_account_id, t.timestamp),
             })
             .collect(),
+        links,
     }
 }
 
@@ -106,6 +120,9 @@ fn audit(stored: &Stored) -> Report {
     let mut audit = Audit::new();
     for account in &stored.accounts {
         audit.account(account);
+    }
+    for link in &stored.links {
+        audit.link(link);
     }
     for transfer in &stored.transfers {
         audit.transfer(transfer);
@@ -131,7 +148,7 @@ fn a_history_the_ledger_made_is_clean() {
     let stored = history();
     let report = audit(&stored);
     assert!(report.is_clean(), "{:?}", report.findings);
-    assert_eq!((report.accounts, report.transfers), (3, 9));
+    assert_eq!((report.accounts, report.transfers, report.links, report.unchained), (3, 9, 4, 0));
     // The snapshots were there to compare (the wallets keep history).
     assert!(stored.transfers.iter().filter(|t| t.debit_posted_after.is_some()).count() >= 4);
 }
@@ -159,6 +176,8 @@ fn an_edited_balance_on_one_side_unbalances_the_ledger() {
 #[test]
 fn an_edited_amount_shows_in_the_balances_and_the_snapshots() {
     let mut stored = history();
+    // A forger who also drops the chain: the other checks still find it.
+    stored.links.clear();
     edit_transfer(&mut stored, 11, |t| t.transfer.amount += 1);
     let report = audit(&stored);
     assert_eq!(checks(&report), [Check::AccountBalances, Check::BalanceHistory]);
@@ -168,6 +187,8 @@ fn an_edited_amount_shows_in_the_balances_and_the_snapshots() {
 #[test]
 fn an_overdraft_written_into_the_history_breaks_the_limit() {
     let mut stored = history();
+    // A forger who also drops the chain: the other checks still find it.
+    stored.links.clear();
     // Account 3 holds nothing yet when a 1,000 transfer out of it is written after the first,
     // with balances and snapshots made to agree, still overdraws it at that point.
     let first = stored.transfers[0].transfer;
@@ -201,6 +222,8 @@ fn an_overdraft_written_into_the_history_breaks_the_limit() {
 #[test]
 fn a_pending_transfer_resolved_twice_is_found() {
     let mut stored = history();
+    // A forger who also drops the chain: the other checks still find it.
+    stored.links.clear();
     // A second post of 12 (its balances made to agree), after the first.
     let last = stored.transfers.last().unwrap().transfer;
     let again = Transfer {
@@ -241,4 +264,68 @@ fn a_transfer_on_a_missing_account_is_found() {
     let report = audit(&stored);
     assert!(checks(&report).contains(&Check::TransferAccounts));
     assert!(report.findings.iter().any(|f| f.check == Check::TransferAccounts && f.subject == 10));
+}
+
+#[test]
+fn an_edited_transfer_breaks_exactly_its_batch_link() {
+    let mut stored = history();
+    // Transfer 11 is in the second batch; making its amount agree everywhere else (the
+    // balances too) leaves only the chain to notice.
+    stored.links.iter().for_each(|link| assert!(link.transfers > 0));
+    edit_transfer(&mut stored, 11, |t| t.transfer.amount += 1);
+    edit_account(&mut stored, 2, |a| a.debits_posted += 1);
+    edit_account(&mut stored, 3, |a| a.credits_posted += 1);
+    for t in &mut stored.transfers {
+        t.debit_posted_after = None;
+        t.credit_posted_after = None;
+    }
+    let report = audit(&stored);
+    assert_eq!(checks(&report), [Check::HashChain]);
+    assert_eq!(report.counts[&Check::HashChain], 1);
+    assert_eq!(report.findings[0].subject, 2, "{:?}", report.findings);
+}
+
+#[test]
+fn a_rewritten_link_breaks_the_next_one_and_a_dropped_transfer_its_own() {
+    let mut stored = history();
+    stored.links[0].hash[0] ^= 1;
+    let report = audit(&stored);
+    assert_eq!(checks(&report), [Check::HashChain]);
+    let subjects: Vec<u128> = report.findings.iter().map(|f| f.subject).collect();
+    assert_eq!(subjects, [1, 2], "the forged link, and the one that names the real hash");
+
+    let mut stored = history();
+    let last = stored.transfers.pop().unwrap().transfer;
+    edit_account(&mut stored, last.debit_account_id, |a| a.debits_posted -= last.amount);
+    edit_account(&mut stored, last.credit_account_id, |a| a.credits_posted -= last.amount);
+    let report = audit(&stored);
+    assert_eq!(checks(&report), [Check::HashChain]);
+    assert_eq!(report.findings[0].subject, 4);
+}
+
+#[test]
+fn transfers_from_before_the_chain_are_counted_not_reported() {
+    let mut stored = history();
+    // As if the first two batches were stored before the chain existed: the chain then
+    // starts (at link 1) with the third.
+    let batches: Vec<Vec<Transfer>> = stored
+        .links
+        .drain(..)
+        .skip(2)
+        .map(|link| {
+            stored
+                .transfers
+                .iter()
+                .map(|t| t.transfer)
+                .filter(|t| (link.first_timestamp..=link.last_timestamp).contains(&t.timestamp))
+                .collect()
+        })
+        .collect();
+    for batch in batches {
+        let link = chain::link(stored.links.last(), &batch);
+        stored.links.push(link);
+    }
+    let report = audit(&stored);
+    assert!(report.is_clean(), "{:?}", report.findings);
+    assert_eq!((report.unchained, report.links), (3, 2));
 }

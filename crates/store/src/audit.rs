@@ -4,15 +4,18 @@
 //!
 //! The order is the one `ledger::audit` needs: the totals, every account by id, every
 //! transfer by timestamp (with its pending status and the balance snapshots taken at its
-//! instant), then every wallet with its ledger account, then transfer notes whose
-//! transfer does not exist.
+//! instant; each page preceded by the hash chain's links it may need), then every wallet
+//! with its ledger account, then transfer notes whose transfer does not exist.
 
 use ledger::Account;
 use ledger::audit::StoredTransfer;
+use ledger::chain::Link;
 use uuid::Uuid;
 
 use crate::BeginWrite as _;
-use crate::codec::{ACCOUNT_COLUMNS, AccountRow, TRANSFER_COLUMNS_T, TransferRow, saturating, unsigned};
+use crate::codec::{
+    ACCOUNT_COLUMNS, AccountRow, LINK_COLUMNS, LinkRow, TRANSFER_COLUMNS_T, TransferRow, saturating, unsigned,
+};
 use crate::{Backend, Result, Store, StoreError, WalletType, with_pool};
 
 /// Rows per page at most.
@@ -37,6 +40,8 @@ pub enum Scanned<'a> {
         transfers: u64,
     },
     Accounts(&'a [Account]),
+    /// Links of the hash chain, in order, each before the first transfer it covers.
+    Links(&'a [Link]),
     Transfers(&'a [StoredTransfer]),
     Wallets(&'a [WalletAccount]),
     /// Ids of transfer notes that name no transfer.
@@ -115,6 +120,9 @@ impl Store {
              LEFT JOIN account_balances bc ON bc.account_id = t.credit_account_id AND bc.timestamp = t.timestamp \
              WHERE t.timestamp > $1 ORDER BY t.timestamp LIMIT $2"
         );
+        let links_sql = format!(
+            "SELECT {LINK_COLUMNS} FROM ledger_chain WHERE seq > $1 AND first_timestamp <= $2 ORDER BY seq LIMIT $3"
+        );
         let wallets_sql = "SELECT w.id, w.type, w.currency, a.flags, a.code, a.ledger \
              FROM wallets w LEFT JOIN accounts a ON a.id = w.id WHERE w.id > $1 ORDER BY w.id LIMIT $2";
         let orphans_sql = "SELECT n.transfer_id FROM transfer_notes n LEFT JOIN transfers t ON t.id = n.transfer_id \
@@ -163,14 +171,45 @@ impl Store {
                 Account::try_from,
                 Scanned::Accounts
             );
-            pages!(
-                &transfers_sql,
-                AuditTransferRow,
-                0i64,
-                |last| last.transfer.timestamp,
-                AuditTransferRow::decode,
-                Scanned::Transfers
-            );
+            // The hash chain's links that begin at or before `$until`, after those given.
+            let mut link_seq = 0i64;
+            macro_rules! links_until {
+                ($until:expr) => {
+                    loop {
+                        let rows: Vec<LinkRow> = sqlx::query_as(sql(&links_sql))
+                            .bind(link_seq)
+                            .bind($until)
+                            .bind(limit)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        let Some(last) = rows.last() else { break };
+                        link_seq = last.seq;
+                        let full = rows.len() as i64 == limit;
+                        let page = rows.into_iter().map(Link::try_from).collect::<Result<Vec<_>>>()?;
+                        visit(Scanned::Links(&page));
+                        if !full {
+                            break;
+                        }
+                    }
+                };
+            }
+            // Transfers, each page after the links its transfers may belong to.
+            let mut after = 0i64;
+            loop {
+                let rows: Vec<AuditTransferRow> =
+                    sqlx::query_as(sql(&transfers_sql)).bind(after).bind(limit).fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last() else { break };
+                after = last.transfer.timestamp;
+                let full = rows.len() as i64 == limit;
+                links_until!(after);
+                let page = rows.into_iter().map(AuditTransferRow::decode).collect::<Result<Vec<_>>>()?;
+                visit(Scanned::Transfers(&page));
+                if !full {
+                    break;
+                }
+            }
+            // Links beyond the last transfer (whose transfers are missing).
+            links_until!(i64::MAX);
             pages!(
                 wallets_sql,
                 WalletAccountRow,
@@ -277,6 +316,21 @@ impl Store {
             .bind(i64::from(limit.clamp(1, VERIFY_RUNS_PAGE_MAX)))
             .fetch_all(pool)
             .await?)
+        })
+    }
+}
+
+impl Store {
+    /// The latest link of the ledger's hash chain (`None` before the first batch with
+    /// transfers).
+    pub async fn chain_head(&self) -> Result<Option<Link>> {
+        with_pool!(self, read, |pool, sql| {
+            let row: Option<LinkRow> = sqlx::query_as(sql(&format!(
+                "SELECT {LINK_COLUMNS} FROM ledger_chain ORDER BY seq DESC LIMIT 1"
+            )))
+            .fetch_optional(pool)
+            .await?;
+            row.map(Link::try_from).transpose()
         })
     }
 }

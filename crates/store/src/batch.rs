@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ledger::chain::Link;
 use ledger::{
     Account, AccountFlags, Changes, CreateTransferResult, PendingStatus, State, Transfer, TransferFlags,
 };
@@ -77,6 +78,12 @@ pub(crate) trait LedgerTx: Send {
     /// Records and finishes payments, in order (see [`crate::payments`]); a finish writes
     /// its event only when it moved the payment out of `pending`.
     fn write_payments(&mut self, changes: &[PaymentChange]) -> impl Future<Output = Result<()>> + Send;
+
+    /// The latest link of the hash chain, if there is one.
+    fn chain_head(&mut self) -> impl Future<Output = Result<Option<Link>>> + Send;
+
+    /// Appends a link to the hash chain.
+    fn write_link(&mut self, link: &Link) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes a batch's changes and sets the clock to `last_timestamp`.
     fn write(
@@ -299,6 +306,11 @@ pub(crate) async fn run<T: LedgerTx>(
             })
             .collect();
         tx.write(&changes, &pending, last_timestamp).await?;
+        // Tamper evidence: the batch's transfers, chained to the batch before.
+        if !changes.transfers_created.is_empty() {
+            let head = tx.chain_head().await?;
+            tx.write_link(&ledger::chain::link(head.as_ref(), &changes.transfers_created)).await?;
+        }
     }
     if !notes.is_empty() {
         tx.write_notes(&notes).await?;

@@ -222,3 +222,34 @@ pub(crate) fn expires_at(transfer: &Transfer) -> Option<i64> {
     let timeout_ns = u64::from(transfer.timeout) * ledger::NANOS_PER_SECOND;
     transfer.timestamp.checked_add(timeout_ns).and_then(|at| i64::try_from(at).ok())
 }
+
+/// The columns of `ledger_chain`, in the order [`LinkRow`] uses.
+pub(crate) const LINK_COLUMNS: &str = "seq, first_timestamp, last_timestamp, transfers, hash";
+
+/// A row of `ledger_chain`.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LinkRow {
+    pub(crate) seq: i64,
+    pub(crate) first_timestamp: i64,
+    pub(crate) last_timestamp: i64,
+    pub(crate) transfers: i32,
+    pub(crate) hash: Vec<u8>,
+}
+
+impl TryFrom<LinkRow> for ledger::chain::Link {
+    type Error = StoreError;
+
+    fn try_from(row: LinkRow) -> Result<Self> {
+        Ok(ledger::chain::Link {
+            seq: unsigned(row.seq, "ledger_chain.seq")?,
+            first_timestamp: unsigned(row.first_timestamp, "ledger_chain.first_timestamp")?,
+            last_timestamp: unsigned(row.last_timestamp, "ledger_chain.last_timestamp")?,
+            transfers: u32::try_from(row.transfers)
+                .map_err(|_| StoreError::Corrupt(format!("ledger_chain.transfers is {}", row.transfers)))?,
+            hash: row
+                .hash
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("ledger_chain.hash is not 32 bytes".into()))?,
+        })
+    }
+}

@@ -319,6 +319,31 @@ impl LedgerTx for PostgresTx<'_> {
         Ok(())
     }
 
+    async fn chain_head(&mut self) -> Result<Option<ledger::chain::Link>> {
+        let row: Option<crate::codec::LinkRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {} FROM ledger_chain ORDER BY seq DESC LIMIT 1",
+            crate::codec::LINK_COLUMNS
+        )))
+        .fetch_optional(&mut *self.connection)
+        .await?;
+        row.map(ledger::chain::Link::try_from).transpose()
+    }
+
+    async fn write_link(&mut self, link: &ledger::chain::Link) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO ledger_chain (seq, first_timestamp, last_timestamp, transfers, hash) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(int(link.seq))
+        .bind(int(link.first_timestamp))
+        .bind(int(link.last_timestamp))
+        .bind(i32::try_from(link.transfers).unwrap_or(i32::MAX))
+        .bind(&link.hash[..])
+        .execute(&mut *self.connection)
+        .await?;
+        Ok(())
+    }
+
     async fn write(&mut self, changes: &Changes, pending: &[PendingRow], last_timestamp: u64) -> Result<()> {
         let connection = &mut *self.connection;
         let accounts = &changes.accounts_created;

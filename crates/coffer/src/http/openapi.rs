@@ -27,6 +27,7 @@ use super::{
         ledger::get_transfer,
         ledger::list_account_transfers,
         ledger::list_account_balances,
+        ledger::chain_head,
         auth::register,
         auth::login,
         auth::refresh,

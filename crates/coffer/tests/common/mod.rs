@@ -361,9 +361,25 @@ impl Raw {
         Self { postgres: url.starts_with("postgres"), url }
     }
 
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn postgres(&self) -> bool {
+        self.postgres
+    }
+
     /// An id as a literal of this backend.
     pub fn id(&self, id: uuid::Uuid) -> String {
         if self.postgres { format!("'{id}'::uuid") } else { format!("X'{}'", id.simple()) }
+    }
+
+    /// The one integer a query answers.
+    pub async fn number(&self, sql: &str) -> i64 {
+        if self.postgres {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut connection).await.unwrap()
+        } else {
+            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut connection).await.unwrap()
+        }
     }
 
     /// Runs statements with foreign keys not enforced (to write what the schema forbids).

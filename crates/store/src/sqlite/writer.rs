@@ -36,7 +36,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ledger::{Account, Changes, CreateTransferResult, PendingStatus, Transfer};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -599,6 +599,49 @@ impl LedgerTx for WriterTx<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    async fn chain_head(&mut self) -> Result<Option<ledger::chain::Link>> {
+        let row = self
+            .connection
+            .prepare_cached(
+                "SELECT seq, first_timestamp, last_timestamp, transfers, hash FROM ledger_chain \
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([], |row| {
+                        Ok(crate::codec::LinkRow {
+                            seq: row.get(0)?,
+                            first_timestamp: row.get(1)?,
+                            last_timestamp: row.get(2)?,
+                            transfers: row.get(3)?,
+                            hash: row.get(4)?,
+                        })
+                    })
+                    .optional()
+            })
+            .map_err(embedded)?;
+        row.map(ledger::chain::Link::try_from).transpose()
+    }
+
+    async fn write_link(&mut self, link: &ledger::chain::Link) -> Result<()> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO ledger_chain (seq, first_timestamp, last_timestamp, transfers, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    int(link.seq),
+                    int(link.first_timestamp),
+                    int(link.last_timestamp),
+                    i64::from(link.transfers),
+                    &link.hash[..],
+                ])
+            })
+            .map_err(embedded)?;
         Ok(())
     }
 

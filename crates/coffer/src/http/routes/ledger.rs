@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/ledger/accounts/{id}/transfers", get(list_account_transfers))
         .route("/v1/ledger/accounts/{id}/balances", get(list_account_balances))
         .route("/v1/ledger/transfers/{id}", get(get_transfer))
+        .route("/v1/ledger/chain/head", get(chain_head))
 }
 
 macro_rules! flag_names {
@@ -502,6 +503,47 @@ async fn get_transfer(
         detail: format!("no transfer {transfer_id}"),
     })?;
     Ok(axum::Json(transfer_view(transfer)))
+}
+
+/// The latest link of the ledger's hash chain: one per committed batch that created
+/// transfers, a SHA-256 over the link before and the batch's transfers. Kept somewhere
+/// else, it lets `coffer verify` prove later that no stored transfer was changed, added
+/// or removed up to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainHead {
+    /// The link's number (1 for the first); 0 before any batch with transfers.
+    pub seq: u64,
+    /// Hex SHA-256; 64 zeros before the first link.
+    pub hash: String,
+    /// The ledger timestamps of the batch's first and last transfer (0 before any).
+    pub first_timestamp: u64,
+    pub last_timestamp: u64,
+    /// Transfers in the batch.
+    pub transfers: u32,
+}
+
+/// The head of the ledger's hash chain, to publish or escrow.
+#[utoipa::path(get, path = "/v1/ledger/chain/head", tag = "ledger",
+    security(("admin_api_key" = [])),
+    responses((status = 200, body = ChainHead)))]
+async fn chain_head(_: AdminAuth, State(state): State<AppState>) -> Result<axum::Json<ChainHead>, ApiError> {
+    let head = state.store.chain_head().await?;
+    Ok(axum::Json(match head {
+        Some(link) => ChainHead {
+            seq: link.seq,
+            hash: hex::encode(link.hash),
+            first_timestamp: link.first_timestamp,
+            last_timestamp: link.last_timestamp,
+            transfers: link.transfers,
+        },
+        None => ChainHead {
+            seq: 0,
+            hash: hex::encode(::ledger::chain::GENESIS),
+            first_timestamp: 0,
+            last_timestamp: 0,
+            transfers: 0,
+        },
+    }))
 }
 
 /// A validated history query: the store filter (with one extra row to learn whether
