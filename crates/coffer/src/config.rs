@@ -45,6 +45,34 @@ pub enum Command {
     /// ledger account and every transfer note. Reads one consistent snapshot, so it can
     /// run beside a server. Exits 1 when it finds anything, naming the offending ids.
     Verify(VerifyArgs),
+    /// Back up the embedded database to a file, consistently, while a server may be
+    /// running: SQLite's online backup, gzip-compressed, with a manifest (schema version,
+    /// counts, the hash chain's head). PostgreSQL: use its own tools (see the README).
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory (never over a database); refuses a
+    /// backup with a newer schema than this build's, and checks the restored file against
+    /// its manifest. Run `coffer verify` after it.
+    Restore(RestoreArgs),
+}
+
+/// `coffer backup`.
+#[derive(Clone, Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The file to write (it must not exist).
+    #[arg(long)]
+    pub to: PathBuf,
+}
+
+/// `coffer restore`.
+#[derive(Clone, Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The backup file to read.
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 /// `coffer verify`.

@@ -11,6 +11,7 @@
 
 pub mod admin_key;
 pub mod analytics;
+pub mod backup;
 pub mod commit;
 pub mod config;
 pub mod events;

@@ -53,6 +53,40 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Backup(args) => {
+            let data_dir = embedded_only(&args.database, "back up")?;
+            let mut meter = Meter::new("backup", "bytes");
+            let manifest = coffer::backup::backup(&data_dir, &args.to, |done, total| meter.at(done, total))?;
+            println!(
+                "backed up {} accounts, {} transfers, {} wallets (schema {}, chain head {} {}) to {}",
+                manifest.accounts,
+                manifest.transfers,
+                manifest.wallets,
+                manifest.schema_version,
+                manifest.chain_seq,
+                manifest.chain_hash,
+                args.to.display()
+            );
+            Ok(())
+        }
+        Command::Restore(args) => {
+            let data_dir = embedded_only(&args.database, "restore")?;
+            let mut meter = Meter::new("restore", "bytes");
+            let manifest =
+                coffer::backup::restore(&args.from, &data_dir, |done, total| meter.at(done, total))?;
+            println!(
+                "restored {} accounts, {} transfers, {} wallets (backup of {}, chain head {} {}) into {}; \
+                 run `coffer verify` to check the books",
+                manifest.accounts,
+                manifest.transfers,
+                manifest.wallets,
+                manifest.created_at,
+                manifest.chain_seq,
+                manifest.chain_hash,
+                data_dir.display()
+            );
+            Ok(())
+        }
         Command::Verify(args) => {
             let store = server::open_store(&args.database).await?;
             let verification = coffer::verify::verify(&store, progress_display()).await;
@@ -71,35 +105,57 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A progress bar on a terminal (standard error); otherwise a line per tenth.
-fn progress_display() -> impl FnMut(coffer::verify::Progress) + Send {
-    use coffer::verify::Progress;
-    use std::io::IsTerminal as _;
-    let terminal = std::io::stderr().is_terminal();
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let (mut total, mut shown) = (0u64, 0u64);
-    move |progress| match progress {
-        Progress::Total(rows) => {
-            total = rows;
-            if terminal {
-                let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta} left)")
-                    .expect("a valid template");
-                bar = Some(indicatif::ProgressBar::new(rows).with_style(style));
+/// Progress of a long command: a bar on a terminal (standard error), otherwise a line at
+/// every tenth.
+struct Meter {
+    label: &'static str,
+    unit: &'static str,
+    terminal: bool,
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    shown: u64,
+}
+
+impl Meter {
+    fn new(label: &'static str, unit: &'static str) -> Self {
+        use std::io::IsTerminal as _;
+        Self { label, unit, terminal: std::io::stderr().is_terminal(), bar: None, total: 0, shown: 0 }
+    }
+
+    fn at(&mut self, done: u64, total: u64) {
+        if total != self.total {
+            self.total = total;
+            if self.terminal {
+                let template =
+                    format!("{} {{bar:40}} {{pos}}/{{len}} {} ({{eta}} left)", self.label, self.unit);
+                let style = indicatif::ProgressStyle::with_template(&template).expect("a valid template");
+                self.bar = Some(indicatif::ProgressBar::new(total).with_style(style));
             }
         }
-        Progress::Read(rows) => match &bar {
+        match &self.bar {
             Some(bar) => {
-                bar.set_position(rows);
-                if rows >= total {
+                bar.set_position(done);
+                if done >= total {
                     bar.finish_and_clear();
                 }
             }
-            None if total > 0 && rows * 10 / total > shown => {
-                shown = rows * 10 / total;
-                eprintln!("verify: {rows} of {total} rows read");
+            None if total > 0 && done * 10 / total > self.shown => {
+                self.shown = done * 10 / total;
+                eprintln!("{}: {done} of {total} {}", self.label, self.unit);
             }
             None => {}
-        },
+        }
+    }
+}
+
+/// The display of `coffer verify`'s progress.
+fn progress_display() -> impl FnMut(coffer::verify::Progress) + Send {
+    use coffer::verify::Progress;
+    let mut meter = Meter::new("verify", "rows read");
+    let mut total = 0;
+    move |progress| match progress {
+        Progress::Total(rows) => total = rows,
+        Progress::Read(rows) => meter.at(rows, total),
     }
 }
 
@@ -126,4 +182,21 @@ fn summary(verification: &coffer::verify::Verification) -> String {
         let _ = writeln!(out, "{} {}: {}", finding.check, finding.id, finding.detail);
     }
     out
+}
+
+/// The data directory, when the database is the embedded one; PostgreSQL has its own
+/// tools for this.
+fn embedded_only(database: &coffer::config::DatabaseArgs, what: &str) -> anyhow::Result<std::path::PathBuf> {
+    match &database.database_url {
+        Some(url) if !url.starts_with("sqlite:") => anyhow::bail!(
+            "coffer can {what} only the embedded database; for PostgreSQL use pg_dump / pg_restore \
+             or base backups with WAL archiving (see the README), then `coffer verify`"
+        ),
+        Some(url) => {
+            let path =
+                std::path::Path::new(url.trim_start_matches("sqlite:").split('?').next().unwrap_or_default());
+            Ok(path.parent().map(std::path::Path::to_path_buf).unwrap_or_default())
+        }
+        None => Ok(database.data_dir.clone()),
+    }
 }

@@ -21,6 +21,7 @@
 
 mod analytics;
 mod audit;
+pub mod backup;
 mod bank;
 mod batch;
 mod codec;
