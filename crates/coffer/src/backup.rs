@@ -22,9 +22,6 @@ use serde::{Deserialize, Serialize};
 /// The first line of every backup file.
 const MAGIC: &str = "COFFER-BACKUP 1";
 
-/// The embedded database's file name in a data directory.
-const DATABASE_FILE: &str = "coffer.db";
-
 /// What a backup holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -88,16 +85,15 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes a backup of the database in `data_dir` to `to` (replacing nothing: `to` must
-/// not exist). `progress` is called with the bytes written so far and the total.
-pub fn backup(data_dir: &Path, to: &Path, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<Manifest> {
-    let source = data_dir.join(DATABASE_FILE);
+/// Writes a backup of the embedded database file `source` to `to` (replacing nothing:
+/// `to` must not exist). `progress` is called with the bytes written so far and the total.
+pub fn backup(source: &Path, to: &Path, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<Manifest> {
     ensure!(source.is_file(), "no embedded database at {}", source.display());
     ensure!(!to.exists(), "{} exists already; a backup never replaces a file", to.display());
     let copy = beside(to, ".db-copy");
     let partial = beside(to, ".partial");
     let result = (|| {
-        store::backup::sqlite_copy(&source, &copy).context("copying the database")?;
+        store::backup::sqlite_copy(source, &copy).context("copying the database")?;
         let facts = store::backup::sqlite_facts(&copy)?;
         let total = std::fs::metadata(&copy)?.len();
         let manifest = Manifest::of(&facts, total);
@@ -154,9 +150,10 @@ fn read_manifest(input: &mut impl std::io::BufRead) -> anyhow::Result<Manifest> 
     serde_json::from_str(line.trim_end()).context("the backup's manifest is unreadable")
 }
 
-/// Restores the backup `from` into `data_dir`, which must hold no database.
-pub fn restore(from: &Path, data_dir: &Path, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<Manifest> {
-    let target = data_dir.join(DATABASE_FILE);
+/// Restores the backup `from` as the embedded database file `target`, which must not
+/// exist yet (nor its WAL).
+pub fn restore(from: &Path, target: &Path, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<Manifest> {
+    let target = target.to_path_buf();
     for existing in [target.clone(), beside(&target, "-wal")] {
         ensure!(
             !existing.exists(),
@@ -175,7 +172,9 @@ pub fn restore(from: &Path, data_dir: &Path, mut progress: impl FnMut(u64, u64))
             manifest.schema_version
         );
     }
-    std::fs::create_dir_all(data_dir)?;
+    if let Some(directory) = target.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory)?;
+    }
     let partial = beside(&target, ".restoring");
     let result = (|| {
         let mut out = BufWriter::new(File::create(&partial)?);

@@ -54,9 +54,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup(args) => {
-            let data_dir = embedded_only(&args.database, "back up")?;
+            let database = embedded_only(&args.database, "back up")?;
             let mut meter = Meter::new("backup", "bytes");
-            let manifest = coffer::backup::backup(&data_dir, &args.to, |done, total| meter.at(done, total))?;
+            let manifest = coffer::backup::backup(&database, &args.to, |done, total| meter.at(done, total))?;
             println!(
                 "backed up {} accounts, {} transfers, {} wallets (schema {}, chain head {} {}) to {}",
                 manifest.accounts,
@@ -70,10 +70,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Restore(args) => {
-            let data_dir = embedded_only(&args.database, "restore")?;
+            let database = embedded_only(&args.database, "restore")?;
             let mut meter = Meter::new("restore", "bytes");
             let manifest =
-                coffer::backup::restore(&args.from, &data_dir, |done, total| meter.at(done, total))?;
+                coffer::backup::restore(&args.from, &database, |done, total| meter.at(done, total))?;
             println!(
                 "restored {} accounts, {} transfers, {} wallets (backup of {}, chain head {} {}) into {}; \
                  run `coffer verify` to check the books",
@@ -83,11 +83,15 @@ async fn main() -> anyhow::Result<()> {
                 manifest.created_at,
                 manifest.chain_seq,
                 manifest.chain_hash,
-                data_dir.display()
+                database.display()
             );
             Ok(())
         }
         Command::Verify(args) => {
+            // Checking nothing would pass: a missing embedded database is an error.
+            if let Ok(file) = embedded_only(&args.database, "verify") {
+                anyhow::ensure!(file.is_file(), "no embedded database at {}", file.display());
+            }
             let store = server::open_store(&args.database).await?;
             let verification = coffer::verify::verify(&store, progress_display()).await;
             store.close().await;
@@ -184,19 +188,14 @@ fn summary(verification: &coffer::verify::Verification) -> String {
     out
 }
 
-/// The data directory, when the database is the embedded one; PostgreSQL has its own
-/// tools for this.
+/// The embedded database's file; PostgreSQL has its own tools for what asks for it.
 fn embedded_only(database: &coffer::config::DatabaseArgs, what: &str) -> anyhow::Result<std::path::PathBuf> {
     match &database.database_url {
         Some(url) if !url.starts_with("sqlite:") => anyhow::bail!(
             "coffer can {what} only the embedded database; for PostgreSQL use pg_dump / pg_restore \
              or base backups with WAL archiving (see the README), then `coffer verify`"
         ),
-        Some(url) => {
-            let path =
-                std::path::Path::new(url.trim_start_matches("sqlite:").split('?').next().unwrap_or_default());
-            Ok(path.parent().map(std::path::Path::to_path_buf).unwrap_or_default())
-        }
-        None => Ok(database.data_dir.clone()),
+        Some(url) => Ok(url.trim_start_matches("sqlite:").split('?').next().unwrap_or_default().into()),
+        None => Ok(database.data_dir.join("coffer.db")),
     }
 }

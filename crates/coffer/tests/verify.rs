@@ -291,6 +291,16 @@ async fn the_command_prints_json_and_exits_non_zero_on_a_finding() {
         assert_eq!(output.status.code(), Some(1));
         let text = String::from_utf8(output.stdout).unwrap();
         assert!(text.contains("FINDINGS") && text.contains(&format!("account_balances {alice}")), "{text}");
+        // No database is no pass.
+        let empty = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["verify", "--data-dir", empty.path().to_str().unwrap()])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("no embedded database"));
+        assert!(!empty.path().join("coffer.db").exists());
         app.stop().await;
     }
 }
