@@ -11,22 +11,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Session, TestApp, new_id, register_and_login, spawn_app};
+use common::customer::keyed_post as post;
+use common::{Backend, register_and_login, spawn_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(&session.access_token)
-        .header("idempotency-key", new_id())
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    common::read(response).await
-}
 
 /// Runs `coffer <args>` to the end; its exit status, standard output and error.
 async fn coffer(args: &[&str]) -> (Option<i32>, String, String) {

@@ -12,16 +12,7 @@ use uuid::Uuid;
 
 /// POSTs as the customer with a fresh Idempotency-Key; returns the body of a 201.
 async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> Value {
-    let response = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(&session.access_token)
-        .header("idempotency-key", new_id())
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = common::read(response).await;
+    let (status, body) = common::customer::keyed_post(app, session, path, body).await;
     assert_eq!(status, 201, "{path}: {body}");
     body
 }

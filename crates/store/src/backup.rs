@@ -90,23 +90,15 @@ pub fn sqlite_facts(path: &Path) -> Result<CopyFacts> {
         None
     } else {
         connection
-        .query_row(
-            "SELECT seq, first_timestamp, last_timestamp, transfers, hash FROM ledger_chain ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| {
-                Ok(crate::codec::LinkRow {
-                    seq: row.get(0)?,
-                    first_timestamp: row.get(1)?,
-                    last_timestamp: row.get(2)?,
-                    transfers: row.get(3)?,
-                    hash: row.get(4)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(embedded)?
-        .map(Link::try_from)
-        .transpose()?
+            .query_row(
+                &format!("SELECT {} FROM ledger_chain ORDER BY seq DESC LIMIT 1", crate::codec::LINK_COLUMNS),
+                [],
+                crate::codec::LinkRow::read,
+            )
+            .optional()
+            .map_err(embedded)?
+            .map(Link::try_from)
+            .transpose()?
     };
     Ok(CopyFacts {
         schema_version,

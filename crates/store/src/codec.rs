@@ -236,6 +236,19 @@ pub(crate) struct LinkRow {
     pub(crate) hash: Vec<u8>,
 }
 
+impl LinkRow {
+    /// A row of [`LINK_COLUMNS`] read through rusqlite (the embedded writer, backups).
+    pub(crate) fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get(0)?,
+            first_timestamp: row.get(1)?,
+            last_timestamp: row.get(2)?,
+            transfers: row.get(3)?,
+            hash: row.get(4)?,
+        })
+    }
+}
+
 impl TryFrom<LinkRow> for ledger::chain::Link {
     type Error = StoreError;
 

@@ -344,6 +344,20 @@ pub mod customer {
         send(app, session, reqwest::Method::GET, path, None).await
     }
 
+    /// POSTs with a fresh Idempotency-Key, as the money-moving routes want.
+    pub async fn keyed_post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&session.access_token)
+            .header("idempotency-key", super::new_id())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        super::read(response).await
+    }
+
     pub async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
         send(app, session, reqwest::Method::PATCH, path, Some(body)).await
     }

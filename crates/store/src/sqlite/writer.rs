@@ -605,23 +605,11 @@ impl LedgerTx for WriterTx<'_> {
     async fn chain_head(&mut self) -> Result<Option<ledger::chain::Link>> {
         let row = self
             .connection
-            .prepare_cached(
-                "SELECT seq, first_timestamp, last_timestamp, transfers, hash FROM ledger_chain \
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([], |row| {
-                        Ok(crate::codec::LinkRow {
-                            seq: row.get(0)?,
-                            first_timestamp: row.get(1)?,
-                            last_timestamp: row.get(2)?,
-                            transfers: row.get(3)?,
-                            hash: row.get(4)?,
-                        })
-                    })
-                    .optional()
-            })
+            .prepare_cached(&format!(
+                "SELECT {} FROM ledger_chain ORDER BY seq DESC LIMIT 1",
+                crate::codec::LINK_COLUMNS
+            ))
+            .and_then(|mut statement| statement.query_row([], crate::codec::LinkRow::read).optional())
             .map_err(embedded)?;
         row.map(ledger::chain::Link::try_from).transpose()
     }
