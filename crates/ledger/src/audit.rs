@@ -409,19 +409,9 @@ impl Audit {
     /// Adds a transfer to its link, closing the links it has gone past.
     fn chain_transfer(&mut self, t: &Transfer) {
         loop {
-            let Some(front) = self.chain.links.front().copied() else {
-                if self.chain.previous.is_none() {
-                    self.report.unchained += 1;
-                } else {
-                    self.report.push(
-                        Check::HashChain,
-                        t.id,
-                        format!("transfer stamped {} is in no link", t.timestamp),
-                    );
-                }
-                return;
-            };
-            if t.timestamp < front.first_timestamp {
+            let front = self.chain.links.front().copied();
+            let Some(front) = front.filter(|front| t.timestamp >= front.first_timestamp) else {
+                // Before any link: stored before the chain began, or missing from it.
                 if self.chain.previous.is_none() && self.chain.current.is_none() {
                     self.report.unchained += 1;
                 } else {
@@ -432,7 +422,7 @@ impl Audit {
                     );
                 }
                 return;
-            }
+            };
             if t.timestamp <= front.last_timestamp {
                 let previous = self.chain.previous.map_or(GENESIS, |link| link.hash);
                 self.chain.current.get_or_insert_with(|| Chainer::after(&previous)).push(t);
