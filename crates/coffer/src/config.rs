@@ -53,6 +53,33 @@ pub enum Command {
     /// backup with a newer schema than this build's, and checks the restored file against
     /// its manifest. Run `coffer verify` after it.
     Restore(RestoreArgs),
+    /// Operator tasks that need no running server.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a customer with the admin role: the first admin, without SQL. The password
+    /// comes from COFFER_ADMIN_PASSWORD or, unset, from the first line of standard input;
+    /// it must pass the same rules as a registration's.
+    Create(AdminCreateArgs),
+}
+
+/// `coffer admin create`.
+#[derive(Clone, Debug, Args)]
+pub struct AdminCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The admin's email (their login).
+    #[arg(long)]
+    pub email: String,
+    /// The admin's name.
+    #[arg(long)]
+    pub name: String,
+    /// The password (better given through the environment than on a command line).
+    #[arg(long, env = "COFFER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 /// `coffer backup`.

@@ -2,7 +2,12 @@
 
 use clap::Parser;
 use coffer::{
-    config::{Cli, Command, ProjectionsCommand},
+    config::{AdminCommand, Cli, Command, ProjectionsCommand, Secret},
+    identity::{
+        Identity, IdentityConfig,
+        password::{ARGON2_MEMORY_KIB_DEFAULT, NewPassword},
+        profile::{CustomerName, Email},
+    },
     server, telemetry,
 };
 
@@ -85,6 +90,38 @@ async fn main() -> anyhow::Result<()> {
                 manifest.chain_hash,
                 database.display()
             );
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Create(args)) => {
+            let email = Email::parse(&args.email).map_err(|error| anyhow::anyhow!("email: {error}"))?;
+            let name = CustomerName::parse(&args.name).map_err(|error| anyhow::anyhow!("name: {error}"))?;
+            let password = match args.password {
+                Some(password) => password,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let password =
+                NewPassword::parse(password).map_err(|error| anyhow::anyhow!("password: {error}"))?;
+            let store = server::open_store(&args.database).await?;
+            // No token is issued here: a throwaway signing secret will do.
+            let config = IdentityConfig {
+                jwt_secret: Secret::new(uuid::Uuid::new_v4().simple().to_string().repeat(2)),
+                argon2_memory_kib: ARGON2_MEMORY_KIB_DEFAULT,
+                login_failures_per_account_max: 1,
+                login_failures_per_address_max: 1,
+            };
+            let created = match Identity::new(store.clone(), config).await {
+                Ok(identity) => {
+                    identity.register_admin(email, password, name).await.map_err(anyhow::Error::from)
+                }
+                Err(error) => Err(error),
+            };
+            store.close().await;
+            let admin = created?;
+            println!("created admin {} ({})", admin.id, admin.email);
             Ok(())
         }
         Command::Verify(args) => {

@@ -409,3 +409,75 @@ async fn profile_changes_only_allow_listed_fields() {
         app.stop().await;
     }
 }
+
+/// `coffer admin create`, as an operator runs it beside the server: exit status and output.
+async fn admin_create(
+    app: &common::TestApp,
+    email: &str,
+    password: Option<&str>,
+    stdin: &str,
+) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    let (url, email, password, stdin) =
+        (app.database_url(), email.to_owned(), password.map(str::to_owned), stdin.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+        command
+            .args(["admin", "create", "--email", &email, "--name", "Grace Hopper"])
+            .env("DATABASE_URL", url)
+            .env("COFFER_LOG", "warn")
+            .env_remove("COFFER_ADMIN_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(password) = password {
+            command.env("COFFER_ADMIN_PASSWORD", password);
+        }
+        let mut child = command.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text =
+            String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_from_the_command_line() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let created = admin_create(&app, "grace@example.com", Some(TEST_PASSWORD), "").await;
+        assert_eq!(created.0, Some(0), "{backend:?}: {}", created.1);
+        assert!(created.1.starts_with("created admin "), "{}", created.1);
+        // The password from standard input, when the environment has none.
+        let piped = admin_create(&app, "ada@example.com", None, &format!("{TEST_PASSWORD}\n")).await;
+        assert_eq!(piped.0, Some(0), "{}", piped.1);
+
+        for email in ["grace@example.com", "ada@example.com"] {
+            let (status, tokens) =
+                post(&app, "/v1/auth/login", json!({"email": email, "password": TEST_PASSWORD})).await;
+            assert_eq!(status, 200, "{tokens}");
+            let token = tokens["access_token"].as_str().unwrap();
+            let (status, me) = get_as(&app, "/v1/auth/me", token).await;
+            assert_eq!((status, me["role"].as_str()), (200, Some("admin")), "{me}");
+            let (status, customers) = get_as(&app, "/v1/customers", token).await;
+            assert_eq!(status, 200, "an admin lists customers: {customers}");
+        }
+
+        // The same rules as a registration: a taken email, a weak password, a bad email.
+        let taken = admin_create(&app, "grace@example.com", Some(TEST_PASSWORD), "").await;
+        assert_eq!(taken.0, Some(1));
+        assert!(taken.1.contains("already registered"), "{}", taken.1);
+        let weak = admin_create(&app, "weak@example.com", Some("password"), "").await;
+        assert_eq!(weak.0, Some(1));
+        assert!(weak.1.contains("password"), "{}", weak.1);
+        let bad = admin_create(&app, "not-an-email", Some(TEST_PASSWORD), "").await;
+        assert_eq!(bad.0, Some(1));
+        let (status, _) =
+            post(&app, "/v1/auth/login", json!({"email": "weak@example.com", "password": "password"})).await;
+        assert_eq!(status, 401, "nothing was created");
+        app.stop().await;
+    }
+}

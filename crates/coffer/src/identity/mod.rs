@@ -288,6 +288,18 @@ impl Identity {
     }
 
     /// Sets a customer's role (admins only).
+    /// Registers a customer with the admin role (`coffer admin create`): the same checks
+    /// and event as a registration, then the role.
+    pub async fn register_admin(
+        &self,
+        email: Email,
+        password: NewPassword,
+        name: CustomerName,
+    ) -> Result<Customer, IdentityError> {
+        let customer = self.register(email, password, name).await?;
+        self.set_role(customer.id, Role::Admin).await
+    }
+
     pub async fn set_role(&self, id: Uuid, role: Role) -> Result<Customer, IdentityError> {
         let customer = self
             .store
