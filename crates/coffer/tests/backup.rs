@@ -76,7 +76,26 @@ async fn a_backup_under_load_restores_with_every_acknowledged_transfer() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Bounded waits for the load to be well under way, and (below) to go on past the backup.
+    let until = |count: usize, after: Option<Instant>| {
+        let acknowledged = acknowledged.clone();
+        async move {
+            for _ in 0..6_000 {
+                let seen = acknowledged
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(at, _)| after.is_none_or(|t| *at > t))
+                    .count();
+                if seen >= count {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the writers did not get {count} transfers acknowledged in 60 s");
+        }
+    };
+    until(50, None).await;
 
     let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("coffer.backup");
@@ -86,7 +105,7 @@ async fn a_backup_under_load_restores_with_every_acknowledged_transfer() {
     assert_eq!(status, Some(0), "{out}{err}");
     assert!(out.starts_with("backed up "), "{out}");
     let ended = Instant::now();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until(10, Some(ended)).await;
     stop.cancel();
     for writer in writers {
         writer.await.unwrap();
@@ -94,8 +113,9 @@ async fn a_backup_under_load_restores_with_every_acknowledged_transfer() {
     let before: Vec<Uuid> =
         acknowledged.lock().unwrap().iter().filter(|(at, _)| *at < began).map(|(_, id)| *id).collect();
     let during = acknowledged.lock().unwrap().iter().filter(|(at, _)| (began..ended).contains(at)).count();
-    // Transfers were acknowledged while the backup ran: it copied a database being written.
-    assert!(before.len() >= 10 && during > 0, "{} before the backup, {during} while it ran", before.len());
+    // The writers ran before, through and after the backup: it copied a database being
+    // written (how many landed while it ran depends on the machine; it is printed below).
+    assert!(before.len() >= 50, "{} before the backup", before.len());
     let manifest = coffer::backup::manifest(&file).unwrap();
     eprintln!(
         "backup under load: {} transfers acknowledged before it began, {during} while it ran, {} in it ({} ms)",
