@@ -85,7 +85,7 @@ pub async fn verify(
     store: &Store,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<Verification, StoreError> {
-    let mut audit = Some(Audit::new());
+    let mut audit = Audit::new();
     let mut report = Verification {
         accounts: 0,
         transfers: 0,
@@ -102,17 +102,14 @@ pub async fn verify(
         .audit_scan(PAGE, |scanned| match scanned {
             Scanned::Totals { accounts, transfers } => progress(Progress::Total(accounts + transfers)),
             Scanned::Accounts(page) => {
-                let audit = audit.as_mut().expect("the audit runs until the scan ends");
                 page.iter().for_each(|account| audit.account(account));
                 read += page.len() as u64;
                 progress(Progress::Read(read));
             }
             Scanned::Links(page) => {
-                let audit = audit.as_mut().expect("the audit runs until the scan ends");
                 page.iter().for_each(|link| audit.link(link));
             }
             Scanned::Transfers(page) => {
-                let audit = audit.as_mut().expect("the audit runs until the scan ends");
                 page.iter().for_each(|transfer| audit.transfer(transfer));
                 read += page.len() as u64;
                 progress(Progress::Read(read));
@@ -124,7 +121,7 @@ pub async fn verify(
             Scanned::OrphanNotes(page) => orphans.extend_from_slice(page),
         })
         .await?;
-    let ledger = audit.take().expect("finished once").finish();
+    let ledger = audit.finish();
     report.accounts = ledger.accounts;
     report.transfers = ledger.transfers;
     report.links = ledger.links;
@@ -295,12 +292,7 @@ impl Verifier {
 
     /// Starts a run in the background and returns it, `running`.
     pub async fn start(&self, origin: Origin) -> Result<Run, VerifyError> {
-        let id = self.claim()?;
-        let started_at = store::now_ns();
-        if let Err(error) = self.store.insert_verify_run(id, origin.as_str(), started_at).await {
-            self.release();
-            return Err(error.into());
-        }
+        let (id, started_at) = self.begin(origin).await?;
         let verifier = self.clone();
         tokio::spawn(async move { verifier.complete(id).await });
         Ok(Run {
@@ -316,11 +308,7 @@ impl Verifier {
 
     /// Runs to the end and returns the recorded run.
     pub async fn run(&self, origin: Origin) -> Result<Run, VerifyError> {
-        let id = self.claim()?;
-        if let Err(error) = self.store.insert_verify_run(id, origin.as_str(), store::now_ns()).await {
-            self.release();
-            return Err(error.into());
-        }
+        let (id, _) = self.begin(origin).await?;
         self.complete(id).await;
         Ok(self.get(id).await?.expect("a run just recorded"))
     }
@@ -351,6 +339,17 @@ impl Verifier {
                 tracing::warn!(%error, "scheduled verification did not run");
             }
         }
+    }
+
+    /// Takes this process's slot and records the run as started.
+    async fn begin(&self, origin: Origin) -> Result<(Uuid, u64), VerifyError> {
+        let id = self.claim()?;
+        let started_at = store::now_ns();
+        if let Err(error) = self.store.insert_verify_run(id, origin.as_str(), started_at).await {
+            self.release();
+            return Err(error.into());
+        }
+        Ok((id, started_at))
     }
 
     fn claim(&self) -> Result<Uuid, VerifyError> {
