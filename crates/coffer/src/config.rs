@@ -56,6 +56,33 @@ pub enum Command {
     /// Operator tasks that need no running server.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The admin API key and the access-token signing secret kept in the data directory.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Replace a secret kept in the data directory with a new random one. The old one
+    /// stays accepted for a grace: the signing secret until every token it signed has
+    /// expired (15 minutes), the admin key for --grace-s (0: refused at once, for a leaked
+    /// key). Running servers that share the directory pick the change up within seconds;
+    /// the new admin key is printed on standard output.
+    Rotate(RotateArgs),
+}
+
+/// `coffer keys rotate`.
+#[derive(Clone, Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Which secret.
+    #[arg(value_enum)]
+    pub secret: crate::identity::keys::Kind,
+    /// How long the replaced admin key stays accepted, in seconds (the signing secret's
+    /// old tokens are honoured until they expire whatever this says).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    pub grace_s: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +207,12 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_ADMIN_API_KEY", hide_env_values = true)]
     pub admin_api_key: Option<Secret>,
 
+    /// The admin API key that COFFER_ADMIN_API_KEY replaced, still accepted while it is
+    /// set: for rotating a configured key (remove it when clients have the new one). A key
+    /// kept in the data directory is rotated with `coffer keys rotate admin-key`.
+    #[arg(long, env = "COFFER_ADMIN_API_KEY_PREVIOUS", hide_env_values = true, requires = "admin_api_key")]
+    pub admin_api_key_previous: Option<Secret>,
+
     /// Requests waiting for the commit pipeline at most; past it, writes get 503 with
     /// Retry-After instead of queueing without bound.
     #[arg(long, env = "COFFER_COMMIT_QUEUE_MAX", default_value_t = 4096,
@@ -251,6 +284,14 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_JWT_SECRET", hide_env_values = true,
           value_parser = crate::identity::token::parse_secret)]
     pub jwt_secret: Option<Secret>,
+
+    /// The signing secret that COFFER_JWT_SECRET replaced: tokens it signed are still
+    /// accepted while it is set (remove it 15 minutes after every node has the new
+    /// secret). A secret kept in the data directory is rotated with `coffer keys rotate
+    /// jwt-secret`.
+    #[arg(long, env = "COFFER_JWT_SECRET_PREVIOUS", hide_env_values = true, requires = "jwt_secret",
+          value_parser = crate::identity::token::parse_secret)]
+    pub jwt_secret_previous: Option<Secret>,
 
     /// Argon2id memory cost per password hash, in KiB. The default is OWASP's minimum
     /// (19 MiB with 2 passes); lower values are for test suites only and are logged as a

@@ -9,7 +9,6 @@
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
 //! `server` (startup, roles and shutdown), `support` (backoff, the worker loop, secret files).
 
-pub mod admin_key;
 pub mod analytics;
 pub mod backup;
 pub mod commit;

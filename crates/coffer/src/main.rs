@@ -2,9 +2,9 @@
 
 use clap::Parser;
 use coffer::{
-    config::{AdminCommand, Cli, Command, ProjectionsCommand, Secret},
+    config::{AdminCommand, Cli, Command, KeysCommand, ProjectionsCommand, Secret},
     identity::{
-        Identity, IdentityConfig,
+        Identity, IdentityConfig, keys,
         password::{ARGON2_MEMORY_KIB_DEFAULT, NewPassword},
         profile::{CustomerName, Email},
     },
@@ -106,9 +106,10 @@ async fn main() -> anyhow::Result<()> {
             let password =
                 NewPassword::parse(password).map_err(|error| anyhow::anyhow!("password: {error}"))?;
             let store = server::open_store(&args.database).await?;
-            // No token is issued here: a throwaway signing secret will do.
+            // No token is issued and no key checked here: throwaway secrets will do.
+            let throwaway = || Secret::new(uuid::Uuid::new_v4().simple().to_string().repeat(2));
             let config = IdentityConfig {
-                jwt_secret: Secret::new(uuid::Uuid::new_v4().simple().to_string().repeat(2)),
+                keys: std::sync::Arc::new(keys::Keys::fixed(throwaway(), throwaway())),
                 argon2_memory_kib: ARGON2_MEMORY_KIB_DEFAULT,
                 login_failures_per_account_max: 1,
                 login_failures_per_address_max: 1,
@@ -122,6 +123,29 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             let admin = created?;
             println!("created admin {} ({})", admin.id, admin.email);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate(args)) => {
+            let variable = args.secret.variable();
+            anyhow::ensure!(
+                std::env::var_os(variable).is_none(),
+                "{variable} is set, so the servers do not use the kept secret: rotate it by setting the new \
+                 value there and the old one in {variable}_PREVIOUS"
+            );
+            let grace = std::time::Duration::from_secs(args.grace_s);
+            let rotated =
+                keys::rotate(&args.database.data_dir, args.secret, grace, std::time::SystemTime::now())?;
+            let until = time::OffsetDateTime::from_unix_timestamp(rotated.previous_until as i64)?;
+            eprintln!(
+                "rotated {}; the replaced one is accepted until {until}; servers sharing {} pick the new one up \
+                 within {} s",
+                args.secret.file(),
+                args.database.data_dir.display(),
+                keys::RELOAD_INTERVAL.as_secs()
+            );
+            if args.secret == keys::Kind::AdminKey {
+                println!("{}", rotated.new.expose());
+            }
             Ok(())
         }
         Command::Verify(args) => {

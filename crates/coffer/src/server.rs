@@ -10,14 +10,16 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::{
-    admin_key,
     analytics::Analytics,
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, ProcessRole, Secret, ServeArgs},
     events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::banks::{sandbox::Sandbox, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
-    identity::{Identity, IdentityConfig, token},
+    identity::{
+        Identity, IdentityConfig,
+        keys::{self, KeySources, Keys},
+    },
     notifications::{
         NotificationDefaults, Notifier,
         mail::Mailer,
@@ -46,7 +48,7 @@ pub struct Server {
     store: Store,
     pipeline: CommitPipeline,
     pipeline_task: PipelineTask,
-    admin_api_key: Arc<Secret>,
+    keys: Arc<Keys>,
     identity: Arc<Identity>,
     limits: http::RequestLimits,
     mock_provider: MockSettings,
@@ -83,12 +85,17 @@ impl Server {
     /// Opens the store, starts the pipeline and binds the listen address.
     pub async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
         let store = open_store(&args.database).await?;
-        let admin_api_key = Arc::new(admin_key::load_or_create(&args.database.data_dir, args.admin_api_key)?);
-        let jwt_secret = token::load_or_create_secret(&args.database.data_dir, args.jwt_secret)?;
+        let keys = Arc::new(Keys::load(KeySources {
+            data_dir: args.database.data_dir.clone(),
+            admin_key: args.admin_api_key,
+            admin_key_previous: args.admin_api_key_previous,
+            jwt_secret: args.jwt_secret,
+            jwt_secret_previous: args.jwt_secret_previous,
+        })?);
         let identity = Identity::new(
             store.clone(),
             IdentityConfig {
-                jwt_secret,
+                keys: keys.clone(),
                 argon2_memory_kib: args.argon2_memory_kib,
                 login_failures_per_account_max: args.login_failures_per_account_max,
                 login_failures_per_address_max: args.login_failures_per_ip_max,
@@ -144,7 +151,7 @@ impl Server {
             store,
             pipeline,
             pipeline_task,
-            admin_api_key,
+            keys,
             money_requests_per_minute: std::num::NonZeroU32::new(args.money_requests_per_minute)
                 .ok_or_else(|| anyhow::anyhow!("COFFER_MONEY_REQUESTS_PER_MINUTE must be at least 1"))?,
             fees: Fees {
@@ -173,8 +180,9 @@ impl Server {
         self.listener.local_addr()
     }
 
-    pub fn admin_api_key(&self) -> &Secret {
-        &self.admin_api_key
+    /// The current admin API key.
+    pub fn admin_api_key(&self) -> Secret {
+        self.keys.admin_key()
     }
 
     /// Serves until `shutdown` completes, then drains and closes everything.
@@ -200,6 +208,24 @@ impl Server {
             Arc::new(Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval));
         let verifier = crate::verify::Verifier::new(self.store.clone());
         let mut tasks = Vec::new();
+        if self.keys.reloadable() {
+            // Every role checks credentials (the ops routes too): pick up `coffer keys rotate`.
+            let keys = self.keys.clone();
+            tasks.push(tokio::spawn(crate::support::repeat(
+                "keys",
+                keys::RELOAD_INTERVAL,
+                stop_workers.clone(),
+                move || {
+                    let keys = keys.clone();
+                    async move {
+                        if keys.reload()? {
+                            info!("the admin key or token signing secret changed on disk; now in force");
+                        }
+                        Ok(false)
+                    }
+                },
+            )));
+        }
         if has(ProcessRole::Workers) {
             if !events.verify_interval.is_zero() {
                 tasks.push(tokio::spawn(
@@ -271,7 +297,7 @@ impl Server {
         let state = AppState {
             store: self.store.clone(),
             pipeline: self.pipeline,
-            admin_api_key: self.admin_api_key,
+            keys: self.keys,
             wallets: wallets.clone(),
             payments,
             money_rate_limit: money_rate_limit.clone(),

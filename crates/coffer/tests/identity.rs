@@ -1,7 +1,8 @@
 //! Black-box tests of identity over real HTTP, on SQLite and (when configured)
 //! PostgreSQL: register/login/me, password policy, equal failures, refresh rotation and
 //! reuse detection, logout, forged and expired access tokens, admin access, login
-//! throttling and mass assignment.
+//! throttling, mass assignment, and the operator commands `coffer admin create` and
+//! `coffer keys rotate`.
 
 mod common;
 
@@ -480,4 +481,103 @@ async fn the_first_admin_is_created_from_the_command_line() {
         assert_eq!(status, 401, "nothing was created");
         app.stop().await;
     }
+}
+
+/// `coffer keys rotate SECRET`, as an operator runs it beside the server: exit status,
+/// standard output, standard error.
+async fn keys_rotate(
+    app: &common::TestApp,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+    command
+        .args(["keys", "rotate"])
+        .args(args)
+        .env("COFFER_DATA_DIR", app.data_dir.path())
+        .env("COFFER_LOG", "warn")
+        .env_remove("COFFER_ADMIN_API_KEY")
+        .env_remove("COFFER_JWT_SECRET")
+        .envs(env.iter().copied());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// Asks until `ready` holds, for at most ten seconds (servers re-read keys every two).
+async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut ready: F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready().await {
+        assert!(std::time::Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn key_id(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).unwrap().kid
+}
+
+/// The keys live in the data directory whatever the database, so SQLite alone.
+#[tokio::test]
+async fn keys_rotate_beside_a_running_server_without_a_restart() {
+    let app = common::spawn_app_with(
+        &common::Backend::Sqlite,
+        common::Options {
+            configure: |args| {
+                args.admin_api_key = None;
+                args.jwt_secret = None;
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let old_key = app.admin_key.clone();
+    assert!(app.data_dir.path().join("admin-api-key").is_file(), "kept in the data directory");
+    let before = register_and_login(&app, "rotate@example.com").await.access_token;
+
+    // The admin key, with no grace (a leaked key): the old one is refused within seconds.
+    let (code, stdout, stderr) = keys_rotate(&app, &["admin-key", "--grace-s", "0"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let new_key = stdout.trim().to_owned();
+    assert!(new_key.starts_with("coffer_admin_") && new_key != old_key, "{stdout}");
+    eventually("the new admin key is accepted and the old one refused", async || {
+        get_as(&app, "/v1/customers", &new_key).await.0 == 200
+            && get_as(&app, "/v1/customers", &old_key).await.0 == 401
+    })
+    .await;
+
+    // With a grace, the replaced key keeps working beside the new one.
+    let (code, stdout, stderr) = keys_rotate(&app, &["admin-key"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let newest = stdout.trim().to_owned();
+    eventually("the newest admin key is accepted", async || {
+        get_as(&app, "/v1/customers", &newest).await.0 == 200
+    })
+    .await;
+    assert_eq!(get_as(&app, "/v1/customers", &new_key).await.0, 200, "still in its hour of grace");
+
+    // The signing secret: tokens signed before stay valid until they expire; new ones
+    // are signed with the new secret.
+    let (code, _, stderr) = keys_rotate(&app, &["jwt-secret"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut after = String::new();
+    eventually("logins sign with the new secret", async || {
+        let (_, tokens) =
+            post(&app, "/v1/auth/login", json!({"email": "rotate@example.com", "password": TEST_PASSWORD}))
+                .await;
+        after = tokens["access_token"].as_str().unwrap().to_owned();
+        key_id(&after) != key_id(&before)
+    })
+    .await;
+    for token in [&before, &after] {
+        let (status, me) = get_as(&app, "/v1/auth/me", token).await;
+        assert_eq!(status, 200, "{me}");
+    }
+
+    // A configured secret is rotated through the configuration, not here.
+    let secret = "x".repeat(40);
+    let (code, _, stderr) = keys_rotate(&app, &["jwt-secret"], &[("COFFER_JWT_SECRET", &secret)]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("COFFER_JWT_SECRET_PREVIOUS"), "{stderr}");
+    app.stop().await;
 }

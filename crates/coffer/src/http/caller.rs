@@ -9,7 +9,7 @@ use axum::{
 };
 use uuid::Uuid;
 
-use super::{AppState, error::ApiError, extract::constant_time_eq};
+use super::{AppState, error::ApiError};
 use crate::identity::Role;
 
 /// A caller authenticated by a valid access token (`Authorization: Bearer <jwt>`); 401
@@ -51,7 +51,7 @@ impl FromRequestParts<AppState> for AdminUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        if constant_time_eq(credential.as_bytes(), state.admin_api_key.expose().as_bytes()) {
+        if state.keys.is_admin_key(credential) {
             return Ok(Self { customer_id: None });
         }
         let claims = state.identity.verify_access_token(credential).ok_or(ApiError::Unauthorized)?;

@@ -32,9 +32,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{
-    commit::CommitPipeline, config::Secret, identity::Identity, payments::Payments, wallets::Wallets,
-};
+use crate::{commit::CommitPipeline, identity::Identity, payments::Payments, wallets::Wallets};
 use error::ApiError;
 use routes::{
     analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports, schedules,
@@ -53,7 +51,8 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub struct AppState {
     pub store: Store,
     pub pipeline: CommitPipeline,
-    pub admin_api_key: Arc<Secret>,
+    /// The admin API key and token secrets in force.
+    pub keys: Arc<crate::identity::keys::Keys>,
     pub wallets: Arc<Wallets>,
     pub payments: Arc<Payments>,
     /// Per-customer limit on money-moving and creating requests.

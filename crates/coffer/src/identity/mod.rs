@@ -7,13 +7,14 @@
 //! logging in write `customer.registered` / `customer.logged_in` (payloads in
 //! `events::payloads`).
 
+pub mod keys;
 pub mod password;
 pub mod profile;
 pub mod throttle;
 pub mod token;
 
 use crate::events::{self, EventType};
-use std::{net::IpAddr, time::SystemTime};
+use std::{net::IpAddr, sync::Arc, time::SystemTime};
 
 use serde::{Deserialize, Serialize};
 use store::{
@@ -24,11 +25,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::config::Secret;
+use keys::Keys;
 use password::{NewPassword, PasswordHasher};
 use profile::{Country, CustomerName, Email, Phone, Preferences};
 use throttle::LoginThrottle;
-use token::AccessTokens;
 
 /// A customer's role, as carried in access tokens and shown by the API. Its storage twin is
 /// `store::CustomerRole` (the store knows no serde or OpenAPI); `config::ProcessRole` is
@@ -107,7 +107,8 @@ pub enum IdentityError {
 /// Settings of the identity service, from the server configuration.
 #[derive(Clone, Debug)]
 pub struct IdentityConfig {
-    pub jwt_secret: Secret,
+    /// The admin key and the token signing secrets (shared with the HTTP layer).
+    pub keys: Arc<Keys>,
     pub argon2_memory_kib: u32,
     pub login_failures_per_account_max: u32,
     pub login_failures_per_address_max: u32,
@@ -118,7 +119,7 @@ pub struct IdentityConfig {
 pub struct Identity {
     store: Store,
     hasher: PasswordHasher,
-    tokens: AccessTokens,
+    keys: Arc<Keys>,
     throttle: LoginThrottle,
 }
 
@@ -134,7 +135,7 @@ impl Identity {
         Ok(Self {
             store,
             hasher: PasswordHasher::new(config.argon2_memory_kib).await?,
-            tokens: AccessTokens::new(&config.jwt_secret),
+            keys: config.keys,
             throttle: LoginThrottle::new(
                 config.login_failures_per_account_max,
                 config.login_failures_per_address_max,
@@ -145,7 +146,7 @@ impl Identity {
     /// The claims of a valid access token (for credentials that do not come in the
     /// `Authorization` header the extractors read).
     pub fn verify_access_token(&self, token: &str) -> Option<token::Claims> {
-        self.tokens.verify(token)
+        self.keys.verify(token)
     }
 
     /// Creates a customer with role `customer`.
@@ -329,7 +330,7 @@ impl Identity {
         refresh_token: String,
     ) -> Result<TokenPair, IdentityError> {
         Ok(TokenPair {
-            access_token: self.tokens.issue(customer_id, role, SystemTime::now())?,
+            access_token: self.keys.issue(customer_id, role, SystemTime::now())?,
             refresh_token,
             expires_in: token::ACCESS_TOKEN_TTL_SECONDS,
         })

@@ -1,14 +1,11 @@
-//! Tokens: short-lived JWT access tokens (HS256 only) and opaque refresh tokens, and the
-//! signing secret (configured, or generated once into `DATA_DIR/jwt-secret`).
+//! Tokens: short-lived JWT access tokens (HS256 only) and opaque refresh tokens. The
+//! signing secrets come from `identity::keys`.
 //!
 //! Access tokens are verified without touching the database; that is why they live only
 //! fifteen minutes. Refresh tokens are random strings the server stores only as SHA-256
 //! hashes; they rotate on every use (see `store::Store::rotate_refresh_token`).
 
-use std::{
-    path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -29,7 +26,7 @@ pub const REFRESH_TOKEN_TTL_SECONDS: u64 = 30 * 24 * 3600;
 /// Random bytes in a refresh token: 256 bits, far beyond guessing (≥ 128 required).
 const REFRESH_TOKEN_BYTES: usize = 32;
 /// Clock skew tolerated between the node that issued a token and the one checking it.
-const CLOCK_LEEWAY_SECONDS: u64 = 5;
+pub const CLOCK_LEEWAY_SECONDS: u64 = 5;
 /// `iss` of every access token.
 pub const ISSUER: &str = "coffer";
 /// `aud` of every access token: this API and nothing else.
@@ -38,12 +35,8 @@ pub const AUDIENCE: &str = "coffer-api";
 /// algorithm-confusion tokens.
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
-/// The secret's file inside the data directory.
-pub const JWT_SECRET_FILE: &str = "jwt-secret";
 /// Shortest accepted secret, in bytes: HS256 wants a key at least as long as its hash.
 pub const JWT_SECRET_BYTES_MIN: usize = 32;
-/// Random bytes in a generated secret.
-const GENERATED_SECRET_BYTES: usize = 32;
 
 /// The claims of an access token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,11 +53,37 @@ pub struct Claims {
     pub role: Role,
 }
 
-/// Signs and verifies access tokens with one HS256 secret.
+/// Signs access tokens with the current HS256 secret and verifies them with it or, until
+/// its time is up, with the secret it replaced (`keys`): the header's `kid` names which.
 pub struct AccessTokens {
+    current: SigningKey,
+    /// The replaced secret and when it stops being accepted (unix seconds; `None`: while
+    /// it is configured).
+    previous: Option<(SigningKey, Option<u64>)>,
+    validation: Validation,
+}
+
+/// One secret as `jsonwebtoken` keys, with its id.
+struct SigningKey {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    validation: Validation,
+}
+
+impl SigningKey {
+    fn new(secret: &Secret) -> Self {
+        Self {
+            kid: key_id(secret),
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+        }
+    }
+}
+
+/// A secret's `kid`: the first 8 bytes of its SHA-256, in hex. It names the secret
+/// without revealing anything usable about it.
+pub fn key_id(secret: &Secret) -> String {
+    Sha256::digest(secret.expose().as_bytes())[..8].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 impl std::fmt::Debug for AccessTokens {
@@ -74,7 +93,8 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
-    pub fn new(secret: &Secret) -> Self {
+    /// Signs with `current`; also verifies with `previous` until its end (unix seconds).
+    pub fn new(current: &Secret, previous: Option<(&Secret, Option<u64>)>) -> Self {
         let mut validation = Validation::new(ALGORITHM);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
@@ -82,8 +102,8 @@ impl AccessTokens {
         validation.validate_nbf = true;
         validation.leeway = CLOCK_LEEWAY_SECONDS;
         Self {
-            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
-            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            current: SigningKey::new(current),
+            previous: previous.map(|(secret, until)| (SigningKey::new(secret), until)),
             validation,
         }
     }
@@ -101,13 +121,32 @@ impl AccessTokens {
             jti: Uuid::now_v7(),
             role,
         };
-        Ok(jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)?)
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(self.current.kid.clone());
+        Ok(jsonwebtoken::encode(&header, &claims, &self.current.encoding)?)
     }
 
     /// The claims of a valid token; `None` for anything else (bad signature, other
-    /// algorithm, expired, not yet valid, wrong issuer or audience, malformed).
-    pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+    /// algorithm, a retired secret past its end, expired, not yet valid, living longer
+    /// than [`ACCESS_TOKEN_TTL_SECONDS`], wrong issuer or audience, malformed). A token
+    /// without `kid` (issued before tokens carried one) is checked with the current secret.
+    pub fn verify(&self, token: &str, now: SystemTime) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = match (header.kid, &self.previous) {
+            (None, _) => &self.current,
+            (Some(kid), _) if kid == self.current.kid => &self.current,
+            (Some(kid), Some((previous, until))) if kid == previous.kid => {
+                let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+                if until.is_some_and(|until| now >= until) {
+                    return None;
+                }
+                previous
+            }
+            _ => return None,
+        };
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).ok()?.claims;
+        // A token signed with a leaked secret could claim any lifetime; ours live 15 minutes.
+        (claims.exp.saturating_sub(claims.iat) <= ACCESS_TOKEN_TTL_SECONDS).then_some(claims)
     }
 }
 
@@ -131,22 +170,6 @@ pub fn refresh_token_ttl() -> Duration {
     Duration::from_secs(REFRESH_TOKEN_TTL_SECONDS)
 }
 
-/// The configured secret, or the one stored in the data directory, or a freshly
-/// generated and stored one. Every node of a deployment must share it: configure
-/// `COFFER_JWT_SECRET` when there is more than one.
-pub fn load_or_create_secret(data_dir: &Path, configured: Option<Secret>) -> anyhow::Result<Secret> {
-    if let Some(secret) = configured {
-        return Ok(secret);
-    }
-    let path = data_dir.join(JWT_SECRET_FILE);
-    let (secret, _) = crate::support::secret_file(&path, JWT_SECRET_BYTES_MIN, || {
-        let mut bytes = [0u8; GENERATED_SECRET_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
-        URL_SAFE_NO_PAD.encode(bytes)
-    })?;
-    Ok(secret)
-}
-
 /// Parses `COFFER_JWT_SECRET`: at least [`JWT_SECRET_BYTES_MIN`] bytes.
 pub fn parse_secret(value: &str) -> Result<Secret, String> {
     if value.len() < JWT_SECRET_BYTES_MIN {
@@ -159,31 +182,71 @@ pub fn parse_secret(value: &str) -> Result<Secret, String> {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes";
+    const OTHER: &str = "another-hs256-secret-of-32-bytes-or-more";
+
     fn keys(secret: &str) -> AccessTokens {
-        AccessTokens::new(&Secret::new(secret.to_owned()))
+        AccessTokens::new(&Secret::new(secret.to_owned()), None)
     }
 
     #[test]
     fn issued_tokens_verify_with_their_claims() {
-        let tokens = keys("an-hs256-secret-of-at-least-32-bytes");
+        let tokens = keys(SECRET);
         let id = Uuid::now_v7();
         let token = tokens.issue(id, Role::Admin, SystemTime::now()).unwrap();
-        let claims = tokens.verify(&token).unwrap();
+        let claims = tokens.verify(&token, SystemTime::now()).unwrap();
         assert_eq!(
             (claims.sub, claims.role, claims.iss.as_str(), claims.aud.as_str()),
             (id, Role::Admin, ISSUER, AUDIENCE)
         );
         assert_eq!(claims.exp - claims.iat, ACCESS_TOKEN_TTL_SECONDS);
-        assert!(keys("another-hs256-secret-of-32-bytes-or-more").verify(&token).is_none());
+        assert!(keys(OTHER).verify(&token, SystemTime::now()).is_none());
     }
 
     #[test]
     fn expired_and_future_tokens_are_refused() {
-        let tokens = keys("an-hs256-secret-of-at-least-32-bytes");
+        let tokens = keys(SECRET);
         let old = SystemTime::now() - Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS + 60);
-        assert!(tokens.verify(&tokens.issue(Uuid::now_v7(), Role::Customer, old).unwrap()).is_none());
+        let now = SystemTime::now();
+        assert!(tokens.verify(&tokens.issue(Uuid::now_v7(), Role::Customer, old).unwrap(), now).is_none());
         let future = SystemTime::now() + Duration::from_secs(60);
-        assert!(tokens.verify(&tokens.issue(Uuid::now_v7(), Role::Customer, future).unwrap()).is_none());
+        assert!(tokens.verify(&tokens.issue(Uuid::now_v7(), Role::Customer, future).unwrap(), now).is_none());
+    }
+
+    #[test]
+    fn the_replaced_secret_verifies_until_its_end_and_never_signs() {
+        let (old, new) = (Secret::new(SECRET.to_owned()), Secret::new(OTHER.to_owned()));
+        let now = SystemTime::now();
+        let until = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 60;
+        let signed_before = AccessTokens::new(&old, None).issue(Uuid::now_v7(), Role::Customer, now).unwrap();
+        let rotated = AccessTokens::new(&new, Some((&old, Some(until))));
+        assert!(rotated.verify(&signed_before, now).is_some(), "honoured until it expires");
+        assert!(rotated.verify(&signed_before, now + Duration::from_secs(61)).is_none(), "not past the end");
+        let signed_after = rotated.issue(Uuid::now_v7(), Role::Customer, now).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&signed_after).unwrap().kid, Some(key_id(&new)));
+        assert!(keys(OTHER).verify(&signed_after, now).is_some());
+        assert!(keys(SECRET).verify(&signed_after, now).is_none(), "the old secret no longer signs");
+        let unrelated =
+            keys("a-third-hs256-secret-of-32-bytes-and-more").issue(Uuid::now_v7(), Role::Admin, now);
+        assert!(rotated.verify(&unrelated.unwrap(), now).is_none(), "an unknown kid is refused");
+    }
+
+    #[test]
+    fn tokens_claiming_a_longer_life_are_refused() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            exp: now + 24 * 3600,
+            nbf: now,
+            iat: now,
+            sub: Uuid::now_v7(),
+            jti: Uuid::now_v7(),
+            role: Role::Admin,
+        };
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &key).unwrap();
+        assert!(keys(SECRET).verify(&token, SystemTime::now()).is_none());
     }
 
     #[test]
@@ -196,12 +259,8 @@ mod tests {
     }
 
     #[test]
-    fn secret_is_generated_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create_secret(dir.path(), None).unwrap();
-        let second = load_or_create_secret(dir.path(), None).unwrap();
-        assert_eq!(first.expose(), second.expose());
-        assert!(first.expose().len() >= JWT_SECRET_BYTES_MIN);
+    fn short_secrets_are_refused() {
         assert!(parse_secret("too-short").is_err());
+        assert!(parse_secret(SECRET).is_ok());
     }
 }
