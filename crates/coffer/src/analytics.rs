@@ -187,10 +187,13 @@ pub struct Rebuilt {
 }
 
 /// Empties the projection and replays every event of the outbox into it, oldest first,
-/// in transactions of [`REBUILD_BATCH`] events.
-pub async fn rebuild(store: &Store) -> anyhow::Result<Rebuilt> {
+/// in transactions of [`REBUILD_BATCH`] events, telling `progress` the outbox position
+/// reached and the head's after each.
+pub async fn rebuild(store: &Store, mut progress: impl FnMut(u64, u64)) -> anyhow::Result<Rebuilt> {
     store.reset_projection(CONSUMER).await?;
     let (mut after, mut rebuilt) = (0, Rebuilt { events: 0, projected: 0 });
+    // Events written during the rebuild are replayed too; the bar counts to the head at its start.
+    let head = store.outbox_head().await?;
     loop {
         let events = store.events_after(after, REBUILD_BATCH).await?;
         let Some(last) = events.last() else { break };
@@ -202,6 +205,7 @@ pub async fn rebuild(store: &Store) -> anyhow::Result<Rebuilt> {
         rebuilt.events += events.len() as u64;
         rebuilt.projected += projected.iter().filter(|event| !event.changes.is_empty()).count() as u64;
         store.apply_projection(CONSUMER, &projected, store::now_ns()).await?;
+        progress(after.min(head), head);
     }
     Ok(rebuilt)
 }

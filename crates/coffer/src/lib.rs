@@ -19,6 +19,7 @@ pub mod http;
 pub mod identity;
 pub mod notifications;
 pub mod payments;
+pub mod progress;
 pub mod server;
 pub mod support;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use coffer::{
         password::{ARGON2_MEMORY_KIB_DEFAULT, NewPassword},
         profile::{CustomerName, Email},
     },
+    progress::Meter,
     server, telemetry,
 };
 
@@ -44,7 +45,8 @@ async fn main() -> anyhow::Result<()> {
                      lose what they said; pass --allow-partial to rebuild from what is left"
                 );
             }
-            let rebuilt = coffer::analytics::rebuild(&store).await;
+            let mut meter = Meter::new("rebuild", "events");
+            let rebuilt = coffer::analytics::rebuild(&store, |done, head| meter.at(done, head)).await;
             store.close().await;
             let rebuilt = rebuilt?;
             tracing::info!(
@@ -166,49 +168,6 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
-        }
-    }
-}
-
-/// Progress of a long command: a bar on a terminal (standard error), otherwise a line at
-/// every tenth.
-struct Meter {
-    label: &'static str,
-    unit: &'static str,
-    terminal: bool,
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    shown: u64,
-}
-
-impl Meter {
-    fn new(label: &'static str, unit: &'static str) -> Self {
-        use std::io::IsTerminal as _;
-        Self { label, unit, terminal: std::io::stderr().is_terminal(), bar: None, total: 0, shown: 0 }
-    }
-
-    fn at(&mut self, done: u64, total: u64) {
-        if total != self.total {
-            self.total = total;
-            if self.terminal {
-                let template =
-                    format!("{} {{bar:40}} {{pos}}/{{len}} {} ({{eta}} left)", self.label, self.unit);
-                let style = indicatif::ProgressStyle::with_template(&template).expect("a valid template");
-                self.bar = Some(indicatif::ProgressBar::new(total).with_style(style));
-            }
-        }
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(done);
-                if done >= total {
-                    bar.finish_and_clear();
-                }
-            }
-            None if total > 0 && done * 10 / total > self.shown => {
-                self.shown = done * 10 / total;
-                eprintln!("{}: {done} of {total} {}", self.label, self.unit);
-            }
-            None => {}
         }
     }
 }

@@ -234,8 +234,15 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
         assert_eq!(views(&app, &today, &[&ada_id, &bob_id]).await, before, "applied twice, counted once");
 
         // The CLI rebuilds from the outbox while the server runs: the same answers.
-        let output = printed(&rebuild_with_the_cli(&app, &[]));
+        let rebuilt = rebuild_with_the_cli(&app, &[]);
+        let output = printed(&rebuilt);
         assert!(output.contains(&format!("from {} events", events.len())), "{output}");
+        // Not a terminal: progress comes as plain lines on standard error, the last at the head.
+        let progress = String::from_utf8_lossy(&rebuilt.stderr).into_owned();
+        let last = progress.lines().filter_map(|line| line.strip_prefix("rebuild: ")).next_back();
+        let (done, total) =
+            last.and_then(|line| line.strip_suffix(" events")?.split_once(" of ")).expect(&progress);
+        assert!(done == total && total.parse::<u64>().unwrap() >= events.last().unwrap().seq, "{progress}");
         assert_eq!(
             views(&app, &today, &[&ada_id, &bob_id]).await,
             before,

@@ -1194,7 +1194,10 @@ async fn analytics_and_notifications_consume_through_the_broker() {
         json!([{"currency": "USD", "operation": "top_up", "amount": 1_000, "count": 1}]),
         "{daily}"
     );
-    coffer::analytics::rebuild(&store).await.unwrap();
+    let mut reported = Vec::new();
+    coffer::analytics::rebuild(&store, |done, head| reported.push((done, head))).await.unwrap();
+    let (done, head) = *reported.last().expect("progress after every batch");
+    assert!(done == head && head > 0, "the last report reaches the head: {reported:?}");
     assert_eq!(app.get(&snapshot_path).await.1, snapshot);
     assert_eq!(app.get(&daily_path).await.1, daily);
     app.stop().await;

@@ -39,6 +39,7 @@ use coffer::finance::{
     categorize::{Facts, Target, categorize},
     reports::{INCOME, month_range, previous},
 };
+use coffer::progress::Meter;
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection, Row as _, SqliteConnection};
 use store::{CategoryRow, ExpenseRow, NewEvent, Store, StoreOptions};
@@ -721,6 +722,9 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
     let customers_per_chunk = (LOAD_ROWS_PER_CHUNK / history.tree.len()).max(1);
     let started = Instant::now();
     let mut vacuum = None;
+    let mut customers_meter = Meter::new("categories", "customers");
+    let mut expenses_meter = Meter::new("expenses", "rows");
+    let loaded_rows = |index: usize, len: usize| (index * LOAD_ROWS_PER_CHUNK + len) as u64;
     if url.starts_with("sqlite:") {
         let store = Store::open(url, StoreOptions::default()).await?;
         let mut first = measured;
@@ -730,8 +734,9 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             // row (ignoring rows that exist), and none of these customers has any yet.
             store.create_categories(&history.category_rows(ids, first..last, now)).await?;
             first = last;
+            customers_meter.at(last as u64, history.customers as u64);
         }
-        for chunk in history.planned.chunks(LOAD_ROWS_PER_CHUNK) {
+        for (index, chunk) in history.planned.chunks(LOAD_ROWS_PER_CHUNK).enumerate() {
             let rows: Vec<(ExpenseRow, Vec<NewEvent>)> =
                 chunk.iter().map(|row| (history.expense_row(row, ids), Vec::new())).collect();
             let recorded = store.insert_expenses(&rows).await?;
@@ -739,6 +744,7 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
                 recorded.iter().all(|recorded| *recorded),
                 "an expense was not recorded (duplicate id or import hash)"
             );
+            expenses_meter.at(loaded_rows(index, chunk.len()), history.planned.len() as u64);
         }
         store.close().await;
     } else {
@@ -762,8 +768,9 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             .rows_affected();
             ensure!(inserted == rows.len() as u64, "{inserted} of {} categories inserted", rows.len());
             first = last;
+            customers_meter.at(last as u64, history.customers as u64);
         }
-        for chunk in history.planned.chunks(LOAD_ROWS_PER_CHUNK) {
+        for (index, chunk) in history.planned.chunks(LOAD_ROWS_PER_CHUNK).enumerate() {
             let rows: Vec<ExpenseRow> = chunk.iter().map(|row| history.expense_row(row, ids)).collect();
             let column = |get: fn(&ExpenseRow) -> Option<String>| rows.iter().map(get).collect::<Vec<_>>();
             let inserted = sqlx::query(
@@ -795,6 +802,7 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             .await?
             .rows_affected();
             ensure!(inserted == rows.len() as u64, "{inserted} of {} expenses inserted", rows.len());
+            expenses_meter.at(loaded_rows(index, chunk.len()), history.planned.len() as u64);
         }
         let vacuumed = Instant::now();
         connection.execute("VACUUM (ANALYZE) expenses, categories").await?;

@@ -99,6 +99,7 @@ async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> 
 pub async fn setup(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Vec<Customer>> {
     let mut customers = Vec::with_capacity(CUSTOMERS);
     let run = Uuid::now_v7().simple().to_string();
+    let mut meter = coffer::progress::Meter::new("wallet setup", "customers");
     for index in 0..CUSTOMERS {
         let email = format!("bench{index}-{run}@loadgen.example");
         let password = format!("loadgen passphrase {run}");
@@ -130,6 +131,7 @@ pub async fn setup(client: &reqwest::Client, base_url: &str) -> anyhow::Result<V
         .await?;
         ensure!(status == 201 && body["status"] == "succeeded", "top up: {status} {body}");
         customers.push(Customer { token, wallet_id });
+        meter.at(customers.len() as u64, CUSTOMERS as u64);
     }
     Ok(customers)
 }

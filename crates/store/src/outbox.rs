@@ -224,6 +224,15 @@ impl Store {
         })
     }
 
+    /// The newest event's outbox position (0: none was ever written, or all were purged).
+    pub async fn outbox_head(&self) -> Result<u64> {
+        with_pool!(self, read, |pool, sql| {
+            let seq: Option<i64> =
+                sqlx::query_scalar(sql("SELECT MAX(seq) FROM outbox")).fetch_one(pool).await?;
+            unsigned(seq.unwrap_or(0), "seq")
+        })
+    }
+
     /// The outbox position of event `id`, if the outbox still holds it.
     pub async fn event_seq(&self, id: Uuid) -> Result<Option<u64>> {
         with_pool!(self, read, |pool, sql| {
