@@ -168,7 +168,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
         | EventData::BudgetWarning(_)
         | EventData::BudgetExceeded(_)
         | EventData::ScheduledPaymentFailed(_)
-        | EventData::VerifyFindings(_) => Vec::new(),
+        | EventData::VerifyFindings(_)
+        | EventData::MonitorTriggered(_) => Vec::new(),
     };
     Some(changes)
 }

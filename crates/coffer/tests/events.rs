@@ -286,6 +286,14 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let alice = register_and_login(&app, "alice@example.com").await;
         let bob = register_and_login(&app, "bob@example.com").await;
         let (alices, bobs) = (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await);
+        // Monitors the transfer below crosses: Alice's own (available below 9,000) and an
+        // operator's (a debit above 2,000; its event names no customer).
+        let monitor = json!({"condition": "available_below", "amount": 9_000});
+        let (status, body) = post(&app, &alice, &format!("/v1/wallets/{alices}/monitors"), &monitor).await;
+        assert_eq!(status, 201, "{body}");
+        let monitor = json!({"condition": "debit_above", "amount": 2_000});
+        let (status, body) = app.post(&format!("/v1/admin/wallets/{alices}/monitors"), &monitor).await;
+        assert_eq!(status, 201, "{body}");
         assert_eq!(top_up(&app, &alice, &alices, 10_000, "tok_visa").await["status"], "succeeded");
         assert_eq!(top_up(&app, &alice, &alices, 500, "tok_chargeDeclined").await["status"], "failed");
         transfer(&app, &alice, &alices, &bobs, 2_500).await;
@@ -375,8 +383,11 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
             assert_eq!(event.id.get_version_num(), 7, "event ids are UUIDv7");
             match event.customer_id {
                 Some(customer) => assert_eq!(envelope["data"]["customer_id"], customer.to_string()),
-                // Only the operators' event belongs to no customer.
-                None => assert_eq!(kind, EventType::VerifyFindings),
+                // Only the operators' events belong to no customer.
+                None => assert!(
+                    matches!(kind, EventType::VerifyFindings | EventType::MonitorTriggered),
+                    "{kind:?}"
+                ),
             }
             let channel = &document["channels"][kind.name()];
             assert_eq!(
@@ -432,6 +443,7 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
             "withdrawal_failed",
             "budget_exceeded",
             "budget_warning",
+            "balance_alert",
         ] {
             assert!(kinds.contains(&kind), "alice's inbox has {kind}: {kinds:?}");
         }

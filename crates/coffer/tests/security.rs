@@ -133,6 +133,12 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/admin/verify", Access::Admin),
     ("GET", "/v1/admin/verify", Access::Admin),
     ("GET", "/v1/admin/verify/{id}", Access::Admin),
+    ("POST", "/v1/wallets/{id}/monitors", Access::Customer),
+    ("GET", "/v1/wallets/{id}/monitors", Access::Customer),
+    ("DELETE", "/v1/wallets/{id}/monitors/{monitor_id}", Access::Customer),
+    ("POST", "/v1/admin/wallets/{id}/monitors", Access::Admin),
+    ("GET", "/v1/admin/wallets/{id}/monitors", Access::Admin),
+    ("DELETE", "/v1/admin/wallets/{id}/monitors/{monitor_id}", Access::Admin),
     ("GET", "/v1/bank-institutions", Access::Customer),
     ("GET", "/v1/bank-connections", Access::Customer),
     ("POST", "/v1/bank-connections", Access::Customer),
@@ -336,6 +342,9 @@ fn valid_body(method: &str, path: &str, alice_wallet: &str, bob_wallet: &str) ->
         ("POST", "/v1/rules") | ("PATCH", "/v1/rules/{id}") => Some(json!({"name": "r",
             "triggers": [{"type": "mcc_is", "value": "5814"}], "actions": {"category_id": new_id}})),
         ("POST", "/v1/wallets/{id}/payments") => Some(json!({"merchant": "Shop", "amount": 1})),
+        ("POST", "/v1/wallets/{id}/monitors" | "/v1/admin/wallets/{id}/monitors") => {
+            Some(json!({"condition": "debit_above", "amount": 1}))
+        }
         ("POST", "/v1/imports") => Some(json!({"csv": "Date,Amount\n2026-01-01,-1.00\n", "currency": "USD",
             "columns": {"date": "Date", "amount": "Amount"}})),
         ("POST", "/v1/budgets") => Some(json!({"category_id": new_id, "currency": "USD", "amount": 1})),
@@ -457,6 +466,7 @@ async fn security_matrix_and_log_scan() {
     let fill = |path: &str| {
         let path = path
             .replace("{delivery_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{monitor_id}", &uuid::Uuid::now_v7().to_string())
             .replace("{year}/{month}", "2026/3");
         let id = if path.starts_with("/v1/webhooks/") {
             webhook_id.as_str()

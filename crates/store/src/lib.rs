@@ -29,6 +29,7 @@ mod finance;
 mod idempotency;
 mod identity;
 mod memory;
+mod monitors;
 mod notifications;
 mod outbox;
 mod payments;
@@ -59,6 +60,7 @@ pub use identity::{
     CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
     Rotation,
 };
+pub use monitors::{MONITORS_PER_WALLET_MAX, MonitorRow};
 pub use notifications::{
     AppliedEvent, Attempt, DeliveryRow, Effects, EmailRow, NOTIFICATIONS_PAGE_MAX, NewEmail, NewNotification,
     NotificationRow, WebhookEndpoint,

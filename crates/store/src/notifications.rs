@@ -123,6 +123,8 @@ pub struct Effects {
     pub emails: Vec<NewEmail>,
     /// Deliveries to create: (delivery id, endpoint id).
     pub deliveries: Vec<(Uuid, Uuid)>,
+    /// Events the event causes (a balance monitor's crossing), written to the outbox.
+    pub events: Vec<crate::NewEvent>,
 }
 
 /// The event being applied, as a consumer received it.
@@ -271,6 +273,7 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
+            crate::outbox::insert_events!(tx, sql, applied.iter().flat_map(|(_, effects)| &effects.events));
             tx.commit().await?;
             Ok(applied.len())
         })

@@ -95,10 +95,12 @@ pub enum EventType {
     ScheduledPaymentFailed,
     /// A run of the books' check found something (an operators' event: no customer).
     VerifyFindings,
+    /// A wallet crossed a balance monitor's condition (an operator's monitor: no customer).
+    MonitorTriggered,
 }
 
 impl EventType {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -119,6 +121,7 @@ impl EventType {
         Self::BudgetExceeded,
         Self::ScheduledPaymentFailed,
         Self::VerifyFindings,
+        Self::MonitorTriggered,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -144,6 +147,7 @@ impl EventType {
             Self::BudgetExceeded => "budget.exceeded",
             Self::ScheduledPaymentFailed => "scheduled_payment.failed",
             Self::VerifyFindings => "verify.findings",
+            Self::MonitorTriggered => "monitor.triggered",
         }
     }
 

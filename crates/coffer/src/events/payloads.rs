@@ -323,6 +323,29 @@ pub struct VerifyFindingsData {
     pub checks: Vec<String>,
 }
 
+/// `monitor.triggered`: a wallet operation crossed a balance monitor's condition — the
+/// available balance fell below or rose above the threshold (once per crossing: not again
+/// until it has gone back), or one debit was larger than it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitorTriggeredData<'a> {
+    /// Who set the monitor and is told; `null` for an operator's monitor.
+    #[schema(required = true)]
+    pub customer_id: Option<Uuid>,
+    pub monitor_id: Uuid,
+    pub wallet_id: Uuid,
+    /// The transfer whose operation crossed it.
+    pub transfer_id: Uuid,
+    #[schema(inline)]
+    pub condition: crate::wallets::monitors::Condition,
+    /// The monitor's amount, minor units.
+    pub threshold: i64,
+    /// The available balance after the operation (`available_*`) or the debit
+    /// (`debit_above`), minor units.
+    pub value: i64,
+    #[schema(value_type = String)]
+    pub currency: Cow<'a, str>,
+}
+
 /// The schema of a field that is always `null`.
 fn null() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::Null)
@@ -351,6 +374,7 @@ pub enum EventData {
     BudgetExceeded(BudgetData<'static>),
     ScheduledPaymentFailed(ScheduledPaymentFailedData<'static>),
     VerifyFindings(VerifyFindingsData),
+    MonitorTriggered(MonitorTriggeredData<'static>),
 }
 
 impl EventData {
@@ -379,6 +403,7 @@ impl EventData {
             EventType::BudgetExceeded => Self::BudgetExceeded(read(data)?),
             EventType::ScheduledPaymentFailed => Self::ScheduledPaymentFailed(read(data)?),
             EventType::VerifyFindings => Self::VerifyFindings(read(data)?),
+            EventType::MonitorTriggered => Self::MonitorTriggered(read(data)?),
         })
     }
 
@@ -402,6 +427,7 @@ impl EventData {
             Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
             Self::ScheduledPaymentFailed(data) => data.customer_id,
             Self::VerifyFindings(_) => return None,
+            Self::MonitorTriggered(data) => return data.customer_id,
         })
     }
 }
@@ -429,6 +455,7 @@ impl EventType {
             Self::BudgetWarning | Self::BudgetExceeded => of::<BudgetData<'_>>(),
             Self::ScheduledPaymentFailed => of::<ScheduledPaymentFailedData<'_>>(),
             Self::VerifyFindings => of::<VerifyFindingsData>(),
+            Self::MonitorTriggered => of::<MonitorTriggeredData<'_>>(),
         }
     }
 }

@@ -35,8 +35,8 @@ use tower_http::{
 use crate::{commit::CommitPipeline, identity::Identity, payments::Payments, wallets::Wallets};
 use error::ApiError;
 use routes::{
-    analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports, schedules,
-    stream, verify, wallets,
+    analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments, reports,
+    schedules, stream, verify, wallets,
 };
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -108,6 +108,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(schedules::router())
         .merge(analytics::router())
         .merge(verify::router())
+        .merge(monitors::router())
         .merge(banks::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -12,8 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, error,
     routes::{
-        analytics, auth, banks, customers, finance, health, ledger, notifications, payments, reports,
-        schedules, stream, verify, wallets,
+        analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments,
+        reports, schedules, stream, verify, wallets,
     },
 };
 
@@ -84,6 +84,12 @@ use super::{
         verify::start_verify_run,
         verify::list_verify_runs,
         verify::get_verify_run,
+        monitors::create_monitor,
+        monitors::list_monitors,
+        monitors::delete_monitor,
+        monitors::create_operator_monitor,
+        monitors::list_operator_monitors,
+        monitors::delete_operator_monitor,
         schedules::create_schedule,
         schedules::list_schedules,
         schedules::get_schedule,
@@ -120,7 +126,7 @@ use super::{
         (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments, statement imports, scheduled payments, bank connections"),
         (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
         (name = "analytics", description = "Platform analytics for admins: daily figures and customer snapshots"),
-        (name = "operations", description = "Operating Coffer (admins): the books' check"),
+        (name = "operations", description = "Operating Coffer (admins): the books' check, operators' balance monitors"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),

@@ -23,8 +23,8 @@ use store::{AppliedEvent, Customer, Effects, NewEmail, NewNotification, Store};
 use uuid::Uuid;
 
 use crate::events::bus::Delivered;
-use crate::events::{Consumer, Direction, EventData, EventType, ScheduledPaymentFailure};
-use crate::wallets::Currency;
+use crate::events::{self, Consumer, Direction, EventData, EventType, ScheduledPaymentFailure};
+use crate::wallets::{Currency, monitors};
 
 /// The consumer name under which applied events are remembered.
 pub const CONSUMER: &str = "notifications";
@@ -130,12 +130,29 @@ impl Notifier {
                 endpoints.entry(owner).or_default().push(endpoint);
             }
         }
+        let data: Vec<Option<EventData>> = events.iter().map(read_data).collect();
+        // The balance monitors of the wallets these events may cross (`wallets::monitors`).
+        let mut watched: Vec<Uuid> = data.iter().flatten().filter_map(monitors::watched_wallet).collect();
+        watched.sort_unstable();
+        watched.dedup();
+        let monitors =
+            if watched.is_empty() { Vec::new() } else { self.store.monitors_of_wallets(&watched).await? };
         let mut planned = Vec::with_capacity(events.len());
-        for event in events {
+        for (event, data) in events.iter().zip(&data) {
             let customer = event.customer_id.and_then(|id| customers.get(&id));
             // The admins' endpoints, then the customer's own.
             let own = event.customer_id.and_then(|id| endpoints.get(&id)).map_or(&[][..], Vec::as_slice);
-            planned.push(self.effects(event, customer, admins.iter().chain(own))?);
+            let mut effects = self.effects(event, data.as_ref(), customer, admins.iter().chain(own));
+            for crossing in data.iter().flat_map(|data| monitors::crossings(&monitors, data)) {
+                let subject = format!("wallets/{}/monitors/{}", crossing.wallet_id, crossing.monitor_id);
+                effects.events.push(events::event(
+                    EventType::MonitorTriggered,
+                    crossing.customer_id,
+                    &subject,
+                    &crossing,
+                ));
+            }
+            planned.push(effects);
         }
         let items: Vec<(AppliedEvent<'_>, &Effects)> = events
             .iter()
@@ -153,26 +170,19 @@ impl Notifier {
         Ok(())
     }
 
-    /// What `event` calls for.
+    /// What `event` (its `data` read as its type's payload, if it could be) calls for.
     fn effects<'a>(
         &self,
         event: &Delivered,
+        data: Option<&EventData>,
         customer: Option<&Customer>,
         endpoints: impl Iterator<Item = &'a store::WebhookEndpoint>,
-    ) -> anyhow::Result<Effects> {
-        let mut envelope: Value = serde_json::from_str(&event.payload)?;
+    ) -> Effects {
         let kind = EventType::parse(&event.event_type);
         let mut effects = Effects::default();
-        if let (Some(kind), Some(customer)) = (kind, customer) {
+        if let (Some(data), Some(customer)) = (data, customer) {
             let preferences = Preferences::of(&customer.preferences, self.defaults);
-            let data = envelope.get_mut("data").map(Value::take).unwrap_or_default();
-            // Data not of its type's shape tells nobody anything (its webhooks still go).
-            let data = EventData::parse(kind, data)
-                .inspect_err(|error| {
-                    tracing::warn!(event_id = %event.id, kind = kind.name(), %error, "notifications: unreadable event data");
-                })
-                .ok();
-            for message in data.iter().flat_map(|data| messages(data, &preferences)) {
+            for message in messages(data, &preferences) {
                 if preferences.in_app {
                     effects.notifications.push(NewNotification {
                         id: Uuid::now_v7(),
@@ -196,8 +206,23 @@ impl Notifier {
                 effects.deliveries.push((Uuid::now_v7(), endpoint.id));
             }
         }
-        Ok(effects)
+        effects
     }
+}
+
+/// The `data` of a delivered event as its type's payload; `None` for an unknown type or
+/// data not of its type's shape (such an event tells nobody anything; its webhooks still go).
+fn read_data(event: &Delivered) -> Option<EventData> {
+    let kind = EventType::parse(&event.event_type)?;
+    let mut envelope: Value = serde_json::from_str(&event.payload)
+        .inspect_err(|error| tracing::warn!(event_id = %event.id, %error, "notifications: unreadable event"))
+        .ok()?;
+    let data = envelope.get_mut("data").map(Value::take).unwrap_or_default();
+    EventData::parse(kind, data)
+        .inspect_err(|error| {
+            tracing::warn!(event_id = %event.id, kind = kind.name(), %error, "notifications: unreadable event data");
+        })
+        .ok()
 }
 
 /// One thing to tell a customer.
@@ -339,6 +364,29 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             ),
             true,
         )),
+        EventData::MonitorTriggered(triggered) => {
+            let threshold = money(triggered.threshold, &triggered.currency);
+            let value = money(triggered.value, &triggered.currency);
+            let (title, body) = match triggered.condition {
+                monitors::Condition::AvailableBelow => (
+                    format!("Balance below {threshold}"),
+                    format!("Your wallet {} has {value} available, below your alert at {threshold}.", triggered.wallet_id),
+                ),
+                monitors::Condition::AvailableAbove => (
+                    format!("Balance above {threshold}"),
+                    format!("Your wallet {} has {value} available, above your alert at {threshold}.", triggered.wallet_id),
+                ),
+                monitors::Condition::DebitAbove => (
+                    format!("Debit of {value}"),
+                    format!(
+                        "{value} left your wallet {}, more than your alert at {threshold}. If this was not you, \
+                         contact support.",
+                        triggered.wallet_id
+                    ),
+                ),
+            };
+            out.push(message("balance_alert", title, body, true));
+        }
         EventData::CustomerLoggedIn(_)
         | EventData::VerifyFindings(_)
         | EventData::WalletCreated(_)

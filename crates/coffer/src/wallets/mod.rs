@@ -8,6 +8,7 @@
 
 pub mod history;
 pub mod money;
+pub mod monitors;
 pub mod service;
 
 pub use money::Currency;

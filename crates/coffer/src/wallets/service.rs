@@ -43,6 +43,10 @@ pub enum WalletError {
     InsufficientFunds,
     #[error("a customer holds at most {0} wallets")]
     TooManyWallets(usize),
+    #[error("a wallet has at most {0} monitors from its owner, and {0} from operators")]
+    TooManyMonitors(u32),
+    #[error("no such monitor")]
+    MonitorNotFound,
     #[error("a credit limit is for credit-card wallets only")]
     CreditLimitNotAllowed,
     #[error("this transfer failed before and will not be retried (ledger result {0})")]

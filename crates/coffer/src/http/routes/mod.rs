@@ -10,6 +10,7 @@ pub mod customers;
 pub mod finance;
 pub mod health;
 pub mod ledger;
+pub mod monitors;
 pub mod notifications;
 pub mod payments;
 pub mod reports;

@@ -57,7 +57,7 @@ pub struct InboxQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Notification {
     pub id: Uuid,
-    /// `welcome`, `transfer_received`, `high_value_transaction`, `low_balance`,
+    /// `welcome`, `transfer_received`, `high_value_transaction`, `low_balance`, `balance_alert`,
     /// `top_up_succeeded`, `top_up_failed`, `withdrawal_succeeded`, `withdrawal_failed`.
     pub kind: String,
     pub title: String,

@@ -249,6 +249,8 @@ impl From<WalletError> for ApiError {
                 ApiError::rejected(S::UNPROCESSABLE_ENTITY, "insufficient_funds", detail)
             }
             WalletError::TooManyWallets(_) => ApiError::rejected(S::CONFLICT, "too_many_wallets", detail),
+            WalletError::TooManyMonitors(_) => ApiError::rejected(S::CONFLICT, "too_many_monitors", detail),
+            WalletError::MonitorNotFound => ApiError::rejected(S::NOT_FOUND, "monitor_not_found", detail),
             WalletError::CreditLimitNotAllowed => ApiError::field("/credit_limit", detail),
             WalletError::KeyReused => ApiError::rejected(S::CONFLICT, "idempotency_key_reused", detail),
             WalletError::FailedBefore(_) => ApiError::rejected(S::CONFLICT, "transfer_failed_before", detail),
