@@ -68,6 +68,11 @@ struct BenchArgs {
     /// runs on a ledger that already holds transfers (how many is printed).
     #[arg(long, default_value_t = 0)]
     prefill_secs: u64,
+    /// `wallet`: balance monitors set on every wallet at setup (up to 3: available below 1,
+    /// available above twice the funds, a debit above 1,000 — none is crossed by the
+    /// run's one-unit transfers, so this measures what checking them costs).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    monitors_per_wallet: u8,
     /// What drives `single`, `reads` and `wallet`: the light HTTP/1.1 client, or reqwest
     /// (as before it, to reproduce older figures). `batch` always uses reqwest.
     #[arg(long, value_enum, default_value_t = Client::Light)]
@@ -121,6 +126,7 @@ async fn bench(args: BenchArgs) -> ExitCode {
         batch_size: args.batch_size,
         accounts: args.accounts,
         prefill: Duration::from_secs(args.prefill_secs),
+        monitors_per_wallet: args.monitors_per_wallet,
         client: args.client,
         baseline: if args.no_baseline { BaselineDatabase::Skip } else { BaselineDatabase::Auto },
         reports: ReportsOptions {

@@ -133,6 +133,8 @@ pub struct Options {
     pub accounts: usize,
     /// `batch`: unmeasured batch writes before the measured run.
     pub prefill: Duration,
+    /// `wallet`: balance monitors set on every wallet at setup (0 to 3).
+    pub monitors_per_wallet: u8,
     /// What drives `single`, `reads` and `wallet`.
     pub client: Client,
     pub baseline: BaselineDatabase,
@@ -606,7 +608,7 @@ async fn run_wallet(
         .timeout(Duration::from_millis(crate::api::REQUEST_TIMEOUT_MS))
         .tcp_nodelay(true)
         .build()?;
-    let customers = Arc::new(wallet::setup(&client, &base_url).await?);
+    let customers = Arc::new(wallet::setup(&client, &base_url, options.monitors_per_wallet).await?);
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
         wallet::run(&client, &base_url, customers.clone(), shape, options.connections, clock, options.client),

@@ -95,8 +95,13 @@ async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> 
     Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
-/// Registers `CUSTOMERS` customers, opens and funds a wallet for each.
-pub async fn setup(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Vec<Customer>> {
+/// Monitors `setup` may set on each wallet: none of them is crossed by one-unit transfers.
+const MONITORS: [(&str, u64); 3] =
+    [("available_below", 1), ("available_above", 2 * FUNDS), ("debit_above", 1_000)];
+
+/// Registers `CUSTOMERS` customers, opens and funds a wallet for each, and sets the first
+/// `monitors` of [`MONITORS`] on it.
+pub async fn setup(client: &reqwest::Client, base_url: &str, monitors: u8) -> anyhow::Result<Vec<Customer>> {
     let mut customers = Vec::with_capacity(CUSTOMERS);
     let run = Uuid::now_v7().simple().to_string();
     let mut meter = coffer::progress::Meter::new("wallet setup", "customers");
@@ -130,6 +135,16 @@ pub async fn setup(client: &reqwest::Client, base_url: &str) -> anyhow::Result<V
         )
         .await?;
         ensure!(status == 201 && body["status"] == "succeeded", "top up: {status} {body}");
+        for (condition, amount) in MONITORS.iter().take(usize::from(monitors)) {
+            let (status, body) = send(
+                client
+                    .post(format!("{base_url}/v1/wallets/{wallet_id}/monitors"))
+                    .bearer_auth(&token)
+                    .json(&json!({"condition": condition, "amount": amount})),
+            )
+            .await?;
+            ensure!(status == 201, "set a monitor: {status} {body}");
+        }
         customers.push(Customer { token, wallet_id });
         meter.at(customers.len() as u64, CUSTOMERS as u64);
     }

@@ -43,6 +43,8 @@ fn smoke(scenario: Scenario, client: Client, postgres: Option<String>) -> Option
         accounts: 200,
         // `batch` runs on a prefilled ledger: its checks count the prefill's transfers.
         prefill: Duration::from_secs(1),
+        // The wallet scenario's setup path with monitors on every wallet.
+        monitors_per_wallet: 3,
         client,
         baseline: postgres.map_or(BaselineDatabase::Skip, BaselineDatabase::Url),
         reports: ReportsOptions::default(),
