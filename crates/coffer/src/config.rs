@@ -25,6 +25,12 @@ pub struct Cli {
     /// Log line format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "COFFER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (spans are POSTed to `<endpoint>/v1/traces`). Unset: no
+    /// tracing export. Log lines inside a traced request then carry its `trace_id`.
+    #[arg(long, env = "COFFER_OTLP_ENDPOINT", global = true, value_parser = crate::telemetry::parse_endpoint)]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,8 +15,14 @@ use coffer::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log, cli.log_format)?;
-    match cli.command {
+    let telemetry = telemetry::init(&cli.log, cli.log_format, cli.otlp_endpoint.as_deref())?;
+    let result = run(cli.command).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let server = server::Server::bind(*args).await?;
             server.run(server::shutdown_signal()).await

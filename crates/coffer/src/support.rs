@@ -1,6 +1,6 @@
 //! Small pieces the rest of the service shares: the retry delay ([`backoff`]), the
-//! background worker loop ([`repeat`]) and secrets kept in files of the data directory
-//! ([`secret_file`]).
+//! background worker loop ([`repeat`]), secrets kept in files of the data directory
+//! ([`secret_file`]) and the TLS crypto provider ([`install_crypto_provider`]).
 
 use std::{
     fs,
@@ -10,6 +10,12 @@ use std::{
 };
 
 use crate::config::Secret;
+
+/// Makes ring rustls's crypto provider for the process (every outgoing HTTPS client —
+/// webhooks, trace export — needs one); installing twice is refused harmlessly.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The delay before retry number `attempt` (1-based) of something that keeps failing:
 /// `base`, doubled per attempt, at most `max`. Every retrying worker uses it (emails,

@@ -178,9 +178,11 @@ pub fn memory_of(pid: u32) -> anyhow::Result<Memory> {
 /// The child side: binds Coffer with `args`, prints its address, and serves until stdin
 /// closes (the parent stopped it or died) or a signal arrives.
 pub async fn serve_coffer(args: ServeArgs) -> anyhow::Result<()> {
-    coffer::telemetry::init(
+    // No trace export: the harness measures Coffer without it.
+    let _telemetry = coffer::telemetry::init(
         &std::env::var("COFFER_LOG").unwrap_or_else(|_| "warn".into()),
         coffer::config::LogFormat::Text,
+        None,
     )?;
     let server = coffer::server::Server::bind(args).await?;
     let address = server.local_addr()?;

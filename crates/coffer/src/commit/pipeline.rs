@@ -25,7 +25,7 @@ use tokio::{
     sync::{Semaphore, mpsc, oneshot},
     task::JoinHandle,
 };
-use tracing::{debug, error, warn};
+use tracing::{Instrument as _, debug, error, warn};
 
 /// How often the idle pipeline looks for pending transfers whose timeout has passed.
 /// Timeouts are whole seconds, so a second is the useful resolution.
@@ -69,6 +69,8 @@ struct Job {
     command: Command,
     events: usize,
     reply: oneshot::Sender<Result<Outcome, CommitError>>,
+    /// The submitter's span, which the batch's span links to (tracing export).
+    span: tracing::Span,
 }
 
 /// The sending side of the pipeline. Cheap to clone.
@@ -119,7 +121,8 @@ impl CommitPipeline {
         let events = command.events();
         assert!(events <= ledger::BATCH_EVENTS_MAX, "the HTTP layer caps batch sizes");
         let (reply, response) = oneshot::channel();
-        self.sender.try_send(Job { command, events, reply }).map_err(|error| match error {
+        let span = tracing::Span::current();
+        self.sender.try_send(Job { command, events, reply, span }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => CommitError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => CommitError::ShuttingDown,
         })?;
@@ -185,6 +188,13 @@ async fn run(
             }
         }
         metrics::gauge!("coffer_commit_queue_depth").set(receiver.len() as f64);
+        // A root span of its own (it carries many requests), linked to each request's.
+        let span = tracing::info_span!(parent: None, "commit.batch", requests = batch.len(), events);
+        if crate::telemetry::exporting() {
+            for job in &batch {
+                crate::telemetry::link(&span, &job.span);
+            }
+        }
         let (commands, replies): (Vec<Command>, Vec<_>) =
             batch.into_iter().map(|job| (job.command, job.reply)).unzip();
         debug!(requests = commands.len(), events, "committing batch");
@@ -192,7 +202,10 @@ async fn run(
         metrics::histogram!("coffer_commit_batch_requests").record(commands.len() as f64);
         let started = std::time::Instant::now();
         // Returns once the batch's transaction is over; its sync goes on in the background.
-        let durable = store.commit_staged(&commands).await;
+        let durable = store
+            .commit_staged(&commands)
+            .instrument(tracing::info_span!(parent: &span, "store.commit"))
+            .await;
         metrics::histogram!("coffer_commit_seconds").record(started.elapsed().as_secs_f64());
         tokio::spawn(async move {
             answer(replies, durable.outcomes().await);

@@ -122,7 +122,13 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
                     let id = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
+                        request_id = %id, trace_id = tracing::field::Empty);
+                    // With an OTLP exporter, every log line of the request names its trace.
+                    if let Some(trace_id) = crate::telemetry::trace_id(&span) {
+                        span.record("trace_id", trace_id);
+                    }
+                    span
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(middleware::from_fn(error::render_problems))

@@ -402,8 +402,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
 
 /// A builder for outgoing HTTP clients (webhooks), with rustls on the ring provider.
 pub fn http_client() -> reqwest::ClientBuilder {
-    // Installing twice is refused harmlessly; the first provider stays.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::support::install_crypto_provider();
     reqwest::Client::builder()
 }
 

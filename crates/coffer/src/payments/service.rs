@@ -278,6 +278,7 @@ impl Payments {
 
     /// [`Self::top_up`] for a keyed request: the answer, remembered with the step that
     /// decided it (the credit, the decline, or the payment left pending).
+    #[tracing::instrument(name = "payments.top_up", skip_all)]
     pub async fn top_up_answered(
         &self,
         request: PaymentRequest,
@@ -413,6 +414,7 @@ impl Payments {
 
     /// [`Self::withdraw`] for a keyed request: the answer, remembered with the step that
     /// decided it (the refused hold, the post or void, or the payment left pending).
+    #[tracing::instrument(name = "payments.withdraw", skip_all)]
     pub async fn withdraw_answered(
         &self,
         request: PaymentRequest,

@@ -567,6 +567,7 @@ impl Wallets {
     /// (the transfer, or a refusal such as insufficient funds), is rendered and remembered
     /// under its key in the batch that decides it, and returned. An error here is one
     /// decided before the batch (an unknown wallet), or a failure of ours.
+    #[tracing::instrument(name = "wallets.transfer", skip_all)]
     pub async fn transfer_answered(
         &self,
         customer_id: Uuid,
@@ -639,6 +640,7 @@ impl Wallets {
     /// Pays a merchant from one of the customer's wallets: wallet → the currency's
     /// merchant-settlement account, with the transfer fee if one is set. `id` is the ledger
     /// transfer id, derived by the caller from the idempotency key.
+    #[tracing::instrument(name = "wallets.pay_merchant", skip_all)]
     pub async fn pay_merchant(
         &self,
         customer_id: Uuid,
@@ -695,6 +697,7 @@ impl Wallets {
 
     /// [`Wallets::reverse`] for a keyed request, its answer remembered in the batch that
     /// decides it (see [`Wallets::transfer_answered`]).
+    #[tracing::instrument(name = "wallets.reverse", skip_all)]
     pub async fn reverse_answered(
         &self,
         original: Uuid,
