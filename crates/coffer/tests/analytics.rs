@@ -38,18 +38,6 @@ async fn category(app: &TestApp, session: &Session, name: &str) -> String {
     all.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].as_str().unwrap().to_owned()
 }
 
-/// Waits until the relay has handed every event to the consumers (the in-process relay
-/// marks a batch sent only after they applied it).
-async fn caught_up(store: &Store) {
-    for _ in 0..1_000 {
-        if store.outbox_backlog().await.unwrap().0 == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the relay did not catch up");
-}
-
 /// The admin views under test: one day range and both customers' snapshots.
 async fn views(app: &TestApp, today: &str, customers: &[&str]) -> Vec<Value> {
     let mut views = Vec::new();
@@ -172,7 +160,7 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
         )
         .await;
         call(&app, &ada, reqwest::Method::DELETE, &format!("/v1/categories/{entertainment}"), None).await;
-        caught_up(&store).await;
+        common::relayed(&store).await;
 
         let today = time::OffsetDateTime::now_utc().date().to_string();
         let before = views(&app, &today, &[&ada_id, &bob_id]).await;
@@ -257,7 +245,7 @@ async fn projections_match_hand_computed_figures_and_a_rebuild_reproduces_them()
             json!({"amount": 300, "payment_method": "tok_visa"}),
         )
         .await;
-        caught_up(&store).await;
+        common::relayed(&store).await;
         let after = views(&app, &today, &[&ada_id, &bob_id]).await;
         assert_eq!(
             after[0]["days"][0]["volume"][1],

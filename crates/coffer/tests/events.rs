@@ -65,15 +65,6 @@ async fn transfer(app: &TestApp, session: &Session, from: &str, to: &str, amount
 }
 
 /// Waits until the relay has published everything in the outbox.
-async fn relayed(store: &Store) {
-    for _ in 0..500 {
-        if store.outbox_backlog().await.unwrap().0 == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the relay did not drain the outbox");
-}
 
 async fn all_events(store: &Store) -> Vec<StoredEvent> {
     let mut events = Vec::new();
@@ -369,7 +360,7 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(app.get(&path).await.1["status"], "findings");
-        relayed(&store).await;
+        common::relayed(&store).await;
 
         let events = all_events(&store).await;
         let mut seen = HashSet::new();
@@ -768,7 +759,7 @@ async fn websocket_streams_own_events_only_and_resumes() {
             (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await, open_wallet(&app, &carol).await);
         top_up(&app, &alice, &alices, 5_000, "tok_visa").await;
         top_up(&app, &carol, &carols, 5_000, "tok_visa").await;
-        relayed(&app.store().await).await;
+        common::relayed(&app.store().await).await;
         let mut alice_stream = connect(&app, &alice.access_token, "").await;
         let mut carol_stream = connect(&app, &carol.access_token, "").await;
 
@@ -798,7 +789,7 @@ async fn websocket_streams_own_events_only_and_resumes() {
         alice_stream.close(None).await.unwrap();
         transfer(&app, &alice, &alices, &bobs, 100).await;
         transfer(&app, &alice, &alices, &bobs, 100).await;
-        relayed(&app.store().await).await;
+        common::relayed(&app.store().await).await;
         let mut resumed =
             connect(&app, &alice.access_token, &format!("?after={}", seen.last().unwrap())).await;
         let mut replayed = Vec::new();
@@ -1122,7 +1113,7 @@ async fn inbox_lists_and_marks_read() {
     let wallet = open_wallet(&app, &alice).await;
     top_up(&app, &alice, &wallet, 100, "tok_visa").await;
     top_up(&app, &alice, &wallet, 100, "tok_chargeDeclined").await;
-    relayed(&app.store().await).await;
+    common::relayed(&app.store().await).await;
     let (status, page) = get(&app, &alice, "/v1/notifications?limit=2").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["data"].as_array().unwrap().len(), 2);

@@ -15,21 +15,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use store::Store;
 
-/// Waits (bounded) until the relay has sent every event; the in-process consumers apply
-/// each event before it counts as sent, so what they wrote is in the outbox by then.
-async fn relayed(store: &Store) {
-    for _ in 0..1_000 {
-        if store.outbox_backlog().await.unwrap().0 == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the relay did not drain the outbox");
-}
-
 /// Every `monitor.triggered` event's data, oldest first.
 async fn triggered(store: &Store) -> Vec<Value> {
-    relayed(store).await;
+    common::relayed(store).await;
     let mut found = Vec::new();
     let mut after = 0;
     loop {

@@ -179,6 +179,19 @@ pub async fn create_database(server_url: &str) -> (String, String) {
     (replace_database(server_url, &name), name)
 }
 
+/// Waits (10 s at most) until the relay has handed every event to the consumers: the
+/// in-process relay marks a batch sent only after they applied it, so what they wrote
+/// (inbox entries, projections, the events they cause) is in the database by then.
+pub async fn relayed(store: &store::Store) {
+    for _ in 0..1_000 {
+        if store.outbox_backlog().await.unwrap().0 == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the relay did not drain the outbox");
+}
+
 /// Drops a database made by [`create_database`].
 pub async fn drop_database(server_url: &str, name: &str) {
     let mut connection = sqlx::PgConnection::connect(server_url).await.unwrap();
