@@ -6,11 +6,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Session, TestApp, assert_problem, backends, register_and_login, spawn_app};
 use serde_json::{Value, json};
-use store::Store;
 use uuid::Uuid;
 
 async fn call(

@@ -64,8 +64,6 @@ async fn transfer(app: &TestApp, session: &Session, from: &str, to: &str, amount
     assert_eq!(status, 201, "{body}");
 }
 
-/// Waits until the relay has published everything in the outbox.
-
 async fn all_events(store: &Store) -> Vec<StoredEvent> {
     let mut events = Vec::new();
     loop {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use common::customer::{get, keyed_post, post, send};
 use common::{Session, TestApp, assert_problem, backends, register_and_login, spawn_app};
