@@ -85,8 +85,8 @@ pub struct RotateArgs {
     /// Which secret.
     #[arg(value_enum)]
     pub secret: crate::identity::keys::Kind,
-    /// How long the replaced admin key stays accepted, in seconds (the signing secret's
-    /// old tokens are honoured until they expire whatever this says).
+    /// How long the replaced admin key stays accepted, in seconds (the replaced signing
+    /// secret is accepted until its last token expires, 15 minutes, whatever this says).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
     pub grace_s: u64,
 }

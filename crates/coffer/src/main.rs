@@ -143,7 +143,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let grace = std::time::Duration::from_secs(args.grace_s);
             let rotated =
                 keys::rotate(&args.database.data_dir, args.secret, grace, std::time::SystemTime::now())?;
-            let until = time::OffsetDateTime::from_unix_timestamp(rotated.previous_until as i64)?;
+            let until = coffer::rfc3339(rotated.previous_until.saturating_mul(1_000_000_000));
             eprintln!(
                 "rotated {}; the replaced one is accepted until {until}; servers sharing {} pick the new one up \
                  within {} s",

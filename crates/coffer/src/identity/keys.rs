@@ -272,8 +272,8 @@ pub struct Rotated {
 }
 
 /// Replaces the secret kept in `data_dir`: a new one in its file, the old one in
-/// `<file>.previous`, accepted until `now + grace` (the signing secret: at least until
-/// every token it signed has expired). Each file is replaced atomically, the `.previous`
+/// `<file>.previous`, accepted until `now + grace` (the signing secret: until every token
+/// it signed has expired, whatever `grace` says). Each file is replaced atomically, the `.previous`
 /// first, so a crash between the two leaves the old secret in force. A replaced secret
 /// still in its grace is dropped (its tokens or clients fail early): rotate again only
 /// after the grace.
@@ -290,7 +290,8 @@ pub fn rotate(data_dir: &Path, kind: Kind, grace: Duration, now: SystemTime) -> 
     };
     let grace = match kind {
         Kind::AdminKey => grace,
-        Kind::JwtSecret => grace.max(Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS + CLOCK_LEEWAY_SECONDS)),
+        // No longer than its last token can live: an old secret is no use after that.
+        Kind::JwtSecret => Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS + CLOCK_LEEWAY_SECONDS),
     };
     let previous_until = unix_seconds(now) + grace.as_secs();
     replace_owner_only(&previous_path(&path), &format!("{old}\nuntil {previous_until}\n"))?;
@@ -412,7 +413,11 @@ mod tests {
         let customer = uuid::Uuid::now_v7();
         let before = keys.issue(customer, super::super::Role::Customer, SystemTime::now()).unwrap();
         let rotated = rotate(dir.path(), Kind::JwtSecret, Duration::ZERO, SystemTime::now()).unwrap();
-        assert!(rotated.previous_until >= unix_seconds(SystemTime::now()) + ACCESS_TOKEN_TTL_SECONDS);
+        let now = unix_seconds(SystemTime::now());
+        assert!(
+            (now + ACCESS_TOKEN_TTL_SECONDS..=now + ACCESS_TOKEN_TTL_SECONDS + 10)
+                .contains(&rotated.previous_until)
+        );
         assert!(keys.reload().unwrap());
         assert_eq!(keys.verify(&before).map(|claims| claims.sub), Some(customer), "old token still honoured");
         let after = keys.issue(customer, super::super::Role::Customer, SystemTime::now()).unwrap();
