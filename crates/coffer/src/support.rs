@@ -64,26 +64,52 @@ pub fn secret_file(
     len_min: usize,
     generate: impl FnOnce() -> String,
 ) -> anyhow::Result<(Secret, bool)> {
+    if let Some(secret) = read_secret(path, len_min)? {
+        return Ok((secret, false));
+    }
+    if let Some(directory) = path.parent() {
+        fs::create_dir_all(directory)?;
+    }
+    let secret = generate();
+    write_owner_only(path, &secret)?;
+    Ok((Secret::new(secret), true))
+}
+
+/// The secret stored in `path` (its first line, at least `len_min` bytes); `None` when
+/// there is no such file.
+pub fn read_secret(path: &Path, len_min: usize) -> anyhow::Result<Option<Secret>> {
     match fs::read_to_string(path) {
         Ok(text) => {
-            let secret = text.trim().to_owned();
+            let secret = text.lines().next().unwrap_or_default().trim().to_owned();
             anyhow::ensure!(
                 secret.len() >= len_min,
                 "{} holds a secret shorter than {len_min} bytes",
                 path.display()
             );
-            Ok((Secret::new(secret), false))
+            Ok(Some(Secret::new(secret)))
         }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            if let Some(directory) = path.parent() {
-                fs::create_dir_all(directory)?;
-            }
-            let secret = generate();
-            write_owner_only(path, &secret)?;
-            Ok((Secret::new(secret), true))
-        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
     }
+}
+
+/// Replaces `path` with an owner-only file holding `contents`, atomically: written and
+/// synced beside it, renamed over it, and the rename made durable.
+pub fn replace_owner_only(path: &Path, contents: &str) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = std::path::PathBuf::from(temporary);
+    // A leftover of a crash would keep its permissions: start afresh.
+    match fs::remove_file(&temporary) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    write_owner_only(&temporary, contents)?;
+    fs::rename(&temporary, path)?;
+    if let Some(directory) = path.parent() {
+        fs::File::open(directory)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Writes a new file readable and writable by its owner only (secrets live in it).

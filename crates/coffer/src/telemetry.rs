@@ -106,6 +106,9 @@ pub fn parse_endpoint(value: &str) -> Result<String, String> {
 /// The trace id of `span` when it is exported, for log lines and links; `None` without
 /// an exporter.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    if !exporting() {
+        return None;
+    }
     let context = span.context();
     let span_context = context.span().span_context().clone();
     span_context.is_valid().then(|| span_context.trace_id().to_string())

@@ -1,7 +1,7 @@
 //! Who is calling: the extractors that authenticate a request before its handler runs.
 //! [`AuthUser`] needs a valid access token; [`AdminUser`] an admin's access token or the
-//! admin API key. Both answer 401 problem+json without a valid credential (and
-//! `AdminUser` 403 for a customer's token).
+//! admin API key; [`AdminAuth`] the admin API key itself. All answer 401 problem+json
+//! without a valid credential (and `AdminUser` 403 for a customer's token).
 
 use axum::{
     extract::FromRequestParts,
@@ -58,6 +58,23 @@ impl FromRequestParts<AppState> for AdminUser {
         match claims.role {
             Role::Admin => Ok(Self { customer_id: Some(claims.sub) }),
             Role::Customer => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+/// Proof that the request carries the admin API key itself (`Authorization: Bearer
+/// <key>`), for the ledger API; 401 otherwise. Put it first among a handler's arguments
+/// so that credentials are checked before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer(&parts.headers) {
+            Some(credential) if state.keys.is_admin_key(credential) => Ok(AdminAuth),
+            _ => Err(ApiError::Unauthorized),
         }
     }
 }

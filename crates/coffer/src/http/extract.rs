@@ -1,6 +1,6 @@
 //! Request extractors whose every rejection is an [`ApiError`], so malformed input gets
 //! the same problem+json shape as every other error: JSON bodies (with the path of the
-//! bad field), query strings, path parameters, and the admin bearer key.
+//! bad field), query strings and path parameters. Credentials are `caller`'s.
 
 use axum::{
     body::Bytes,
@@ -9,7 +9,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::{AppState, error::ApiError, error::FieldError};
+use super::{error::ApiError, error::FieldError};
 
 /// A JSON object request body. Unknown fields are rejected by the target types
 /// (`deny_unknown_fields`), which stops mass assignment; a top-level array is refused
@@ -181,26 +181,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .await
             .map(|axum::extract::Path(value)| Path(value))
             .map_err(|rejection| ApiError::InvalidParameter { detail: rejection.body_text() })
-    }
-}
-
-/// Proof that the request carries the admin API key (`Authorization: Bearer <key>`).
-/// Put it first among a handler's arguments so that credentials are checked before the
-/// body is read.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminAuth;
-
-impl FromRequestParts<AppState> for AdminAuth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if state.keys.is_admin_key(token.trim()) { Ok(AdminAuth) } else { Err(ApiError::Unauthorized) }
     }
 }
 

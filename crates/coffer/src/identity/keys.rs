@@ -14,8 +14,7 @@
 //! after the grace.
 
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -148,10 +147,7 @@ impl Keys {
     /// The configured secrets, and the kept ones for the rest (made and stored when the
     /// data directory has none; a made admin key is printed once on standard error).
     pub fn load(sources: KeySources) -> anyhow::Result<Self> {
-        let admin =
-            key_set(Kind::AdminKey, &sources.admin_key, &sources.admin_key_previous, &sources.data_dir)?;
-        let jwt =
-            key_set(Kind::JwtSecret, &sources.jwt_secret, &sources.jwt_secret_previous, &sources.data_dir)?;
+        let (admin, jwt) = sources.key_sets(Kept::MakeIfMissing)?;
         Ok(Self { sources: Some(sources), loaded: RwLock::new(Arc::new(Loaded::new(admin, jwt))) })
     }
 
@@ -170,13 +166,10 @@ impl Keys {
     }
 
     /// Re-reads the kept secrets; `true` when they changed. On an error (a half-edited
-    /// file) the secrets in force stay.
+    /// or removed file) the secrets in force stay: only a start makes a missing secret.
     pub fn reload(&self) -> anyhow::Result<bool> {
         let Some(sources) = &self.sources else { return Ok(false) };
-        let admin =
-            key_set(Kind::AdminKey, &sources.admin_key, &sources.admin_key_previous, &sources.data_dir)?;
-        let jwt =
-            key_set(Kind::JwtSecret, &sources.jwt_secret, &sources.jwt_secret_previous, &sources.data_dir)?;
+        let (admin, jwt) = sources.key_sets(Kept::MustExist)?;
         let current = self.current();
         if current.admin == admin && current.jwt == jwt {
             return Ok(false);
@@ -216,27 +209,54 @@ impl Keys {
     }
 }
 
+/// What to do when a kept secret's file is missing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Make one (a server's first start).
+    MakeIfMissing,
+    /// Fail (a reload: the file was removed under a running server).
+    MustExist,
+}
+
+impl KeySources {
+    /// The admin key's and the signing secret's sets.
+    fn key_sets(&self, kept: Kept) -> anyhow::Result<(KeySet, KeySet)> {
+        let admin = key_set(Kind::AdminKey, &self.admin_key, &self.admin_key_previous, &self.data_dir, kept)?;
+        let jwt =
+            key_set(Kind::JwtSecret, &self.jwt_secret, &self.jwt_secret_previous, &self.data_dir, kept)?;
+        Ok((admin, jwt))
+    }
+}
+
 /// The configured secret with its configured predecessor, or the kept ones.
 fn key_set(
     kind: Kind,
     configured: &Option<Secret>,
     configured_previous: &Option<Secret>,
     data_dir: &Path,
+    kept: Kept,
 ) -> anyhow::Result<KeySet> {
     if let Some(current) = configured {
         let previous = configured_previous.clone().map(|secret| (secret, None));
         return Ok(KeySet { current: current.clone(), previous });
     }
     let path = data_dir.join(kind.file());
-    let (current, made) = crate::support::secret_file(&path, kind.len_min(), || kind.generate())?;
-    if made && kind == Kind::AdminKey {
-        // Printed, not logged: the key must not end up in a log pipeline.
-        eprintln!(
-            "Generated an admin API key (stored in {}); use it as `Authorization: Bearer {}`",
-            path.display(),
-            current.expose()
-        );
-    }
+    let current = match kept {
+        Kept::MakeIfMissing => {
+            let (current, made) = crate::support::secret_file(&path, kind.len_min(), || kind.generate())?;
+            if made && kind == Kind::AdminKey {
+                // Printed, not logged: the key must not end up in a log pipeline.
+                eprintln!(
+                    "Generated an admin API key (stored in {}); use it as `Authorization: Bearer {}`",
+                    path.display(),
+                    current.expose()
+                );
+            }
+            current
+        }
+        Kept::MustExist => crate::support::read_secret(&path, kind.len_min())?
+            .ok_or_else(|| anyhow::anyhow!("{} was removed", path.display()))?,
+    };
     let previous = read_previous(&previous_path(&path), kind.len_min())?;
     Ok(KeySet { current, previous: previous.map(|(secret, until)| (secret, Some(until))) })
 }
@@ -279,48 +299,24 @@ pub struct Rotated {
 /// after the grace.
 pub fn rotate(data_dir: &Path, kind: Kind, grace: Duration, now: SystemTime) -> anyhow::Result<Rotated> {
     let path = data_dir.join(kind.file());
-    let old = match fs::read_to_string(&path) {
-        Ok(text) => text.trim().to_owned(),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => anyhow::bail!(
+    let old = crate::support::read_secret(&path, kind.len_min())?.ok_or_else(|| {
+        anyhow::anyhow!(
             "{} does not exist: a server makes it on its first start (or the secret is configured with {})",
             path.display(),
             kind.variable()
-        ),
-        Err(error) => anyhow::bail!("cannot read {}: {error}", path.display()),
-    };
+        )
+    })?;
     let grace = match kind {
         Kind::AdminKey => grace,
         // No longer than its last token can live: an old secret is no use after that.
         Kind::JwtSecret => Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS + CLOCK_LEEWAY_SECONDS),
     };
     let previous_until = unix_seconds(now) + grace.as_secs();
-    replace_owner_only(&previous_path(&path), &format!("{old}\nuntil {previous_until}\n"))?;
+    let previous = format!("{}\nuntil {previous_until}", old.expose());
+    crate::support::replace_owner_only(&previous_path(&path), &previous)?;
     let new = kind.generate();
-    replace_owner_only(&path, &format!("{new}\n"))?;
+    crate::support::replace_owner_only(&path, &new)?;
     Ok(Rotated { new: Secret::new(new), previous_until })
-}
-
-/// Writes `contents` to a new owner-only file beside `path`, makes it durable, and
-/// renames it over `path`.
-fn replace_owner_only(path: &Path, contents: &str) -> io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".new");
-    let temporary = PathBuf::from(temporary);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&temporary, path)?;
-    if let Some(directory) = path.parent() {
-        fs::File::open(directory)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -429,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_previous_file_keeps_the_secrets_in_force() {
+    fn a_broken_or_removed_file_keeps_the_secrets_in_force() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Keys::load(kept(dir.path())).unwrap();
         let key = keys.admin_key();
@@ -437,6 +433,11 @@ mod tests {
         assert!(keys.reload().is_err());
         assert_eq!(keys.admin_key(), key);
         assert!(Keys::load(kept(dir.path())).is_err(), "and a start with it fails");
+        fs::remove_file(dir.path().join("admin-api-key.previous")).unwrap();
+        fs::remove_file(dir.path().join("admin-api-key")).unwrap();
+        assert!(keys.reload().is_err(), "a removed key is not silently replaced");
+        assert!(!dir.path().join("admin-api-key").exists());
+        assert!(keys.is_admin_key(key.expose()));
     }
 
     #[test]

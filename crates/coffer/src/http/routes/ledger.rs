@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use crate::http::{
     AppState,
+    caller::AdminAuth,
     error::{ApiError, FieldError},
-    extract::{AdminAuth, BodyLimit, JsonBatch, Path, Query},
+    extract::{BodyLimit, JsonBatch, Path, Query},
     paging::{self, CursorKey, Page},
 };
 
