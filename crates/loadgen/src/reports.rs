@@ -724,7 +724,7 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
     let mut vacuum = None;
     let mut customers_meter = Meter::new("categories", "customers");
     let mut expenses_meter = Meter::new("expenses", "rows");
-    let loaded_rows = |index: usize, len: usize| (index * LOAD_ROWS_PER_CHUNK + len) as u64;
+    let mut loaded = 0;
     if url.starts_with("sqlite:") {
         let store = Store::open(url, StoreOptions::default()).await?;
         let mut first = measured;
@@ -736,7 +736,7 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             first = last;
             customers_meter.at(last as u64, history.customers as u64);
         }
-        for (index, chunk) in history.planned.chunks(LOAD_ROWS_PER_CHUNK).enumerate() {
+        for chunk in history.planned.chunks(LOAD_ROWS_PER_CHUNK) {
             let rows: Vec<(ExpenseRow, Vec<NewEvent>)> =
                 chunk.iter().map(|row| (history.expense_row(row, ids), Vec::new())).collect();
             let recorded = store.insert_expenses(&rows).await?;
@@ -744,7 +744,8 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
                 recorded.iter().all(|recorded| *recorded),
                 "an expense was not recorded (duplicate id or import hash)"
             );
-            expenses_meter.at(loaded_rows(index, chunk.len()), history.planned.len() as u64);
+            loaded += chunk.len() as u64;
+            expenses_meter.at(loaded, history.planned.len() as u64);
         }
         store.close().await;
     } else {
@@ -770,7 +771,7 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             first = last;
             customers_meter.at(last as u64, history.customers as u64);
         }
-        for (index, chunk) in history.planned.chunks(LOAD_ROWS_PER_CHUNK).enumerate() {
+        for chunk in history.planned.chunks(LOAD_ROWS_PER_CHUNK) {
             let rows: Vec<ExpenseRow> = chunk.iter().map(|row| history.expense_row(row, ids)).collect();
             let column = |get: fn(&ExpenseRow) -> Option<String>| rows.iter().map(get).collect::<Vec<_>>();
             let inserted = sqlx::query(
@@ -802,7 +803,8 @@ pub async fn load(history: &History, url: &str, ids: &Ids, measured: usize) -> a
             .await?
             .rows_affected();
             ensure!(inserted == rows.len() as u64, "{inserted} of {} expenses inserted", rows.len());
-            expenses_meter.at(loaded_rows(index, chunk.len()), history.planned.len() as u64);
+            loaded += chunk.len() as u64;
+            expenses_meter.at(loaded, history.planned.len() as u64);
         }
         let vacuumed = Instant::now();
         connection.execute("VACUUM (ANALYZE) expenses, categories").await?;

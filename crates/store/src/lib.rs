@@ -60,7 +60,7 @@ pub use identity::{
     CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
     Rotation,
 };
-pub use monitors::{MONITORS_PER_WALLET_MAX, MonitorRow};
+pub use monitors::{MONITORS_PER_WALLET_MAX, MonitorCondition, MonitorRow};
 pub use notifications::{
     AppliedEvent, Attempt, DeliveryRow, Effects, EmailRow, NOTIFICATIONS_PAGE_MAX, NewEmail, NewNotification,
     NotificationRow, WebhookEndpoint,

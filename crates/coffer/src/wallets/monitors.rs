@@ -39,19 +39,29 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Its stored name (also its JSON name).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::AvailableBelow => "available_below",
-            Self::AvailableAbove => "available_above",
-            Self::DebitAbove => "debit_above",
+    /// Its name (also its JSON name).
+    pub fn as_str(self) -> &'static str {
+        store::MonitorCondition::from(self).as_str()
+    }
+}
+
+impl From<Condition> for store::MonitorCondition {
+    fn from(condition: Condition) -> Self {
+        match condition {
+            Condition::AvailableBelow => Self::AvailableBelow,
+            Condition::AvailableAbove => Self::AvailableAbove,
+            Condition::DebitAbove => Self::DebitAbove,
         }
     }
+}
 
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::AvailableBelow, Self::AvailableAbove, Self::DebitAbove]
-            .into_iter()
-            .find(|c| c.as_str() == text)
+impl From<store::MonitorCondition> for Condition {
+    fn from(condition: store::MonitorCondition) -> Self {
+        match condition {
+            store::MonitorCondition::AvailableBelow => Self::AvailableBelow,
+            store::MonitorCondition::AvailableAbove => Self::AvailableAbove,
+            store::MonitorCondition::DebitAbove => Self::DebitAbove,
+        }
     }
 }
 
@@ -83,18 +93,15 @@ pub struct Monitor {
     pub created_at: u64,
 }
 
-impl Monitor {
-    fn from_row(row: MonitorRow) -> Result<Self, WalletError> {
-        let condition = Condition::parse(&row.condition).ok_or_else(|| {
-            WalletError::Ledger(format!("monitor {} has condition {}", row.id, row.condition))
-        })?;
-        Ok(Self {
+impl From<MonitorRow> for Monitor {
+    fn from(row: MonitorRow) -> Self {
+        Self {
             id: row.id,
             wallet_id: row.wallet_id,
-            condition,
+            condition: row.condition.into(),
             amount: row.amount,
             created_at: row.created_at.max(0) as u64,
-        })
+        }
     }
 }
 
@@ -121,21 +128,21 @@ impl Wallets {
             id: Uuid::now_v7(),
             wallet_id,
             customer_id: setter.customer_id(),
-            condition: condition.as_str().to_owned(),
+            condition: condition.into(),
             amount,
             created_at: store::now_ns() as i64,
         };
         if !self.store.create_monitor(&row).await? {
             return Err(WalletError::TooManyMonitors(store::MONITORS_PER_WALLET_MAX));
         }
-        Monitor::from_row(row)
+        Ok(row.into())
     }
 
     /// The monitors `setter` set on `wallet_id`, oldest first.
     pub async fn monitors(&self, setter: Setter, wallet_id: Uuid) -> Result<Vec<Monitor>, WalletError> {
         self.watchable(setter, wallet_id).await?;
         let rows = self.store.wallet_monitors(wallet_id, setter.customer_id()).await?;
-        rows.into_iter().map(Monitor::from_row).collect()
+        Ok(rows.into_iter().map(Monitor::from).collect())
     }
 
     /// Deletes one of the monitors `setter` set on `wallet_id`.
@@ -171,7 +178,7 @@ pub fn crossings(monitors: &[MonitorRow], data: &EventData) -> Vec<MonitorTrigge
         .iter()
         .filter(|monitor| monitor.wallet_id == wallet_id)
         .filter_map(|monitor| {
-            let condition = Condition::parse(&monitor.condition)?;
+            let condition = Condition::from(monitor.condition);
             let threshold = monitor.amount;
             let (transfer_id, value, currency) = match (condition, data) {
                 (
@@ -220,7 +227,7 @@ mod tests {
             id: Uuid::now_v7(),
             wallet_id,
             customer_id: Some(Uuid::now_v7()),
-            condition: condition.as_str().to_owned(),
+            condition: condition.into(),
             amount,
             created_at: 1,
         }
