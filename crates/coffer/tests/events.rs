@@ -15,6 +15,7 @@ use coffer::events::nats::Nats;
 use coffer::events::relay::{InProcess, Publish};
 use coffer::events::{Bus, EventType, Relay, RelayOptions};
 use coffer::notifications::{NotificationDefaults, Notifier};
+use common::customer::{card_top_up, open_wallet, transfer};
 use common::{Backend, Session, TestApp, backends, register_and_login, spawn_app, spawn_app_with};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
@@ -38,30 +39,6 @@ async fn post(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u1
 async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
     let response = app.client.get(app.url(path)).bearer_auth(&session.access_token).send().await.unwrap();
     common::read(response).await
-}
-
-async fn open_wallet(app: &TestApp, session: &Session) -> String {
-    let (status, body) = post(app, session, "/v1/wallets", &json!({"currency": "USD"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn top_up(app: &TestApp, session: &Session, wallet: &str, amount: u64, method: &str) -> Value {
-    let (status, body) = post(
-        app,
-        session,
-        &format!("/v1/wallets/{wallet}/top-ups"),
-        &json!({"amount": amount, "payment_method": method}),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-async fn transfer(app: &TestApp, session: &Session, from: &str, to: &str, amount: u64) {
-    let body = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount});
-    let (status, body) = post(app, session, "/v1/transfers", &body).await;
-    assert_eq!(status, 201, "{body}");
 }
 
 async fn all_events(store: &Store) -> Vec<StoredEvent> {
@@ -274,7 +251,7 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let store = app.store().await;
         let alice = register_and_login(&app, "alice@example.com").await;
         let bob = register_and_login(&app, "bob@example.com").await;
-        let (alices, bobs) = (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await);
+        let (alices, bobs) = (open_wallet(&app, &alice, "USD").await, open_wallet(&app, &bob, "USD").await);
         // Monitors the transfer below crosses: Alice's own (available below 9,000) and an
         // operator's (a debit above 2,000; its event names no customer).
         let monitor = json!({"condition": "available_below", "amount": 9_000});
@@ -283,8 +260,8 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let monitor = json!({"condition": "debit_above", "amount": 2_000});
         let (status, body) = app.post(&format!("/v1/admin/wallets/{alices}/monitors"), &monitor).await;
         assert_eq!(status, 201, "{body}");
-        assert_eq!(top_up(&app, &alice, &alices, 10_000, "tok_visa").await["status"], "succeeded");
-        assert_eq!(top_up(&app, &alice, &alices, 500, "tok_chargeDeclined").await["status"], "failed");
+        assert_eq!(card_top_up(&app, &alice, &alices, 10_000, "tok_visa").await["status"], "succeeded");
+        assert_eq!(card_top_up(&app, &alice, &alices, 500, "tok_chargeDeclined").await["status"], "failed");
         transfer(&app, &alice, &alices, &bobs, 2_500).await;
         for (destination, status) in [("ba_checking", "succeeded"), ("ba_fail", "failed")] {
             let path = format!("/v1/wallets/{alices}/withdrawals");
@@ -753,10 +730,13 @@ async fn websocket_streams_own_events_only_and_resumes() {
         let alice = register_and_login(&app, "alice@example.com").await;
         let bob = register_and_login(&app, "bob@example.com").await;
         let carol = register_and_login(&app, "carol@example.com").await;
-        let (alices, bobs, carols) =
-            (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await, open_wallet(&app, &carol).await);
-        top_up(&app, &alice, &alices, 5_000, "tok_visa").await;
-        top_up(&app, &carol, &carols, 5_000, "tok_visa").await;
+        let (alices, bobs, carols) = (
+            open_wallet(&app, &alice, "USD").await,
+            open_wallet(&app, &bob, "USD").await,
+            open_wallet(&app, &carol, "USD").await,
+        );
+        card_top_up(&app, &alice, &alices, 5_000, "tok_visa").await;
+        card_top_up(&app, &carol, &carols, 5_000, "tok_visa").await;
         common::relayed(&app.store().await).await;
         let mut alice_stream = connect(&app, &alice.access_token, "").await;
         let mut carol_stream = connect(&app, &carol.access_token, "").await;
@@ -846,8 +826,8 @@ async fn stalled_websocket_client_is_disconnected() {
     let app = spawn_app_with(&Backend::Sqlite, options).await;
     let alice = register_and_login(&app, "alice@example.com").await;
     let bob = register_and_login(&app, "bob@example.com").await;
-    let (alices, bobs) = (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await);
-    top_up(&app, &alice, &alices, 100_000, "tok_visa").await;
+    let (alices, bobs) = (open_wallet(&app, &alice, "USD").await, open_wallet(&app, &bob, "USD").await);
+    card_top_up(&app, &alice, &alices, 100_000, "tok_visa").await;
     let mut stalled = connect(&app, &alice.access_token, "").await;
     // Events pile up for the stalled client: more than the live buffer holds.
     for _ in 0..40 {
@@ -968,8 +948,8 @@ async fn webhooks_are_signed_retried_and_guarded() {
         let (status, _) = get(&app, &mallory, &format!("/v1/webhooks/{id}")).await;
         assert_eq!(status, 404, "someone else's endpoint");
 
-        let wallet = open_wallet(&app, &alice).await;
-        top_up(&app, &alice, &wallet, 1_000, "tok_visa").await;
+        let wallet = open_wallet(&app, &alice, "USD").await;
+        card_top_up(&app, &alice, &wallet, 1_000, "tok_visa").await;
         let deadline = Instant::now() + Duration::from_secs(20);
         while seen.lock().unwrap().len() < 3 {
             assert!(Instant::now() < deadline, "3 attempts expected: {:?}", seen.lock().unwrap());
@@ -1108,9 +1088,9 @@ async fn inbox_lists_and_marks_read() {
     let app = spawn_app(&Backend::Sqlite).await;
     let alice = register_and_login(&app, "alice@example.com").await;
     let bob = register_and_login(&app, "bob@example.com").await;
-    let wallet = open_wallet(&app, &alice).await;
-    top_up(&app, &alice, &wallet, 100, "tok_visa").await;
-    top_up(&app, &alice, &wallet, 100, "tok_chargeDeclined").await;
+    let wallet = open_wallet(&app, &alice, "USD").await;
+    card_top_up(&app, &alice, &wallet, 100, "tok_visa").await;
+    card_top_up(&app, &alice, &wallet, 100, "tok_chargeDeclined").await;
     common::relayed(&app.store().await).await;
     let (status, page) = get(&app, &alice, "/v1/notifications?limit=2").await;
     assert_eq!(status, 200, "{page}");
@@ -1166,8 +1146,8 @@ async fn analytics_and_notifications_consume_through_the_broker() {
     let app = spawn_app_with(&Backend::Sqlite, options).await;
     let store = app.store().await;
     let ada = register_and_login(&app, "ada@example.com").await;
-    let wallet = open_wallet(&app, &ada).await;
-    assert_eq!(top_up(&app, &ada, &wallet, 1_000, "tok_visa").await["status"], "succeeded");
+    let wallet = open_wallet(&app, &ada, "USD").await;
+    assert_eq!(card_top_up(&app, &ada, &wallet, 1_000, "tok_visa").await["status"], "succeeded");
     let snapshot_path = format!("/v1/analytics/customers/{}", ada.customer_id);
     let deadline = Instant::now() + Duration::from_secs(30);
     let snapshot = loop {

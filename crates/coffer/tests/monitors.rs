@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::customer::{get, keyed_post, post, send};
+use common::customer::{get, open_wallet, post, send, top_up, transfer};
 use common::{Session, TestApp, assert_problem, backends, register_and_login, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -39,25 +39,6 @@ fn counts(triggered: &[Value]) -> HashMap<String, usize> {
     counts
 }
 
-async fn open_wallet(app: &TestApp, session: &Session) -> String {
-    let (status, body) = keyed_post(app, session, "/v1/wallets", &json!({"currency": "USD"})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn top_up(app: &TestApp, session: &Session, wallet: &str, amount: i64) {
-    let path = format!("/v1/wallets/{wallet}/top-ups");
-    let (status, body) =
-        keyed_post(app, session, &path, &json!({"amount": amount, "payment_method": "tok_visa"})).await;
-    assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")), "{body}");
-}
-
-async fn transfer(app: &TestApp, session: &Session, from: &str, to: &str, amount: i64) {
-    let body = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount});
-    let (status, body) = keyed_post(app, session, "/v1/transfers", &body).await;
-    assert_eq!(status, 201, "{body}");
-}
-
 async fn set(app: &TestApp, session: &Session, wallet: &str, condition: &str, amount: i64) -> String {
     let path = format!("/v1/wallets/{wallet}/monitors");
     let (status, body) = post(app, session, &path, &json!({"condition": condition, "amount": amount})).await;
@@ -73,7 +54,7 @@ async fn monitors_fire_once_per_crossing_for_their_setter() {
         let store = app.store().await;
         let alice = register_and_login(&app, "alice@example.com").await;
         let bob = register_and_login(&app, "bob@example.com").await;
-        let (alices, bobs) = (open_wallet(&app, &alice).await, open_wallet(&app, &bob).await);
+        let (alices, bobs) = (open_wallet(&app, &alice, "USD").await, open_wallet(&app, &bob, "USD").await);
 
         let below = set(&app, &alice, &alices, "available_below", 5_000).await;
         let above = set(&app, &alice, &alices, "available_above", 20_000).await;
@@ -146,7 +127,7 @@ async fn monitors_are_checked_bounded_and_private() {
         let app = spawn_app(&backend).await;
         let alice = register_and_login(&app, "alice@example.com").await;
         let mallory = register_and_login(&app, "mallory@example.com").await;
-        let alices = open_wallet(&app, &alice).await;
+        let alices = open_wallet(&app, &alice, "USD").await;
         let path = format!("/v1/wallets/{alices}/monitors");
 
         for (body, pointer) in [

@@ -7,6 +7,7 @@ mod common;
 
 use std::{collections::HashSet, sync::Arc};
 
+use common::customer::{open_wallet, top_up};
 use common::{Session, TestApp, backends, register_and_login, spawn_app};
 use serde_json::{Value, json};
 
@@ -34,19 +35,6 @@ async fn get(app: &TestApp, session: &Session, path: &str) -> (u16, Value) {
 
 fn key() -> String {
     uuid::Uuid::now_v7().to_string()
-}
-
-async fn open_wallet(app: &TestApp, session: &Session, currency: &str) -> String {
-    let (status, _, body) = post(app, session, "/v1/wallets", &key(), &json!({"currency": currency})).await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn top_up(app: &TestApp, session: &Session, wallet: &str, amount: u64) {
-    let path = format!("/v1/wallets/{wallet}/top-ups");
-    let (status, _, body) =
-        post(app, session, &path, &key(), &json!({"amount": amount, "payment_method": "tok_visa"})).await;
-    assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")), "{body}");
 }
 
 async fn posted(app: &TestApp, session: &Session, wallet: &str) -> i64 {

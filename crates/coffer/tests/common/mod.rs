@@ -373,6 +373,43 @@ pub mod customer {
         super::read(response).await
     }
 
+    /// Opens a wallet in `currency`; its id.
+    pub async fn open_wallet(app: &TestApp, session: &Session, currency: &str) -> String {
+        let (status, body) =
+            keyed_post(app, session, "/v1/wallets", &serde_json::json!({"currency": currency})).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A card top-up with the test card `method`, accepted (201) whatever its outcome; the top-up.
+    pub async fn card_top_up(
+        app: &TestApp,
+        session: &Session,
+        wallet: &str,
+        amount: u64,
+        method: &str,
+    ) -> Value {
+        let path = format!("/v1/wallets/{wallet}/top-ups");
+        let body = serde_json::json!({"amount": amount, "payment_method": method});
+        let (status, body) = keyed_post(app, session, &path, &body).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// A top-up that succeeds.
+    pub async fn top_up(app: &TestApp, session: &Session, wallet: &str, amount: u64) {
+        let body = card_top_up(app, session, wallet, amount, "tok_visa").await;
+        assert_eq!(body["status"], "succeeded", "{body}");
+    }
+
+    /// A transfer between two wallets that succeeds; the transfer.
+    pub async fn transfer(app: &TestApp, session: &Session, from: &str, to: &str, amount: u64) -> Value {
+        let body = serde_json::json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount});
+        let (status, body) = keyed_post(app, session, "/v1/transfers", &body).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
     pub async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
         send(app, session, reqwest::Method::PATCH, path, Some(body)).await
     }
