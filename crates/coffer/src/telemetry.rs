@@ -97,28 +97,44 @@ pub fn init(filter: &str, format: LogFormat, otlp_endpoint: Option<&str>) -> any
 
 /// Parses `COFFER_OTLP_ENDPOINT`: an `http://` or `https://` URL.
 pub fn parse_endpoint(value: &str) -> Result<String, String> {
-    if !(value.starts_with("http://") || value.starts_with("https://")) || value.len() <= "https://".len() {
-        return Err("must be an http:// or https:// URL, e.g. http://127.0.0.1:4318".into());
+    match value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")) {
+        Some(address) if !address.is_empty() => Ok(value.to_owned()),
+        _ => Err("must be an http:// or https:// URL, e.g. http://127.0.0.1:4318".into()),
     }
-    Ok(value.to_owned())
 }
 
-/// The trace id of `span` when it is exported, for log lines and links; `None` without
-/// an exporter.
+/// The trace id of `span` when it is exported, for log lines; `None` without an exporter.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    exported(span).map(|context| context.trace_id().to_string())
+}
+
+/// Links `batch` (a commit batch's span) to the span of a request it carries.
+pub fn link(batch: &tracing::Span, request: &tracing::Span) {
+    if let Some(context) = exported(request) {
+        batch.add_link(context);
+    }
+}
+
+/// `span`'s OpenTelemetry identity, when it is exported.
+fn exported(span: &tracing::Span) -> Option<opentelemetry::trace::SpanContext> {
     if !exporting() {
         return None;
     }
     let context = span.context();
     let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| span_context.trace_id().to_string())
+    span_context.is_valid().then_some(span_context)
 }
 
-/// Links `batch` (a commit batch's span) to the span of a request it carries.
-pub fn link(batch: &tracing::Span, request: &tracing::Span) {
-    let context = request.context();
-    let span_context = context.span().span_context().clone();
-    if span_context.is_valid() {
-        batch.add_link(span_context);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_http_urls() {
+        assert!(parse_endpoint("http://127.0.0.1:4318").is_ok());
+        assert!(parse_endpoint("https://collector.example").is_ok());
+        for bad in ["127.0.0.1:4318", "ftp://collector", "http://", ""] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
     }
 }

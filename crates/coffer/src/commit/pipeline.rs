@@ -190,10 +190,8 @@ async fn run(
         metrics::gauge!("coffer_commit_queue_depth").set(receiver.len() as f64);
         // A root span of its own (it carries many requests), linked to each request's.
         let span = tracing::info_span!(parent: None, "commit.batch", requests = batch.len(), events);
-        if crate::telemetry::exporting() {
-            for job in &batch {
-                crate::telemetry::link(&span, &job.span);
-            }
+        for job in &batch {
+            crate::telemetry::link(&span, &job.span);
         }
         let (commands, replies): (Vec<Command>, Vec<_>) =
             batch.into_iter().map(|job| (job.command, job.reply)).unzip();
