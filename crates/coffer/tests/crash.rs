@@ -1,23 +1,31 @@
 //! Crash durability and idempotency across crashes: the real `coffer` binary under load,
 //! killed with `kill -9` at random points, restarted on the same data — on SQLite and on
-//! PostgreSQL — and, in the long run only, PostgreSQL itself restarted under load.
+//! PostgreSQL; on SQLite also with the **power cut** under it (its data directory on a
+//! `powercut` disk, which keeps only what was fsynced); and, in the long run only,
+//! PostgreSQL itself restarted under load.
 //!
 //! Customers open wallets, top them up and pay each other, each request with its own
-//! Idempotency-Key. A request the crash left unanswered is retried after the restart with
-//! the same key and body, exactly as a client would. Then, after every restart:
+//! Idempotency-Key, while an operator sends batches of transfers to the ledger API (the
+//! transfer ids are the keys there). A request the crash left unanswered is retried after
+//! the restart with the same key and body, exactly as a client would. Then, after every
+//! restart:
 //!
-//! - every acknowledged transfer and top-up is there (read back through the API);
-//! - every wallet's balance is exactly what the acknowledged requests imply, so money
-//!   moved exactly once for every retried key, and never for a request that got no
-//!   answer and was not acknowledged on retry;
+//! - every acknowledged transfer, top-up and ledger transfer is there (read back through
+//!   the API), and every pending top-up is recovered;
+//! - every wallet's and ledger account's balance is exactly what the acknowledged
+//!   requests imply, so money moved exactly once for every retried key, and never for a
+//!   request that got no answer and was not acknowledged on retry;
 //! - nothing is half-written (read straight from the database): every account's posted
 //!   balances equal the sum of its transfers, debits equal credits on every ledger, every
 //!   transfer has its note, every wallet account has its wallet row and back, no wallet
-//!   is below zero.
+//!   is below zero, every change has exactly its events in the outbox;
+//! - `coffer verify` finds nothing (the whole audit, hash chain included).
 //!
-//! Three crashes per backend in the short run; `COFFER_PROOF_LONG=1` runs 25, plus the
-//! PostgreSQL restart (run that with `--test-threads=1`: it breaks every connection to the
-//! shared server).
+//! A `kill -9` leaves what the process wrote in the kernel's page cache, so it cannot catch
+//! a missing fsync; the power cut can. Short run: three kills per backend and
+//! [`POWER_CUTS`] cuts; `COFFER_PROOF_LONG=1` runs 25 kills and [`POWER_CUTS_LONG`] cuts,
+//! plus the PostgreSQL restart (run that with `--test-threads=1`: it breaks every
+//! connection to the shared server).
 
 mod common;
 
@@ -32,7 +40,7 @@ use std::{
 
 use common::{
     Backend, TEST_PASSWORD,
-    process::{ChildConfig, ChildDatabase, ChildServer},
+    process::{CHILD_ADMIN_KEY, ChildConfig, ChildDatabase, ChildServer},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
@@ -58,6 +66,19 @@ fn crashes() -> usize {
     if long() { 25 } else { 3 }
 }
 
+/// Power cuts per run (the issue's floor is 20), and in the long run.
+const POWER_CUTS: usize = 20;
+const POWER_CUTS_LONG: usize = 100;
+
+/// The operator's ledger for the batch load, apart from the wallets' ledgers.
+const BATCH_LEDGER: u32 = 7_001;
+/// Accounts on it; batches move money between them (no balance limits, so every transfer
+/// of a batch is accepted and the books can follow each one).
+const BATCH_ACCOUNTS: usize = 4;
+/// The account and transfer code of the operator's ledger: none of the wallet layer's.
+const BATCH_CODE: u16 = 900;
+const BATCH_SIZE_MAX: usize = 16;
+
 /// One request, as sent (so it can be sent again, byte for byte).
 #[derive(Clone, Debug)]
 struct Sent {
@@ -65,6 +86,9 @@ struct Sent {
     path: String,
     key: String,
     body: Value,
+    /// Sent before without an answer: a ledger `exists` then means "applied by an
+    /// earlier attempt".
+    retried: bool,
 }
 
 /// What the clients know, across crashes.
@@ -76,6 +100,10 @@ struct Books {
     transfers: HashMap<String, (String, String, i64)>,
     /// Acknowledged top-ups: id → (wallet, amount, status).
     top_ups: HashMap<String, (String, i64, String)>,
+    /// The operator's ledger accounts.
+    ledger_accounts: Vec<String>,
+    /// Acknowledged ledger transfers: id → (debit account, credit account, amount).
+    ledger_transfers: HashMap<String, (String, String, i64)>,
     /// Requests the crash left unanswered.
     unanswered: Vec<Sent>,
 }
@@ -98,10 +126,12 @@ struct Cluster {
 
 /// The answer to one request: status and body, or `None` when there was none.
 async fn send(cluster: &Cluster, base_url: &str, sent: &Sent) -> Option<(u16, Value)> {
+    let bearer =
+        if sent.path.starts_with("/v1/ledger/") { CHILD_ADMIN_KEY } else { &cluster.tokens[sent.customer] };
     let response = cluster
         .client
         .post(format!("{base_url}{}", sent.path))
-        .bearer_auth(&cluster.tokens[sent.customer])
+        .bearer_auth(bearer)
         .header("idempotency-key", &sent.key)
         .json(&sent.body)
         .send()
@@ -146,6 +176,25 @@ fn record(books: &mut Books, sent: &Sent, answer: Option<&(u16, Value)>, figures
                 wallets.push(id);
             }
         }
+        (200, "/v1/ledger/transfers") => {
+            let events = sent.body.as_array().unwrap();
+            let results = body["results"].as_array().unwrap();
+            assert_eq!(results.len(), events.len(), "{body}");
+            for (event, result) in events.iter().zip(results) {
+                match result["result"].as_str().unwrap() {
+                    "ok" => {}
+                    "exists" if sent.retried => {}
+                    other => panic!("ledger transfer {event} answered {other}"),
+                }
+                let entry = (
+                    event["debit_account_id"].as_str().unwrap().to_owned(),
+                    event["credit_account_id"].as_str().unwrap().to_owned(),
+                    event["amount"].as_i64().unwrap(),
+                );
+                let id = event["id"].as_str().unwrap().to_owned();
+                assert!(books.ledger_transfers.insert(id, entry).is_none(), "{event} acknowledged twice");
+            }
+        }
         (status, path) => panic!("{path} answered {status}: {body}"),
     }
     figures.answered.fetch_add(1, Ordering::Relaxed);
@@ -170,7 +219,19 @@ fn next_request(rng: &mut impl Rng, books: &Books, customer: usize) -> Sent {
     let key = uuid::Uuid::now_v7().to_string();
     let mine = &books.wallets[customer];
     let choice = rng.random_range(0..100);
-    let (path, body) = if choice < 80 {
+    let (path, body) = if choice < 10 {
+        let accounts = &books.ledger_accounts;
+        let events: Vec<Value> = (0..rng.random_range(1..=BATCH_SIZE_MAX))
+            .map(|_| {
+                let debit = rng.random_range(0..accounts.len());
+                let credit = (debit + rng.random_range(1..accounts.len())) % accounts.len();
+                json!({"id": uuid::Uuid::now_v7(), "debit_account_id": accounts[debit],
+                       "credit_account_id": accounts[credit], "amount": rng.random_range(1..=1_000),
+                       "ledger": BATCH_LEDGER, "code": BATCH_CODE})
+            })
+            .collect();
+        ("/v1/ledger/transfers".to_owned(), Value::Array(events))
+    } else if choice < 80 {
         let other = (customer + rng.random_range(1..CUSTOMERS)) % CUSTOMERS;
         let theirs = &books.wallets[other];
         let body = json!({
@@ -189,7 +250,7 @@ fn next_request(rng: &mut impl Rng, books: &Books, customer: usize) -> Sent {
     } else {
         ("/v1/wallets".to_owned(), json!({"currency": "USD"}))
     };
-    Sent { customer, path, key, body }
+    Sent { customer, path, key, body, retried: false }
 }
 
 /// One round of load: where to send it, when to stop, and where to count.
@@ -264,7 +325,8 @@ async fn client(cluster: Cluster, books: Arc<Mutex<Books>>, customer: usize, rou
 /// Sends every unanswered request again with its key until it has an answer.
 async fn retry_unanswered(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, figures: &Figures) {
     let unanswered = std::mem::take(&mut books.lock().unwrap().unanswered);
-    for sent in unanswered {
+    for mut sent in unanswered {
+        sent.retried = true;
         figures.unanswered_retried.fetch_add(1, Ordering::Relaxed);
         let mut answered = false;
         for _ in 0..RETRY_ATTEMPTS_MAX {
@@ -273,9 +335,9 @@ async fn retry_unanswered(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<B
             let held = matches!(&answer, Some((409, body)) if body["code"] == "idempotency_key_in_use");
             if !held {
                 let mut books = books.lock().unwrap();
-                let before = books.transfers.len() + books.top_ups.len();
+                let before = books.acknowledged();
                 if record(&mut books, &sent, answer.as_ref(), figures) {
-                    if books.transfers.len() + books.top_ups.len() > before {
+                    if books.acknowledged() > before {
                         figures.acknowledged_only_on_retry.fetch_add(1, Ordering::Relaxed);
                     }
                     answered = true;
@@ -300,14 +362,10 @@ async fn register(client: &reqwest::Client, base_url: &str, email: &str) -> (Str
     (customer["id"].as_str().unwrap().to_owned(), tokens["access_token"].as_str().unwrap().to_owned())
 }
 
-async fn get(cluster: &Cluster, base_url: &str, customer: usize, path: &str) -> Value {
-    let response = cluster
-        .client
-        .get(format!("{base_url}{path}"))
-        .bearer_auth(&cluster.tokens[customer])
-        .send()
-        .await
-        .unwrap();
+/// A GET as customer `customer`, or as the operator (admin key) for `None`.
+async fn get(cluster: &Cluster, base_url: &str, customer: Option<usize>, path: &str) -> Value {
+    let bearer = customer.map_or(CHILD_ADMIN_KEY, |customer| &cluster.tokens[customer]);
+    let response = cluster.client.get(format!("{base_url}{path}")).bearer_auth(bearer).send().await.unwrap();
     let (status, body) = common::read(response).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
@@ -331,7 +389,7 @@ async fn settle_top_ups(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Boo
         };
         let mut status = String::new();
         for _ in 0..200 {
-            let view = get(cluster, base_url, owner, &format!("/v1/top-ups/{id}")).await;
+            let view = get(cluster, base_url, Some(owner), &format!("/v1/top-ups/{id}")).await;
             status = view["status"].as_str().unwrap().to_owned();
             if status != "pending" {
                 assert_top_up_status(&status, &view);
@@ -360,7 +418,7 @@ async fn check(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, dat
     }
     for (customer, wallets) in books.wallets.iter().enumerate() {
         for wallet in wallets {
-            let view = get(cluster, base_url, customer, &format!("/v1/wallets/{wallet}")).await;
+            let view = get(cluster, base_url, Some(customer), &format!("/v1/wallets/{wallet}")).await;
             let posted = view["balance"]["posted"].as_i64().unwrap();
             assert_eq!(posted, expected.get(wallet.as_str()).copied().unwrap_or(0), "wallet {wallet}");
         }
@@ -369,11 +427,38 @@ async fn check(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, dat
     let sample = if long() { books.transfers.len() } else { 50 };
     for (id, (from, _, amount)) in books.transfers.iter().take(sample) {
         let owner = books.wallets.iter().position(|wallets| wallets.contains(from)).unwrap();
-        let view = get(cluster, base_url, owner, &format!("/v1/transfers/{id}")).await;
+        let view = get(cluster, base_url, Some(owner), &format!("/v1/transfers/{id}")).await;
         assert_eq!((view["status"].as_str(), view["amount"].as_i64()), (Some("posted"), Some(*amount)));
+    }
+    // The operator's ledger: each account's posted sides are exactly the acknowledged
+    // transfers, and a sample of them reads back.
+    let mut sides: HashMap<&str, (i64, i64)> = HashMap::new();
+    for (debit, credit, amount) in books.ledger_transfers.values() {
+        sides.entry(debit).or_default().0 += amount;
+        sides.entry(credit).or_default().1 += amount;
+    }
+    for account in &books.ledger_accounts {
+        let view = get(cluster, base_url, None, &format!("/v1/ledger/accounts/{account}")).await;
+        let posted = (view["debits_posted"].as_i64().unwrap(), view["credits_posted"].as_i64().unwrap());
+        assert_eq!(
+            posted,
+            sides.get(account.as_str()).copied().unwrap_or_default(),
+            "ledger account {account}"
+        );
+    }
+    for (id, (debit, credit, amount)) in books.ledger_transfers.iter().take(sample) {
+        let view = get(cluster, base_url, None, &format!("/v1/ledger/transfers/{id}")).await;
+        let read =
+            (view["debit_account_id"].as_str(), view["credit_account_id"].as_str(), view["amount"].as_i64());
+        assert_eq!(
+            read,
+            (Some(debit.as_str()), Some(credit.as_str()), Some(*amount)),
+            "ledger transfer {id}"
+        );
     }
     database.check_integrity().await;
     database.check_outbox().await;
+    database.verify().await;
 }
 
 impl Books {
@@ -382,8 +467,15 @@ impl Books {
             wallets: self.wallets.clone(),
             transfers: self.transfers.clone(),
             top_ups: self.top_ups.clone(),
+            ledger_accounts: self.ledger_accounts.clone(),
+            ledger_transfers: self.ledger_transfers.clone(),
             unanswered: Vec::new(),
         }
+    }
+
+    /// Acknowledged money movements of every kind.
+    fn acknowledged(&self) -> usize {
+        self.transfers.len() + self.top_ups.len() + self.ledger_transfers.len()
     }
 }
 
@@ -392,53 +484,70 @@ impl Books {
 struct Database {
     url: String,
     postgres: bool,
+    config: ChildConfig,
 }
 
 impl Database {
-    fn new(database: &ChildDatabase) -> Self {
-        match &database.url {
-            Some(url) => Self { url: url.clone(), postgres: true },
+    fn new(config: &ChildConfig) -> Self {
+        let config = config.clone();
+        match &config.database_url {
+            Some(url) => Self { url: url.clone(), postgres: true, config },
             None => Self {
-                url: format!("sqlite:{}?mode=ro", database.data_dir.path().join("coffer.db").display()),
+                url: format!("sqlite:{}?mode=ro", config.data_dir.join("coffer.db").display()),
                 postgres: false,
+                config,
             },
         }
     }
 
-    /// Runs a query that returns one integer per row (as text, so that SUMs fit both
-    /// backends' types).
-    async fn numbers(&self, sql: &str) -> Vec<Vec<i128>> {
-        let parse = |text: Option<String>| text.map_or(0, |text| text.parse::<i128>().unwrap());
+    /// `coffer verify --json`, as an operator runs it beside the server: no findings.
+    async fn verify(&self) {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+        command.args(["verify", "--json", "--data-dir"]).arg(&self.config.data_dir).env("COFFER_LOG", "warn");
+        match &self.config.database_url {
+            Some(url) => command.env("DATABASE_URL", url),
+            None => command.env_remove("DATABASE_URL"),
+        };
+        let output = command.output().await.unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "coffer verify: {report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_str(&report).unwrap();
+        assert_eq!(report["findings"], json!([]), "{report}");
+    }
+
+    /// Runs a query; every column read as text (or NULL). The connection is closed, not
+    /// dropped: a dropped SQLite connection closes in its own time, and the power-cut run
+    /// unmounts the data directory right after the checks.
+    async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
         if self.postgres {
             let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            let rows =
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
-            rows.iter()
-                .map(|row| (0..row.len()).map(|i| parse(row.get::<Option<String>, _>(i))).collect())
-                .collect()
+            let rows = sqlx::query(sql).fetch_all(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
+            text_columns(&rows)
         } else {
             let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            let rows =
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
-            rows.iter()
-                .map(|row| (0..row.len()).map(|i| parse(row.get::<Option<String>, _>(i))).collect())
-                .collect()
+            let rows = sqlx::query(sql).fetch_all(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
+            text_columns(&rows)
         }
+    }
+
+    /// Runs a query whose columns are integers as text (so that SUMs fit both backends'
+    /// types); NULL reads as 0.
+    async fn numbers(&self, sql: &str) -> Vec<Vec<i128>> {
+        let parse = |text: Option<String>| text.map_or(0, |text| text.parse::<i128>().unwrap());
+        self.rows(sql).await.into_iter().map(|row| row.into_iter().map(parse).collect()).collect()
     }
 
     /// Runs a query whose columns are text.
     async fn texts(&self, sql: &str) -> Vec<Vec<String>> {
-        if self.postgres {
-            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
-            let rows =
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
-            rows.iter().map(|row| (0..row.len()).map(|i| row.get::<String, _>(i)).collect()).collect()
-        } else {
-            let mut connection = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-            let rows =
-                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut connection).await.unwrap();
-            rows.iter().map(|row| (0..row.len()).map(|i| row.get::<String, _>(i)).collect()).collect()
-        }
+        let rows = self.rows(sql).await;
+        rows.into_iter().map(|row| row.into_iter().map(|text| text.expect("not NULL")).collect()).collect()
     }
 
     /// An id column as text both backends agree on (parsed back into a UUID).
@@ -540,9 +649,13 @@ impl Database {
             )
             .await;
         }
+        // The wallet layer's transfers; the operator's batches are raw ledger transfers.
         self.count(
             "a transfer without its note",
-            "transfers t WHERE NOT EXISTS (SELECT 1 FROM transfer_notes n WHERE n.transfer_id = t.id)",
+            &format!(
+                "transfers t WHERE t.ledger <> {BATCH_LEDGER} \
+                 AND NOT EXISTS (SELECT 1 FROM transfer_notes n WHERE n.transfer_id = t.id)"
+            ),
         )
         .await;
         let wallet_codes = coffer::wallets::money::account_code::WALLET_BASE;
@@ -599,9 +712,18 @@ impl Database {
     }
 }
 
-fn child_config(database: &ChildDatabase) -> ChildConfig {
-    database
-        .config()
+/// Every column of every row as text (or NULL), on either backend.
+fn text_columns<R>(rows: &[R]) -> Vec<Vec<Option<String>>>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter().map(|row| (0..row.len()).map(|i| row.get::<Option<String>, _>(i)).collect()).collect()
+}
+
+fn child_config(config: ChildConfig) -> ChildConfig {
+    config
         .with_env("COFFER_REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS)
         .with_env("COFFER_RECOVERY_INTERVAL_MS", "200")
         .with_env("COFFER_RECOVERY_GRACE_MS", "3000")
@@ -620,7 +742,13 @@ async fn open_bank(config: &ChildConfig) -> (ChildServer, Cluster, Arc<Mutex<Boo
     let figures = Figures::default();
     for customer in 0..CUSTOMERS {
         let key = uuid::Uuid::now_v7().to_string();
-        let open = Sent { customer, path: "/v1/wallets".into(), key, body: json!({"currency": "USD"}) };
+        let open = Sent {
+            customer,
+            path: "/v1/wallets".into(),
+            key,
+            body: json!({"currency": "USD"}),
+            retried: false,
+        };
         let answer = send(&cluster, &server.base_url, &open).await;
         assert!(record(&mut books.lock().unwrap(), &open, answer.as_ref(), &figures));
         let wallet = books.lock().unwrap().wallets[customer][0].clone();
@@ -629,25 +757,73 @@ async fn open_bank(config: &ChildConfig) -> (ChildServer, Cluster, Arc<Mutex<Boo
             path: format!("/v1/wallets/{wallet}/top-ups"),
             key: uuid::Uuid::now_v7().to_string(),
             body: json!({"amount": OPENING_TOP_UP, "payment_method": "tok_visa"}),
+            retried: false,
         };
         let answer = send(&cluster, &server.base_url, &top_up).await;
         assert!(record(&mut books.lock().unwrap(), &top_up, answer.as_ref(), &figures));
     }
+    let accounts: Vec<String> = (0..BATCH_ACCOUNTS).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let creates: Vec<Value> =
+        accounts.iter().map(|id| json!({"id": id, "ledger": BATCH_LEDGER, "code": BATCH_CODE})).collect();
+    let response = cluster
+        .client
+        .post(format!("{}/v1/ledger/accounts", server.base_url))
+        .bearer_auth(CHILD_ADMIN_KEY)
+        .json(&creates)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].as_array().unwrap().iter().all(|result| result["result"] == "ok"), "{body}");
+    books.lock().unwrap().ledger_accounts = accounts;
     (server, cluster, books)
 }
 
-/// Load, `kill -9` once the clients have had a random number of answers, restart, retry
-/// what went unanswered, check; `crashes()` times.
-async fn crash_and_recover(backend: &Backend) {
+/// How the server goes down.
+#[derive(Debug)]
+enum Fault {
+    /// `kill -9`: what the process wrote stays in the kernel's page cache.
+    KillNine,
+    /// `kill -9`, then the power: the data directory is on a `powercut` disk, which is
+    /// unmounted and cut (every other cut losing everything unsynced, the others a random
+    /// half of the unsynced pages), then mounted again for the restart.
+    PowerCut(PowerDisk),
+}
+
+#[derive(Debug)]
+struct PowerDisk {
+    disk: powercut::Disk,
+    mount: Option<powercut::Mount>,
+    at: tempfile::TempDir,
+}
+
+impl PowerDisk {
+    async fn cut(&mut self, loss: powercut::Loss) -> powercut::Stats {
+        let mount = self.mount.take().expect("mounted");
+        // Unmounting waits for the kernel: not on a runtime thread.
+        let stats = tokio::task::spawn_blocking(move || mount.cut(loss)).await.unwrap();
+        let stats = stats.expect("the disk unmounts (nothing may hold a file open on it)");
+        self.mount = Some(self.disk.mount(self.at.path()).expect("the disk mounts again"));
+        stats
+    }
+}
+
+/// Load, take the server down (`fault`) once the clients have had a random number of
+/// answers, restart, retry what went unanswered, check; `rounds` times.
+async fn crash_and_recover(backend: &Backend, mut fault: Fault, rounds: usize) {
     let database = ChildDatabase::new(backend).await;
-    let config = child_config(&database);
-    let direct = Database::new(&database);
+    let config = match &fault {
+        Fault::KillNine => child_config(database.config()),
+        Fault::PowerCut(disk) => child_config(ChildConfig::new(disk.at.path(), None)),
+    };
+    let direct = Database::new(&config);
     let (mut server, cluster, books) = open_bank(&config).await;
     let figures = Arc::new(Figures::default());
     let seed: u64 = rand::rng().random();
     eprintln!("crash test seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    for _ in 0..crashes() {
+    for round_index in 0..rounds {
         let (round, mut watch) = Round::new(&server.base_url, &figures);
         let clients = round.spawn_clients(&cluster, &books, &mut rng);
         // A random point: after 20 to 200 answers, with requests in flight.
@@ -658,6 +834,14 @@ async fn crash_and_recover(backend: &Backend) {
         assert!(reached, "the clients did not get {kill_after} answers within {LOAD_WAIT:?}");
         round.stop.store(true, Ordering::Relaxed);
         server.kill().await;
+        if let Fault::PowerCut(disk) = &mut fault {
+            let loss = if round_index % 2 == 0 {
+                powercut::Loss::Unsynced
+            } else {
+                powercut::Loss::Torn { seed: rng.random() }
+            };
+            disk.cut(loss).await;
+        }
         figures.crashes.fetch_add(1, Ordering::Relaxed);
         for client in clients {
             client.await.unwrap();
@@ -668,14 +852,18 @@ async fn crash_and_recover(backend: &Backend) {
     }
     let logs = server.stop().await;
     assert!(logs.iter().any(|line| line.contains("shut down")), "the last server shut down cleanly");
-    eprintln!("crash test on {backend:?}: {figures:?}");
+    let acknowledged = books.lock().unwrap().acknowledged();
+    eprintln!("crash test on {backend:?}: {figures:?}, acknowledged {acknowledged}");
+    if let Fault::PowerCut(disk) = &fault {
+        eprintln!("power cuts: {:?}", disk.disk.stats());
+    }
     assert!(figures.answered.load(Ordering::Relaxed) > 50, "{figures:?}");
     database.drop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_nine_on_sqlite_loses_nothing() {
-    crash_and_recover(&Backend::Sqlite).await;
+    crash_and_recover(&Backend::Sqlite, Fault::KillNine, crashes()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -683,7 +871,17 @@ async fn kill_nine_on_postgres_loses_nothing() {
     let Some(backend) = common::backends().into_iter().find(|b| matches!(b, Backend::Postgres(_))) else {
         return;
     };
-    crash_and_recover(&backend).await;
+    crash_and_recover(&backend, Fault::KillNine, crashes()).await;
+}
+
+/// The embedded default with its data directory on a disk that loses what was not
+/// fsynced: the durability claims of the SQLite adapter (a reply means "synced"), the
+/// secret files and the WAL recovery, tested against a real power cut's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn power_loss_on_sqlite_loses_nothing_acknowledged() {
+    let Some((disk, mount, at)) = powercut::mount_for_test() else { return };
+    let fault = Fault::PowerCut(PowerDisk { disk, mount: Some(mount), at });
+    crash_and_recover(&Backend::Sqlite, fault, if long() { POWER_CUTS_LONG } else { POWER_CUTS }).await;
 }
 
 /// Long run only: PostgreSQL itself restarts under load. Requests during the outage get
@@ -698,8 +896,8 @@ async fn postgres_restart_under_load_recovers_on_its_own() {
         return;
     };
     let database = ChildDatabase::new(&backend).await;
-    let config = child_config(&database);
-    let direct = Database::new(&database);
+    let config = child_config(database.config());
+    let direct = Database::new(&config);
     let (server, cluster, books) = open_bank(&config).await;
     let figures = Arc::new(Figures::default());
     let mut rng = StdRng::seed_from_u64(rand::rng().random());
