@@ -117,7 +117,7 @@ pub fn backup(source: &Path, to: &Path, mut progress: impl FnMut(u64, u64)) -> a
         let file = out.finish()?.into_inner().map_err(|error| error.into_error())?;
         file.sync_all()?;
         std::fs::rename(&partial, to)?;
-        sync_parent(to)?;
+        crate::support::sync_directory_of(to)?;
         Ok(manifest)
     })();
     let _ = std::fs::remove_file(&copy);
@@ -125,14 +125,6 @@ pub fn backup(source: &Path, to: &Path, mut progress: impl FnMut(u64, u64)) -> a
         let _ = std::fs::remove_file(&partial);
     }
     result
-}
-
-/// Makes a rename into `path`'s directory durable.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
 }
 
 /// Reads a backup's manifest (the first two lines).
@@ -202,7 +194,7 @@ pub fn restore(from: &Path, target: &Path, mut progress: impl FnMut(u64, u64)) -
         let facts = store::backup::sqlite_facts(&partial)?;
         ensure!(manifest.matches(&facts), "the restored database does not hold what the manifest says");
         std::fs::rename(&partial, &target)?;
-        sync_parent(&target)?;
+        crate::support::sync_directory_of(&target)?;
         Ok(manifest)
     })();
     if result.is_err() {

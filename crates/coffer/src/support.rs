@@ -71,7 +71,10 @@ pub fn secret_file(
         fs::create_dir_all(directory)?;
     }
     let secret = generate();
-    write_owner_only(path, &secret)?;
+    write_owner_only(path, format!("{secret}\n").as_bytes())?;
+    // The new name must survive a power cut too: a key printed once and then lost would
+    // be replaced by another at the next start.
+    sync_directory_of(path)?;
     Ok((Secret::new(secret), true))
 }
 
@@ -93,9 +96,9 @@ pub fn read_secret(path: &Path, len_min: usize) -> anyhow::Result<Option<Secret>
     }
 }
 
-/// Replaces `path` with an owner-only file holding `contents`, atomically: written and
-/// synced beside it, renamed over it, and the rename made durable.
-pub fn replace_owner_only(path: &Path, contents: &str) -> io::Result<()> {
+/// Replaces `path` with an owner-only file holding `contents`, atomically and durably:
+/// written and synced beside it, renamed over it, and the rename made durable.
+pub fn replace_owner_only(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
     let temporary = std::path::PathBuf::from(temporary);
@@ -106,14 +109,20 @@ pub fn replace_owner_only(path: &Path, contents: &str) -> io::Result<()> {
     }
     write_owner_only(&temporary, contents)?;
     fs::rename(&temporary, path)?;
-    if let Some(directory) = path.parent() {
-        fs::File::open(directory)?.sync_all()?;
+    sync_directory_of(path)
+}
+
+/// Makes the names in `path`'s directory durable (a new file, a rename): fsync of the
+/// directory itself, which a file's own fsync does not cover.
+pub fn sync_directory_of(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(directory) if !directory.as_os_str().is_empty() => fs::File::open(directory)?.sync_all(),
+        _ => fs::File::open(".")?.sync_all(),
     }
-    Ok(())
 }
 
 /// Writes a new file readable and writable by its owner only (secrets live in it).
-fn write_owner_only(path: &Path, contents: &str) -> io::Result<()> {
+fn write_owner_only(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -122,8 +131,7 @@ fn write_owner_only(path: &Path, contents: &str) -> io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
+    file.write_all(contents)?;
     file.sync_all()
 }
 

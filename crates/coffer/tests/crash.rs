@@ -458,6 +458,7 @@ async fn check(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<Books>>, dat
     }
     database.check_integrity().await;
     database.check_outbox().await;
+    database.check_mail().await;
     database.verify().await;
 }
 
@@ -619,6 +620,25 @@ impl Database {
             );
         }
         assert!(per.is_empty(), "events of changes that are absent: {per:?}");
+    }
+
+    /// Every email marked sent is in the file outbox (the children have no SMTP server):
+    /// it must be on disk before it is marked. Returns how many there are.
+    async fn check_mail(&self) -> usize {
+        let sent = self
+            .texts(&format!("SELECT template, {} FROM emails WHERE status = 'sent'", self.id_text("id")))
+            .await;
+        for row in &sent {
+            let id: uuid::Uuid = row[1].parse().unwrap();
+            let path = self.config.data_dir.join("mail").join(format!("{}-{id}.eml", row[0]));
+            let size = std::fs::metadata(&path).map(|metadata| metadata.len());
+            assert!(
+                size.as_ref().is_ok_and(|size| *size > 0),
+                "email {id} is marked sent but {} is {size:?}",
+                path.display()
+            );
+        }
+        sent.len()
     }
 
     async fn count(&self, what: &str, sql: &str) {
@@ -853,7 +873,8 @@ async fn crash_and_recover(backend: &Backend, mut fault: Fault, rounds: usize) {
     let logs = server.stop().await;
     assert!(logs.iter().any(|line| line.contains("shut down")), "the last server shut down cleanly");
     let acknowledged = books.lock().unwrap().acknowledged();
-    eprintln!("crash test on {backend:?}: {figures:?}, acknowledged {acknowledged}");
+    let emails = direct.check_mail().await;
+    eprintln!("crash test on {backend:?}: {figures:?}, acknowledged {acknowledged}, emails sent {emails}");
     if let Fault::PowerCut(disk) = &fault {
         eprintln!("power cuts: {:?}", disk.disk.stats());
     }

@@ -312,10 +312,10 @@ pub fn rotate(data_dir: &Path, kind: Kind, grace: Duration, now: SystemTime) -> 
         Kind::JwtSecret => Duration::from_secs(ACCESS_TOKEN_TTL_SECONDS + CLOCK_LEEWAY_SECONDS),
     };
     let previous_until = unix_seconds(now) + grace.as_secs();
-    let previous = format!("{}\nuntil {previous_until}", old.expose());
-    crate::support::replace_owner_only(&previous_path(&path), &previous)?;
+    let previous = format!("{}\nuntil {previous_until}\n", old.expose());
+    crate::support::replace_owner_only(&previous_path(&path), previous.as_bytes())?;
     let new = kind.generate();
-    crate::support::replace_owner_only(&path, &new)?;
+    crate::support::replace_owner_only(&path, format!("{new}\n").as_bytes())?;
     Ok(Rotated { new: Secret::new(new), previous_until })
 }
 

@@ -49,7 +49,13 @@ impl Mailer {
                     .timeout(Some(Duration::from_secs(10)))
                     .build(),
             ),
-            None => Transport::Files(outbox_dir),
+            None => {
+                // Made here, once, and its name made durable: a file synced into a
+                // directory whose own entry a power cut takes back is lost all the same.
+                std::fs::create_dir_all(&outbox_dir)?;
+                crate::support::sync_directory_of(&outbox_dir)?;
+                Transport::Files(outbox_dir)
+            }
         };
         Ok(Self { store, transport, from: from.parse()? })
     }
@@ -92,9 +98,12 @@ impl Mailer {
                 smtp.send(message).await?;
             }
             Transport::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
+                // Durable before the email is marked sent (synced, renamed into place, the
+                // directory synced), and owner-only: it holds a customer's details.
                 let path = dir.join(format!("{}-{}.eml", email.template, email.id));
-                tokio::fs::write(path, message.formatted()).await?;
+                let contents = message.formatted();
+                tokio::task::spawn_blocking(move || crate::support::replace_owner_only(&path, &contents))
+                    .await??;
             }
         }
         Ok(())
