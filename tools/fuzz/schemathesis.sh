@@ -80,15 +80,15 @@ run() {
     --report junit --report-junit-path "$REPORTS/$name.xml" \
     "$@") || status=1
 }
-# The admin key: the ledger API and the admin routes. A ledger batch answers 200 with one
+# The admin key: the ledger API, the admin routes and reconciliation. A ledger batch answers 200 with one
 # result per event, and events may be refused, so "200 means the linked GET finds it"
 # (ensure_resource_availability) does not hold there; per-operation config does not reach
 # the stateful phase's links, hence the flag (see schemathesis.toml).
 run admin -H "Authorization: Bearer $ADMIN_KEY" --exclude-checks ensure_resource_availability \
-  --include-path-regex '^/v1/(ledger/|admin/|customers$|customers/\{id\}|transfers/\{id\}/reversals)'
+  --include-path-regex '^/v1/(ledger/|admin/|reconciliations|customers$|customers/\{id\}|transfers/\{id\}/reversals)'
 # A customer: identity, profile, wallets, payments, history.
 run customer -H "Authorization: Bearer $TOKEN" \
-  --exclude-path-regex '^/v1/(ledger/|admin/|customers$|customers/\{id\}|transfers/\{id\}/reversals)'
+  --exclude-path-regex '^/v1/(ledger/|admin/|reconciliations|customers$|customers/\{id\}|transfers/\{id\}/reversals)'
 
 if grep -q '"level":"ERROR"' "$LOG"; then
   echo "the server logged errors during the fuzz run:" >&2

@@ -169,7 +169,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
         | EventData::BudgetExceeded(_)
         | EventData::ScheduledPaymentFailed(_)
         | EventData::VerifyFindings(_)
-        | EventData::MonitorTriggered(_) => Vec::new(),
+        | EventData::MonitorTriggered(_)
+        | EventData::ReconciliationUnmatched(_) => Vec::new(),
     };
     Some(changes)
 }

@@ -267,6 +267,12 @@ pub struct ServeArgs {
           value_parser = parse_rate)]
     pub mock_provider_failure_rate: f64,
 
+    /// Reconciliation: days after which a settlement line without a transfer, or a
+    /// transfer without a line, is reported by a `reconciliation.unmatched` event.
+    #[arg(long, env = "COFFER_RECONCILIATION_OVERDUE_DAYS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=365))]
+    pub reconciliation_overdue_days: u32,
+
     /// How often the recovery worker looks for payments left pending, in milliseconds.
     #[arg(long, env = "COFFER_RECOVERY_INTERVAL_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]

@@ -25,7 +25,7 @@ use crate::{
         mail::Mailer,
         webhooks::{Deliverer, DeliveryOptions},
     },
-    payments::{MockProvider, MockSettings, Payments},
+    payments::{MockProvider, MockSettings, Payments, Reconciliations},
     wallets::{Wallets, service::Fees},
 };
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,7 @@ pub struct Server {
     identity: Arc<Identity>,
     limits: http::RequestLimits,
     mock_provider: MockSettings,
+    reconciliation_overdue_days: u32,
     fees: Fees,
     money_requests_per_minute: std::num::NonZeroU32,
     recovery_interval: Duration,
@@ -163,6 +164,7 @@ impl Server {
                 latency: Duration::from_millis(args.mock_provider_latency_ms),
                 failure_rate: args.mock_provider_failure_rate,
             },
+            reconciliation_overdue_days: args.reconciliation_overdue_days,
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
@@ -194,7 +196,12 @@ impl Server {
             self.pipeline.clone(),
             wallets.clone(),
             provider.clone(),
-            provider,
+            provider.clone(),
+        ));
+        let reconciliations = Arc::new(Reconciliations::new(
+            self.store.clone(),
+            wallets.clone(),
+            self.reconciliation_overdue_days,
         ));
         let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
@@ -300,6 +307,8 @@ impl Server {
             keys: self.keys,
             wallets: wallets.clone(),
             payments,
+            reconciliations,
+            mock_provider: provider,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
             stream: Arc::new(StreamSettings {

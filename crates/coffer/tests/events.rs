@@ -335,6 +335,12 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(app.get(&path).await.1["status"], "findings");
+        // And a settlement line ten days old that the ledger lacks.
+        let day = (time::OffsetDateTime::now_utc().date() - time::Duration::days(10)).to_string();
+        let file = json!({"account": "card_settlement", "currency": "USD",
+            "csv": format!("date,reference,amount,currency\n{day},ch_lost,1.00,USD\n")});
+        let (status, report) = app.post("/v1/reconciliations", &file).await;
+        assert_eq!(status, 201, "{report}");
         common::relayed(&store).await;
 
         let events = all_events(&store).await;
@@ -351,7 +357,12 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
                 Some(customer) => assert_eq!(envelope["data"]["customer_id"], customer.to_string()),
                 // Only the operators' events belong to no customer.
                 None => assert!(
-                    matches!(kind, EventType::VerifyFindings | EventType::MonitorTriggered),
+                    matches!(
+                        kind,
+                        EventType::VerifyFindings
+                            | EventType::MonitorTriggered
+                            | EventType::ReconciliationUnmatched
+                    ),
                     "{kind:?}"
                 ),
             }

@@ -133,6 +133,11 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/admin/verify", Access::Admin),
     ("GET", "/v1/admin/verify", Access::Admin),
     ("GET", "/v1/admin/verify/{id}", Access::Admin),
+    ("POST", "/v1/reconciliations", Access::Admin),
+    ("GET", "/v1/reconciliations", Access::Admin),
+    ("GET", "/v1/reconciliations/{id}", Access::Admin),
+    ("GET", "/v1/reconciliations/{id}/report.csv", Access::Admin),
+    ("GET", "/v1/admin/mock-provider/settlement", Access::Admin),
     ("POST", "/v1/wallets/{id}/monitors", Access::Customer),
     ("GET", "/v1/wallets/{id}/monitors", Access::Customer),
     ("DELETE", "/v1/wallets/{id}/monitors/{monitor_id}", Access::Customer),
@@ -347,6 +352,8 @@ fn valid_body(method: &str, path: &str, alice_wallet: &str, bob_wallet: &str) ->
         }
         ("POST", "/v1/imports") => Some(json!({"csv": "Date,Amount\n2026-01-01,-1.00\n", "currency": "USD",
             "columns": {"date": "Date", "amount": "Amount"}})),
+        ("POST", "/v1/reconciliations") => Some(json!({"account": "card_settlement", "currency": "USD",
+            "csv": "date,reference,amount,currency\n2026-01-01,ch_x,1.00,USD\n"})),
         ("POST", "/v1/budgets") => Some(json!({"category_id": new_id, "currency": "USD", "amount": 1})),
         ("POST", "/v1/scheduled-payments") => {
             Some(json!({"from_wallet_id": alice_wallet, "to_wallet_id": bob_wallet,
@@ -646,7 +653,7 @@ async fn security_matrix_and_log_scan() {
         };
         let limit = if template.starts_with("/v1/ledger/") {
             8 * 1024 * 1024
-        } else if *template == "/v1/imports" {
+        } else if matches!(*template, "/v1/imports" | "/v1/reconciliations") {
             2 * 1024 * 1024
         } else {
             64 * 1024

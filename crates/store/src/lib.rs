@@ -35,6 +35,7 @@ mod outbox;
 mod payments;
 mod postgres;
 mod reads;
+mod reconciliation;
 mod scheduled;
 mod sqlite;
 mod wallets;
@@ -69,6 +70,7 @@ pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, Stor
 pub use payments::{
     Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft, RenderPaymentsFn,
 };
+pub use reconciliation::{RECONCILIATIONS_PAGE_MAX, ReconciliationRow};
 pub use scheduled::{RunRow, SCHEDULES_PER_CUSTOMER_MAX, ScheduleRow, Step};
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,

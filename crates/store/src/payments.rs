@@ -177,6 +177,34 @@ impl Store {
         })
     }
 
+    /// Up to `limit` succeeded payments in `currency` last updated (that is, finished) in
+    /// `from..to` (nanoseconds), oldest first: the provider references of the transfers a
+    /// reconciliation looks at.
+    pub async fn succeeded_payments_between(
+        &self,
+        kind: PaymentKind,
+        currency: &str,
+        from: u64,
+        to: u64,
+        limit: u32,
+    ) -> Result<Vec<PaymentRow>> {
+        let text = format!(
+            "SELECT {COLUMNS} FROM {} WHERE status = 'succeeded' AND currency = $1 \
+             AND updated_at >= $2 AND updated_at < $3 ORDER BY updated_at, id LIMIT $4",
+            kind.table()
+        );
+        with_pool!(self, read, |pool, sql| {
+            let rows: Vec<PaymentRecord> = sqlx::query_as(sql(&text))
+                .bind(currency)
+                .bind(signed(from))
+                .bind(signed(to))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.into_iter().map(PaymentRow::try_from).collect()
+        })
+    }
+
     /// Up to `limit` payments still pending that were created before `created_before`,
     /// oldest first: the recovery worker's queue.
     pub async fn pending_payments(

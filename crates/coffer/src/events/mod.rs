@@ -97,10 +97,12 @@ pub enum EventType {
     VerifyFindings,
     /// A wallet crossed a balance monitor's condition (an operator's monitor: no customer).
     MonitorTriggered,
+    /// A reconciliation left lines or transfers unmatched for too long (operators').
+    ReconciliationUnmatched,
 }
 
 impl EventType {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -122,6 +124,7 @@ impl EventType {
         Self::ScheduledPaymentFailed,
         Self::VerifyFindings,
         Self::MonitorTriggered,
+        Self::ReconciliationUnmatched,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -148,6 +151,7 @@ impl EventType {
             Self::ScheduledPaymentFailed => "scheduled_payment.failed",
             Self::VerifyFindings => "verify.findings",
             Self::MonitorTriggered => "monitor.triggered",
+            Self::ReconciliationUnmatched => "reconciliation.unmatched",
         }
     }
 

@@ -323,6 +323,24 @@ pub struct VerifyFindingsData {
     pub checks: Vec<String>,
 }
 
+/// `reconciliation.unmatched`: a settlement file was reconciled and some of what it or the
+/// ledger holds is still unmatched after the configured number of days
+/// (`COFFER_RECONCILIATION_OVERDUE_DAYS`): money the processor or bank says moved that the
+/// ledger lacks, or the other way round. The reconciliation's report has the details.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReconciliationUnmatchedData {
+    pub reconciliation_id: Uuid,
+    /// `card_settlement` or `payouts`.
+    pub account: String,
+    pub currency: String,
+    /// Lines of the file without a transfer, older than the limit.
+    pub overdue_lines: u64,
+    /// Transfers without a line, older than the limit.
+    pub overdue_transfers: u64,
+    /// The day (`YYYY-MM-DD`) of the oldest of them.
+    pub oldest: String,
+}
+
 /// `monitor.triggered`: a wallet operation crossed a balance monitor's condition — the
 /// available balance fell below or rose above the threshold (once per crossing: not again
 /// until it has gone back), or one debit was larger than it.
@@ -375,6 +393,7 @@ pub enum EventData {
     ScheduledPaymentFailed(ScheduledPaymentFailedData<'static>),
     VerifyFindings(VerifyFindingsData),
     MonitorTriggered(MonitorTriggeredData<'static>),
+    ReconciliationUnmatched(ReconciliationUnmatchedData),
 }
 
 impl EventData {
@@ -404,6 +423,7 @@ impl EventData {
             EventType::ScheduledPaymentFailed => Self::ScheduledPaymentFailed(read(data)?),
             EventType::VerifyFindings => Self::VerifyFindings(read(data)?),
             EventType::MonitorTriggered => Self::MonitorTriggered(read(data)?),
+            EventType::ReconciliationUnmatched => Self::ReconciliationUnmatched(read(data)?),
         })
     }
 
@@ -426,7 +446,7 @@ impl EventData {
             Self::CategoryDeleted(data) => data.customer_id,
             Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
             Self::ScheduledPaymentFailed(data) => data.customer_id,
-            Self::VerifyFindings(_) => return None,
+            Self::VerifyFindings(_) | Self::ReconciliationUnmatched(_) => return None,
             Self::MonitorTriggered(data) => return data.customer_id,
         })
     }
@@ -456,6 +476,7 @@ impl EventType {
             Self::ScheduledPaymentFailed => of::<ScheduledPaymentFailedData<'_>>(),
             Self::VerifyFindings => of::<VerifyFindingsData>(),
             Self::MonitorTriggered => of::<MonitorTriggeredData<'_>>(),
+            Self::ReconciliationUnmatched => of::<ReconciliationUnmatchedData>(),
         }
     }
 }

@@ -35,8 +35,8 @@ use tower_http::{
 use crate::{commit::CommitPipeline, identity::Identity, payments::Payments, wallets::Wallets};
 use error::ApiError;
 use routes::{
-    analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments, reports,
-    schedules, stream, verify, wallets,
+    analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments,
+    reconciliations, reports, schedules, stream, verify, wallets,
 };
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -55,6 +55,10 @@ pub struct AppState {
     pub keys: Arc<crate::identity::keys::Keys>,
     pub wallets: Arc<Wallets>,
     pub payments: Arc<Payments>,
+    /// Settlement files matched against the ledger.
+    pub reconciliations: Arc<crate::payments::Reconciliations>,
+    /// The built-in provider, for its settlement files.
+    pub mock_provider: Arc<crate::payments::MockProvider>,
     /// Per-customer limit on money-moving and creating requests.
     pub money_rate_limit: Arc<rate_limit::MoneyRateLimit>,
     /// Customers, passwords and tokens; also what the auth extractors verify with.
@@ -108,6 +112,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(schedules::router())
         .merge(analytics::router())
         .merge(verify::router())
+        .merge(reconciliations::router())
         .merge(monitors::router())
         .merge(banks::router())
         .merge(health::router())

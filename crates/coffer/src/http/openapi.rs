@@ -13,7 +13,7 @@ use super::{
     AppState, error,
     routes::{
         analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments,
-        reports, schedules, stream, verify, wallets,
+        reconciliations, reports, schedules, stream, verify, wallets,
     },
 };
 
@@ -84,6 +84,11 @@ use super::{
         verify::start_verify_run,
         verify::list_verify_runs,
         verify::get_verify_run,
+        reconciliations::create_reconciliation,
+        reconciliations::list_reconciliations,
+        reconciliations::get_reconciliation,
+        reconciliations::export_reconciliation,
+        reconciliations::mock_settlement,
         monitors::create_monitor,
         monitors::list_monitors,
         monitors::delete_monitor,

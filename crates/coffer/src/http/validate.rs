@@ -19,6 +19,25 @@ pub fn text(field: &str, value: Option<&str>, max: usize) -> Result<Option<Strin
     }
 }
 
+/// A CSV upload's decimal mark (`.` or `,`) and delimiter (`,` or `;`); a decimal comma
+/// needs the `;` delimiter.
+pub fn csv_marks(decimal: &str, delimiter: &str) -> Result<(char, u8), ApiError> {
+    let decimal = match decimal {
+        "." => '.',
+        "," => ',',
+        _ => return Err(ApiError::field("/decimal", "must be \".\" or \",\"")),
+    };
+    let delimiter = match delimiter {
+        "," => b',',
+        ";" => b';',
+        _ => return Err(ApiError::field("/delimiter", "must be \",\" or \";\"")),
+    };
+    if decimal == ',' && delimiter == b',' {
+        return Err(ApiError::field("/delimiter", "a decimal comma needs the \";\" delimiter"));
+    }
+    Ok((decimal, delimiter))
+}
+
 /// Required text (a name): as [`text`], and not empty.
 pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     text(field, Some(value), max)?.ok_or_else(|| ApiError::field(field, "must not be empty"))

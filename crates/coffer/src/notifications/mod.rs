@@ -389,6 +389,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
         }
         EventData::CustomerLoggedIn(_)
         | EventData::VerifyFindings(_)
+        | EventData::ReconciliationUnmatched(_)
         | EventData::WalletCreated(_)
         | EventData::TransferVoided(_)
         | EventData::ExpenseAdded(_)

@@ -14,6 +14,8 @@ use std::{
 
 use futures::future::BoxFuture;
 
+use super::reconciliation::SettlementAccount;
+
 /// What the provider says about a charge or payout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProviderOutcome {
@@ -100,14 +102,30 @@ pub struct MockProvider {
     done: Mutex<Remembered>,
 }
 
+/// One line of the mock's settlement file: money it moved for us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    pub account: SettlementAccount,
+    /// Its id for the charge or payout (`ch_…`, `po_…`).
+    pub reference: String,
+    pub amount: u64,
+    pub currency: String,
+    /// When it happened, nanoseconds since the epoch.
+    pub at: u64,
+}
+
 #[derive(Debug, Default)]
 struct Remembered {
     outcomes: HashMap<String, ProviderOutcome>,
     order: VecDeque<String>,
+    /// What succeeded, oldest first (bounded like the keys).
+    settled: VecDeque<Settled>,
 }
 
 impl Remembered {
-    fn insert(&mut self, key: String, outcome: ProviderOutcome) -> ProviderOutcome {
+    /// The outcome for `key`: the one remembered, or `outcome` (then remembered, and
+    /// settled if it succeeded).
+    fn insert(&mut self, key: String, outcome: ProviderOutcome, settles: Settles) -> ProviderOutcome {
         if let Some(existing) = self.outcomes.get(&key) {
             return existing.clone();
         }
@@ -116,20 +134,50 @@ impl Remembered {
         {
             self.outcomes.remove(&oldest);
         }
+        if let ProviderOutcome::Succeeded { provider_id } = &outcome {
+            if self.settled.len() >= MOCK_KEYS_MAX {
+                self.settled.pop_front();
+            }
+            let (account, amount, currency) = settles;
+            self.settled.push_back(Settled {
+                account,
+                reference: provider_id.clone(),
+                amount,
+                currency,
+                at: store::now_ns(),
+            });
+        }
         self.order.push_back(key.clone());
         self.outcomes.insert(key, outcome.clone());
         outcome
     }
 }
 
+/// What a successful call settles: on which account, how much, in what.
+type Settles = (SettlementAccount, u64, String);
+
 impl MockProvider {
     pub fn new(settings: MockSettings) -> Self {
         Self { settings, done: Mutex::new(Remembered::default()) }
     }
 
+    /// What it settled on `account` in `currency` from `from` to `to` (nanoseconds,
+    /// `to` excluded), oldest first: its settlement file, before formatting.
+    pub fn settlement(&self, account: SettlementAccount, currency: &str, from: u64, to: u64) -> Vec<Settled> {
+        let done = self.done.lock().expect("not poisoned");
+        done.settled
+            .iter()
+            .filter(|settled| {
+                settled.account == account && settled.currency == currency && (from..to).contains(&settled.at)
+            })
+            .cloned()
+            .collect()
+    }
+
     async fn call(
         &self,
         key: String,
+        settles: Settles,
         decide: impl FnOnce() -> (ProviderOutcome, bool),
     ) -> Result<ProviderOutcome, ProviderError> {
         tokio::time::sleep(self.settings.latency).await;
@@ -137,7 +185,7 @@ impl MockProvider {
             return Err(ProviderError::Unavailable);
         }
         let (outcome, times_out) = decide();
-        let outcome = self.done.lock().expect("not poisoned").insert(key, outcome);
+        let outcome = self.done.lock().expect("not poisoned").insert(key, outcome, settles);
         if times_out { Err(ProviderError::Timeout) } else { Ok(outcome) }
     }
 
@@ -154,7 +202,8 @@ impl PaymentGateway for MockProvider {
     fn charge(&self, request: ChargeRequest) -> BoxFuture<'_, Result<ProviderOutcome, ProviderError>> {
         Box::pin(async move {
             let key = request.idempotency_key.clone();
-            self.call(key.clone(), || {
+            let settles = (SettlementAccount::CardSettlement, request.amount, request.currency.clone());
+            self.call(key.clone(), settles, || {
                 let declined = |code: &str| ProviderOutcome::Declined { code: code.to_owned() };
                 match request.payment_method.as_str() {
                     "tok_chargeDeclined" => (declined("card_declined"), false),
@@ -189,7 +238,8 @@ impl PayoutProvider for MockProvider {
         Box::pin(async move {
             let key = format!("payout:{}", request.idempotency_key);
             let id = provider_id("po", &request.idempotency_key);
-            self.call(key, || match request.destination.as_str() {
+            let settles = (SettlementAccount::Payouts, request.amount, request.currency.clone());
+            self.call(key, settles, || match request.destination.as_str() {
                 "ba_fail" => (ProviderOutcome::Declined { code: "account_closed".into() }, false),
                 "ba_timeout" => (ProviderOutcome::Succeeded { provider_id: id }, true),
                 _ => (ProviderOutcome::Succeeded { provider_id: id }, false),

@@ -5,7 +5,7 @@
 //! units of the expense's currency; times are RFC 3339.
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{DefaultBodyLimit, State},
     http::StatusCode,
     response::Response,
@@ -24,7 +24,7 @@ use crate::http::{
     AppState,
     dates::{instant, nanos},
     error::ApiError,
-    extract::{Json, Path, Query, RawJson},
+    extract::{BodyLimit, Json, Path, Query, RawJson},
     idempotency::{self, IdempotencyKeyHeader},
     paging::{self, Page},
     validate,
@@ -49,7 +49,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rules/{id}", get(get_rule).patch(update_rule).delete(delete_rule))
         .route("/v1/rules/{id}/apply", post(apply_rule))
         .route("/v1/wallets/{id}/payments", post(pay_merchant))
-        .route("/v1/imports", post(import_statement).layer(DefaultBodyLimit::max(IMPORT_BYTES_MAX)))
+        .route(
+            "/v1/imports",
+            post(import_statement)
+                .layer((DefaultBodyLimit::max(IMPORT_BYTES_MAX), Extension(BodyLimit(IMPORT_BYTES_MAX)))),
+        )
 }
 
 /// Bytes an import request may carry at most.
@@ -77,13 +81,13 @@ pub struct ImportBody {
     pub credits_as_income: bool,
 }
 
-fn default_date_format() -> DateFormat {
+pub(super) fn default_date_format() -> DateFormat {
     DateFormat::Iso
 }
-fn default_decimal() -> String {
+pub(super) fn default_decimal() -> String {
     ".".into()
 }
-fn default_delimiter() -> String {
+pub(super) fn default_delimiter() -> String {
     ",".into()
 }
 fn default_true() -> bool {
@@ -120,19 +124,7 @@ async fn import_statement(
 ) -> Result<axum::Json<ImportReport>, ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
-    let decimal = match request.decimal.as_str() {
-        "." => '.',
-        "," => ',',
-        _ => return Err(ApiError::field("/decimal", "must be \".\" or \",\"")),
-    };
-    let delimiter = match request.delimiter.as_str() {
-        "," => b',',
-        ";" => b';',
-        _ => return Err(ApiError::field("/delimiter", "must be \",\" or \";\"")),
-    };
-    if decimal == ',' && delimiter == b',' {
-        return Err(ApiError::field("/delimiter", "a decimal comma needs the \";\" delimiter"));
-    }
+    let (decimal, delimiter) = validate::csv_marks(&request.decimal, &request.delimiter)?;
     let format = ImportFormat {
         columns: request.columns,
         date_format: request.date_format,

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod monitors;
 pub mod notifications;
 pub mod payments;
+pub mod reconciliations;
 pub mod reports;
 pub mod schedules;
 pub mod stream;
