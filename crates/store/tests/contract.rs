@@ -48,6 +48,7 @@ contract!(
     events_commit_with_their_change_or_not_at_all,
     outbox_relay_reads_and_consumers_apply_once,
     a_projection_batch_equals_its_events_one_by_one,
+    a_transfer_is_reconciled_at_most_once,
 );
 
 const LEDGER: u32 = 1;
@@ -1351,4 +1352,64 @@ async fn a_projection_batch_equals_its_events_one_by_one(db: &TestDb) {
     assert_eq!((batched.0[0].volume, batched.0[0].count), (i64::MAX, 3));
     assert_eq!(batched.2[0].posted, 70);
     one_by_one.store.close().await;
+}
+
+/// A reconciliation is written with its marks and events or not at all, and a transfer is
+/// matched by one reconciliation ever: a second that names it too writes nothing, also
+/// when the two race.
+async fn a_transfer_is_reconciled_at_most_once(db: &TestDb) {
+    use store::ReconciliationRow;
+    let store = &db.store;
+    let row = |lines: u64| ReconciliationRow {
+        id: Uuid::now_v7(),
+        account: "card_settlement".into(),
+        currency: "USD".into(),
+        lines,
+        matched: lines,
+        mismatched: 0,
+        unmatched_lines: 0,
+        unmatched_transfers: 0,
+        report: Some(format!("{{\"lines\":{lines}}}")),
+        created_at: 7,
+    };
+    let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+    let event = || NewEvent {
+        id: Uuid::now_v7(),
+        event_type: "coffer.reconciliation.unmatched".into(),
+        customer_id: None,
+        payload: "{}".into(),
+        created_at: 7,
+    };
+    let first = row(2);
+    assert!(store.insert_reconciliation(&first, &[(a, 2), (b, 3)], &[event()]).await.unwrap());
+    // Names `b` again: refused whole — no row, no mark of `c`, no event.
+    let second = row(2);
+    assert!(!store.insert_reconciliation(&second, &[(c, 2), (b, 3)], &[event()]).await.unwrap());
+    assert_eq!(store.reconciliation(second.id).await.unwrap(), None);
+    let marked = store.reconciled_by(&[a, b, c]).await.unwrap();
+    assert_eq!(marked, HashMap::from([(a, first.id), (b, first.id)]));
+    let stored = store.reconciliation(first.id).await.unwrap().unwrap();
+    assert_eq!(stored, first);
+    let listed = store.reconciliations(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].report, None, "lists carry no report");
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 1, "only the first one's event");
+
+    // Racing: eight reconciliations of the same two fresh transfers; exactly one wins.
+    let (d, e) = (Uuid::from_u128(4), Uuid::from_u128(5));
+    let attempts: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let reconciliation = row(2);
+            tokio::spawn(
+                async move { store.insert_reconciliation(&reconciliation, &[(d, 2), (e, 3)], &[]).await },
+            )
+        })
+        .collect();
+    let mut won = 0;
+    for attempt in attempts {
+        won += usize::from(attempt.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.reconciliations(100).await.unwrap().len(), 2);
 }
