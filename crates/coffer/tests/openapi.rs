@@ -202,3 +202,44 @@ fn operation_ids_are_unique() {
         }
     }
 }
+
+/// Two types deriving `ToSchema` under one name are one schema in the document: the last
+/// registered silently replaces the other, and every route using the first is documented
+/// with the wrong fields. Every name is used once (the source is scanned, since the
+/// document cannot show what it lost).
+#[test]
+fn schema_names_are_unique() {
+    let mut directories = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                directories.push(path);
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = source.lines().collect();
+            for (at, line) in lines.iter().enumerate() {
+                if !(line.trim_start().starts_with("#[derive(") && line.contains("ToSchema")) {
+                    continue;
+                }
+                let Some(item) = lines[at + 1..].iter().take(8).find_map(|next| {
+                    let next = next.trim_start();
+                    next.strip_prefix("pub struct ").or_else(|| next.strip_prefix("pub enum "))
+                }) else {
+                    continue;
+                };
+                let name: String = item.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let renamed = lines[at + 1..].iter().take(8).any(|next| next.contains("#[schema(as"));
+                if renamed {
+                    continue;
+                }
+                if let Some(other) = seen.insert(name.clone(), path.display().to_string()) {
+                    panic!("the schema name {name} is used in {other} and {}", path.display());
+                }
+            }
+        }
+    }
+    assert!(seen.len() > 50, "the scan found the schemas: {}", seen.len());
+}

@@ -3,13 +3,13 @@
 //! transfers on that account. The rules run in the order given, each over what the earlier
 //! ones left unmatched:
 //!
-//! - [`Rule::Reference`]: a line and a transfer with the same provider reference (the
+//! - [`MatchRule::Reference`]: a line and a transfer with the same provider reference (the
 //!   charge's or payout's id) belong together. Equal amounts match; different amounts are
 //!   a *mismatch*, reported with the difference. A reference that names a transfer an
 //!   earlier reconciliation already matched is reported as such, not matched twice.
-//! - [`Rule::AmountDate`]: one line, one transfer of the same amount dated within the
+//! - [`MatchRule::AmountDate`]: one line, one transfer of the same amount dated within the
 //!   window (± days); the closest date wins, then the earliest transfer.
-//! - [`Rule::Netted`]: one line for several transfers (a processor that pays out a day's
+//! - [`MatchRule::Netted`]: one line for several transfers (a processor that pays out a day's
 //!   payouts as one amount): every still-unmatched transfer of one day within the window,
 //!   at least two, summing exactly to the line.
 //!
@@ -28,13 +28,13 @@ pub const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// A matching rule.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
-pub enum Rule {
+pub enum MatchRule {
     Reference,
     AmountDate,
     Netted,
 }
 
-impl Rule {
+impl MatchRule {
     /// The default order: the surest first.
     pub const ALL: [Self; 3] = [Self::Reference, Self::AmountDate, Self::Netted];
 }
@@ -68,7 +68,7 @@ pub struct Item {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Matched {
-        rule: Rule,
+        rule: MatchRule,
         items: Vec<usize>,
     },
     /// Same reference, different amount: `difference` is the line's amount minus the
@@ -101,7 +101,7 @@ fn item_day(item: &Item) -> i64 {
 }
 
 /// Runs `rules` in order; `window_days` bounds the date rules.
-pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u32) -> Matching {
+pub fn reconcile(lines: &[Line], items: &[Item], rules: &[MatchRule], window_days: u32) -> Matching {
     let window = i64::from(window_days);
     let mut outcomes = vec![Outcome::Unmatched; lines.len()];
     // Items still free: not matched here, not reconciled before.
@@ -109,7 +109,7 @@ pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u3
     let open = |outcomes: &[Outcome], index: usize| outcomes[index] == Outcome::Unmatched;
     for rule in rules {
         match rule {
-            Rule::Reference => {
+            MatchRule::Reference => {
                 let by_reference: HashMap<&str, usize> = items
                     .iter()
                     .enumerate()
@@ -130,7 +130,7 @@ pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u3
                         free[item] = false;
                         let difference = i128::from(line.amount) - i128::from(items[item].amount);
                         outcomes[index] = if difference == 0 {
-                            Outcome::Matched { rule: Rule::Reference, items: vec![item] }
+                            Outcome::Matched { rule: MatchRule::Reference, items: vec![item] }
                         } else {
                             let difference = i64::try_from(difference).unwrap_or(i64::MAX);
                             Outcome::Mismatched { item, difference }
@@ -138,7 +138,7 @@ pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u3
                     }
                 }
             }
-            Rule::AmountDate => {
+            MatchRule::AmountDate => {
                 let mut by_amount: HashMap<u64, Vec<usize>> = HashMap::new();
                 for (index, item) in items.iter().enumerate() {
                     by_amount.entry(item.amount).or_default().push(index);
@@ -159,11 +159,11 @@ pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u3
                         });
                     if let Some(item) = best {
                         free[item] = false;
-                        outcomes[index] = Outcome::Matched { rule: Rule::AmountDate, items: vec![item] };
+                        outcomes[index] = Outcome::Matched { rule: MatchRule::AmountDate, items: vec![item] };
                     }
                 }
             }
-            Rule::Netted => {
+            MatchRule::Netted => {
                 let mut by_day: HashMap<i64, Vec<usize>> = HashMap::new();
                 for (index, item) in items.iter().enumerate() {
                     by_day.entry(item_day(item)).or_default().push(index);
@@ -189,7 +189,7 @@ pub fn reconcile(lines: &[Line], items: &[Item], rules: &[Rule], window_days: u3
                             for item in &group {
                                 free[*item] = false;
                             }
-                            outcomes[index] = Outcome::Matched { rule: Rule::Netted, items: group };
+                            outcomes[index] = Outcome::Matched { rule: MatchRule::Netted, items: group };
                             break;
                         }
                     }
@@ -226,11 +226,11 @@ mod tests {
         let lines =
             [line(2, 10, 500, Some("ch_a")), line(3, 10, 700, Some("ch_b")), line(4, 10, 900, Some("ch_x"))];
         let items = [item(1, 10, 500, Some("ch_a")), item(2, 10, 650, Some("ch_b"))];
-        let matching = reconcile(&lines, &items, &[Rule::Reference], 2);
+        let matching = reconcile(&lines, &items, &[MatchRule::Reference], 2);
         assert_eq!(
             matching.outcomes,
             [
-                Outcome::Matched { rule: Rule::Reference, items: vec![0] },
+                Outcome::Matched { rule: MatchRule::Reference, items: vec![0] },
                 Outcome::Mismatched { item: 1, difference: 50 },
                 Outcome::Unmatched,
             ]
@@ -243,12 +243,12 @@ mod tests {
         let lines = [line(2, 10, 500, None), line(3, 20, 500, None)];
         let items =
             [item(1, 7, 500, None), item(2, 11, 500, None), item(3, 9, 500, None), item(4, 23, 500, None)];
-        let matching = reconcile(&lines, &items, &Rule::ALL, 2);
+        let matching = reconcile(&lines, &items, &MatchRule::ALL, 2);
         // Day 11 and day 9 are both one day off: the earlier transfer (day 9) wins. Day 23
         // is three days from day 20, outside the window.
         assert_eq!(
             matching.outcomes,
-            [Outcome::Matched { rule: Rule::AmountDate, items: vec![2] }, Outcome::Unmatched]
+            [Outcome::Matched { rule: MatchRule::AmountDate, items: vec![2] }, Outcome::Unmatched]
         );
         assert_eq!(matching.unmatched_items, [0, 1, 3]);
     }
@@ -263,10 +263,10 @@ mod tests {
             item(4, 12, 500, Some("po_4")),
             item(5, 12, 400, Some("po_5")),
         ];
-        let matching = reconcile(&lines, &items, &Rule::ALL, 1);
+        let matching = reconcile(&lines, &items, &MatchRule::ALL, 1);
         assert_eq!(
             matching.outcomes,
-            [Outcome::Matched { rule: Rule::Netted, items: vec![0, 1, 2] }, Outcome::Unmatched]
+            [Outcome::Matched { rule: MatchRule::Netted, items: vec![0, 1, 2] }, Outcome::Unmatched]
         );
         assert_eq!(matching.unmatched_items, [3, 4], "900 is not 999");
     }
@@ -276,10 +276,10 @@ mod tests {
         // By amount alone the line would take the first transfer; by reference the second.
         let lines = [line(2, 10, 500, Some("ch_b"))];
         let items = [item(1, 10, 500, Some("ch_a")), item(2, 10, 500, Some("ch_b"))];
-        let by_reference = reconcile(&lines, &items, &[Rule::Reference, Rule::AmountDate], 2);
-        assert_eq!(by_reference.outcomes, [Outcome::Matched { rule: Rule::Reference, items: vec![1] }]);
-        let by_amount = reconcile(&lines, &items, &[Rule::AmountDate, Rule::Reference], 2);
-        assert_eq!(by_amount.outcomes, [Outcome::Matched { rule: Rule::AmountDate, items: vec![0] }]);
+        let by_reference = reconcile(&lines, &items, &[MatchRule::Reference, MatchRule::AmountDate], 2);
+        assert_eq!(by_reference.outcomes, [Outcome::Matched { rule: MatchRule::Reference, items: vec![1] }]);
+        let by_amount = reconcile(&lines, &items, &[MatchRule::AmountDate, MatchRule::Reference], 2);
+        assert_eq!(by_amount.outcomes, [Outcome::Matched { rule: MatchRule::AmountDate, items: vec![0] }]);
         assert_eq!(reconcile(&lines, &items, &[], 2).outcomes, [Outcome::Unmatched]);
     }
 
@@ -289,7 +289,7 @@ mod tests {
         let lines = [line(2, 10, 500, Some("ch_a")), line(3, 10, 500, None)];
         let mut done = item(1, 10, 500, Some("ch_a"));
         done.reconciled_by = Some(earlier);
-        let matching = reconcile(&lines, &[done], &Rule::ALL, 2);
+        let matching = reconcile(&lines, &[done], &MatchRule::ALL, 2);
         assert_eq!(
             matching.outcomes,
             [Outcome::AlreadyReconciled { item: 0, by: earlier }, Outcome::Unmatched]

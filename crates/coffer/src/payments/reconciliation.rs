@@ -33,7 +33,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::gateway::Settled;
-use super::matching::{self, DAY_NS, Item, Line, Outcome, Rule};
+use super::matching::{self, DAY_NS, Item, Line, MatchRule, Outcome};
 use crate::events::{EventType, ReconciliationUnmatchedData};
 use crate::finance::import::{DateFormat, LINES_MAX, parse_amount, parse_date};
 use crate::wallets::money::account_code;
@@ -126,7 +126,7 @@ pub struct Upload {
     /// `,` or `;`.
     pub delimiter: u8,
     /// In order; each at most once.
-    pub rules: Vec<Rule>,
+    pub rules: Vec<MatchRule>,
     pub window_days: u32,
 }
 
@@ -150,7 +150,7 @@ pub enum ReconcileError {
 /// What became of a line.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum LineStatus {
+pub enum SettlementLineStatus {
     Matched,
     /// Its reference names a transfer of another amount.
     Mismatched,
@@ -161,7 +161,7 @@ pub enum LineStatus {
 
 /// One line of the file and its outcome.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct LineReport {
+pub struct SettlementLineReport {
     /// Its line number in the file (the header is line 1).
     pub line: u64,
     /// `YYYY-MM-DD`.
@@ -169,9 +169,9 @@ pub struct LineReport {
     pub reference: Option<String>,
     /// Minor units.
     pub amount: u64,
-    pub status: LineStatus,
+    pub status: SettlementLineStatus,
     /// The rule that matched it.
-    pub rule: Option<Rule>,
+    pub rule: Option<MatchRule>,
     /// The transfers it matched (several for a netted line), or the one its reference names.
     pub transfer_ids: Vec<Uuid>,
     /// Mismatched: the line's amount minus the transfer's (minor units).
@@ -192,14 +192,14 @@ pub struct UnmatchedTransfer {
 
 /// A line that could not be read.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct RejectedLine {
+pub struct RejectedSettlementLine {
     pub line: u64,
     pub reason: String,
 }
 
 /// Counts and sums (minor units).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct Summary {
+pub struct ReconciliationTotals {
     pub lines: u64,
     pub matched: u64,
     pub mismatched: u64,
@@ -220,7 +220,7 @@ pub struct Summary {
 
 /// A reconciliation's report.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-pub struct Report {
+pub struct ReconciliationReport {
     pub id: Uuid,
     pub account: SettlementAccount,
     pub currency: String,
@@ -229,13 +229,13 @@ pub struct Report {
     /// The file's first and last day (`YYYY-MM-DD`).
     pub period_from: String,
     pub period_to: String,
-    pub rules: Vec<Rule>,
+    pub rules: Vec<MatchRule>,
     pub window_days: u32,
-    pub summary: Summary,
+    pub summary: ReconciliationTotals,
     /// Every line read, in file order.
-    pub lines: Vec<LineReport>,
+    pub lines: Vec<SettlementLineReport>,
     pub unmatched_transfers: Vec<UnmatchedTransfer>,
-    pub rejected: Vec<RejectedLine>,
+    pub rejected: Vec<RejectedSettlementLine>,
 }
 
 /// A reconciliation in a list: its counts.
@@ -267,7 +267,7 @@ impl Reconciliations {
     }
 
     /// Reads, matches and records `upload`; the report.
-    pub async fn reconcile(&self, upload: &Upload) -> Result<Report, ReconcileError> {
+    pub async fn reconcile(&self, upload: &Upload) -> Result<ReconciliationReport, ReconcileError> {
         let (lines, rejected) = read(upload)?;
         // Another reconciliation may mark the same transfers between our read and our
         // write: read again once, then give up.
@@ -300,8 +300,8 @@ impl Reconciliations {
         &self,
         upload: &Upload,
         lines: &[Line],
-        rejected: &[RejectedLine],
-    ) -> Result<(Report, Vec<(Uuid, u64)>, Vec<store::NewEvent>), ReconcileError> {
+        rejected: &[RejectedSettlementLine],
+    ) -> Result<(ReconciliationReport, Vec<(Uuid, u64)>, Vec<store::NewEvent>), ReconcileError> {
         let first_day = lines.iter().map(|line| line.date).min().expect("at least one line");
         let last_day = lines.iter().map(|line| line.date).max().expect("at least one line");
         let window = i64::from(upload.window_days) * DAY_NS;
@@ -313,7 +313,8 @@ impl Reconciliations {
         let id = Uuid::now_v7();
         let now = store::now_ns();
         let overdue_before = i64::try_from(now).unwrap_or(i64::MAX) - i64::from(self.overdue_days) * DAY_NS;
-        let mut summary = Summary { rejected_lines: rejected.len() as u64, ..Summary::default() };
+        let mut summary =
+            ReconciliationTotals { rejected_lines: rejected.len() as u64, ..ReconciliationTotals::default() };
         let mut marks = Vec::new();
         // Unmatched lines and transfers older than the limit: how many of each, and the
         // oldest time among them.
@@ -331,12 +332,12 @@ impl Reconciliations {
         for (line, outcome) in lines.iter().zip(&matching.outcomes) {
             summary.lines += 1;
             summary.settled_amount += line.amount;
-            let mut report = LineReport {
+            let mut report = SettlementLineReport {
                 line: line.number as u64,
                 date: day_text(line.date),
                 reference: line.reference.clone(),
                 amount: line.amount,
-                status: LineStatus::Unmatched,
+                status: SettlementLineStatus::Unmatched,
                 rule: None,
                 transfer_ids: Vec::new(),
                 difference: None,
@@ -346,7 +347,7 @@ impl Reconciliations {
                 Outcome::Matched { rule, items: matched } => {
                     summary.matched += 1;
                     summary.matched_amount += line.amount;
-                    report.status = LineStatus::Matched;
+                    report.status = SettlementLineStatus::Matched;
                     report.rule = Some(*rule);
                     report.transfer_ids = matched.iter().map(|item| transfer_uuid(*item)).collect();
                     marks.extend(report.transfer_ids.iter().map(|id| (*id, line.number as u64)));
@@ -354,14 +355,14 @@ impl Reconciliations {
                 Outcome::Mismatched { item, difference } => {
                     summary.mismatched += 1;
                     summary.difference = summary.difference.saturating_add(*difference);
-                    report.status = LineStatus::Mismatched;
-                    report.rule = Some(Rule::Reference);
+                    report.status = SettlementLineStatus::Mismatched;
+                    report.rule = Some(MatchRule::Reference);
                     report.transfer_ids = vec![transfer_uuid(*item)];
                     report.difference = Some(*difference);
                 }
                 Outcome::AlreadyReconciled { item, by } => {
                     summary.already_reconciled += 1;
-                    report.status = LineStatus::AlreadyReconciled;
+                    report.status = SettlementLineStatus::AlreadyReconciled;
                     report.transfer_ids = vec![transfer_uuid(*item)];
                     report.reconciled_by = Some(*by);
                 }
@@ -411,7 +412,7 @@ impl Reconciliations {
                 &data,
             ));
         }
-        let report = Report {
+        let report = ReconciliationReport {
             id,
             account: upload.account,
             currency: upload.currency.code().to_owned(),
@@ -492,7 +493,7 @@ impl Reconciliations {
             .collect())
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<Option<Report>, StoreError> {
+    pub async fn get(&self, id: Uuid) -> Result<Option<ReconciliationReport>, StoreError> {
         let Some(row) = self.store.reconciliation(id).await? else { return Ok(None) };
         let text = row.report.unwrap_or_default();
         serde_json::from_str(&text)
@@ -522,7 +523,7 @@ impl Reconciliations {
 }
 
 /// The file's lines, and those rejected with why.
-fn read(upload: &Upload) -> Result<(Vec<Line>, Vec<RejectedLine>), ReconcileError> {
+fn read(upload: &Upload) -> Result<(Vec<Line>, Vec<RejectedSettlementLine>), ReconcileError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(upload.delimiter)
         .flexible(true)
@@ -575,7 +576,7 @@ fn read(upload: &Upload) -> Result<(Vec<Line>, Vec<RejectedLine>), ReconcileErro
         });
         match parsed {
             Ok(line) => lines.push(line),
-            Err(reason) => rejected.push(RejectedLine { line: number as u64, reason }),
+            Err(reason) => rejected.push(RejectedSettlementLine { line: number as u64, reason }),
         }
     }
     if lines.is_empty() {
@@ -646,7 +647,7 @@ mod tests {
             date_format: DateFormat::Iso,
             decimal: '.',
             delimiter: b',',
-            rules: Rule::ALL.to_vec(),
+            rules: MatchRule::ALL.to_vec(),
             window_days: 2,
         }
     }

@@ -207,7 +207,7 @@ pub struct TransferView {
 
 /// An account's balances just after a transfer touched it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BalanceView {
+pub struct AccountBalanceView {
     /// The timestamp of the transfer (or expiry) that produced these balances.
     pub timestamp: u64,
     pub debits_pending: u64,
@@ -654,7 +654,7 @@ async fn list_account_transfers(
     params(("id" = Uuid, Path, description = "Account id"), HistoryQuery),
     security(("admin_api_key" = [])),
     responses(
-        (status = 200, body = Page<BalanceView>),
+        (status = 200, body = Page<AccountBalanceView>),
         (status = 400, description = "Malformed id, query or cursor", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such account", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Limit out of range, or the account keeps no history", body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -664,7 +664,7 @@ async fn list_account_balances(
     State(state): State<AppState>,
     Path(account_id): Path<Uuid>,
     Query(query): Query<HistoryQuery>,
-) -> Result<axum::Json<Page<BalanceView>>, ApiError> {
+) -> Result<axum::Json<Page<AccountBalanceView>>, ApiError> {
     if query.side.is_some() {
         return Err(ApiError::field("side", "applies to transfers, not balances"));
     }
@@ -677,7 +677,7 @@ async fn list_account_balances(
         ));
     }
     let rows = if page.empty { Vec::new() } else { state.store.account_balances(&page.filter).await? };
-    let view = |balance: ledger::AccountBalance| BalanceView {
+    let view = |balance: ledger::AccountBalance| AccountBalanceView {
         timestamp: balance.timestamp,
         debits_pending: balance.debits_pending,
         debits_posted: balance.debits_posted,

@@ -26,10 +26,10 @@ use crate::http::{
     extract::{BodyLimit, Json, Path, Query},
     validate,
 };
-use crate::payments::matching::{DAY_NS, Rule};
+use crate::payments::matching::{DAY_NS, MatchRule};
 use crate::payments::reconciliation::{
-    LineStatus, ReconcileError, ReconciliationSummary, Report, SettlementAccount, SettlementColumns, Upload,
-    WINDOW_DAYS_DEFAULT, WINDOW_DAYS_MAX, settlement_csv,
+    ReconcileError, ReconciliationReport, ReconciliationSummary, SettlementAccount, SettlementColumns,
+    SettlementLineStatus, Upload, WINDOW_DAYS_DEFAULT, WINDOW_DAYS_MAX, settlement_csv,
 };
 use crate::wallets::Currency;
 
@@ -77,7 +77,7 @@ pub struct SettlementUpload {
     pub delimiter: String,
     /// The rules, in order (each once); default `reference`, `amount_date`, `netted`.
     #[serde(default)]
-    pub rules: Option<Vec<Rule>>,
+    pub rules: Option<Vec<MatchRule>>,
     /// Days either side of a line's date that the date rules accept, 0 to 31; default 2.
     #[serde(default)]
     pub window_days: Option<u32>,
@@ -112,7 +112,7 @@ impl From<ReconcileError> for ApiError {
 #[utoipa::path(post, path = "/v1/reconciliations", tag = "operations", request_body = SettlementUpload,
     security(("admin_api_key" = []), ("access_token" = [])),
     responses(
-        (status = 201, body = Report),
+        (status = 201, body = ReconciliationReport),
         (status = 403, description = "Not an admin", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "reconciliation_conflict: another reconciliation marked the same transfers meanwhile", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "settlement_unreadable, settlement_period_too_long, or a field", body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -121,11 +121,11 @@ async fn create_reconciliation(
     _admin: AdminUser,
     State(state): State<AppState>,
     Json(request): Json<SettlementUpload>,
-) -> Result<(StatusCode, axum::Json<Report>), ApiError> {
+) -> Result<(StatusCode, axum::Json<ReconciliationReport>), ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
     let (decimal, delimiter) = validate::csv_marks(&request.decimal, &request.delimiter)?;
-    let rules = request.rules.unwrap_or_else(|| Rule::ALL.to_vec());
+    let rules = request.rules.unwrap_or_else(|| MatchRule::ALL.to_vec());
     if rules.is_empty() {
         return Err(ApiError::field("/rules", "at least one rule"));
     }
@@ -176,7 +176,7 @@ async fn list_reconciliations(
     Ok(axum::Json(state.reconciliations.latest(limit).await?))
 }
 
-async fn report(state: &AppState, id: Uuid) -> Result<Report, ApiError> {
+async fn report(state: &AppState, id: Uuid) -> Result<ReconciliationReport, ApiError> {
     state.reconciliations.get(id).await?.ok_or_else(|| ApiError::NotFound {
         code: "reconciliation_not_found",
         detail: format!("no reconciliation {id}"),
@@ -187,7 +187,7 @@ async fn report(state: &AppState, id: Uuid) -> Result<Report, ApiError> {
 #[utoipa::path(get, path = "/v1/reconciliations/{id}", tag = "operations", params(("id" = Uuid, Path)),
     security(("admin_api_key" = []), ("access_token" = [])),
     responses(
-        (status = 200, body = Report),
+        (status = 200, body = ReconciliationReport),
         (status = 403, description = "Not an admin", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "reconciliation_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -195,7 +195,7 @@ async fn get_reconciliation(
     _admin: AdminUser,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-) -> Result<axum::Json<Report>, ApiError> {
+) -> Result<axum::Json<ReconciliationReport>, ApiError> {
     Ok(axum::Json(report(&state, id).await?))
 }
 
@@ -217,10 +217,10 @@ async fn export_reconciliation(
     let mut out = String::from("side,line,date,reference,amount,status,rule,transfer_ids,difference\n");
     for line in &report.lines {
         let status = match line.status {
-            LineStatus::Matched => "matched",
-            LineStatus::Mismatched => "mismatched",
-            LineStatus::AlreadyReconciled => "already_reconciled",
-            LineStatus::Unmatched => "unmatched",
+            SettlementLineStatus::Matched => "matched",
+            SettlementLineStatus::Mismatched => "mismatched",
+            SettlementLineStatus::AlreadyReconciled => "already_reconciled",
+            SettlementLineStatus::Unmatched => "unmatched",
         };
         let rule = line.rule.map(|rule| serde_json::to_value(rule).expect("a rule serialises"));
         let ids: Vec<String> = line.transfer_ids.iter().map(Uuid::to_string).collect();
