@@ -194,7 +194,18 @@ async fn settlement_files_reconcile_against_the_ledger() {
         assert_eq!(report["lines"][0]["transfer_ids"].as_array().unwrap().len(), 2);
         assert_eq!(report["summary"]["unmatched_transfers"], 0);
 
-        // A line ten days old that nothing matches: overdue, and operators are told.
+        // A line ten days old that nothing matches: overdue, and operators are told — the
+        // event, and every admin's inbox.
+        let ops = register_and_login(&app, "ops@example.com").await;
+        let (status, _) = app
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/customers/{}/role", ops.customer_id),
+                Some(&app.admin_key),
+                Some(&json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!(status, 200);
         let old = format!("date,reference,amount,currency\n{},ch_lost,1.00,USD\n", days_ago(10));
         let report =
             reconcile(&app, json!({"account": "card_settlement", "currency": "USD", "csv": old})).await;
@@ -204,6 +215,26 @@ async fn settlement_files_reconcile_against_the_ledger() {
             .number("SELECT COUNT(*) FROM outbox WHERE type = 'coffer.reconciliation.unmatched' AND customer_id IS NULL")
             .await;
         assert_eq!(payload, 1, "an operators' event");
+        common::relayed(&app.store().await).await;
+        let (status, inbox) = customer::get(&app, &ops, "/v1/notifications").await;
+        assert_eq!(status, 200, "{inbox}");
+        let told: Vec<&Value> = inbox["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["kind"] == "reconciliation_unmatched")
+            .collect();
+        assert_eq!(told.len(), 1, "{inbox}");
+        assert!(told[0]["body"].as_str().unwrap().contains(report["id"].as_str().unwrap()), "{inbox}");
+        let (_, theirs) = customer::get(&app, &session, "/v1/notifications").await;
+        assert!(
+            theirs["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|entry| entry["kind"] != "reconciliation_unmatched"),
+            "customers are not told: {theirs}"
+        );
         app.stop().await;
     }
 }

@@ -399,6 +399,17 @@ impl Store {
         row.map(Customer::try_from).transpose()
     }
 
+    /// Up to `limit` customers with the admin role, oldest id first: whom operators' events
+    /// are told to.
+    pub async fn admins(&self, limit: u32) -> Result<Vec<Customer>> {
+        let statement =
+            format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE role = 'admin' ORDER BY id LIMIT $1");
+        let rows: Vec<CustomerRow> = with_pool!(self, read, |read, sql| {
+            sqlx::query_as(sql(&statement)).bind(i64::from(limit)).fetch_all(read).await?
+        });
+        rows.into_iter().map(Customer::try_from).collect()
+    }
+
     /// Up to `limit` customers with ids above `after` (all when `None`), in id order —
     /// which is creation order, ids being UUIDv7. The caller caps `limit`.
     pub async fn list_customers(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Customer>> {

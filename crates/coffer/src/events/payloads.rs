@@ -427,6 +427,13 @@ impl EventData {
         })
     }
 
+    /// Whether this operators' event (one naming no customer) is told to every admin:
+    /// the books' check's findings and overdue reconciliation gaps. An operator's balance
+    /// monitor goes to operators' webhooks and the broker only.
+    pub fn tells_operators(&self) -> bool {
+        matches!(self, Self::VerifyFindings(_) | Self::ReconciliationUnmatched(_))
+    }
+
     /// The customer the event belongs to; `None` for the operators' events.
     pub fn customer_id(&self) -> Option<Uuid> {
         Some(match self {

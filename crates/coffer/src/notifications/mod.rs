@@ -131,6 +131,15 @@ impl Notifier {
             }
         }
         let data: Vec<Option<EventData>> = events.iter().map(read_data).collect();
+        // The operators' events worth a message go to every admin's inbox (and email).
+        let for_operators = |event: &Delivered, data: &Option<EventData>| {
+            event.customer_id.is_none() && data.as_ref().is_some_and(EventData::tells_operators)
+        };
+        let operators = if events.iter().zip(&data).any(|(event, data)| for_operators(event, data)) {
+            self.store.admins(OPERATORS_TOLD_MAX).await?
+        } else {
+            Vec::new()
+        };
         // The balance monitors of the wallets these events may cross (`wallets::monitors`).
         let mut watched: Vec<Uuid> = data.iter().flatten().filter_map(monitors::watched_wallet).collect();
         watched.sort_unstable();
@@ -139,10 +148,14 @@ impl Notifier {
             if watched.is_empty() { Vec::new() } else { self.store.monitors_of_wallets(&watched).await? };
         let mut planned = Vec::with_capacity(events.len());
         for (event, data) in events.iter().zip(&data) {
-            let customer = event.customer_id.and_then(|id| customers.get(&id));
+            let recipients: Vec<&Customer> = match event.customer_id {
+                Some(id) => customers.get(&id).into_iter().collect(),
+                None if for_operators(event, data) => operators.iter().collect(),
+                None => Vec::new(),
+            };
             // The admins' endpoints, then the customer's own.
             let own = event.customer_id.and_then(|id| endpoints.get(&id)).map_or(&[][..], Vec::as_slice);
-            let mut effects = self.effects(event, data.as_ref(), customer, admins.iter().chain(own));
+            let mut effects = self.effects(event, data.as_ref(), &recipients, admins.iter().chain(own));
             for crossing in data.iter().flat_map(|data| monitors::crossings(&monitors, data)) {
                 let subject = format!("wallets/{}/monitors/{}", crossing.wallet_id, crossing.monitor_id);
                 effects.events.push(events::event(
@@ -170,30 +183,34 @@ impl Notifier {
         Ok(())
     }
 
-    /// What `event` (its `data` read as its type's payload, if it could be) calls for.
+    /// What `event` (its `data` read as its type's payload, if it could be) calls for: the
+    /// messages for each of `recipients` (its customer, or the admins for an operators'
+    /// event), per their preferences, and the deliveries to `endpoints` that want it.
     fn effects<'a>(
         &self,
         event: &Delivered,
         data: Option<&EventData>,
-        customer: Option<&Customer>,
+        recipients: &[&Customer],
         endpoints: impl Iterator<Item = &'a store::WebhookEndpoint>,
     ) -> Effects {
         let kind = EventType::parse(&event.event_type);
         let mut effects = Effects::default();
-        if let (Some(data), Some(customer)) = (data, customer) {
-            let preferences = Preferences::of(&customer.preferences, self.defaults);
-            for message in messages(data, &preferences) {
-                if preferences.in_app {
-                    effects.notifications.push(NewNotification {
-                        id: Uuid::now_v7(),
-                        customer_id: customer.id,
-                        kind: message.kind.to_owned(),
-                        title: message.title.clone(),
-                        body: message.body.clone(),
-                    });
-                }
-                if preferences.email && message.email {
-                    effects.emails.push(email(customer, &message));
+        if let Some(data) = data {
+            for customer in recipients {
+                let preferences = Preferences::of(&customer.preferences, self.defaults);
+                for message in messages(data, &preferences) {
+                    if preferences.in_app {
+                        effects.notifications.push(NewNotification {
+                            id: Uuid::now_v7(),
+                            customer_id: customer.id,
+                            kind: message.kind.to_owned(),
+                            title: message.title.clone(),
+                            body: message.body.clone(),
+                        });
+                    }
+                    if preferences.email && message.email {
+                        effects.emails.push(email(customer, &message));
+                    }
                 }
             }
         }
@@ -387,9 +404,34 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             };
             out.push(message("balance_alert", title, body, true));
         }
+        // The operators' own (told to every admin).
+        EventData::VerifyFindings(found) => out.push(message(
+            "verify_findings",
+            format!("The books' check found {} problem(s)", found.findings),
+            format!(
+                "Run {} of the books' check found something ({}). GET /v1/admin/verify/{} has the report.",
+                found.run_id,
+                found.checks.join(", "),
+                found.run_id
+            ),
+            true,
+        )),
+        EventData::ReconciliationUnmatched(unmatched) => out.push(message(
+            "reconciliation_unmatched",
+            format!("Reconciliation: {} item(s) unmatched since {}", unmatched.overdue_lines + unmatched.overdue_transfers, unmatched.oldest),
+            format!(
+                "Reconciling the {} {} settlement left {} line(s) without a transfer and {} transfer(s) without a \
+                 line, the oldest from {}. GET /v1/reconciliations/{} has the report.",
+                unmatched.currency,
+                unmatched.account,
+                unmatched.overdue_lines,
+                unmatched.overdue_transfers,
+                unmatched.oldest,
+                unmatched.reconciliation_id
+            ),
+            true,
+        )),
         EventData::CustomerLoggedIn(_)
-        | EventData::VerifyFindings(_)
-        | EventData::ReconciliationUnmatched(_)
         | EventData::WalletCreated(_)
         | EventData::TransferVoided(_)
         | EventData::ExpenseAdded(_)
@@ -400,6 +442,9 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
     }
     out
 }
+
+/// Admins an operators' event is told to at most (the first by id).
+const OPERATORS_TOLD_MAX: u32 = 100;
 
 /// A builder for outgoing HTTP clients (webhooks), with rustls on the ring provider.
 pub fn http_client() -> reqwest::ClientBuilder {
