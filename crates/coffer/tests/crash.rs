@@ -350,16 +350,34 @@ async fn retry_unanswered(cluster: &Cluster, base_url: &str, books: &Arc<Mutex<B
     }
 }
 
-async fn register(client: &reqwest::Client, base_url: &str, email: &str) -> (String, String) {
+async fn register(client: &reqwest::Client, base_url: &str, email: &str) -> String {
     let body = json!({"email": email, "password": TEST_PASSWORD, "name": "Crash Test"});
     let response = client.post(format!("{base_url}/v1/auth/register")).json(&body).send().await.unwrap();
     let (status, customer) = common::read(response).await;
     assert_eq!(status, 201, "{customer}");
+    login(client, base_url, email).await
+}
+
+/// A fresh access token for `email`.
+async fn login(client: &reqwest::Client, base_url: &str, email: &str) -> String {
     let body = json!({"email": email, "password": TEST_PASSWORD});
     let response = client.post(format!("{base_url}/v1/auth/login")).json(&body).send().await.unwrap();
     let (status, tokens) = common::read(response).await;
     assert_eq!(status, 200, "{tokens}");
-    (customer["id"].as_str().unwrap().to_owned(), tokens["access_token"].as_str().unwrap().to_owned())
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+fn email(customer: usize) -> String {
+    format!("crash{customer}@example.com")
+}
+
+/// New access tokens for every customer: a long run outlasts a token's 15 minutes.
+async fn log_in_again(cluster: &mut Cluster, base_url: &str) {
+    let mut tokens = Vec::new();
+    for customer in 0..CUSTOMERS {
+        tokens.push(login(&cluster.client, base_url, &email(customer)).await);
+    }
+    cluster.tokens = Arc::new(tokens);
 }
 
 /// A GET as customer `customer`, or as the operator (admin key) for `None`.
@@ -755,7 +773,7 @@ async fn open_bank(config: &ChildConfig) -> (ChildServer, Cluster, Arc<Mutex<Boo
     let client = coffer::notifications::http_client().timeout(Duration::from_secs(30)).build().unwrap();
     let mut tokens = Vec::new();
     for index in 0..CUSTOMERS {
-        tokens.push(register(&client, &server.base_url, &format!("crash{index}@example.com")).await.1);
+        tokens.push(register(&client, &server.base_url, &email(index)).await);
     }
     let cluster = Cluster { client, tokens: Arc::new(tokens) };
     let books = Arc::new(Mutex::new(Books { wallets: vec![Vec::new(); CUSTOMERS], ..Default::default() }));
@@ -838,7 +856,7 @@ async fn crash_and_recover(backend: &Backend, mut fault: Fault, rounds: usize) {
         Fault::PowerCut(disk) => child_config(ChildConfig::new(disk.at.path(), None)),
     };
     let direct = Database::new(&config);
-    let (mut server, cluster, books) = open_bank(&config).await;
+    let (mut server, mut cluster, books) = open_bank(&config).await;
     let figures = Arc::new(Figures::default());
     let seed: u64 = rand::rng().random();
     eprintln!("crash test seed {seed}");
@@ -867,8 +885,13 @@ async fn crash_and_recover(backend: &Backend, mut fault: Fault, rounds: usize) {
             client.await.unwrap();
         }
         server = ChildServer::start(&config).await;
+        log_in_again(&mut cluster, &server.base_url).await;
         retry_unanswered(&cluster, &server.base_url, &books, &figures).await;
         check(&cluster, &server.base_url, &books, &direct).await;
+        if long() {
+            let acknowledged = books.lock().unwrap().acknowledged();
+            eprintln!("round {}: {figures:?}, acknowledged {acknowledged}", round_index + 1);
+        }
     }
     let logs = server.stop().await;
     assert!(logs.iter().any(|line| line.contains("shut down")), "the last server shut down cleanly");
