@@ -502,21 +502,20 @@ impl Books {
 #[derive(Debug)]
 struct Database {
     url: String,
-    postgres: bool,
     config: ChildConfig,
 }
 
 impl Database {
     fn new(config: &ChildConfig) -> Self {
-        let config = config.clone();
-        match &config.database_url {
-            Some(url) => Self { url: url.clone(), postgres: true, config },
-            None => Self {
-                url: format!("sqlite:{}?mode=ro", config.data_dir.join("coffer.db").display()),
-                postgres: false,
-                config,
-            },
-        }
+        let url = match &config.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite:{}?mode=ro", config.data_dir.join("coffer.db").display()),
+        };
+        Self { url, config: config.clone() }
+    }
+
+    fn postgres(&self) -> bool {
+        self.config.database_url.is_some()
     }
 
     /// `coffer verify --json`, as an operator runs it beside the server: no findings.
@@ -543,7 +542,7 @@ impl Database {
     /// unmounts the data directory right after the checks.
     async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        if self.postgres {
+        if self.postgres() {
             let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
             let rows = sqlx::query(sql).fetch_all(&mut connection).await.unwrap();
             connection.close().await.unwrap();
@@ -571,7 +570,7 @@ impl Database {
 
     /// An id column as text both backends agree on (parsed back into a UUID).
     fn id_text(&self, column: &str) -> String {
-        if self.postgres { format!("{column}::text") } else { format!("lower(hex({column}))") }
+        if self.postgres() { format!("{column}::text") } else { format!("lower(hex({column}))") }
     }
 
     /// Every committed change has exactly one set of events, and no event describes a
@@ -742,7 +741,7 @@ impl Database {
         ] {
             self.count(what, rows).await;
         }
-        if !self.postgres {
+        if !self.postgres() {
             self.count("a row SQLite's foreign_key_check reports", "pragma_foreign_key_check").await;
             let verdict = self.texts("PRAGMA integrity_check").await;
             assert_eq!(verdict, [["ok"]], "SQLite's integrity_check");

@@ -4,6 +4,7 @@
 //! retried with exponential backoff, [`ATTEMPTS_MAX`] times at most.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
@@ -33,6 +34,9 @@ pub struct Mailer {
     store: Store,
     transport: Transport,
     from: Mailbox,
+    /// The file outbox's directory exists and its name is durable (made at the first
+    /// email, once per process).
+    outbox_made: AtomicBool,
 }
 
 impl Mailer {
@@ -49,15 +53,9 @@ impl Mailer {
                     .timeout(Some(Duration::from_secs(10)))
                     .build(),
             ),
-            None => {
-                // Made here, once, and its name made durable: a file synced into a
-                // directory whose own entry a power cut takes back is lost all the same.
-                std::fs::create_dir_all(&outbox_dir)?;
-                crate::support::sync_directory_of(&outbox_dir)?;
-                Transport::Files(outbox_dir)
-            }
+            None => Transport::Files(outbox_dir),
         };
-        Ok(Self { store, transport, from: from.parse()? })
+        Ok(Self { store, transport, from: from.parse()?, outbox_made: AtomicBool::new(false) })
     }
 
     /// Sends the emails that are due; true when a full batch was found (more may wait).
@@ -100,10 +98,20 @@ impl Mailer {
             Transport::Files(dir) => {
                 // Durable before the email is marked sent (synced, renamed into place, the
                 // directory synced), and owner-only: it holds a customer's details.
+                // The directory's own name too: a file synced into a directory whose entry a
+                // power cut takes back is lost all the same.
+                let make = (!self.outbox_made.load(Ordering::Acquire)).then(|| dir.clone());
                 let path = dir.join(format!("{}-{}.eml", email.template, email.id));
                 let contents = message.formatted();
-                tokio::task::spawn_blocking(move || crate::support::replace_owner_only(&path, &contents))
-                    .await??;
+                tokio::task::spawn_blocking(move || {
+                    if let Some(dir) = make {
+                        std::fs::create_dir_all(&dir)?;
+                        crate::support::sync_directory_of(&dir)?;
+                    }
+                    crate::support::replace_owner_only(&path, &contents)
+                })
+                .await??;
+                self.outbox_made.store(true, Ordering::Release);
             }
         }
         Ok(())

@@ -253,22 +253,12 @@ struct Message {
     email: bool,
 }
 
-/// `amount` minor units of the currency `code`, in major units.
-fn money(amount: i64, code: &str) -> String {
-    let exponent = Currency::parse(code).map_or(0, Currency::exponent);
-    if exponent == 0 {
-        return format!("{amount} {code}");
-    }
-    let scale = 10i64.pow(u32::from(exponent));
-    let sign = if amount < 0 { "-" } else { "" };
-    let amount = amount.unsigned_abs();
-    let scale = scale.unsigned_abs();
-    format!("{sign}{}.{:0width$} {code}", amount / scale, amount % scale, width = usize::from(exponent))
-}
-
-/// An unsigned amount as [`money`] shows it (one beyond `i64` shows as 0).
-fn money_u64(amount: u64, code: &str) -> String {
-    money(i64::try_from(amount).unwrap_or(0), code)
+/// `amount` minor units of the currency `code`, in major units with the code (an unknown
+/// code shows the minor units).
+fn money(amount: impl Into<i128>, code: &str) -> String {
+    let amount = amount.into();
+    let text = Currency::parse(code).map_or_else(|| amount.to_string(), |currency| currency.major(amount));
+    format!("{text} {code}")
 }
 
 /// What an event means for its customer, given their preferences.
@@ -289,7 +279,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             let incoming = transfer.direction == Direction::In;
             let operation = &*transfer.operation;
             let kind = store::NoteKind::parse(operation);
-            let amount = money_u64(transfer.amount, &transfer.currency);
+            let amount = money(transfer.amount, &transfer.currency);
             if incoming && kind == Some(store::NoteKind::Transfer) {
                 out.push(message(
                     "transfer_received",
@@ -325,13 +315,13 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
         }
         EventData::TopUpSucceeded(top_up) => out.push(message(
             "top_up_succeeded",
-            format!("Top-up of {} succeeded", money_u64(top_up.amount, &top_up.currency)),
+            format!("Top-up of {} succeeded", money(top_up.amount, &top_up.currency)),
             "The money is in your wallet.".into(),
             false,
         )),
         EventData::TopUpFailed(top_up) => out.push(message(
             "top_up_failed",
-            format!("Top-up of {} failed", money_u64(top_up.amount, &top_up.currency)),
+            format!("Top-up of {} failed", money(top_up.amount, &top_up.currency)),
             format!(
                 "Your card was not charged ({}). Try another card or contact your bank.",
                 top_up.failure_code.as_deref().unwrap_or("declined")
@@ -340,13 +330,13 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
         )),
         EventData::WithdrawalSucceeded(withdrawal) => out.push(message(
             "withdrawal_succeeded",
-            format!("Withdrawal of {} paid out", money_u64(withdrawal.amount, &withdrawal.currency)),
+            format!("Withdrawal of {} paid out", money(withdrawal.amount, &withdrawal.currency)),
             "The money is on its way to your bank account.".into(),
             false,
         )),
         EventData::WithdrawalFailed(withdrawal) => out.push(message(
             "withdrawal_failed",
-            format!("Withdrawal of {} failed", money_u64(withdrawal.amount, &withdrawal.currency)),
+            format!("Withdrawal of {} failed", money(withdrawal.amount, &withdrawal.currency)),
             format!(
                 "The payout was refused ({}); the money is back in your wallet.",
                 withdrawal.failure_code.as_deref().unwrap_or("refused")
@@ -478,7 +468,7 @@ mod tests {
         assert_eq!(money(12345, "USD"), "123.45 USD");
         assert_eq!(money(-5, "EUR"), "-0.05 EUR");
         assert_eq!(money(500, "JPY"), "500 JPY");
-        assert_eq!(money_u64(u64::MAX, "USD"), "0.00 USD");
+        assert_eq!(money(u64::MAX, "USD"), "184467440737095516.15 USD", "no overflow");
     }
 
     #[test]

@@ -272,7 +272,8 @@ impl Reconciliations {
         // Another reconciliation may mark the same transfers between our read and our
         // write: read again once, then give up.
         for _ in 0..2 {
-            let (report, marks, events) = self.matched(upload, &lines, &rejected).await?;
+            let now = store::now_ns();
+            let (report, marks, events) = self.matched(upload, &lines, &rejected, now).await?;
             let row = ReconciliationRow {
                 id: report.id,
                 account: upload.account.as_str().to_owned(),
@@ -283,7 +284,7 @@ impl Reconciliations {
                 unmatched_lines: report.summary.unmatched_lines,
                 unmatched_transfers: report.summary.unmatched_transfers,
                 report: Some(serde_json::to_string(&report).expect("a report serialises")),
-                created_at: store::now_ns(),
+                created_at: now,
             };
             if self.store.insert_reconciliation(&row, &marks, &events).await? {
                 metrics::counter!("coffer_reconciliations_total", "account" => upload.account.as_str())
@@ -294,13 +295,14 @@ impl Reconciliations {
         Err(ReconcileError::Conflict)
     }
 
-    /// Matches `lines` against the ledger as it is now: the report, the transfers to mark
-    /// and the events to emit.
+    /// Matches `lines` against the ledger as it is `now`: the report, the transfers to
+    /// mark and the events to emit.
     async fn matched(
         &self,
         upload: &Upload,
         lines: &[Line],
         rejected: &[RejectedSettlementLine],
+        now: u64,
     ) -> Result<(ReconciliationReport, Vec<(Uuid, u64)>, Vec<store::NewEvent>), ReconcileError> {
         let first_day = lines.iter().map(|line| line.date).min().expect("at least one line");
         let last_day = lines.iter().map(|line| line.date).max().expect("at least one line");
@@ -311,7 +313,6 @@ impl Reconciliations {
         let matching = matching::reconcile(lines, &items, &upload.rules, upload.window_days);
 
         let id = Uuid::now_v7();
-        let now = store::now_ns();
         let overdue_before = i64::try_from(now).unwrap_or(i64::MAX) - i64::from(self.overdue_days) * DAY_NS;
         let mut summary =
             ReconciliationTotals { rejected_lines: rejected.len() as u64, ..ReconciliationTotals::default() };
@@ -591,21 +592,11 @@ fn day_text(nanos: i64) -> String {
     format!("{date}")
 }
 
-/// Minor units as a decimal in major units (`1234` cents → `12.34`).
-pub fn decimal(amount: u64, exponent: u8) -> String {
-    if exponent == 0 {
-        return amount.to_string();
-    }
-    let scale = 10u64.pow(u32::from(exponent));
-    format!("{}.{:0width$}", amount / scale, amount % scale, width = usize::from(exponent))
-}
-
 /// A settlement file in the mock provider's format (`date,reference,amount,currency`):
 /// one line per charge or payout, or with `netted` one line per day (reference
 /// `batch_YYYYMMDD`, the day's amounts summed), as a bank that pays a day out at once.
 pub fn settlement_csv(settled: &[Settled], currency: Currency, netted: bool) -> String {
     let mut out = String::from("date,reference,amount,currency\n");
-    let exponent = currency.exponent();
     let day_of = |settled: &Settled| day_text(i64::try_from(settled.at).unwrap_or(i64::MAX));
     if netted {
         let mut days: Vec<(String, u64)> = Vec::new();
@@ -618,11 +609,15 @@ pub fn settlement_csv(settled: &[Settled], currency: Currency, netted: bool) -> 
         }
         for (day, sum) in days {
             let reference = format!("batch_{}", day.replace('-', ""));
-            out.push_str(&format!("{day},{reference},{},{}\n", decimal(sum, exponent), currency.code()));
+            out.push_str(&format!(
+                "{day},{reference},{},{}\n",
+                currency.major(i128::from(sum)),
+                currency.code()
+            ));
         }
     } else {
         for settled in settled {
-            let amount = decimal(settled.amount, exponent);
+            let amount = currency.major(i128::from(settled.amount));
             out.push_str(&format!(
                 "{},{},{amount},{}\n",
                 day_of(settled),
@@ -709,7 +704,5 @@ mod tests {
         let (lines, rejected) = read(&upload(&netted)).unwrap();
         assert!(rejected.is_empty());
         assert_eq!(lines.iter().map(|line| line.amount).collect::<Vec<_>>(), [152, 1_000]);
-        assert_eq!(decimal(5, 0), "5");
-        assert_eq!(decimal(1_234_567, 3), "1234.567");
     }
 }

@@ -49,6 +49,18 @@ impl Currency {
     pub fn exponent(self) -> u8 {
         self.exponent
     }
+
+    /// `minor` units as a decimal in major units, without the code: `-1234` cents is
+    /// `-12.34`, 5 yen is `5`.
+    pub fn major(self, minor: i128) -> String {
+        let sign = if minor < 0 { "-" } else { "" };
+        let minor = minor.unsigned_abs();
+        if self.exponent == 0 {
+            return format!("{sign}{minor}");
+        }
+        let scale = 10u128.pow(u32::from(self.exponent));
+        format!("{sign}{}.{:0width$}", minor / scale, minor % scale, width = usize::from(self.exponent))
+    }
 }
 
 impl fmt::Debug for Currency {
@@ -93,6 +105,16 @@ pub mod transfer_code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_show_in_major_units() {
+        let usd = Currency::parse("USD").unwrap();
+        assert_eq!(usd.major(1234), "12.34");
+        assert_eq!(usd.major(5), "0.05");
+        assert_eq!(usd.major(-1250), "-12.50");
+        assert_eq!(usd.major(i128::from(u64::MAX)), "184467440737095516.15");
+        assert_eq!(Currency::parse("JPY").unwrap().major(-5), "-5");
+    }
 
     #[test]
     fn currencies_parse_and_map_to_distinct_ledgers() {

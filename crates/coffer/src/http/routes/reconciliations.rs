@@ -29,7 +29,7 @@ use crate::http::{
 use crate::payments::matching::{DAY_NS, MatchRule};
 use crate::payments::reconciliation::{
     ReconcileError, ReconciliationReport, ReconciliationSummary, SettlementAccount, SettlementColumns,
-    SettlementLineStatus, Upload, WINDOW_DAYS_DEFAULT, WINDOW_DAYS_MAX, settlement_csv,
+    Upload, WINDOW_DAYS_DEFAULT, WINDOW_DAYS_MAX, settlement_csv,
 };
 use crate::wallets::Currency;
 
@@ -216,13 +216,6 @@ async fn export_reconciliation(
     let report = report(&state, id).await?;
     let mut out = String::from("side,line,date,reference,amount,status,rule,transfer_ids,difference\n");
     for line in &report.lines {
-        let status = match line.status {
-            SettlementLineStatus::Matched => "matched",
-            SettlementLineStatus::Mismatched => "mismatched",
-            SettlementLineStatus::AlreadyReconciled => "already_reconciled",
-            SettlementLineStatus::Unmatched => "unmatched",
-        };
-        let rule = line.rule.map(|rule| serde_json::to_value(rule).expect("a rule serialises"));
         let ids: Vec<String> = line.transfer_ids.iter().map(Uuid::to_string).collect();
         push_csv_line(
             &mut out,
@@ -232,8 +225,8 @@ async fn export_reconciliation(
                 line.date.clone(),
                 line.reference.clone().unwrap_or_default(),
                 line.amount.to_string(),
-                status.into(),
-                rule.and_then(|rule| rule.as_str().map(str::to_owned)).unwrap_or_default(),
+                word(line.status),
+                line.rule.map(word).unwrap_or_default(),
                 ids.join(" "),
                 line.difference.map(|difference| difference.to_string()).unwrap_or_default(),
             ],
@@ -256,6 +249,11 @@ async fn export_reconciliation(
         );
     }
     Ok(csv_response(&format!("reconciliation-{id}.csv"), out))
+}
+
+/// A unit enum's name as the JSON report spells it (`already_reconciled`, `amount_date`).
+fn word(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|value| value.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 /// Which settlement file of the mock provider.
