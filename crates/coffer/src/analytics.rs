@@ -160,6 +160,16 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
                 to: deleted.moved_to,
             },
         ],
+        // A conversion counts once, in the currency sold.
+        EventData::FxConverted(converted) => vec![
+            active(false),
+            Projection::Volume {
+                day: day.clone(),
+                currency: converted.sell_currency.into_owned(),
+                operation: store::NoteKind::Conversion.as_str().into(),
+                amount: i64::try_from(converted.sell_amount).ok()?,
+            },
+        ],
         EventData::TransferVoided(_)
         | EventData::TopUpSucceeded(_)
         | EventData::TopUpFailed(_)

@@ -273,6 +273,35 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=365))]
     pub reconciliation_overdue_days: u32,
 
+    /// Currency conversion: where reference rates come from. Unset: the sandbox's fixed
+    /// rates (every supported currency). Otherwise a path or http(s) URL of the European
+    /// Central Bank's daily reference file (eurofxref-daily.xml, or the CSV from
+    /// eurofxref.zip), re-read every minute; the ECB publishes no KES, RWF or NGN rate.
+    #[arg(long, env = "COFFER_FX_RATES_URL")]
+    pub fx_rates_url: Option<String>,
+
+    /// Currency conversion: rates older than this many seconds are refused (503
+    /// `fx_rates_stale`). The default, 4 days, spans a weekend of a daily file.
+    #[arg(long, env = "COFFER_FX_MAX_AGE_S", default_value_t = 345_600,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub fx_max_age_s: u64,
+
+    /// Currency conversion: the spread taken off the mid rate, in basis points.
+    #[arg(long, env = "COFFER_FX_SPREAD_BPS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=5_000))]
+    pub fx_spread_bps: u32,
+
+    /// Currency conversion: the fee on the amount sold, in basis points (rounded down),
+    /// paid to the fees account with the conversion.
+    #[arg(long, env = "COFFER_FX_FEE_BPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub fx_fee_bps: u32,
+
+    /// Currency conversion: seconds a quote may be executed after it is made.
+    #[arg(long, env = "COFFER_FX_QUOTE_TTL_S", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub fx_quote_ttl_s: u64,
+
     /// How often the recovery worker looks for payments left pending, in milliseconds.
     #[arg(long, env = "COFFER_RECOVERY_INTERVAL_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]

@@ -15,6 +15,7 @@ pub mod commit;
 pub mod config;
 pub mod events;
 pub mod finance;
+pub mod fx;
 pub mod http;
 pub mod identity;
 pub mod notifications;

@@ -53,6 +53,7 @@ pub struct Server {
     limits: http::RequestLimits,
     mock_provider: MockSettings,
     reconciliation_overdue_days: u32,
+    fx: (crate::fx::FxSettings, Arc<dyn crate::fx::rates::RateProvider>),
     fees: Fees,
     money_requests_per_minute: std::num::NonZeroU32,
     recovery_interval: Duration,
@@ -165,6 +166,18 @@ impl Server {
                 failure_rate: args.mock_provider_failure_rate,
             },
             reconciliation_overdue_days: args.reconciliation_overdue_days,
+            fx: (
+                crate::fx::FxSettings {
+                    spread_bps: args.fx_spread_bps,
+                    fee_bps: args.fx_fee_bps,
+                    quote_ttl: Duration::from_secs(args.fx_quote_ttl_s),
+                    max_age_s: args.fx_max_age_s,
+                },
+                match &args.fx_rates_url {
+                    Some(location) => Arc::new(crate::fx::rates::ReferenceFile::new(location.clone())?),
+                    None => Arc::new(crate::fx::rates::Sandbox),
+                },
+            ),
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
@@ -202,6 +215,13 @@ impl Server {
             self.store.clone(),
             wallets.clone(),
             self.reconciliation_overdue_days,
+        ));
+        let fx = Arc::new(crate::fx::Fx::new(
+            self.store.clone(),
+            self.pipeline.clone(),
+            wallets.clone(),
+            self.fx.1.clone(),
+            self.fx.0,
         ));
         let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
@@ -242,6 +262,7 @@ impl Server {
             tasks.push(tokio::spawn(maintenance_worker(
                 self.store.clone(),
                 payments.clone(),
+                fx.clone(),
                 money_rate_limit.clone(),
                 Maintenance {
                     interval: self.recovery_interval,
@@ -308,6 +329,7 @@ impl Server {
             wallets: wallets.clone(),
             payments,
             reconciliations,
+            fx,
             mock_provider: provider,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,
@@ -366,11 +388,12 @@ struct Maintenance {
 const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 
 /// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
-/// crash), forgets idempotency keys past their retention, and events past theirs (when one
-/// is set). Errors are logged and retried on the next pass.
+/// crash), forgets idempotency keys past their retention, events past theirs (when one
+/// is set), and conversion quotes a day after they expired unexecuted. Errors are logged and retried on the next pass.
 async fn maintenance_worker(
     store: Store,
     payments: Arc<Payments>,
+    fx: Arc<crate::fx::Fx>,
     money_rate_limit: Arc<MoneyRateLimit>,
     settings: Maintenance,
     stop: CancellationToken,
@@ -407,6 +430,9 @@ async fn maintenance_worker(
         }
         if let Err(error) = store.purge_consumed_events(now.saturating_sub(8 * day)).await {
             tracing::warn!(%error, "purging consumed event ids failed; retrying next pass");
+        }
+        if let Err(error) = fx.purge(IDEMPOTENCY_PURGE_BATCH_MAX).await {
+            tracing::warn!(%error, "purging expired quotes failed; retrying next pass");
         }
     }
 }

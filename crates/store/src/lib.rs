@@ -26,6 +26,7 @@ mod bank;
 mod batch;
 mod codec;
 mod finance;
+mod fx;
 mod idempotency;
 mod identity;
 mod memory;
@@ -56,6 +57,7 @@ pub use finance::{
     CategoryRow, CategoryTotal, EXPENSES_PAGE_MAX, ExpenseFilter, ExpenseRow, MerchantTotal,
     RULES_PER_CUSTOMER_MAX, RuleRow, Saved, merchant_totals_sql,
 };
+pub use fx::{FxCurrencyTotals, FxQuoteRow};
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};
 pub use identity::{
     CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
@@ -150,10 +152,12 @@ pub enum NoteKind {
     Payment,
     /// A credit card wallet's line being opened.
     CreditLine,
+    /// A currency conversion's legs: from the sell wallet, and into the buy wallet.
+    Conversion,
 }
 
 impl NoteKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Transfer,
         Self::TopUp,
         Self::Withdrawal,
@@ -161,6 +165,7 @@ impl NoteKind {
         Self::Reversal,
         Self::Payment,
         Self::CreditLine,
+        Self::Conversion,
     ];
 
     /// Its stored name.
@@ -173,6 +178,7 @@ impl NoteKind {
             Self::Reversal => "reversal",
             Self::Payment => "payment",
             Self::CreditLine => "credit_line",
+            Self::Conversion => "conversion",
         }
     }
 

@@ -99,10 +99,13 @@ pub enum EventType {
     MonitorTriggered,
     /// A reconciliation left lines or transfers unmatched for too long (operators').
     ReconciliationUnmatched,
+    /// Money was converted between two of a customer's wallets (`POST
+    /// /v1/fx/quotes/{id}/execute`).
+    FxConverted,
 }
 
 impl EventType {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -125,6 +128,7 @@ impl EventType {
         Self::VerifyFindings,
         Self::MonitorTriggered,
         Self::ReconciliationUnmatched,
+        Self::FxConverted,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -152,6 +156,7 @@ impl EventType {
             Self::VerifyFindings => "verify.findings",
             Self::MonitorTriggered => "monitor.triggered",
             Self::ReconciliationUnmatched => "reconciliation.unmatched",
+            Self::FxConverted => "fx.converted",
         }
     }
 
@@ -222,6 +227,25 @@ pub fn event<T: Serialize>(kind: EventType, customer_id: Option<Uuid>, subject: 
     }
 }
 
+/// An event written with ledger transfer `transfer_id`, only if the batch creates it.
+pub fn riding<T: Serialize>(
+    transfer_id: u128,
+    kind: EventType,
+    customer_id: Option<Uuid>,
+    subject: &str,
+    data: &T,
+) -> EventDraft {
+    let event = event(kind, customer_id, subject, data);
+    EventDraft {
+        transfer_id,
+        id: event.id,
+        event_type: event.event_type,
+        customer_id: event.customer_id,
+        created_at: event.created_at,
+        payload: Payload::Json(event.payload),
+    }
+}
+
 /// One wallet's side of a ledger transfer: that wallet's owner gets the transfer event
 /// and a `balance.updated` with the balance the transfer left.
 #[derive(Clone, Copy, Debug)]
@@ -283,7 +307,7 @@ pub fn transfer_drafts(facts: &TransferFacts<'_>, legs: &[Leg<'_>]) -> Vec<Event
 /// `balance.updated` for `wallet`, rendered from its ledger account as the batch leaves it.
 /// The render runs in the ledger writer for every transfer: what does not depend on the
 /// account is prepared here, and it only fills in the payload and serialises it.
-fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64, time: String) -> EventDraft {
+pub fn balance_draft(transfer_id: u128, wallet: &WalletFacts, now: u64, time: String) -> EventDraft {
     let id = Uuid::now_v7();
     let (customer_id, wallet_id, credit_limit) = (wallet.customer_id, wallet.id, wallet.credit_limit);
     let currency = wallet.currency.clone();

@@ -364,6 +364,29 @@ pub struct MonitorTriggeredData<'a> {
     pub currency: Cow<'a, str>,
 }
 
+/// `fx.converted`: money was converted between two of the customer's wallets at a quote's
+/// rate, in one linked chain (the sale into the house's account in the sold currency, the
+/// fee, the purchase out of its account in the bought currency). Amounts in minor units of
+/// their currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FxConvertedData<'a> {
+    pub customer_id: Uuid,
+    pub quote_id: Uuid,
+    pub sell_wallet_id: Uuid,
+    #[schema(value_type = String)]
+    pub sell_currency: Cow<'a, str>,
+    pub sell_amount: u64,
+    /// Taken from the sell wallet besides `sell_amount`, in its currency.
+    pub fee: u64,
+    pub buy_wallet_id: Uuid,
+    #[schema(value_type = String)]
+    pub buy_currency: Cow<'a, str>,
+    pub buy_amount: u64,
+    /// Units of the bought currency per unit of the sold one (major units), as a decimal.
+    #[schema(value_type = String)]
+    pub rate: Cow<'a, str>,
+}
+
 /// The schema of a field that is always `null`.
 fn null() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::Null)
@@ -394,6 +417,7 @@ pub enum EventData {
     VerifyFindings(VerifyFindingsData),
     MonitorTriggered(MonitorTriggeredData<'static>),
     ReconciliationUnmatched(ReconciliationUnmatchedData),
+    FxConverted(FxConvertedData<'static>),
 }
 
 impl EventData {
@@ -424,6 +448,7 @@ impl EventData {
             EventType::VerifyFindings => Self::VerifyFindings(read(data)?),
             EventType::MonitorTriggered => Self::MonitorTriggered(read(data)?),
             EventType::ReconciliationUnmatched => Self::ReconciliationUnmatched(read(data)?),
+            EventType::FxConverted => Self::FxConverted(read(data)?),
         })
     }
 
@@ -453,6 +478,7 @@ impl EventData {
             Self::CategoryDeleted(data) => data.customer_id,
             Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
             Self::ScheduledPaymentFailed(data) => data.customer_id,
+            Self::FxConverted(data) => data.customer_id,
             Self::VerifyFindings(_) | Self::ReconciliationUnmatched(_) => return None,
             Self::MonitorTriggered(data) => return data.customer_id,
         })
@@ -484,6 +510,7 @@ impl EventType {
             Self::VerifyFindings => of::<VerifyFindingsData>(),
             Self::MonitorTriggered => of::<MonitorTriggeredData<'_>>(),
             Self::ReconciliationUnmatched => of::<ReconciliationUnmatchedData>(),
+            Self::FxConverted => of::<FxConvertedData<'_>>(),
         }
     }
 }

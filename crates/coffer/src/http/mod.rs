@@ -35,7 +35,7 @@ use tower_http::{
 use crate::{commit::CommitPipeline, identity::Identity, payments::Payments, wallets::Wallets};
 use error::ApiError;
 use routes::{
-    analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments,
+    analytics, auth, banks, customers, finance, fx, health, ledger, monitors, notifications, payments,
     reconciliations, reports, schedules, stream, verify, wallets,
 };
 
@@ -57,6 +57,8 @@ pub struct AppState {
     pub payments: Arc<Payments>,
     /// Settlement files matched against the ledger.
     pub reconciliations: Arc<crate::payments::Reconciliations>,
+    /// Currency conversion: rates, quotes, execution.
+    pub fx: Arc<crate::fx::Fx>,
     /// The built-in provider, for its settlement files.
     pub mock_provider: Arc<crate::payments::MockProvider>,
     /// Per-customer limit on money-moving and creating requests.
@@ -113,6 +115,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(analytics::router())
         .merge(verify::router())
         .merge(reconciliations::router())
+        .merge(fx::router())
         .merge(monitors::router())
         .merge(banks::router())
         .merge(health::router())

@@ -406,6 +406,28 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             ),
             true,
         )),
+        EventData::FxConverted(converted) => {
+            let sold = money(converted.sell_amount, &converted.sell_currency);
+            let bought = money(converted.buy_amount, &converted.buy_currency);
+            let fee = if converted.fee > 0 {
+                format!(" A fee of {} was taken too.", money(converted.fee, &converted.sell_currency))
+            } else {
+                String::new()
+            };
+            out.push(message(
+                "fx_converted",
+                format!("You converted {sold} to {bought}"),
+                format!(
+                    "{sold} left wallet {} and {bought} arrived in wallet {}, at {} {} per {}.{fee}",
+                    converted.sell_wallet_id,
+                    converted.buy_wallet_id,
+                    converted.rate,
+                    converted.buy_currency,
+                    converted.sell_currency
+                ),
+                false,
+            ));
+        }
         EventData::ReconciliationUnmatched(unmatched) => out.push(message(
             "reconciliation_unmatched",
             format!("Reconciliation: {} item(s) unmatched since {}", unmatched.overdue_lines + unmatched.overdue_transfers, unmatched.oldest),

@@ -30,6 +30,9 @@ pub enum OperationKind {
     Payment,
     /// A credit card wallet's line being opened.
     CreditLine,
+    /// A currency conversion's leg: out of the wallet that sold, or into the one that
+    /// bought (`conversion` has both legs).
+    Conversion,
     /// A ledger transfer made outside the wallet API.
     Adjustment,
 }
@@ -46,6 +49,7 @@ impl OperationKind {
             Self::Reversal => "reversal",
             Self::Payment => "payment",
             Self::CreditLine => "credit_line",
+            Self::Conversion => "conversion",
             Self::Adjustment => "adjustment",
         }
     }
@@ -61,6 +65,7 @@ impl OperationKind {
             (Some(NoteKind::Reversal), _) => Self::Reversal,
             (Some(NoteKind::Payment), _) => Self::Payment,
             (Some(NoteKind::CreditLine), _) => Self::CreditLine,
+            (Some(NoteKind::Conversion), _) => Self::Conversion,
             (None, _) => Self::Adjustment,
         }
     }
@@ -77,6 +82,7 @@ impl OperationKind {
             Self::Reversal => (NoteKind::Reversal, true, true),
             Self::Payment => (NoteKind::Payment, true, false),
             Self::CreditLine => (NoteKind::CreditLine, true, true),
+            Self::Conversion => (NoteKind::Conversion, true, true),
             Self::Adjustment => return None,
         })
     }
@@ -131,6 +137,8 @@ pub enum CounterpartyKind {
     Payouts,
     Fees,
     CreditLines,
+    /// The house's account in the currency, for a conversion's leg.
+    Fx,
     /// Any other ledger account.
     Ledger,
 }
@@ -144,6 +152,7 @@ impl CounterpartyKind {
             Self::Payouts => "payouts",
             Self::Fees => "fees",
             Self::CreditLines => "credit_lines",
+            Self::Fx => "fx",
             Self::Ledger => "ledger",
         }
     }
@@ -154,6 +163,7 @@ impl CounterpartyKind {
             account_code::PAYOUTS => Self::Payouts,
             account_code::FEES => Self::Fees,
             account_code::CREDIT_LINES => Self::CreditLines,
+            account_code::FX_LIQUIDITY => Self::Fx,
             code if (account_code::WALLET_BASE..account_code::WALLET_BASE + 6).contains(&code) => {
                 Self::Wallet
             }
@@ -179,9 +189,53 @@ pub struct Operation {
     pub description: Option<String>,
     /// The wallet's balance as its owner sees it right after this operation.
     pub balance_after: Option<i64>,
+    /// Both legs of the conversion, when the operation is one.
+    pub conversion: Option<Conversion>,
     pub timestamp: u64,
     /// Where the next page resumes (the row's timestamp and side).
     pub position: (u64, bool),
+}
+
+/// A currency conversion as its two legs show it: what was sold from which wallet, what
+/// was bought into which, the fee and the rate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Conversion {
+    /// The quote it executed (`GET /v1/fx/quotes/{id}`).
+    pub quote_id: Uuid,
+    pub sold: ConversionSide,
+    pub bought: ConversionSide,
+    /// Taken from the selling wallet besides the amount sold, in its currency.
+    pub fee: u64,
+    /// Units of the bought currency per unit of the sold one, as a decimal.
+    pub rate: String,
+}
+
+/// One side of a conversion. Minor units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConversionSide {
+    pub wallet_id: Uuid,
+    pub amount: u64,
+    pub currency: String,
+}
+
+impl From<&store::FxQuoteRow> for Conversion {
+    fn from(quote: &store::FxQuoteRow) -> Self {
+        Self {
+            quote_id: quote.id,
+            sold: ConversionSide {
+                wallet_id: quote.sell_wallet_id,
+                amount: quote.sell_amount,
+                currency: quote.sell_currency.clone(),
+            },
+            bought: ConversionSide {
+                wallet_id: quote.buy_wallet_id,
+                amount: quote.buy_amount,
+                currency: quote.buy_currency.clone(),
+            },
+            fee: quote.fee,
+            rate: quote.rate.clone(),
+        }
+    }
 }
 
 impl Wallets {
@@ -207,9 +261,23 @@ impl Wallets {
         ids.extend(wallets.iter().map(|wallet| wallet.id.as_u128()));
         let accounts = self.store.accounts(&ids).await?;
         let account = |id: Uuid| accounts.iter().find(|account| account.id == id.as_u128());
+        let legs: Vec<Uuid> = rows
+            .iter()
+            .filter(|row| row.kind == Some(NoteKind::Conversion))
+            .map(|row| row.transfer_id)
+            .collect();
+        let conversions =
+            if legs.is_empty() { Vec::new() } else { self.store.fx_conversions_of(&legs).await? };
+        let conversion = |transfer: Uuid| {
+            conversions
+                .iter()
+                .find(|quote| quote.sell_transfer_id == transfer || quote.buy_transfer_id == transfer)
+                .map(Conversion::from)
+        };
         Ok(rows
             .into_iter()
             .map(|row| {
+                let conversion = conversion(row.transfer_id);
                 let currency = account(row.wallet_id)
                     .and_then(|account| Currency::from_ledger(account.ledger))
                     .map_or_else(String::new, |currency| currency.code().to_owned());
@@ -217,7 +285,7 @@ impl Wallets {
                     account(row.counterparty_account_id).map_or(0, |account| account.code),
                 );
                 let credit_limit = credit_limits.get(&row.wallet_id).copied().unwrap_or(0);
-                operation(row, currency, counterparty, credit_limit)
+                Operation { conversion, ..operation(row, currency, counterparty, credit_limit) }
             })
             .collect())
     }
@@ -245,6 +313,7 @@ fn operation(
         balance_after: row.balance_after.map(|[_, debits_posted, _, credits_posted]| {
             signed(credits_posted) - signed(debits_posted) - signed(credit_limit)
         }),
+        conversion: None,
         timestamp: row.timestamp,
         position,
     }
@@ -265,6 +334,7 @@ mod tests {
             OperationKind::Reversal,
             OperationKind::Payment,
             OperationKind::CreditLine,
+            OperationKind::Conversion,
             OperationKind::Adjustment,
         ];
         for kind in kinds {
@@ -277,7 +347,13 @@ mod tests {
                 }
             }
         }
-        for code in [0, account_code::FEES, account_code::PAYOUTS, account_code::WALLET_BASE] {
+        for code in [
+            0,
+            account_code::FEES,
+            account_code::PAYOUTS,
+            account_code::WALLET_BASE,
+            account_code::FX_LIQUIDITY,
+        ] {
             let kind = CounterpartyKind::of(code);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

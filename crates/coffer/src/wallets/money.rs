@@ -89,6 +89,9 @@ pub mod account_code {
     pub const CREDIT_LINES: u16 = 103;
     /// Money owed to merchants for wallet payments.
     pub const MERCHANT_SETTLEMENT: u16 = 104;
+    /// The house's position in a currency from conversions: a sale credits it, a purchase
+    /// debits it (it may go below zero: the house pays out of its own funds).
+    pub const FX_LIQUIDITY: u16 = 105;
 }
 
 /// Ledger transfer codes (the kind of movement), mirrored in transfer notes' `kind`.
@@ -100,6 +103,8 @@ pub mod transfer_code {
     pub const REVERSAL: u16 = 5;
     pub const CREDIT_LINE: u16 = 6;
     pub const PAYMENT: u16 = 7;
+    /// A leg of a currency conversion.
+    pub const CONVERSION: u16 = 8;
 }
 
 #[cfg(test)]

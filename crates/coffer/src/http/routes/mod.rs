@@ -8,6 +8,7 @@ pub mod auth;
 pub mod banks;
 pub mod customers;
 pub mod finance;
+pub mod fx;
 pub mod health;
 pub mod ledger;
 pub mod monitors;

@@ -149,6 +149,10 @@ pub struct OperationView {
     pub description: Option<String>,
     /// The wallet's posted balance right after this operation.
     pub balance_after: Option<i64>,
+    /// For a `conversion`: both of its legs (the other one is a line of the other
+    /// wallet's history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<crate::wallets::history::Conversion>,
     pub created_at: String,
 }
 
@@ -164,6 +168,8 @@ pub enum OperationType {
     Reversal,
     /// A payment to a merchant (`POST /v1/wallets/{id}/payments`).
     Payment,
+    /// A currency conversion's leg (`POST /v1/fx/quotes/{id}/execute`).
+    Conversion,
 }
 
 impl OperationType {
@@ -176,6 +182,7 @@ impl OperationType {
             Self::Fee => OperationKind::Fee,
             Self::Reversal => OperationKind::Reversal,
             Self::Payment => OperationKind::Payment,
+            Self::Conversion => OperationKind::Conversion,
         }
     }
 }
@@ -526,6 +533,7 @@ fn operation_view(operation: Operation) -> OperationView {
         },
         description: operation.description,
         balance_after: operation.balance_after,
+        conversion: operation.conversion,
         created_at: rfc3339(operation.timestamp),
     }
 }

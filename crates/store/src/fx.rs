@@ -1,0 +1,254 @@
+//! Currency-conversion quotes (`coffer::fx`). A quote is written once, when it is offered;
+//! its execution is the ledger chain whose transfer ids the quote holds, so "executed"
+//! is read from the ledger (the sell transfer exists) and never disagrees with it.
+
+use uuid::Uuid;
+
+use crate::codec::{saturating, unsigned};
+use crate::{ROWS_PER_STATEMENT, Result, Store, numbered, with_pool};
+
+/// A quote, and when its conversion was committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FxQuoteRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub sell_wallet_id: Uuid,
+    pub buy_wallet_id: Uuid,
+    pub sell_currency: String,
+    pub buy_currency: String,
+    /// `sell` or `buy`: which amount the customer fixed.
+    pub fixed: String,
+    pub sell_amount: u64,
+    pub buy_amount: u64,
+    /// In the sell currency.
+    pub fee: u64,
+    /// What the spread earned, in the buy currency.
+    pub spread: u64,
+    pub spread_bps: u32,
+    /// Decimal texts, for people: the mid rate and the customer's rate.
+    pub mid_rate: String,
+    pub rate: String,
+    pub rate_source: String,
+    pub rate_as_of: u64,
+    pub sell_transfer_id: Uuid,
+    pub buy_transfer_id: Uuid,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// The ledger timestamp of the conversion, once executed (ignored on insert).
+    pub executed_at: Option<u64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FxQuoteRecord {
+    id: Uuid,
+    customer_id: Uuid,
+    sell_wallet_id: Uuid,
+    buy_wallet_id: Uuid,
+    sell_currency: String,
+    buy_currency: String,
+    fixed: String,
+    sell_amount: i64,
+    buy_amount: i64,
+    fee: i64,
+    spread: i64,
+    spread_bps: i64,
+    mid_rate: String,
+    rate: String,
+    rate_source: String,
+    rate_as_of: i64,
+    sell_transfer_id: Uuid,
+    buy_transfer_id: Uuid,
+    created_at: i64,
+    expires_at: i64,
+    executed_at: Option<i64>,
+}
+
+impl TryFrom<FxQuoteRecord> for FxQuoteRow {
+    type Error = crate::StoreError;
+
+    fn try_from(row: FxQuoteRecord) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            sell_wallet_id: row.sell_wallet_id,
+            buy_wallet_id: row.buy_wallet_id,
+            sell_currency: row.sell_currency,
+            buy_currency: row.buy_currency,
+            fixed: row.fixed,
+            sell_amount: unsigned(row.sell_amount, "sell_amount")?,
+            buy_amount: unsigned(row.buy_amount, "buy_amount")?,
+            fee: unsigned(row.fee, "fee")?,
+            spread: unsigned(row.spread, "spread")?,
+            spread_bps: u32::try_from(row.spread_bps)
+                .map_err(|_| crate::StoreError::Corrupt(format!("spread_bps {}", row.spread_bps)))?,
+            mid_rate: row.mid_rate,
+            rate: row.rate,
+            rate_source: row.rate_source,
+            rate_as_of: unsigned(row.rate_as_of, "rate_as_of")?,
+            sell_transfer_id: row.sell_transfer_id,
+            buy_transfer_id: row.buy_transfer_id,
+            created_at: unsigned(row.created_at, "created_at")?,
+            expires_at: unsigned(row.expires_at, "expires_at")?,
+            executed_at: row.executed_at.map(|at| unsigned(at, "executed_at")).transpose()?,
+        })
+    }
+}
+
+/// A quote's columns with `q.`, and its execution time from the ledger.
+const QUOTE_SELECT: &str = "SELECT q.id, q.customer_id, q.sell_wallet_id, q.buy_wallet_id, q.sell_currency, \
+     q.buy_currency, q.fixed, q.sell_amount, q.buy_amount, q.fee, q.spread, q.spread_bps, q.mid_rate, q.rate, \
+     q.rate_source, q.rate_as_of, q.sell_transfer_id, q.buy_transfer_id, q.created_at, q.expires_at, \
+     t.timestamp AS executed_at \
+     FROM fx_quotes q LEFT JOIN transfers t ON t.id = q.sell_transfer_id";
+
+/// One currency's part in the executed conversions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FxCurrencyTotals {
+    pub currency: String,
+    /// Conversions that sold this currency, and what they sold (the house received it).
+    pub sold_count: u64,
+    pub sold: u64,
+    /// Conversions that bought it, and what they bought (the house paid it).
+    pub bought_count: u64,
+    pub bought: u64,
+    /// Fees taken in it.
+    pub fees: u64,
+    /// What the spread earned in it.
+    pub spread: u64,
+}
+
+impl Store {
+    /// Records an offered quote.
+    pub async fn insert_fx_quote(&self, quote: &FxQuoteRow) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql(
+                "INSERT INTO fx_quotes (id, customer_id, sell_wallet_id, buy_wallet_id, sell_currency, \
+                 buy_currency, fixed, sell_amount, buy_amount, fee, spread, spread_bps, mid_rate, rate, \
+                 rate_source, rate_as_of, sell_transfer_id, buy_transfer_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+            ))
+            .bind(quote.id)
+            .bind(quote.customer_id)
+            .bind(quote.sell_wallet_id)
+            .bind(quote.buy_wallet_id)
+            .bind(&quote.sell_currency)
+            .bind(&quote.buy_currency)
+            .bind(&quote.fixed)
+            .bind(saturating(quote.sell_amount))
+            .bind(saturating(quote.buy_amount))
+            .bind(saturating(quote.fee))
+            .bind(saturating(quote.spread))
+            .bind(i64::from(quote.spread_bps))
+            .bind(&quote.mid_rate)
+            .bind(&quote.rate)
+            .bind(&quote.rate_source)
+            .bind(saturating(quote.rate_as_of))
+            .bind(quote.sell_transfer_id)
+            .bind(quote.buy_transfer_id)
+            .bind(saturating(quote.created_at))
+            .bind(saturating(quote.expires_at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Quote `id`, with its execution time if it was executed.
+    pub async fn fx_quote(&self, id: Uuid) -> Result<Option<FxQuoteRow>> {
+        let text = format!("{QUOTE_SELECT} WHERE q.id = $1");
+        let row: Option<FxQuoteRecord> = with_pool!(self, read, |pool, sql| {
+            sqlx::query_as(sql(&text)).bind(id).fetch_optional(pool).await?
+        });
+        row.map(FxQuoteRow::try_from).transpose()
+    }
+
+    /// The executed quotes whose sell or buy transfer is among `transfer_ids` (a history
+    /// page's conversions).
+    pub async fn fx_conversions_of(&self, transfer_ids: &[Uuid]) -> Result<Vec<FxQuoteRow>> {
+        let mut found = Vec::new();
+        for chunk in transfer_ids.chunks(ROWS_PER_STATEMENT) {
+            // The same placeholders twice: each id is bound once.
+            let ids = numbered("$", chunk.len());
+            let text = format!(
+                "{QUOTE_SELECT} WHERE t.id IS NOT NULL AND (q.sell_transfer_id IN ({ids}) OR q.buy_transfer_id IN ({ids}))"
+            );
+            let rows: Vec<FxQuoteRecord> = with_pool!(self, read, |pool, sql| {
+                let mut query = sqlx::query_as(sql(&text));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(pool).await?
+            });
+            for row in rows {
+                let row = FxQuoteRow::try_from(row)?;
+                if !found.iter().any(|known: &FxQuoteRow| known.id == row.id) {
+                    found.push(row);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Per currency, what the executed conversions sold, bought, and earned in it.
+    pub async fn fx_totals(&self) -> Result<Vec<FxCurrencyTotals>> {
+        let sold = "SELECT q.sell_currency, COUNT(*), CAST(SUM(q.sell_amount) AS BIGINT), \
+                    CAST(SUM(q.fee) AS BIGINT) FROM fx_quotes q \
+                    JOIN transfers t ON t.id = q.sell_transfer_id GROUP BY q.sell_currency";
+        let bought = "SELECT q.buy_currency, COUNT(*), CAST(SUM(q.buy_amount) AS BIGINT), \
+                      CAST(SUM(q.spread) AS BIGINT) FROM fx_quotes q \
+                      JOIN transfers t ON t.id = q.sell_transfer_id GROUP BY q.buy_currency";
+        let (sold, bought): (Vec<(String, i64, i64, i64)>, Vec<(String, i64, i64, i64)>) =
+            with_pool!(self, read, |pool, sql| {
+                (
+                    sqlx::query_as(sql(sold)).fetch_all(pool).await?,
+                    sqlx::query_as(sql(bought)).fetch_all(pool).await?,
+                )
+            });
+        let mut totals: Vec<FxCurrencyTotals> = Vec::new();
+        let mut entry = |currency: String| -> usize {
+            match totals.iter().position(|total| total.currency == currency) {
+                Some(index) => index,
+                None => {
+                    totals.push(FxCurrencyTotals { currency, ..Default::default() });
+                    totals.len() - 1
+                }
+            }
+        };
+        let mut rows = Vec::new();
+        for (currency, count, amount, earned) in sold {
+            rows.push((entry(currency), true, count, amount, earned));
+        }
+        for (currency, count, amount, earned) in bought {
+            rows.push((entry(currency), false, count, amount, earned));
+        }
+        for (index, sold, count, amount, earned) in rows {
+            let total = &mut totals[index];
+            let (count, amount, earned) =
+                (unsigned(count, "count")?, unsigned(amount, "amount")?, unsigned(earned, "earned")?);
+            if sold {
+                (total.sold_count, total.sold, total.fees) = (count, amount, earned);
+            } else {
+                (total.bought_count, total.bought, total.spread) = (count, amount, earned);
+            }
+        }
+        totals.sort_by(|a, b| a.currency.cmp(&b.currency));
+        Ok(totals)
+    }
+
+    /// Forgets at most `limit` quotes that expired before `expired_before` and were never
+    /// executed; returns how many.
+    pub async fn purge_fx_quotes(&self, expired_before: u64, limit: u32) -> Result<u64> {
+        with_pool!(self, write, |pool, sql| {
+            Ok(sqlx::query(sql(
+                "DELETE FROM fx_quotes WHERE id IN (SELECT q.id FROM fx_quotes q WHERE q.expires_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = q.sell_transfer_id) \
+                 ORDER BY q.expires_at LIMIT $2)",
+            ))
+            .bind(saturating(expired_before))
+            .bind(i64::from(limit))
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
+    }
+}
