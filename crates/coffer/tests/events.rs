@@ -317,6 +317,14 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
         let payment = json!({"merchant": "Uber", "amount": 900});
         let (status, body) = post(&app, &alice, &format!("/v1/wallets/{alices}/payments"), &payment).await;
         assert_eq!(status, 201, "{body}");
+        // A conversion to a wallet in another currency.
+        open_wallet(&app, &alice, "EUR").await;
+        let quote = json!({"from_wallet_id": alices, "to_currency": "EUR", "sell_amount": 100});
+        let (status, quote) = post(&app, &alice, "/v1/fx/quotes", &quote).await;
+        assert_eq!(status, 201, "{quote}");
+        let path = format!("/v1/fx/quotes/{}/execute", quote["id"].as_str().unwrap());
+        let (status, body) = common::customer::keyed_post(&app, &alice, &path, &json!(null)).await;
+        assert_eq!(status, 201, "{body}");
         // The operators' event: books broken by hand, then checked.
         common::Raw::new(&app)
             .run(&format!(
@@ -421,6 +429,7 @@ async fn every_change_emits_events_that_match_the_asyncapi_document() {
             "budget_exceeded",
             "budget_warning",
             "balance_alert",
+            "fx_converted",
         ] {
             assert!(kinds.contains(&kind), "alice's inbox has {kind}: {kinds:?}");
         }

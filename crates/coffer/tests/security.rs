@@ -138,6 +138,11 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reconciliations/{id}", Access::Admin),
     ("GET", "/v1/reconciliations/{id}/report.csv", Access::Admin),
     ("GET", "/v1/admin/mock-provider/settlement", Access::Admin),
+    ("GET", "/v1/fx/rates", Access::Customer),
+    ("POST", "/v1/fx/quotes", Access::Customer),
+    ("GET", "/v1/fx/quotes/{id}", Access::Customer),
+    ("POST", "/v1/fx/quotes/{id}/execute", Access::Customer),
+    ("GET", "/v1/admin/fx/report", Access::Admin),
     ("POST", "/v1/wallets/{id}/monitors", Access::Customer),
     ("GET", "/v1/wallets/{id}/monitors", Access::Customer),
     ("DELETE", "/v1/wallets/{id}/monitors/{monitor_id}", Access::Customer),
@@ -161,6 +166,7 @@ const TAKES_NO_BODY: &[&str] = &[
     "/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
     "/v1/bank-connections/{id}/sync",
     "/v1/admin/verify",
+    "/v1/fx/quotes/{id}/execute",
 ];
 
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the
@@ -354,6 +360,9 @@ fn valid_body(method: &str, path: &str, alice_wallet: &str, bob_wallet: &str) ->
             "columns": {"date": "Date", "amount": "Amount"}})),
         ("POST", "/v1/reconciliations") => Some(json!({"account": "card_settlement", "currency": "USD",
             "csv": "date,reference,amount,currency\n2026-01-01,ch_x,1.00,USD\n"})),
+        ("POST", "/v1/fx/quotes") => {
+            Some(json!({"from_wallet_id": alice_wallet, "to_currency": "EUR", "sell_amount": 1_000}))
+        }
         ("POST", "/v1/budgets") => Some(json!({"category_id": new_id, "currency": "USD", "amount": 1})),
         ("POST", "/v1/scheduled-payments") => {
             Some(json!({"from_wallet_id": alice_wallet, "to_wallet_id": bob_wallet,
@@ -459,6 +468,11 @@ async fn security_matrix_and_log_scan() {
     let (status, problem) =
         probe.call("POST", "/v1/bank-connections", Some(&alice.access), Some(&login)).await;
     common::assert_problem(status, &problem, 422, "bank_credentials_invalid");
+    // A quote between two of Alice's wallets (her second wallet, in EUR).
+    probe.created("POST", "/v1/wallets", &alice, json!({"currency": "EUR"})).await;
+    let quote_body = json!({"from_wallet_id": alice_wallet, "to_currency": "EUR", "sell_amount": 1_000});
+    let quote = probe.created("POST", "/v1/fx/quotes", &alice, quote_body).await;
+    let quote_id = quote["id"].as_str().unwrap().to_owned();
     let mut notification_id = String::new();
     for _ in 0..200 {
         let (_, inbox) = probe.call("GET", "/v1/notifications", Some(&alice.access), None).await;
@@ -497,6 +511,8 @@ async fn security_matrix_and_log_scan() {
             transfer_id.as_str()
         } else if path.starts_with("/v1/top-ups/") {
             top_up["id"].as_str().unwrap()
+        } else if path.starts_with("/v1/fx/quotes/") {
+            quote_id.as_str()
         } else if path.starts_with("/v1/withdrawals/") {
             withdrawal["id"].as_str().unwrap()
         } else {
@@ -546,7 +562,11 @@ async fn security_matrix_and_log_scan() {
         // admin-key-only ledger API.
         let (status, problem) = probe.call(method, &path, Some(&mallory.access), body.as_ref()).await;
         let expected = match access {
-            Access::Customer if template.contains("{id}") || *template == "/v1/transfers" => 404,
+            Access::Customer
+                if template.contains("{id}") || matches!(*template, "/v1/transfers" | "/v1/fx/quotes") =>
+            {
+                404
+            }
             Access::Customer => status,
             Access::Admin => 403,
             Access::AdminKey => 401,
@@ -630,7 +650,7 @@ async fn security_matrix_and_log_scan() {
     let (_, me) = probe.call("GET", "/v1/customers/me", Some(&alice.access), None).await;
     assert_eq!((&me["role"], &me["name"]), (&json!("customer"), &json!("Sec")), "{me}");
     let (_, wallets) = probe.call("GET", "/v1/wallets", Some(&alice.access), None).await;
-    assert_eq!(wallets["data"].as_array().unwrap().len(), 1, "no wallet was created: {wallets}");
+    assert_eq!(wallets["data"].as_array().unwrap().len(), 2, "no wallet was created (USD, EUR): {wallets}");
     let (status, _) = probe
         .call(
             "POST",

@@ -191,44 +191,38 @@ impl Store {
 
     /// Per currency, what the executed conversions sold, bought, and earned in it.
     pub async fn fx_totals(&self) -> Result<Vec<FxCurrencyTotals>> {
+        /// Per currency: conversions, amount, and what they earned (fees or spread).
+        type Sums = Vec<(String, i64, i64, i64)>;
         let sold = "SELECT q.sell_currency, COUNT(*), CAST(SUM(q.sell_amount) AS BIGINT), \
                     CAST(SUM(q.fee) AS BIGINT) FROM fx_quotes q \
                     JOIN transfers t ON t.id = q.sell_transfer_id GROUP BY q.sell_currency";
         let bought = "SELECT q.buy_currency, COUNT(*), CAST(SUM(q.buy_amount) AS BIGINT), \
                       CAST(SUM(q.spread) AS BIGINT) FROM fx_quotes q \
                       JOIN transfers t ON t.id = q.sell_transfer_id GROUP BY q.buy_currency";
-        let (sold, bought): (Vec<(String, i64, i64, i64)>, Vec<(String, i64, i64, i64)>) =
-            with_pool!(self, read, |pool, sql| {
-                (
-                    sqlx::query_as(sql(sold)).fetch_all(pool).await?,
-                    sqlx::query_as(sql(bought)).fetch_all(pool).await?,
-                )
-            });
+        let (sold, bought): (Sums, Sums) = with_pool!(self, read, |pool, sql| {
+            (
+                sqlx::query_as(sql(sold)).fetch_all(pool).await?,
+                sqlx::query_as(sql(bought)).fetch_all(pool).await?,
+            )
+        });
         let mut totals: Vec<FxCurrencyTotals> = Vec::new();
-        let mut entry = |currency: String| -> usize {
-            match totals.iter().position(|total| total.currency == currency) {
-                Some(index) => index,
-                None => {
-                    totals.push(FxCurrencyTotals { currency, ..Default::default() });
-                    totals.len() - 1
+        for (side, sums) in [(true, sold), (false, bought)] {
+            for (currency, count, amount, earned) in sums {
+                let index = match totals.iter().position(|total| total.currency == currency) {
+                    Some(index) => index,
+                    None => {
+                        totals.push(FxCurrencyTotals { currency, ..Default::default() });
+                        totals.len() - 1
+                    }
+                };
+                let total = &mut totals[index];
+                let figures =
+                    (unsigned(count, "count")?, unsigned(amount, "amount")?, unsigned(earned, "earned")?);
+                if side {
+                    (total.sold_count, total.sold, total.fees) = figures;
+                } else {
+                    (total.bought_count, total.bought, total.spread) = figures;
                 }
-            }
-        };
-        let mut rows = Vec::new();
-        for (currency, count, amount, earned) in sold {
-            rows.push((entry(currency), true, count, amount, earned));
-        }
-        for (currency, count, amount, earned) in bought {
-            rows.push((entry(currency), false, count, amount, earned));
-        }
-        for (index, sold, count, amount, earned) in rows {
-            let total = &mut totals[index];
-            let (count, amount, earned) =
-                (unsigned(count, "count")?, unsigned(amount, "amount")?, unsigned(earned, "earned")?);
-            if sold {
-                (total.sold_count, total.sold, total.fees) = (count, amount, earned);
-            } else {
-                (total.bought_count, total.bought, total.spread) = (count, amount, earned);
             }
         }
         totals.sort_by(|a, b| a.currency.cmp(&b.currency));

@@ -303,6 +303,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reference_file_reads_over_http_within_its_bounds() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/eurofxref-daily.xml");
+        let body = std::fs::read_to_string(sample).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let huge = "x".repeat(FILE_BYTES_MAX + 1);
+        let router = axum::Router::new()
+            .route("/daily.xml", axum::routing::get(move || async move { body }))
+            .route("/huge.xml", axum::routing::get(move || async move { huge }));
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let url = format!("http://{address}/daily.xml");
+        let rates = ReferenceFile::new(url.clone()).unwrap().fetch().await.unwrap();
+        assert_eq!(rates.source, format!("ecb:{url}"));
+        assert_eq!(rates.of(Currency::parse("USD").unwrap()), ReferenceRate::parse("1.0612"));
+        let missing = ReferenceFile::new(format!("http://{address}/gone.xml")).unwrap().fetch().await;
+        assert!(matches!(missing, Err(RateError::Unreachable(reason)) if reason.contains("404")));
+        let huge = ReferenceFile::new(format!("http://{address}/huge.xml")).unwrap().fetch().await;
+        assert!(matches!(huge, Err(RateError::Unreadable(reason)) if reason.contains("bytes")));
+    }
+
+    #[tokio::test]
     async fn the_sample_file_and_the_sandbox_cover_what_they_claim() {
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/eurofxref-daily.xml");
         let rates = ReferenceFile::new(sample).unwrap().fetch().await.unwrap();

@@ -12,7 +12,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, error,
     routes::{
-        analytics, auth, banks, customers, finance, health, ledger, monitors, notifications, payments,
+        analytics, auth, banks, customers, finance, fx, health, ledger, monitors, notifications, payments,
         reconciliations, reports, schedules, stream, verify, wallets,
     },
 };
@@ -89,6 +89,11 @@ use super::{
         reconciliations::get_reconciliation,
         reconciliations::export_reconciliation,
         reconciliations::mock_settlement,
+        fx::get_rates,
+        fx::create_quote,
+        fx::get_quote,
+        fx::execute_quote,
+        fx::fx_report,
         monitors::create_monitor,
         monitors::list_monitors,
         monitors::delete_monitor,
@@ -131,7 +136,8 @@ use super::{
         (name = "finance", description = "Personal finance: categories, expenses, categorisation rules, merchant payments, statement imports, scheduled payments, bank connections"),
         (name = "reports", description = "Monthly, category, summary and trend reports per currency; CSV exports"),
         (name = "analytics", description = "Platform analytics for admins: daily figures and customer snapshots"),
-        (name = "operations", description = "Operating Coffer (admins): the books' check, operators' balance monitors"),
+        (name = "fx", description = "Currency conversion between a customer's wallets: rates, quotes, execution"),
+        (name = "operations", description = "Operating Coffer (admins): the books' check, operators' balance monitors, reconciliation, the conversion report"),
         (name = "events", description = "The WebSocket stream of a customer's events"),
         (name = "notifications", description = "The in-app inbox"),
         (name = "webhooks", description = "Signed HTTP deliveries of events"),
@@ -295,6 +301,8 @@ const REQUEST_RANGES: &[(&str, &str, u64, u64)] = &[
     ("NewTopUp", "amount", 1, ::ledger::AMOUNT_MAX),
     ("NewWithdrawal", "amount", 1, ::ledger::AMOUNT_MAX),
     ("NewWalletBody", "credit_limit", 0, crate::wallets::service::CREDIT_LIMIT_MAX),
+    ("NewQuote", "sell_amount", 1, crate::fx::convert::AMOUNT_MAX),
+    ("NewQuote", "buy_amount", 1, crate::fx::convert::AMOUNT_MAX),
 ];
 
 /// Query parameters holding `u64`s (same problem as [`REQUEST_RANGES`]).

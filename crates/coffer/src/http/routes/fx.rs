@@ -34,7 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/fx/quotes", post(create_quote))
         .route("/v1/fx/quotes/{id}", get(get_quote))
         .route("/v1/fx/quotes/{id}/execute", post(execute_quote))
-        .route("/v1/admin/fx/report", get(report))
+        .route("/v1/admin/fx/report", get(fx_report))
 }
 
 impl From<FxError> for ApiError {
@@ -232,6 +232,7 @@ fn quote_view(quote: FxQuoteRow) -> FxQuoteView {
         (status = 201, body = FxQuoteView),
         (status = 404, description = "wallet_not_found", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "same_wallet, fx_same_currency, fx_pair_not_quoted, fx_amount_too_small, fx_amount_too_large, or a field", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many money requests; see Retry-After", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "fx_rates_stale or fx_rates_unavailable", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn create_quote(
@@ -340,7 +341,10 @@ pub struct FxReport {
         (status = 200, body = FxReport),
         (status = 403, description = "Not an admin", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
-async fn report(_admin: AdminUser, State(state): State<AppState>) -> Result<axum::Json<FxReport>, ApiError> {
+async fn fx_report(
+    _admin: AdminUser,
+    State(state): State<AppState>,
+) -> Result<axum::Json<FxReport>, ApiError> {
     let clamp = |value: i128| i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX });
     let currencies = state
         .fx
