@@ -18,6 +18,7 @@ pub mod finance;
 pub mod fx;
 pub mod http;
 pub mod identity;
+pub mod insights;
 pub mod notifications;
 pub mod payments;
 pub mod progress;

@@ -330,6 +330,7 @@ impl Server {
             payments,
             reconciliations,
             fx,
+            insights: crate::insights::Insights::new(self.store.clone()),
             mock_provider: provider,
             money_rate_limit: money_rate_limit.clone(),
             identity: self.identity,

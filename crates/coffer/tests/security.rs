@@ -138,6 +138,8 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reconciliations/{id}", Access::Admin),
     ("GET", "/v1/reconciliations/{id}/report.csv", Access::Admin),
     ("GET", "/v1/admin/mock-provider/settlement", Access::Admin),
+    ("GET", "/v1/insights/recurring", Access::Customer),
+    ("GET", "/v1/insights/alerts", Access::Customer),
     ("GET", "/v1/fx/rates", Access::Customer),
     ("POST", "/v1/fx/quotes", Access::Customer),
     ("GET", "/v1/fx/quotes/{id}", Access::Customer),
@@ -685,7 +687,8 @@ async fn security_matrix_and_log_scan() {
     }
 
     // 5. Page sizes: at most 100 on every list.
-    let lists: [(String, &str); 12] = [
+    let lists: [(String, &str); 13] = [
+        ("/v1/insights/alerts".into(), alice.access.as_str()),
         ("/v1/bank-connections".into(), alice.access.as_str()),
         ("/v1/notifications".into(), alice.access.as_str()),
         ("/v1/webhooks".into(), alice.access.as_str()),

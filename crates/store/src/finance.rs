@@ -14,6 +14,8 @@ pub const CATEGORIES_PER_CUSTOMER_MAX: u32 = 500;
 pub const RULES_PER_CUSTOMER_MAX: u32 = 200;
 /// Expenses per page at most.
 pub const EXPENSES_PAGE_MAX: u32 = 100;
+/// Expenses one insights read covers at most.
+pub const SPENDS_MAX: u32 = 10_000;
 
 /// A category.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -402,6 +404,34 @@ impl Store {
             }
             Ok(query.fetch_all(pool).await?)
         })
+    }
+
+    /// The customer's expenses that occurred from `from` on, newest first, at most
+    /// `limit` (and at most [`SPENDS_MAX`]): what the insights read.
+    pub async fn expenses_since(&self, customer_id: Uuid, from: i64, limit: u32) -> Result<Vec<ExpenseRow>> {
+        let text = format!(
+            "SELECT {EXPENSE_COLUMNS} FROM expenses WHERE customer_id = $1 AND occurred_at >= $2 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $3"
+        );
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(&text))
+                .bind(customer_id)
+                .bind(from)
+                .bind(i64::from(limit.min(SPENDS_MAX)))
+                .fetch_all(pool)
+                .await?)
+        })
+    }
+
+    /// What the customer has been told about their spending before (`insight_notices`).
+    pub async fn insight_notices(&self, customer_id: Uuid) -> Result<std::collections::HashSet<String>> {
+        let rows: Vec<(String,)> = with_pool!(self, read, |pool, sql| {
+            sqlx::query_as(sql("SELECT key FROM insight_notices WHERE customer_id = $1"))
+                .bind(customer_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(key,)| key).collect())
     }
 
     /// The customer's rules, in position order.

@@ -55,7 +55,7 @@ pub use batch::now_ns;
 pub use finance::{
     BUDGETS_PER_CUSTOMER_MAX, BudgetRow, CATEGORIES_PER_CUSTOMER_MAX, CATEGORIES_SQL, CATEGORY_TOTALS_SQL,
     CategoryRow, CategoryTotal, EXPENSES_PAGE_MAX, ExpenseFilter, ExpenseRow, MerchantTotal,
-    RULES_PER_CUSTOMER_MAX, RuleRow, Saved, merchant_totals_sql,
+    RULES_PER_CUSTOMER_MAX, RuleRow, SPENDS_MAX, Saved, merchant_totals_sql,
 };
 pub use fx::{FxCurrencyTotals, FxQuoteRow};
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};

@@ -125,6 +125,9 @@ pub struct Effects {
     pub deliveries: Vec<(Uuid, Uuid)>,
     /// Events the event causes (a balance monitor's crossing), written to the outbox.
     pub events: Vec<crate::NewEvent>,
+    /// What a customer is now told about their spending: (customer, notice key), recorded
+    /// in `insight_notices` so that it is told once.
+    pub notices: Vec<(Uuid, String)>,
 }
 
 /// The event being applied, as a consumer received it.
@@ -274,6 +277,20 @@ impl Store {
                 query.execute(&mut *tx).await?;
             }
             crate::outbox::insert_events!(tx, sql, applied.iter().flat_map(|(_, effects)| &effects.events));
+            let notices: Vec<&(Uuid, String)> =
+                applied.iter().flat_map(|(_, effects)| &effects.notices).collect();
+            for chunk in notices.chunks(ROWS_PER_STATEMENT) {
+                let text = format!(
+                    "INSERT INTO insight_notices (customer_id, key, created_at) VALUES {} \
+                     ON CONFLICT (customer_id, key) DO NOTHING",
+                    numbered("($, $, $)", chunk.len())
+                );
+                let mut query = sqlx::query(sql(&text));
+                for (customer_id, key) in chunk {
+                    query = query.bind(*customer_id).bind(key).bind(now);
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(applied.len())
         })

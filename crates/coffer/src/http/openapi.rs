@@ -12,8 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, error,
     routes::{
-        analytics, auth, banks, customers, finance, fx, health, ledger, monitors, notifications, payments,
-        reconciliations, reports, schedules, stream, verify, wallets,
+        analytics, auth, banks, customers, finance, fx, health, insights, ledger, monitors, notifications,
+        payments, reconciliations, reports, schedules, stream, verify, wallets,
     },
 };
 
@@ -94,6 +94,8 @@ use super::{
         fx::get_quote,
         fx::execute_quote,
         fx::fx_report,
+        insights::recurring_payments,
+        insights::spending_alerts,
         monitors::create_monitor,
         monitors::list_monitors,
         monitors::delete_monitor,

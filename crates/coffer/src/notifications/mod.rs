@@ -91,6 +91,8 @@ impl Preferences {
 pub struct Notifier {
     store: Store,
     defaults: NotificationDefaults,
+    /// What arriving expenses tell a customer about their spending.
+    insights: crate::insights::Insights,
 }
 
 impl Consumer for Notifier {
@@ -102,7 +104,7 @@ impl Consumer for Notifier {
 
 impl Notifier {
     pub fn new(store: Store, defaults: NotificationDefaults) -> Self {
-        Self { store, defaults }
+        Self { insights: crate::insights::Insights::new(store.clone()), store, defaults }
     }
 
     /// Applies `event` once: repeated deliveries of the same event id do nothing.
@@ -146,8 +148,24 @@ impl Notifier {
         watched.dedup();
         let monitors =
             if watched.is_empty() { Vec::new() } else { self.store.monitors_of_wallets(&watched).await? };
+        // Expenses that arrived, per customer: the insights they may call for (one read per
+        // customer, told with the customer's first such event of the batch).
+        let mut arrived: HashMap<Uuid, (usize, std::collections::HashSet<Uuid>)> = HashMap::new();
+        for (index, data) in data.iter().enumerate() {
+            if let Some(EventData::ExpenseAdded(expense)) = data {
+                arrived
+                    .entry(expense.customer_id)
+                    .or_insert((index, Default::default()))
+                    .1
+                    .insert(expense.expense_id);
+            }
+        }
+        let mut news: HashMap<usize, (Uuid, Vec<crate::insights::service::Notice>)> = HashMap::new();
+        for (customer_id, (index, expenses)) in &arrived {
+            news.insert(*index, (*customer_id, self.insights.news(*customer_id, expenses).await?));
+        }
         let mut planned = Vec::with_capacity(events.len());
-        for (event, data) in events.iter().zip(&data) {
+        for (index, (event, data)) in events.iter().zip(&data).enumerate() {
             let recipients: Vec<&Customer> = match event.customer_id {
                 Some(id) => customers.get(&id).into_iter().collect(),
                 None if for_operators(event, data) => operators.iter().collect(),
@@ -164,6 +182,23 @@ impl Notifier {
                     &subject,
                     &crossing,
                 ));
+            }
+            if let Some((customer_id, notices)) = news.remove(&index) {
+                let in_app = customers
+                    .get(&customer_id)
+                    .is_some_and(|customer| Preferences::of(&customer.preferences, self.defaults).in_app);
+                for notice in notices {
+                    if in_app {
+                        effects.notifications.push(NewNotification {
+                            id: Uuid::now_v7(),
+                            customer_id,
+                            kind: notice.kind.to_owned(),
+                            title: notice.title,
+                            body: notice.body,
+                        });
+                    }
+                    effects.notices.push((customer_id, notice.key));
+                }
             }
             planned.push(effects);
         }

@@ -10,6 +10,7 @@ pub mod customers;
 pub mod finance;
 pub mod fx;
 pub mod health;
+pub mod insights;
 pub mod ledger;
 pub mod monitors;
 pub mod notifications;

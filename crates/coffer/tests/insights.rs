@@ -1,0 +1,408 @@
+//! The insights' precision check: a generated year (13 months) of one customer's spending
+//! with a fixed seed — groceries, coffee, rides, restaurants and shopping at random, one-off
+//! market stalls — with planted subscriptions (two of them raising their price), weekly and
+//! yearly payments, bills that vary, a subscription cancelled months ago, duplicate
+//! charges, unusual amounts and big first-time merchants. The detectors run over it and
+//! the test prints and checks precision and recall per kind against what was planted
+//! (`docs/insights.md` keeps the figures). Then the same end to end on both backends:
+//! expenses in over HTTP, the insights out, and each told once in the inbox.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use coffer::insights::detect::{
+    AlertKind, AnomalySettings, Cadence, Spend, anomalies, merchant_key, recurring,
+};
+use common::{backends, customer, register_and_login, spawn_app};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const DAY: i64 = 86_400;
+const DAYS: i64 = 395;
+
+/// xorshift64*: a fixed sequence for a fixed seed, whatever the rand crate's version.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `low..=high`.
+    fn between(&mut self, low: i64, high: i64) -> i64 {
+        low + (self.next() % (high - low + 1) as u64) as i64
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// What was planted, to score the detectors against.
+#[derive(Default)]
+struct Truth {
+    recurring: HashMap<String, Cadence>,
+    price_rises: HashSet<String>,
+    alerts: HashMap<Uuid, AlertKind>,
+}
+
+struct Year {
+    spends: Vec<Spend>,
+    categories: HashMap<Uuid, &'static str>,
+    truth: Truth,
+}
+
+fn generate(seed: u64) -> Year {
+    let mut random = Random(seed);
+    let names =
+        ["Groceries", "Coffee", "Rides", "Restaurants", "Shopping", "Subscriptions", "Utilities", "Fitness"];
+    let ids: Vec<Uuid> = (0..names.len()).map(|i| Uuid::from_u128(i as u128 + 1)).collect();
+    let category = |name: &str| ids[names.iter().position(|n| *n == name).unwrap()];
+    let mut spends = Vec::new();
+    let mut truth = Truth::default();
+    let add = |spends: &mut Vec<Spend>, merchant: &str, category: Uuid, amount: i64, at: i64| {
+        let id = Uuid::from_u128(0x1000 + spends.len() as u128);
+        spends.push(Spend {
+            id,
+            merchant: merchant.into(),
+            category_id: category,
+            amount,
+            currency: "USD".into(),
+            at,
+        });
+        id
+    };
+    let restaurants: Vec<String> = (0..25).map(|i| format!("Restaurant {i}")).collect();
+    let shops: Vec<String> = (0..30).map(|i| format!("Shop {i}")).collect();
+    let mut stalls = 0;
+    // The background: a day at a time, at random hours.
+    for day in 0..DAYS {
+        let at = |random: &mut Random| day * DAY + random.between(7 * 3_600, 22 * 3_600);
+        if random.chance(22) {
+            let store = ["Aldi", "Tesco", "Lidl"][random.between(0, 2) as usize];
+            let (amount, when) = (random.between(2_500, 12_000), at(&mut random));
+            add(&mut spends, store, category("Groceries"), amount, when);
+        }
+        if random.chance(57) {
+            let cafe = ["Cafe Nero", "Blue Bottle"][random.between(0, 1) as usize];
+            let (amount, when) = (random.between(350, 650), at(&mut random));
+            add(&mut spends, cafe, category("Coffee"), amount, when);
+        }
+        if random.chance(43) {
+            let (amount, when) = (random.between(800, 3_500), at(&mut random));
+            add(&mut spends, "Uber", category("Rides"), amount, when);
+        }
+        if random.chance(29) {
+            let place = restaurants[random.between(0, 24) as usize].clone();
+            let (amount, when) = (random.between(1_500, 6_000), at(&mut random));
+            add(&mut spends, &place, category("Restaurants"), amount, when);
+        }
+        if random.chance(14) {
+            let shop = shops[random.between(0, 29) as usize].clone();
+            let (amount, when) = (random.between(1_000, 15_000), at(&mut random));
+            add(&mut spends, &shop, category("Shopping"), amount, when);
+        }
+        if random.chance(7) {
+            stalls += 1;
+            let (amount, when) = (random.between(500, 3_000), at(&mut random));
+            add(&mut spends, &format!("Market Stall {stalls}"), category("Groceries"), amount, when);
+        }
+    }
+    // Monthly subscriptions on their day of the month (a day either way), two raising
+    // their price; one cancelled after five months (no longer recurring).
+    let monthly = [
+        ("Netflix", 5, 1_549, Some((8, 1_799))),
+        ("Spotify", 12, 1_099, Some((10, 1_199))),
+        ("iCloud", 20, 299, None),
+        ("New York Times", 1, 1_700, None),
+        ("Adobe", 15, 5_999, None),
+        ("Comcast", 23, 8_999, None),
+        ("Hulu", 9, 799, None),
+    ];
+    for (merchant, day_of_month, price, rise) in monthly {
+        let months = if merchant == "Hulu" { 5 } else { 13 };
+        for month in 0..months {
+            let amount = match rise {
+                Some((from, new)) if month >= from => new,
+                _ => price,
+            };
+            let day = month * 30 + day_of_month + random.between(-1, 1);
+            if day < DAYS {
+                add(&mut spends, merchant, category("Subscriptions"), amount, day * DAY + 6 * 3_600);
+            }
+        }
+        if merchant != "Hulu" {
+            truth.recurring.insert(merchant_key(merchant), Cadence::Monthly);
+        }
+        if rise.is_some() {
+            truth.price_rises.insert(merchant_key(merchant));
+        }
+    }
+    // Bills that vary (monthly), weekly payments, yearly ones.
+    for (merchant, low, high) in [("City Power", 7_000, 9_500), ("Water Co", 3_000, 3_600)] {
+        for month in 0..13 {
+            let day = month * 30 + 18 + random.between(-2, 2);
+            let amount = random.between(low, high);
+            add(&mut spends, merchant, category("Utilities"), amount, day * DAY + 9 * 3_600);
+        }
+        truth.recurring.insert(merchant_key(merchant), Cadence::Monthly);
+    }
+    for (merchant, amount, first) in [("Yoga Studio", 1_500, 2), ("Meal Kit", 6_999, 4)] {
+        let mut day = first;
+        while day < DAYS {
+            add(
+                &mut spends,
+                merchant,
+                category("Fitness"),
+                amount,
+                (day + random.between(0, 1)) * DAY + 8 * 3_600,
+            );
+            day += 7;
+        }
+        truth.recurring.insert(merchant_key(merchant), Cadence::Weekly);
+    }
+    for (merchant, amount, first) in [("Amazon Prime", 13_900, 10), ("Domain Renewal", 1_899, 28)] {
+        for day in [first, first + 365] {
+            add(&mut spends, merchant, category("Subscriptions"), amount, day * DAY + 10 * 3_600);
+        }
+        truth.recurring.insert(merchant_key(merchant), Cadence::Yearly);
+    }
+    // Anomalies, after the first two months: duplicates of real charges minutes later,
+    // unusual amounts at known places, big first-time merchants.
+    let background: Vec<Spend> = spends
+        .iter()
+        .filter(|spend| {
+            spend.at > 60 * DAY
+                && ["Restaurants", "Shopping"].iter().any(|n| category(n) == spend.category_id)
+        })
+        .cloned()
+        .collect();
+    for _ in 0..6 {
+        let original = &background[random.between(0, background.len() as i64 - 1) as usize];
+        let at = original.at + random.between(60, 480);
+        let id = add(&mut spends, &original.merchant, original.category_id, original.amount, at);
+        truth.alerts.insert(id, AlertKind::DuplicateCharge);
+    }
+    // Unusual amounts at places the customer has been to before, each at its own place (a
+    // second big bill at the same place is what that place costs, not a surprise).
+    let mut used = HashSet::new();
+    for i in 0..8 {
+        let day = random.between(70, DAYS - 1);
+        let name = if i % 2 == 0 { "Restaurants" } else { "Shopping" };
+        let visited: Vec<&Spend> = background
+            .iter()
+            .filter(|spend| {
+                spend.category_id == category(name) && spend.at < day * DAY && !used.contains(&spend.merchant)
+            })
+            .collect();
+        let place = visited[random.between(0, visited.len() as i64 - 1) as usize].merchant.clone();
+        used.insert(place.clone());
+        let amount =
+            if i % 2 == 0 { random.between(30_000, 50_000) } else { random.between(60_000, 120_000) };
+        let id = add(&mut spends, &place, category(name), amount, day * DAY + 15 * 3_600);
+        truth.alerts.insert(id, AlertKind::UnusualAmount);
+    }
+    for i in 0..4 {
+        let day = random.between(70, DAYS - 1);
+        let amount = random.between(80_000, 200_000);
+        let id =
+            add(&mut spends, &format!("Jeweller {i}"), category("Shopping"), amount, day * DAY + 16 * 3_600);
+        truth.alerts.insert(id, AlertKind::NewMerchant);
+    }
+    let categories = names.iter().zip(&ids).map(|(name, id)| (*id, *name)).collect();
+    Year { spends, categories, truth }
+}
+
+/// Precision and recall of `found` against `planted`.
+fn score<T: Eq + std::hash::Hash>(found: &HashSet<T>, planted: &HashSet<T>) -> (f64, f64) {
+    let hits = found.intersection(planted).count() as f64;
+    let precision = if found.is_empty() { 1.0 } else { hits / found.len() as f64 };
+    let recall = if planted.is_empty() { 1.0 } else { hits / planted.len() as f64 };
+    (precision, recall)
+}
+
+#[test]
+fn detectors_find_what_was_planted_and_little_else() {
+    for seed in [20_261_203, 7, 99, 1, 2, 3, 42, 1_000, 31_337, 65_535] {
+        let year = generate(seed);
+        let now = DAYS * DAY;
+
+        let found = recurring(&year.spends, now);
+        let detected: HashSet<String> = found.iter().map(|r| r.key.clone()).collect();
+        let planted: HashSet<String> = year.truth.recurring.keys().cloned().collect();
+        let (precision, recall) = score(&detected, &planted);
+        println!(
+            "seed {seed}: recurring precision {precision:.3} recall {recall:.3} ({} found, {} planted; {} charges in all)",
+            detected.len(),
+            planted.len(),
+            year.spends.len()
+        );
+        let wrong: Vec<_> = detected.difference(&planted).collect();
+        let missed: Vec<_> = planted.difference(&detected).collect();
+        if !missed.is_empty() {
+            println!("seed {seed}: recurring missed {missed:?}");
+        }
+        for item in found.iter().filter(|item| !planted.contains(&item.key)) {
+            println!("seed {seed}: recurring not planted {item:?}");
+        }
+        assert!(precision >= 0.95 && recall >= 0.9, "seed {seed}: not planted {wrong:?}, missed {missed:?}");
+        for item in &found {
+            if let Some(cadence) = year.truth.recurring.get(&item.key) {
+                assert_eq!(item.cadence, *cadence, "{}", item.key);
+            }
+        }
+        let rises: HashSet<String> = found
+            .iter()
+            .filter(|r| r.price_change.is_some_and(|c| c.to > c.from))
+            .map(|r| r.key.clone())
+            .collect();
+        let (precision, recall) = score(&rises, &year.truth.price_rises);
+        println!("seed {seed}: price rises precision {precision:.3} recall {recall:.3}");
+        assert_eq!(rises, year.truth.price_rises);
+
+        let names = &year.categories;
+        let alerts = anomalies(&year.spends, &|id| names[&id].to_owned(), &AnomalySettings::default());
+        for kind in [AlertKind::DuplicateCharge, AlertKind::UnusualAmount, AlertKind::NewMerchant] {
+            let found: HashSet<Uuid> =
+                alerts.iter().filter(|a| a.kind == kind).map(|a| a.expense_id).collect();
+            let planted: HashSet<Uuid> =
+                year.truth.alerts.iter().filter(|(_, k)| **k == kind).map(|(id, _)| *id).collect();
+            let (precision, recall) = score(&found, &planted);
+            println!(
+                "seed {seed}: {kind:?} precision {precision:.3} recall {recall:.3} ({} found, {} planted)",
+                found.len(),
+                planted.len()
+            );
+            let wrong: Vec<String> = alerts
+                .iter()
+                .filter(|a| a.kind == kind && !planted.contains(&a.expense_id))
+                .map(|a| a.reason.clone())
+                .collect();
+            assert!(precision >= 0.8, "seed {seed}: {kind:?} flagged what was not planted: {wrong:#?}");
+            let missed: Vec<(String, i64, i64, Option<AlertKind>)> = year
+                .spends
+                .iter()
+                .filter(|spend| planted.contains(&spend.id) && !found.contains(&spend.id))
+                .map(|spend| {
+                    let flagged =
+                        alerts.iter().find(|alert| alert.expense_id == spend.id).map(|alert| alert.kind);
+                    (spend.merchant.clone(), spend.amount, spend.at / DAY, flagged)
+                })
+                .collect();
+            if !missed.is_empty() {
+                println!("seed {seed}: {kind:?} missed (merchant, amount, day, flagged as) {missed:?}");
+            }
+            assert!(
+                recall >= 0.8,
+                "seed {seed}: {kind:?} missed planted ones (merchant, amount, day, flagged as): {missed:?}"
+            );
+        }
+    }
+}
+
+/// `days` ago, RFC 3339.
+fn days_ago(days: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+async fn expense(
+    app: &common::TestApp,
+    session: &common::Session,
+    merchant: &str,
+    amount: i64,
+    at: &str,
+) -> Value {
+    let body = json!({"amount": amount, "currency": "USD", "merchant": merchant, "occurred_at": at});
+    let (status, expense) = customer::post(app, session, "/v1/expenses", &body).await;
+    assert_eq!(status, 201, "{expense}");
+    expense
+}
+
+/// The kinds in the customer's inbox, once the consumer has caught up with `expected`.
+async fn inbox(app: &common::TestApp, session: &common::Session, expected: &[&str]) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for _ in 0..500 {
+        let (_, page) = customer::get(app, session, "/v1/notifications?limit=100").await;
+        kinds =
+            page["data"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap().to_owned()).collect();
+        if expected.iter().all(|kind| kinds.iter().any(|k| k == kind)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kinds
+}
+
+#[tokio::test]
+async fn insights_come_from_expenses_and_are_told_once() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let session = register_and_login(&app, "insights@example.com").await;
+        // Four months of a streaming service, its price up on the last charge; coffee in
+        // between; a charge repeated two minutes later.
+        for (days, amount) in [(95, 1_549), (65, 1_549), (35, 1_549), (5, 1_799)] {
+            expense(&app, &session, "Netflix", amount, &days_ago(days)).await;
+        }
+        for day in 1..20 {
+            expense(&app, &session, "Cafe Nero", 420 + day % 3 * 10, &days_ago(day * 4)).await;
+        }
+        let first = expense(&app, &session, "Shell", 1_500, &days_ago(2)).await;
+        let at = time::OffsetDateTime::now_utc() - time::Duration::days(2) + time::Duration::minutes(2);
+        let repeat = expense(
+            &app,
+            &session,
+            "SHELL",
+            1_500,
+            &at.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        )
+        .await;
+
+        let (status, recurring) = customer::get(&app, &session, "/v1/insights/recurring").await;
+        assert_eq!(status, 200, "{recurring}");
+        let data = recurring["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{recurring}");
+        assert_eq!(data[0]["merchant"], "Netflix");
+        assert_eq!(data[0]["cadence"], "monthly");
+        assert_eq!(data[0]["kind"], "subscription");
+        assert_eq!(data[0]["occurrences"], 4);
+        assert_eq!(data[0]["next_amount"], 1_799);
+        assert_eq!(data[0]["price_change"]["from"], 1_549);
+        assert_eq!(data[0]["price_change"]["to"], 1_799);
+
+        let (status, alerts) = customer::get(&app, &session, "/v1/insights/alerts").await;
+        assert_eq!(status, 200, "{alerts}");
+        let data = alerts["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{alerts}");
+        assert_eq!(data[0]["kind"], "duplicate_charge");
+        assert_eq!(data[0]["expense_id"], repeat["id"]);
+        assert_eq!(data[0]["related_expense_id"], first["id"]);
+        assert_eq!(
+            data[0]["reason"],
+            "15.00 USD at SHELL was charged twice, 2 min apart: this may be a duplicate."
+        );
+
+        // Told in the inbox, each once: another expense tells nothing new.
+        let told = ["subscription_detected", "price_increase", "spending_alert"];
+        let kinds = inbox(&app, &session, &told).await;
+        for kind in told {
+            assert_eq!(kinds.iter().filter(|k| *k == kind).count(), 1, "{kind}: {kinds:?}");
+        }
+        expense(&app, &session, "Cafe Nero", 430, &days_ago(0)).await;
+        common::relayed(&app.store().await).await;
+        let again = inbox(&app, &session, &told).await;
+        for kind in told {
+            assert_eq!(again.iter().filter(|k| *k == kind).count(), 1, "{kind} told again: {again:?}");
+        }
+        // Someone else sees none of it.
+        let other = register_and_login(&app, "other.insights@example.com").await;
+        let (_, recurring) = customer::get(&app, &other, "/v1/insights/recurring").await;
+        assert_eq!(recurring["data"], json!([]));
+        app.stop().await;
+    }
+}

@@ -1,0 +1,12 @@
+-- Coffer insights, PostgreSQL. Mirrors ../sqlite/0014_insights.sql; never edit once landed.
+-- Times are nanoseconds since the Unix epoch.
+
+-- What a customer has been told about their spending, once each: a recurring payment
+-- found (`recurring:<merchant>:<currency>`), its price rising (`price:<merchant>:<currency>:<new
+-- price>`), an alert on an expense (`alert:<expense id>`).
+CREATE TABLE insight_notices (
+    customer_id UUID    NOT NULL,
+    key         TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    PRIMARY KEY (customer_id, key)
+);
