@@ -74,6 +74,7 @@ fn generate(seed: u64) -> Year {
             amount,
             currency: "USD".into(),
             at,
+            wallet_id: None,
         });
         id
     };
@@ -403,6 +404,60 @@ async fn insights_come_from_expenses_and_are_told_once() {
         let other = register_and_login(&app, "other.insights@example.com").await;
         let (_, recurring) = customer::get(&app, &other, "/v1/insights/recurring").await;
         assert_eq!(recurring["data"], json!([]));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_forecast_counts_schedules_subscriptions_and_income_and_warns_ahead() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let alice = register_and_login(&app, "forecast@example.com").await;
+        let bob = register_and_login(&app, "payee@example.com").await;
+        let wallet = customer::open_wallet(&app, &alice, "USD").await;
+        let bobs = customer::open_wallet(&app, &bob, "USD").await;
+        customer::top_up(&app, &alice, &wallet, 9_000).await;
+        // Rent in three days, monthly; a subscription found in the expenses, due in about
+        // five days.
+        let start = time::OffsetDateTime::now_utc() + time::Duration::days(3);
+        let start = start.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let rent = json!({"from_wallet_id": wallet, "to_wallet_id": bobs, "amount": 8_200,
+            "frequency": "monthly", "start_at": start, "description": "rent"});
+        let (status, body) = customer::post(&app, &alice, "/v1/scheduled-payments", &rent).await;
+        assert_eq!(status, 201, "{body}");
+        for days in [86, 56, 25] {
+            expense(&app, &alice, "Netflix", 1_549, &days_ago(days)).await;
+        }
+
+        let (status, forecast) = customer::get(&app, &alice, "/v1/insights/forecast?days=60").await;
+        assert_eq!(status, 200, "{forecast}");
+        assert_eq!(forecast["days"], 60);
+        let mine = &forecast["wallets"][0];
+        assert_eq!(mine["wallet_id"], wallet.as_str());
+        assert_eq!(mine["balance"], 9_000);
+        assert_eq!(mine["daily_income"], 100, "9,000 topped up over 90 days");
+        assert_eq!(mine["daily"].as_array().unwrap().len(), 60);
+        let expected = mine["expected"].as_array().unwrap();
+        let rent: Vec<&Value> = expected.iter().filter(|flow| flow["source"] == "scheduled").collect();
+        let netflix: Vec<&Value> = expected.iter().filter(|flow| flow["source"] == "recurring").collect();
+        assert_eq!(rent.len(), 2, "rent twice in 60 days: {expected:?}");
+        assert_eq!((&rent[0]["amount"], &rent[0]["description"]), (&json!(-8_200), &json!("rent")));
+        assert_eq!(netflix.len(), 2, "{expected:?}");
+        assert_eq!((&netflix[0]["amount"], &netflix[0]["description"]), (&json!(-1_549), &json!("Netflix")));
+        // 9,000 + 100 a day − 8,200 − 1,549 goes below zero on the subscription's day.
+        assert_eq!(mine["below_zero_on"], netflix[0]["date"], "{mine}");
+        let daily = mine["daily"].as_array().unwrap();
+        let on = daily.iter().find(|day| day["date"] == netflix[0]["date"]).unwrap();
+        assert!(on["balance"].as_i64().unwrap() < 0);
+        assert_eq!(
+            mine["lowest_balance"],
+            daily.iter().map(|d| d["balance"].as_i64().unwrap()).min().unwrap()
+        );
+
+        let kinds = inbox(&app, &alice, &["low_balance_forecast"]).await;
+        assert_eq!(kinds.iter().filter(|kind| *kind == "low_balance_forecast").count(), 1, "{kinds:?}");
+        let (status, problem) = customer::get(&app, &alice, "/v1/insights/forecast?days=91").await;
+        common::assert_problem(status, &problem, 422, "validation_failed");
         app.stop().await;
     }
 }

@@ -140,6 +140,7 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/admin/mock-provider/settlement", Access::Admin),
     ("GET", "/v1/insights/recurring", Access::Customer),
     ("GET", "/v1/insights/alerts", Access::Customer),
+    ("GET", "/v1/insights/forecast", Access::Customer),
     ("GET", "/v1/fx/rates", Access::Customer),
     ("POST", "/v1/fx/quotes", Access::Customer),
     ("GET", "/v1/fx/quotes/{id}", Access::Customer),

@@ -96,6 +96,7 @@ use super::{
         fx::fx_report,
         insights::recurring_payments,
         insights::spending_alerts,
+        insights::cash_flow_forecast,
         monitors::create_monitor,
         monitors::list_monitors,
         monitors::delete_monitor,

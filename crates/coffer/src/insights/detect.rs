@@ -36,6 +36,8 @@ pub struct Spend {
     pub amount: i64,
     pub currency: String,
     pub at: i64,
+    /// The wallet it was paid from, when known.
+    pub wallet_id: Option<Uuid>,
 }
 
 /// How a merchant is recognised across charges: case, punctuation and spacing ignored.
@@ -63,7 +65,7 @@ impl Cadence {
     const ALL: [Self; 3] = [Self::Weekly, Self::Monthly, Self::Yearly];
 
     /// The period, and how far a charge may land from it, in seconds.
-    fn period_s(self) -> (i64, i64) {
+    pub fn period_s(self) -> (i64, i64) {
         match self {
             Self::Weekly => (7 * DAY_S, 3 * DAY_S / 2),
             Self::Monthly => (30 * DAY_S + DAY_S / 2, 5 * DAY_S),
@@ -118,6 +120,8 @@ pub struct Recurring {
     pub next_amount: i64,
     pub price_change: Option<PriceChange>,
     pub category_id: Uuid,
+    /// The wallet the latest charge was paid from, when known.
+    pub wallet_id: Option<Uuid>,
 }
 
 /// The recurring payments among `spends`, as of `now` (seconds since the epoch).
@@ -200,6 +204,7 @@ fn fits(series: &[&Spend], cadence: Cadence, now: i64) -> Option<Recurring> {
         next_amount,
         price_change,
         category_id: last.category_id,
+        wallet_id: last.wallet_id,
     })
 }
 
@@ -473,6 +478,7 @@ mod tests {
             amount,
             currency: "USD".into(),
             at: day * DAY_S,
+            wallet_id: None,
         }
     }
 

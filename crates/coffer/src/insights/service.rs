@@ -7,7 +7,8 @@
 //! The notifications consumer calls [`Insights::news`] when expenses arrive: a recurring
 //! payment not seen before, a subscription's price rising, an alert on a just-arrived
 //! expense of the last 30 days (older ones, from an import or a bank's history, are in
-//! the list but not worth a message). Each is told once.
+//! the list but not worth a message), a wallet forecast to go below zero within 30 days.
+//! Each is told once.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +16,16 @@ use store::{Store, StoreError};
 use uuid::Uuid;
 
 use super::detect::{self, Alert, AnomalySettings, Recurring, Spend};
-use crate::finance::reports;
+use super::forecast::{self, Flow, FlowSource, Start, WalletForecast};
+use crate::finance::{reports, schedules::next_occurrence};
+use crate::wallets::Balance;
+
+/// Days of wallet income the forecast averages.
+const INCOME_DAYS: i64 = 90;
+/// Incoming operations the income average reads at most.
+const INCOME_ROWS_MAX: u32 = 2_000;
+/// Days ahead a forecast below zero is told about.
+const FORECAST_TOLD_DAYS: u32 = 30;
 
 /// Days of expenses the insights read.
 pub const WINDOW_DAYS: i64 = 400;
@@ -66,6 +76,7 @@ impl Insights {
                 amount: row.amount,
                 currency: row.currency,
                 at: row.occurred_at.div_euclid(1_000_000_000),
+                wallet_id: row.wallet_id,
             })
             .collect();
         Ok((spends, names))
@@ -149,8 +160,142 @@ impl Insights {
                 });
             }
         }
+        for wallet in self.forecast(customer_id, FORECAST_TOLD_DAYS).await? {
+            let Some(day) = wallet.below_zero_on else { continue };
+            let money = |amount| detect::money(amount, &wallet.start.currency);
+            news.push(Notice {
+                key: format!("forecast:{}:{day}", wallet.start.wallet_id),
+                kind: "low_balance_forecast",
+                title: format!("Your {} wallet may go below zero on {day}", wallet.start.currency),
+                body: format!(
+                    "With the payments expected, wallet {} is forecast to reach {} on {day} (lowest {} on {}). \
+                     GET /v1/insights/forecast has the details.",
+                    wallet.start.wallet_id,
+                    money(wallet.days.iter().find(|(on, _)| *on == day).map_or(0, |(_, balance)| *balance)),
+                    money(wallet.lowest.1),
+                    wallet.lowest.0
+                ),
+            });
+        }
         news.retain(|notice| !told.contains(&notice.key));
         Ok(news)
+    }
+}
+
+impl Insights {
+    /// Each of the customer's wallets' expected balance for `days` days from today: the
+    /// available balance now, plus the wallet's average daily income over the last 90 days
+    /// (top-ups and transfers from other customers), less every occurrence of its active
+    /// scheduled payments (plus those into it from the customer's other wallets), less the
+    /// expected charges of the recurring payments found in the expenses — on the wallet
+    /// that paid the last one, or the customer's main wallet in that currency, and not
+    /// when a scheduled payment to that biller already counts them.
+    pub async fn forecast(&self, customer_id: Uuid, days: u32) -> Result<Vec<WalletForecast>, StoreError> {
+        let now = now_ns();
+        let today = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now))
+            .map_or(time::Date::MIN, |now| now.date());
+        let days = days.clamp(1, forecast::HORIZON_DAYS_MAX);
+        let until = now + i64::from(days) * DAY_NS;
+        let on = |at: i64| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at)).map_or(today, |at| at.date())
+        };
+        let wallets =
+            self.store.customer_wallets(customer_id, None, store::WALLETS_PER_CUSTOMER_MAX as u32).await?;
+        let ids: HashSet<Uuid> = wallets.iter().map(|wallet| wallet.id).collect();
+        // Income: what came in from outside the customer's own wallets.
+        let filter = store::OperationFilter {
+            wallet_ids: wallets.iter().map(|wallet| wallet.id).collect(),
+            debits: false,
+            credits: true,
+            kind: None,
+            status: Some(ledger::PendingStatus::Posted),
+            timestamp_min: u64::try_from(now - INCOME_DAYS * DAY_NS).unwrap_or(0),
+            timestamp_max: u64::MAX >> 1,
+            amount_min: 0,
+            amount_max: ledger::AMOUNT_MAX,
+            reversed: true,
+            after: None,
+            limit: INCOME_ROWS_MAX,
+        };
+        let mut income: HashMap<Uuid, i64> = HashMap::new();
+        for row in self.store.operations(&filter).await? {
+            let outside = !ids.contains(&row.counterparty_account_id);
+            if matches!(row.kind, Some(store::NoteKind::TopUp | store::NoteKind::Transfer)) && outside {
+                *income.entry(row.wallet_id).or_default() += i64::try_from(row.amount).unwrap_or(0);
+            }
+        }
+        let starts: Vec<Start> = wallets
+            .iter()
+            .map(|wallet| Start {
+                wallet_id: wallet.id,
+                currency: wallet.currency.clone(),
+                balance: Balance::of(wallet).available,
+                daily_income: income.get(&wallet.id).copied().unwrap_or(0) / INCOME_DAYS,
+            })
+            .collect();
+        let mut flows = Vec::new();
+        let mut billers: HashSet<(String, String)> = HashSet::new();
+        for schedule in self.store.schedules(customer_id).await? {
+            if schedule.status != "active" {
+                continue;
+            }
+            if let Some(biller) = &schedule.biller {
+                billers.insert((detect::merchant_key(biller), schedule.currency.clone()));
+            }
+            let label = schedule
+                .description
+                .clone()
+                .or_else(|| schedule.biller.clone())
+                .unwrap_or_else(|| "scheduled payment".into());
+            let mut at = Some(schedule.next_run_at);
+            while let Some(occurrence) = at.filter(|at| *at <= until) {
+                let flow = |wallet_id, amount| Flow {
+                    wallet_id,
+                    on: on(occurrence),
+                    amount,
+                    source: FlowSource::Scheduled,
+                    label: label.clone(),
+                };
+                flows.push(flow(schedule.from_wallet_id, -schedule.amount));
+                if let Some(to) = schedule.to_wallet_id.filter(|to| ids.contains(to)) {
+                    flows.push(flow(to, schedule.amount));
+                }
+                at = next_occurrence(&schedule.frequency, schedule.start_at, occurrence, schedule.end_at);
+            }
+        }
+        let (spends, _) = self.spends(customer_id, now).await?;
+        for item in detect::recurring(&spends, now / 1_000_000_000) {
+            if billers.contains(&(item.key.clone(), item.currency.clone())) {
+                continue;
+            }
+            let main = || {
+                wallets
+                    .iter()
+                    .find(|wallet| {
+                        wallet.currency == item.currency && wallet.wallet_type == store::WalletType::Wallet
+                    })
+                    .map(|wallet| wallet.id)
+            };
+            let Some(wallet_id) = item.wallet_id.filter(|id| ids.contains(id)).or_else(main) else {
+                continue;
+            };
+            let (period, _) = item.cadence.period_s();
+            let mut at = item.next_at;
+            while at * 1_000_000_000 <= until {
+                if at * 1_000_000_000 >= now - DAY_NS {
+                    let on = on(at * 1_000_000_000).max(today);
+                    flows.push(Flow {
+                        wallet_id,
+                        on,
+                        amount: -item.next_amount,
+                        source: FlowSource::Recurring,
+                        label: item.merchant.clone(),
+                    });
+                }
+                at += period;
+            }
+        }
+        Ok(forecast::project(today, days, &starts, &flows))
     }
 }
 

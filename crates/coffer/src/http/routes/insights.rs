@@ -1,6 +1,6 @@
 //! Insights over HTTP: `GET /v1/insights/recurring` (my subscriptions and bills, with the
-//! next charge expected) and `GET /v1/insights/alerts` (my spends worth a second look,
-//! each with its reason). The rules are `crate::insights`'.
+//! next charge expected), `GET /v1/insights/alerts` (my spends worth a second look, each
+//! with its reason) and `GET /v1/insights/forecast` (each wallet's expected balance). The rules are `crate::insights`'.
 
 use axum::{Router, extract::State, routing::get};
 use serde::{Deserialize, Serialize};
@@ -9,11 +9,13 @@ use uuid::Uuid;
 
 use crate::http::{AppState, caller::AuthUser, error::ApiError, extract::Query, paging};
 use crate::insights::detect::{AlertKind, Cadence, PriceChange, RecurringKind};
+use crate::insights::forecast::{FlowSource, HORIZON_DAYS_MAX};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/insights/recurring", get(recurring_payments))
         .route("/v1/insights/alerts", get(spending_alerts))
+        .route("/v1/insights/forecast", get(cash_flow_forecast))
 }
 
 fn at(seconds: i64) -> String {
@@ -156,4 +158,106 @@ async fn spending_alerts(
         })
         .collect();
     Ok(axum::Json(SpendingAlertList { data }))
+}
+
+/// How far to look ahead.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ForecastQuery {
+    /// Days from today, 1 to 90; default 30.
+    pub days: Option<u32>,
+}
+
+/// A flow expected on a day. Minor units: negative leaves the wallet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExpectedFlowView {
+    pub date: String,
+    pub amount: i64,
+    pub source: FlowSource,
+    pub description: String,
+}
+
+/// A wallet's expected balance at the end of a day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailyBalanceView {
+    pub date: String,
+    pub balance: i64,
+}
+
+/// One wallet's forecast. Minor units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WalletForecastView {
+    pub wallet_id: Uuid,
+    pub currency: String,
+    /// Available now.
+    pub balance: i64,
+    /// Average income per day over the last 90 days, counted every day ahead.
+    pub daily_income: i64,
+    pub end_balance: i64,
+    pub lowest_balance: i64,
+    pub lowest_on: String,
+    /// The first day expected to end below zero; `null` when none is.
+    #[schema(required = true)]
+    pub below_zero_on: Option<String>,
+    pub expected: Vec<ExpectedFlowView>,
+    pub daily: Vec<DailyBalanceView>,
+}
+
+/// The forecast of every one of my wallets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CashFlowForecast {
+    pub days: u32,
+    pub wallets: Vec<WalletForecastView>,
+}
+
+/// Each of my wallets' expected balance for the coming days: the available balance now,
+/// plus my average daily income (top-ups and transfers from others over the last 90
+/// days), less my active scheduled payments and the recurring payments found in my
+/// expenses on their expected days; with the lowest point and the first day expected
+/// below zero.
+#[utoipa::path(get, path = "/v1/insights/forecast", tag = "finance", params(ForecastQuery),
+    security(("access_token" = [])),
+    responses((status = 200, body = CashFlowForecast)))]
+async fn cash_flow_forecast(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Query(query): Query<ForecastQuery>,
+) -> Result<axum::Json<CashFlowForecast>, ApiError> {
+    let days = query.days.unwrap_or(30);
+    if days == 0 || days > HORIZON_DAYS_MAX {
+        return Err(ApiError::field("/days", format!("1 to {HORIZON_DAYS_MAX}")));
+    }
+    let wallets = state
+        .insights
+        .forecast(user.customer_id, days)
+        .await?
+        .into_iter()
+        .map(|wallet| WalletForecastView {
+            wallet_id: wallet.start.wallet_id,
+            currency: wallet.start.currency,
+            balance: wallet.start.balance,
+            daily_income: wallet.start.daily_income,
+            end_balance: wallet.days.last().map_or(wallet.start.balance, |(_, balance)| *balance),
+            lowest_balance: wallet.lowest.1,
+            lowest_on: wallet.lowest.0.to_string(),
+            below_zero_on: wallet.below_zero_on.map(|on| on.to_string()),
+            expected: wallet
+                .flows
+                .into_iter()
+                .map(|flow| ExpectedFlowView {
+                    date: flow.on.to_string(),
+                    amount: flow.amount,
+                    source: flow.source,
+                    description: flow.label,
+                })
+                .collect(),
+            daily: wallet
+                .days
+                .into_iter()
+                .map(|(on, balance)| DailyBalanceView { date: on.to_string(), balance })
+                .collect(),
+        })
+        .collect();
+    Ok(axum::Json(CashFlowForecast { days, wallets }))
 }
