@@ -180,7 +180,8 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
         | EventData::ScheduledPaymentFailed(_)
         | EventData::VerifyFindings(_)
         | EventData::MonitorTriggered(_)
-        | EventData::ReconciliationUnmatched(_) => Vec::new(),
+        | EventData::ReconciliationUnmatched(_)
+        | EventData::CreditScoreChanged(_) => Vec::new(),
     };
     Some(changes)
 }

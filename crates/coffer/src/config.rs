@@ -302,6 +302,17 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub fx_quote_ttl_s: u64,
 
+    /// Credit reports: seconds between pulls of a consent in force (default 30 days).
+    #[arg(long, env = "COFFER_CREDIT_REFRESH_S", default_value_t = 2_592_000,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub credit_refresh_s: u64,
+
+    /// Credit reports: days a customer's reports are kept after they withdraw consent
+    /// (0: deleted at the next maintenance pass).
+    #[arg(long, env = "COFFER_CREDIT_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=3_650))]
+    pub credit_retention_days: u32,
+
     /// How often the recovery worker looks for payments left pending, in milliseconds.
     #[arg(long, env = "COFFER_RECOVERY_INTERVAL_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]

@@ -13,6 +13,7 @@ pub mod analytics;
 pub mod backup;
 pub mod commit;
 pub mod config;
+pub mod credit;
 pub mod events;
 pub mod finance;
 pub mod fx;

@@ -54,6 +54,7 @@ pub struct Server {
     mock_provider: MockSettings,
     reconciliation_overdue_days: u32,
     fx: (crate::fx::FxSettings, Arc<dyn crate::fx::rates::RateProvider>),
+    credit: crate::credit::CreditSettings,
     fees: Fees,
     money_requests_per_minute: std::num::NonZeroU32,
     recovery_interval: Duration,
@@ -178,6 +179,10 @@ impl Server {
                     None => Arc::new(crate::fx::rates::Sandbox),
                 },
             ),
+            credit: crate::credit::CreditSettings {
+                refresh: Duration::from_secs(args.credit_refresh_s),
+                retention: Duration::from_secs(u64::from(args.credit_retention_days) * 24 * 3_600),
+            },
             recovery_interval: Duration::from_millis(args.recovery_interval_ms),
             recovery_grace: Duration::from_millis(args.recovery_grace_ms),
             idempotency_retention: Duration::from_secs(args.idempotency_retention_hours * 3_600),
@@ -223,6 +228,11 @@ impl Server {
             self.fx.1.clone(),
             self.fx.0,
         ));
+        let credit = Arc::new(crate::credit::Credit::new(
+            self.store.clone(),
+            Arc::new(crate::credit::bureau::Sandbox),
+            self.credit,
+        ));
         let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
         let mailer = self.events.mailer.take();
@@ -263,6 +273,7 @@ impl Server {
                 self.store.clone(),
                 payments.clone(),
                 fx.clone(),
+                credit.clone(),
                 money_rate_limit.clone(),
                 Maintenance {
                     interval: self.recovery_interval,
@@ -282,6 +293,7 @@ impl Server {
             );
             tasks.push(tokio::spawn(scheduler.run_until(events.interval, stop_workers.clone())));
             tasks.push(tokio::spawn(Banks::clone(&banks).run_until(events.interval, stop_workers.clone())));
+            tasks.push(tokio::spawn(credit.clone().run_until(events.interval, stop_workers.clone())));
             let deliverer = Deliverer::new(self.store.clone(), events.delivery);
             tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));
             if let Some(nats) = &events.nats {
@@ -330,6 +342,7 @@ impl Server {
             payments,
             reconciliations,
             fx,
+            credit,
             insights: crate::insights::Insights::new(self.store.clone()),
             mock_provider: provider,
             money_rate_limit: money_rate_limit.clone(),
@@ -390,11 +403,13 @@ const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 
 /// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
 /// crash), forgets idempotency keys past their retention, events past theirs (when one
-/// is set), and conversion quotes a day after they expired unexecuted. Errors are logged and retried on the next pass.
+/// is set), conversion quotes a day after they expired unexecuted, and credit reports
+/// past their retention after consent was withdrawn. Errors are logged and retried on the next pass.
 async fn maintenance_worker(
     store: Store,
     payments: Arc<Payments>,
     fx: Arc<crate::fx::Fx>,
+    credit: Arc<crate::credit::Credit>,
     money_rate_limit: Arc<MoneyRateLimit>,
     settings: Maintenance,
     stop: CancellationToken,
@@ -434,6 +449,9 @@ async fn maintenance_worker(
         }
         if let Err(error) = fx.purge(IDEMPOTENCY_PURGE_BATCH_MAX).await {
             tracing::warn!(%error, "purging expired quotes failed; retrying next pass");
+        }
+        if let Err(error) = credit.purge(IDEMPOTENCY_PURGE_BATCH_MAX).await {
+            tracing::warn!(%error, "purging withdrawn customers' credit reports failed; retrying next pass");
         }
     }
 }

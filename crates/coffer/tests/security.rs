@@ -139,6 +139,10 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reconciliations/{id}/report.csv", Access::Admin),
     ("GET", "/v1/admin/mock-provider/settlement", Access::Admin),
     ("GET", "/v1/insights/recurring", Access::Customer),
+    ("GET", "/v1/credit/consent", Access::Customer),
+    ("POST", "/v1/credit/consent", Access::Customer),
+    ("DELETE", "/v1/credit/consent", Access::Customer),
+    ("GET", "/v1/credit/report", Access::Customer),
     ("GET", "/v1/insights/alerts", Access::Customer),
     ("GET", "/v1/insights/forecast", Access::Customer),
     ("GET", "/v1/fx/rates", Access::Customer),
@@ -170,6 +174,7 @@ const TAKES_NO_BODY: &[&str] = &[
     "/v1/bank-connections/{id}/sync",
     "/v1/admin/verify",
     "/v1/fx/quotes/{id}/execute",
+    "/v1/credit/consent",
 ];
 
 /// The routes the router declares: every `.route("PATH", method(…).method(…))` in the

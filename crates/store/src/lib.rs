@@ -25,6 +25,7 @@ pub mod backup;
 mod bank;
 mod batch;
 mod codec;
+mod credit;
 mod finance;
 mod fx;
 mod idempotency;
@@ -52,6 +53,7 @@ pub use bank::{
     SyncOutcome,
 };
 pub use batch::now_ns;
+pub use credit::{CREDIT_HISTORY_MAX, CreditConsentRow, CreditReportRow};
 pub use finance::{
     BUDGETS_PER_CUSTOMER_MAX, BudgetRow, CATEGORIES_PER_CUSTOMER_MAX, CATEGORIES_SQL, CATEGORY_TOTALS_SQL,
     CategoryRow, CategoryTotal, EXPENSES_PAGE_MAX, ExpenseFilter, ExpenseRow, MerchantTotal,

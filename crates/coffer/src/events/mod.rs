@@ -102,10 +102,12 @@ pub enum EventType {
     /// Money was converted between two of a customer's wallets (`POST
     /// /v1/fx/quotes/{id}/execute`).
     FxConverted,
+    /// A customer's credit score changed between two reports.
+    CreditScoreChanged,
 }
 
 impl EventType {
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::CustomerRegistered,
         Self::CustomerLoggedIn,
         Self::WalletCreated,
@@ -129,6 +131,7 @@ impl EventType {
         Self::MonitorTriggered,
         Self::ReconciliationUnmatched,
         Self::FxConverted,
+        Self::CreditScoreChanged,
     ];
 
     /// The name without the `coffer.` prefix, e.g. `transfer.posted`.
@@ -157,6 +160,7 @@ impl EventType {
             Self::MonitorTriggered => "monitor.triggered",
             Self::ReconciliationUnmatched => "reconciliation.unmatched",
             Self::FxConverted => "fx.converted",
+            Self::CreditScoreChanged => "credit.score_changed",
         }
     }
 

@@ -387,6 +387,22 @@ pub struct FxConvertedData<'a> {
     pub rate: Cow<'a, str>,
 }
 
+/// `credit.score_changed`: a report pulled from the credit bureau (with the customer's
+/// consent) scored them differently from the one before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CreditScoreChangedData {
+    pub customer_id: Uuid,
+    /// The new report (`GET /v1/credit/report`).
+    pub report_id: Uuid,
+    /// `null` when the bureau could not score the customer.
+    #[schema(required = true)]
+    pub previous_score: Option<u16>,
+    #[schema(required = true)]
+    pub score: Option<u16>,
+    #[schema(inline)]
+    pub band: crate::credit::bureau::Band,
+}
+
 /// The schema of a field that is always `null`.
 fn null() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::Null)
@@ -418,6 +434,7 @@ pub enum EventData {
     MonitorTriggered(MonitorTriggeredData<'static>),
     ReconciliationUnmatched(ReconciliationUnmatchedData),
     FxConverted(FxConvertedData<'static>),
+    CreditScoreChanged(CreditScoreChangedData),
 }
 
 impl EventData {
@@ -449,6 +466,7 @@ impl EventData {
             EventType::MonitorTriggered => Self::MonitorTriggered(read(data)?),
             EventType::ReconciliationUnmatched => Self::ReconciliationUnmatched(read(data)?),
             EventType::FxConverted => Self::FxConverted(read(data)?),
+            EventType::CreditScoreChanged => Self::CreditScoreChanged(read(data)?),
         })
     }
 
@@ -479,6 +497,7 @@ impl EventData {
             Self::BudgetWarning(data) | Self::BudgetExceeded(data) => data.customer_id,
             Self::ScheduledPaymentFailed(data) => data.customer_id,
             Self::FxConverted(data) => data.customer_id,
+            Self::CreditScoreChanged(data) => data.customer_id,
             Self::VerifyFindings(_) | Self::ReconciliationUnmatched(_) => return None,
             Self::MonitorTriggered(data) => return data.customer_id,
         })
@@ -511,6 +530,7 @@ impl EventType {
             Self::MonitorTriggered => of::<MonitorTriggeredData<'_>>(),
             Self::ReconciliationUnmatched => of::<ReconciliationUnmatchedData>(),
             Self::FxConverted => of::<FxConvertedData<'_>>(),
+            Self::CreditScoreChanged => of::<CreditScoreChangedData>(),
         }
     }
 }

@@ -35,8 +35,8 @@ use tower_http::{
 use crate::{commit::CommitPipeline, identity::Identity, payments::Payments, wallets::Wallets};
 use error::ApiError;
 use routes::{
-    analytics, auth, banks, customers, finance, fx, health, insights, ledger, monitors, notifications,
-    payments, reconciliations, reports, schedules, stream, verify, wallets,
+    analytics, auth, banks, credit, customers, finance, fx, health, insights, ledger, monitors,
+    notifications, payments, reconciliations, reports, schedules, stream, verify, wallets,
 };
 
 /// The header carrying each request's id (set by the client, or generated).
@@ -57,6 +57,8 @@ pub struct AppState {
     pub payments: Arc<Payments>,
     /// Settlement files matched against the ledger.
     pub reconciliations: Arc<crate::payments::Reconciliations>,
+    /// Credit reports from the bureau, with consent.
+    pub credit: Arc<crate::credit::Credit>,
     /// Recurring payments and spending alerts from a customer's expenses.
     pub insights: crate::insights::Insights,
     /// Currency conversion: rates, quotes, execution.
@@ -119,6 +121,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(reconciliations::router())
         .merge(fx::router())
         .merge(insights::router())
+        .merge(credit::router())
         .merge(monitors::router())
         .merge(banks::router())
         .merge(health::router())

@@ -12,8 +12,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use super::{
     AppState, error,
     routes::{
-        analytics, auth, banks, customers, finance, fx, health, insights, ledger, monitors, notifications,
-        payments, reconciliations, reports, schedules, stream, verify, wallets,
+        analytics, auth, banks, credit, customers, finance, fx, health, insights, ledger, monitors,
+        notifications, payments, reconciliations, reports, schedules, stream, verify, wallets,
     },
 };
 
@@ -97,6 +97,10 @@ use super::{
         insights::recurring_payments,
         insights::spending_alerts,
         insights::cash_flow_forecast,
+        credit::give_consent,
+        credit::withdraw_consent,
+        credit::get_consent,
+        credit::get_report,
         monitors::create_monitor,
         monitors::list_monitors,
         monitors::delete_monitor,

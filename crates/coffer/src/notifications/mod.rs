@@ -463,6 +463,20 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
                 false,
             ));
         }
+        EventData::CreditScoreChanged(changed) => {
+            let score = |score: Option<u16>| score.map_or_else(|| "no score".to_owned(), |score| score.to_string());
+            out.push(message(
+                "credit_score_changed",
+                format!("Your credit score changed: {}", score(changed.score)),
+                format!(
+                    "Your latest credit report scores {} ({}), from {} before. GET /v1/credit/report has the factors.",
+                    score(changed.score),
+                    changed.band.as_str().replace('_', " "),
+                    score(changed.previous_score)
+                ),
+                true,
+            ));
+        }
         EventData::ReconciliationUnmatched(unmatched) => out.push(message(
             "reconciliation_unmatched",
             format!("Reconciliation: {} item(s) unmatched since {}", unmatched.overdue_lines + unmatched.overdue_transfers, unmatched.oldest),

@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod banks;
+pub mod credit;
 pub mod customers;
 pub mod finance;
 pub mod fx;

@@ -60,7 +60,8 @@ pub struct Notification {
     /// `welcome`, `transfer_received`, `high_value_transaction`, `low_balance`, `balance_alert`,
     /// `top_up_succeeded`, `top_up_failed`, `withdrawal_succeeded`, `withdrawal_failed`,
     /// `budget_warning`, `budget_exceeded`, `scheduled_payment_failed`, `fx_converted`,
-    /// `subscription_detected`, `price_increase`, `spending_alert`, `low_balance_forecast`; admins also get
+    /// `subscription_detected`, `price_increase`, `spending_alert`, `low_balance_forecast`,
+    /// `credit_score_changed`; admins also get
     /// `verify_findings` and `reconciliation_unmatched`.
     pub kind: String,
     pub title: String,
