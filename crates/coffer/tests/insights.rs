@@ -16,30 +16,25 @@ use coffer::insights::detect::{
     AlertKind, AnomalySettings, Cadence, Spend, anomalies, merchant_key, recurring,
 };
 use common::{backends, customer, register_and_login, spawn_app};
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 const DAY: i64 = 86_400;
 const DAYS: i64 = 395;
 
-/// xorshift64*: a fixed sequence for a fixed seed, whatever the rand crate's version.
-struct Random(u64);
+/// The generator's dice: a seeded `StdRng` (the same sequence for a seed while the rand
+/// crate's major version stays).
+struct Random(StdRng);
 
 impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
     /// Uniform in `low..=high`.
     fn between(&mut self, low: i64, high: i64) -> i64 {
-        low + (self.next() % (high - low + 1) as u64) as i64
+        self.0.random_range(low..=high)
     }
 
     fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.0.random_range(0..100) < percent
     }
 }
 
@@ -58,7 +53,7 @@ struct Year {
 }
 
 fn generate(seed: u64) -> Year {
-    let mut random = Random(seed);
+    let mut random = Random(StdRng::seed_from_u64(seed));
     let names =
         ["Groceries", "Coffee", "Rides", "Restaurants", "Shopping", "Subscriptions", "Utilities", "Fitness"];
     let ids: Vec<Uuid> = (0..names.len()).map(|i| Uuid::from_u128(i as u128 + 1)).collect();
@@ -175,6 +170,7 @@ fn generate(seed: u64) -> Year {
     }
     // Anomalies, after the first two months: duplicates of real charges minutes later,
     // unusual amounts at known places, big first-time merchants.
+    let everyday = spends.clone();
     let background: Vec<Spend> = spends
         .iter()
         .filter(|spend| {
@@ -195,7 +191,7 @@ fn generate(seed: u64) -> Year {
     for i in 0..8 {
         let day = random.between(70, DAYS - 1);
         let name = if i % 2 == 0 { "Restaurants" } else { "Shopping" };
-        let visited: Vec<&Spend> = background
+        let visited: Vec<&Spend> = everyday
             .iter()
             .filter(|spend| {
                 spend.category_id == category(name) && spend.at < day * DAY && !used.contains(&spend.merchant)
