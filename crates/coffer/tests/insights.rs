@@ -457,3 +457,70 @@ async fn a_forecast_counts_schedules_subscriptions_and_income_and_warns_ahead() 
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_monthly_summary_says_what_moved_and_which_budgets_are_at_risk() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let ada = register_and_login(&app, "summary@example.com").await;
+        let (_, categories) = customer::get(&app, &ada, "/v1/categories").await;
+        let id = |name: &str| {
+            categories.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let this_month = now.date().replace_day(1).unwrap().midnight().assume_utc();
+        let last_month =
+            (this_month - time::Duration::days(1)).date().replace_day(10).unwrap().midnight().assume_utc();
+        let rfc =
+            |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let spend = [
+            (last_month, "Coffee Shops", 1_000),
+            (last_month, "Taxi & Rideshare", 5_000),
+            (last_month, "Movies", 2_000),
+            (last_month, "Flights", 100),
+            (this_month, "Coffee Shops", 4_000),
+            (this_month, "Taxi & Rideshare", 1_000),
+            (this_month, "Movies", 2_500),
+            (this_month, "Flights", 100),
+            (this_month, "Salary", 300_000),
+        ];
+        for (at, category, amount) in spend {
+            let body = json!({"amount": amount, "currency": "USD", "category_id": id(category), "occurred_at": rfc(at)});
+            let (status, body) = customer::post(&app, &ada, "/v1/expenses", &body).await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let food = json!({"category_id": id("Food & Dining"), "currency": "USD", "amount": 3_000});
+        let (status, budget) = customer::post(&app, &ada, "/v1/budgets", &food).await;
+        assert_eq!(status, 201, "{budget}");
+
+        let path =
+            format!("/v1/reports/monthly/{}/{}/summary", this_month.year(), u8::from(this_month.month()));
+        let (status, summary) = customer::get(&app, &ada, &path).await;
+        assert_eq!(status, 200, "{summary}");
+        let usd = &summary["currencies"][0];
+        assert_eq!(usd["currency"], "USD");
+        assert_eq!(
+            (&usd["this_month"]["spending"], &usd["last_month"]["spending"]),
+            (&json!(7_600), &json!(8_100))
+        );
+        assert_eq!((&usd["spending_change"], &usd["spending_change_percent"]), (&json!(-500), &json!(-6)));
+        assert_eq!(usd["income_change"], 300_000);
+        let moved: Vec<(&str, i64)> = usd["moved_most"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| (line["name"].as_str().unwrap(), line["change"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(moved, [("Transportation", -4_000), ("Food & Dining", 3_000), ("Entertainment", 500)]);
+        let at_risk = summary["budgets_at_risk"].as_array().unwrap();
+        assert_eq!(at_risk.len(), 1, "{summary}");
+        assert_eq!(
+            (&at_risk[0]["budget_id"], &at_risk[0]["status"]["state"]),
+            (&budget["id"], &json!("exceeded"))
+        );
+        app.stop().await;
+    }
+}

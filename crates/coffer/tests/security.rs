@@ -119,6 +119,7 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reports/monthly/{year}/{month}", Access::Customer),
     ("GET", "/v1/reports/categories/{year}/{month}", Access::Customer),
     ("GET", "/v1/reports/summary", Access::Customer),
+    ("GET", "/v1/reports/monthly/{year}/{month}/summary", Access::Customer),
     ("GET", "/v1/reports/trends", Access::Customer),
     ("GET", "/v1/exports/expenses.csv", Access::Customer),
     ("GET", "/v1/exports/operations.csv", Access::Customer),

@@ -2,7 +2,7 @@
 //! never added together. Income is what falls in the `Income` category tree; spending is
 //! everything else. Months are calendar months in UTC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use store::{BudgetRow, CategoryRow, CategoryTotal};
@@ -129,6 +129,51 @@ pub struct MonthlyCurrency {
     pub previous_month: Totals,
     /// Spending change against the previous month in percent; null when it had none.
     pub spending_change_percent: Option<i64>,
+}
+
+/// A top-level category's spending this month against last month (minor units).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct CategoryMove {
+    pub category_id: Uuid,
+    pub name: String,
+    pub this_month: i64,
+    pub last_month: i64,
+    /// this_month − last_month.
+    pub change: i64,
+}
+
+/// One currency's month against the month before.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct CurrencySummary {
+    pub currency: String,
+    pub this_month: Totals,
+    pub last_month: Totals,
+    pub spending_change: i64,
+    /// Null when last month had no spending.
+    #[schema(required = true)]
+    pub spending_change_percent: Option<i64>,
+    pub income_change: i64,
+    /// The three top-level categories whose spending moved most, by amount.
+    pub moved_most: Vec<CategoryMove>,
+}
+
+/// A budget that is exceeded, at 80 % or more, or forecast past what it allows.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct BudgetAtRisk {
+    pub budget_id: Uuid,
+    pub category_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub status: BudgetStatus,
+}
+
+/// A month in a few figures.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MonthlySummary {
+    pub year: i32,
+    pub month: u8,
+    pub currencies: Vec<CurrencySummary>,
+    pub budgets_at_risk: Vec<BudgetAtRisk>,
 }
 
 /// The monthly report.
@@ -286,6 +331,100 @@ impl Finance {
             });
         }
         Ok(MonthlyReport { year, month, currencies })
+    }
+
+    /// What changed in (year, month) against the month before, per currency — spending and
+    /// income, the three top-level categories whose spending moved most (by amount, up or
+    /// down) — and the budgets at risk: exceeded, at 80 % or more, or forecast past what
+    /// they allow at the month's pace.
+    pub async fn monthly_summary(
+        &self,
+        customer_id: Uuid,
+        year: i32,
+        month: u8,
+    ) -> Result<MonthlySummary, FinanceError> {
+        let categories = self.categories(customer_id).await?;
+        let income = income_ids(&categories);
+        let (py, pm) = previous(year, month);
+        let range = |year, month| month_range(year, month).ok_or(FinanceError::Invalid("no such month"));
+        let ((from, to), (pfrom, pto)) = (range(year, month)?, range(py, pm)?);
+        let rows = self.store().category_totals(customer_id, from, to).await?;
+        let previous_rows = self.store().category_totals(customer_id, pfrom, pto).await?;
+        let (current, before) = (totals(&rows, &income), totals(&previous_rows, &income));
+        let mut names: Vec<&String> = current.keys().chain(before.keys()).collect();
+        names.sort();
+        names.dedup();
+        let mut currencies = Vec::new();
+        for currency in names {
+            let empty = || Totals { currency: currency.clone(), ..Totals::default() };
+            let (now, then) = (
+                current.get(currency).cloned().unwrap_or_else(empty),
+                before.get(currency).cloned().unwrap_or_else(empty),
+            );
+            let spent = |rows: &[CategoryTotal]| {
+                let mut by: HashMap<Uuid, i64> = HashMap::new();
+                for row in
+                    rows.iter().filter(|row| &row.currency == currency && !income.contains(&row.category_id))
+                {
+                    *by.entry(top(&categories, row.category_id)).or_default() += row.total;
+                }
+                by
+            };
+            let (this_month, last_month) = (spent(&rows), spent(&previous_rows));
+            let mut moved: Vec<CategoryMove> = this_month
+                .keys()
+                .chain(last_month.keys())
+                .copied()
+                .collect::<std::collections::BTreeSet<Uuid>>()
+                .into_iter()
+                .map(|id| {
+                    let (now, then) = (
+                        this_month.get(&id).copied().unwrap_or(0),
+                        last_month.get(&id).copied().unwrap_or(0),
+                    );
+                    CategoryMove {
+                        category_id: id,
+                        name: categories
+                            .iter()
+                            .find(|c| c.id == id)
+                            .map_or_else(String::new, |c| c.name.clone()),
+                        this_month: now,
+                        last_month: then,
+                        change: now - then,
+                    }
+                })
+                .filter(|line| line.change != 0)
+                .collect();
+            moved.sort_by(|a, b| b.change.abs().cmp(&a.change.abs()).then(a.name.cmp(&b.name)));
+            moved.truncate(3);
+            currencies.push(CurrencySummary {
+                currency: currency.clone(),
+                spending_change: now.spending - then.spending,
+                spending_change_percent: (then.spending > 0)
+                    .then(|| percent(now.spending - then.spending, then.spending)),
+                income_change: now.income - then.income,
+                this_month: now,
+                last_month: then,
+                moved_most: moved,
+            });
+        }
+        let mut budgets_at_risk = Vec::new();
+        for budget in self.budgets(customer_id).await? {
+            let status = self.budget_status(&budget, year, month).await?;
+            if status.state != "ok" || status.forecast > status.available {
+                budgets_at_risk.push(BudgetAtRisk {
+                    budget_id: budget.id,
+                    category_id: budget.category_id,
+                    name: categories
+                        .iter()
+                        .find(|c| c.id == budget.category_id)
+                        .map_or_else(String::new, |c| c.name.clone()),
+                    currency: budget.currency.clone(),
+                    status,
+                });
+            }
+        }
+        Ok(MonthlySummary { year, month, currencies, budgets_at_risk })
     }
 
     /// Spending per category (children as they are) in (year, month), per currency.

@@ -74,6 +74,7 @@ use super::{
         reports::delete_budget,
         reports::budget_status,
         reports::monthly,
+        reports::monthly_summary,
         reports::categories,
         reports::summary,
         reports::trends,

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/budgets/{id}", get(get_budget).patch(update_budget).delete(delete_budget))
         .route("/v1/budgets/{id}/status", get(budget_status))
         .route("/v1/reports/monthly/{year}/{month}", get(monthly))
+        .route("/v1/reports/monthly/{year}/{month}/summary", get(monthly_summary))
         .route("/v1/reports/categories/{year}/{month}", get(categories))
         .route("/v1/reports/summary", get(summary))
         .route("/v1/reports/trends", get(trends))
@@ -221,6 +222,21 @@ async fn monthly(
 ) -> Result<axum::Json<MonthlyReport>, ApiError> {
     month(year, month_number)?;
     Ok(axum::Json(state.finance.monthly_report(user.customer_id, year, month_number).await?))
+}
+
+/// My month in a few figures: per currency, spending and income against the month
+/// before and the three categories whose spending moved most; and my budgets at risk
+/// (exceeded, at 80 % or more, or forecast past what they allow at the month's pace).
+#[utoipa::path(get, path = "/v1/reports/monthly/{year}/{month}/summary", tag = "reports",
+    params(("year" = i32, Path), ("month" = u8, Path)), security(("access_token" = [])),
+    responses((status = 200, body = crate::finance::reports::MonthlySummary)))]
+async fn monthly_summary(
+    user: AuthUser,
+    State(state): State<AppState>,
+    Path((year, month_number)): Path<(i32, u8)>,
+) -> Result<axum::Json<crate::finance::reports::MonthlySummary>, ApiError> {
+    month(year, month_number)?;
+    Ok(axum::Json(state.finance.monthly_summary(user.customer_id, year, month_number).await?))
 }
 
 /// One currency's spending per category.
