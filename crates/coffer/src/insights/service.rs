@@ -160,7 +160,7 @@ impl Insights {
                 });
             }
         }
-        for wallet in self.forecast(customer_id, FORECAST_TOLD_DAYS).await? {
+        for wallet in self.forecast_from(customer_id, FORECAST_TOLD_DAYS, now, &spends).await? {
             let Some(day) = wallet.below_zero_on else { continue };
             let money = |amount| detect::money(amount, &wallet.start.currency);
             news.push(Notice {
@@ -192,6 +192,18 @@ impl Insights {
     /// when a scheduled payment to that biller already counts them.
     pub async fn forecast(&self, customer_id: Uuid, days: u32) -> Result<Vec<WalletForecast>, StoreError> {
         let now = now_ns();
+        let (spends, _) = self.spends(customer_id, now).await?;
+        self.forecast_from(customer_id, days, now, &spends).await
+    }
+
+    /// [`Insights::forecast`] with the customer's spends read already.
+    async fn forecast_from(
+        &self,
+        customer_id: Uuid,
+        days: u32,
+        now: i64,
+        spends: &[Spend],
+    ) -> Result<Vec<WalletForecast>, StoreError> {
         let today = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now))
             .map_or(time::Date::MIN, |now| now.date());
         let days = days.clamp(1, forecast::HORIZON_DAYS_MAX);
@@ -263,8 +275,7 @@ impl Insights {
                 at = next_occurrence(&schedule.frequency, schedule.start_at, occurrence, schedule.end_at);
             }
         }
-        let (spends, _) = self.spends(customer_id, now).await?;
-        for item in detect::recurring(&spends, now / 1_000_000_000) {
+        for item in detect::recurring(spends, now / 1_000_000_000) {
             if billers.contains(&(item.key.clone(), item.currency.clone())) {
                 continue;
             }
