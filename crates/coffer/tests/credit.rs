@@ -97,10 +97,15 @@ async fn thin_files_bureau_outages_and_deletion_after_retention() {
         let app = spawn_app_with(&backend, options).await;
 
         let thin = register_and_login(&app, "tom+thin-file@example.com").await;
-        let (status, _) = call(&app, &thin, reqwest::Method::POST, "/v1/credit/consent").await;
+        let (status, consent) = call(&app, &thin, reqwest::Method::POST, "/v1/credit/consent").await;
         assert_eq!(status, 201);
         let (status, report) = call(&app, &thin, reqwest::Method::GET, "/v1/credit/report").await;
         assert_eq!(status, 200, "{report}");
+        // Asking again while consent is in force changes nothing and pulls nothing.
+        let (status, again) = call(&app, &thin, reqwest::Method::POST, "/v1/credit/consent").await;
+        assert_eq!((status, &again["granted_at"]), (201, &consent["granted_at"]), "{again}");
+        let (_, same) = call(&app, &thin, reqwest::Method::GET, "/v1/credit/report").await;
+        assert_eq!(same["id"], report["id"], "no second pull");
         assert_eq!((&report["score"], &report["band"]), (&Value::Null, &"no_score".into()), "{report}");
         assert_eq!(report["factors"][0]["code"], "thin_file");
 

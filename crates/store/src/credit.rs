@@ -72,16 +72,21 @@ const REPORT_COLUMNS: &str = "id, customer_id, pulled_at, score, band, report";
 pub const CREDIT_HISTORY_MAX: u32 = 24;
 
 impl Store {
-    /// Records the customer's consent (again, if it was withdrawn), with a pull due at
-    /// `now`; the consent as it stands.
-    pub async fn grant_credit_consent(&self, customer_id: Uuid, now: i64) -> Result<CreditConsentRow> {
+    /// Records the customer's consent, or records it again if it was withdrawn, with a
+    /// pull due at `now`: the new consent. `None` when a consent is in force already (it
+    /// is left as it is).
+    pub async fn grant_credit_consent(
+        &self,
+        customer_id: Uuid,
+        now: i64,
+    ) -> Result<Option<CreditConsentRow>> {
         let text = format!(
             "INSERT INTO credit_consents ({CONSENT_COLUMNS}) VALUES ($1, $2, NULL, $2, NULL) \
              ON CONFLICT (customer_id) DO UPDATE SET granted_at = $2, withdrawn_at = NULL, next_pull_at = $2, \
-             last_error = NULL RETURNING {CONSENT_COLUMNS}"
+             last_error = NULL WHERE credit_consents.withdrawn_at IS NOT NULL RETURNING {CONSENT_COLUMNS}"
         );
         with_pool!(self, write, |pool, sql| {
-            Ok(sqlx::query_as(sql(&text)).bind(customer_id).bind(now).fetch_one(pool).await?)
+            Ok(sqlx::query_as(sql(&text)).bind(customer_id).bind(now).fetch_optional(pool).await?)
         })
     }
 

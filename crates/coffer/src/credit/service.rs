@@ -79,15 +79,18 @@ impl Credit {
     }
 
     /// Records the customer's consent and pulls a report at once; the consent as it
-    /// stands after the pull (its `last_error` says why a pull failed: it is retried).
+    /// stands after the pull (its `last_error` says why a pull failed: it is retried). A
+    /// consent already in force is answered as it is, with no pull: asking again never
+    /// costs another inquiry at the bureau.
     #[tracing::instrument(name = "credit.consent", skip_all)]
     pub async fn consent(&self, customer_id: Uuid) -> Result<CreditConsentRow, CreditError> {
-        let consent = self.store.grant_credit_consent(customer_id, now()).await?;
-        let due = consent.next_pull_at.unwrap_or(consent.granted_at);
-        if self.store.claim_credit_pull(customer_id, due, now() + LEASE_NS).await? {
-            self.pull(customer_id).await?;
+        if let Some(consent) = self.store.grant_credit_consent(customer_id, now()).await? {
+            let due = consent.next_pull_at.unwrap_or(consent.granted_at);
+            if self.store.claim_credit_pull(customer_id, due, now() + LEASE_NS).await? {
+                self.pull(customer_id).await?;
+            }
         }
-        Ok(self.store.credit_consent(customer_id).await?.unwrap_or(consent))
+        self.store.credit_consent(customer_id).await?.ok_or(CreditError::NoConsent)
     }
 
     /// Withdraws the customer's consent: no more pulls; the reports are deleted after the
