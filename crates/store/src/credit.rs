@@ -72,21 +72,28 @@ const REPORT_COLUMNS: &str = "id, customer_id, pulled_at, score, band, report";
 pub const CREDIT_HISTORY_MAX: u32 = 24;
 
 impl Store {
-    /// Records the customer's consent, or records it again if it was withdrawn, with a
-    /// pull due at `now`: the new consent. `None` when a consent is in force already (it
-    /// is left as it is).
+    /// Records the customer's consent, or records it again if it was withdrawn: the new
+    /// consent, its first pull claimed by the caller until `lease` (the workers take it
+    /// over only if the caller never records it). `None` when a consent is in force
+    /// already (it is left as it is).
     pub async fn grant_credit_consent(
         &self,
         customer_id: Uuid,
         now: i64,
+        lease: i64,
     ) -> Result<Option<CreditConsentRow>> {
         let text = format!(
-            "INSERT INTO credit_consents ({CONSENT_COLUMNS}) VALUES ($1, $2, NULL, $2, NULL) \
-             ON CONFLICT (customer_id) DO UPDATE SET granted_at = $2, withdrawn_at = NULL, next_pull_at = $2, \
+            "INSERT INTO credit_consents ({CONSENT_COLUMNS}) VALUES ($1, $2, NULL, $3, NULL) \
+             ON CONFLICT (customer_id) DO UPDATE SET granted_at = $2, withdrawn_at = NULL, next_pull_at = $3, \
              last_error = NULL WHERE credit_consents.withdrawn_at IS NOT NULL RETURNING {CONSENT_COLUMNS}"
         );
         with_pool!(self, write, |pool, sql| {
-            Ok(sqlx::query_as(sql(&text)).bind(customer_id).bind(now).fetch_optional(pool).await?)
+            Ok(sqlx::query_as(sql(&text))
+                .bind(customer_id)
+                .bind(now)
+                .bind(lease)
+                .fetch_optional(pool)
+                .await?)
         })
     }
 

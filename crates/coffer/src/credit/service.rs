@@ -84,11 +84,9 @@ impl Credit {
     /// costs another inquiry at the bureau.
     #[tracing::instrument(name = "credit.consent", skip_all)]
     pub async fn consent(&self, customer_id: Uuid) -> Result<CreditConsentRow, CreditError> {
-        if let Some(consent) = self.store.grant_credit_consent(customer_id, now()).await? {
-            let due = consent.next_pull_at.unwrap_or(consent.granted_at);
-            if self.store.claim_credit_pull(customer_id, due, now() + LEASE_NS).await? {
-                self.pull(customer_id).await?;
-            }
+        // The first pull is this request's (claimed with the grant, so no worker races it).
+        if self.store.grant_credit_consent(customer_id, now(), now() + LEASE_NS).await?.is_some() {
+            self.pull(customer_id).await?;
         }
         self.store.credit_consent(customer_id).await?.ok_or(CreditError::NoConsent)
     }
