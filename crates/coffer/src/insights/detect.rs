@@ -22,8 +22,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::wallets::Currency;
-
 const DAY_S: i64 = 86_400;
 
 /// One expense as the detectors read it. `at` is seconds since the Unix epoch.
@@ -346,7 +344,7 @@ pub fn anomalies(
     for (index, spend) in sorted.iter().enumerate() {
         let key = merchant_key(&spend.merchant);
         let earlier = &sorted[..index];
-        let money = |amount: i64| money(amount, &spend.currency);
+        let money = |amount: i64| crate::wallets::money::shown(amount, &spend.currency);
         let alert = |kind, related, reason| Alert {
             kind,
             expense_id: spend.id,
@@ -457,13 +455,6 @@ pub fn anomalies(
         }
     }
     alerts
-}
-
-/// `amount` minor units of `code` in major units with the code.
-pub fn money(amount: i64, code: &str) -> String {
-    let text =
-        Currency::parse(code).map_or_else(|| amount.to_string(), |currency| currency.major(amount.into()));
-    format!("{text} {code}")
 }
 
 #[cfg(test)]

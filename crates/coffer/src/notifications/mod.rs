@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use crate::events::bus::Delivered;
 use crate::events::{self, Consumer, Direction, EventData, EventType, ScheduledPaymentFailure};
-use crate::wallets::{Currency, monitors};
+use crate::wallets::money::shown as money;
+use crate::wallets::monitors;
 
 /// The consumer name under which applied events are remembered.
 pub const CONSUMER: &str = "notifications";
@@ -288,14 +289,6 @@ struct Message {
     email: bool,
 }
 
-/// `amount` minor units of the currency `code`, in major units with the code (an unknown
-/// code shows the minor units).
-fn money(amount: impl Into<i128>, code: &str) -> String {
-    let amount = amount.into();
-    let text = Currency::parse(code).map_or_else(|| amount.to_string(), |currency| currency.major(amount));
-    format!("{text} {code}")
-}
-
 /// What an event means for its customer, given their preferences.
 fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
     let message = |kind, title: String, body: String, email| Message { kind, title, body, email };
@@ -533,14 +526,6 @@ fn email(customer: &Customer, message: &Message) -> NewEmail {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn money_is_shown_in_major_units() {
-        assert_eq!(money(12345, "USD"), "123.45 USD");
-        assert_eq!(money(-5, "EUR"), "-0.05 EUR");
-        assert_eq!(money(500, "JPY"), "500 JPY");
-        assert_eq!(money(u64::MAX, "USD"), "184467440737095516.15 USD", "no overflow");
-    }
 
     #[test]
     fn preferences_default_and_validate() {

@@ -63,6 +63,14 @@ impl Currency {
     }
 }
 
+/// An amount for people to read: `12345` of `USD` is `123.45 USD`; a code Coffer does not
+/// hold is shown with the amount in minor units as it is.
+pub fn shown(amount: impl Into<i128>, code: &str) -> String {
+    let amount = amount.into();
+    let text = Currency::parse(code).map_or_else(|| amount.to_string(), |currency| currency.major(amount));
+    format!("{text} {code}")
+}
+
 impl fmt::Debug for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code)
@@ -110,6 +118,15 @@ pub mod transfer_code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_is_shown_in_major_units() {
+        assert_eq!(shown(12345, "USD"), "123.45 USD");
+        assert_eq!(shown(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(shown(500, "JPY"), "500 JPY");
+        assert_eq!(shown(u64::MAX, "USD"), "184467440737095516.15 USD", "no overflow");
+        assert_eq!(shown(7, "XYZ"), "7 XYZ", "a code Coffer does not hold");
+    }
 
     #[test]
     fn amounts_show_in_major_units() {
