@@ -103,8 +103,9 @@ impl Insights {
         let now = now_ns();
         let (spends, names) = self.spends(customer_id, now).await?;
         let told = self.store.insight_notices(customer_id).await?;
+        let recurring = detect::recurring(&spends, now / 1_000_000_000);
         let mut news = Vec::new();
-        for item in detect::recurring(&spends, now / 1_000_000_000) {
+        for item in &recurring {
             let name = format!("{}:{}", item.key, item.currency);
             let what = match item.kind {
                 detect::RecurringKind::Subscription => "subscription",
@@ -115,7 +116,7 @@ impl Insights {
                 detect::Cadence::Monthly => "monthly",
                 detect::Cadence::Yearly => "yearly",
             };
-            let money = |amount| detect::money(amount, &item.currency);
+            let money = |amount| crate::wallets::money::shown(amount, &item.currency);
             news.push(Notice {
                 key: format!("recurring:{name}"),
                 kind: "subscription_detected",
@@ -160,9 +161,9 @@ impl Insights {
                 });
             }
         }
-        for wallet in self.forecast_from(customer_id, FORECAST_TOLD_DAYS, now, &spends).await? {
+        for wallet in self.forecast_from(customer_id, FORECAST_TOLD_DAYS, now, &recurring).await? {
             let Some(day) = wallet.below_zero_on else { continue };
-            let money = |amount| detect::money(amount, &wallet.start.currency);
+            let money = |amount| crate::wallets::money::shown(amount, &wallet.start.currency);
             news.push(Notice {
                 key: format!("forecast:{}:{day}", wallet.start.wallet_id),
                 kind: "low_balance_forecast",
@@ -193,16 +194,16 @@ impl Insights {
     pub async fn forecast(&self, customer_id: Uuid, days: u32) -> Result<Vec<WalletForecast>, StoreError> {
         let now = now_ns();
         let (spends, _) = self.spends(customer_id, now).await?;
-        self.forecast_from(customer_id, days, now, &spends).await
+        self.forecast_from(customer_id, days, now, &detect::recurring(&spends, now / 1_000_000_000)).await
     }
 
-    /// [`Insights::forecast`] with the customer's spends read already.
+    /// [`Insights::forecast`] with the customer's recurring payments found already.
     async fn forecast_from(
         &self,
         customer_id: Uuid,
         days: u32,
         now: i64,
-        spends: &[Spend],
+        recurring: &[Recurring],
     ) -> Result<Vec<WalletForecast>, StoreError> {
         let today = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now))
             .map_or(time::Date::MIN, |now| now.date());
@@ -275,7 +276,7 @@ impl Insights {
                 at = next_occurrence(&schedule.frequency, schedule.start_at, occurrence, schedule.end_at);
             }
         }
-        for item in detect::recurring(spends, now / 1_000_000_000) {
+        for item in recurring {
             if billers.contains(&(item.key.clone(), item.currency.clone())) {
                 continue;
             }
