@@ -132,7 +132,9 @@ pub struct Fx {
     provider: Arc<dyn RateProvider>,
     settings: FxSettings,
     /// The last rates fetched, and when.
-    cached: tokio::sync::Mutex<Option<(Instant, Rates)>>,
+    cached: std::sync::Mutex<Option<(Instant, Rates)>>,
+    /// Held while the provider is asked, so one fetch runs at a time.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Fx {
@@ -144,7 +146,15 @@ impl Fx {
         settings: FxSettings,
     ) -> Self {
         assert!(settings.spread_bps < 10_000 && settings.fee_bps <= 10_000);
-        Self { store, pipeline, wallets, provider, settings, cached: tokio::sync::Mutex::new(None) }
+        Self {
+            store,
+            pipeline,
+            wallets,
+            provider,
+            settings,
+            cached: std::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn settings(&self) -> FxSettings {
@@ -154,28 +164,47 @@ impl Fx {
     /// The rates in force: fetched at most every minute (the last good set is kept when a
     /// fetch fails), refused when older than the limit.
     pub async fn rates(&self) -> Result<RatesView, FxError> {
-        let mut cached = self.cached.lock().await;
-        let fresh = cached.as_ref().is_some_and(|(at, _)| at.elapsed() < RATES_REFRESH);
-        if !fresh {
-            match self.provider.fetch().await {
-                Ok(rates) => *cached = Some((Instant::now(), rates)),
-                Err(error) => {
-                    tracing::warn!(%error, "fetching exchange rates failed; keeping the last ones");
-                    if cached.is_none() {
-                        return Err(FxError::RatesUnavailable(match error {
-                            RateError::Unreachable(reason) | RateError::Unreadable(reason) => reason,
-                        }));
-                    }
-                }
-            }
-        }
-        let rates = cached.as_ref().expect("fetched or kept").1.clone();
-        drop(cached);
+        let cached = self.cached.lock().expect("not poisoned").clone();
+        let rates = match cached {
+            Some((at, rates)) if at.elapsed() < RATES_REFRESH => rates,
+            stale => self.refresh(stale.map(|(_, rates)| rates)).await?,
+        };
         let age_s = age_s(&rates, store::now_ns());
         if age_s > self.settings.max_age_s {
             return Err(FxError::RatesStale { age_s, max_age_s: self.settings.max_age_s });
         }
         Ok(RatesView { rates, age_s })
+    }
+
+    /// Asks the provider for rates, one fetch at a time and with no lock held while it
+    /// runs (it may take seconds): a caller arriving meanwhile answers from the `stale`
+    /// rates it has, or waits for the fetch when there are none. A failed fetch keeps
+    /// `stale`.
+    async fn refresh(&self, stale: Option<Rates>) -> Result<Rates, FxError> {
+        let _fetching = match (self.fetching.try_lock(), &stale) {
+            (Ok(fetching), _) => fetching,
+            (Err(_), Some(rates)) => return Ok(rates.clone()),
+            (Err(_), None) => self.fetching.lock().await,
+        };
+        if let Some((at, rates)) = self.cached.lock().expect("not poisoned").clone() {
+            if at.elapsed() < RATES_REFRESH {
+                return Ok(rates); // fetched while this caller waited
+            }
+        }
+        match self.provider.fetch().await {
+            Ok(rates) => {
+                *self.cached.lock().expect("not poisoned") = Some((Instant::now(), rates.clone()));
+                Ok(rates)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "fetching exchange rates failed; keeping the last ones");
+                stale.ok_or_else(|| {
+                    FxError::RatesUnavailable(match error {
+                        RateError::Unreachable(reason) | RateError::Unreadable(reason) => reason,
+                    })
+                })
+            }
+        }
     }
 
     /// Offers a quote for converting from one of the customer's wallets to another of
