@@ -186,10 +186,9 @@ impl Fx {
             (Err(_), Some(rates)) => return Ok(rates.clone()),
             (Err(_), None) => self.fetching.lock().await,
         };
-        if let Some((at, rates)) = self.cached.lock().expect("not poisoned").clone() {
-            if at.elapsed() < RATES_REFRESH {
-                return Ok(rates); // fetched while this caller waited
-            }
+        let cached = self.cached.lock().expect("not poisoned").clone();
+        if let Some((_, rates)) = cached.filter(|(at, _)| at.elapsed() < RATES_REFRESH) {
+            return Ok(rates); // fetched while this caller waited
         }
         match self.provider.fetch().await {
             Ok(rates) => {
