@@ -403,7 +403,8 @@ const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
 
 /// Every `interval` until `stop`: finishes payments left pending (a provider timeout, a
 /// crash), forgets idempotency keys past their retention, events past theirs (when one
-/// is set), conversion quotes a day after they expired unexecuted, and credit reports
+/// is set), conversion quotes a day after they expired unexecuted (and records the
+/// day's exchange rates), and credit reports
 /// past their retention after consent was withdrawn. Errors are logged and retried on the next pass.
 async fn maintenance_worker(
     store: Store,
@@ -446,6 +447,11 @@ async fn maintenance_worker(
         }
         if let Err(error) = store.purge_consumed_events(now.saturating_sub(8 * day)).await {
             tracing::warn!(%error, "purging consumed event ids failed; retrying next pass");
+        }
+        // Asked each pass, the rates are fetched once a minute at most and each fetch is
+        // recorded by day, so home-currency reports find the rate of every day.
+        if let Err(error) = fx.rates().await {
+            tracing::debug!(%error, "no current exchange rates");
         }
         if let Err(error) = fx.purge(IDEMPOTENCY_PURGE_BATCH_MAX).await {
             tracing::warn!(%error, "purging expired quotes failed; retrying next pass");

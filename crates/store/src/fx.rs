@@ -117,6 +117,24 @@ pub struct FxCurrencyTotals {
     pub spread: u64,
 }
 
+/// One currency's reference rate on one day (`fx_rates`).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct FxRateRow {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    pub currency: String,
+    pub base: String,
+    /// Units of `currency` per unit of `base`, times 10^6.
+    pub rate: i64,
+    pub source: String,
+    /// When the rates were valid, nanoseconds since the epoch.
+    pub as_of: i64,
+}
+
+/// Days of rates [`Store::fx_rates_between`] answers at most (with every currency of a day,
+/// a few thousand rows).
+pub const FX_RATE_DAYS_MAX: i64 = 1_200;
+
 impl Store {
     /// Records an offered quote.
     pub async fn insert_fx_quote(&self, quote: &FxQuoteRow) -> Result<()> {
@@ -227,6 +245,58 @@ impl Store {
         }
         totals.sort_by(|a, b| a.currency.cmp(&b.currency));
         Ok(totals)
+    }
+
+    /// Records reference rates, one row per (day, currency); a day recorded again takes
+    /// the newer figures.
+    pub async fn record_fx_rates(&self, rows: &[FxRateRow]) -> Result<()> {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 6) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let at = i * 6;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", at + 1, at + 2, at + 3, at + 4, at + 5, at + 6)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = format!(
+                "INSERT INTO fx_rates (day, currency, base, rate, source, as_of) VALUES {values} \
+                 ON CONFLICT (day, currency) DO UPDATE SET base = excluded.base, rate = excluded.rate, \
+                 source = excluded.source, as_of = excluded.as_of"
+            );
+            with_pool!(self, write, |pool, sql| {
+                let mut query = sqlx::query(sql(&text));
+                for row in chunk {
+                    query = query
+                        .bind(row.day)
+                        .bind(&row.currency)
+                        .bind(&row.base)
+                        .bind(row.rate)
+                        .bind(&row.source)
+                        .bind(row.as_of);
+                }
+                query.execute(pool).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// The rates that value days `first..=last`: every recorded day in that span, the last
+    /// recorded day before it (the rates in force on its first day), and — when nothing was
+    /// recorded up to `last` — the first recorded day after it. At most
+    /// [`FX_RATE_DAYS_MAX`] days from `first`; oldest first.
+    pub async fn fx_rates_between(&self, first: i64, last: i64) -> Result<Vec<FxRateRow>> {
+        let last = last.min(first.saturating_add(FX_RATE_DAYS_MAX));
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql("SELECT day, currency, base, rate, source, as_of FROM fx_rates \
+                 WHERE (day <= $2 AND day >= COALESCE((SELECT MAX(day) FROM fx_rates WHERE day <= $1), $1)) \
+                 OR (day = (SELECT MIN(day) FROM fx_rates WHERE day > $2) \
+                     AND NOT EXISTS (SELECT 1 FROM fx_rates WHERE day <= $2)) \
+                 ORDER BY day, currency"))
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Forgets at most `limit` quotes that expired before `expired_before` and were never

@@ -58,6 +58,11 @@ impl ReferenceRate {
         Self(value)
     }
 
+    /// The scaled integer (units per base unit × [`RATE_SCALE`]).
+    pub const fn value(self) -> u128 {
+        self.0
+    }
+
     pub fn text(self) -> String {
         decimal(self.0, RATE_SCALE, RATE_DECIMALS)
     }
@@ -104,6 +109,22 @@ impl Rate {
         let (above, below) = self.minor_ratio(spread_bps);
         let value = u128::from(amount).checked_mul(below)?.div_ceil(above);
         u64::try_from(value).ok().filter(|value| *value <= AMOUNT_MAX)
+    }
+
+    /// `amount` minor units of `from` valued in minor units of `to` at this rate with no
+    /// spread, rounded half to even: a report's figure, where no money moves and rounding
+    /// should favour neither side. `None` when it does not fit an i64.
+    pub fn value_of(&self, amount: i64) -> Option<i64> {
+        let (above, below) = self.minor_ratio(0);
+        let magnitude = u128::from(amount.unsigned_abs()).checked_mul(above)?;
+        let (whole, rest) = (magnitude / below, magnitude % below);
+        let whole = match (rest * 2).cmp(&below) {
+            std::cmp::Ordering::Greater => whole + 1,
+            std::cmp::Ordering::Equal => whole + (whole % 2),
+            std::cmp::Ordering::Less => whole,
+        };
+        let whole = i64::try_from(whole).ok()?;
+        Some(if amount < 0 { -whole } else { whole })
     }
 
     /// The fraction that turns minor units of `from` into minor units of `to`:
@@ -248,6 +269,17 @@ mod tests {
         let usd_rwf = rate("USD", "0.000001", "RWF", "10000000");
         assert_eq!(amounts(&usd_rwf, Fixed::Sell(AMOUNT_MAX), 0, 0), Err(AmountError::TooLarge));
         assert_eq!(amounts(&usd_rwf, Fixed::Buy(AMOUNT_MAX), 0, 0).unwrap().sell, 10_000);
+    }
+
+    #[test]
+    fn a_value_at_the_mid_rate_rounds_half_to_even() {
+        // One dollar is half a euro: a cent is half a euro cent.
+        let half = rate("USD", "2", "EUR", "1");
+        let values: Vec<i64> = [1, 2, 3, 5, -3, 0].map(|cents| half.value_of(cents).unwrap()).into();
+        assert_eq!(values, [0, 1, 2, 2, -2, 0]);
+        // Exponents apply: 100 yen at 160 per euro and 1.08 dollars per euro is 67.5 cents.
+        assert_eq!(rate("JPY", "160", "USD", "1.08").value_of(100), Some(68));
+        assert_eq!(rate("USD", "1.08", "JPY", "160").value_of(i64::MAX), None, "too large for an i64");
     }
 
     #[test]

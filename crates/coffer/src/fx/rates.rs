@@ -49,8 +49,9 @@ pub enum RateError {
 
 /// A source of reference rates.
 pub trait RateProvider: Send + Sync + std::fmt::Debug {
-    /// The current rates.
-    fn fetch(&self) -> BoxFuture<'_, Result<Rates, RateError>>;
+    /// The rates it publishes, newest first, never none: the current set, and the earlier
+    /// days' too when the source holds them (the ECB's 90-day file).
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Rates>, RateError>>;
 }
 
 /// The sandbox's rates per euro: every supported currency, fixed, so every quote and test
@@ -69,19 +70,19 @@ const SANDBOX_PER_EUR: [(&str, u128); 6] = [
 pub struct Sandbox;
 
 impl RateProvider for Sandbox {
-    fn fetch(&self) -> BoxFuture<'_, Result<Rates, RateError>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Rates>, RateError>> {
         let euro = Currency::parse("EUR").expect("supported");
         let rates = SANDBOX_PER_EUR
             .iter()
             .map(|(code, rate)| (Currency::parse(code).expect("supported"), ReferenceRate::scaled(*rate)))
             .collect();
         let rates = Rates { base: euro, rates, source: "sandbox".into(), as_of: store::now_ns() };
-        Box::pin(async move { Ok(rates) })
+        Box::pin(async move { Ok(vec![rates]) })
     }
 }
 
-/// Bytes of a reference file read at most (the daily files are ~2 KB; the full history
-/// CSV, of which only the newest line is used, is kept out by this bound).
+/// Bytes of a reference file read at most (the daily files are ~2 KB, the 90-day history
+/// ~50 KB; the full history since 1999 is kept out by this bound).
 const FILE_BYTES_MAX: usize = 1024 * 1024;
 /// Longest a fetch of a reference file over HTTP may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -133,77 +134,94 @@ impl ReferenceFile {
 }
 
 impl RateProvider for ReferenceFile {
-    fn fetch(&self) -> BoxFuture<'_, Result<Rates, RateError>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Vec<Rates>, RateError>> {
         Box::pin(async move {
             let text = self.text().await?;
-            let (date, published) = parse_reference(&text).map_err(RateError::Unreadable)?;
             let euro = Currency::parse("EUR").expect("supported");
-            let rates = published
-                .into_iter()
-                .filter_map(|(code, rate)| Some((Currency::parse(&code)?, rate)))
-                .filter(|(currency, _)| *currency != euro)
-                .collect();
-            let as_of = date.midnight().assume_utc().unix_timestamp_nanos();
-            let as_of =
-                u64::try_from(as_of).map_err(|_| RateError::Unreadable("a date before 1970".into()))?;
-            Ok(Rates { base: euro, rates, source: format!("ecb:{}", self.location), as_of })
+            let mut days = Vec::new();
+            for (date, published) in parse_reference(&text).map_err(RateError::Unreadable)? {
+                let rates = published
+                    .into_iter()
+                    .filter_map(|(code, rate)| Some((Currency::parse(&code)?, rate)))
+                    .filter(|(currency, _)| *currency != euro)
+                    .collect();
+                let as_of = date.midnight().assume_utc().unix_timestamp_nanos();
+                let as_of =
+                    u64::try_from(as_of).map_err(|_| RateError::Unreadable("a date before 1970".into()))?;
+                days.push(Rates { base: euro, rates, source: format!("ecb:{}", self.location), as_of });
+            }
+            Ok(days)
         })
     }
 }
 
-/// The date and rates of an ECB reference file: the daily XML (`<Cube time='…'>` with
-/// `<Cube currency='USD' rate='1.0823'/>` inside) or CSV (a header `Date, USD, JPY, …` and
-/// a line of values, the newest first; `N/A` where a currency has no rate that day).
-pub fn parse_reference(text: &str) -> Result<(Date, Vec<(String, ReferenceRate)>), String> {
+/// One day's published rates.
+pub type Day = (Date, Vec<(String, ReferenceRate)>);
+
+/// The days of an ECB reference file, newest first: XML (`<Cube time='…'>` with
+/// `<Cube currency='USD' rate='1.0823'/>` inside, once in the daily file, once per day in
+/// the history files) or CSV (a header `Date, USD, JPY, …` and a line of values per day;
+/// `N/A` where a currency has no rate that day). Days without a rate are left out; a file
+/// with none is refused.
+pub fn parse_reference(text: &str) -> Result<Vec<Day>, String> {
     let text = text.trim_start_matches('\u{feff}').trim_start();
-    let (date, rates) = if text.starts_with('<') { parse_xml(text)? } else { parse_csv(text)? };
-    if rates.is_empty() {
+    let mut days = if text.starts_with('<') { parse_xml(text)? } else { parse_csv(text)? };
+    days.retain(|(_, rates)| !rates.is_empty());
+    if days.is_empty() {
         return Err("no rates in the file".into());
     }
-    Ok((date, rates))
+    days.sort_by(|a, b| b.0.cmp(&a.0));
+    days.dedup_by_key(|(date, _)| *date);
+    Ok(days)
 }
 
-fn parse_csv(text: &str) -> Result<(Date, Vec<(String, ReferenceRate)>), String> {
+fn parse_csv(text: &str) -> Result<Vec<Day>, String> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
     let header = lines.next().ok_or("an empty file")?;
-    let values = lines.next().ok_or("a header without rates")?;
     let header: Vec<&str> = header.split(',').map(str::trim).collect();
-    let values: Vec<&str> = values.split(',').map(str::trim).collect();
     if header.first().map(|name| name.eq_ignore_ascii_case("date")) != Some(true) {
         return Err("the first column is not Date".into());
     }
-    let date = parse_date(values.first().copied().unwrap_or(""))?;
-    let mut rates = Vec::new();
-    for (code, value) in header.iter().zip(&values).skip(1) {
-        if code.is_empty() || value.is_empty() || value.eq_ignore_ascii_case("N/A") {
-            continue;
+    let mut days = Vec::new();
+    for line in lines {
+        let values: Vec<&str> = line.split(',').map(str::trim).collect();
+        let date = parse_date(values.first().copied().unwrap_or(""))?;
+        let mut rates = Vec::new();
+        for (code, value) in header.iter().zip(&values).skip(1) {
+            if code.is_empty() || value.is_empty() || value.eq_ignore_ascii_case("N/A") {
+                continue;
+            }
+            let rate = ReferenceRate::parse(value).ok_or_else(|| format!("{code}: not a rate: {value:?}"))?;
+            rates.push(((*code).to_owned(), rate));
         }
-        let rate = ReferenceRate::parse(value).ok_or_else(|| format!("{code}: not a rate: {value:?}"))?;
-        rates.push(((*code).to_owned(), rate));
+        days.push((date, rates));
     }
-    Ok((date, rates))
+    if days.is_empty() {
+        return Err("a header without rates".into());
+    }
+    Ok(days)
 }
 
-fn parse_xml(text: &str) -> Result<(Date, Vec<(String, ReferenceRate)>), String> {
-    let mut date = None;
-    let mut rates = Vec::new();
+fn parse_xml(text: &str) -> Result<Vec<Day>, String> {
+    let mut days: Vec<Day> = Vec::new();
     for element in text.split('<').skip(1) {
         let element = element.split('>').next().unwrap_or("");
         if !element.starts_with("Cube") {
             continue;
         }
         if let Some(time) = attribute(element, "time") {
-            if date.is_some() {
-                return Err("more than one day in the file; use the daily file".into());
-            }
-            date = Some(parse_date(time)?);
+            days.push((parse_date(time)?, Vec::new()));
         }
         if let (Some(code), Some(rate)) = (attribute(element, "currency"), attribute(element, "rate")) {
             let rate = ReferenceRate::parse(rate).ok_or_else(|| format!("{code}: not a rate: {rate:?}"))?;
+            let (_, rates) = days.last_mut().ok_or("no <Cube time='…'> before a rate")?;
             rates.push((code.to_owned(), rate));
         }
     }
-    Ok((date.ok_or("no <Cube time='…'> in the file")?, rates))
+    if days.is_empty() {
+        return Err("no <Cube time='…'> in the file".into());
+    }
+    Ok(days)
 }
 
 /// The value of `name='…'` (or `name="…"`) in an element's text.
@@ -269,8 +287,8 @@ mod tests {
         let text = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gesmes:Envelope><gesmes:subject>Reference rates</gesmes:subject>\
             <Cube><Cube time='2026-12-02'><Cube currency='USD' rate='1.0537'/><Cube currency='JPY' rate='157.98'/>\
             <Cube currency=\"GBP\" rate=\"0.8312\"/></Cube></Cube></gesmes:Envelope>";
-        let (date, rates) = parse_reference(text).unwrap();
-        assert_eq!(date, Date::from_calendar_date(2026, Month::December, 2).unwrap());
+        let [(date, rates)] = &parse_reference(text).unwrap()[..] else { panic!("one day") };
+        assert_eq!(*date, Date::from_calendar_date(2026, Month::December, 2).unwrap());
         let codes: Vec<&str> = rates.iter().map(|(code, _)| code.as_str()).collect();
         assert_eq!(codes, ["USD", "JPY", "GBP"]);
         assert_eq!(rates[1].1, ReferenceRate::parse("157.98").unwrap());
@@ -279,11 +297,27 @@ mod tests {
     #[test]
     fn the_csv_reads_with_its_spaces_trailing_comma_and_gaps() {
         let text = "Date, USD, JPY, BGN, GBP, \n02 December 2026, 1.0537, 157.98, N/A, 0.8312, \n";
-        let (date, rates) = parse_reference(text).unwrap();
-        assert_eq!(date, Date::from_calendar_date(2026, Month::December, 2).unwrap());
+        let [(date, rates)] = &parse_reference(text).unwrap()[..] else { panic!("one day") };
+        assert_eq!(*date, Date::from_calendar_date(2026, Month::December, 2).unwrap());
         assert_eq!(rates.len(), 3, "N/A is skipped");
-        let history = "Date,USD,JPY\n2026-12-02,1.0537,157.98\n2026-12-01,1.0501,158.2\n";
-        assert_eq!(parse_reference(history).unwrap().1[0].1, ReferenceRate::parse("1.0537").unwrap());
+        let history =
+            "Date,USD,JPY\n2026-11-30,1.0498,158.0\n2026-12-02,1.0537,157.98\n2026-12-01,1.0501,158.2\n";
+        let days = parse_reference(history).unwrap();
+        let dates: Vec<String> = days.iter().map(|(date, _)| date.to_string()).collect();
+        assert_eq!(dates, ["2026-12-02", "2026-12-01", "2026-11-30"], "newest first");
+        assert_eq!(days[0].1[0].1, ReferenceRate::parse("1.0537").unwrap());
+    }
+
+    #[test]
+    fn the_history_xml_reads_every_day() {
+        let text = "<Cube><Cube time='2026-12-02'><Cube currency='USD' rate='1.0537'/></Cube>\
+            <Cube time='2026-12-01'><Cube currency='USD' rate='1.0501'/><Cube currency='GBP' rate='0.83'/></Cube>\
+            <Cube time='2026-11-30'></Cube></Cube>";
+        let days = parse_reference(text).unwrap();
+        assert_eq!(days.len(), 2, "a day without rates is left out");
+        assert_eq!(days[1].0, Date::from_calendar_date(2026, Month::December, 1).unwrap());
+        assert_eq!(days[1].1.len(), 2);
+        assert_eq!(days[1].1[0].1, ReferenceRate::parse("1.0501").unwrap());
     }
 
     #[test]
@@ -314,7 +348,7 @@ mod tests {
             .route("/huge.xml", axum::routing::get(move || async move { huge }));
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         let url = format!("http://{address}/daily.xml");
-        let rates = ReferenceFile::new(url.clone()).unwrap().fetch().await.unwrap();
+        let rates = ReferenceFile::new(url.clone()).unwrap().fetch().await.unwrap().remove(0);
         assert_eq!(rates.source, format!("ecb:{url}"));
         assert_eq!(rates.of(Currency::parse("USD").unwrap()), ReferenceRate::parse("1.0612"));
         let missing = ReferenceFile::new(format!("http://{address}/gone.xml")).unwrap().fetch().await;
@@ -326,13 +360,13 @@ mod tests {
     #[tokio::test]
     async fn the_sample_file_and_the_sandbox_cover_what_they_claim() {
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/eurofxref-daily.xml");
-        let rates = ReferenceFile::new(sample).unwrap().fetch().await.unwrap();
+        let rates = ReferenceFile::new(sample).unwrap().fetch().await.unwrap().remove(0);
         for code in ["USD", "GBP", "JPY"] {
             assert!(rates.of(Currency::parse(code).unwrap()).is_some(), "{code}");
         }
         assert!(rates.of(Currency::parse("KES").unwrap()).is_none(), "the ECB does not publish KES");
         assert!(rates.as_of < store::now_ns());
-        let sandbox = Sandbox.fetch().await.unwrap();
+        let sandbox = Sandbox.fetch().await.unwrap().remove(0);
         assert!(quoted_against(sandbox.base).all(|currency| sandbox.of(currency).is_some()));
         assert!(age_s(&sandbox, store::now_ns()) < 5);
     }

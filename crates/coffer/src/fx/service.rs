@@ -191,10 +191,15 @@ impl Fx {
             return Ok(rates); // fetched while this caller waited
         }
         match self.provider.fetch().await {
-            Ok(rates) => {
+            Ok(days) if !days.is_empty() => {
+                if let Err(error) = self.store.record_fx_rates(&by_day(&days)).await {
+                    tracing::warn!(%error, "recording the exchange rates of the day failed");
+                }
+                let rates = days.into_iter().next().expect("not empty");
                 *self.cached.lock().expect("not poisoned") = Some((Instant::now(), rates.clone()));
                 Ok(rates)
             }
+            Ok(_) => Err(FxError::RatesUnavailable("the rate source published no rates".into())),
             Err(error) => {
                 tracing::warn!(%error, "fetching exchange rates failed; keeping the last ones");
                 stale.ok_or_else(|| {
@@ -417,4 +422,26 @@ fn leg_id(quote: Uuid, leg: &str) -> u128 {
 fn currency(wallet: &WalletFacts) -> Result<Currency, FxError> {
     Currency::parse(&wallet.currency)
         .ok_or_else(|| FxError::Ledger(format!("a wallet in {}", wallet.currency)))
+}
+
+/// Rows for `fx_rates`: each set's rates under the day (UTC) they were valid on.
+fn by_day(days: &[Rates]) -> Vec<store::FxRateRow> {
+    let mut rows = Vec::new();
+    for rates in days {
+        let day = i64::try_from(rates.as_of / (86_400 * 1_000_000_000)).unwrap_or(i64::MAX);
+        let as_of = i64::try_from(rates.as_of).unwrap_or(i64::MAX);
+        let mut currencies: Vec<_> = rates.rates.iter().collect();
+        currencies.sort_by_key(|(currency, _)| currency.code());
+        for (currency, rate) in currencies {
+            rows.push(store::FxRateRow {
+                day,
+                currency: currency.code().to_owned(),
+                base: rates.base.code().to_owned(),
+                rate: i64::try_from(rate.value()).unwrap_or(i64::MAX),
+                source: rates.source.clone(),
+                as_of,
+            });
+        }
+    }
+    rows
 }
