@@ -505,6 +505,16 @@ pub struct CategoryTotal {
     pub count: i64,
 }
 
+/// Expenses in one currency and category on one day (days since 1970-01-01, UTC).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct CategoryDayTotal {
+    pub day: i64,
+    pub currency: String,
+    pub category_id: Uuid,
+    pub total: i64,
+    pub count: i64,
+}
+
 /// Expenses at one merchant in one currency over a period.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MerchantTotal {
@@ -609,6 +619,29 @@ impl Store {
                 .bind(to)
                 .fetch_all(pool)
                 .await?)
+        })
+    }
+
+    /// [`Store::category_totals`] per day, for the expenses not in `currency`: what must be
+    /// valued at the rate of its day to be shown in `currency`.
+    pub async fn category_day_totals(
+        &self,
+        customer_id: Uuid,
+        from: i64,
+        to: i64,
+        currency: &str,
+    ) -> Result<Vec<CategoryDayTotal>> {
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql("SELECT occurred_at / 86400000000000 AS day, currency, category_id, \
+                 CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
+                 WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND currency <> $4 \
+                 GROUP BY occurred_at / 86400000000000, currency, category_id ORDER BY day"))
+            .bind(customer_id)
+            .bind(from)
+            .bind(to)
+            .bind(currency)
+            .fetch_all(pool)
+            .await?)
         })
     }
 

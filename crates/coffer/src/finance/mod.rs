@@ -14,6 +14,7 @@ pub mod banks;
 pub mod budgets;
 pub mod categories;
 pub mod categorize;
+pub mod home;
 pub mod import;
 pub mod merchants;
 pub mod reports;
@@ -26,6 +27,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::events::{self, EventType};
+use crate::wallets::Currency;
 use categories::UNCATEGORISED;
 use categorize::{Actions, Decision, Facts, Rule, Target, Trigger};
 
@@ -452,20 +454,19 @@ impl Finance {
     ) -> Result<Vec<store::NewEvent>, FinanceError> {
         let mut events = Vec::new();
         let (year, month) = reports::month_of(row.occurred_at);
-        for budget in self.store.budgets(row.customer_id).await? {
+        let budgets = self.store.budgets(row.customer_id).await?;
+        let home = if budgets.is_empty() { None } else { self.home_currency(row.customer_id).await? };
+        for budget in budgets {
             let tree = reports::tree(categories, budget.category_id);
-            let counted = |expense: &ExpenseRow| {
-                expense.currency == budget.currency
-                    && tree.contains(&expense.category_id)
-                    && reports::month_of(expense.occurred_at) == (year, month)
-            };
-            if !counted(row) {
+            let Some(amount) = self.counted(&budget, &tree, (year, month), home.is_some(), row).await? else {
                 continue;
-            }
+            };
             let before = self.budget_status(&budget, year, month).await?;
-            let counted_before =
-                previous.filter(|expense| counted(expense)).map_or(0, |expense| expense.amount);
-            let spent = before.spent.saturating_sub(counted_before).saturating_add(row.amount);
+            let counted_before = match previous {
+                Some(expense) => self.counted(&budget, &tree, (year, month), home.is_some(), expense).await?,
+                None => None,
+            };
+            let spent = before.spent.saturating_sub(counted_before.unwrap_or(0)).saturating_add(amount);
             let after = if spent > before.available {
                 EventType::BudgetExceeded
             } else if reports::state(spent, before.available) == "warning" {
@@ -503,6 +504,28 @@ impl Finance {
             ));
         }
         Ok(events)
+    }
+
+    /// What `expense` counts in `budget` (over category `tree`) for `month`: its amount in
+    /// the budget's currency, valued at the rate of its day when it is in another and the
+    /// customer chose a `home` currency; `None` when it does not count.
+    async fn counted(
+        &self,
+        budget: &store::BudgetRow,
+        tree: &[Uuid],
+        month: (i32, u8),
+        home: bool,
+        expense: &ExpenseRow,
+    ) -> Result<Option<i64>, FinanceError> {
+        if !tree.contains(&expense.category_id) || reports::month_of(expense.occurred_at) != month {
+            return Ok(None);
+        }
+        if expense.currency == budget.currency {
+            return Ok(Some(expense.amount));
+        }
+        let Some(currency) = Currency::parse(&budget.currency).filter(|_| home) else { return Ok(None) };
+        let valued = self.value_on(expense.amount, &expense.currency, currency, expense.occurred_at).await?;
+        Ok(valued.map(|(amount, _)| amount))
     }
 
     fn expense_event(

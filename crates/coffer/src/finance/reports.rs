@@ -1,6 +1,9 @@
 //! Budgets and reports. Everything is per currency: amounts in different currencies are
-//! never added together. Income is what falls in the `Income` category tree; spending is
-//! everything else. Months are calendar months in UTC.
+//! never added together as they are. A customer who chose a home currency also gets each
+//! report in it, with every other currency valued at the rate of its day (`home`), and
+//! their budgets count spending in every currency, valued in the budget's. Income is what
+//! falls in the `Income` category tree; spending is everything else. Months are calendar
+//! months in UTC.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,7 +13,9 @@ use time::{Date, Month, OffsetDateTime, Time};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::home::{self, RateUsed, Unvalued, Valued};
 use super::{Finance, FinanceError};
+use crate::wallets::Currency;
 
 /// The income tree's top-level category.
 pub const INCOME: &str = "Income";
@@ -75,6 +80,11 @@ pub struct BudgetStatus {
     pub percent_used: i64,
     /// `ok`, `warning` (80 % or more) or `exceeded`.
     pub state: &'static str,
+    /// With a home currency chosen, spending in other currencies counts, valued in the
+    /// budget's at these rates (empty otherwise, or when there was none).
+    pub rates: Vec<RateUsed>,
+    /// Spending in other currencies no recorded rate could value (not counted).
+    pub unvalued: Vec<Unvalued>,
 }
 
 pub(crate) fn state(spent: i64, available: i64) -> &'static str {
@@ -173,7 +183,28 @@ pub struct MonthlySummary {
     pub year: i32,
     pub month: u8,
     pub currencies: Vec<CurrencySummary>,
+    /// In the home currency, when the customer chose one.
+    #[schema(required = true)]
+    pub home: Option<HomeSummary>,
     pub budgets_at_risk: Vec<BudgetAtRisk>,
+}
+
+/// The month in the customer's home currency: every currency's spending and income
+/// valued at the rate of its day.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct HomeMonthly {
+    #[serde(flatten)]
+    pub totals: Totals,
+    /// Spending by top-level category, largest first.
+    pub by_category: Vec<CategoryLine>,
+    pub previous_month: Totals,
+    /// Null when the previous month had no spending.
+    #[schema(required = true)]
+    pub spending_change_percent: Option<i64>,
+    /// The rates used, for both months.
+    pub rates: Vec<RateUsed>,
+    /// What no recorded rate could value (left out of the figures), both months.
+    pub unvalued: Vec<Unvalued>,
 }
 
 /// The monthly report.
@@ -182,6 +213,29 @@ pub struct MonthlyReport {
     pub year: i32,
     pub month: u8,
     pub currencies: Vec<MonthlyCurrency>,
+    /// In the home currency, when the customer chose one (the `home_currency` preference).
+    #[schema(required = true)]
+    pub home: Option<HomeMonthly>,
+}
+
+/// The summary's figures in the home currency.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct HomeSummary {
+    #[serde(flatten)]
+    pub summary: CurrencySummary,
+    /// The rates used, for both months.
+    pub rates: Vec<RateUsed>,
+    /// What no recorded rate could value (left out of the figures), both months.
+    pub unvalued: Vec<Unvalued>,
+}
+
+/// A period's totals in the home currency.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct HomeTotals {
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub rates: Vec<RateUsed>,
+    pub unvalued: Vec<Unvalued>,
 }
 
 /// Income, spending and counts per currency from grouped totals.
@@ -238,8 +292,61 @@ fn lines(
     out
 }
 
+/// One currency's month (`now`) against the month before (`then`): the change in spending
+/// and income, and the three top-level categories whose spending moved most.
+fn summary(
+    now: Totals,
+    then: Totals,
+    rows: &[CategoryTotal],
+    previous_rows: &[CategoryTotal],
+    categories: &[CategoryRow],
+    income: &[Uuid],
+) -> CurrencySummary {
+    let currency = &now.currency;
+    let spent = |rows: &[CategoryTotal]| {
+        let mut by: HashMap<Uuid, i64> = HashMap::new();
+        for row in rows.iter().filter(|row| &row.currency == currency && !income.contains(&row.category_id)) {
+            *by.entry(top(categories, row.category_id)).or_default() += row.total;
+        }
+        by
+    };
+    let (this_month, last_month) = (spent(rows), spent(previous_rows));
+    let mut moved: Vec<CategoryMove> = this_month
+        .keys()
+        .chain(last_month.keys())
+        .copied()
+        .collect::<std::collections::BTreeSet<Uuid>>()
+        .into_iter()
+        .map(|id| {
+            let (now, then) =
+                (this_month.get(&id).copied().unwrap_or(0), last_month.get(&id).copied().unwrap_or(0));
+            CategoryMove {
+                category_id: id,
+                name: categories.iter().find(|c| c.id == id).map_or_else(String::new, |c| c.name.clone()),
+                this_month: now,
+                last_month: then,
+                change: now - then,
+            }
+        })
+        .filter(|line| line.change != 0)
+        .collect();
+    moved.sort_by(|a, b| b.change.abs().cmp(&a.change.abs()).then(a.name.cmp(&b.name)));
+    moved.truncate(3);
+    CurrencySummary {
+        currency: currency.clone(),
+        spending_change: now.spending - then.spending,
+        spending_change_percent: (then.spending > 0)
+            .then(|| percent(now.spending - then.spending, then.spending)),
+        income_change: now.income - then.income,
+        this_month: now,
+        last_month: then,
+        moved_most: moved,
+    }
+}
+
 impl Finance {
-    /// Where `budget` stands in (year, month).
+    /// Where `budget` stands in (year, month). With a home currency chosen, spending in
+    /// every currency counts, valued in the budget's at the rate of its day.
     pub async fn budget_status(
         &self,
         budget: &BudgetRow,
@@ -248,26 +355,38 @@ impl Finance {
     ) -> Result<BudgetStatus, FinanceError> {
         let categories = self.categories(budget.customer_id).await?;
         let ids = tree(&categories, budget.category_id);
+        let currency = Currency::parse(&budget.currency).ok_or(FinanceError::Invalid("budget currency"))?;
+        let home = self.home_currency(budget.customer_id).await?;
         let spent_in = |year: i32, month: u8| {
             let ids = &ids;
             async move {
                 let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
-                let rows = self.store().category_totals(budget.customer_id, from, to).await?;
-                Ok::<i64, FinanceError>(
-                    rows.iter()
-                        .filter(|row| row.currency == budget.currency && ids.contains(&row.category_id))
-                        .map(|row| row.total)
-                        .sum(),
-                )
+                let valued = match home {
+                    Some(_) => self.valued_in(budget.customer_id, currency, from, to).await?,
+                    None => Valued {
+                        rows: self.store().category_totals(budget.customer_id, from, to).await?,
+                        ..Valued::default()
+                    },
+                };
+                let spent = valued
+                    .rows
+                    .iter()
+                    .filter(|row| row.currency == budget.currency && ids.contains(&row.category_id))
+                    .map(|row| row.total)
+                    .sum();
+                Ok::<(i64, Valued), FinanceError>((spent, valued))
             }
         };
-        let spent = spent_in(year, month).await?;
-        let rolled_over = if budget.rollover {
+        let (spent, this_month) = spent_in(year, month).await?;
+        let (rolled_over, last_month) = if budget.rollover {
             let (py, pm) = previous(year, month);
-            (budget.amount - spent_in(py, pm).await?).max(0)
+            let (spent_before, last_month) = spent_in(py, pm).await?;
+            ((budget.amount - spent_before).max(0), Some(last_month))
         } else {
-            0
+            (0, None)
         };
+        let (rates, unvalued) =
+            home::notes(std::iter::once(&this_month).chain(&last_month), |id| ids.contains(&id));
         let available = budget.amount + rolled_over;
         let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("no such month"))?;
         let now = store::now_ns() as i64;
@@ -289,6 +408,8 @@ impl Finance {
             forecast,
             percent_used: percent(spent, available),
             state: state(spent, available),
+            rates,
+            unvalued,
         })
     }
 
@@ -330,7 +451,29 @@ impl Finance {
                 totals,
             });
         }
-        Ok(MonthlyReport { year, month, currencies })
+        let home = match self.home_currency(customer_id).await? {
+            None => None,
+            Some(home) => {
+                let code = home.code();
+                let now = self.valued_in(customer_id, home, from, to).await?;
+                let then = self.valued_in(customer_id, home, pfrom, pto).await?;
+                let empty = || Totals { currency: code.to_owned(), ..Totals::default() };
+                let this_month = totals(&now.rows, &income).remove(code).unwrap_or_else(empty);
+                let previous_month = totals(&then.rows, &income).remove(code).unwrap_or_else(empty);
+                let (rates, unvalued) = home::notes([&now, &then], |_| true);
+                Some(HomeMonthly {
+                    by_category: lines(&now.rows, code, &categories, &income, true, this_month.spending),
+                    spending_change_percent: (previous_month.spending > 0).then(|| {
+                        percent(this_month.spending - previous_month.spending, previous_month.spending)
+                    }),
+                    totals: this_month,
+                    previous_month,
+                    rates,
+                    unvalued,
+                })
+            }
+        };
+        Ok(MonthlyReport { year, month, currencies, home })
     }
 
     /// What changed in (year, month) against the month before, per currency — spending and
@@ -361,53 +504,27 @@ impl Finance {
                 current.get(currency).cloned().unwrap_or_else(empty),
                 before.get(currency).cloned().unwrap_or_else(empty),
             );
-            let spent = |rows: &[CategoryTotal]| {
-                let mut by: HashMap<Uuid, i64> = HashMap::new();
-                for row in
-                    rows.iter().filter(|row| &row.currency == currency && !income.contains(&row.category_id))
-                {
-                    *by.entry(top(&categories, row.category_id)).or_default() += row.total;
-                }
-                by
-            };
-            let (this_month, last_month) = (spent(&rows), spent(&previous_rows));
-            let mut moved: Vec<CategoryMove> = this_month
-                .keys()
-                .chain(last_month.keys())
-                .copied()
-                .collect::<std::collections::BTreeSet<Uuid>>()
-                .into_iter()
-                .map(|id| {
-                    let (now, then) = (
-                        this_month.get(&id).copied().unwrap_or(0),
-                        last_month.get(&id).copied().unwrap_or(0),
-                    );
-                    CategoryMove {
-                        category_id: id,
-                        name: categories
-                            .iter()
-                            .find(|c| c.id == id)
-                            .map_or_else(String::new, |c| c.name.clone()),
-                        this_month: now,
-                        last_month: then,
-                        change: now - then,
-                    }
-                })
-                .filter(|line| line.change != 0)
-                .collect();
-            moved.sort_by(|a, b| b.change.abs().cmp(&a.change.abs()).then(a.name.cmp(&b.name)));
-            moved.truncate(3);
-            currencies.push(CurrencySummary {
-                currency: currency.clone(),
-                spending_change: now.spending - then.spending,
-                spending_change_percent: (then.spending > 0)
-                    .then(|| percent(now.spending - then.spending, then.spending)),
-                income_change: now.income - then.income,
-                this_month: now,
-                last_month: then,
-                moved_most: moved,
-            });
+            currencies.push(summary(now, then, &rows, &previous_rows, &categories, &income));
         }
+        let home = match self.home_currency(customer_id).await? {
+            None => None,
+            Some(home) => {
+                let code = home.code();
+                let (now, then) = (
+                    self.valued_in(customer_id, home, from, to).await?,
+                    self.valued_in(customer_id, home, pfrom, pto).await?,
+                );
+                let empty = || Totals { currency: code.to_owned(), ..Totals::default() };
+                let this_month = totals(&now.rows, &income).remove(code).unwrap_or_else(empty);
+                let last_month = totals(&then.rows, &income).remove(code).unwrap_or_else(empty);
+                let (rates, unvalued) = home::notes([&now, &then], |_| true);
+                Some(HomeSummary {
+                    summary: summary(this_month, last_month, &now.rows, &then.rows, &categories, &income),
+                    rates,
+                    unvalued,
+                })
+            }
+        };
         let mut budgets_at_risk = Vec::new();
         for budget in self.budgets(customer_id).await? {
             let status = self.budget_status(&budget, year, month).await?;
@@ -424,7 +541,7 @@ impl Finance {
                 });
             }
         }
-        Ok(MonthlySummary { year, month, currencies, budgets_at_risk })
+        Ok(MonthlySummary { year, month, currencies, home, budgets_at_risk })
     }
 
     /// Spending per category (children as they are) in (year, month), per currency.

@@ -135,7 +135,8 @@ impl Country {
 
 /// A customer's preferences: a JSON object of at most 4 KiB, kept as its JSON text. Its
 /// `notifications` section, if any, must be well-formed (see
-/// `crate::notifications::Preferences`).
+/// `crate::notifications::Preferences`); `home_currency`, if any, must be a supported
+/// currency (reports and budgets then value other currencies in it: `finance::home`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Preferences(String);
 
@@ -147,6 +148,12 @@ impl Preferences {
         }
         if let Some(section) = value.get("notifications") {
             crate::notifications::Preferences::validate(section).map_err(InvalidValue)?;
+        }
+        if let Some(home) = value.get("home_currency") {
+            let supported = home.as_str().and_then(crate::wallets::Currency::parse).is_some();
+            if !supported {
+                return Err(InvalidValue("home_currency must be one of USD, EUR, GBP, JPY, KES, RWF, NGN"));
+            }
         }
         Ok(Self(text))
     }
@@ -207,5 +214,12 @@ mod tests {
         assert!(Preferences::parse(&map).is_ok());
         map.insert("notifications".into(), serde_json::json!({"email": "no"}));
         assert!(Preferences::parse(&map).is_err());
+        let mut map = Map::new();
+        map.insert("home_currency".into(), Value::from("EUR"));
+        assert!(Preferences::parse(&map).is_ok());
+        for bad in [Value::from("eur"), Value::from("XYZ"), Value::from(978)] {
+            map.insert("home_currency".into(), bad.clone());
+            assert!(Preferences::parse(&map).is_err(), "{bad}");
+        }
     }
 }
