@@ -137,6 +137,7 @@ pub struct NewBankConnection {
     /// `simplefin` only, and required there: the setup token made at your SimpleFIN server
     /// (the base64 of a one-time claim URL; at most 2048 characters). Coffer claims it once;
     /// a token claimed before is refused (`bank_setup_token_rejected`).
+    #[schema(max_length = 2048)]
     pub setup_token: Option<String>,
 }
 
