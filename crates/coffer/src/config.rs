@@ -440,6 +440,15 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub bank_sync_interval_s: u64,
 
+    /// Bank connections through SimpleFIN: the only hosts Coffer may contact for a
+    /// customer's setup token (its claim URL) and the access URL a claim returns,
+    /// comma-separated. `host` or `host:port` is https; `http://host:port` allows plain
+    /// http, for local test servers only. Scheme, host and port must all match. The
+    /// default is the SimpleFIN Bridge.
+    #[arg(long, env = "COFFER_SIMPLEFIN_HOSTS", value_delimiter = ',',
+          default_value = crate::finance::banks::simplefin::DEFAULT_HOSTS)]
+    pub simplefin_hosts: Vec<crate::finance::banks::simplefin::AllowedHost>,
+
     /// Books' check: seconds between the workers' runs of `coffer verify` (the first one
     /// interval after start); 0 runs it only when asked (POST /v1/admin/verify).
     #[arg(long, env = "COFFER_VERIFY_INTERVAL_S", default_value_t = 86_400,

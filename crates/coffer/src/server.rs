@@ -14,7 +14,7 @@ use crate::{
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, ProcessRole, Secret, ServeArgs},
     events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
-    finance::banks::{sandbox::Sandbox, sync::Banks},
+    finance::banks::{sandbox::Sandbox, simplefin::SimpleFin, sync::Banks},
     http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
     identity::{
         Identity, IdentityConfig,
@@ -80,6 +80,8 @@ struct EventSettings {
     stream_buffer: usize,
     schedule_retry_base: Duration,
     bank_sync_interval: Duration,
+    /// Built at bind, with the hosts it may contact (`COFFER_SIMPLEFIN_HOSTS`).
+    simplefin: Arc<SimpleFin>,
     /// Between scheduled verifications; zero: none.
     verify_interval: Duration,
 }
@@ -146,6 +148,7 @@ impl Server {
             stream_buffer: args.stream_buffer as usize,
             schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
             bank_sync_interval: Duration::from_secs(args.bank_sync_interval_s),
+            simplefin: Arc::new(SimpleFin::new(args.simplefin_hosts.clone())?),
             verify_interval: Duration::from_secs(args.verify_interval_s),
         };
         Ok(Self {
@@ -241,8 +244,10 @@ impl Server {
         let bus = Bus::new(events.stream_buffer);
         let notifier = Arc::new(Notifier::new(self.store.clone(), events.defaults));
         let analytics = Arc::new(Analytics::new(self.store.clone()));
-        let banks =
-            Arc::new(Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval));
+        let banks = Arc::new(
+            Banks::new(self.store.clone(), Arc::new(Sandbox::default()), events.bank_sync_interval)
+                .with(events.simplefin.clone()),
+        );
         let verifier = crate::verify::Verifier::new(self.store.clone());
         let mut tasks = Vec::new();
         if self.keys.reloadable() {

@@ -90,7 +90,7 @@ async fn link_sync_categorise_and_a_resync_adds_nothing() {
         assert_eq!(status, 200);
         let ids: Vec<&str> =
             institutions.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["sandbox", "sandbox_login_required", "sandbox_flaky"]);
+        assert_eq!(ids, ["sandbox", "sandbox_login_required", "sandbox_flaky", "simplefin"]);
 
         let connection = link(&app, &ada, "sandbox").await;
         let id = connection["id"].as_str().unwrap().to_owned();
@@ -279,7 +279,8 @@ async fn history(session: &Session) -> usize {
     use coffer::finance::banks::{Aggregator, LinkRequest, sandbox::Sandbox};
     let sandbox = Sandbox::default();
     let customer_id = session.customer_id.parse().unwrap();
-    let request = LinkRequest { institution_id: "sandbox".into(), credentials: None, customer_id };
+    let request =
+        LinkRequest { institution_id: "sandbox".into(), credentials: None, setup_token: None, customer_id };
     let link = sandbox.link(request).await.unwrap();
     let mut count = 0;
     for account in sandbox.accounts(&link.access_token).await.unwrap() {

@@ -27,8 +27,8 @@ use sha2::{Digest, Sha256};
 use time::{Date, Weekday};
 
 use super::{
-    Account, AccountType, Aggregator, AggregatorError, Institution, Link, LinkRequest, Transaction,
-    TransactionsPage,
+    Account, AccountType, Aggregator, AggregatorError, Institution, Link, LinkMethod, LinkRequest,
+    Transaction, TransactionsPage,
 };
 
 /// Days of history a new link reveals.
@@ -46,16 +46,23 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
 const INSTITUTIONS: [Institution; 3] = [
-    Institution { id: "sandbox", name: "Sandbox Bank", behaviour: "always works" },
+    Institution {
+        id: "sandbox",
+        name: "Sandbox Bank",
+        behaviour: "always works",
+        link_method: LinkMethod::Credentials,
+    },
     Institution {
         id: "sandbox_login_required",
         name: "Sandbox Bank (login required)",
         behaviour: "linking fails: the bank asks for an interactive login",
+        link_method: LinkMethod::Credentials,
     },
     Institution {
         id: "sandbox_flaky",
         name: "Sandbox Bank (flaky)",
         behaviour: "the first two of every five transaction calls per account fail as unavailable",
+        link_method: LinkMethod::Credentials,
     },
 ];
 
@@ -168,7 +175,7 @@ fn accounts_of(seed: u64) -> Vec<Account> {
             .to_owned(),
             mask: Some(format!("{:04}", mix(seed, 100 + index as u64).next() % 10_000)),
             currency: "USD".to_owned(),
-            kind: *kind,
+            kind: Some(*kind),
         })
         .collect()
 }
@@ -391,7 +398,7 @@ mod tests {
     }
 
     fn request(institution: &str, customer_id: Uuid) -> LinkRequest {
-        LinkRequest { institution_id: institution.into(), credentials: None, customer_id }
+        LinkRequest { institution_id: institution.into(), credentials: None, setup_token: None, customer_id }
     }
 
     async fn everything(

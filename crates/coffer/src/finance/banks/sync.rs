@@ -1,6 +1,9 @@
 //! The bank-connection service: link, list, delete, "sync now", and the worker (run by
 //! the `workers` role) that syncs every linked connection on a schedule.
 //!
+//! It holds every configured aggregator (the sandbox, SimpleFIN): linking goes to the one
+//! that lists the institution, and a connection is synced by the one whose name it stored.
+//!
 //! A sync needs a claim on the connection (`store::bank`: a compare-and-set with a lease),
 //! so a worker and a "sync now" request — or the workers of two processes — never sync
 //! one connection at once. Per account it asks the aggregator for the page after the
@@ -18,7 +21,9 @@ use sha2::{Digest, Sha256};
 use store::{BankAccountRow, BankConnectionRow, Store, SyncOutcome};
 use uuid::Uuid;
 
-use super::{Aggregator, AggregatorError, Credentials, Institution, LinkRequest, Transaction};
+use super::{
+    AccountType, Aggregator, AggregatorError, Credentials, Institution, LinkRequest, SetupToken, Transaction,
+};
 use crate::finance::{Finance, FinanceError, StatementLine};
 use crate::wallets::Currency;
 
@@ -90,7 +95,8 @@ pub struct SyncReport {
 pub struct Banks {
     store: Store,
     finance: Finance,
-    aggregator: Arc<dyn Aggregator>,
+    /// The aggregators, each with its own institutions (a handful: a list is plenty).
+    aggregators: Vec<Arc<dyn Aggregator>>,
     /// Time between the syncs of a connection.
     interval: Duration,
 }
@@ -140,14 +146,42 @@ async fn bounded<T>(call: impl Future<Output = Result<T, AggregatorError>>) -> R
 }
 
 impl Banks {
+    /// The service with one aggregator; [`Banks::with`] adds more.
     pub fn new(store: Store, aggregator: Arc<dyn Aggregator>, interval: Duration) -> Self {
         let finance = Finance::new(store.clone());
-        Self { store, finance, aggregator, interval }
+        Self { store, finance, aggregators: vec![aggregator], interval }
     }
 
-    /// The institutions a customer can link.
+    /// The service with `aggregator` as well. Institution ids must not repeat across
+    /// aggregators (the first one listing an id links it).
+    pub fn with(mut self, aggregator: Arc<dyn Aggregator>) -> Self {
+        self.aggregators.push(aggregator);
+        self
+    }
+
+    /// The institutions a customer can link, of every aggregator.
     pub fn institutions(&self) -> Vec<Institution> {
-        self.aggregator.institutions()
+        self.aggregators.iter().flat_map(|aggregator| aggregator.institutions()).collect()
+    }
+
+    /// The institution `id`, if an aggregator lists it.
+    pub fn institution(&self, id: &str) -> Option<Institution> {
+        self.institutions().into_iter().find(|institution| institution.id == id)
+    }
+
+    /// The aggregator that links institution `id`.
+    fn aggregator_linking(&self, id: &str) -> Result<&Arc<dyn Aggregator>, AggregatorError> {
+        self.aggregators
+            .iter()
+            .find(|aggregator| aggregator.institutions().iter().any(|institution| institution.id == id))
+            .ok_or(AggregatorError::UnknownInstitution)
+    }
+
+    /// The aggregator a connection stored the name of.
+    fn aggregator_named(&self, name: &str) -> Result<&Arc<dyn Aggregator>, AggregatorError> {
+        self.aggregators.iter().find(|aggregator| aggregator.name() == name).ok_or_else(|| {
+            AggregatorError::Unavailable(format!("the {name} aggregator is not configured on this server"))
+        })
     }
 
     /// Links `institution_id` for the customer: the connection and its accounts, due for
@@ -157,18 +191,21 @@ impl Banks {
         customer_id: Uuid,
         institution_id: String,
         credentials: Option<Credentials>,
+        setup_token: Option<SetupToken>,
     ) -> Result<(BankConnectionRow, Vec<BankAccountRow>), BankError> {
         if self.store.bank_connections_count(customer_id).await? >= store::BANK_CONNECTIONS_PER_CUSTOMER_MAX {
             return Err(BankError::TooMany);
         }
-        let request = LinkRequest { institution_id: institution_id.clone(), credentials, customer_id };
-        let link = bounded(self.aggregator.link(request)).await?;
-        let accounts = bounded(self.aggregator.accounts(&link.access_token)).await?;
+        let aggregator = self.aggregator_linking(&institution_id)?;
+        let request =
+            LinkRequest { institution_id: institution_id.clone(), credentials, setup_token, customer_id };
+        let link = bounded(aggregator.link(request)).await?;
+        let accounts = bounded(aggregator.accounts(&link.access_token)).await?;
         let now = store::now_ns() as i64;
         let connection = BankConnectionRow {
             id: Uuid::now_v7(),
             customer_id,
-            provider: self.aggregator.name().to_owned(),
+            provider: aggregator.name().to_owned(),
             institution_id,
             provider_connection_id: link.connection_id,
             access_token: link.access_token,
@@ -193,7 +230,7 @@ impl Banks {
                 mask: account.mask.as_deref().and_then(|mask| clean(mask, 8)),
                 // ISO 4217's "no currency" for one an aggregator leaves blank.
                 currency: clean(&account.currency, 8).unwrap_or_else(|| "XXX".into()),
-                account_type: account.kind.as_str().to_owned(),
+                account_type: account.kind.map_or("other", AccountType::as_str).to_owned(),
                 sync_cursor: None,
                 last_synced_at: None,
                 // Keeps the aggregator's order.
@@ -350,6 +387,13 @@ impl Banks {
         deadline: std::time::Instant,
     ) -> Result<AccountReport, BankError> {
         let mut report = AccountReport { account_id: account.id, ..AccountReport::default() };
+        let aggregator = match self.aggregator_named(&connection.provider) {
+            Ok(aggregator) => aggregator,
+            Err(error) => {
+                report.error = Some(error.code().to_owned());
+                return Ok(report);
+            }
+        };
         let mut cursor = account.sync_cursor.clone();
         loop {
             if *budget == 0 || std::time::Instant::now() >= deadline {
@@ -357,7 +401,7 @@ impl Banks {
                 return Ok(report);
             }
             let limit = TRANSACTIONS_PAGE.min(u32::try_from(*budget).unwrap_or(u32::MAX));
-            let page = match bounded(self.aggregator.transactions(
+            let page = match bounded(aggregator.transactions(
                 &connection.access_token,
                 &account.provider_account_id,
                 cursor.as_deref(),

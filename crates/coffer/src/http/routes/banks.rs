@@ -2,7 +2,9 @@
 //! /v1/bank-connections`, `GET/DELETE /v1/bank-connections/{id}` and `POST
 //! /v1/bank-connections/{id}/sync` ("sync now", answering what it did). The `workers`
 //! role syncs every connection on a schedule (see `crate::finance::banks`); synced
-//! transactions are expenses with source `bank_sync`.
+//! transactions are expenses with source `bank_sync`. Sandbox institutions link with
+//! optional credentials; `simplefin` links with the customer's SimpleFIN setup token
+//! (`crate::finance::banks::simplefin`).
 
 use axum::{Router, extract::State, http::StatusCode, routing::get, routing::post};
 use serde::{Deserialize, Serialize};
@@ -11,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::finance::banks::{
-    AggregatorError, Credentials,
+    AggregatorError, Credentials, LinkMethod, SetupToken, simplefin,
     sync::{AccountReport, BankError},
 };
 use crate::http::caller::AuthUser;
@@ -63,7 +65,11 @@ impl From<BankError> for ApiError {
                 let status = match error {
                     AggregatorError::UnknownInstitution
                     | AggregatorError::InvalidCredentials
-                    | AggregatorError::LoginRequired => unprocessable,
+                    | AggregatorError::LoginRequired
+                    | AggregatorError::InvalidSetupToken(_)
+                    | AggregatorError::HostNotAllowed
+                    | AggregatorError::SetupTokenRejected
+                    | AggregatorError::AccessRevoked => unprocessable,
                     AggregatorError::InvalidToken | AggregatorError::Unavailable(_) => {
                         StatusCode::SERVICE_UNAVAILABLE
                     }
@@ -83,9 +89,12 @@ pub struct BankInstitution {
     pub name: String,
     /// What linking it does (each sandbox institution behaves in one way).
     pub behaviour: String,
+    /// What to give to link it: `credentials` (optional, the sandbox) or `setup_token`.
+    pub link_method: String,
 }
 
-/// The institutions I can link (the built-in sandbox aggregator's).
+/// The institutions I can link: the sandbox aggregator's, and `simplefin` (a real bank
+/// through a SimpleFIN server, linked with a setup token).
 #[utoipa::path(get, path = "/v1/bank-institutions", tag = "finance", security(("access_token" = [])),
     responses((status = 200, body = Vec<BankInstitution>)))]
 async fn list_institutions(
@@ -96,6 +105,7 @@ async fn list_institutions(
         id: institution.id.to_owned(),
         name: institution.name.to_owned(),
         behaviour: institution.behaviour.to_owned(),
+        link_method: institution.link_method.as_str().to_owned(),
     });
     axum::Json(institutions.collect())
 }
@@ -115,14 +125,28 @@ impl std::fmt::Debug for BankLogin {
 }
 
 /// A new bank connection.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBankConnection {
-    /// From `GET /v1/bank-institutions`: `sandbox`, `sandbox_flaky`, `sandbox_login_required`.
+    /// From `GET /v1/bank-institutions`: `sandbox`, `sandbox_flaky`,
+    /// `sandbox_login_required`, `simplefin`.
     pub institution_id: String,
-    /// The sandbox takes any username with the password `pass_good`; without
-    /// credentials it links as `user_good`.
+    /// Sandbox institutions only. The sandbox takes any username with the password
+    /// `pass_good`; without credentials it links as `user_good`.
     pub credentials: Option<BankLogin>,
+    /// `simplefin` only, and required there: the setup token made at your SimpleFIN server
+    /// (the base64 of a one-time claim URL; at most 2048 characters). Coffer claims it once;
+    /// a token claimed before is refused (`bank_setup_token_rejected`).
+    #[schema(max_length = 2048)]
+    pub setup_token: Option<String>,
+}
+
+impl std::fmt::Debug for NewBankConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewBankConnection")
+            .field("institution_id", &self.institution_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An account reached through a connection.
@@ -133,7 +157,8 @@ pub struct BankAccount {
     /// The last digits of the account number.
     pub mask: Option<String>,
     pub currency: String,
-    /// `checking`, `savings` or `credit_card`.
+    /// `checking`, `savings`, `credit_card`, or `other` when the aggregator does not say
+    /// (SimpleFIN does not).
     #[serde(rename = "type")]
     pub account_type: String,
     /// When its transactions were last fetched.
@@ -145,13 +170,16 @@ pub struct BankAccount {
 pub struct BankConnection {
     pub id: Uuid,
     pub institution_id: String,
-    /// The aggregator behind it (`sandbox`).
+    /// The aggregator behind it (`sandbox`, `simplefin`).
     pub provider: String,
     /// `active`, or `error` when the last sync failed (`last_error` says why; it is retried
     /// with backoff).
     pub status: String,
     pub last_synced_at: Option<String>,
-    /// A stable code: `bank_unavailable`, `bank_login_required`, `bank_token_invalid`.
+    /// A stable code: `bank_unavailable` (passing; retried), `bank_login_required` (log in
+    /// again at the bank or SimpleFIN server), `bank_access_revoked` (the SimpleFIN access
+    /// was revoked: unlink and link again with a new setup token), `bank_host_not_allowed`
+    /// (the operator no longer allows its SimpleFIN server), `bank_token_invalid`.
     pub last_error: Option<String>,
     /// When the workers sync it next.
     pub next_sync_at: String,
@@ -191,13 +219,17 @@ fn checked(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
 }
 
 /// Links a bank: the connection and its accounts. The workers sync it at once, then every
-/// `COFFER_BANK_SYNC_INTERVAL_S`.
+/// `COFFER_BANK_SYNC_INTERVAL_S`. Institution `simplefin` takes a `setup_token` (and no
+/// credentials); the others take optional `credentials` (and no setup token).
 #[utoipa::path(post, path = "/v1/bank-connections", tag = "finance", request_body = NewBankConnection,
     security(("access_token" = [])),
     responses(
         (status = 201, body = BankConnection),
         (status = 409, description = "bank_connection_exists", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "bank_institution_unknown, bank_credentials_invalid, bank_login_required, too_many or invalid fields",
+        (status = 422, description = "bank_institution_unknown, bank_credentials_invalid, bank_login_required, \
+            bank_setup_token_invalid (not the base64 of a claim URL), bank_host_not_allowed (a SimpleFIN server \
+            this service may not contact: it was not contacted), bank_setup_token_rejected (claimed already), \
+            bank_access_revoked, too_many or invalid fields",
             body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "bank_unavailable: retry later", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
@@ -215,8 +247,31 @@ async fn create_connection(
         }
         None => None,
     };
+    let setup_token = match request.setup_token {
+        Some(token) => {
+            checked("/setup_token", &token, simplefin::SETUP_TOKEN_CHARS_MAX)?;
+            Some(SetupToken(token))
+        }
+        None => None,
+    };
+    // Which of the two an institution takes; an unknown one is the aggregator's answer.
+    match state.banks.institution(&request.institution_id).map(|institution| institution.link_method) {
+        Some(LinkMethod::SetupToken) if setup_token.is_none() => {
+            return Err(ApiError::field("/setup_token", "this institution links with a setup token"));
+        }
+        Some(LinkMethod::SetupToken) if credentials.is_some() => {
+            return Err(ApiError::field("/credentials", "this institution links with a setup token only"));
+        }
+        Some(LinkMethod::Credentials) if setup_token.is_some() => {
+            return Err(ApiError::field(
+                "/setup_token",
+                "this institution links with credentials, not a setup token",
+            ));
+        }
+        _ => {}
+    }
     let (connection, accounts) =
-        state.banks.link(user.customer_id, request.institution_id, credentials).await?;
+        state.banks.link(user.customer_id, request.institution_id, credentials, setup_token).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&connection, &accounts))))
 }
 
