@@ -564,6 +564,23 @@ impl Finance {
             .collect())
     }
 
+    /// Totals over `[from, to)` in `home`, every currency valued at the rate of its day.
+    pub async fn home_totals(
+        &self,
+        customer_id: Uuid,
+        home: Currency,
+        from: i64,
+        to: i64,
+    ) -> Result<HomeTotals, FinanceError> {
+        let income = income_ids(&self.categories(customer_id).await?);
+        let valued = self.valued_in(customer_id, home, from, to).await?;
+        let totals = totals(&valued.rows, &income)
+            .remove(home.code())
+            .unwrap_or_else(|| Totals { currency: home.code().to_owned(), ..Totals::default() });
+        let (rates, unvalued) = home::notes([&valued], |_| true);
+        Ok(HomeTotals { totals, rates, unvalued })
+    }
+
     /// Totals per currency over `[from, to)`.
     pub async fn totals(&self, customer_id: Uuid, from: i64, to: i64) -> Result<Vec<Totals>, FinanceError> {
         let categories = self.categories(customer_id).await?;

@@ -170,7 +170,7 @@ pub fn parse_reference(text: &str) -> Result<Vec<Day>, String> {
     if days.is_empty() {
         return Err("no rates in the file".into());
     }
-    days.sort_by(|a, b| b.0.cmp(&a.0));
+    days.sort_by_key(|(date, _)| std::cmp::Reverse(*date));
     days.dedup_by_key(|(date, _)| *date);
     Ok(days)
 }
@@ -204,7 +204,14 @@ fn parse_csv(text: &str) -> Result<Vec<Day>, String> {
 
 fn parse_xml(text: &str) -> Result<Vec<Day>, String> {
     let mut days: Vec<Day> = Vec::new();
-    for element in text.split('<').skip(1) {
+    let mut uncommented = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((before, comment)) = rest.split_once("<!--") {
+        uncommented.push_str(before);
+        rest = comment.split_once("-->").map_or("", |(_, after)| after);
+    }
+    uncommented.push_str(rest);
+    for element in uncommented.split('<').skip(1) {
         let element = element.split('>').next().unwrap_or("");
         if !element.starts_with("Cube") {
             continue;
@@ -315,6 +322,8 @@ mod tests {
             <Cube time='2026-11-30'></Cube></Cube>";
         let days = parse_reference(text).unwrap();
         assert_eq!(days.len(), 2, "a day without rates is left out");
+        let commented = format!("<!-- not <Cube time='2026-01-01'> --><Cube>{}", &text[6..]);
+        assert_eq!(parse_reference(&commented).unwrap(), days, "comments are not read");
         assert_eq!(days[1].0, Date::from_calendar_date(2026, Month::December, 1).unwrap());
         assert_eq!(days[1].1.len(), 2);
         assert_eq!(days[1].1[0].1, ReferenceRate::parse("1.0501").unwrap());

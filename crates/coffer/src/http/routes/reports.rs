@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::finance::budgets::{self, BudgetChange};
-use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals};
+use crate::finance::reports::{self, BudgetStatus, CategoryLine, HomeTotals, MonthlyReport, Totals};
 use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
@@ -304,6 +304,10 @@ pub struct TrendMonth {
     pub year: i32,
     pub month: u8,
     pub currencies: Vec<Totals>,
+    /// The month in my home currency (when I chose one), each currency valued at the rate
+    /// of its day.
+    #[schema(required = true)]
+    pub home: Option<HomeTotals>,
 }
 
 /// My income and spending per month, oldest first.
@@ -319,14 +323,20 @@ async fn trends(
         return Err(ApiError::field("months", format!("must be 1 to {TRENDS_MONTHS_MAX}")));
     }
     let (mut year, mut month_number) = reports::month_of(store::now_ns() as i64);
+    let home = state.finance.home_currency(user.customer_id).await?;
     let mut out = Vec::new();
     for _ in 0..months {
         let (from, to) = reports::month_range(year, month_number)
             .ok_or_else(|| ApiError::field("months", "too far back"))?;
+        let home = match home {
+            Some(home) => Some(state.finance.home_totals(user.customer_id, home, from, to).await?),
+            None => None,
+        };
         out.push(TrendMonth {
             year,
             month: month_number,
             currencies: state.finance.totals(user.customer_id, from, to).await?,
+            home,
         });
         (year, month_number) = reports::previous(year, month_number);
     }
