@@ -434,6 +434,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub event_retention_days: u32,
 
+    /// Monthly digest: seconds between the workers' rounds over the customers, each round
+    /// emailing last month's summary to those who opted in and were not sent it.
+    #[arg(long, env = "COFFER_DIGEST_PAUSE_S", default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub digest_pause_s: u64,
+
     /// Bank connections: seconds between the workers' syncs of each linked connection. A
     /// failed sync is retried sooner, from a sixteenth of this, doubling, up to it.
     #[arg(long, env = "COFFER_BANK_SYNC_INTERVAL_S", default_value_t = 3_600,

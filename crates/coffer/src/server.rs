@@ -80,6 +80,8 @@ struct EventSettings {
     stream_buffer: usize,
     schedule_retry_base: Duration,
     bank_sync_interval: Duration,
+    /// Between the monthly digest's rounds over the customers.
+    digest_pause: Duration,
     /// Built at bind, with the hosts it may contact (`COFFER_SIMPLEFIN_HOSTS`).
     simplefin: Arc<SimpleFin>,
     /// Between scheduled verifications; zero: none.
@@ -148,6 +150,7 @@ impl Server {
             stream_buffer: args.stream_buffer as usize,
             schedule_retry_base: Duration::from_millis(args.schedule_retry_base_ms),
             bank_sync_interval: Duration::from_secs(args.bank_sync_interval_s),
+            digest_pause: Duration::from_secs(args.digest_pause_s),
             simplefin: Arc::new(SimpleFin::new(args.simplefin_hosts.clone())?),
             verify_interval: Duration::from_secs(args.verify_interval_s),
         };
@@ -298,6 +301,12 @@ impl Server {
             );
             tasks.push(tokio::spawn(scheduler.run_until(events.interval, stop_workers.clone())));
             tasks.push(tokio::spawn(Banks::clone(&banks).run_until(events.interval, stop_workers.clone())));
+            let digest = crate::notifications::digest::Digest::new(
+                self.store.clone(),
+                events.defaults,
+                events.digest_pause,
+            );
+            tasks.push(tokio::spawn(Arc::new(digest).run_until(events.interval, stop_workers.clone())));
             tasks.push(tokio::spawn(credit.clone().run_until(events.interval, stop_workers.clone())));
             let deliverer = Deliverer::new(self.store.clone(), events.delivery);
             tasks.push(tokio::spawn(deliverer.run(events.interval, stop_workers.clone())));

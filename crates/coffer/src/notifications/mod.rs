@@ -12,6 +12,7 @@
 //! Each customer chooses channels and thresholds in their preferences
 //! (`PATCH /v1/customers/me`, key `notifications`, see [`Preferences`]).
 
+pub mod digest;
 pub mod endpoints;
 pub mod mail;
 pub mod webhooks;
@@ -46,14 +47,16 @@ impl Default for NotificationDefaults {
 }
 
 /// A customer's notification preferences: `{"notifications": {"email": bool, "in_app":
-/// bool, "high_value_threshold": n, "low_balance_threshold": n}}` in their preferences;
-/// anything missing takes the default.
+/// bool, "high_value_threshold": n, "low_balance_threshold": n, "monthly_digest": bool}}`
+/// in their preferences; anything missing takes the default (the digest is off unless
+/// asked for, see [`digest`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Preferences {
     pub email: bool,
     pub in_app: bool,
     pub high_value_threshold: u64,
     pub low_balance_threshold: u64,
+    pub monthly_digest: bool,
 }
 
 impl Preferences {
@@ -67,6 +70,7 @@ impl Preferences {
             in_app: flag("in_app"),
             high_value_threshold: amount("high_value_threshold", defaults.high_value_threshold),
             low_balance_threshold: amount("low_balance_threshold", defaults.low_balance_threshold),
+            monthly_digest: section["monthly_digest"].as_bool().unwrap_or(false),
         }
     }
 
@@ -75,12 +79,18 @@ impl Preferences {
         let Some(map) = section.as_object() else { return Err("must be an object") };
         for (key, value) in map {
             let ok = match key.as_str() {
-                "email" | "in_app" => value.is_boolean(),
+                "email" | "in_app" | "monthly_digest" => value.is_boolean(),
                 "high_value_threshold" | "low_balance_threshold" => value.is_u64(),
-                _ => return Err("allows only email, in_app, high_value_threshold, low_balance_threshold"),
+                _ => {
+                    return Err(
+                        "allows only email, in_app, high_value_threshold, low_balance_threshold, monthly_digest",
+                    );
+                }
             };
             if !ok {
-                return Err("email and in_app are booleans; thresholds are non-negative integers");
+                return Err(
+                    "email, in_app and monthly_digest are booleans; thresholds are non-negative integers",
+                );
             }
         }
         Ok(())
@@ -534,9 +544,19 @@ mod tests {
             Preferences::of(r#"{"notifications":{"email":false,"high_value_threshold":5}}"#, defaults);
         assert_eq!(
             chosen,
-            Preferences { email: false, in_app: true, high_value_threshold: 5, low_balance_threshold: 0 }
+            Preferences {
+                email: false,
+                in_app: true,
+                high_value_threshold: 5,
+                low_balance_threshold: 0,
+                monthly_digest: false,
+            }
         );
         assert!(Preferences::validate(&json!({"email": true, "low_balance_threshold": 100})).is_ok());
+        assert!(Preferences::validate(&json!({"monthly_digest": true})).is_ok());
+        assert!(Preferences::validate(&json!({"monthly_digest": "monthly"})).is_err());
+        assert!(Preferences::of(r#"{"notifications":{"monthly_digest":true}}"#, defaults).monthly_digest);
+        assert!(!Preferences::of("{}", defaults).monthly_digest, "off unless asked for");
         assert!(Preferences::validate(&json!({"email": "yes"})).is_err());
         assert!(Preferences::validate(&json!({"sms": true})).is_err());
         assert!(Preferences::validate(&json!({"high_value_threshold": -1})).is_err());
@@ -544,8 +564,13 @@ mod tests {
 
     #[test]
     fn low_balance_alerts_only_when_crossing() {
-        let preferences =
-            Preferences { email: true, in_app: true, high_value_threshold: 0, low_balance_threshold: 1000 };
+        let preferences = Preferences {
+            email: true,
+            in_app: true,
+            high_value_threshold: 0,
+            low_balance_threshold: 1000,
+            monthly_digest: false,
+        };
         let data = |before: i64, after: i64| {
             EventData::BalanceUpdated(crate::events::BalanceUpdatedData {
                 customer_id: Uuid::now_v7(),
