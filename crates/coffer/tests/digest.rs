@@ -54,7 +54,11 @@ async fn last_month_is_emailed_once_to_whoever_asked_and_has_figures() {
         let ada = register_and_login(&app, "ada@example.com").await;
         spend(&app, &ada, 12_000, &last).await;
         spend(&app, &ada, 10_000, &before).await;
-        prefer(&app, &ada, json!({"home_currency": "USD", "notifications": {"monthly_digest": true}})).await;
+        // Today's sandbox rates are recorded when fetched (1.08 dollars per euro); the
+        // months before the first recorded day are valued at them.
+        let (status, rates) = customer::get(&app, &ada, "/v1/fx/rates").await;
+        assert_eq!(status, 200, "{rates}");
+        prefer(&app, &ada, json!({"home_currency": "EUR", "notifications": {"monthly_digest": true}})).await;
         let bob = register_and_login(&app, "bob@example.com").await; // did not ask
         spend(&app, &bob, 5_000, &last).await;
         let carol = register_and_login(&app, "carol@example.com").await; // asked, but no emails
@@ -72,11 +76,21 @@ async fn last_month_is_emailed_once_to_whoever_asked_and_has_figures() {
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
         assert_eq!(sent.len(), 1, "{sent:?}");
-        let mail = &sent[0];
-        assert!(mail.contains("ada@example.com"), "{mail}");
-        assert!(mail.contains("Spent 120.00 USD against 100.00 USD the month before (+20 %)"), "{mail}");
+        // Quoted-printable: soft line breaks joined again.
+        let mail = sent[0].replace("\r\n", "\n").replace("=\n", "");
+        assert!(mail.contains("To: ada@example.com"), "{mail}");
+        assert!(
+            mail.contains("In USD:\n  Spent 120.00 USD against 100.00 USD the month before (+20 %)"),
+            "{mail}"
+        );
         assert!(mail.contains("Food & Dining: 120.00 USD (+20.00 USD)"), "{mail}");
-        assert!(mail.contains("All currencies in USD"), "the home currency's block: {mail}");
+        // 120.00 / 1.08 = 111.11; 100.00 / 1.08 = 92.59 (half to even at the cent).
+        assert!(
+            mail.contains(
+                "All currencies in EUR (at the rate of each day):\n  Spent 111.11 EUR against 92.59 EUR"
+            ),
+            "{mail}"
+        );
 
         // More rounds (no pause here), and a second worker on the same database: no more.
         let second = coffer::notifications::digest::Digest::new(

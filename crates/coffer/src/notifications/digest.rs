@@ -176,9 +176,23 @@ fn text(summary: &MonthlySummary) -> Option<(String, String)> {
         }
         body.push('\n');
     };
-    if let Some(home) = &summary.home {
+    // The home block, unless the month was all in the home currency already.
+    if let Some(home) = summary.home.as_ref().filter(|home| {
+        summary.currencies.iter().any(|line| line.currency != home.summary.currency)
+            || !home.unvalued.is_empty()
+    }) {
         let heading = format!("All currencies in {} (at the rate of each day):", home.summary.currency);
         currency(&home.summary, &heading, &mut body);
+        for unvalued in &home.unvalued {
+            let _ = writeln!(
+                body,
+                "  Not counted, for want of a rate: {}.",
+                money(unvalued.total, &unvalued.currency)
+            );
+        }
+        if !home.unvalued.is_empty() {
+            body.push('\n');
+        }
     }
     for line in &summary.currencies {
         currency(line, &format!("In {}:", line.currency), &mut body);
