@@ -274,9 +274,10 @@ pub struct ServeArgs {
     pub reconciliation_overdue_days: u32,
 
     /// Currency conversion: where reference rates come from. Unset: the sandbox's fixed
-    /// rates (every supported currency). Otherwise a path or http(s) URL of the European
-    /// Central Bank's daily reference file (eurofxref-daily.xml, or the CSV from
-    /// eurofxref.zip), re-read every minute; the ECB publishes no KES, RWF or NGN rate.
+    /// rates (every supported currency). Otherwise a path or http(s) URL of a European
+    /// Central Bank reference file (eurofxref-daily.xml, a history file such as
+    /// eurofxref-hist-90d.xml whose every day is recorded, or the CSV forms), re-read every
+    /// minute; the ECB publishes no KES, RWF or NGN rate.
     #[arg(long, env = "COFFER_FX_RATES_URL")]
     pub fx_rates_url: Option<String>,
 
