@@ -4,8 +4,9 @@
 //! keeps each day's; a provider's history file fills earlier days) — and rounded half to
 //! even at the minor unit, so neither side gains from rounding what is only a report.
 //!
-//! The rate of a day is the newest recorded on or before it; a day before the first
-//! recorded rates takes the first ones. Every rate used is shown with its day and source.
+//! The rate of a day is the newest recorded on or before it that holds both currencies (a
+//! day's file may lack one); a day before the first recorded rates takes the first ones.
+//! Every rate used is shown with its day and source.
 //! What cannot be valued (a currency the rate source does not publish, or no rates
 //! recorded at all) is listed apart, as it is — never guessed, never dropped silently.
 
@@ -208,27 +209,19 @@ impl Finance {
         })
     }
 
-    /// `amount` of `spent` on the day of `at` (nanoseconds) valued in `currency`, with the
-    /// rate used; `None` when no recorded rate values it.
+    /// `amount` of `spent` on the day of `at` (nanoseconds) valued in `currency`; `None`
+    /// when no recorded rate values it.
     pub async fn value_on(
         &self,
         amount: i64,
         spent: &str,
         currency: Currency,
         at: i64,
-    ) -> Result<Option<(i64, RateUsed)>, FinanceError> {
+    ) -> Result<Option<i64>, FinanceError> {
         let Some(spent) = Currency::parse(spent) else { return Ok(None) };
         let day = at.div_euclid(DAY_NS);
         let book = RateBook::of(self.store.fx_rates_between(day, day).await?);
-        Ok(book.rate(day, spent, currency).and_then(|(rate, published, source)| {
-            let used = RateUsed {
-                currency: spent.code().to_owned(),
-                rate_date: date_of(published),
-                rate: rate.text(),
-                source,
-            };
-            Some((rate.value_of(amount)?, used))
-        }))
+        Ok(book.rate(day, spent, currency).and_then(|(rate, _, _)| rate.value_of(amount)))
     }
 }
 

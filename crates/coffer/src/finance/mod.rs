@@ -524,8 +524,7 @@ impl Finance {
             return Ok(Some(expense.amount));
         }
         let Some(currency) = Currency::parse(&budget.currency).filter(|_| home) else { return Ok(None) };
-        let valued = self.value_on(expense.amount, &expense.currency, currency, expense.occurred_at).await?;
-        Ok(valued.map(|(amount, _)| amount))
+        self.value_on(expense.amount, &expense.currency, currency, expense.occurred_at).await
     }
 
     fn expense_event(
