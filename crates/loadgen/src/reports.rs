@@ -624,7 +624,8 @@ impl History {
             line["spending_change_percent"] = json!(change);
             currencies.push(line);
         }
-        Ok(json!({"year": year, "month": month, "currencies": currencies}))
+        // Its customers choose no home currency: no figures valued in one.
+        Ok(json!({"year": year, "month": month, "currencies": currencies, "home": null}))
     }
 
     /// The income categories of a measured customer (what the report keeps out of the
