@@ -524,3 +524,41 @@ async fn a_monthly_summary_says_what_moved_and_which_budgets_are_at_risk() {
         app.stop().await;
     }
 }
+
+/// A batch whose first expense event was applied before (a redelivery) still tells what
+/// the batch's new expenses call for: the news travels with the first event not applied
+/// yet, since the redelivered one is skipped when the batch is written.
+#[tokio::test]
+async fn news_survive_a_redelivered_first_event_in_the_batch() {
+    for backend in backends() {
+        // The API alone: nothing relays the outbox, so the test delivers it by hand.
+        let options = common::Options {
+            configure: |args| args.roles = vec![coffer::config::ProcessRole::Api],
+            ..common::Options::default()
+        };
+        let app = common::spawn_app_with(&backend, options).await;
+        let session = register_and_login(&app, "redelivered@example.com").await;
+        let first = expense(&app, &session, "Shell", 1_500, &days_ago(0)).await;
+        let repeat = expense(&app, &session, "SHELL", 1_500, &days_ago(0)).await;
+        let store = app.store().await;
+        let events = store.events_after(0, 100).await.unwrap();
+        let added = |expense: &Value| {
+            let id = expense["id"].as_str().unwrap();
+            let event = events
+                .iter()
+                .find(|event| event.event_type == "coffer.expense.added" && event.payload.contains(id))
+                .unwrap_or_else(|| panic!("no expense.added for {id}"));
+            coffer::events::bus::Delivered::from(event)
+        };
+        let notifier = coffer::notifications::Notifier::new(store.clone(), Default::default());
+        notifier.apply_all(&[added(&first)]).await.unwrap();
+        // Redelivered with the next one, first in the batch.
+        notifier.apply_all(&[added(&first), added(&repeat)]).await.unwrap();
+        let (_, page) = customer::get(&app, &session, "/v1/notifications?limit=100").await;
+        let alerts: Vec<&Value> =
+            page["data"].as_array().unwrap().iter().filter(|n| n["kind"] == "spending_alert").collect();
+        assert_eq!(alerts.len(), 1, "the duplicate charge is told: {page}");
+        assert!(alerts[0]["title"].as_str().unwrap().contains("duplicate"), "{page}");
+        app.stop().await;
+    }
+}

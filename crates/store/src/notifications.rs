@@ -296,6 +296,27 @@ impl Store {
         })
     }
 
+    /// Which of `ids` `consumer` applied already (remembered ones: see
+    /// [`Store::purge_consumed_events`]).
+    pub async fn consumed(&self, consumer: &str, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>> {
+        let mut consumed = std::collections::HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let text = format!(
+                "SELECT event_id FROM consumed_events WHERE consumer = $1 AND event_id IN ({})",
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")
+            );
+            let found: Vec<Uuid> = with_pool!(self, read, |pool, sql| {
+                let mut query = sqlx::query_scalar(sql(&text)).bind(consumer);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(pool).await?
+            });
+            consumed.extend(found);
+        }
+        Ok(consumed)
+    }
+
     /// Forgets which events consumers applied before `applied_before` (bounded per call).
     /// Only events the relay can no longer redeliver may be forgotten.
     pub async fn purge_consumed_events(&self, applied_before: u64) -> Result<u64> {

@@ -160,9 +160,22 @@ impl Notifier {
         let monitors =
             if watched.is_empty() { Vec::new() } else { self.store.monitors_of_wallets(&watched).await? };
         // Expenses that arrived, per customer: the insights they may call for (one read per
-        // customer, told with the customer's first such event of the batch).
+        // customer, told with the customer's first such event of the batch that was not
+        // applied before — a redelivered one is skipped when the batch is written, and what
+        // it carried with it).
+        let added: Vec<Uuid> = events
+            .iter()
+            .zip(&data)
+            .filter(|(_, data)| matches!(data, Some(EventData::ExpenseAdded(_))))
+            .map(|(event, _)| event.id)
+            .collect();
+        let applied_before =
+            if added.is_empty() { Default::default() } else { self.store.consumed(CONSUMER, &added).await? };
         let mut arrived: HashMap<Uuid, (usize, std::collections::HashSet<Uuid>)> = HashMap::new();
-        for (index, data) in data.iter().enumerate() {
+        for (index, (event, data)) in events.iter().zip(&data).enumerate() {
+            if applied_before.contains(&event.id) {
+                continue;
+            }
             if let Some(EventData::ExpenseAdded(expense)) = data {
                 arrived
                     .entry(expense.customer_id)
