@@ -113,6 +113,7 @@ async fn a_month_in_five_currencies_reads_in_euros_at_the_rate_of_each_day() {
             (&json!("Food & Dining"), &json!(20_500))
         );
         assert_eq!(home["unvalued"], json!([{"currency": "KES", "total": 100_000, "count": 1}]));
+        assert_eq!(home["top_merchants"], json!([{"merchant": "Market", "total": 20_500, "count": 5}]));
         let source = format!("ecb:{HISTORY}");
         let expected: Vec<(String, String, String)> =
             [("GBP", "2026-05-29"), ("JPY", "2026-06-15"), ("USD", "2026-05-29"), ("USD", "2026-06-15")]

@@ -524,6 +524,16 @@ pub struct MerchantTotal {
     pub count: i64,
 }
 
+/// Expenses at one merchant in one currency on one day (days since 1970-01-01, UTC).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct MerchantDayTotal {
+    pub day: i64,
+    pub currency: String,
+    pub merchant: String,
+    pub total: i64,
+    pub count: i64,
+}
+
 /// Budgets one customer may have at most.
 pub const BUDGETS_PER_CUSTOMER_MAX: u32 = 200;
 
@@ -540,16 +550,27 @@ pub const CATEGORY_TOTALS_SQL: &str = "SELECT currency, category_id, CAST(SUM(am
 /// The SQL of [`Store::merchant_totals`] with `excluded` excluded categories: $1 customer,
 /// $2–$3 the period, $4 the limit, then the excluded category ids.
 pub fn merchant_totals_sql(excluded: usize) -> String {
+    merchant_sums_sql(excluded, false)
+}
+
+/// [`merchant_totals_sql`], grouped by day too when `by_day` (the day first, in days since
+/// 1970-01-01).
+fn merchant_sums_sql(excluded: usize, by_day: bool) -> String {
     let excluded_sql = if excluded == 0 {
         String::new()
     } else {
         let ids = (0..excluded).map(|i| format!("${}", i + 5)).collect::<Vec<_>>();
         format!(" AND category_id NOT IN ({})", ids.join(", "))
     };
+    let (day, group) = if by_day {
+        ("occurred_at / 86400000000000 AS day, ", "occurred_at / 86400000000000, ")
+    } else {
+        ("", "")
+    };
     format!(
-        "SELECT currency, merchant, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
+        "SELECT {day}currency, merchant, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
          WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND merchant IS NOT NULL{excluded_sql} \
-         GROUP BY currency, merchant ORDER BY total DESC, merchant LIMIT $4"
+         GROUP BY {group}currency, merchant ORDER BY total DESC, merchant LIMIT $4"
     )
 }
 
@@ -642,6 +663,27 @@ impl Store {
             .bind(currency)
             .fetch_all(pool)
             .await?)
+        })
+    }
+
+    /// [`Store::merchant_totals`] per day: the largest `limit` (merchant, currency, day)
+    /// sums, to be valued at the rate of their day.
+    pub async fn merchant_day_totals(
+        &self,
+        customer_id: Uuid,
+        from: i64,
+        to: i64,
+        excluded: &[Uuid],
+        limit: u32,
+    ) -> Result<Vec<MerchantDayTotal>> {
+        let text = merchant_sums_sql(excluded.len(), true);
+        with_pool!(self, read, |pool, sql| {
+            let mut query =
+                sqlx::query_as(sql(&text)).bind(customer_id).bind(from).bind(to).bind(i64::from(limit));
+            for id in excluded {
+                query = query.bind(*id);
+            }
+            Ok(query.fetch_all(pool).await?)
         })
     }
 

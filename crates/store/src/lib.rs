@@ -57,7 +57,7 @@ pub use credit::{CREDIT_HISTORY_MAX, CreditConsentRow, CreditReportRow};
 pub use finance::{
     BUDGETS_PER_CUSTOMER_MAX, BudgetRow, CATEGORIES_PER_CUSTOMER_MAX, CATEGORIES_SQL, CATEGORY_TOTALS_SQL,
     CategoryDayTotal, CategoryRow, CategoryTotal, EXPENSES_PAGE_MAX, ExpenseFilter, ExpenseRow,
-    MerchantTotal, RULES_PER_CUSTOMER_MAX, RuleRow, SPENDS_MAX, Saved, merchant_totals_sql,
+    MerchantDayTotal, MerchantTotal, RULES_PER_CUSTOMER_MAX, RuleRow, SPENDS_MAX, Saved, merchant_totals_sql,
 };
 pub use fx::{FX_RATE_DAYS_MAX, FxCurrencyTotals, FxQuoteRow, FxRateRow};
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};

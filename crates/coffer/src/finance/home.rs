@@ -24,6 +24,9 @@ use crate::wallets::Currency;
 
 /// Nanoseconds in a day.
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
+/// (merchant, currency, day) sums read at most to rank a period's merchants in the home
+/// currency: the largest ones, far more than a month of one person's spending holds.
+pub const MERCHANT_DAYS_MAX: u32 = 10_000;
 
 /// A rate a home-currency figure was valued at.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
@@ -207,6 +210,55 @@ impl Finance {
                 .map(|((category_id, spent), figures)| total(spent, (category_id, figures)))
                 .collect(),
         })
+    }
+
+    /// The largest merchants of `[from, to)` among the expenses not in `excluded`
+    /// categories, valued in `currency` (its own expenses as they are, the others at the
+    /// rate of their day), largest first, at most `limit`; with the rates used. Reads the
+    /// [`MERCHANT_DAYS_MAX`] largest (merchant, currency, day) sums; what no rate values
+    /// is left out (the report's `unvalued` shows it).
+    pub async fn valued_merchants(
+        &self,
+        customer_id: Uuid,
+        currency: Currency,
+        (from, to): (i64, i64),
+        excluded: &[Uuid],
+        limit: usize,
+    ) -> Result<(Vec<(String, i64, i64)>, Vec<RateUsed>), FinanceError> {
+        let rows = self.store.merchant_day_totals(customer_id, from, to, excluded, MERCHANT_DAYS_MAX).await?;
+        let days = rows.iter().filter(|row| row.currency != currency.code()).map(|row| row.day);
+        let book = match (days.clone().min(), days.max()) {
+            (Some(first), Some(last)) => RateBook::of(self.store.fx_rates_between(first, last).await?),
+            _ => RateBook::of(Vec::new()),
+        };
+        let mut rates = BTreeSet::new();
+        let mut by_merchant: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for row in rows {
+            let value = if row.currency == currency.code() {
+                Some(row.total)
+            } else {
+                Currency::parse(&row.currency).and_then(|spent| {
+                    let (rate, published, source) = book.rate(row.day, spent, currency)?;
+                    let value = rate.value_of(row.total)?;
+                    rates.insert(RateUsed {
+                        currency: row.currency.clone(),
+                        rate_date: date_of(published),
+                        rate: rate.text(),
+                        source,
+                    });
+                    Some(value)
+                })
+            };
+            if let Some(value) = value {
+                let entry = by_merchant.entry(row.merchant).or_default();
+                (entry.0, entry.1) = (entry.0.saturating_add(value), entry.1 + row.count);
+            }
+        }
+        let mut merchants: Vec<(String, i64, i64)> =
+            by_merchant.into_iter().map(|(merchant, (total, count))| (merchant, total, count)).collect();
+        merchants.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        merchants.truncate(limit);
+        Ok((merchants, rates.into_iter().collect()))
     }
 
     /// `amount` of `spent` on the day of `at` (nanoseconds) valued in `currency`; `None`

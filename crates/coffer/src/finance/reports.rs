@@ -197,6 +197,8 @@ pub struct HomeMonthly {
     pub totals: Totals,
     /// Spending by top-level category, largest first.
     pub by_category: Vec<CategoryLine>,
+    /// The five largest merchants of the month's spending, valued likewise.
+    pub top_merchants: Vec<MerchantLine>,
     pub previous_month: Totals,
     /// Null when the previous month had no spending.
     #[schema(required = true)]
@@ -460,9 +462,18 @@ impl Finance {
                 let empty = || Totals { currency: code.to_owned(), ..Totals::default() };
                 let this_month = totals(&now.rows, &income).remove(code).unwrap_or_else(empty);
                 let previous_month = totals(&then.rows, &income).remove(code).unwrap_or_else(empty);
-                let (rates, unvalued) = home::notes([&now, &then], |_| true);
+                let (mut rates, unvalued) = home::notes([&now, &then], |_| true);
+                let (merchants, merchant_rates) =
+                    self.valued_merchants(customer_id, home, (from, to), &income, 5).await?;
+                rates.extend(merchant_rates);
+                rates.sort();
+                rates.dedup();
                 Some(HomeMonthly {
                     by_category: lines(&now.rows, code, &categories, &income, true, this_month.spending),
+                    top_merchants: merchants
+                        .into_iter()
+                        .map(|(merchant, total, count)| MerchantLine { merchant, total, count })
+                        .collect(),
                     spending_change_percent: (previous_month.spending > 0).then(|| {
                         percent(this_month.spending - previous_month.spending, previous_month.spending)
                     }),
