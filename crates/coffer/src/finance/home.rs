@@ -130,6 +130,20 @@ impl RateBook {
         };
         self.days.range(..=day).rev().find_map(both).or_else(|| self.days.range(day + 1..).find_map(both))
     }
+
+    /// `amount` of currency `spent` on `day` valued in `to`, with the rate used; `None`
+    /// when no recorded rate values it (or the value does not fit).
+    fn value(&self, day: i64, spent: &str, to: Currency, amount: i64) -> Option<(i64, RateUsed)> {
+        let spent = Currency::parse(spent)?;
+        let (rate, published, source) = self.rate(day, spent, to)?;
+        let used = RateUsed {
+            currency: spent.code().to_owned(),
+            rate_date: date_of(published),
+            rate: rate.text(),
+            source,
+        };
+        Some((rate.value_of(amount)?, used))
+    }
 }
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01.
@@ -175,18 +189,7 @@ impl Finance {
         if let (Some(first), Some(last)) = (days.first(), days.last()) {
             let book = RateBook::of(self.store.fx_rates_between(first.day, last.day).await?);
             for row in days {
-                let valued = Currency::parse(&row.currency).and_then(|spent| {
-                    let (rate, published, source) = book.rate(row.day, spent, currency)?;
-                    let value = rate.value_of(row.total)?;
-                    let used = RateUsed {
-                        currency: row.currency.clone(),
-                        rate_date: date_of(published),
-                        rate: rate.text(),
-                        source,
-                    };
-                    Some((value, used))
-                });
-                let (entry, amount) = match valued {
+                let (entry, amount) = match book.value(row.day, &row.currency, currency, row.total) {
                     Some((value, used)) => {
                         rates.insert((row.category_id, used));
                         (by_category.entry(row.category_id).or_default(), value)
@@ -237,16 +240,9 @@ impl Finance {
             let value = if row.currency == currency.code() {
                 Some(row.total)
             } else {
-                Currency::parse(&row.currency).and_then(|spent| {
-                    let (rate, published, source) = book.rate(row.day, spent, currency)?;
-                    let value = rate.value_of(row.total)?;
-                    rates.insert(RateUsed {
-                        currency: row.currency.clone(),
-                        rate_date: date_of(published),
-                        rate: rate.text(),
-                        source,
-                    });
-                    Some(value)
+                book.value(row.day, &row.currency, currency, row.total).map(|(value, used)| {
+                    rates.insert(used);
+                    value
                 })
             };
             if let Some(value) = value {
@@ -270,10 +266,9 @@ impl Finance {
         currency: Currency,
         at: i64,
     ) -> Result<Option<i64>, FinanceError> {
-        let Some(spent) = Currency::parse(spent) else { return Ok(None) };
         let day = at.div_euclid(DAY_NS);
         let book = RateBook::of(self.store.fx_rates_between(day, day).await?);
-        Ok(book.rate(day, spent, currency).and_then(|(rate, _, _)| rate.value_of(amount)))
+        Ok(book.value(day, spent, currency, amount).map(|(value, _)| value))
     }
 }
 
