@@ -565,3 +565,27 @@ async fn health_and_reflection_are_served() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_an_open_stream_after_answering_what_it_took() {
+    let mut app = spawn_app(&common::Backend::Sqlite).await;
+    let (funding, customer, _) = accounts(&app, Transport::Grpc).await;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let mut grpc = client(&app).await;
+    let request = authorized(tokio_stream::wrappers::ReceiverStream::new(receiver), &app.admin_key);
+    let transfers = vec![Event::new(funding, customer, 10, &[]).proto()];
+    sender.send(proto::CreateTransfersStreamRequest { batch_id: 1, transfers }).await.unwrap();
+    let mut responses = grpc.create_transfers_stream(request).await.unwrap().into_inner();
+    assert_eq!(responses.message().await.unwrap().expect("the batch's results").batch_id, 1);
+    // The client keeps its side open; shutdown must not wait for it forever.
+    tokio::time::timeout(std::time::Duration::from_secs(10), app.stop_server())
+        .await
+        .expect("shutdown finishes although a stream is open");
+    let ended = responses.message().await.unwrap_err();
+    assert_eq!((ended.code(), reason(&ended).as_str()), (Code::Unavailable, "shutting_down"));
+    drop(sender);
+    app.restart().await;
+    let (_, account) = app.get(&format!("/v1/ledger/accounts/{customer}")).await;
+    assert_eq!(account["credits_posted"], 10, "the answered batch was committed");
+    app.stop().await;
+}

@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt, stream::FuturesOrdered};
 use ledger::{AccountFlags, CreateAccountResult, CreateTransferResult, TransferFlags};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{proto, require_admin_key, status};
@@ -35,11 +36,13 @@ pub const STREAM_RESPONSES_BUFFERED_MAX: usize = 4;
 #[derive(Debug, Clone)]
 pub struct Ledger {
     state: AppState,
+    /// Cancelled when the server begins to shut down: streams stop taking batches.
+    stopping: CancellationToken,
 }
 
 impl Ledger {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
+    pub fn new(state: AppState, stopping: CancellationToken) -> Self {
+        Self { state, stopping }
     }
 }
 
@@ -380,7 +383,12 @@ impl proto::ledger_service_server::LedgerService for Ledger {
     ) -> Result<Response<ResultStream>, Status> {
         require_admin_key(&self.state, request.metadata())?;
         let (sender, receiver) = mpsc::channel(STREAM_RESPONSES_BUFFERED_MAX);
-        tokio::spawn(run_stream(self.state.pipeline.clone(), request.into_inner(), sender));
+        tokio::spawn(run_stream(
+            self.state.pipeline.clone(),
+            request.into_inner(),
+            sender,
+            self.stopping.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
@@ -393,11 +401,13 @@ fn batch_status(error: ApiError, batch_id: u64) -> Status {
 /// Runs one CreateTransfersStream: reads batches while fewer than
 /// [`STREAM_BATCHES_IN_FLIGHT_MAX`] wait for the pipeline, queues each on the pipeline as
 /// it is read (so they commit in the stream's order), and sends the results in that order.
-/// The first refused batch ends the stream after the results of those before it.
+/// The first refused batch ends the stream after the results of those before it; so
+/// does shutdown (`UNAVAILABLE`, reason `shutting_down`), once the queued batches are answered.
 async fn run_stream(
     pipeline: crate::commit::CommitPipeline,
     mut incoming: Streaming<proto::CreateTransfersStreamRequest>,
     sender: mpsc::Sender<Result<proto::CreateTransfersStreamResponse, Status>>,
+    stopping: CancellationToken,
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut failure: Option<Status> = None;
@@ -447,6 +457,10 @@ async fn run_stream(
                         reading = false;
                     }
                 }
+            }
+            () = stopping.cancelled(), if reading => {
+                failure = Some(status(ApiError::ShuttingDown));
+                reading = false;
             }
             else => break,
         }

@@ -130,17 +130,19 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let store = state.store.clone();
-    let ledger = proto::ledger_service_server::LedgerServiceServer::new(ledger::Ledger::new(state))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    // Cancelled when shutdown begins: health turns NOT_SERVING and open streams stop
+    // taking batches, so that a client holding a stream open cannot hold up shutdown.
+    let stopping = CancellationToken::new();
+    let ledger =
+        proto::ledger_service_server::LedgerServiceServer::new(ledger::Ledger::new(state, stopping.clone()))
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX);
     // The store answered its migrations at bind: serving from the first call, then
     // kept in step with the database by `report_readiness`.
     for service in HEALTH_SERVICES {
         health.set_service_status(service, ServingStatus::Serving).await;
     }
-    let stop_health = CancellationToken::new();
-    let checks = tokio::spawn(report_readiness(health, store, stop_health.clone()));
-    let stop_checks = stop_health.clone();
+    let checks = tokio::spawn(report_readiness(health, store, stopping.clone()));
     let served = tonic::transport::Server::builder()
         .max_concurrent_streams(STREAMS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(Duration::from_secs(KEEPALIVE_INTERVAL_S)))
@@ -151,10 +153,9 @@ pub async fn serve(
         .add_service(ledger)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
             shutdown.await;
-            stop_checks.cancel();
+            stopping.cancel();
         })
         .await;
-    stop_health.cancel();
     if let Err(error) = checks.await {
         tracing::error!(%error, "the gRPC health reporter failed");
     }
