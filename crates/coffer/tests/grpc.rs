@@ -455,13 +455,14 @@ async fn a_thousand_batches_through_one_stream_arrive_in_order() {
         let (sender, receiver) = tokio::sync::mpsc::channel(8);
         let producer = tokio::spawn(async move {
             for batch_id in 0..BATCHES {
-                // Every batch moves 5 in and, from the second on, 1 out: the outgoing
-                // transfer only succeeds if the batches before it committed first.
-                let mut transfers: Vec<proto::NewTransfer> =
-                    (0..PER_BATCH).map(|_| Event::new(funding, customer, 1, &[]).proto()).collect();
+                // From the second batch on, each first spends the 5 the batch before it
+                // brought in (the customer may not go negative), then brings in 5 more:
+                // every batch succeeds only if the one before it committed first.
+                let mut transfers = Vec::new();
                 if batch_id > 0 {
-                    transfers.push(Event::new(customer, merchant, 1, &[]).proto());
+                    transfers.push(Event::new(customer, merchant, PER_BATCH, &[]).proto());
                 }
+                transfers.extend((0..PER_BATCH).map(|_| Event::new(funding, customer, 1, &[]).proto()));
                 let batch = proto::CreateTransfersStreamRequest { batch_id, transfers };
                 if sender.send(batch).await.is_err() {
                     return;
@@ -488,8 +489,8 @@ async fn a_thousand_batches_through_one_stream_arrive_in_order() {
         let (funding, customer, merchant) = (&found[0], &found[1], &found[2]);
         assert_eq!(funding.debits_posted, BATCHES * PER_BATCH);
         assert_eq!(customer.credits_posted, BATCHES * PER_BATCH);
-        assert_eq!(customer.debits_posted, BATCHES - 1);
-        assert_eq!(merchant.credits_posted, BATCHES - 1);
+        assert_eq!(customer.debits_posted, (BATCHES - 1) * PER_BATCH);
+        assert_eq!(merchant.credits_posted, (BATCHES - 1) * PER_BATCH);
         let debits: u64 = found.iter().map(|a| a.debits_posted).sum();
         let credits: u64 = found.iter().map(|a| a.credits_posted).sum();
         assert_eq!(debits, credits, "double entry");
