@@ -18,7 +18,7 @@ port=18080
 metric() {
     curl -s "http://127.0.0.1:$port/metrics" | awk '/^coffer_events_relayed_total/ {s += $2} END {print s + 0}'
 }
-COFFER_DATA_DIR=$data COFFER_LISTEN=127.0.0.1:$port COFFER_ADMIN_API_KEY=$key COFFER_LOG=warn \
+COFFER_DATA_DIR=$data COFFER_LISTEN=127.0.0.1:$port COFFER_GRPC_LISTEN=none COFFER_ADMIN_API_KEY=$key COFFER_LOG=warn \
     COFFER_RELAY_BATCH_MAX=$batch COFFER_MONEY_REQUESTS_PER_MINUTE=1000000 \
     "$target/release/coffer" serve >"$data/log" 2>&1 &
 server=$!

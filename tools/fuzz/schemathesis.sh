@@ -46,7 +46,7 @@ trap cleanup EXIT
 # Port 0, JSON logs: the address comes from the server's own `listening` line.
 COFFER_ADMIN_API_KEY="$ADMIN_KEY" COFFER_ARGON2_MEMORY_KIB=1024 COFFER_MONEY_REQUESTS_PER_MINUTE=1000000 \
   COFFER_LOGIN_FAILURES_PER_IP_MAX=100000 COFFER_LOG="warn,coffer::server=info" COFFER_LOG_FORMAT=json \
-  "$COFFER_BIN" serve --data-dir "$DATA_DIR/data" --listen "127.0.0.1:0" >"$LOG" 2>&1 &
+  "$COFFER_BIN" serve --data-dir "$DATA_DIR/data" --listen "127.0.0.1:0" --grpc-listen none >"$LOG" 2>&1 &
 SERVER_PID=$!
 ADDRESS=""
 for _ in $(seq 1 600); do

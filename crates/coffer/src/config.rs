@@ -199,6 +199,22 @@ impl DatabaseArgs {
     }
 }
 
+/// Where gRPC listens: an address, or `none` to serve no gRPC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcListen(pub Option<SocketAddr>);
+
+impl std::str::FromStr for GrpcListen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("none") {
+            Ok(Self(None))
+        } else {
+            text.parse().map(|address| Self(Some(address)))
+        }
+    }
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -207,6 +223,11 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "COFFER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Address and port of the gRPC listener (`coffer.v1.LedgerService`, health and
+    /// reflection; see docs/grpc.md), or `none` for no gRPC. Only the `api` role serves it.
+    #[arg(long, env = "COFFER_GRPC_LISTEN", default_value = "127.0.0.1:9090")]
+    pub grpc_listen: GrpcListen,
 
     /// The admin API key (`Authorization: Bearer <key>`). Unset: one is generated on the
     /// first start, stored in DATA_DIR/admin-api-key and printed once.

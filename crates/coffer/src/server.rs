@@ -1,5 +1,5 @@
 //! Startup and shutdown: open and migrate the store, start the commit pipeline, bind the
-//! listener, start this process's roles (api, relay, workers), serve until told to stop,
+//! listeners (HTTP, and gRPC for the api role), start this process's roles (api, relay, workers), serve until told to stop,
 //! then drain in order — stop accepting, finish in-flight requests, stop the relay and
 //! workers, commit what is queued, close the database.
 
@@ -45,6 +45,8 @@ pub async fn open_store(database: &DatabaseArgs) -> anyhow::Result<Store> {
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    /// The gRPC listener, for the `api` role when `COFFER_GRPC_LISTEN` is not `none`.
+    grpc_listener: Option<TcpListener>,
     store: Store,
     pipeline: CommitPipeline,
     pipeline_task: PipelineTask,
@@ -112,6 +114,12 @@ impl Server {
         let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
         let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
         let listener = TcpListener::bind(args.listen).await?;
+        let grpc_listener = match args.grpc_listen.0 {
+            Some(address) if args.roles.contains(&ProcessRole::Api) => {
+                Some(TcpListener::bind(address).await?)
+            }
+            _ => None,
+        };
         let nats = match &args.nats_url {
             Some(url) => {
                 let nats = Nats::connect(url).await?;
@@ -157,6 +165,7 @@ impl Server {
         Ok(Self {
             events,
             listener,
+            grpc_listener,
             store,
             pipeline,
             pipeline_task,
@@ -204,6 +213,11 @@ impl Server {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where gRPC listens, when it does.
+    pub fn grpc_local_addr(&self) -> Option<SocketAddr> {
+        self.grpc_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// The current admin API key.
@@ -382,12 +396,38 @@ impl Server {
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
             leases: Arc::default(),
         };
+        // One shutdown for both servers: each stops accepting, then finishes its calls.
+        let stop_serving = CancellationToken::new();
+        tokio::spawn({
+            let stop_serving = stop_serving.clone();
+            async move {
+                shutdown.await;
+                stop_serving.cancel();
+            }
+        });
+        let grpc = match self.grpc_listener.take() {
+            Some(listener) => {
+                info!(address = %listener.local_addr()?, "gRPC listening");
+                Some(tokio::spawn(crate::grpc::serve(
+                    listener,
+                    state.clone(),
+                    stop_serving.clone().cancelled_owned(),
+                )))
+            }
+            None => None,
+        };
         let app =
             if has(ProcessRole::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
         info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
         let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
             .await;
+        // Should the HTTP server fail on its own, gRPC stops with it.
+        stop_serving.cancel();
+        let grpc_served = match grpc {
+            Some(task) => task.await.map_err(anyhow::Error::new).and_then(|served| served),
+            None => Ok(()),
+        };
         info!("stopped accepting requests; stopping workers and draining the commit queue");
         stop_workers.cancel();
         for task in tasks {
@@ -398,7 +438,8 @@ impl Server {
         self.pipeline_task.shutdown().await;
         self.store.close().await;
         info!("shut down");
-        Ok(served?)
+        served?;
+        grpc_served
     }
 }
 

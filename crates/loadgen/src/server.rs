@@ -66,6 +66,8 @@ impl ChildServer {
         };
         let mut command = Command::new(executable);
         command.arg("serve-coffer").arg("--data-dir").arg(data_dir.path()).args(["--listen", "127.0.0.1:0"]);
+        // The scenarios speak HTTP; gRPC's fixed default port could clash between runs.
+        command.args(["--grpc-listen", "none"]);
         if let Some(database) = &database {
             command.args(["--database-url", &database.url]);
         }

@@ -524,6 +524,20 @@ impl Store {
         Ok(transfers.into_iter().next().map(|(transfer, _)| transfer))
     }
 
+    /// The transfers among `ids` that exist, in id order.
+    pub async fn transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let transfers = dispatch!(self, backend => backend.transfers(&ids).await)?;
+        let mut transfers: Vec<Transfer> = transfers.into_iter().map(|(transfer, _)| transfer).collect();
+        transfers.sort_unstable_by_key(|transfer| transfer.id);
+        Ok(transfers)
+    }
+
     /// Where the pending transfer `id` stands; `None` when there is no such transfer or it
     /// is not a pending transfer.
     pub async fn pending_status(&self, id: u128) -> Result<Option<PendingStatus>> {

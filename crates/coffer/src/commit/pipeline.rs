@@ -118,8 +118,18 @@ impl CommitPipeline {
 
     /// Queues `command` and waits for its results.
     pub async fn submit(&self, command: Command) -> Result<Outcome, CommitError> {
+        self.enqueue(command)?.await
+    }
+
+    /// Queues `command` now and returns the wait for its results. Commands commit in
+    /// the order they were queued, so a caller that queues several before waiting (the
+    /// gRPC stream) still has them applied in its order.
+    pub fn enqueue(
+        &self,
+        command: Command,
+    ) -> Result<impl Future<Output = Result<Outcome, CommitError>> + Send + 'static, CommitError> {
         let events = command.events();
-        assert!(events <= ledger::BATCH_EVENTS_MAX, "the HTTP layer caps batch sizes");
+        assert!(events <= ledger::BATCH_EVENTS_MAX, "the API layers cap batch sizes");
         let (reply, response) = oneshot::channel();
         let span = tracing::Span::current();
         self.sender.try_send(Job { command, events, reply, span }).map_err(|error| match error {
@@ -128,7 +138,7 @@ impl CommitPipeline {
         })?;
         // The task answers every job it takes, even while shutting down; a dropped
         // reply can only mean the task itself died.
-        response.await.unwrap_or(Err(CommitError::ShuttingDown))
+        Ok(async move { response.await.unwrap_or(Err(CommitError::ShuttingDown)) })
     }
 
     /// Requests waiting in the queue now.

@@ -30,7 +30,12 @@ pub struct AdminUser {
 
 /// The bearer credential of a request, if it has one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_credential(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The credential of an `authorization` value `Bearer <credential>` (the scheme in any
+/// case), for HTTP headers and gRPC metadata alike.
+pub fn bearer_credential(value: &str) -> Option<&str> {
     let (scheme, credential) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
 }

@@ -39,6 +39,9 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Where gRPC listens (port 0, so parallel tests never clash); `None` when a test
+    /// turned it off.
+    pub grpc_address: Option<SocketAddr>,
     pub admin_key: String,
     pub client: reqwest::Client,
     pub data_dir: tempfile::TempDir,
@@ -61,14 +64,17 @@ impl Default for Options {
     }
 }
 
-/// Every setting at its default, as `coffer serve` with no flags would have it.
+/// Every setting at its default, as `coffer serve` with no flags would have it, except
+/// that gRPC listens on port 0: tests run in parallel and must never share a fixed port.
 pub fn default_args() -> ServeArgs {
     #[derive(clap::Parser)]
     struct Defaults {
         #[command(flatten)]
         args: ServeArgs,
     }
-    <Defaults as clap::Parser>::try_parse_from(["coffer"]).expect("the defaults parse").args
+    let mut args = <Defaults as clap::Parser>::try_parse_from(["coffer"]).expect("the defaults parse").args;
+    args.grpc_listen = coffer::config::GrpcListen(Some("127.0.0.1:0".parse().unwrap()));
+    args
 }
 
 /// The access-token secret of every test server, so tests can forge tokens with it.
@@ -155,6 +161,7 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
     (options.configure)(&mut args);
     let mut app = TestApp {
         address: "127.0.0.1:0".parse().unwrap(),
+        grpc_address: None,
         admin_key: String::new(),
         client: coffer::notifications::http_client().build().unwrap(),
         data_dir,
@@ -221,6 +228,7 @@ impl TestApp {
     async fn start(&mut self) {
         let server = Server::bind(self.args.clone()).await.expect("server starts");
         self.address = server.local_addr().unwrap();
+        self.grpc_address = server.grpc_local_addr();
         self.admin_key = server.admin_api_key().expose().to_owned();
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         self.shutdown = Some(shutdown);

@@ -72,6 +72,8 @@ impl ChildServer {
     pub async fn start(config: &ChildConfig) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_coffer"));
         command.arg("serve").arg("--data-dir").arg(&config.data_dir).args(["--listen", "127.0.0.1:0"]);
+        // Parallel tests cannot share gRPC's default port; these tests speak HTTP only.
+        command.args(["--grpc-listen", "none"]);
         for (name, _) in std::env::vars_os() {
             if INHERITED_ENV_PREFIXES.iter().any(|prefix| name.to_string_lossy().starts_with(prefix)) {
                 command.env_remove(name);

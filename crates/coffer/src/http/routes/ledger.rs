@@ -1,8 +1,9 @@
 //! The ledger API (`/v1/ledger/*`): TigerBeetle-shaped batches of accounts and
 //! transfers, lookups, an account's transfers and its balance history. Admin key only.
 //!
-//! Handlers only translate: JSON ⇄ ledger types, and results back in order. Every write
-//! goes through the commit pipeline; reads go to the store. Ids are UUID strings (the
+//! Handlers only translate: JSON ⇄ ledger types, and results back in order. The checks,
+//! the submission to the commit pipeline and the history paging are in
+//! [`crate::ledger_api`], shared with the gRPC `LedgerService`. Ids are UUID strings (the
 //! ledger's u128 ids), amounts JSON integers in minor units, `timestamp` the ledger's
 //! nanosecond clock (it orders events and is unique, which RFC 3339 text would hide).
 
@@ -11,18 +12,21 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     routing::{get, post},
 };
-use ledger::{AMOUNT_MAX, AccountFlags, BATCH_EVENTS_MAX, TransferFlags};
+use ledger::{AccountFlags, TransferFlags};
 use serde::{Deserialize, Serialize, de::IgnoredAny};
-use store::{AccountFilter, Command, Outcome};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::http::{
-    AppState,
-    caller::AdminAuth,
-    error::{ApiError, FieldError},
-    extract::{BodyLimit, JsonBatch, Path, Query},
-    paging::{self, CursorKey, Page},
+pub use crate::ledger_api::{HistoryQuery, Order, Side};
+use crate::{
+    http::{
+        AppState,
+        caller::AdminAuth,
+        error::{ApiError, FieldError},
+        extract::{BodyLimit, JsonBatch, Path, Query},
+        paging::Page,
+    },
+    ledger_api::{self, check_batch_len, reject},
 };
 
 /// Bytes a batch request may carry: a full batch of 8,190 transfers with every field set
@@ -234,46 +238,6 @@ pub struct BatchResults {
     pub results: Vec<EventResult>,
 }
 
-/// Which end of history comes first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    /// Newest first.
-    #[default]
-    Desc,
-    /// Oldest first.
-    Asc,
-}
-
-/// Which transfers of the account to list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    #[default]
-    Both,
-    Debits,
-    Credits,
-}
-
-/// Paging and filters for an account's history.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Rows per page: 1 to 100, default 20.
-    pub limit: Option<u32>,
-    /// From the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// `desc` (newest first, the default) or `asc`.
-    pub order: Option<Order>,
-    /// Only rows at or after this timestamp (ns).
-    pub timestamp_min: Option<u64>,
-    /// Only rows at or before this timestamp (ns).
-    pub timestamp_max: Option<u64>,
-    /// For transfers: `both` (default), `debits` or `credits`.
-    pub side: Option<Side>,
-}
-
 fn id(uuid: Uuid) -> u128 {
     uuid.as_u128()
 }
@@ -289,35 +253,6 @@ fn set_by_ledger(index: usize, field: &str, given: bool, errors: &mut Vec<FieldE
             message: format!("`{field}` is set by the ledger and must be left out"),
         });
     }
-}
-
-fn check_batch_len(len: usize) -> Result<(), ApiError> {
-    if len == 0 || len > BATCH_EVENTS_MAX {
-        return Err(ApiError::field(
-            "",
-            format!("a batch holds 1 to {BATCH_EVENTS_MAX} events; this one has {len}"),
-        ));
-    }
-    Ok(())
-}
-
-fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::Validation {
-        detail: format!(
-            "{} invalid field(s), first: {}: {}",
-            errors.len(),
-            errors[0].field,
-            errors[0].message
-        ),
-        errors,
-    })
-}
-
-async fn submit(state: &AppState, command: Command) -> Result<Outcome, ApiError> {
-    Ok(state.pipeline.submit(command).await?)
 }
 
 fn results<R: Copy>(ids: &[Uuid], results: Vec<R>, name: impl Fn(R) -> &'static str) -> BatchResults {
@@ -370,10 +305,8 @@ async fn create_accounts(
             ..Default::default()
         })
         .collect();
-    match submit(&state, Command::CreateAccounts(accounts)).await? {
-        Outcome::Accounts(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
-        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for accounts: {other:?}"))),
-    }
+    let outcome = ledger_api::create_accounts(&state.pipeline, accounts).await?;
+    Ok(axum::Json(results(&ids, outcome, |r| r.as_str())))
 }
 
 /// Create transfers: a batch of 1 to 8,190, one result per transfer, in order. Linked
@@ -393,20 +326,11 @@ async fn create_transfers(
 ) -> Result<axum::Json<BatchResults>, ApiError> {
     check_batch_len(events.len())?;
     let mut errors = Vec::new();
-    for (index, event) in events.iter().enumerate() {
+    let mut ids = Vec::with_capacity(events.len());
+    let mut transfers = Vec::with_capacity(events.len());
+    for (index, event) in events.into_iter().enumerate() {
         set_by_ledger(index, "timestamp", event.timestamp.is_some(), &mut errors);
-        if event.amount > AMOUNT_MAX {
-            errors.push(FieldError {
-                field: format!("/{index}/amount"),
-                message: format!("must be at most {AMOUNT_MAX}"),
-            });
-        }
-    }
-    reject(errors)?;
-    let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
-    let transfers = events
-        .into_iter()
-        .map(|event| ledger::Transfer {
+        let transfer = ledger::Transfer {
             id: id(event.id),
             debit_account_id: id(event.debit_account_id),
             credit_account_id: id(event.credit_account_id),
@@ -420,12 +344,14 @@ async fn create_transfers(
             code: event.code,
             flags: TransferFlag::collect(&event.flags),
             timestamp: 0,
-        })
-        .collect();
-    match submit(&state, Command::CreateTransfers(transfers)).await? {
-        Outcome::Transfers(outcome) => Ok(axum::Json(results(&ids, outcome, |r| r.as_str()))),
-        other => Err(ApiError::Internal(anyhow::anyhow!("unexpected outcome for transfers: {other:?}"))),
+        };
+        ledger_api::check_transfer(index, &transfer, &mut errors);
+        ids.push(event.id);
+        transfers.push(transfer);
     }
+    reject(errors)?;
+    let outcome = ledger_api::create_transfers(&state.pipeline, transfers).await?;
+    Ok(axum::Json(results(&ids, outcome, |r| r.as_str())))
 }
 
 fn account_view(account: ledger::Account) -> AccountView {
@@ -464,10 +390,7 @@ fn transfer_view(transfer: ledger::Transfer) -> TransferView {
 }
 
 async fn find_account(state: &AppState, account_id: Uuid) -> Result<ledger::Account, ApiError> {
-    state.store.account(id(account_id)).await?.ok_or_else(|| ApiError::NotFound {
-        code: "account_not_found",
-        detail: format!("no account {account_id}"),
-    })
+    ledger_api::find_account(&state.store, id(account_id)).await
 }
 
 /// One account with its balances.
@@ -547,86 +470,6 @@ async fn chain_head(_: AdminAuth, State(state): State<AppState>) -> Result<axum:
     }))
 }
 
-/// A validated history query: the store filter (with one extra row to learn whether
-/// another page follows) and the page size.
-struct HistoryPage {
-    filter: AccountFilter,
-    limit: u32,
-    order: Order,
-    /// The range holds nothing (say, a cursor past the end): no query needed.
-    empty: bool,
-}
-
-impl HistoryQuery {
-    fn into_page(self, account_id: u128) -> Result<HistoryPage, ApiError> {
-        let limit = paging::limit(self.limit)?;
-        let order = self.order.unwrap_or_default();
-        let mut timestamp_min = self.timestamp_min.unwrap_or(0);
-        let mut timestamp_max = self.timestamp_max.unwrap_or(u64::MAX);
-        if let Some(after) = decode_cursor(self.cursor.as_deref(), order)? {
-            // The cursor only ever narrows the range the client asked for.
-            match order {
-                Order::Desc => timestamp_max = timestamp_max.min(after.saturating_sub(1)),
-                Order::Asc => timestamp_min = timestamp_min.max(after.saturating_add(1)),
-            }
-        }
-        let side = self.side.unwrap_or_default();
-        // Ledger timestamps are never zero, so a maximum of zero selects nothing.
-        let empty = timestamp_max < timestamp_min || timestamp_max == 0;
-        let filter = AccountFilter {
-            account_id,
-            timestamp_min,
-            // The store reads 0 as "no upper bound"; u64::MAX is the same bound.
-            timestamp_max: if timestamp_max == u64::MAX { 0 } else { timestamp_max },
-            limit: limit + 1,
-            debits: side != Side::Credits,
-            credits: side != Side::Debits,
-            reversed: order == Order::Desc,
-        };
-        Ok(HistoryPage { filter, limit, order, empty })
-    }
-}
-
-/// An account history's cursor: the order it was made for and the last row's timestamp.
-const CURSOR_TAG: &str = "v1";
-
-impl CursorKey for Order {
-    fn write(&self) -> String {
-        if *self == Order::Desc { "desc" } else { "asc" }.to_owned()
-    }
-    fn read(text: &str) -> Option<Self> {
-        match text {
-            "desc" => Some(Order::Desc),
-            "asc" => Some(Order::Asc),
-            _ => None,
-        }
-    }
-}
-
-fn encode_cursor(timestamp: u64, order: Order) -> String {
-    paging::cursor(CURSOR_TAG, &(order, timestamp))
-}
-
-fn decode_cursor(cursor: Option<&str>, order: Order) -> Result<Option<u64>, ApiError> {
-    let invalid = || ApiError::InvalidParameter {
-        detail: "`cursor` is not a cursor from this list (or was made for the other `order`)".into(),
-    };
-    match paging::after::<(Order, u64)>(CURSOR_TAG, cursor).map_err(|_| invalid())? {
-        Some((made_for, timestamp)) if made_for == order => Ok(Some(timestamp)),
-        Some(_) => Err(invalid()),
-        None => Ok(None),
-    }
-}
-
-fn paginate<T, V>(
-    rows: Vec<T>,
-    page: &HistoryPage,
-    timestamp: impl Fn(&T) -> u64,
-    view: impl Fn(T) -> V,
-) -> Page<V> {
-    Page::of(rows, page.limit, |row| encode_cursor(timestamp(row), page.order), view)
-}
-
 /// The transfers that debit or credit an account, newest first by default.
 #[utoipa::path(get, path = "/v1/ledger/accounts/{id}/transfers", tag = "ledger",
     params(("id" = Uuid, Path, description = "Account id"), HistoryQuery),
@@ -643,10 +486,12 @@ async fn list_account_transfers(
     Path(account_id): Path<Uuid>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<axum::Json<Page<TransferView>>, ApiError> {
-    let page = query.into_page(id(account_id))?;
-    find_account(&state, account_id).await?;
-    let rows = if page.empty { Vec::new() } else { state.store.account_transfers(&page.filter).await? };
-    Ok(axum::Json(paginate(rows, &page, |transfer| transfer.timestamp, transfer_view)))
+    let page = ledger_api::account_transfers(&state.store, id(account_id), query).await?;
+    Ok(axum::Json(Page {
+        data: page.data.into_iter().map(transfer_view).collect(),
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// The balance history of an account created with the `history` flag.
@@ -665,18 +510,7 @@ async fn list_account_balances(
     Path(account_id): Path<Uuid>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<axum::Json<Page<AccountBalanceView>>, ApiError> {
-    if query.side.is_some() {
-        return Err(ApiError::field("side", "applies to transfers, not balances"));
-    }
-    let page = query.into_page(id(account_id))?;
-    let account = find_account(&state, account_id).await?;
-    if !account.flags.contains(AccountFlags::HISTORY) {
-        return Err(ApiError::field(
-            "id",
-            "this account was created without the `history` flag and keeps no balance history",
-        ));
-    }
-    let rows = if page.empty { Vec::new() } else { state.store.account_balances(&page.filter).await? };
+    let page = ledger_api::account_balances(&state.store, id(account_id), query).await?;
     let view = |balance: ledger::AccountBalance| AccountBalanceView {
         timestamp: balance.timestamp,
         debits_pending: balance.debits_pending,
@@ -684,20 +518,16 @@ async fn list_account_balances(
         credits_pending: balance.credits_pending,
         credits_posted: balance.credits_posted,
     };
-    Ok(axum::Json(paginate(rows, &page, |balance| balance.timestamp, view)))
+    Ok(axum::Json(Page {
+        data: page.data.into_iter().map(view).collect(),
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_is_bound_to_its_order() {
-        let cursor = encode_cursor(1_234, Order::Desc);
-        assert_eq!(decode_cursor(Some(&cursor), Order::Desc).unwrap(), Some(1_234));
-        assert!(decode_cursor(Some(&cursor), Order::Asc).is_err());
-        assert!(decode_cursor(Some("garbage!"), Order::Desc).is_err());
-    }
 
     #[test]
     fn flags_map_both_ways() {
@@ -714,21 +544,5 @@ mod tests {
             let parsed: AccountFlag = serde_json::from_value(serde_json::json!(name)).unwrap();
             assert_eq!(parsed.flag(), *flag);
         }
-    }
-
-    #[test]
-    fn history_query_bounds() {
-        let query = |limit, cursor: Option<String>| HistoryQuery {
-            limit,
-            cursor,
-            order: None,
-            timestamp_min: None,
-            timestamp_max: None,
-            side: None,
-        };
-        assert!(query(Some(0), None).into_page(1).is_err());
-        assert!(query(Some(101), None).into_page(1).is_err());
-        let page = query(None, Some(encode_cursor(50, Order::Desc))).into_page(1).unwrap();
-        assert_eq!((page.filter.timestamp_max, page.filter.limit), (49, paging::PAGE_LIMIT_DEFAULT + 1));
     }
 }
