@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use coffer::config::ProcessRole;
-use common::customer::{get, post, send};
+use common::customer::{get, post, send, synced_expenses};
 use common::{Options, Session, TestApp, backends, register_and_login, spawn_app_with};
 use serde_json::{Value, json};
 
@@ -41,24 +41,6 @@ fn api_only() -> Options {
 /// With the workers, syncing every second (retries from a sixteenth of that).
 fn with_workers() -> Options {
     Options { configure: |args| args.bank_sync_interval_s = 1, ..Options::default() }
-}
-
-/// The caller's expenses with source `bank_sync`, all pages.
-async fn synced_expenses(app: &TestApp, session: &Session) -> Vec<Value> {
-    let (mut all, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let path = match &cursor {
-            Some(cursor) => format!("/v1/expenses?limit=100&cursor={cursor}"),
-            None => "/v1/expenses?limit=100".to_owned(),
-        };
-        let (status, page) = get(app, session, &path).await;
-        assert_eq!(status, 200, "{page}");
-        all.extend(page["data"].as_array().unwrap().iter().filter(|e| e["source"] == "bank_sync").cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
 }
 
 async fn category(app: &TestApp, session: &Session, name: &str) -> Value {

@@ -28,7 +28,7 @@ use axum::{
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use coffer::config::ProcessRole;
-use common::customer::{get as get_json, post, send};
+use common::customer::{get as get_json, post, send, synced_expenses};
 use common::{Options, Session, TestApp, backends, register_and_login, spawn_app_with};
 use serde_json::{Value, json};
 
@@ -290,24 +290,6 @@ async fn sync(app: &TestApp, session: &Session, id: &str) -> Value {
         send(app, session, reqwest::Method::POST, &format!("/v1/bank-connections/{id}/sync"), None).await;
     assert_eq!(status, 200, "{report}");
     report
-}
-
-/// The caller's expenses with source `bank_sync`, all pages.
-async fn synced_expenses(app: &TestApp, session: &Session) -> Vec<Value> {
-    let (mut all, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let path = match &cursor {
-            Some(cursor) => format!("/v1/expenses?limit=100&cursor={cursor}"),
-            None => "/v1/expenses?limit=100".to_owned(),
-        };
-        let (status, page) = get_json(app, session, &path).await;
-        assert_eq!(status, 200, "{page}");
-        all.extend(page["data"].as_array().unwrap().iter().filter(|e| e["source"] == "bank_sync").cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
 }
 
 fn described<'a>(expenses: &'a [Value], description: &str) -> Vec<&'a Value> {

@@ -421,6 +421,26 @@ pub mod customer {
     pub async fn patch(app: &TestApp, session: &Session, path: &str, body: &Value) -> (u16, Value) {
         send(app, session, reqwest::Method::PATCH, path, Some(body)).await
     }
+
+    /// The caller's expenses with source `bank_sync`, all pages.
+    pub async fn synced_expenses(app: &TestApp, session: &Session) -> Vec<Value> {
+        let (mut all, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let path = match &cursor {
+                Some(cursor) => format!("/v1/expenses?limit=100&cursor={cursor}"),
+                None => "/v1/expenses?limit=100".to_owned(),
+            };
+            let (status, page) = get(app, session, &path).await;
+            assert_eq!(status, 200, "{page}");
+            all.extend(
+                page["data"].as_array().unwrap().iter().filter(|e| e["source"] == "bank_sync").cloned(),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return all,
+            }
+        }
+    }
 }
 
 /// Raw SQL on the app's database, for breaking things by hand.
