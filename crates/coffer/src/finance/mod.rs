@@ -461,7 +461,7 @@ impl Finance {
             let Some(amount) = self.counted(&budget, &tree, (year, month), home.is_some(), row).await? else {
                 continue;
             };
-            let before = self.budget_status(&budget, year, month).await?;
+            let before = self.budget_status_with(&budget, year, month, categories, home).await?;
             let counted_before = match previous {
                 Some(expense) => self.counted(&budget, &tree, (year, month), home.is_some(), expense).await?,
                 None => None,

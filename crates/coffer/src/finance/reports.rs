@@ -356,9 +356,22 @@ impl Finance {
         month: u8,
     ) -> Result<BudgetStatus, FinanceError> {
         let categories = self.categories(budget.customer_id).await?;
-        let ids = tree(&categories, budget.category_id);
-        let currency = Currency::parse(&budget.currency).ok_or(FinanceError::Invalid("budget currency"))?;
         let home = self.home_currency(budget.customer_id).await?;
+        self.budget_status_with(budget, year, month, &categories, home).await
+    }
+
+    /// [`Finance::budget_status`] with the customer's categories and home currency read
+    /// already (read once for all of a customer's budgets).
+    pub(crate) async fn budget_status_with(
+        &self,
+        budget: &BudgetRow,
+        year: i32,
+        month: u8,
+        categories: &[CategoryRow],
+        home: Option<Currency>,
+    ) -> Result<BudgetStatus, FinanceError> {
+        let ids = tree(categories, budget.category_id);
+        let currency = Currency::parse(&budget.currency).ok_or(FinanceError::Invalid("budget currency"))?;
         let spent_in = |year: i32, month: u8| {
             let ids = &ids;
             async move {
@@ -517,7 +530,8 @@ impl Finance {
             );
             currencies.push(summary(now, then, &rows, &previous_rows, &categories, &income));
         }
-        let home = match self.home_currency(customer_id).await? {
+        let home_currency = self.home_currency(customer_id).await?;
+        let home = match home_currency {
             None => None,
             Some(home) => {
                 let code = home.code();
@@ -538,7 +552,7 @@ impl Finance {
         };
         let mut budgets_at_risk = Vec::new();
         for budget in self.budgets(customer_id).await? {
-            let status = self.budget_status(&budget, year, month).await?;
+            let status = self.budget_status_with(&budget, year, month, &categories, home_currency).await?;
             if status.state != "ok" || status.forecast > status.available {
                 budgets_at_risk.push(BudgetAtRisk {
                     budget_id: budget.id,
