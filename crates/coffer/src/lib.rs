@@ -29,6 +29,7 @@ pub mod server;
 pub mod support;
 pub mod telemetry;
 pub mod verify;
+pub mod wallet_api;
 pub mod wallets;
 
 /// Nanoseconds since the Unix epoch (the unit of every stored time) as RFC 3339, the one

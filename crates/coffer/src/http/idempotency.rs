@@ -64,18 +64,19 @@ pub fn lease_for(request_timeout: std::time::Duration) -> std::time::Duration {
 #[derive(Clone, Debug)]
 pub struct IdempotencyKeyHeader(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts.headers.get(IDEMPOTENCY_KEY_HEADER).ok_or_else(|| {
+impl IdempotencyKeyHeader {
+    /// The key carried by a request (its header, or its gRPC metadata), checked: 400
+    /// `idempotency_key_required` without one, 400 `invalid_idempotency_key` for one
+    /// that is not 1–255 visible ASCII characters.
+    pub fn parse(value: Option<&[u8]>) -> Result<Self, ApiError> {
+        let value = value.ok_or_else(|| {
             ApiError::rejected(
                 StatusCode::BAD_REQUEST,
                 "idempotency_key_required",
                 "this request moves money or creates something: send an Idempotency-Key header",
             )
         })?;
-        let key = value.to_str().ok().filter(|key| {
+        let key = std::str::from_utf8(value).ok().filter(|key| {
             (1..=KEY_LEN_MAX).contains(&key.len()) && key.bytes().all(|byte| byte.is_ascii_graphic())
         });
         match key {
@@ -86,6 +87,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
                 format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} visible ASCII characters"),
             )),
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::parse(parts.headers.get(IDEMPOTENCY_KEY_HEADER).map(HeaderValue::as_bytes))
     }
 }
 
@@ -164,12 +173,12 @@ fn claim(owner_id: Uuid, key: &IdempotencyKeyHeader, route: &str, body: &[u8]) -
 }
 
 /// What a stored key means for a request that finds it; `None` when it may run.
-fn found(route: &str, begin: Begin) -> Option<Result<Response, ApiError>> {
+fn found(route: &str, begin: Begin) -> Option<Result<Answered, ApiError>> {
     match begin {
         Begin::Started => None,
         Begin::Replay { status, body } => {
             tracing::info!(route, status, "request replayed");
-            Some(Ok(replay(status, body)))
+            Some(Ok(Answered { status, body, replayed: true }))
         }
         Begin::Mismatch => Some(Err(ApiError::rejected(
             StatusCode::CONFLICT,
@@ -206,11 +215,31 @@ pub fn success(status: StatusCode, value: &impl serde::Serialize) -> StoredRespo
     }
 }
 
-/// Runs `work` at most once per (owner, key) like [`once`], for work that commits in one
-/// ledger batch: `work` gets the key to hand to that batch, which writes the answer with
-/// the money, and returns the answer the batch remembered — a success, or a refusal the
-/// ledger decided. An error from `work` is a refusal decided before the batch (remembered
-/// here, through the pipeline) or a failure of ours (not remembered).
+/// A keyed request's answer as remembered: the status and JSON body (a problem for a
+/// refusal) of the REST answer, which both transports render — REST as it is, gRPC
+/// decoded into its messages and statuses — so that a key answers alike however often
+/// it is asked.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: u16,
+    pub body: String,
+    /// An earlier request with this key decided the answer.
+    pub replayed: bool,
+}
+
+impl Answered {
+    /// The answer as an HTTP response (`Idempotent-Replayed: true` on a replay).
+    pub fn into_response(self) -> Response {
+        let replayed = self.replayed;
+        let mut response = stored(self.status, self.body);
+        if replayed {
+            response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+/// [`batched`], answered over HTTP.
 pub async fn once_batched<F, Fut>(
     state: &AppState,
     owner_id: Uuid,
@@ -219,6 +248,27 @@ pub async fn once_batched<F, Fut>(
     body: &[u8],
     work: F,
 ) -> Result<Response, ApiError>
+where
+    F: FnOnce(IdempotencyKey) -> Fut,
+    Fut: Future<Output = Result<StoredResponse, ApiError>>,
+{
+    batched(state, owner_id, key, route, body, work).await.map(Answered::into_response)
+}
+
+/// Runs `work` at most once per (owner, key) like [`once`], for work that commits in one
+/// ledger batch: `work` gets the key to hand to that batch, which writes the answer with
+/// the money, and returns the answer the batch remembered — a success, or a refusal the
+/// ledger decided. An error from `work` is a refusal decided before the batch (remembered
+/// here, through the pipeline) or a failure of ours (not remembered). `route` and `body`
+/// identify the request: its transport's name for the operation and its encoded bytes.
+pub async fn batched<F, Fut>(
+    state: &AppState,
+    owner_id: Uuid,
+    key: &IdempotencyKeyHeader,
+    route: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Answered, ApiError>
 where
     F: FnOnce(IdempotencyKey) -> Fut,
     Fut: Future<Output = Result<StoredResponse, ApiError>>,
@@ -233,7 +283,7 @@ where
     match outcome {
         Ok(response) => {
             tracing::info!(route, status = response.status, "request done");
-            Ok(stored(response.status, response.body))
+            Ok(Answered { status: response.status, body: response.body, replayed: false })
         }
         Err(error) => {
             tracing::info!(route, status = error.status().as_u16(), code = error.code(), "request refused");
@@ -269,7 +319,7 @@ where
     let lease_ns = u64::try_from(state.idempotency_lease.as_nanos()).unwrap_or(u64::MAX);
     let begin = store.idempotency_begin(&claim, store::now_ns(), lease_ns).await?;
     if let Some(answer) = found(route, begin) {
-        return answer;
+        return answer.map(Answered::into_response);
     }
     let outcome = work().await;
     // Every money-moving request leaves one line with its outcome (inside the request's
@@ -320,10 +370,4 @@ fn stored(status: u16, body: String) -> Response {
     } else {
         json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
     }
-}
-
-fn replay(status: u16, body: String) -> Response {
-    let mut response = stored(status, body);
-    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-    response
 }

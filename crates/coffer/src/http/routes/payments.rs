@@ -13,25 +13,21 @@ use axum::{
     response::Response,
     routing::{get, post},
 };
-use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
-use store::{PaymentKind, PaymentRow, PaymentStatus};
+use serde::Deserialize;
+use store::PaymentKind;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::http::{
     AppState,
-    dates::rfc3339,
     error::ApiError,
     extract::{Path, RawJson},
-    idempotency::{self, IdempotencyKeyHeader},
-    validate,
+    idempotency::{Answered, IdempotencyKeyHeader},
 };
 use crate::{
     http::caller::AuthUser,
-    payments::{PaymentAnswer, PaymentError, PaymentRequest, service::RenderPaymentAnswer},
-    wallets::derive_id,
+    payments::PaymentError,
+    wallet_api::{self, Keyed, Payment, PaymentView},
 };
 
 pub fn router() -> Router<AppState> {
@@ -41,9 +37,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/top-ups/{id}", get(get_top_up))
         .route("/v1/withdrawals/{id}", get(get_withdrawal))
 }
-
-/// Longest payment-method or destination token accepted.
-const TOKEN_LEN_MAX: usize = 100;
 
 /// A card top-up: the card is tokenised by the gateway on the client side.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -68,34 +61,6 @@ pub struct NewWithdrawal {
     pub destination: String,
 }
 
-/// A top-up or withdrawal.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PaymentView {
-    pub id: Uuid,
-    pub wallet_id: Uuid,
-    pub amount: u64,
-    pub currency: String,
-    /// `pending`, `succeeded` or `failed`.
-    pub status: &'static str,
-    /// Why it failed: the provider's code (`card_declined`, …) or ours.
-    pub failure_code: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-fn view(payment: &PaymentRow) -> PaymentView {
-    PaymentView {
-        id: payment.id,
-        wallet_id: payment.wallet_id,
-        amount: payment.amount,
-        currency: payment.currency.clone(),
-        status: payment.status.as_str(),
-        failure_code: payment.failure_code.clone(),
-        created_at: rfc3339(payment.created_at),
-        updated_at: rfc3339(payment.updated_at),
-    }
-}
-
 impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> Self {
         match error {
@@ -106,33 +71,6 @@ impl From<PaymentError> for ApiError {
             PaymentError::Store(error) => error.into(),
         }
     }
-}
-
-fn check_token(field: &str, token: &str) -> Result<(), ApiError> {
-    if token.is_empty()
-        || token.len() > TOKEN_LEN_MAX
-        || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        return Err(ApiError::field(
-            field,
-            format!("must be a provider token: 1 to {TOKEN_LEN_MAX} letters, digits or _"),
-        ));
-    }
-    Ok(())
-}
-
-/// How a keyed payment's answer looks (the payment, `202` while pending, or the refusal):
-/// rendered in the batch that decides it, and remembered with it.
-fn answer(key: store::IdempotencyKey) -> PaymentAnswer {
-    let render: RenderPaymentAnswer = Arc::new(|outcome| match outcome {
-        Ok(payment) => {
-            let pending = payment.status == PaymentStatus::Pending;
-            let status = if pending { StatusCode::ACCEPTED } else { StatusCode::CREATED };
-            Some(idempotency::success(status, &view(payment)))
-        }
-        Err(error) => idempotency::refusal(&ApiError::from(error)),
-    });
-    PaymentAnswer { key, render }
 }
 
 /// Top up a wallet from a card.
@@ -153,20 +91,15 @@ async fn create_top_up(
     body: RawJson<NewTopUp>,
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/wallets/{wallet_id}/top-ups");
-    let payments = state.payments.clone();
-    let id = Uuid::from_u128(derive_id(user.customer_id, "top-up", &key.0));
-    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
-        validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
-        check_token("/payment_method", &request.payment_method)?;
-        let (customer_id, amount, token) = (user.customer_id, request.amount, request.payment_method);
-        let request = PaymentRequest { customer_id, wallet_id, id, amount, token };
-        let answer = payments.top_up_answered(request, answer(key)).await?;
-        tracing::info!(top_up_id = %id, status = answer.status, "top-up answered");
-        Ok(answer)
-    })
-    .await
+    let keyed = Keyed { customer_id: user.customer_id, key: &key, route: &route, body: &bytes };
+    let request = Payment {
+        kind: PaymentKind::TopUp,
+        wallet_id,
+        amount: request.amount,
+        token: request.payment_method,
+    };
+    wallet_api::pay(&state, keyed, request).await.map(Answered::into_response)
 }
 
 /// Withdraw from a wallet to a bank account.
@@ -188,20 +121,15 @@ async fn create_withdrawal(
     body: RawJson<NewWithdrawal>,
 ) -> Result<Response, ApiError> {
     let route = format!("POST /v1/wallets/{wallet_id}/withdrawals");
-    let payments = state.payments.clone();
-    let id = Uuid::from_u128(derive_id(user.customer_id, "withdrawal", &key.0));
-    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once_batched(&state, user.customer_id, &key, &route, &bytes, |key| async move {
-        validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
-        check_token("/destination", &request.destination)?;
-        let (customer_id, amount, token) = (user.customer_id, request.amount, request.destination);
-        let request = PaymentRequest { customer_id, wallet_id, id, amount, token };
-        let answer = payments.withdraw_answered(request, answer(key)).await?;
-        tracing::info!(withdrawal_id = %id, status = answer.status, "withdrawal answered");
-        Ok(answer)
-    })
-    .await
+    let keyed = Keyed { customer_id: user.customer_id, key: &key, route: &route, body: &bytes };
+    let request = Payment {
+        kind: PaymentKind::Withdrawal,
+        wallet_id,
+        amount: request.amount,
+        token: request.destination,
+    };
+    wallet_api::pay(&state, keyed, request).await.map(Answered::into_response)
 }
 
 /// One of my top-ups.
@@ -213,7 +141,7 @@ async fn get_top_up(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentView>, ApiError> {
-    Ok(axum::Json(view(&state.payments.get(PaymentKind::TopUp, user.customer_id, id).await?)))
+    Ok(axum::Json(PaymentView::from(&state.payments.get(PaymentKind::TopUp, user.customer_id, id).await?)))
 }
 
 /// One of my withdrawals.
@@ -225,5 +153,7 @@ async fn get_withdrawal(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PaymentView>, ApiError> {
-    Ok(axum::Json(view(&state.payments.get(PaymentKind::Withdrawal, user.customer_id, id).await?)))
+    Ok(axum::Json(PaymentView::from(
+        &state.payments.get(PaymentKind::Withdrawal, user.customer_id, id).await?,
+    )))
 }

@@ -4,8 +4,6 @@
 //! Every POST here needs an `Idempotency-Key` (see [`crate::http::idempotency`]); the ledger
 //! ids it writes are derived from the key, so a retry never moves money twice.
 
-use std::sync::Arc;
-
 use axum::{
     Router,
     extract::State,
@@ -24,16 +22,15 @@ use crate::http::{
     error::ApiError,
     export,
     extract::{Path, Query, RawJson},
-    idempotency::{self, IdempotencyKeyHeader},
+    idempotency::{self, Answered, IdempotencyKeyHeader},
     paging::{self, PAGE_LIMIT_MAX, Page, PageQuery},
     validate,
 };
 use crate::{
     http::caller::{AdminUser, AuthUser},
-    identity::profile::Email,
+    wallet_api::{self, HistoryQuery, Keyed, SendMoney, TIMESTAMP_MAX, To, TransferBody, transfer_answer},
     wallets::{
-        Answer, Balance, Currency, Recipient, RenderAnswer, TransferRequest, TransferView, WalletError,
-        WalletKind, derive_id,
+        Balance, Currency, WalletError, WalletKind, derive_id,
         history::{CounterpartyKind, Operation, OperationKind, OperationStatus},
     },
 };
@@ -50,11 +47,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/exports/operations.csv", get(export_operations))
 }
 
-/// Longest wallet name or transfer description, in characters.
+/// Longest wallet name, in characters.
 const TEXT_LEN_MAX: usize = 200;
-/// The latest time an operation can have: ledger timestamps are stored as signed 64-bit
-/// nanoseconds.
-const TIMESTAMP_MAX: u64 = i64::MAX as u64;
 
 /// A wallet to open.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,20 +102,6 @@ pub struct NewTransferBody {
     /// Minor units, more than zero.
     pub amount: u64,
     pub description: Option<String>,
-}
-
-/// A transfer between wallets.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TransferBody {
-    pub id: Uuid,
-    #[schema(example = "posted")]
-    pub status: String,
-    pub amount: u64,
-    pub currency: String,
-    pub from_wallet_id: Uuid,
-    pub to_wallet_id: Uuid,
-    pub description: Option<String>,
-    pub created_at: String,
 }
 
 /// Who is on the other side of an operation.
@@ -221,19 +201,6 @@ fn wallet_view(wallet: &WalletRow) -> WalletView {
             available: balance.available,
         },
         created_at: rfc3339(wallet.created_at),
-    }
-}
-
-fn transfer_body(view: TransferView) -> TransferBody {
-    TransferBody {
-        id: view.id,
-        status: view.status.to_owned(),
-        amount: view.amount,
-        currency: view.currency.code().to_owned(),
-        from_wallet_id: view.from_wallet_id,
-        to_wallet_id: view.to_wallet_id,
-        description: view.description,
-        created_at: rfc3339(view.created_at),
     }
 }
 
@@ -358,45 +325,20 @@ async fn create_transfer(
     State(state): State<AppState>,
     body: RawJson<NewTransferBody>,
 ) -> Result<Response, ApiError> {
-    let app = state.clone();
-    let id = derive_id(user.customer_id, "transfer", &key.0);
-    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once_batched(
-        &state,
-        user.customer_id,
-        &key,
-        "POST /v1/transfers",
-        &bytes,
-        |key| async move {
-            validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
-            let description = validate::text("/description", request.description.as_deref(), TEXT_LEN_MAX)?;
-            let to = match (request.to_wallet_id, &request.to_email) {
-                (Some(wallet), None) => Recipient::Wallet(wallet),
-                (None, Some(email)) => {
-                    let email =
-                        Email::parse(email).map_err(|invalid| ApiError::field("/to_email", invalid.0))?;
-                    Recipient::Customer(app.wallets.recipient_by_email(&email).await?)
-                }
-                _ => {
-                    return Err(ApiError::field(
-                        "/to_wallet_id",
-                        "give exactly one of `to_wallet_id` and `to_email`",
-                    ));
-                }
-            };
-            let request = TransferRequest {
-                from_wallet_id: request.from_wallet_id,
-                to,
-                amount: request.amount,
-                description,
-            };
-            let answer = app.wallets.transfer_answered(user.customer_id, id, request, answer(key)).await?;
-            tracing::info!(transfer_id = %Uuid::from_u128(id), status = answer.status, "transfer answered");
-            Ok(answer)
-        },
-    )
-    .await
+    let to = match (request.to_wallet_id, request.to_email) {
+        (Some(wallet), None) => Some(To::Wallet(wallet)),
+        (None, Some(email)) => Some(To::Email(email)),
+        _ => None,
+    };
+    let request = SendMoney {
+        from_wallet_id: request.from_wallet_id,
+        to,
+        amount: request.amount,
+        description: request.description,
+    };
+    let keyed = Keyed { customer_id: user.customer_id, key: &key, route: "POST /v1/transfers", body: &bytes };
+    wallet_api::transfer(&state, keyed, request).await.map(Answered::into_response)
 }
 
 /// A transfer I sent or received.
@@ -409,7 +351,7 @@ async fn get_transfer(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<TransferBody>, ApiError> {
     match state.wallets.transfer_view(user.customer_id, id).await? {
-        Some(view) => Ok(axum::Json(transfer_body(view))),
+        Some(view) => Ok(axum::Json(TransferBody::from(view))),
         None => Err(ApiError::rejected(StatusCode::NOT_FOUND, "transfer_not_found", "no such transfer")),
     }
 }
@@ -436,21 +378,11 @@ async fn reverse_transfer(
     let route = format!("POST /v1/transfers/{original}/reversals");
     let wallets = state.wallets.clone();
     idempotency::once_batched(&state, owner, &key, &route, b"", |key| async move {
-        let answer = wallets.reverse_answered(original, answer(key)).await?;
+        let answer = wallets.reverse_answered(original, transfer_answer(key)).await?;
         tracing::info!(transfer_id = %original, status = answer.status, "reversal answered");
         Ok(answer)
     })
     .await
-}
-
-/// How a keyed transfer's answer (the transfer, or the ledger's refusal) looks: rendered
-/// in the batch that decides it, and remembered with it.
-fn answer(key: store::IdempotencyKey) -> Answer {
-    let render: RenderAnswer = Arc::new(|outcome| match outcome {
-        Ok(view) => Some(idempotency::success(StatusCode::CREATED, &transfer_body(view))),
-        Err(error) => idempotency::refusal(&ApiError::from(error)),
-    });
-    Answer { key, render }
 }
 
 /// The history of one of my wallets, newest first.
@@ -484,39 +416,25 @@ async fn operations(
     wallet_id: Option<Uuid>,
     query: OperationsQuery,
 ) -> Result<axum::Json<Page<OperationView>>, ApiError> {
-    let limit = paging::limit(query.limit)?;
-    let timestamp_min = query.from.as_deref().map(|t| instant("from", t)).transpose()?.unwrap_or(0);
-    let timestamp_max = match query.to.as_deref() {
-        Some(text) => instant::<u64>("to", text)?.saturating_sub(1),
-        None => TIMESTAMP_MAX,
+    let from = query.from.as_deref().map(|t| instant("from", t)).transpose()?;
+    let to = query.to.as_deref().map(|t| instant("to", t)).transpose()?;
+    let query = HistoryQuery {
+        wallet_id,
+        kind: query.kind.map(OperationType::kind),
+        status: query.status,
+        from,
+        to,
+        amount_min: query.amount_min,
+        amount_max: query.amount_max,
+        limit: query.limit,
+        cursor: query.cursor.as_deref(),
     };
-    let (kind, debits, credits) = match query.kind.map(OperationType::kind).and_then(OperationKind::selection)
-    {
-        None => (None, true, true),
-        Some((note, debits, credits)) => (Some(note), debits, credits),
-    };
-    let after = paging::after("o1", query.cursor.as_deref())?;
-    let filter = OperationFilter {
-        wallet_ids: Vec::new(),
-        debits,
-        credits,
-        kind,
-        status: query.status.map(Into::into),
-        timestamp_min,
-        timestamp_max,
-        amount_min: query.amount_min.unwrap_or(0),
-        amount_max: query.amount_max.unwrap_or(ledger::AMOUNT_MAX),
-        reversed: true,
-        after,
-        limit: limit + 1,
-    };
-    let operations = state.wallets.history(user.customer_id, wallet_id, filter).await?;
-    Ok(axum::Json(Page::of(
-        operations,
-        limit,
-        |operation| paging::cursor("o1", &operation.position),
-        operation_view,
-    )))
+    let page = wallet_api::history(state, user.customer_id, query).await?;
+    Ok(axum::Json(Page {
+        data: page.data.into_iter().map(operation_view).collect(),
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn operation_view(operation: Operation) -> OperationView {
