@@ -7,7 +7,7 @@ use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = [root.join("coffer/v1/ledger.proto")];
+    let files = [root.join("coffer/v1/ledger.proto"), root.join("coffer/v1/wallet.proto")];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

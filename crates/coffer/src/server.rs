@@ -411,6 +411,7 @@ impl Server {
                 Some(tokio::spawn(crate::grpc::serve(
                     listener,
                     state.clone(),
+                    self.limits.timeout,
                     stop_serving.clone().cancelled_owned(),
                 )))
             }

@@ -47,7 +47,7 @@ impl Ledger {
 }
 
 /// A 16-byte id, or zero when left out; anything else is a field error at `field`.
-fn decode_id(bytes: &[u8], field: impl FnOnce() -> String, errors: &mut Vec<FieldError>) -> u128 {
+pub(super) fn decode_id(bytes: &[u8], field: impl FnOnce() -> String, errors: &mut Vec<FieldError>) -> u128 {
     match bytes.len() {
         0 => 0,
         16 => u128::from_be_bytes(bytes.try_into().expect("16 bytes")),
@@ -58,7 +58,7 @@ fn decode_id(bytes: &[u8], field: impl FnOnce() -> String, errors: &mut Vec<Fiel
     }
 }
 
-fn encode_id(id: u128) -> Vec<u8> {
+pub(super) fn encode_id(id: u128) -> Vec<u8> {
     id.to_be_bytes().to_vec()
 }
 

@@ -1,14 +1,18 @@
-//! gRPC beside REST: the `coffer.v1.LedgerService` (see `proto/coffer/v1/ledger.proto`
-//! and docs/grpc.md), the standard `grpc.health.v1.Health` and server reflection v1, on
-//! their own listener (`COFFER_GRPC_LISTEN`).
+//! gRPC beside REST: `coffer.v1.LedgerService` and `coffer.v1.WalletService` (see
+//! `proto/coffer/v1/` and docs/grpc.md), the standard `grpc.health.v1.Health` and server
+//! reflection v1, on their own listener (`COFFER_GRPC_LISTEN`).
 //!
-//! This layer only maps: protobuf ⇄ ledger types, and [`ApiError`] ⇄ gRPC status. The
-//! rules, the commit pipeline and the store are the ones REST uses
-//! ([`crate::ledger_api`]), so both transports accept, refuse and answer alike. Errors
-//! carry `google.rpc` details: an `ErrorInfo` whose reason is the REST problem `code`
-//! (domain `coffer`) and, for invalid fields, a `BadRequest` with the REST field paths.
+//! This layer only maps: protobuf ⇄ the shared operations' types, and [`ApiError`] ⇄
+//! gRPC status. The rules, the commit pipeline and the store are the ones REST uses
+//! ([`crate::ledger_api`], [`crate::wallet_api`]), so both transports accept, refuse and
+//! answer alike. Errors carry `google.rpc` details: an `ErrorInfo` whose reason is the
+//! REST problem `code` (domain `coffer`) and, for invalid fields, a `BadRequest` with
+//! the REST field paths. Every call goes through [`observe`] first: request id, span,
+//! deadline, metrics.
 
 pub mod ledger;
+pub mod observe;
+pub mod wallet;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -17,8 +21,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, metadata::MetadataMap};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_types::{ErrorDetails, StatusExt};
+use uuid::Uuid;
 
-use crate::http::{AppState, caller::bearer_credential, error::ApiError};
+use crate::http::{
+    AppState,
+    caller::bearer_credential,
+    error::{ApiError, FieldError, Problem},
+    idempotency::{IDEMPOTENCY_KEY_HEADER, IdempotencyKeyHeader},
+};
 
 /// The generated messages, server and client of `proto/coffer/v1/*.proto`.
 pub mod proto {
@@ -48,8 +58,8 @@ pub const KEEPALIVE_TIMEOUT_S: u64 = 10;
 /// Between readiness checks of the database behind the health service.
 const HEALTH_CHECK_INTERVAL_S: u64 = 5;
 
-/// The names the health service answers for: the server as a whole and the ledger.
-const HEALTH_SERVICES: [&str; 2] = ["", "coffer.v1.LedgerService"];
+/// The names the health service answers for: the server as a whole and each service.
+const HEALTH_SERVICES: [&str; 3] = ["", "coffer.v1.LedgerService", "coffer.v1.WalletService"];
 
 /// The domain of every `ErrorInfo` Coffer sends.
 pub const ERROR_DOMAIN: &str = "coffer";
@@ -63,38 +73,81 @@ pub fn status(error: ApiError) -> Status {
 
 /// [`status`], with `metadata` added to the `ErrorInfo` (say, which batch of a stream).
 pub fn status_with(error: ApiError, metadata: HashMap<String, String>) -> Status {
-    let code = match &error {
-        ApiError::MalformedJson(_) | ApiError::InvalidParameter { .. } | ApiError::Validation { .. } => {
-            Code::InvalidArgument
-        }
-        ApiError::Unauthorized => Code::Unauthenticated,
-        ApiError::Forbidden => Code::PermissionDenied,
-        ApiError::NotFound { .. } => Code::NotFound,
-        ApiError::Rejected { status, .. } => match status.as_u16() {
-            404 => Code::NotFound,
-            409 => Code::Aborted,
-            _ => Code::FailedPrecondition,
-        },
-        ApiError::TooManyRequests { .. } | ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
-        ApiError::MethodNotAllowed => Code::Unimplemented,
-        ApiError::UnsupportedMediaType => Code::InvalidArgument,
-        ApiError::Overloaded | ApiError::ShuttingDown | ApiError::Unavailable(_) => Code::Unavailable,
-        ApiError::Timeout => Code::DeadlineExceeded,
-        ApiError::Internal(_) => Code::Internal,
-    };
     match &error {
         ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
         ApiError::Unavailable(cause) => tracing::warn!(error = ?cause, "database unavailable"),
         _ => {}
     }
-    let mut details = ErrorDetails::new();
-    details.set_error_info(error.code(), ERROR_DOMAIN, metadata);
-    if let ApiError::Validation { errors, .. } = &error {
-        for field in errors {
-            details.add_bad_request_violation(field.field.clone(), field.message.clone());
-        }
+    let fields = match &error {
+        ApiError::Validation { errors, .. } => errors.as_slice(),
+        _ => &[],
+    };
+    rich_status(error.status().as_u16(), error.code(), &error.to_string(), fields, metadata)
+}
+
+/// The status of a refusal remembered as a REST problem (an idempotency key's answer).
+pub fn problem_status(problem: &Problem) -> Status {
+    rich_status(problem.status, &problem.code, &problem.detail, &problem.errors, HashMap::new())
+}
+
+/// The gRPC code of a REST answer: its HTTP status, and the problem `code` where one
+/// status covers several (422 is INVALID_ARGUMENT for invalid fields, but
+/// FAILED_PRECONDITION for a refusal such as `insufficient_funds`; 503 `timeout` is
+/// DEADLINE_EXCEEDED).
+fn code_for(http_status: u16, reason: &str) -> Code {
+    match (http_status, reason) {
+        (400 | 415, _) | (422, "validation_failed") => Code::InvalidArgument,
+        (401, _) => Code::Unauthenticated,
+        (403, _) => Code::PermissionDenied,
+        (404, _) => Code::NotFound,
+        (405, _) => Code::Unimplemented,
+        (409, _) => Code::Aborted,
+        (413 | 429, _) => Code::ResourceExhausted,
+        (503, "timeout") => Code::DeadlineExceeded,
+        (503, _) => Code::Unavailable,
+        (400..500, _) => Code::FailedPrecondition,
+        _ => Code::Internal,
     }
-    Status::with_error_details(code, error.to_string(), details)
+}
+
+fn rich_status(
+    http_status: u16,
+    reason: &str,
+    message: &str,
+    fields: &[FieldError],
+    metadata: HashMap<String, String>,
+) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, metadata);
+    for field in fields {
+        details.add_bad_request_violation(field.field.clone(), field.message.clone());
+    }
+    Status::with_error_details(code_for(http_status, reason), message, details)
+}
+
+/// The credential of a call's `authorization: Bearer …` metadata, if it has one.
+fn credential(metadata: &MetadataMap) -> Option<&str> {
+    metadata.get("authorization").and_then(|value| value.to_str().ok()).and_then(bearer_credential)
+}
+
+/// The customer a call acts for, from its access token, as REST's `AuthUser` checks it:
+/// UNAUTHENTICATED without a valid one, PERMISSION_DENIED for the admin API key (which
+/// owns no wallets).
+pub fn require_customer(state: &AppState, metadata: &MetadataMap) -> Result<Uuid, Status> {
+    let credential = credential(metadata).ok_or_else(|| status(ApiError::Unauthorized))?;
+    if let Some(claims) = state.identity.verify_access_token(credential) {
+        return Ok(claims.sub);
+    }
+    if state.keys.is_admin_key(credential) {
+        return Err(status(ApiError::Forbidden));
+    }
+    Err(status(ApiError::Unauthorized))
+}
+
+/// The call's `idempotency-key` metadata, checked as REST checks the header.
+pub fn idempotency_key(metadata: &MetadataMap) -> Result<IdempotencyKeyHeader, Status> {
+    let value = metadata.get(IDEMPOTENCY_KEY_HEADER).map(|value| value.as_encoded_bytes());
+    IdempotencyKeyHeader::parse(value).map_err(status)
 }
 
 /// Checks that a call carries the admin API key (`authorization: Bearer <key>`), as the
@@ -102,11 +155,7 @@ pub fn status_with(error: ApiError, metadata: HashMap<String, String>) -> Status
 /// PERMISSION_DENIED for a valid access token (a customer's or an admin's), which the
 /// ledger methods do not accept.
 pub fn require_admin_key(state: &AppState, metadata: &MetadataMap) -> Result<(), Status> {
-    let credential = metadata
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_credential)
-        .ok_or_else(|| status(ApiError::Unauthorized))?;
+    let credential = credential(metadata).ok_or_else(|| status(ApiError::Unauthorized))?;
     if state.keys.is_admin_key(credential) {
         return Ok(());
     }
@@ -118,10 +167,12 @@ pub fn require_admin_key(state: &AppState, metadata: &MetadataMap) -> Result<(),
 
 /// Serves gRPC on `listener` until `shutdown` completes, then finishes the calls in
 /// flight. Health answers SERVING while the database answers, NOT_SERVING otherwise
-/// and once shutdown has begun.
+/// and once shutdown has begun. `timeout` bounds every call, as the HTTP request timeout
+/// bounds every request.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -133,6 +184,9 @@ pub async fn serve(
     // Cancelled when shutdown begins: health turns NOT_SERVING and open streams stop
     // taking batches, so that a client holding a stream open cannot hold up shutdown.
     let stopping = CancellationToken::new();
+    let wallets = proto::wallet_service_server::WalletServiceServer::new(wallet::Wallets::new(state.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let ledger =
         proto::ledger_service_server::LedgerServiceServer::new(ledger::Ledger::new(state, stopping.clone()))
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
@@ -147,10 +201,12 @@ pub async fn serve(
         .max_concurrent_streams(STREAMS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(Duration::from_secs(KEEPALIVE_INTERVAL_S)))
         .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
+        .layer(observe::ObserveLayer { timeout })
         .layer(tower::util::MapResponseLayer::new(size_limit_status))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ledger)
+        .add_service(wallets)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
             shutdown.await;
             stopping.cancel();
