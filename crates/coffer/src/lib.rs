@@ -7,7 +7,9 @@
 //! `finance` (categories, expenses, categorisation, budgets, reports, schedules),
 //! `analytics` (the platform analytics projection),
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
-//! `server` (startup, roles and shutdown), `support` (backoff, the worker loop, secret files).
+//! `server` (startup, roles and shutdown), `support` (backoff, the worker loop, secret files),
+//! `grpc` (the gRPC services), and `ledger_api` / `wallet_api` (the operations REST and gRPC
+//! both serve, written once).
 
 pub mod analytics;
 pub mod backup;

@@ -542,12 +542,12 @@ async fn health_and_reflection_are_served() {
         .await
         .unwrap();
     let mut health = HealthClient::new(channel.clone());
-    for service in ["", "coffer.v1.LedgerService"] {
+    for service in ["", "coffer.v1.LedgerService", "coffer.v1.WalletService"] {
         let answer =
             health.check(HealthCheckRequest { service: service.to_owned() }).await.unwrap().into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
     }
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let list = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -559,11 +559,32 @@ async fn health_and_reflection_are_served() {
         panic!("not a list of services: {answer:?}");
     };
     let names: Vec<String> = services.service.into_iter().map(|service| service.name).collect();
-    for expected in
-        ["coffer.v1.LedgerService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]
-    {
+    for expected in [
+        "coffer.v1.LedgerService",
+        "coffer.v1.WalletService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
         assert!(names.iter().any(|name| name == expected), "{expected} in {names:?}");
     }
+    // Older tools ask v1alpha, and get the same services (each version lists itself).
+    use tonic_reflection::pb::v1alpha as alpha;
+    let list = alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut reflection = alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let mut answers =
+        reflection.server_reflection_info(tokio_stream::iter(vec![list])).await.unwrap().into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    let Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(services)) =
+        answer.message_response
+    else {
+        panic!("not a list of services: {answer:?}");
+    };
+    let alpha_names: Vec<String> = services.service.into_iter().map(|service| service.name).collect();
+    let as_alpha = |name: &String| name.replace("reflection.v1.", "reflection.v1alpha.");
+    assert_eq!(alpha_names, names.iter().map(as_alpha).collect::<Vec<_>>());
     app.stop().await;
 }
 

@@ -411,6 +411,13 @@ async fn invalid_fields_are_refused_with_rest_paths() {
     let forged = proto::ListOperationsRequest { page_token: "bm90LWEtY3Vyc29y".into(), ..Default::default() };
     let refused = grpc.list_operations(call(forged, token, None)).await.unwrap_err();
     assert_eq!((refused.code(), reason(&refused).as_str()), (Code::InvalidArgument, "invalid_parameter"));
+    // A message over REST's body cap is refused before anything reads it.
+    let huge = proto::TransferMoneyRequest {
+        description: "d".repeat(70 * 1024),
+        ..send(&wallet, to_wallet(&other), 1)
+    };
+    let refused = grpc.transfer_money(call(huge, token, Some("huge"))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert_eq!(available(&mut grpc, token, &wallet).await, 0, "nothing moved");
     app.stop().await;
 }

@@ -44,6 +44,10 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
 /// leaves room and still bounds the memory one request can take). Larger: RESOURCE_EXHAUSTED.
 pub const MESSAGE_BYTES_MAX: usize = crate::http::routes::ledger::LEDGER_BODY_BYTES_MAX;
 
+/// The largest message a `WalletService` client may send: REST's cap on a request body
+/// (a wallet request is a few hundred bytes).
+pub const WALLET_MESSAGE_BYTES_MAX: usize = crate::http::BODY_BYTES_MAX;
+
 /// Concurrent streams (calls) per HTTP/2 connection: enough for a client multiplexing
 /// many requests on one connection, few enough that one connection cannot take over the
 /// commit queue.
@@ -176,16 +180,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions: v1, and v1alpha for the many tools (grpcurl before
+    // 1.8.8 among them) that still ask only that one. It describes the google.rpc error
+    // details too, so such tools can show an error's ErrorInfo and BadRequest.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
     let store = state.store.clone();
     // Cancelled when shutdown begins: health turns NOT_SERVING and open streams stop
     // taking batches, so that a client holding a stream open cannot hold up shutdown.
     let stopping = CancellationToken::new();
     let wallets = proto::wallet_service_server::WalletServiceServer::new(wallet::Wallets::new(state.clone()))
-        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_decoding_message_size(WALLET_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let ledger =
         proto::ledger_service_server::LedgerServiceServer::new(ledger::Ledger::new(state, stopping.clone()))
@@ -205,6 +215,7 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(size_limit_status))
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ledger)
         .add_service(wallets)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {

@@ -216,6 +216,7 @@ fn known_methods() -> &'static HashSet<&'static str> {
             super::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
         ];
         let mut known = HashSet::new();
         for set in sets {
