@@ -611,3 +611,114 @@ async fn shutdown_ends_an_open_stream_after_answering_what_it_took() {
     assert_eq!(account["credits_posted"], 10, "the answered batch was committed");
     app.stop().await;
 }
+
+/// A stream's batch of `size` one-unit transfers from `funding` to `customer`.
+fn unit_batch(
+    batch_id: u64,
+    size: usize,
+    funding: Uuid,
+    customer: Uuid,
+) -> proto::CreateTransfersStreamRequest {
+    let transfers = (0..size).map(|_| Event::new(funding, customer, 1, &[]).proto()).collect();
+    proto::CreateTransfersStreamRequest { batch_id, transfers }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_stops_the_stream_taking_batches() {
+    const BATCHES: u64 = 100;
+    const SIZE: usize = 1_000;
+    let app = spawn_app(&common::Backend::Sqlite).await;
+    let (funding, customer, _) = accounts(&app, Transport::Grpc).await;
+    // Small HTTP/2 windows on the client, so that what the transport itself can hold is
+    // small and known.
+    let channel = Channel::from_shared(format!("http://{}", app.grpc_address.unwrap()))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = LedgerServiceClient::new(channel);
+    let batches: Vec<_> = (0..BATCHES).map(|id| unit_batch(id, SIZE, funding, customer)).collect();
+    let request = authorized(tokio_stream::iter(batches), &app.admin_key);
+    let mut responses = grpc.create_transfers_stream(request).await.unwrap().into_inner();
+    // Read nothing for a while: the server must stop taking batches once what it has
+    // answered fills its buffers. It holds at most 4 batches in the pipeline and 4
+    // answers in its buffer; below it, HTTP/2 holds the server's send buffer (400 KiB in
+    // hyper) and the client's 64 KiB window — about 18 answers of 1,000 results (~26
+    // bytes each). So at most ~27 of the 100 batches can commit while nobody reads.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let store = app.store().await;
+    let committed = store.transfers_count().await.unwrap() / SIZE as u64;
+    assert!(committed > 0, "the stream started");
+    assert!(committed <= 30, "{committed} of {BATCHES} batches committed while the client read nothing");
+    // Reading again, every batch arrives, in order, each applied once.
+    let mut next = 0;
+    while let Some(response) = responses.message().await.unwrap() {
+        assert_eq!(response.batch_id, next);
+        assert!(response.results.iter().all(|r| rest_name(r.result) == "ok"));
+        next += 1;
+    }
+    assert_eq!(next, BATCHES);
+    assert_eq!(store.transfers_count().await.unwrap(), BATCHES * SIZE as u64);
+    store.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_loses_its_stream_resends_and_nothing_is_applied_twice() {
+    for backend in backends() {
+        const BATCHES: u64 = 40;
+        const SIZE: usize = 50;
+        let app = spawn_app(&backend).await;
+        let (funding, customer, _) = accounts(&app, Transport::Grpc).await;
+        let batches: Vec<_> = (0..BATCHES).map(|id| unit_batch(id, SIZE, funding, customer)).collect();
+        // The first stream: every batch sent, 10 answers read, then the connection
+        // dropped mid-stream (the client goes away with batches unanswered).
+        let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES as usize);
+        for batch in &batches {
+            sender.send(batch.clone()).await.unwrap();
+        }
+        let mut grpc = client(&app).await;
+        let request = authorized(tokio_stream::wrappers::ReceiverStream::new(receiver), &app.admin_key);
+        let mut responses = grpc.create_transfers_stream(request).await.unwrap().into_inner();
+        let mut acknowledged = 0;
+        while acknowledged < 10 {
+            let response = responses.message().await.unwrap().expect("an answer");
+            assert_eq!(response.batch_id, acknowledged);
+            assert!(response.results.iter().all(|r| rest_name(r.result) == "ok"));
+            acknowledged += 1;
+        }
+        drop(responses);
+        drop(grpc);
+        drop(sender);
+        // The retry, on a new connection: every batch without an answer, same ids.
+        let mut grpc = client(&app).await;
+        let resent = batches[acknowledged as usize..].to_vec();
+        let request = authorized(tokio_stream::iter(resent), &app.admin_key);
+        let mut responses = grpc.create_transfers_stream(request).await.unwrap().into_inner();
+        let (mut ok, mut exists) = (0, 0);
+        let mut next = acknowledged;
+        while let Some(response) = responses.message().await.unwrap() {
+            assert_eq!(response.batch_id, next);
+            for result in &response.results {
+                match rest_name(result.result).as_str() {
+                    "ok" => ok += 1,
+                    "exists" => exists += 1,
+                    other => panic!("batch {next}: {other}"),
+                }
+            }
+            next += 1;
+        }
+        assert_eq!(next, BATCHES);
+        assert_eq!(ok + exists, (BATCHES - acknowledged) as usize * SIZE);
+        // Every transfer applied exactly once, whichever stream committed it.
+        let request = proto::LookupAccountsRequest { ids: vec![bytes(customer)] };
+        let found = grpc.lookup_accounts(authorized(request, &app.admin_key)).await.unwrap().into_inner();
+        assert_eq!(found.accounts[0].credits_posted, BATCHES * SIZE as u64);
+        let store = app.store().await;
+        assert_eq!(store.transfers_count().await.unwrap(), BATCHES * SIZE as u64);
+        store.close().await;
+        app.stop().await;
+    }
+}

@@ -442,35 +442,56 @@ async fn the_money_rate_limit_holds_over_grpc_too() {
 #[tokio::test]
 async fn a_deadline_ends_the_call_and_a_retry_moves_money_once() {
     for backend in backends() {
-        let options = Options { configure: |args| args.mock_provider_latency_ms = 400, ..Options::default() };
+        // The server's own limit on a call, shorter than the card gateway takes. (A
+        // caller's `grpc-timeout` takes the same path, but a test cannot stop its own
+        // client's timer racing the server's answer.)
+        let options = Options {
+            configure: |args| {
+                args.mock_provider_latency_ms = 1_500;
+                args.request_timeout_ms = 500;
+            },
+            ..Options::default()
+        };
         let app = spawn_app_with(&backend, options).await;
         let ada = register_and_login(&app, "ada@example.com").await;
         let wallet = open_wallet(&app, &ada, "USD").await;
         let token = ada.access_token.as_str();
         let mut grpc = client(&app).await;
-        // The deadline as it travels (`grpc-timeout`), without the client's own timer
-        // (which would race the server's answer): this is the server's side of it.
-        let mut hurried = call(deposit(&wallet, 2_000, "tok_visa"), token, Some("slow"));
-        hurried.metadata_mut().insert("grpc-timeout", "50m".parse().unwrap());
         let started = std::time::Instant::now();
-        let late = grpc.deposit_money(hurried).await.unwrap_err();
+        let late = grpc.deposit_money(call(deposit(&wallet, 2_000, "tok_visa"), token, Some("slow"))).await;
+        let late = late.unwrap_err();
         assert_eq!(late.code(), Code::DeadlineExceeded, "{late:?}");
-        assert!(started.elapsed() < std::time::Duration::from_millis(400), "answered at the deadline");
-        // The retry under the same key finds or makes the one top-up.
-        let retried =
-            grpc.deposit_money(call(deposit(&wallet, 2_000, "tok_visa"), token, Some("slow"))).await;
-        let retried = retried.unwrap().into_inner();
-        assert_ne!(retried.status(), proto::PaymentStatus::Failed);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let (_, payment) = get(&app, &ada, &format!("/v1/top-ups/{}", uuid(&retried.id))).await;
-            if payment["status"] == "succeeded" {
-                break;
+        assert!(started.elapsed() < std::time::Duration::from_millis(1_500), "answered at the deadline");
+        // The retry under the same key finds or makes the one top-up; it may be cut
+        // short too while the gateway is slow, and is then retried again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let payment = loop {
+            match grpc.deposit_money(call(deposit(&wallet, 2_000, "tok_visa"), token, Some("slow"))).await {
+                Ok(payment) => break payment.into_inner(),
+                Err(late) => assert_eq!(late.code(), Code::DeadlineExceeded, "{late:?}"),
             }
-            assert!(std::time::Instant::now() < deadline, "the top-up never settled: {payment}");
+            assert!(std::time::Instant::now() < deadline, "the retries never got an answer");
+        };
+        // Where the abandoned call had got to decides the outcome: the charge made (the
+        // top-up succeeds, once) or not yet (the recovery worker finds no charge and the
+        // top-up fails). Either way the wallet holds what the top-up's status says.
+        let settled = loop {
+            let (_, found) = get(&app, &ada, &format!("/v1/top-ups/{}", uuid(&payment.id))).await;
+            if found["status"] != "pending" {
+                break found;
+            }
+            assert!(std::time::Instant::now() < deadline, "the top-up never settled: {found}");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert_eq!(available(&mut grpc, token, &wallet).await, 2_000, "once, not twice");
+        };
+        let expected = match settled["status"].as_str() {
+            Some("succeeded") => 2_000,
+            Some("failed") => {
+                assert_eq!(settled["failure_code"], "charge_not_found", "{settled}");
+                0
+            }
+            _ => panic!("{settled}"),
+        };
+        assert_eq!(available(&mut grpc, token, &wallet).await, expected, "once, or not at all: {settled}");
         app.stop().await;
     }
 }
@@ -515,4 +536,183 @@ async fn calls_carry_request_ids_and_are_counted() {
         "latency is recorded"
     );
     app.stop().await;
+}
+
+/// REST and gRPC moving money at once, over both the wallet API and the ledger: every
+/// transfer acknowledged on either transport is stored once, none that was refused is,
+/// and money is conserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rest_and_grpc_at_once_keep_the_books() {
+    use coffer::grpc::proto::ledger_service_client::LedgerServiceClient;
+    use common::customer::{keyed_post, top_up};
+    const PER_TASK: usize = 30;
+    const FUNDS: i64 = 3_000;
+    for backend in backends() {
+        let app = std::sync::Arc::new(spawn_app(&backend).await);
+        let mut sessions = Vec::new();
+        let mut wallets = Vec::new();
+        for name in ["ada", "bob", "cy"] {
+            let session = register_and_login(&app, &format!("{name}@example.com")).await;
+            let wallet = open_wallet(&app, &session, "USD").await;
+            top_up(&app, &session, &wallet, FUNDS as u64).await;
+            sessions.push(session);
+            wallets.push(wallet);
+        }
+        // Ledger accounts for the ledger half: a source and a sink.
+        let (source, sink) = (Uuid::now_v7(), Uuid::now_v7());
+        let accounts =
+            json!([{"id": source, "ledger": 840, "code": 1}, {"id": sink, "ledger": 840, "code": 1}]);
+        assert_eq!(app.post("/v1/ledger/accounts", &accounts).await.0, 200);
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..6 {
+            let (app, sessions, wallets) = (app.clone(), sessions.clone(), wallets.clone());
+            tasks.spawn(async move {
+                // Each task sends from one customer to the next, on its transport; some
+                // run out of money and are refused, which is part of the test.
+                let (from, to) = (task % 3, (task + 1) % 3);
+                let grpc_transport = task >= 3;
+                let mut grpc = client(&app).await;
+                let mut acknowledged = Vec::new();
+                for n in 0..PER_TASK {
+                    let amount = 1 + ((task * 31 + n * 17) % 250) as u64;
+                    let key = format!("mixed-{task}-{n}");
+                    if grpc_transport {
+                        let request = send(&wallets[from], to_wallet(&wallets[to]), amount);
+                        match grpc.transfer_money(call(request, &sessions[from].access_token, Some(&key))).await {
+                            Ok(sent) => acknowledged.push((uuid(&sent.into_inner().id), amount)),
+                            Err(refused) => assert_eq!(reason(&refused), "insufficient_funds"),
+                        }
+                    } else {
+                        let body = json!({"from_wallet_id": wallets[from], "to_wallet_id": wallets[to], "amount": amount});
+                        let (status, body) = keyed_post(&app, &sessions[from], "/v1/transfers", &body).await;
+                        match status {
+                            201 => acknowledged.push((body["id"].as_str().unwrap().parse().unwrap(), amount)),
+                            _ => assert_eq!(body["code"], "insufficient_funds", "{body}"),
+                        }
+                    }
+                }
+                acknowledged
+            });
+        }
+        // The ledger half: a gRPC stream and REST batches between the same two accounts.
+        let ledger_grpc = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let address = app.grpc_address.unwrap();
+                let channel =
+                    Channel::from_shared(format!("http://{address}")).unwrap().connect().await.unwrap();
+                let mut ledger = LedgerServiceClient::new(channel);
+                let batches: Vec<_> = (0..20)
+                    .map(|batch_id| proto::CreateTransfersStreamRequest {
+                        batch_id,
+                        transfers: (0..25)
+                            .map(|_| proto::NewTransfer {
+                                id: Uuid::now_v7().as_bytes().to_vec(),
+                                debit_account_id: source.as_bytes().to_vec(),
+                                credit_account_id: sink.as_bytes().to_vec(),
+                                amount: 3,
+                                ledger: 840,
+                                code: 1,
+                                ..Default::default()
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                let mut request = Request::new(tokio_stream::iter(batches));
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {}", app.admin_key).parse().unwrap());
+                let mut responses = ledger.create_transfers_stream(request).await.unwrap().into_inner();
+                let mut ok = 0u64;
+                while let Some(response) = responses.message().await.unwrap() {
+                    ok += response
+                        .results
+                        .iter()
+                        .filter(|r| r.result == proto::CreateTransferResult::Ok as i32)
+                        .count() as u64;
+                }
+                ok * 3
+            })
+        };
+        let ledger_rest = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut moved = 0;
+                for _ in 0..20 {
+                    let batch: Vec<_> = (0..25)
+                        .map(|_| json!({"id": Uuid::now_v7(), "debit_account_id": source, "credit_account_id": sink, "amount": 7, "ledger": 840, "code": 1}))
+                        .collect();
+                    let (status, body) =
+                        app.post("/v1/ledger/transfers", &serde_json::Value::Array(batch)).await;
+                    assert_eq!(status, 200, "{body}");
+                    moved += 7 * body["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| r["result"] == "ok")
+                        .count() as u64;
+                }
+                moved
+            })
+        };
+        let mut acknowledged = Vec::new();
+        while let Some(task) = tasks.join_next().await {
+            acknowledged.extend(task.unwrap());
+        }
+        let ledger_moved = ledger_grpc.await.unwrap() + ledger_rest.await.unwrap();
+        assert_eq!(ledger_moved, 20 * 25 * 3 + 20 * 25 * 7, "every ledger transfer acknowledged ok");
+
+        // Conservation: the three wallets hold what was topped up.
+        let mut grpc = client(&app).await;
+        let mut total = 0;
+        for (session, wallet) in sessions.iter().zip(&wallets) {
+            let balance = available(&mut grpc, &session.access_token, wallet).await;
+            assert!(balance >= 0);
+            total += balance;
+        }
+        assert_eq!(total, 3 * FUNDS);
+        // Stored == acknowledged: each acknowledged transfer is there, with its amount,
+        // and the histories hold exactly as many transfers out as were acknowledged.
+        assert!(!acknowledged.is_empty());
+        for (id, amount) in &acknowledged {
+            let peek = proto::GetTransferRequest { transfer_id: id.as_bytes().to_vec() };
+            let stored = grpc.get_transfer(call(peek, &sessions[0].access_token, None)).await;
+            let stored = match stored {
+                Ok(stored) => stored.into_inner(),
+                // Ada sent or received all but Bob's transfers to Cy, which Bob sees.
+                Err(_) => {
+                    let peek = proto::GetTransferRequest { transfer_id: id.as_bytes().to_vec() };
+                    grpc.get_transfer(call(peek, &sessions[1].access_token, None)).await.unwrap().into_inner()
+                }
+            };
+            assert_eq!(stored.amount, *amount);
+        }
+        let mut transfers_out = 0;
+        for session in &sessions {
+            let mut page_token = String::new();
+            loop {
+                let request = proto::ListOperationsRequest {
+                    r#type: proto::OperationType::TransferOut.into(),
+                    page_size: 100,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                };
+                let page = grpc
+                    .list_operations(call(request, &session.access_token, None))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                transfers_out += page.operations.len();
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        assert_eq!(transfers_out, acknowledged.len());
+        let (_, sink_account) = app.get(&format!("/v1/ledger/accounts/{sink}")).await;
+        assert_eq!(sink_account["credits_posted"].as_u64(), Some(ledger_moved));
+        std::sync::Arc::into_inner(app).expect("every task is done").stop().await;
+    }
 }
