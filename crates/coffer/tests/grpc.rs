@@ -522,6 +522,20 @@ async fn a_refused_batch_ends_the_stream_after_the_results_before_it() {
         assert_eq!(refused.get_details_error_info().unwrap().metadata["batch_id"], "8");
         let (_, account) = app.get(&format!("/v1/ledger/accounts/{customer}")).await;
         assert_eq!(account["credits_posted"], 10, "only the batch before the refused one");
+        // A batch over the message cap ends the stream as a unary call's would:
+        // RESOURCE_EXHAUSTED, after the answers before it.
+        let mut huge = batch(21, 10);
+        huge.transfers[0].user_data_128 = vec![7; coffer::grpc::MESSAGE_BYTES_MAX];
+        let request = authorized(tokio_stream::iter(vec![batch(20, 5), huge, batch(22, 5)]), &app.admin_key);
+        let mut responses = grpc.create_transfers_stream(request).await.unwrap().into_inner();
+        assert_eq!(responses.message().await.unwrap().expect("the first batch's results").batch_id, 20);
+        let refused = responses.message().await.unwrap_err();
+        assert_eq!(
+            (refused.code(), reason(&refused).as_str()),
+            (Code::ResourceExhausted, "payload_too_large")
+        );
+        let (_, account) = app.get(&format!("/v1/ledger/accounts/{customer}")).await;
+        assert_eq!(account["credits_posted"], 15);
         app.stop().await;
     }
 }

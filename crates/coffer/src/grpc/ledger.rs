@@ -393,6 +393,14 @@ impl proto::ledger_service_server::LedgerService for Ledger {
     }
 }
 
+/// tonic refuses a stream's message over the size cap with OUT_OF_RANGE; like a unary
+/// call's (see `size_limit_status`), it is RESOURCE_EXHAUSTED (REST's 413), with the
+/// `payload_too_large` reason.
+fn oversize_as_exhausted(error: Status) -> Status {
+    let oversize = error.code() == tonic::Code::OutOfRange && error.message().contains("too large");
+    if oversize { status(ApiError::PayloadTooLarge { limit_bytes: super::MESSAGE_BYTES_MAX }) } else { error }
+}
+
 /// A batch's error, naming the batch in the `ErrorInfo` metadata (`batch_id`).
 fn batch_status(error: ApiError, batch_id: u64) -> Status {
     super::status_with(error, [("batch_id".to_owned(), batch_id.to_string())].into())
@@ -453,7 +461,7 @@ async fn run_stream(
                     // is queued still commits, and there is no one left to answer.
                     Err(error) => {
                         tracing::debug!(%error, "a CreateTransfersStream ended with an error from the client");
-                        failure = Some(error);
+                        failure = Some(oversize_as_exhausted(error));
                         reading = false;
                     }
                 }
