@@ -224,10 +224,20 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Address and port of the gRPC listener (`coffer.v1.LedgerService`, health and
-    /// reflection; see docs/grpc.md), or `none` for no gRPC. Only the `api` role serves it.
+    /// Address and port of the gRPC listener (`coffer.v1.LedgerService`,
+    /// `coffer.v1.WalletService`, health and reflection; see docs/grpc.md), or `none` for
+    /// no gRPC. Only the `api` role serves it.
     #[arg(long, env = "COFFER_GRPC_LISTEN", default_value = "127.0.0.1:9090")]
     pub grpc_listen: GrpcListen,
+
+    /// A PEM certificate chain (leaf first): serve REST and gRPC over TLS with it and
+    /// TLS_KEY. Unset: plain HTTP and gRPC (for a proxy that terminates TLS in front).
+    #[arg(long, env = "COFFER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of TLS_CERT.
+    #[arg(long, env = "COFFER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 
     /// The admin API key (`Authorization: Bearer <key>`). Unset: one is generated on the
     /// first start, stored in DATA_DIR/admin-api-key and printed once.

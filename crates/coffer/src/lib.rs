@@ -30,6 +30,7 @@ pub mod progress;
 pub mod server;
 pub mod support;
 pub mod telemetry;
+pub mod tls;
 pub mod verify;
 pub mod wallet_api;
 pub mod wallets;

@@ -47,6 +47,8 @@ pub struct Server {
     listener: TcpListener,
     /// The gRPC listener, for the `api` role when `COFFER_GRPC_LISTEN` is not `none`.
     grpc_listener: Option<TcpListener>,
+    /// TLS for both listeners, when a certificate and key are configured.
+    tls: Option<crate::tls::Tls>,
     store: Store,
     pipeline: CommitPipeline,
     pipeline_task: PipelineTask,
@@ -113,6 +115,11 @@ impl Server {
         .await?;
         let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
         let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
+        // Checked before anything listens: a bad certificate stops the start.
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(args.listen).await?;
         let grpc_listener = match args.grpc_listen.0 {
             Some(address) if args.roles.contains(&ProcessRole::Api) => {
@@ -166,6 +173,7 @@ impl Server {
             events,
             listener,
             grpc_listener,
+            tls,
             store,
             pipeline,
             pipeline_task,
@@ -412,6 +420,7 @@ impl Server {
                     listener,
                     state.clone(),
                     self.limits.timeout,
+                    self.tls.as_ref().map(crate::tls::Tls::grpc),
                     stop_serving.clone().cancelled_owned(),
                 )))
             }
@@ -419,10 +428,23 @@ impl Server {
         };
         let app =
             if has(ProcessRole::Api) { http::router(state, self.limits) } else { http::ops_router(state) };
-        info!(address = %self.listener.local_addr()?, backend = ?self.store.backend(), "listening");
-        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
-            .await;
+        let address = self.listener.local_addr()?;
+        info!(%address, backend = ?self.store.backend(), tls = self.tls.is_some(), "listening");
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match &self.tls {
+            // `tap_io` only so that the connections' addresses reach the handlers.
+            Some(tls) => {
+                use axum::serve::ListenerExt as _;
+                axum::serve(tls.listener(self.listener)?.tap_io(|_| ()), app)
+                    .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(stop_serving.clone().cancelled_owned())
+                    .await
+            }
+        };
         // Should the HTTP server fail on its own, gRPC stops with it.
         stop_serving.cancel();
         let grpc_served = match grpc {

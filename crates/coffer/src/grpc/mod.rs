@@ -172,11 +172,12 @@ pub fn require_admin_key(state: &AppState, metadata: &MetadataMap) -> Result<(),
 /// Serves gRPC on `listener` until `shutdown` completes, then finishes the calls in
 /// flight. Health answers SERVING while the database answers, NOT_SERVING otherwise
 /// and once shutdown has begun. `timeout` bounds every call, as the HTTP request timeout
-/// bounds every request.
+/// bounds every request; with `tls`, only TLS connections are served.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     timeout: Duration,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -207,7 +208,11 @@ pub async fn serve(
         health.set_service_status(service, ServingStatus::Serving).await;
     }
     let checks = tokio::spawn(report_readiness(health, store, stopping.clone()));
-    let served = tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    let served = server
         .max_concurrent_streams(STREAMS_PER_CONNECTION_MAX)
         .http2_keepalive_interval(Some(Duration::from_secs(KEEPALIVE_INTERVAL_S)))
         .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
