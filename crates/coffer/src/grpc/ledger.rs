@@ -383,12 +383,9 @@ impl proto::ledger_service_server::LedgerService for Ledger {
     ) -> Result<Response<ResultStream>, Status> {
         require_admin_key(&self.state, request.metadata())?;
         let (sender, receiver) = mpsc::channel(STREAM_RESPONSES_BUFFERED_MAX);
-        tokio::spawn(run_stream(
-            self.state.pipeline.clone(),
-            request.into_inner(),
-            sender,
-            self.stopping.clone(),
-        ));
+        // In the call's span: the stream's log lines name its request id.
+        let stream = run_stream(self.state.pipeline.clone(), request.into_inner(), sender, self.stopping.clone());
+        tokio::spawn(tracing::Instrument::in_current_span(stream));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }
