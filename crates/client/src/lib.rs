@@ -18,6 +18,40 @@
 //! Ids are idempotency keys: a transfer sent again (by a retry, or by a resent batch)
 //! after the server committed it answers [`CreateTransferResult::Exists`], which this
 //! client reports as it is.
+//!
+//! ```no_run
+//! use coffer_client::{Account, AccountFlags, Batcher, BatcherOptions, Client, CreateTransferResult, Transfer};
+//!
+//! # async fn example() -> Result<(), coffer_client::Error> {
+//! let client = Client::builder("http://127.0.0.1:9090", "the-admin-api-key").connect().await?;
+//! let wallet = Account {
+//!     id: 0x0193_a5c0_0000_7000_8000_0000_0000_0002,
+//!     ledger: 840,
+//!     code: 1,
+//!     flags: AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+//!     ..Account::default()
+//! };
+//! let funding = Account { id: 0x0193_a5c0_0000_7000_8000_0000_0000_0001, ledger: 840, code: 1, ..Account::default() };
+//! client.create_accounts(&[funding, wallet]).await?;
+//! let top_up = Transfer {
+//!     id: 0x0193_a5c0_0000_7000_8000_0000_0000_00a1,
+//!     debit_account_id: funding.id,
+//!     credit_account_id: wallet.id,
+//!     amount: 1250,
+//!     ledger: 840,
+//!     code: 1,
+//!     ..Transfer::default()
+//! };
+//! // One result per transfer; `exists` if an earlier attempt committed it.
+//! assert!(client.create_transfers(&[top_up]).await?[0].is_success());
+//!
+//! // Many tasks, one transfer each, batched over one stream.
+//! let batcher = Batcher::start(&client, BatcherOptions::default())?;
+//! let result = batcher.submit(Transfer { id: 0x0193_a5c0_0000_7000_8000_0000_0000_00a2, amount: 50, ..top_up }).await?;
+//! assert_eq!(result, CreateTransferResult::Ok);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod batcher;
 pub mod client;
