@@ -91,7 +91,7 @@ impl WriteMode {
 }
 
 /// A transfer the server acknowledged, to look up afterwards: id, debit and credit.
-type Sample = (u128, u128, u128);
+pub(crate) type Sample = (u128, u128, u128);
 
 /// What a write scenario measured and what it must find in the ledger afterwards.
 #[derive(Debug, Default)]
@@ -120,10 +120,20 @@ pub struct WriteOutcome {
 }
 
 impl WriteOutcome {
+    /// An empty outcome with room for a worker's samples.
+    pub(crate) fn for_worker() -> Self {
+        Self { samples: Vec::with_capacity(SAMPLED_TRANSFERS_PER_WORKER_MAX), ..Default::default() }
+    }
+
+    /// The acknowledged transfers kept to look up after the run.
+    pub(crate) fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
     /// Counts one request's result: `first` is its first transfer, `measured` whether
     /// it was sent while measuring. Returns whether the request failed as a whole (the
     /// worker then backs off).
-    fn count(
+    pub(crate) fn count(
         &mut self,
         result: anyhow::Result<BatchOutcome>,
         per_request: usize,
@@ -170,7 +180,7 @@ impl WriteOutcome {
         }
     }
 
-    fn add(&mut self, other: WriteOutcome) {
+    pub(crate) fn add(&mut self, other: WriteOutcome) {
         self.measured_ok += other.measured_ok;
         self.latencies.merge(&other.latencies);
         self.errors += other.errors;
@@ -239,7 +249,7 @@ pub async fn run_writes(
 }
 
 /// Runs the workers as tasks of the current runtime and adds up their outcomes.
-async fn collect_writes<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<WriteOutcome>
+pub(crate) async fn collect_writes<W>(workers: impl IntoIterator<Item = W>) -> anyhow::Result<WriteOutcome>
 where
     W: Future<Output = WriteOutcome> + Send + 'static,
 {
@@ -262,8 +272,7 @@ async fn write_worker(
     per_request: usize,
     clock: Clock,
 ) -> WriteOutcome {
-    let mut outcome =
-        WriteOutcome { samples: Vec::with_capacity(SAMPLED_TRANSFERS_PER_WORKER_MAX), ..Default::default() };
+    let mut outcome = WriteOutcome::for_worker();
     let mut random = Random::new(rand::random());
     let mut sequence = 0u64;
     let mut first = (0u128, 0u128, 0u128);
@@ -326,8 +335,7 @@ async fn light_single_worker(
     worker: usize,
     clock: Clock,
 ) -> WriteOutcome {
-    let mut outcome =
-        WriteOutcome { samples: Vec::with_capacity(SAMPLED_TRANSFERS_PER_WORKER_MAX), ..Default::default() };
+    let mut outcome = WriteOutcome::for_worker();
     let mut random = Random::new(rand::random());
     let mut connection = Connection::new(&endpoint, Duration::from_millis(REQUEST_TIMEOUT_MS));
     let mut request = Request::clone(&template);

@@ -2,8 +2,8 @@
 //! smoke test (`tests/smoke.rs`) run exactly the same code.
 //!
 //! [`run`] runs the selected scenarios against the ledger core in memory, against Coffer
-//! over HTTP (a child process it starts, or a running server), and against the
-//! per-request PostgreSQL baseline; it checks the ledger after every write scenario and
+//! over HTTP and gRPC (a child process it starts, or a running server), against the
+//! commit pipeline in process, and against the per-request PostgreSQL baseline; it checks the ledger after every write scenario and
 //! returns one [`report::Report`]. Modules:
 //!
 //! - `workload`: the accounts, their funding, and the transfer pairs of each shape;
@@ -13,6 +13,9 @@
 //! - `wire`: the light HTTP/1.1 client `single`, `reads` and `wallet` use by default;
 //! - `commits`: what the server's commit pipeline did while measuring (from `/metrics`);
 //! - `http`: the `batch`, `single` and `reads` scenarios and the checks after them;
+//! - `grpc`: the `grpc-batch`, `grpc-single` and `grpc-stream` scenarios, through
+//!   `coffer-client` (checked by `http`'s checks);
+//! - `pipeline`: the `pipeline` scenario, the commit pipeline and store in process;
 //! - `wallet`: the `wallet` scenario, its setup and its checks;
 //! - `server`: Coffer as a child process (and the hidden `serve-coffer` side of it);
 //! - `postgres`: scratch databases, created and dropped per scenario;
@@ -25,8 +28,10 @@ pub mod api;
 pub mod baseline;
 pub mod commits;
 pub mod core;
+pub mod grpc;
 pub mod http;
 pub mod latency;
+pub mod pipeline;
 pub mod postgres;
 pub mod report;
 pub mod reports;

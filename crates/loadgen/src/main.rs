@@ -10,9 +10,9 @@ use loadgen::{
     run::{BaselineDatabase, ReportsOptions},
 };
 
-/// Coffer's benchmark harness: the ledger core, the HTTP ledger API on SQLite (and on
-/// PostgreSQL with --database-url), and a per-request PostgreSQL baseline, side by side
-/// in one table. Every write scenario is checked afterwards: money conserved, no wallet
+/// Coffer's benchmark harness: the ledger core, the HTTP and gRPC ledger APIs and the
+/// commit pipeline alone on SQLite (and on PostgreSQL with --database-url), and a
+/// per-request PostgreSQL baseline, side by side in one table. Every write scenario is checked afterwards: money conserved, no wallet
 /// negative, transfers stored == transfers acknowledged. `reports` (run only by name)
 /// times monthly reports over a bulk-loaded history and checks every answer.
 #[derive(Debug, Parser)]
@@ -43,6 +43,10 @@ struct BenchArgs {
     /// Target this running Coffer instead of starting one (needs --admin-key).
     #[arg(long)]
     url: Option<String>,
+    /// The gRPC listener of the server at --url (`http://host:port`), for the gRPC
+    /// scenarios.
+    #[arg(long, requires = "url")]
+    grpc_url: Option<String>,
     /// The admin API key of the server at --url.
     #[arg(long, env = "COFFER_ADMIN_API_KEY", hide_env_values = true)]
     admin_key: Option<String>,
@@ -52,13 +56,21 @@ struct BenchArgs {
     /// Seconds each scenario runs before measuring starts.
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
-    /// Connections for `single`, `reads` and the baseline's higher concurrency.
+    /// Connections for `single`, `reads` and the baseline's higher concurrency; calls in
+    /// flight for `grpc-single`.
     #[arg(long, default_value_t = 256)]
     connections: usize,
-    /// Connections for `batch`.
+    /// Connections for `batch`; calls in flight for `grpc-batch`; tasks for `pipeline`.
     #[arg(long, default_value_t = 4)]
     batch_connections: usize,
-    /// Transfers per `batch` request and per core batch.
+    /// HTTP/2 connections the gRPC scenarios spread their calls (or streams) over.
+    #[arg(long, default_value_t = 4)]
+    grpc_connections: usize,
+    /// Streams `grpc-stream` keeps open, each with 4 batches in flight.
+    #[arg(long, default_value_t = 2)]
+    streams: usize,
+    /// Transfers per `batch`, `grpc-batch`, `grpc-stream` and `pipeline` batch, and per
+    /// core batch.
     #[arg(long, default_value_t = ledger::BATCH_EVENTS_MAX)]
     batch_size: usize,
     /// Wallets the transfers move money between.
@@ -118,11 +130,14 @@ async fn bench(args: BenchArgs) -> ExitCode {
         scenario: args.scenario.unwrap_or(Scenario::All),
         database_url: args.database_url,
         url: args.url,
+        grpc_url: args.grpc_url,
         admin_key: args.admin_key,
         warmup: Duration::from_secs(args.warmup_secs),
         duration: Duration::from_secs(args.duration_secs),
         connections: args.connections,
         batch_connections: args.batch_connections,
+        grpc_connections: args.grpc_connections,
+        streams: args.streams,
         batch_size: args.batch_size,
         accounts: args.accounts,
         prefill: Duration::from_secs(args.prefill_secs),

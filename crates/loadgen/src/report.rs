@@ -27,7 +27,8 @@ pub enum Checks {
 /// One measured run.
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// `core`, `batch/8190`, `single`, `reads`, `baseline`.
+    /// `core`, `batch/8190`, `single`, `grpc-batch/8190`, `grpc-single`,
+    /// `grpc-stream/8190`, `pipeline/8190`, `reads`, `baseline`.
     pub scenario: String,
     /// `uniform` or `hot`.
     pub shape: &'static str,
@@ -91,11 +92,73 @@ impl Report {
         };
         let rows = self.rows.clone();
         for row in &mut self.rows {
-            let http_write = row.scenario.starts_with("batch") || row.scenario == "single";
-            if row.system == System::Coffer && http_write {
+            let served_write = row.scenario.starts_with("batch")
+                || row.scenario == "single"
+                || row.scenario.starts_with("grpc-");
+            if row.system == System::Coffer && served_write {
                 row.ratio = best(row.shape, &rows).map(|baseline| row.throughput / baseline);
             }
         }
+    }
+}
+
+/// The comparisons the gRPC work is judged by, as (numerator, denominator, the target
+/// ratio the issue set, or none): the stream at least as fast as REST batches and at
+/// least 80 % of what the pipeline sustains with no transport; one transfer per call at
+/// least 1.5 times REST's one per request.
+pub const COMPARISONS: [(&str, &str, Option<f64>); 4] = [
+    ("grpc-stream", "batch", Some(1.0)),
+    ("grpc-stream", "pipeline", Some(0.8)),
+    ("grpc-single", "single", Some(1.5)),
+    ("grpc-batch", "batch", None),
+];
+
+/// The scenario's family: `batch/8190` is `batch`.
+fn family(scenario: &str) -> &str {
+    scenario.split('/').next().unwrap_or(scenario)
+}
+
+impl Report {
+    /// One note per backend and shape with the [`COMPARISONS`] its rows allow: each
+    /// ratio of throughputs, and whether it meets its target.
+    pub fn comparisons(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for row in self.rows.iter().filter(|row| row.system == System::Coffer) {
+            let key = (row.backend.as_str(), row.shape);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let throughput = |name: &str| {
+                self.rows
+                    .iter()
+                    .find(|row| {
+                        row.system == System::Coffer
+                            && (row.backend.as_str(), row.shape) == key
+                            && family(&row.scenario) == name
+                    })
+                    .map(|row| row.throughput)
+                    .filter(|throughput| *throughput > 0.0)
+            };
+            let parts: Vec<String> = COMPARISONS
+                .iter()
+                .filter_map(|(over, under, target)| {
+                    let ratio = throughput(over)? / throughput(under)?;
+                    Some(match target {
+                        Some(target) => format!(
+                            "{over}/{under} {ratio:.2} (target {target:.2}: {})",
+                            if ratio >= *target { "met" } else { "MISSED" }
+                        ),
+                        None => format!("{over}/{under} {ratio:.2}"),
+                    })
+                })
+                .collect();
+            if !parts.is_empty() {
+                notes.push(format!("{} on {}: {}", key.1, key.0, parts.join(", ")));
+            }
+        }
+        notes
     }
 }
 
@@ -220,6 +283,30 @@ mod tests {
             ratio: None,
             checks: Checks::Passed,
         }
+    }
+
+    #[test]
+    fn comparisons_pair_rows_of_the_same_backend_and_shape() {
+        let report = Report {
+            rows: vec![
+                row(System::Coffer, "hot", "batch/8190", 100.0),
+                row(System::Coffer, "hot", "grpc-stream/8190", 90.0),
+                row(System::Coffer, "hot", "pipeline/8190", 100.0),
+                row(System::Coffer, "hot", "single", 10.0),
+                row(System::Coffer, "hot", "grpc-single", 16.0),
+                row(System::Coffer, "uniform", "batch/8190", 50.0),
+                row(System::Baseline, "uniform", "grpc-stream/8190", 500.0),
+            ],
+            ..Report::default()
+        };
+        let notes = report.comparisons();
+        assert_eq!(
+            notes,
+            [
+                "hot on sqlite: grpc-stream/batch 0.90 (target 1.00: MISSED), grpc-stream/pipeline 0.90 (target 0.80: met), grpc-single/single 1.60 (target 1.50: met)"
+            ],
+            "uniform has nothing to compare (a baseline row is not Coffer's)"
+        );
     }
 
     #[test]

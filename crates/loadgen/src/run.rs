@@ -1,9 +1,11 @@
-//! What a run does, in order: the core in memory, then each HTTP scenario on each
-//! backend (a fresh Coffer child process and database per scenario, so every scenario
-//! starts from an empty ledger and its server's peak RSS is its own), then the baseline
-//! at each concurrency, then the ratios. The `reports` scenario (only when asked for by
-//! name) runs per backend like the HTTP scenarios, on a history it loads first. A scenario that fails to run, or whose checks
-//! fail, is recorded and the run goes on; any failure makes the run fail at the end.
+//! What a run does, in order: the core in memory, then each HTTP and gRPC scenario on
+//! each backend (a fresh Coffer child process and database per scenario, so every
+//! scenario starts from an empty ledger and its server's peak RSS is its own), the
+//! `pipeline` scenario (the commit pipeline in process, no transport) on each backend,
+//! then the baseline at each concurrency, then the ratios and comparisons. The `reports`
+//! scenario (only when asked for by name) runs per backend like the HTTP scenarios, on a
+//! history it loads first. A scenario that fails to run, or whose checks fail, is
+//! recorded and the run goes on; any failure makes the run fail at the end.
 
 use std::{
     path::PathBuf,
@@ -20,8 +22,9 @@ use crate::{
     baseline,
     commits::CommitCounters,
     core,
+    grpc::{self, GRPC_CONNECTIONS_MAX, GrpcMode, STREAMS_MAX},
     http::{self, Clock, WriteMode},
-    postgres,
+    pipeline, postgres,
     report::{Checks, Report, Row, System},
     reports::{self, History},
     server::ChildServer,
@@ -52,6 +55,16 @@ pub enum Scenario {
     Batch,
     /// One transfer per request.
     Single,
+    /// CreateTransfers over gRPC (coffer-client) with many transfers per call.
+    GrpcBatch,
+    /// CreateTransfers over gRPC, one transfer per call, many calls multiplexed over a
+    /// few HTTP/2 connections.
+    GrpcSingle,
+    /// CreateTransfersStream: a few streams, each keeping batches in flight.
+    GrpcStream,
+    /// Batches through the commit pipeline and store in this process, no transport: what
+    /// the transports are read against.
+    Pipeline,
     /// GET /v1/ledger/accounts/{id}.
     Reads,
     /// POST /v1/transfers through the full wallet API, one transfer per request.
@@ -119,14 +132,20 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Target this running server instead of starting one (`http://host:port`).
     pub url: Option<String>,
+    /// The running server's gRPC listener (`http://host:port`), for the gRPC scenarios.
+    pub grpc_url: Option<String>,
     /// The running server's admin key (with `url`).
     pub admin_key: Option<String>,
     pub warmup: Duration,
     pub duration: Duration,
     /// Connections for `single`, `reads` and the baseline's higher concurrency.
     pub connections: usize,
-    /// Connections for `batch`.
+    /// Connections for `batch`, calls in flight for `grpc-batch`, tasks for `pipeline`.
     pub batch_connections: usize,
+    /// HTTP/2 connections the gRPC scenarios spread their calls (or streams) over.
+    pub grpc_connections: usize,
+    /// Streams `grpc-stream` keeps open.
+    pub streams: usize,
     /// Transfers per `batch` request (and per core batch).
     pub batch_size: usize,
     /// Wallets the transfers move money between.
@@ -165,8 +184,14 @@ impl Options {
                 "connections must be 1 to {CONNECTIONS_MAX}"
             );
         }
+        anyhow::ensure!(
+            (1..=GRPC_CONNECTIONS_MAX).contains(&self.grpc_connections),
+            "--grpc-connections must be 1 to {GRPC_CONNECTIONS_MAX}"
+        );
+        anyhow::ensure!((1..=STREAMS_MAX).contains(&self.streams), "--streams must be 1 to {STREAMS_MAX}");
         anyhow::ensure!(!self.duration.is_zero(), "the duration must be more than zero");
         anyhow::ensure!(self.url.is_none() || self.admin_key.is_some(), "--url needs --admin-key");
+        anyhow::ensure!(self.grpc_url.is_none() || self.url.is_some(), "--grpc-url goes with --url");
         if self.scenario == Scenario::Reports {
             anyhow::ensure!(
                 (1..=REPORT_REQUESTS_MAX).contains(&self.reports.requests),
@@ -203,6 +228,8 @@ impl Target {
 struct Running {
     api: Api,
     base_url: String,
+    /// The gRPC listener, when the server has one (or `--grpc-url` names it).
+    grpc_url: Option<String>,
     admin_key: String,
     server: Option<ChildServer>,
     idle_rss: u64,
@@ -215,15 +242,17 @@ impl Running {
             Target::Postgres(url) => Some(ChildServer::start(&options.server_executable, Some(url)).await?),
             Target::Remote { .. } => None,
         };
-        let (base_url, admin_key) = match (target, &server) {
-            (Target::Remote { url, admin_key }, _) => (url.clone(), admin_key.clone()),
-            (_, Some(server)) => (server.base_url.clone(), server.admin_key.clone()),
+        let (base_url, grpc_url, admin_key) = match (target, &server) {
+            (Target::Remote { url, admin_key }, _) => {
+                (url.clone(), options.grpc_url.clone(), admin_key.clone())
+            }
+            (_, Some(server)) => (server.base_url.clone(), server.grpc_url.clone(), server.admin_key.clone()),
             _ => unreachable!("a started target has a server"),
         };
         let idle_rss =
             server.as_ref().map(|server| server.memory()).transpose()?.map_or(0, |memory| memory.rss_bytes);
         let api = Api::new(&base_url, &admin_key, connections.max(http::CHECK_CONNECTIONS))?;
-        Ok(Self { api, base_url, admin_key, server, idle_rss })
+        Ok(Self { api, base_url, grpc_url, admin_key, server, idle_rss })
     }
 
     /// (idle, peak) RSS of the server, when the harness started it.
@@ -342,12 +371,35 @@ pub fn own_cpu_seconds() -> f64 {
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     options.validate()?;
     let mut report = Report::default();
-    let write_modes = [
+    let loads = [
         (
             Scenario::Batch,
-            WriteMode::Batch { size: options.batch_size, connections: options.batch_connections },
+            Load::Rest(WriteMode::Batch { size: options.batch_size, connections: options.batch_connections }),
         ),
-        (Scenario::Single, WriteMode::Single { connections: options.connections }),
+        (Scenario::Single, Load::Rest(WriteMode::Single { connections: options.connections })),
+        (
+            Scenario::GrpcBatch,
+            Load::Grpc(GrpcMode::Batch {
+                size: options.batch_size,
+                calls: options.batch_connections,
+                connections: options.grpc_connections,
+            }),
+        ),
+        (
+            Scenario::GrpcSingle,
+            Load::Grpc(GrpcMode::Single {
+                calls: options.connections,
+                connections: options.grpc_connections,
+            }),
+        ),
+        (
+            Scenario::GrpcStream,
+            Load::Grpc(GrpcMode::Stream {
+                size: options.batch_size,
+                streams: options.streams,
+                connections: options.grpc_connections,
+            }),
+        ),
     ];
 
     if options.wants(Scenario::Core) {
@@ -409,16 +461,25 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         None
     };
     for target in &targets {
-        for (scenario, mode) in write_modes {
+        for (scenario, load) in loads {
             if !options.wants(scenario) {
                 continue;
             }
+            if let Load::Grpc(mode) = load {
+                if matches!(target, Target::Remote { .. }) && options.grpc_url.is_none() {
+                    // Asked for by name, it must run; as part of `all`, it is said to be left out.
+                    let skipped = format!("{}: skipped, --url without --grpc-url", load.label());
+                    match options.scenario {
+                        Scenario::All => report.notes.push(skipped),
+                        _ => report.failures.push(skipped),
+                    }
+                    continue;
+                }
+                report.notes.push(format!("{}: {}", load.label(), mode.describe()));
+            }
             for shape in Shape::ALL {
-                let label = match mode {
-                    WriteMode::Batch { size, .. } => format!("batch/{size}"),
-                    WriteMode::Single { .. } => "single".into(),
-                };
-                match run_write(options, target, shape, mode, &label).await {
+                let label = load.label();
+                match run_write(options, target, shape, load, &label).await {
                     Ok((row, failures, notes)) => {
                         report.rows.push(row);
                         report.failures.extend(failures);
@@ -431,6 +492,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
                     )),
                 }
             }
+        }
+        if options.wants(Scenario::Pipeline) {
+            run_pipelines(options, target, &mut report).await;
         }
         if options.wants(Scenario::Wallet) {
             for shape in Shape::ALL {
@@ -490,6 +554,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         });
     }
     report.compute_ratios();
+    report.notes.extend(report.comparisons());
     if options.scenario != Scenario::Reports {
         report.notes.push(
             "coffer/baseline: Coffer's throughput over the best baseline row of the same shape (client and server share the machine; the baseline has no HTTP)".into(),
@@ -498,23 +563,87 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// How a write scenario reaches the server.
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    /// The REST ledger API (`batch`, `single`).
+    Rest(WriteMode),
+    /// The gRPC LedgerService through coffer-client (`grpc-*`).
+    Grpc(GrpcMode),
+}
+
+impl Load {
+    /// The scenario's name in the table.
+    fn label(self) -> String {
+        match self {
+            Load::Rest(WriteMode::Batch { size, .. }) => format!("batch/{size}"),
+            Load::Rest(WriteMode::Single { .. }) => "single".into(),
+            Load::Grpc(GrpcMode::Batch { size, .. }) => format!("grpc-batch/{size}"),
+            Load::Grpc(GrpcMode::Single { .. }) => "grpc-single".into(),
+            Load::Grpc(GrpcMode::Stream { size, .. }) => format!("grpc-stream/{size}"),
+        }
+    }
+
+    /// Requests in flight at once: the table's `conns`.
+    fn in_flight(self) -> usize {
+        match self {
+            Load::Rest(mode) => mode.connections(),
+            Load::Grpc(mode) => mode.in_flight(),
+        }
+    }
+
+    /// Runs the load until the clock's end; with gRPC, also what the client did besides.
+    async fn drive(
+        self,
+        options: &Options,
+        running: &Running,
+        layout: Arc<Layout>,
+        shape: Shape,
+        clock: Clock,
+    ) -> anyhow::Result<(http::WriteOutcome, Option<grpc::ClientNotes>)> {
+        match self {
+            Load::Rest(mode) => {
+                let outcome =
+                    http::run_writes(&running.api, layout, shape, mode, clock, options.client).await?;
+                Ok((outcome, None))
+            }
+            Load::Grpc(mode) => {
+                let Some(endpoint) = &running.grpc_url else {
+                    bail!("the gRPC scenarios need the server's gRPC address (--grpc-url with --url)");
+                };
+                let (outcome, notes) =
+                    grpc::run_writes(endpoint, &running.admin_key, layout, shape, mode, clock).await?;
+                Ok((outcome, Some(notes)))
+            }
+        }
+    }
+}
+
 async fn run_write(
     options: &Options,
     target: &Target,
     shape: Shape,
-    mode: WriteMode,
+    load: Load,
     label: &str,
 ) -> anyhow::Result<(Row, Vec<String>, Vec<String>)> {
-    let running = Running::start(options, target, mode.connections()).await?;
+    // The REST connections to keep idle: the load's own, or none beyond the checks'.
+    let rest_connections = match load {
+        Load::Rest(mode) => mode.connections(),
+        Load::Grpc(_) => 0,
+    };
+    let running = Running::start(options, target, rest_connections).await?;
     let layout = Arc::new(Layout::new(options.accounts));
     http::setup(&running.api, &layout).await?;
-    let prefilled = prefill(options, &running, &layout, shape, mode, label).await?;
+    let prefilled = match load {
+        Load::Rest(mode) => prefill(options, &running, &layout, shape, mode, label).await?,
+        Load::Grpc(_) => http::WriteOutcome::default(),
+    };
     let clock = Clock::start(options.warmup, options.duration);
     let (outcome, cpu) = tokio::join!(
-        http::run_writes(&running.api, layout.clone(), shape, mode, clock, options.client),
+        load.drive(options, &running, layout.clone(), shape, clock),
         CpuStart::at(&running, clock)
     );
-    let mut outcome = outcome?;
+    let (mut outcome, client_notes) = outcome?;
     // The checks count every transfer acknowledged, prefill included.
     outcome.acknowledged_ok += prefilled.acknowledged_ok;
     outcome.unknown += prefilled.unknown;
@@ -546,13 +675,13 @@ async fn run_write(
         rss,
         cpu_cores,
     }
-    .row(label, shape.name(), target, mode.connections(), "transfers/s", &failures)
+    .row(label, shape.name(), target, load.in_flight(), "transfers/s", &failures)
     .with_latencies(&outcome.latencies);
     if let Some(error) = outcome.first_error {
         eprintln!("{label} {} on {}: first error: {error}", shape.name(), target.name());
     }
     let scenario = format!("{label} {} on {}", shape.name(), target.name());
-    let prefill_note = (!options.prefill.is_zero() && mode.is_batch()).then(|| {
+    let prefill_note = (!options.prefill.is_zero() && matches!(load, Load::Rest(mode) if mode.is_batch())).then(|| {
         format!(
             "{scenario}: measured on a ledger prefilled with {} transfers in {:.0} s ({:.0}/s), unmeasured; {} more were written in warm-up and measurement",
             prefilled.acknowledged_ok,
@@ -561,12 +690,91 @@ async fn run_write(
             outcome.acknowledged_ok - prefilled.acknowledged_ok,
         )
     });
+    let client_note = client_notes.filter(|notes| notes.retries + notes.streams_reopened > 0).map(|notes| {
+        format!(
+            "{scenario}: the gRPC client retried {} calls refused with UNAVAILABLE and opened {} streams again (each retry is in the latency)",
+            notes.retries, notes.streams_reopened
+        )
+    });
     let notes = commits
         .into_iter()
         .chain(reconnects_note(&scenario, outcome.reconnects))
         .chain(prefill_note)
+        .chain(client_note)
         .collect();
     Ok((row, failures, notes))
+}
+
+/// The `pipeline` scenario on `target`'s backend, both shapes; rows, failures and a note
+/// go into `report`.
+async fn run_pipelines(options: &Options, target: &Target, report: &mut Report) {
+    let postgres = match target {
+        Target::Sqlite => None,
+        Target::Postgres(url) => Some(url.as_str()),
+        Target::Remote { .. } => {
+            report
+                .notes
+                .push("pipeline: skipped with --url (it runs the commit pipeline in this process)".into());
+            return;
+        }
+    };
+    for shape in Shape::ALL {
+        let label = format!("pipeline/{}", options.batch_size);
+        let scenario = format!("{label} {} on {}", shape.name(), target.name());
+        let (warmup, duration) = (options.warmup, options.duration);
+        let outcome = pipeline::run(
+            postgres,
+            options.accounts,
+            shape,
+            options.batch_size,
+            options.batch_connections,
+            move || Clock::start(warmup, duration),
+        )
+        .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                report.failures.push(format!("{scenario}: {error:#}"));
+                continue;
+            }
+        };
+        let writes = outcome.writes;
+        let mut failures: Vec<String> =
+            outcome.failures.into_iter().map(|failure| format!("{scenario}: {failure}")).collect();
+        if writes.measured_ok == 0 {
+            failures.push(format!("{scenario}: no transfer succeeded ({:?})", writes.first_error));
+        }
+        if let Some(error) = &writes.first_error {
+            eprintln!("{scenario}: first error: {error}");
+        }
+        let seconds = writes.measured.as_secs_f64();
+        report.rows.push(
+            Row {
+                scenario: label,
+                shape: shape.name(),
+                backend: target.name().into(),
+                system: System::Coffer,
+                connections: options.batch_connections,
+                throughput: writes.measured_ok as f64 / seconds.max(f64::MIN_POSITIVE),
+                unit: "transfers/s",
+                p50: Duration::ZERO,
+                p99: Duration::ZERO,
+                max: Duration::ZERO,
+                errors: writes.errors,
+                rss: None,
+                cpu_cores: Some((None, outcome.cores)),
+                client_us_per_request: per_request_us(outcome.cores * seconds, writes.latencies.count()),
+                ratio: None,
+                checks: if failures.is_empty() { Checks::Passed } else { Checks::Failed },
+            }
+            .with_latencies(&writes.latencies),
+        );
+        report.failures.extend(failures);
+    }
+    report.notes.push(format!(
+        "pipeline: {} tasks each with one batch of {} in the commit pipeline, store and pipeline in this process, no transport; its CPU (cli) is all of it, pipeline and store included",
+        options.batch_connections, options.batch_size
+    ));
 }
 
 /// With `--prefill-secs`, the `batch` scenario's unmeasured writes before it is measured.

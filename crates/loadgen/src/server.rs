@@ -1,8 +1,9 @@
 //! Coffer as a child process. The harness runs its own executable with the hidden
-//! `serve-coffer` subcommand, which binds Coffer on 127.0.0.1:0 and prints
-//! `listening http://ADDRESS` as its first stdout line; the parent reads that line (no
-//! sleeping to wait for readiness), reads the child's memory from `/proc/PID/status`,
-//! and stops it by closing its stdin, which also stops it if the harness dies.
+//! `serve-coffer` subcommand, which binds Coffer's HTTP and gRPC listeners on
+//! 127.0.0.1:0 and prints `listening http://ADDRESS` then `listening-grpc http://ADDRESS`
+//! as its first two stdout lines; the parent reads them (no sleeping to wait for
+//! readiness), reads the child's memory from `/proc/PID/status`, and stops it by closing
+//! its stdin, which also stops it if the harness dies.
 //!
 //! A separate process keeps the server's RSS its own and its allocator and runtime apart
 //! from the load generator's, as in production.
@@ -20,6 +21,8 @@ use crate::postgres::ScratchDatabase;
 
 /// The line prefix the child prints once it listens.
 const LISTENING_PREFIX: &str = "listening ";
+/// The prefix of the second line: where its gRPC listener is (`none` without one).
+const LISTENING_GRPC_PREFIX: &str = "listening-grpc ";
 /// Longest the child may take to migrate and bind: migrations on a fresh PostgreSQL
 /// database take a second or two; a debug build on a busy machine several.
 pub const STARTUP_TIMEOUT_MS: u64 = 60_000;
@@ -40,6 +43,8 @@ pub struct ChildServer {
     pid: u32,
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// The gRPC listener, `http://127.0.0.1:PORT` (`None` if the child serves none).
+    pub grpc_url: Option<String>,
     /// The child's admin API key.
     pub admin_key: String,
     data_dir: tempfile::TempDir,
@@ -66,8 +71,8 @@ impl ChildServer {
         };
         let mut command = Command::new(executable);
         command.arg("serve-coffer").arg("--data-dir").arg(data_dir.path()).args(["--listen", "127.0.0.1:0"]);
-        // The scenarios speak HTTP; gRPC's fixed default port could clash between runs.
-        command.args(["--grpc-listen", "none"]);
+        // gRPC on a free port of its own (the fixed default could clash between runs).
+        command.args(["--grpc-listen", "127.0.0.1:0"]);
         if let Some(database) = &database {
             command.args(["--database-url", &database.url]);
         }
@@ -87,20 +92,25 @@ impl ChildServer {
         let pid = child.id().context("child has no pid")?;
         let stdout = child.stdout.take().context("child stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_millis(STARTUP_TIMEOUT_MS), lines.next_line())
-            .await
-            .context("Coffer did not start in time")??;
+        let started = tokio::time::timeout(Duration::from_millis(STARTUP_TIMEOUT_MS), async {
+            Ok::<_, std::io::Error>((lines.next_line().await?, lines.next_line().await?))
+        });
+        let (first, second) = started.await.context("Coffer did not start in time")??;
         let Some(address) = first.as_deref().and_then(|line| line.strip_prefix(LISTENING_PREFIX)) else {
             bail!("Coffer did not start: first line {first:?} (its stderr is above)");
         };
         let base_url = address.to_owned();
+        let Some(grpc) = second.as_deref().and_then(|line| line.strip_prefix(LISTENING_GRPC_PREFIX)) else {
+            bail!("Coffer did not say where gRPC listens: second line {second:?}");
+        };
+        let grpc_url = (grpc != "none").then(|| grpc.to_owned());
         // Whatever else the child prints must not fill the pipe and block it.
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 eprintln!("coffer: {line}");
             }
         });
-        Ok(Self { child, pid, base_url, admin_key: CHILD_ADMIN_KEY.to_owned(), data_dir, database })
+        Ok(Self { child, pid, base_url, grpc_url, admin_key: CHILD_ADMIN_KEY.to_owned(), data_dir, database })
     }
 
     /// The URL of the child's database: its scratch PostgreSQL database, or the SQLite file
@@ -177,7 +187,7 @@ pub fn memory_of(pid: u32) -> anyhow::Result<Memory> {
     Ok(Memory { rss_bytes: field("VmRSS:")?, peak_rss_bytes: field("VmHWM:")? })
 }
 
-/// The child side: binds Coffer with `args`, prints its address, and serves until stdin
+/// The child side: binds Coffer with `args`, prints its addresses, and serves until stdin
 /// closes (the parent stopped it or died) or a signal arrives.
 pub async fn serve_coffer(args: ServeArgs) -> anyhow::Result<()> {
     // No trace export: the harness measures Coffer without it.
@@ -188,9 +198,11 @@ pub async fn serve_coffer(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let server = coffer::server::Server::bind(args).await?;
     let address = server.local_addr()?;
-    // Plain println: the parent reads exactly this line, and stdout is line-buffered
+    let grpc = server.grpc_local_addr().map_or_else(|| "none".to_owned(), |grpc| format!("http://{grpc}"));
+    // Plain println: the parent reads exactly these lines, and stdout is line-buffered
     // only on a terminal, so flush explicitly.
     println!("{LISTENING_PREFIX}http://{address}");
+    println!("{LISTENING_GRPC_PREFIX}{grpc}");
     std::io::Write::flush(&mut std::io::stdout())?;
     let stdin_closed = async {
         let mut stdin = tokio::io::stdin();

@@ -6,7 +6,9 @@
 //! not benchmark machines. The `reports` scenario, which `all` leaves out, runs on a
 //! small history (50 customers × 20 expenses) with every answer checked. `single`,
 //! `reads` and `wallet` run on the light client (the default); `reads` and `wallet` run
-//! once more on `--client reqwest`, so the old path keeps working.
+//! once more on `--client reqwest`, so the old path keeps working. The gRPC scenarios
+//! (`grpc-batch`, `grpc-single`, `grpc-stream`) and `pipeline` run within `all`, and
+//! `grpc-stream` once more against a running server given by `--url` and `--grpc-url`.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -34,11 +36,14 @@ fn smoke(scenario: Scenario, client: Client, postgres: Option<String>) -> Option
         scenario,
         database_url: postgres.clone(),
         url: None,
+        grpc_url: None,
         admin_key: None,
         warmup: Duration::ZERO,
         duration: Duration::from_secs(1),
         connections: 16,
         batch_connections: 2,
+        grpc_connections: 2,
+        streams: 2,
         batch_size: 500,
         accounts: 200,
         // `batch` runs on a prefilled ledger: its checks count the prefill's transfers.
@@ -64,7 +69,15 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
 
     let backends: &[&str] = if postgres.is_some() { &["sqlite", "postgres"] } else { &["sqlite"] };
     for backend in backends {
-        for (scenario, shapes) in [("batch/500", 2), ("single", 2), ("wallet", 2), ("reads", 1)] {
+        for (scenario, shapes) in [
+            ("batch/500", 2),
+            ("single", 2),
+            ("grpc-batch/500", 2),
+            ("grpc-single", 2),
+            ("grpc-stream/500", 2),
+            ("wallet", 2),
+            ("reads", 1),
+        ] {
             let rows: Vec<_> = report
                 .rows
                 .iter()
@@ -82,6 +95,26 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
             }
         }
     }
+    // The pipeline runs in the harness: no child, so no RSS, and its CPU is the harness's.
+    for backend in backends {
+        let rows: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|row| row.scenario == "pipeline/500" && row.backend == *backend)
+            .collect();
+        assert_eq!(rows.len(), 2, "pipeline on {backend}:\n{table}");
+        for row in rows {
+            assert!(row.throughput > 0.0 && row.checks == Checks::Passed, "pipeline {}:\n{table}", row.shape);
+            assert!(
+                row.rss.is_none()
+                    && row.cpu_cores.is_some_and(|(server, client)| server.is_none() && client > 0.0)
+            );
+            assert!(row.client_us_per_request.is_some(), "{table}");
+        }
+    }
+    for comparison in ["grpc-stream/batch", "grpc-stream/pipeline", "grpc-single/single"] {
+        assert!(table.contains(comparison), "the table compares {comparison}:\n{table}");
+    }
     let core: Vec<_> = report.rows.iter().filter(|row| row.scenario == "core").collect();
     assert_eq!(core.len(), 2, "core in both shapes:\n{table}");
     assert!(core.iter().all(|row| row.checks == Checks::Passed && row.throughput > 0.0), "{table}");
@@ -94,7 +127,7 @@ async fn every_scenario_runs_and_the_ledger_checks_out() {
         assert_eq!(baselines, 0, "{table}");
         assert!(table.contains("baseline: skipped"), "the table says the baseline was skipped:\n{table}");
     }
-    for scenario in ["core", "batch/500", "single", "reads"] {
+    for scenario in ["core", "batch/500", "single", "grpc-stream/500", "pipeline/500", "reads"] {
         assert!(table.contains(scenario), "{scenario} missing from the table:\n{table}");
     }
     assert!(table.contains("client: light"), "the table names the client:\n{table}");
@@ -157,4 +190,33 @@ async fn the_reports_scenario_loads_a_small_history_and_every_report_checks_out(
         assert!(table.contains(&format!("reports on {backend}, plan of category_totals")), "{table}");
     }
     assert_eq!(report.rows.len(), 2 * backends.len(), "only the reports rows:\n{table}");
+}
+
+/// `--url` and `--grpc-url`: the gRPC scenarios against a server the harness did not
+/// start (here one it starts by hand, as an operator would run one).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grpc_scenarios_run_against_a_running_server() {
+    let executable = PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
+    let server = loadgen::server::ChildServer::start(&executable, None).await.expect("Coffer starts");
+    let grpc_url = server.grpc_url.clone().expect("the child serves gRPC");
+    let remote = |scenario, grpc_url: Option<String>| Options {
+        url: Some(server.base_url.clone()),
+        grpc_url,
+        admin_key: Some(server.admin_key.clone()),
+        ..smoke(scenario, Client::Light, None)
+    };
+    let report = loadgen::run(&remote(Scenario::GrpcStream, Some(grpc_url))).await.expect("the harness runs");
+    let table = report.to_string();
+    println!("{table}");
+    assert!(report.failures.is_empty(), "checks failed:\n{table}");
+    let rows: Vec<_> = report.rows.iter().filter(|row| row.scenario == "grpc-stream/500").collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    for row in rows {
+        assert_eq!((row.backend.as_str(), row.checks), ("remote", Checks::Passed), "{table}");
+        assert!(row.throughput > 0.0 && row.rss.is_none(), "{table}");
+    }
+    // Asked for by name without --grpc-url, the scenario fails instead of passing empty.
+    let report = loadgen::run(&remote(Scenario::GrpcSingle, None)).await.expect("the harness runs");
+    assert!(report.failures.iter().any(|failure| failure.contains("--grpc-url")), "{report}");
+    server.stop().await.expect("Coffer stops");
 }
