@@ -384,7 +384,8 @@ impl proto::ledger_service_server::LedgerService for Ledger {
         require_admin_key(&self.state, request.metadata())?;
         let (sender, receiver) = mpsc::channel(STREAM_RESPONSES_BUFFERED_MAX);
         // In the call's span: the stream's log lines name its request id.
-        let stream = run_stream(self.state.pipeline.clone(), request.into_inner(), sender, self.stopping.clone());
+        let stream =
+            run_stream(self.state.pipeline.clone(), request.into_inner(), sender, self.stopping.clone());
         tokio::spawn(tracing::Instrument::in_current_span(stream));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
