@@ -75,7 +75,9 @@ pub use payments::{
     Finish, PaymentChange, PaymentKind, PaymentRow, PaymentStatus, PaymentsDraft, RenderPaymentsFn,
 };
 pub use reconciliation::{RECONCILIATIONS_PAGE_MAX, ReconciliationRow};
-pub use scheduled::{RunRow, SCHEDULES_PER_CUSTOMER_MAX, ScheduleRow, Step};
+pub use scheduled::{
+    RunRow, RunStatus, SCHEDULES_PER_CUSTOMER_MAX, ScheduleFrequency, ScheduleRow, ScheduleStatus, Step,
+};
 pub use wallets::{
     Begin, IdempotencyKey, NewWallet, OperationFilter, OperationRow, WALLETS_PER_CUSTOMER_MAX, WalletRow,
     WalletType,

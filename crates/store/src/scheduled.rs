@@ -10,13 +10,97 @@
 use crate::BeginWrite as _;
 use uuid::Uuid;
 
-use crate::{Result, Store, with_pool};
+use crate::{Result, Store, StoreError, with_pool};
 
 /// Schedules one customer may have at most.
 pub const SCHEDULES_PER_CUSTOMER_MAX: u32 = 100;
 
+/// How often a schedule pays, stored as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScheduleFrequency {
+    Once,
+    Weekly,
+    /// On the start's day of the month (the last day in shorter months).
+    Monthly,
+}
+
+impl ScheduleFrequency {
+    pub const ALL: [Self; 3] = [Self::Once, Self::Weekly, Self::Monthly];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Weekly => "weekly",
+            Self::Monthly => "monthly",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|frequency| frequency.as_str() == name)
+    }
+}
+
+/// Where a schedule stands, stored as its name. Only `Active` schedules pay; `Paused`
+/// ones can be resumed; the other three are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScheduleStatus {
+    Active,
+    Paused,
+    Cancelled,
+    Completed,
+    Failed,
+}
+
+impl ScheduleStatus {
+    pub const ALL: [Self; 5] = [Self::Active, Self::Paused, Self::Cancelled, Self::Completed, Self::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Cancelled => "cancelled",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+/// How an attempt at one occurrence ended, stored as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    Succeeded,
+    /// Refused for insufficient funds; tried again after a backoff.
+    Retrying,
+    Failed,
+}
+
+impl RunStatus {
+    pub const ALL: [Self; 3] = [Self::Succeeded, Self::Retrying, Self::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+/// `name`, read back as the word it names, or the row is corrupt.
+fn named<T>(name: &str, what: &str, from_name: fn(&str) -> Option<T>) -> Result<T> {
+    from_name(name).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {name}")))
+}
+
 /// A schedule.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScheduleRow {
     pub id: Uuid,
     pub customer_id: Uuid,
@@ -28,14 +112,12 @@ pub struct ScheduleRow {
     pub amount: i64,
     pub currency: String,
     pub description: Option<String>,
-    /// `once`, `weekly` or `monthly`.
-    pub frequency: String,
+    pub frequency: ScheduleFrequency,
     pub start_at: i64,
     pub end_at: Option<i64>,
     /// The due time of the next occurrence.
     pub next_run_at: i64,
-    /// `active`, `paused`, `cancelled`, `completed` or `failed`.
-    pub status: String,
+    pub status: ScheduleStatus,
     /// Failed attempts of the current occurrence.
     pub attempts: i64,
     /// When the current occurrence is tried again after a failure.
@@ -45,22 +127,105 @@ pub struct ScheduleRow {
     pub updated_at: i64,
 }
 
+/// A row of `scheduled_payments` as the database returns it.
+#[derive(sqlx::FromRow)]
+struct ScheduleRecord {
+    id: Uuid,
+    customer_id: Uuid,
+    from_wallet_id: Uuid,
+    to_wallet_id: Option<Uuid>,
+    to_customer_id: Option<Uuid>,
+    biller: Option<String>,
+    biller_mcc: Option<String>,
+    amount: i64,
+    currency: String,
+    description: Option<String>,
+    frequency: String,
+    start_at: i64,
+    end_at: Option<i64>,
+    next_run_at: i64,
+    status: String,
+    attempts: i64,
+    retry_at: Option<i64>,
+    claimed_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ScheduleRecord> for ScheduleRow {
+    type Error = StoreError;
+
+    fn try_from(row: ScheduleRecord) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            customer_id: row.customer_id,
+            from_wallet_id: row.from_wallet_id,
+            to_wallet_id: row.to_wallet_id,
+            to_customer_id: row.to_customer_id,
+            biller: row.biller,
+            biller_mcc: row.biller_mcc,
+            amount: row.amount,
+            currency: row.currency,
+            description: row.description,
+            frequency: named(&row.frequency, "schedule frequency", ScheduleFrequency::from_name)?,
+            start_at: row.start_at,
+            end_at: row.end_at,
+            next_run_at: row.next_run_at,
+            status: named(&row.status, "schedule status", ScheduleStatus::from_name)?,
+            attempts: row.attempts,
+            retry_at: row.retry_at,
+            claimed_until: row.claimed_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
 const SCHEDULE_COLUMNS: &str = "id, customer_id, from_wallet_id, to_wallet_id, to_customer_id, biller, biller_mcc, \
      amount, currency, description, frequency, start_at, end_at, next_run_at, status, attempts, retry_at, \
      claimed_until, created_at, updated_at";
 
 /// One occurrence's record.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRow {
     pub id: Uuid,
     pub payment_id: Uuid,
     pub occurrence_at: i64,
-    /// `succeeded`, `retrying` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub attempts: i64,
     pub transfer_id: Option<Uuid>,
     pub error: Option<String>,
     pub updated_at: i64,
+}
+
+/// A row of `scheduled_runs` as the database returns it.
+#[derive(sqlx::FromRow)]
+struct RunRecord {
+    id: Uuid,
+    payment_id: Uuid,
+    occurrence_at: i64,
+    status: String,
+    attempts: i64,
+    transfer_id: Option<Uuid>,
+    error: Option<String>,
+    updated_at: i64,
+}
+
+impl TryFrom<RunRecord> for RunRow {
+    type Error = StoreError;
+
+    fn try_from(row: RunRecord) -> Result<Self> {
+        Ok(Self {
+            id: row.id,
+            payment_id: row.payment_id,
+            occurrence_at: row.occurrence_at,
+            status: named(&row.status, "scheduled run status", RunStatus::from_name)?,
+            attempts: row.attempts,
+            transfer_id: row.transfer_id,
+            error: row.error,
+            updated_at: row.updated_at,
+        })
+    }
 }
 
 /// What becomes of a schedule after an attempt at its occurrence `occurrence_at`.
@@ -70,7 +235,7 @@ pub struct Step {
     pub run: RunRow,
     /// The schedule's new next_run_at, status, attempts and retry_at.
     pub next_run_at: i64,
-    pub status: String,
+    pub status: ScheduleStatus,
     pub attempts: i64,
     pub retry_at: Option<i64>,
 }
@@ -94,11 +259,11 @@ impl Store {
                 .bind(row.amount)
                 .bind(&row.currency)
                 .bind(&row.description)
-                .bind(&row.frequency)
+                .bind(row.frequency.as_str())
                 .bind(row.start_at)
                 .bind(row.end_at)
                 .bind(row.next_run_at)
-                .bind(&row.status)
+                .bind(row.status.as_str())
                 .bind(row.attempts)
                 .bind(row.retry_at)
                 .bind(row.claimed_until)
@@ -115,7 +280,9 @@ impl Store {
         let text =
             format!("SELECT {SCHEDULE_COLUMNS} FROM scheduled_payments WHERE id = $1 AND customer_id = $2");
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(&text)).bind(id).bind(customer_id).fetch_optional(pool).await?)
+            let row: Option<ScheduleRecord> =
+                sqlx::query_as(sql(&text)).bind(id).bind(customer_id).fetch_optional(pool).await?;
+            row.map(ScheduleRow::try_from).transpose()
         })
     }
 
@@ -125,11 +292,12 @@ impl Store {
             "SELECT {SCHEDULE_COLUMNS} FROM scheduled_payments WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2"
         );
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(&text))
+            let rows: Vec<ScheduleRecord> = sqlx::query_as(sql(&text))
                 .bind(customer_id)
                 .bind(i64::from(SCHEDULES_PER_CUSTOMER_MAX))
                 .fetch_all(pool)
-                .await?)
+                .await?;
+            rows.into_iter().map(ScheduleRow::try_from).collect()
         })
     }
 
@@ -142,7 +310,7 @@ impl Store {
             ))
             .bind(row.id)
             .bind(row.customer_id)
-            .bind(&row.status)
+            .bind(row.status.as_str())
             .bind(row.amount)
             .bind(&row.description)
             .bind(row.end_at)
@@ -163,7 +331,9 @@ impl Store {
              ORDER BY next_run_at LIMIT $2"
         );
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(&text)).bind(now).bind(i64::from(limit)).fetch_all(pool).await?)
+            let rows: Vec<ScheduleRecord> =
+                sqlx::query_as(sql(&text)).bind(now).bind(i64::from(limit)).fetch_all(pool).await?;
+            rows.into_iter().map(ScheduleRow::try_from).collect()
         })
     }
 
@@ -200,7 +370,7 @@ impl Store {
             .bind(id)
             .bind(step.occurrence_at)
             .bind(step.next_run_at)
-            .bind(&step.status)
+            .bind(step.status.as_str())
             .bind(step.attempts)
             .bind(step.retry_at)
             .bind(run.updated_at)
@@ -219,7 +389,7 @@ impl Store {
             .bind(run.id)
             .bind(run.payment_id)
             .bind(run.occurrence_at)
-            .bind(&run.status)
+            .bind(run.status.as_str())
             .bind(run.attempts)
             .bind(run.transfer_id)
             .bind(&run.error)
@@ -235,14 +405,15 @@ impl Store {
     /// The occurrences of schedule `payment_id`, newest first.
     pub async fn schedule_runs(&self, payment_id: Uuid, limit: u32) -> Result<Vec<RunRow>> {
         with_pool!(self, read, |pool, sql| {
-            Ok(sqlx::query_as(sql(
+            let rows: Vec<RunRecord> = sqlx::query_as(sql(
                 "SELECT id, payment_id, occurrence_at, status, attempts, transfer_id, error, updated_at \
                  FROM scheduled_runs WHERE payment_id = $1 ORDER BY occurrence_at DESC LIMIT $2",
             ))
             .bind(payment_id)
             .bind(i64::from(limit.min(100)))
             .fetch_all(pool)
-            .await?)
+            .await?;
+            rows.into_iter().map(RunRow::try_from).collect()
         })
     }
 }

@@ -249,7 +249,7 @@ impl Insights {
         let mut flows = Vec::new();
         let mut billers: HashSet<(String, String)> = HashSet::new();
         for schedule in self.store.schedules(customer_id).await? {
-            if schedule.status != "active" {
+            if schedule.status != store::ScheduleStatus::Active {
                 continue;
             }
             if let Some(biller) = &schedule.biller {
@@ -273,7 +273,7 @@ impl Insights {
                 if let Some(to) = schedule.to_wallet_id.filter(|to| ids.contains(to)) {
                     flows.push(flow(to, schedule.amount));
                 }
-                at = next_occurrence(&schedule.frequency, schedule.start_at, occurrence, schedule.end_at);
+                at = next_occurrence(schedule.frequency, schedule.start_at, occurrence, schedule.end_at);
             }
         }
         for item in recurring {

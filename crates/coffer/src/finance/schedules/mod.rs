@@ -7,16 +7,18 @@ mod worker;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use store::{RunRow, ScheduleRow, Store, StoreError};
+use store::{RunRow, ScheduleFrequency, ScheduleRow, Store, StoreError};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::identity::profile::Email;
 use crate::wallets::{Recipient, WalletError, Wallets};
 
+pub use store::ScheduleStatus;
 pub use worker::{Scheduler, next_occurrence};
 
-/// How often a schedule pays (stored as its name).
+/// How often a schedule pays, as a request names it (stored as
+/// [`store::ScheduleFrequency`]).
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Frequency {
@@ -26,43 +28,13 @@ pub enum Frequency {
     Monthly,
 }
 
-impl Frequency {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Once => "once",
-            Self::Weekly => "weekly",
-            Self::Monthly => "monthly",
+impl From<Frequency> for ScheduleFrequency {
+    fn from(frequency: Frequency) -> Self {
+        match frequency {
+            Frequency::Once => Self::Once,
+            Frequency::Weekly => Self::Weekly,
+            Frequency::Monthly => Self::Monthly,
         }
-    }
-}
-
-/// Where a schedule stands (stored as its name). Only `active` schedules pay; `paused`
-/// ones can be resumed; the other three are final.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduleStatus {
-    Active,
-    Paused,
-    Cancelled,
-    Completed,
-    Failed,
-}
-
-impl ScheduleStatus {
-    pub const ALL: [Self; 5] = [Self::Active, Self::Paused, Self::Cancelled, Self::Completed, Self::Failed];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Paused => "paused",
-            Self::Cancelled => "cancelled",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == text)
     }
 }
 
@@ -164,11 +136,11 @@ impl Schedules {
             amount: i64::try_from(new.amount).unwrap_or(i64::MAX),
             currency: from.currency.clone(),
             description: new.description,
-            frequency: new.frequency.as_str().to_owned(),
+            frequency: new.frequency.into(),
             start_at,
             end_at: new.end_at,
             next_run_at: start_at,
-            status: ScheduleStatus::Active.as_str().into(),
+            status: ScheduleStatus::Active,
             attempts: 0,
             retry_at: None,
             claimed_until: None,
@@ -198,22 +170,22 @@ impl Schedules {
         change: ScheduleChange,
     ) -> Result<ScheduleRow, ScheduleError> {
         let mut row = self.get(customer_id, id).await?;
-        let status = ScheduleStatus::parse(&row.status).unwrap_or(ScheduleStatus::Failed);
+        let status = row.status;
         if !matches!(status, ScheduleStatus::Active | ScheduleStatus::Paused) {
             return Err(ScheduleError::Finished(status));
         }
         match change.active {
             None => {}
-            Some(false) => row.status = ScheduleStatus::Paused.as_str().into(),
+            Some(false) => row.status = ScheduleStatus::Paused,
             Some(true) => {
                 let now = store::now_ns() as i64;
                 while row.next_run_at < now {
-                    match next_occurrence(&row.frequency, row.start_at, row.next_run_at, row.end_at) {
+                    match next_occurrence(row.frequency, row.start_at, row.next_run_at, row.end_at) {
                         Some(next) => row.next_run_at = next,
                         None => break,
                     }
                 }
-                row.status = ScheduleStatus::Active.as_str().into();
+                row.status = ScheduleStatus::Active;
             }
         }
         if let Some(amount) = change.amount {
@@ -233,7 +205,7 @@ impl Schedules {
     /// Cancels one of `customer_id`'s schedules (occurrences already paid stay paid).
     pub async fn cancel(&self, customer_id: Uuid, id: Uuid) -> Result<(), ScheduleError> {
         let mut row = self.get(customer_id, id).await?;
-        row.status = ScheduleStatus::Cancelled.as_str().into();
+        row.status = ScheduleStatus::Cancelled;
         row.updated_at = store::now_ns() as i64;
         self.store.update_schedule(&row).await?;
         Ok(())

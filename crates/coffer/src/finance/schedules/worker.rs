@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::{RunRow, ScheduleRow, Step, Store};
+use store::{RunRow, RunStatus, ScheduleFrequency, ScheduleRow, ScheduleStatus, Step, Store};
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -28,10 +28,16 @@ const BATCH: u32 = 50;
 const DAY_NS: i64 = 24 * 3600 * 1_000_000_000;
 
 /// The occurrence after `occurrence` of a schedule, if any.
-pub fn next_occurrence(frequency: &str, start_at: i64, occurrence: i64, end_at: Option<i64>) -> Option<i64> {
+pub fn next_occurrence(
+    frequency: ScheduleFrequency,
+    start_at: i64,
+    occurrence: i64,
+    end_at: Option<i64>,
+) -> Option<i64> {
     let next = match frequency {
-        "weekly" => occurrence.checked_add(7 * DAY_NS)?,
-        "monthly" => {
+        ScheduleFrequency::Once => return None,
+        ScheduleFrequency::Weekly => occurrence.checked_add(7 * DAY_NS)?,
+        ScheduleFrequency::Monthly => {
             // Same day of month as the start (clamped to the month's length), same time.
             let start = OffsetDateTime::from_unix_timestamp_nanos(i128::from(start_at)).ok()?;
             let current = OffsetDateTime::from_unix_timestamp_nanos(i128::from(occurrence)).ok()?;
@@ -44,7 +50,6 @@ pub fn next_occurrence(frequency: &str, start_at: i64, occurrence: i64, end_at: 
             let date = Date::from_calendar_date(year, month, day).ok()?;
             i64::try_from(date.with_time(start.time()).assume_utc().unix_timestamp_nanos()).ok()?
         }
-        _ => return None,
     };
     end_at.is_none_or(|end| next <= end).then_some(next)
 }
@@ -133,20 +138,20 @@ impl Scheduler {
         };
         let now = store::now_ns() as i64;
         let attempts = row.attempts + 1;
-        let next = next_occurrence(&row.frequency, row.start_at, occurrence, row.end_at);
+        let next = next_occurrence(row.frequency, row.start_at, occurrence, row.end_at);
         let (run_status, failure, status, next_run_at, schedule_attempts, retry_at) = match outcome {
             Ok(()) => {
-                let status = if next.is_some() { "active" } else { "completed" };
-                ("succeeded", None, status, next.unwrap_or(occurrence), 0, None)
+                let status = if next.is_some() { ScheduleStatus::Active } else { ScheduleStatus::Completed };
+                (RunStatus::Succeeded, None, status, next.unwrap_or(occurrence), 0, None)
             }
             Err(WalletError::InsufficientFunds) if attempts < self.attempts_max => {
                 let attempt = attempts.clamp(1, 20) as u32;
                 let delay =
                     crate::support::backoff(self.retry_base, attempt, Duration::MAX).as_nanos() as i64;
                 (
-                    "retrying",
+                    RunStatus::Retrying,
                     Some(ScheduledPaymentFailure::InsufficientFunds),
-                    "active",
+                    ScheduleStatus::Active,
                     occurrence,
                     attempts,
                     Some(now + delay),
@@ -168,8 +173,8 @@ impl Scheduler {
                 };
                 // Funds may come later: a recurring schedule goes on; anything else stops it.
                 let keeps_going = next.is_some() && failure == ScheduledPaymentFailure::InsufficientFunds;
-                let status = if keeps_going { "active" } else { "failed" };
-                ("failed", Some(failure), status, next.unwrap_or(occurrence), 0, None)
+                let status = if keeps_going { ScheduleStatus::Active } else { ScheduleStatus::Failed };
+                (RunStatus::Failed, Some(failure), status, next.unwrap_or(occurrence), 0, None)
             }
             // The store or the pipeline failed: leave the claim to lapse and try again.
             Err(error) => return Err(error.into()),
@@ -178,13 +183,13 @@ impl Scheduler {
             id: Uuid::now_v7(),
             payment_id: row.id,
             occurrence_at: occurrence,
-            status: run_status.to_owned(),
+            status: run_status,
             attempts,
-            transfer_id: (run_status == "succeeded").then(|| Uuid::from_u128(transfer_id)),
+            transfer_id: (run_status == RunStatus::Succeeded).then(|| Uuid::from_u128(transfer_id)),
             error: failure.map(|failure| failure.as_str().to_owned()),
             updated_at: now,
         };
-        let events: Vec<store::NewEvent> = if run_status == "failed" {
+        let events: Vec<store::NewEvent> = if run_status == RunStatus::Failed {
             vec![events::event(
                 EventType::ScheduledPaymentFailed,
                 Some(row.customer_id),
@@ -209,7 +214,7 @@ impl Scheduler {
             occurrence_at: occurrence,
             run,
             next_run_at,
-            status: status.to_owned(),
+            status,
             attempts: schedule_attempts,
             retry_at,
         };
@@ -235,21 +240,24 @@ mod tests {
     #[test]
     fn occurrences_follow_the_frequency_and_stop_at_the_end() {
         let start = at("2026-01-31T09:00:00Z");
-        assert_eq!(next_occurrence("once", start, start, None), None);
-        assert_eq!(next_occurrence("weekly", start, start, None), Some(at("2026-02-07T09:00:00Z")));
-        let february = next_occurrence("monthly", start, start, None).unwrap();
+        assert_eq!(next_occurrence(ScheduleFrequency::Once, start, start, None), None);
+        assert_eq!(
+            next_occurrence(ScheduleFrequency::Weekly, start, start, None),
+            Some(at("2026-02-07T09:00:00Z"))
+        );
+        let february = next_occurrence(ScheduleFrequency::Monthly, start, start, None).unwrap();
         assert_eq!(february, at("2026-02-28T09:00:00Z"), "clamped to the month's length");
         assert_eq!(
-            next_occurrence("monthly", start, february, None),
+            next_occurrence(ScheduleFrequency::Monthly, start, february, None),
             Some(at("2026-03-31T09:00:00Z")),
             "back to day 31"
         );
         assert_eq!(
-            next_occurrence("monthly", start, at("2026-12-31T09:00:00Z"), None),
+            next_occurrence(ScheduleFrequency::Monthly, start, at("2026-12-31T09:00:00Z"), None),
             Some(at("2027-01-31T09:00:00Z"))
         );
         assert_eq!(
-            next_occurrence("weekly", start, start, Some(at("2026-02-01T00:00:00Z"))),
+            next_occurrence(ScheduleFrequency::Weekly, start, start, Some(at("2026-02-01T00:00:00Z"))),
             None,
             "past the end"
         );

@@ -95,11 +95,11 @@ fn view(row: &ScheduleRow) -> Schedule {
         amount: row.amount,
         currency: row.currency.clone(),
         description: row.description.clone(),
-        frequency: row.frequency.clone(),
+        frequency: row.frequency.as_str().to_owned(),
         start_at: nanos(row.start_at),
         end_at: row.end_at.map(nanos),
         next_run_at: nanos(row.next_run_at),
-        status: row.status.clone(),
+        status: row.status.as_str().to_owned(),
         created_at: nanos(row.created_at),
     }
 }
@@ -277,7 +277,7 @@ pub struct Run {
 fn run_view(row: &RunRow) -> Run {
     Run {
         occurrence_at: nanos(row.occurrence_at),
-        status: row.status.clone(),
+        status: row.status.as_str().to_owned(),
         attempts: row.attempts,
         transfer_id: row.transfer_id,
         error: row.error.clone(),
