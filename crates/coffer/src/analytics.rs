@@ -103,8 +103,7 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
             // paying side; a top-up or payout has only the customer's side.
             let out = transfer.direction == Direction::Out;
             let paying = out || transfer.counterparty_wallet_id.is_none();
-            let initiated =
-                out || store::NoteKind::parse(&transfer.operation) == Some(store::NoteKind::TopUp);
+            let initiated = out || transfer.operation == crate::events::TransferOperation::TopUp;
             let mut changes = Vec::new();
             if initiated {
                 changes.push(active(false));
@@ -113,7 +112,7 @@ fn changes(kind: EventType, payload: &str) -> Option<Vec<Projection>> {
                 changes.push(Projection::Volume {
                     day: day.clone(),
                     currency: transfer.currency.into_owned(),
-                    operation: transfer.operation.into_owned(),
+                    operation: transfer.operation.as_str().to_owned(),
                     amount: i64::try_from(transfer.amount).ok()?,
                 });
             }
@@ -452,7 +451,10 @@ mod tests {
     #[test]
     fn a_p2p_transfer_counts_once_and_a_top_up_counts() {
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        let leg = |customer: Uuid, direction, counterparty: Option<Uuid>, operation: &str| {
+        let leg = |customer: Uuid,
+                   direction,
+                   counterparty: Option<Uuid>,
+                   operation: crate::events::TransferOperation| {
             let payload = envelope(
                 "transfer.posted",
                 "2026-03-01T23:59:59.5+00:00",
@@ -460,7 +462,7 @@ mod tests {
                     customer_id: customer,
                     wallet_id: Uuid::now_v7(),
                     transfer_id: Uuid::now_v7(),
-                    operation: operation.into(),
+                    operation,
                     direction,
                     amount: 250,
                     currency: "EUR".into(),
@@ -471,7 +473,8 @@ mod tests {
             project(1, Uuid::now_v7(), "coffer.transfer.posted", &payload).changes
         };
         let volume = |changes: &[Projection]| changes.iter().any(|c| matches!(c, Projection::Volume { .. }));
-        let out = leg(alice, Direction::Out, Some(Uuid::now_v7()), "transfer");
+        let out =
+            leg(alice, Direction::Out, Some(Uuid::now_v7()), crate::events::TransferOperation::Transfer);
         assert!(volume(&out));
         assert!(out.contains(&Projection::Volume {
             day: "2026-03-01".into(),
@@ -479,9 +482,10 @@ mod tests {
             operation: "transfer".into(),
             amount: 250
         }));
-        let incoming = leg(bob, Direction::In, Some(Uuid::now_v7()), "transfer");
+        let incoming =
+            leg(bob, Direction::In, Some(Uuid::now_v7()), crate::events::TransferOperation::Transfer);
         assert!(incoming.is_empty(), "receiving is neither volume (counted once) nor activity: {incoming:?}");
-        assert!(volume(&leg(bob, Direction::In, None, "top_up")));
+        assert!(volume(&leg(bob, Direction::In, None, crate::events::TransferOperation::TopUp)));
     }
 
     #[test]

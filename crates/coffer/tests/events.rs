@@ -196,7 +196,7 @@ fn same_object(document: &Value, doc: &Value, code: &Value, at: &str, errors: &m
             errors.push(format!("{at}: documented as {documented_shape:?}, typed as {coded_shape:?}"));
         }
         // A closed set in the type is the documented one (the document may enumerate text
-        // the type keeps open, as `operation`).
+        // the type keeps open).
         if coded_shape.values.is_some() && documented_shape.values != coded_shape.values {
             errors
                 .push(format!("{at}: documented values {documented_shape:?}, typed values {coded_shape:?}"));

@@ -267,8 +267,8 @@ pub struct TransferFacts<'a> {
     pub transfer_id: u128,
     /// `transfer.posted`, `transfer.pending` or `transfer.voided`.
     pub kind: EventType,
-    /// What the transfer is part of (its note's kind).
-    pub operation: store::NoteKind,
+    /// What the transfer is part of.
+    pub operation: TransferOperation,
     pub amount: u64,
     pub currency: Currency,
     pub description: Option<&'a str>,
@@ -288,7 +288,7 @@ pub fn transfer_drafts(facts: &TransferFacts<'_>, legs: &[Leg<'_>]) -> Vec<Event
             customer_id: wallet.customer_id,
             wallet_id: wallet.id,
             transfer_id,
-            operation: Cow::Borrowed(facts.operation.as_str()),
+            operation: facts.operation,
             direction: leg.direction,
             amount: facts.amount,
             currency: Cow::Borrowed(facts.currency.code()),

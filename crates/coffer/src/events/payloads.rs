@@ -30,6 +30,38 @@ pub enum Direction {
     Out,
 }
 
+/// What a wallet's transfer event is part of: a wallet-to-wallet transfer, a card top-up,
+/// a withdrawal, an admin's reversal or a payment to a merchant. Written in the transfer
+/// note as its [`store::NoteKind`] (which also names ledger legs no event tells of: fees,
+/// credit lines, conversions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferOperation {
+    Transfer,
+    TopUp,
+    Withdrawal,
+    Reversal,
+    Payment,
+}
+
+impl TransferOperation {
+    /// The transfer note's kind for it.
+    pub const fn note_kind(self) -> store::NoteKind {
+        match self {
+            Self::Transfer => store::NoteKind::Transfer,
+            Self::TopUp => store::NoteKind::TopUp,
+            Self::Withdrawal => store::NoteKind::Withdrawal,
+            Self::Reversal => store::NoteKind::Reversal,
+            Self::Payment => store::NoteKind::Payment,
+        }
+    }
+
+    /// Its name, as serialised (the note kind's stored name).
+    pub const fn as_str(self) -> &'static str {
+        self.note_kind().as_str()
+    }
+}
+
 /// Where an expense came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -114,9 +146,8 @@ pub struct TransferData<'a> {
     pub customer_id: Uuid,
     pub wallet_id: Uuid,
     pub transfer_id: Uuid,
-    /// `transfer`, `top_up`, `withdrawal`, `reversal`, `payment`.
-    #[schema(value_type = String)]
-    pub operation: Cow<'a, str>,
+    #[schema(inline)]
+    pub operation: TransferOperation,
     #[schema(inline)]
     pub direction: Direction,
     /// Minor units.
@@ -597,7 +628,7 @@ mod tests {
                     customer_id: customer,
                     wallet_id: wallet,
                     transfer_id: transfer,
-                    operation: "transfer".into(),
+                    operation: TransferOperation::Transfer,
                     direction,
                     amount: u64::MAX,
                     currency: "EUR".into(),

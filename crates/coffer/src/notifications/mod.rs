@@ -328,10 +328,9 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
             let high_value =
                 preferences.high_value_threshold > 0 && transfer.amount >= preferences.high_value_threshold;
             let incoming = transfer.direction == Direction::In;
-            let operation = &*transfer.operation;
-            let kind = store::NoteKind::parse(operation);
+            let operation = transfer.operation.as_str();
             let amount = money(transfer.amount, &transfer.currency);
-            if incoming && kind == Some(store::NoteKind::Transfer) {
+            if incoming && transfer.operation == crate::events::TransferOperation::Transfer {
                 out.push(message(
                     "transfer_received",
                     format!("You received {amount}"),
@@ -339,7 +338,7 @@ fn messages(data: &EventData, preferences: &Preferences) -> Vec<Message> {
                     false,
                 ));
             }
-            if high_value && kind != Some(store::NoteKind::Fee) {
+            if high_value {
                 out.push(message(
                     "high_value_transaction",
                     format!("High-value transaction: {amount}"),

@@ -17,7 +17,7 @@ use super::gateway::{
 };
 use crate::{
     commit::CommitPipeline,
-    events::{self, Direction, EventType, Leg, TransferFacts},
+    events::{self, Direction, EventType, Leg, TransferFacts, TransferOperation},
     wallets::{
         Currency, WalletError, Wallets, derive_id,
         money::{account_code, transfer_code},
@@ -259,7 +259,7 @@ impl Payments {
         row: &PaymentRow,
         transfer_id: u128,
         kind: EventType,
-        operation: NoteKind,
+        operation: TransferOperation,
         direction: Direction,
     ) -> Result<Vec<EventDraft>, PaymentError> {
         let Some(wallet) = self.wallets.facts(row.wallet_id).await? else { return Ok(Vec::new()) };
@@ -369,7 +369,7 @@ impl Payments {
                         row,
                         credit.id,
                         EventType::TransferPosted,
-                        NoteKind::TopUp,
+                        TransferOperation::TopUp,
                         Direction::In,
                     )
                     .await?;
@@ -452,7 +452,13 @@ impl Payments {
         let fee_bps = self.wallets.fees().withdrawal_bps;
         self.wallets.add_fee(&mut transfers, &mut notes, hold.debit_account_id, currency, fee_bps).await?;
         let drafts = self
-            .transfer_events(&row, hold.id, EventType::TransferPending, NoteKind::Withdrawal, Direction::Out)
+            .transfer_events(
+                &row,
+                hold.id,
+                EventType::TransferPending,
+                TransferOperation::Withdrawal,
+                Direction::Out,
+            )
             .await?;
         // The withdrawal is recorded with its hold; without the funds it fails there.
         let now = store::now_ns();
@@ -529,7 +535,13 @@ impl Payments {
             EventType::TransferVoided
         };
         let drafts = self
-            .transfer_events(row, transfers[0].id, transfer_kind, NoteKind::Withdrawal, Direction::Out)
+            .transfer_events(
+                row,
+                transfers[0].id,
+                transfer_kind,
+                TransferOperation::Withdrawal,
+                Direction::Out,
+            )
             .await?;
         let now = store::now_ns();
         let decide: Decide = {

@@ -249,7 +249,7 @@ mod tests {
             customer_id: Uuid::now_v7(),
             wallet_id,
             transfer_id: Uuid::now_v7(),
-            operation: Cow::Borrowed("transfer"),
+            operation: crate::events::TransferOperation::Transfer,
             direction,
             amount,
             currency: Cow::Borrowed("USD"),

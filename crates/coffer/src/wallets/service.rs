@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::money::{Currency, account_code, transfer_code};
 use crate::commit::{CommitError, CommitPipeline};
-use crate::events::{self, Direction, EventType, Leg, TransferFacts};
+use crate::events::{self, Direction, EventType, Leg, TransferFacts, TransferOperation};
 use crate::identity::profile::Email;
 
 /// Largest credit limit of a credit-card wallet, in minor units: a sanity bound far
@@ -610,7 +610,7 @@ impl Wallets {
         let facts = TransferFacts {
             transfer_id: id,
             kind: EventType::TransferPosted,
-            operation: NoteKind::Transfer,
+            operation: TransferOperation::Transfer,
             amount: request.amount,
             currency,
             description: request.description.as_deref(),
@@ -672,7 +672,7 @@ impl Wallets {
         let facts = TransferFacts {
             transfer_id: id,
             kind: EventType::TransferPosted,
-            operation: NoteKind::Payment,
+            operation: TransferOperation::Payment,
             amount,
             currency,
             description: Some(description),
@@ -745,7 +745,7 @@ impl Wallets {
         let facts = TransferFacts {
             transfer_id: reversal_id,
             kind: EventType::TransferPosted,
-            operation: NoteKind::Reversal,
+            operation: TransferOperation::Reversal,
             amount: reversal.amount,
             currency,
             description: Some(&description),
