@@ -417,3 +417,30 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{RunStatus, ScheduleFrequency, ScheduleStatus, named};
+
+    #[test]
+    fn every_schedule_word_reads_back_and_nothing_else_does() {
+        for frequency in ScheduleFrequency::ALL {
+            assert_eq!(
+                named(frequency.as_str(), "frequency", ScheduleFrequency::from_name).unwrap(),
+                frequency
+            );
+        }
+        for status in ScheduleStatus::ALL {
+            assert_eq!(named(status.as_str(), "status", ScheduleStatus::from_name).unwrap(), status);
+        }
+        for status in RunStatus::ALL {
+            assert_eq!(named(status.as_str(), "status", RunStatus::from_name).unwrap(), status);
+        }
+        assert!(matches!(
+            named("daily", "schedule frequency", ScheduleFrequency::from_name),
+            Err(crate::StoreError::Corrupt(message)) if message == "unknown schedule frequency daily"
+        ));
+        assert_eq!(ScheduleStatus::from_name("Active"), None);
+        assert_eq!(RunStatus::from_name(""), None);
+    }
+}
