@@ -49,6 +49,31 @@ impl Wallets {
     pub fn new(state: AppState) -> Self {
         Self { state }
     }
+
+    /// A top-up (`DepositMoney`) or a withdrawal (`Withdraw`): `fields` takes the wallet
+    /// id, the amount and the card token or payout destination from the message, whose
+    /// bytes and `route` identify the request for its idempotency key.
+    async fn pay<M: Message>(
+        &self,
+        request: Request<M>,
+        kind: store::PaymentKind,
+        route: &str,
+        fields: fn(M) -> (Vec<u8>, u64, String),
+    ) -> Result<Response<proto::Payment>, Status> {
+        let customer_id = require_customer(&self.state, request.metadata())?;
+        let key = idempotency_key(request.metadata())?;
+        let message = request.into_inner();
+        let body = message.encode_to_vec();
+        let (wallet_id, amount, token) = fields(message);
+        let mut errors = Vec::new();
+        let wallet_id = decode_uuid(&wallet_id, "/wallet_id", &mut errors);
+        ledger_api::reject(errors).map_err(status)?;
+        let keyed = Keyed { customer_id, key: &key, route, body: &body };
+        answered(
+            wallet_api::pay(&self.state, keyed, Payment { kind, wallet_id, amount, token }).await,
+            payment,
+        )
+    }
 }
 
 /// A wallet, transfer or payment id: 16 bytes (an empty field is the nil id, which
@@ -296,42 +321,20 @@ impl proto::wallet_service_server::WalletService for Wallets {
         &self,
         request: Request<proto::DepositMoneyRequest>,
     ) -> Result<Response<proto::Payment>, Status> {
-        let customer_id = require_customer(&self.state, request.metadata())?;
-        let key = idempotency_key(request.metadata())?;
-        let message = request.into_inner();
-        let body = message.encode_to_vec();
-        let mut errors = Vec::new();
-        let wallet_id = decode_uuid(&message.wallet_id, "/wallet_id", &mut errors);
-        ledger_api::reject(errors).map_err(status)?;
-        let request = Payment {
-            kind: store::PaymentKind::TopUp,
-            wallet_id,
-            amount: message.amount,
-            token: message.payment_method,
-        };
-        let keyed = Keyed { customer_id, key: &key, route: DEPOSIT_MONEY, body: &body };
-        answered(wallet_api::pay(&self.state, keyed, request).await, payment)
+        self.pay(request, store::PaymentKind::TopUp, DEPOSIT_MONEY, |message| {
+            (message.wallet_id, message.amount, message.payment_method)
+        })
+        .await
     }
 
     async fn withdraw(
         &self,
         request: Request<proto::WithdrawRequest>,
     ) -> Result<Response<proto::Payment>, Status> {
-        let customer_id = require_customer(&self.state, request.metadata())?;
-        let key = idempotency_key(request.metadata())?;
-        let message = request.into_inner();
-        let body = message.encode_to_vec();
-        let mut errors = Vec::new();
-        let wallet_id = decode_uuid(&message.wallet_id, "/wallet_id", &mut errors);
-        ledger_api::reject(errors).map_err(status)?;
-        let request = Payment {
-            kind: store::PaymentKind::Withdrawal,
-            wallet_id,
-            amount: message.amount,
-            token: message.destination,
-        };
-        let keyed = Keyed { customer_id, key: &key, route: WITHDRAW, body: &body };
-        answered(wallet_api::pay(&self.state, keyed, request).await, payment)
+        self.pay(request, store::PaymentKind::Withdrawal, WITHDRAW, |message| {
+            (message.wallet_id, message.amount, message.destination)
+        })
+        .await
     }
 
     async fn list_operations(
