@@ -550,6 +550,138 @@ impl Store {
     }
 }
 
+/// A signed-in session: a refresh-token family and its current token, as the web
+/// console's cookie and the session list see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    pub customer_id: Uuid,
+    pub family_id: Uuid,
+    /// When the family's first token was issued (the sign-in).
+    pub started_at: OffsetDateTime,
+    /// The family's absolute end.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Sessions listed per customer at most (the newest first).
+pub const SESSIONS_LISTED_MAX: u32 = 100;
+
+#[derive(sqlx::FromRow)]
+struct SessionColumns {
+    customer_id: Uuid,
+    family_id: Uuid,
+    started_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<SessionColumns> for SessionRow {
+    type Error = StoreError;
+
+    fn try_from(row: SessionColumns) -> Result<Self> {
+        Ok(Self {
+            customer_id: row.customer_id,
+            family_id: row.family_id,
+            started_at: from_micros(row.started_at)?,
+            expires_at: from_micros(row.expires_at)?,
+        })
+    }
+}
+
+/// A family's current token: neither rotated nor revoked, and not expired at `$1`-bound
+/// time. The session columns read the family's first issue time.
+const SESSION_COLUMNS: &str = "t.customer_id, t.family_id, t.expires_at, \
+     (SELECT MIN(f.created_at) FROM refresh_tokens f WHERE f.family_id = t.family_id) AS started_at";
+
+impl Store {
+    /// The session whose current token hashes to `presented`: `None` when the token is
+    /// unknown, rotated, revoked or expired at `now`.
+    pub async fn session(&self, presented: &[u8; 32], now: OffsetDateTime) -> Result<Option<SessionRow>> {
+        let statement = format!(
+            "SELECT {SESSION_COLUMNS} FROM refresh_tokens t WHERE t.token_hash = $1 \
+             AND t.rotated_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2"
+        );
+        let row: Option<SessionColumns> = with_pool!(self, read, |read, sql| {
+            sqlx::query_as(sql(&statement))
+                .bind(presented.as_slice())
+                .bind(micros(now))
+                .fetch_optional(read)
+                .await?
+        });
+        row.map(SessionRow::try_from).transpose()
+    }
+
+    /// The customer's live sessions (API logins and console sign-ins), newest first, at
+    /// most [`SESSIONS_LISTED_MAX`].
+    pub async fn sessions(&self, customer_id: Uuid, now: OffsetDateTime) -> Result<Vec<SessionRow>> {
+        let statement = format!(
+            "SELECT {SESSION_COLUMNS} FROM refresh_tokens t WHERE t.customer_id = $1 \
+             AND t.rotated_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $2 \
+             ORDER BY started_at DESC, t.family_id LIMIT $3"
+        );
+        let rows: Vec<SessionColumns> = with_pool!(self, read, |read, sql| {
+            sqlx::query_as(sql(&statement))
+                .bind(customer_id)
+                .bind(micros(now))
+                .bind(i64::from(SESSIONS_LISTED_MAX))
+                .fetch_all(read)
+                .await?
+        });
+        rows.into_iter().map(SessionRow::try_from).collect()
+    }
+
+    /// Ends one of the customer's sessions (every token of the family). `false` when the
+    /// customer has no such live family: another customer's family is never touched.
+    pub async fn revoke_session(
+        &self,
+        customer_id: Uuid,
+        family_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let revoke = "UPDATE refresh_tokens SET revoked_at = $3 \
+             WHERE customer_id = $1 AND family_id = $2 AND revoked_at IS NULL";
+        let revoked = in_transaction!(self, |tx, sql| {
+            sqlx::query(sql(revoke))
+                .bind(customer_id)
+                .bind(family_id)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(revoked > 0)
+    }
+
+    /// Replaces the customer's password hash and ends every session but `keep` (the one
+    /// that asked for the change); `false` when there is no such customer.
+    pub async fn set_password_hash(
+        &self,
+        customer_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let update = "UPDATE customers SET password_hash = $2, updated_at = $3 WHERE id = $1";
+        let revoke_others = "UPDATE refresh_tokens SET revoked_at = $2 \
+             WHERE customer_id = $1 AND revoked_at IS NULL AND family_id <> $3";
+        let changed = in_transaction!(self, |tx, sql| {
+            let changed = sqlx::query(sql(update))
+                .bind(customer_id)
+                .bind(password_hash)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(sql(revoke_others))
+                .bind(customer_id)
+                .bind(micros(now))
+                .bind(keep.unwrap_or(Uuid::nil()))
+                .execute(&mut *tx)
+                .await?;
+            changed
+        });
+        Ok(changed > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

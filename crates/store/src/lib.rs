@@ -63,7 +63,7 @@ pub use fx::{FX_RATE_DAYS_MAX, FxCurrencyTotals, FxQuoteRow, FxRateRow};
 pub use idempotency::{KeyedResponse, RenderResponseFn, ResponseDraft, StoredResponse};
 pub use identity::{
     CreateCustomerError, Customer, CustomerRole, CustomerUpdate, KycStatus, NewCustomer, NewRefreshToken,
-    Rotation,
+    Rotation, SESSIONS_LISTED_MAX, SessionRow,
 };
 pub use monitors::{MONITORS_PER_WALLET_MAX, MonitorCondition, MonitorRow};
 pub use notifications::{

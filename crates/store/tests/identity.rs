@@ -27,6 +27,8 @@ contract!(
     concurrent_rotations_of_one_token_let_one_win,
     expired_and_unknown_tokens_are_invalid,
     logout_revokes_the_family,
+    sessions_are_found_listed_and_revoked,
+    a_password_change_ends_the_other_sessions,
 );
 
 /// Whole seconds: the store keeps microseconds, so tests compare at a precision it keeps.
@@ -234,4 +236,73 @@ async fn logout_revokes_the_family(db: &TestDb) {
         Rotation::Invalid
     );
     assert_eq!(store.revoke_refresh_family(&hash(7), now()).await.unwrap(), None);
+}
+
+/// A second session (family) of `customer`, its token hashed as `hash(byte)`.
+async fn another_session(store: &Store, customer: Uuid, byte: u8, ttl: Duration) -> Uuid {
+    let family = Uuid::now_v7();
+    store
+        .insert_refresh_token(
+            &NewRefreshToken {
+                id: Uuid::now_v7(),
+                customer_id: customer,
+                family_id: family,
+                token_hash: hash(byte),
+                expires_at: now() + ttl,
+                created_at: now(),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    family
+}
+
+async fn sessions_are_found_listed_and_revoked(db: &TestDb) {
+    let store = &db.store;
+    let (customer, first) = logged_in(store, MONTH).await;
+    let session = store.session(&hash(1), now()).await.unwrap().expect("a live session");
+    assert_eq!((session.customer_id, session.family_id), (customer, first));
+    let started = session.started_at;
+
+    // Rotation keeps the family: the old token is no longer a session, the new one is,
+    // and it still started at the sign-in.
+    store.rotate_refresh_token(&hash(1), Uuid::now_v7(), &hash(2), now()).await.unwrap();
+    assert_eq!(store.session(&hash(1), now()).await.unwrap(), None);
+    let rotated = store.session(&hash(2), now()).await.unwrap().expect("the successor");
+    assert_eq!((rotated.family_id, rotated.started_at), (first, started));
+
+    let second = another_session(store, customer, 3, MONTH).await;
+    let listed: Vec<Uuid> =
+        store.sessions(customer, now()).await.unwrap().iter().map(|s| s.family_id).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&first) && listed.contains(&second), "{listed:?}");
+
+    // Someone else cannot end it; its owner can, once.
+    let stranger = store.create_customer(&new_customer("stranger@example.com"), &[]).await.unwrap().id;
+    assert!(!store.revoke_session(stranger, second, now()).await.unwrap());
+    assert!(store.session(&hash(3), now()).await.unwrap().is_some());
+    assert!(store.revoke_session(customer, second, now()).await.unwrap());
+    assert!(!store.revoke_session(customer, second, now()).await.unwrap());
+    assert_eq!(store.session(&hash(3), now()).await.unwrap(), None);
+    let listed: Vec<Uuid> =
+        store.sessions(customer, now()).await.unwrap().iter().map(|s| s.family_id).collect();
+    assert_eq!(listed, vec![first]);
+
+    // Expired is not a session.
+    let short = another_session(store, customer, 4, Duration::from_secs(1)).await;
+    assert!(store.session(&hash(4), now() + Duration::from_secs(2)).await.unwrap().is_none());
+    let later = store.sessions(customer, now() + Duration::from_secs(2)).await.unwrap();
+    assert!(later.iter().all(|s| s.family_id != short));
+}
+
+async fn a_password_change_ends_the_other_sessions(db: &TestDb) {
+    let store = &db.store;
+    let (customer, kept) = logged_in(store, MONTH).await;
+    let other = another_session(store, customer, 5, MONTH).await;
+    assert!(store.set_password_hash(customer, "$argon2id$new", Some(kept), now()).await.unwrap());
+    assert_eq!(store.customer_by_id(customer).await.unwrap().unwrap().password_hash, "$argon2id$new");
+    assert!(store.session(&hash(1), now()).await.unwrap().is_some(), "the asking session stays");
+    assert!(store.session(&hash(5), now()).await.unwrap().is_none(), "family {other} ended");
+    assert!(!store.set_password_hash(Uuid::now_v7(), "$argon2id$x", None, now()).await.unwrap());
 }
