@@ -73,6 +73,14 @@ impl std::fmt::Debug for TokenPair {
     }
 }
 
+/// A console session: who is signed in, and which family (session) it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub customer_id: Uuid,
+    pub role: Role,
+    pub family_id: Uuid,
+}
+
 /// The changes a customer asks for on their own profile (already parsed). `None` leaves
 /// a field alone; `Some(None)` clears phone or country.
 #[derive(Clone, Debug, Default)]
@@ -98,6 +106,8 @@ pub enum IdentityError {
     Throttled { retry_after_seconds: u64 },
     #[error("no such customer")]
     CustomerNotFound,
+    #[error("no such session")]
+    SessionNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -189,6 +199,31 @@ impl Identity {
         password: String,
         address: Option<IpAddr>,
     ) -> Result<TokenPair, IdentityError> {
+        let (customer, refresh_token) =
+            self.start_family(email, password, address, token::refresh_token_ttl()).await?;
+        self.token_pair(customer.id, customer.role.into(), refresh_token)
+    }
+
+    /// Signs in to the web console: the same checks, throttle and event as [`Self::login`],
+    /// but the session is a family that lives at most `lifetime` and whose one token is
+    /// the session cookie (never rotated, so never seen by scripts or in a URL).
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<IpAddr>,
+        lifetime: std::time::Duration,
+    ) -> Result<String, IdentityError> {
+        Ok(self.start_family(email, password, address, lifetime).await?.1)
+    }
+
+    async fn start_family(
+        &self,
+        email: &str,
+        password: String,
+        address: Option<IpAddr>,
+        lifetime: std::time::Duration,
+    ) -> Result<(Customer, String), IdentityError> {
         let throttle_key = email.trim().to_lowercase();
         if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, address) {
             return Err(IdentityError::Throttled { retry_after_seconds });
@@ -220,14 +255,70 @@ impl Identity {
                     customer_id: customer.id,
                     family_id: Uuid::now_v7(),
                     token_hash,
-                    expires_at: now + token::refresh_token_ttl(),
+                    expires_at: now + lifetime,
                     created_at: now,
                 },
                 &[logged_in],
             )
             .await?;
         tracing::info!(customer_id = %customer.id, "logged in");
-        self.token_pair(customer.id, customer.role.into(), refresh_token)
+        Ok((customer, refresh_token))
+    }
+
+    /// The live session whose current token is `token` (a console cookie), with the
+    /// customer's role as it is now; `None` for an unknown, ended or expired one.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, IdentityError> {
+        let presented = token::hash_refresh_token(token);
+        let Some(row) = self.store.session(&presented, OffsetDateTime::now_utc()).await? else {
+            return Ok(None);
+        };
+        let Some(customer) = self.store.customer_by_id(row.customer_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Session { customer_id: customer.id, role: customer.role.into(), family_id: row.family_id }))
+    }
+
+    /// The customer's live sessions (API logins and console sign-ins), newest first.
+    pub async fn sessions(&self, customer_id: Uuid) -> Result<Vec<store::SessionRow>, IdentityError> {
+        Ok(self.store.sessions(customer_id, OffsetDateTime::now_utc()).await?)
+    }
+
+    /// Ends one of the customer's sessions; [`IdentityError::SessionNotFound`] when they
+    /// have no such live session.
+    pub async fn end_session(&self, customer_id: Uuid, family_id: Uuid) -> Result<(), IdentityError> {
+        if self.store.revoke_session(customer_id, family_id, OffsetDateTime::now_utc()).await? {
+            tracing::info!(%customer_id, %family_id, "session ended");
+            Ok(())
+        } else {
+            Err(IdentityError::SessionNotFound)
+        }
+    }
+
+    /// Changes the customer's password after checking the current one, and ends every
+    /// other session (`keep` is the session that asked). A wrong current password is
+    /// [`IdentityError::InvalidCredentials`] and counts against the login throttle.
+    pub async fn change_password(
+        &self,
+        customer_id: Uuid,
+        current: String,
+        new: NewPassword,
+        keep: Option<Uuid>,
+    ) -> Result<(), IdentityError> {
+        let customer = self.customer(customer_id).await?;
+        let throttle_key = customer.email.clone();
+        if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, None) {
+            return Err(IdentityError::Throttled { retry_after_seconds });
+        }
+        if !self.hasher.verify(current, Some(customer.password_hash)).await? {
+            self.throttle.record_failure(&throttle_key, None);
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let hash = self.hasher.hash(new).await?;
+        if !self.store.set_password_hash(customer_id, &hash, keep, OffsetDateTime::now_utc()).await? {
+            return Err(IdentityError::CustomerNotFound);
+        }
+        tracing::info!(%customer_id, "password changed; other sessions ended");
+        Ok(())
     }
 
     /// Rotates a refresh token. A token presented after it was rotated is reuse: the

@@ -51,6 +51,9 @@ impl From<IdentityError> for ApiError {
             IdentityError::CustomerNotFound => {
                 Self::NotFound { code: "customer_not_found", detail: "no such customer".into() }
             }
+            IdentityError::SessionNotFound => {
+                Self::NotFound { code: "session_not_found", detail: "no such session".into() }
+            }
             IdentityError::Store(error) => error.into(),
             IdentityError::Internal(error) => Self::Internal(error),
         }
@@ -206,6 +209,24 @@ impl FieldErrors {
     }
 }
 
+/// The fields of a registration, parsed (422 naming every bad field): the API's and the
+/// web console's.
+pub(crate) fn registration(
+    email: &str,
+    password: String,
+    name: &str,
+) -> Result<(Email, NewPassword, CustomerName), ApiError> {
+    let mut errors = FieldErrors::default();
+    let email = errors.check("/email", Email::parse(email));
+    let password = errors.check("/password", NewPassword::parse(password));
+    let name = errors.check("/name", CustomerName::parse(name));
+    errors.finish()?;
+    match (email, password, name) {
+        (Some(email), Some(password), Some(name)) => Ok((email, password, name)),
+        _ => unreachable!("finish() returns an error whenever a parse failed"),
+    }
+}
+
 /// Creates a customer account (role `customer`).
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest, responses(
     (status = 201, body = CustomerView),
@@ -216,14 +237,7 @@ async fn register(
     State(state): State<AppState>,
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<CustomerView>), ApiError> {
-    let mut errors = FieldErrors::default();
-    let email = errors.check("/email", Email::parse(&request.email));
-    let password = errors.check("/password", NewPassword::parse(request.password));
-    let name = errors.check("/name", CustomerName::parse(&request.name));
-    errors.finish()?;
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        unreachable!("finish() returns an error whenever a parse failed")
-    };
+    let (email, password, name) = registration(&request.email, request.password, &request.name)?;
     let customer = state.identity.register(email, password, name).await?;
     Ok((StatusCode::CREATED, axum::Json(CustomerView::from_customer(customer)?)))
 }
