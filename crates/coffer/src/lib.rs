@@ -8,13 +8,15 @@
 //! `analytics` (the platform analytics projection),
 //! `events` (outbox, relay, bus, NATS), `notifications` (inbox, email, webhooks),
 //! `server` (startup, roles and shutdown), `support` (backoff, the worker loop, secret files),
-//! `grpc` (the gRPC services), and `ledger_api` / `wallet_api` (the operations REST and gRPC
-//! both serve, written once).
+//! `grpc` (the gRPC services), `console` (the web console: HTML pages over the same
+//! operations), and `ledger_api` / `wallet_api` (the operations REST and gRPC both serve,
+//! written once).
 
 pub mod analytics;
 pub mod backup;
 pub mod commit;
 pub mod config;
+pub mod console;
 pub mod credit;
 pub mod events;
 pub mod finance;

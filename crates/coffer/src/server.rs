@@ -403,6 +403,7 @@ impl Server {
             verifier,
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
             leases: Arc::default(),
+            secure_cookies: self.tls.is_some(),
         };
         // One shutdown for both servers: each stops accepting, then finishes its calls.
         let stop_serving = CancellationToken::new();

@@ -89,6 +89,8 @@ pub struct AppState {
     pub idempotency_lease: Duration,
     /// Keys of the batched requests running on this node ([`idempotency::once_batched`]).
     pub leases: Arc<idempotency::Leases>,
+    /// Whether cookies are marked `Secure` (REST is served over TLS).
+    pub secure_cookies: bool,
 }
 
 /// Limits that apply to every request.
@@ -126,6 +128,7 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .merge(banks::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(crate::console::router())
         .route_layer(middleware::from_fn(metrics::record))
         .merge(openapi::router())
         .fallback(not_found)

@@ -61,6 +61,29 @@ impl Currency {
         let scale = 10u128.pow(u32::from(self.exponent));
         format!("{sign}{}.{:0width$}", minor / scale, minor % scale, width = usize::from(self.exponent))
     }
+
+    /// A positive amount typed in major units (`12.34`, `12.3`, `12`; for JPY only whole
+    /// numbers) as minor units; `None` for anything else: a sign, more decimals than the
+    /// currency has, separators, or more than `u64` holds.
+    pub fn parse_major(self, text: &str) -> Option<u64> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+        if whole.is_empty()
+            || !digits(whole)
+            || !digits(fraction)
+            || fraction.len() > usize::from(self.exponent)
+        {
+            return None;
+        }
+        if text.ends_with('.') {
+            return None;
+        }
+        let scale = 10u64.checked_pow(u32::from(self.exponent))?;
+        let padded = format!("{fraction:0<width$}", width = usize::from(self.exponent));
+        let fraction: u64 = if padded.is_empty() { 0 } else { padded.parse().ok()? };
+        whole.parse::<u64>().ok()?.checked_mul(scale)?.checked_add(fraction)
+    }
 }
 
 /// An amount for people to read: `12345` of `USD` is `123.45 USD`; a code Coffer does not
@@ -118,6 +141,23 @@ pub mod transfer_code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_typed_in_major_units_parse_to_minor_units() {
+        let usd = Currency::parse("USD").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        assert_eq!(usd.parse_major("12.34"), Some(1234));
+        assert_eq!(usd.parse_major(" 12.3 "), Some(1230));
+        assert_eq!(usd.parse_major("12"), Some(1200));
+        assert_eq!(usd.parse_major("0.01"), Some(1));
+        assert_eq!(jpy.parse_major("500"), Some(500));
+        for bad in
+            ["", ".5", "12.", "12.345", "-1", "+1", "1,000", "1e3", "abc", "1.2.3", "99999999999999999999"]
+        {
+            assert_eq!(usd.parse_major(bad), None, "{bad:?}");
+        }
+        assert_eq!(jpy.parse_major("5.0"), None, "yen has no minor unit");
+    }
 
     #[test]
     fn money_is_shown_in_major_units() {

@@ -142,7 +142,19 @@ async fn stream(
             state.identity.verify_access_token(token).ok_or(ApiError::Unauthorized)?.sub
         }
     };
-    let after_seq = match query.after {
+    open(&state, customer_id, query.after, upgrade).await
+}
+
+/// Streams `customer_id`'s events over the upgraded connection, resuming after the event
+/// `after` when given: the one stream behind `GET /v1/stream` and the web console's live
+/// updates, whichever way the caller was authenticated.
+pub async fn open(
+    state: &AppState,
+    customer_id: Uuid,
+    after: Option<Uuid>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let after_seq = match after {
         None => None,
         Some(id) => Some(state.stream.feed.position_of(id).await?.ok_or_else(|| ApiError::NotFound {
             code: "event_not_found",
@@ -159,7 +171,7 @@ async fn stream(
     let heartbeat = state.stream.heartbeat;
     Ok(upgrade.max_message_size(4 * 1024).on_upgrade(move |socket| async move {
         let _gauge = ConnectionGauge::open();
-        let session = Session { socket, customer_id, last_seq: after_seq.unwrap_or(0), last_id: query.after };
+        let session = Session { socket, customer_id, last_seq: after_seq.unwrap_or(0), last_id: after };
         session.run(feed, live, after_seq.is_some(), heartbeat).await;
     }))
 }

@@ -252,11 +252,24 @@ async fn create_wallet(
     State(state): State<AppState>,
     body: RawJson<NewWalletBody>,
 ) -> Result<Response, ApiError> {
-    let wallets = state.wallets.clone();
-    let id = derive_id(user.customer_id, "wallet", &key.0);
-    state.money_rate_limit.check(user.customer_id)?;
     let RawJson { value: request, bytes } = body;
-    idempotency::once(&state, user.customer_id, &key, "POST /v1/wallets", &bytes, || async move {
+    let keyed = Keyed { customer_id: user.customer_id, key: &key, route: "POST /v1/wallets", body: &bytes };
+    open_wallet(&state, keyed, request).await
+}
+
+/// Opens a wallet once per key (its id derives from the key: [`opened_wallet_id`]),
+/// within the money rate limit; the answer is the wallet (201) or the refusal, as
+/// remembered under the key. The REST route and the web console both open wallets here.
+pub async fn open_wallet(
+    state: &AppState,
+    keyed: Keyed<'_>,
+    request: NewWalletBody,
+) -> Result<Response, ApiError> {
+    let Keyed { customer_id, key, route, body } = keyed;
+    let wallets = state.wallets.clone();
+    let id = opened_wallet_id(customer_id, key);
+    state.money_rate_limit.check(customer_id)?;
+    idempotency::once(state, customer_id, key, route, body, || async move {
         let currency = Currency::parse(&request.currency).ok_or_else(|| {
             ApiError::rejected(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -269,11 +282,16 @@ async fn create_wallet(
             return Err(ApiError::field("/credit_limit", "too large"));
         }
         let wallet = wallets
-            .create(user.customer_id, id, currency, request.kind.into(), name, request.credit_limit)
+            .create(customer_id, id, currency, request.kind.into(), name, request.credit_limit)
             .await?;
         Ok((StatusCode::CREATED, serde_json::to_value(wallet_view(&wallet)).expect("serialisable")))
     })
     .await
+}
+
+/// The id of the wallet that opening one under `key` makes.
+pub fn opened_wallet_id(customer_id: Uuid, key: &IdempotencyKeyHeader) -> u128 {
+    derive_id(customer_id, "wallet", &key.0)
 }
 
 /// My wallets, oldest first.
@@ -466,6 +484,15 @@ async fn export_operations(
     user: AuthUser,
     State(state): State<AppState>,
 ) -> Result<axum::response::Response, ApiError> {
+    operations_csv(&state, user.customer_id).await
+}
+
+/// The customer's whole history as a CSV download (newest first, at most
+/// `EXPORT_ROWS_MAX` rows): the REST export and the web console's.
+pub async fn operations_csv(
+    state: &AppState,
+    customer_id: Uuid,
+) -> Result<axum::response::Response, ApiError> {
     let mut out = String::from(
         "id,created_at,wallet_id,type,amount,currency,status,counterparty,description,balance_after\n",
     );
@@ -486,7 +513,7 @@ async fn export_operations(
             after,
             limit: PAGE_LIMIT_MAX,
         };
-        let page = state.wallets.history(user.customer_id, None, filter).await?;
+        let page = state.wallets.history(customer_id, None, filter).await?;
         if page.is_empty() {
             break;
         }

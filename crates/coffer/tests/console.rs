@@ -1,0 +1,610 @@
+//! The web console over real HTTP, on every backend: what a browser does (forms, cookies,
+//! redirects) done by hand with a client that keeps cookies and follows nothing, so every
+//! answer can be checked. The same flows run in real Chromium in `tests/browser/`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Backend, TestApp, backends, spawn_app};
+use futures::StreamExt as _;
+use reqwest::{StatusCode, header};
+
+/// A browser without a script engine: its own cookies, no redirects followed.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+/// A page as the browser got it.
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The value of the first hidden input named `name` after the form posting to `action`
+    /// (or anywhere, with `action` empty).
+    fn field(&self, action: &str, name: &str) -> String {
+        let start = if action.is_empty() {
+            0
+        } else {
+            self.body
+                .find(&format!("action=\"{action}\""))
+                .unwrap_or_else(|| panic!("no form to {action}:\n{}", self.body))
+        };
+        let marker = format!("name=\"{name}\" value=\"");
+        let at =
+            self.body[start..].find(&marker).unwrap_or_else(|| panic!("no {name} in the form to {action}"))
+                + start;
+        let value = &self.body[at + marker.len()..];
+        value[..value.find('"').unwrap()].to_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Self { app, client, cookies: HashMap::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, _) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        Page { status, headers, body: response.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(self.app.url(path))
+            .header(header::ACCEPT, "text/html")
+            .header(header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    /// Posts a form as a page of this origin does.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let origin = format!("http://{}", self.app.address);
+        self.post_from(path, fields, &origin).await
+    }
+
+    async fn post_from(&mut self, path: &str, fields: &[(&str, &str)], origin: &str) -> Page {
+        let body: String =
+            fields.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&");
+        let response = self
+            .client
+            .post(self.app.url(path))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, origin)
+            .header(header::COOKIE, self.cookie_header())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    /// Registers through the form and is signed in.
+    async fn register(&mut self, email: &str, name: &str) {
+        let form = self.get("/app/register").await;
+        assert_eq!(form.status, 200);
+        let csrf = form.field("/app/register", "csrf");
+        let done = self
+            .post(
+                "/app/register",
+                &[("csrf", &csrf), ("email", email), ("name", name), ("password", common::TEST_PASSWORD)],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/app");
+        assert!(self.cookies.contains_key("coffer_session"));
+    }
+
+    /// Opens a wallet from the home page; returns its id.
+    async fn open_wallet(&mut self, currency: &str, name: &str) -> String {
+        let home = self.get("/app").await;
+        let (csrf, key) = (home.field("/app/wallets", "csrf"), home.field("/app/wallets", "key"));
+        let done = self
+            .post("/app/wallets", &[("csrf", &csrf), ("key", &key), ("currency", currency), ("name", name)])
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let id = done.location().trim_start_matches("/app/wallets/").split('?').next().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "{}", done.location());
+        id
+    }
+
+    /// Fills a money form of a wallet's page (`send`, `top-up`, `withdraw`) and submits it.
+    async fn money(&mut self, wallet: &str, form: &str, fields: &[(&str, &str)]) -> Page {
+        let action = format!("/app/wallets/{wallet}/{form}");
+        let page = self.get(&format!("/app/wallets/{wallet}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let (csrf, key) = (page.field(&action, "csrf"), page.field(&action, "key"));
+        let mut all = vec![("csrf", csrf.as_str()), ("key", key.as_str())];
+        all.extend_from_slice(fields);
+        self.post(&action, &all).await
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
+/// The available balance the home page shows for `wallet`.
+async fn available(browser: &mut Browser<'_>, wallet: &str) -> String {
+    let home = browser.get("/app").await;
+    let row = home.body.find(&format!("data-wallet=\"{wallet}\"")).expect("the wallet's row");
+    let cell = &home.body[row..];
+    let at = cell.find("class=\"num available\">").unwrap() + "class=\"num available\">".len();
+    cell[at..at + cell[at..].find('<').unwrap()].to_owned()
+}
+
+async fn each_backend<F>(test: F)
+where
+    F: AsyncFn(&TestApp),
+{
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        test(&app).await;
+        if let Backend::Postgres(_) = backend {
+            eprintln!("ran on PostgreSQL too");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_strict_security_headers_and_no_inline_code() {
+    each_backend(async |app| {
+        let mut browser = Browser::new(app);
+        let page = browser.get("/app/sign-in").await;
+        assert_eq!(page.status, 200);
+        let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(page.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(page.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+        let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+        assert!(
+            cookie.starts_with("coffer_form=")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict")
+        );
+        // No inline script or style: every script has a src, no element has a style.
+        assert_eq!(
+            page.body.matches("<script").count(),
+            page.body.matches("<script src=\"/app/assets/").count()
+        );
+        assert!(!page.body.contains(" style=") && !page.body.contains("<style"));
+        // The assets it names are served, cacheable for good.
+        let css =
+            page.body.split("href=\"/app/assets/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let asset = browser.get(&format!("/app/assets/{css}")).await;
+        assert_eq!(asset.status, 200);
+        assert!(asset.headers[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
+        assert_eq!(browser.get("/app/assets/console.000000000000.css").await.status, 404);
+        // Signed out, a page sends to sign-in; a browser at / goes to the console.
+        let home = browser.get("/app").await;
+        assert_eq!((home.status, home.location()), (StatusCode::SEE_OTHER, "/app/sign-in"));
+        let root = browser.get("/").await;
+        assert_eq!((root.status, root.location()), (StatusCode::SEE_OTHER, "/app"));
+        let (status, body) = app.call(reqwest::Method::GET, "/", None, None).await;
+        common::assert_problem(status, &body, 404, "route_not_found");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn customers_top_up_send_and_see_both_sides_in_history() {
+    each_backend(async |app| {
+        let (ada_email, bob_email) = (email("ada"), email("bob"));
+        let mut ada = Browser::new(app);
+        ada.register(&ada_email, "Ada").await;
+        let ada_wallet = ada.open_wallet("USD", "Everyday").await;
+        let mut bob = Browser::new(app);
+        bob.register(&bob_email, "Bob").await;
+        let bob_wallet = bob.open_wallet("USD", "").await;
+
+        let topped = ada.money(&ada_wallet, "top-up", &[("amount", "50.00"), ("token", "tok_visa")]).await;
+        assert_eq!(
+            (topped.status, topped.location()),
+            (StatusCode::SEE_OTHER, &*format!("/app/wallets/{ada_wallet}?done=top-up"))
+        );
+        assert_eq!(available(&mut ada, &ada_wallet).await, "50.00 USD");
+
+        let sent = ada
+            .money(&ada_wallet, "send", &[("to", &bob_email), ("amount", "12.5"), ("description", "lunch")])
+            .await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+        assert_eq!(available(&mut ada, &ada_wallet).await, "37.50 USD");
+        assert_eq!(available(&mut bob, &bob_wallet).await, "12.50 USD");
+
+        // To a wallet id works as well.
+        let by_id = bob.money(&bob_wallet, "send", &[("to", &ada_wallet), ("amount", "2.50")]).await;
+        assert_eq!(by_id.status, StatusCode::SEE_OTHER, "{}", by_id.body);
+
+        let history = ada.get("/app/history").await;
+        for expected in ["sent", "received", "top-up", "lunch", "-12.50 USD", "2.50 USD"] {
+            assert!(history.body.contains(expected), "{expected} in {}", history.body);
+        }
+        let received = bob.get(&format!("/app/history?wallet={bob_wallet}&type=transfer_in")).await;
+        assert!(
+            received.body.contains("12.50 USD") && !received.body.contains("-2.50 USD"),
+            "{}",
+            received.body
+        );
+        let csv = ada.get("/app/history.csv").await;
+        assert_eq!(csv.status, 200);
+        assert!(csv.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/csv"));
+        assert_eq!(csv.body.lines().count(), 4, "a header and three operations:\n{}", csv.body);
+
+        // Refusals come back next to the form, and move nothing.
+        let too_much = ada.money(&ada_wallet, "send", &[("to", &bob_email), ("amount", "1000")]).await;
+        assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", too_much.body);
+        assert!(too_much.body.contains("class=\"problem\""), "{}", too_much.body);
+        let bad_amount = ada.money(&ada_wallet, "send", &[("to", &bob_email), ("amount", "1.234")]).await;
+        assert_eq!(bad_amount.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad_amount.body.contains("id=\"send-amount-problem\""), "{}", bad_amount.body);
+        let nobody = ada.money(&ada_wallet, "send", &[("to", "nobody@example.com"), ("amount", "1")]).await;
+        assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+        assert!(nobody.body.contains("Send money"), "the form is shown again");
+        let declined =
+            ada.money(&ada_wallet, "top-up", &[("amount", "5"), ("token", "tok_chargeDeclined")]).await;
+        assert!(declined.status.is_client_error() || declined.status == StatusCode::SEE_OTHER);
+        assert_eq!(available(&mut ada, &ada_wallet).await, "40.00 USD");
+
+        let filtered = ada.get("/app/history?from=2026-13-01").await;
+        assert_eq!(filtered.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(filtered.body.contains("f-from-problem"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_form_sent_twice_moves_money_once() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("twice"), "Ada").await;
+        let wallet = ada.open_wallet("EUR", "").await;
+        let action = format!("/app/wallets/{wallet}/top-up");
+        let page = ada.get(&format!("/app/wallets/{wallet}")).await;
+        let (csrf, key) = (page.field(&action, "csrf"), page.field(&action, "key"));
+        let fields =
+            [("csrf", csrf.as_str()), ("key", key.as_str()), ("amount", "10"), ("token", "tok_visa")];
+        // A double click: both at once; then the back button and submit again.
+        let origin = format!("http://{}", app.address);
+        let cookies = ada.cookie_header();
+        let body: String = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        let submit = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+                .post(app.url(&action))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::ORIGIN, origin.clone())
+                .header(header::COOKIE, cookies.clone())
+                .body(body.clone())
+                .send()
+        };
+        let (first, second) = tokio::join!(submit(), submit());
+        assert_eq!(first.unwrap().status(), StatusCode::SEE_OTHER);
+        assert_eq!(second.unwrap().status(), StatusCode::SEE_OTHER);
+        let again = ada.post(&action, &fields).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER);
+        assert_eq!(available(&mut ada, &wallet).await, "10.00 EUR");
+        let history = ada.get(&format!("/app/history?wallet={wallet}")).await;
+        assert_eq!(
+            history.body.matches("top-up").count(),
+            2,
+            "one row (and the filter's option):\n{}",
+            history.body
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forms_without_the_token_or_from_another_site_are_refused() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        // Signing in needs the form's token too (no login CSRF).
+        let refused = ada.post("/app/sign-in", &[("email", "a@example.com"), ("password", "x")]).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        ada.register(&email("csrf"), "Ada").await;
+        let wallet = ada.open_wallet("USD", "").await;
+        let home = ada.get("/app").await;
+        let (csrf, key) = (home.field("/app/wallets", "csrf"), home.field("/app/wallets", "key"));
+        let top_up = format!("/app/wallets/{wallet}/top-up");
+        let page = ada.get(&format!("/app/wallets/{wallet}")).await;
+        let top_up_key = page.field(&top_up, "key");
+
+        let without =
+            ada.post(&top_up, &[("key", &top_up_key), ("amount", "5"), ("token", "tok_visa")]).await;
+        assert_eq!(without.status, StatusCode::FORBIDDEN);
+        assert!(without.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        let wrong = ada
+            .post(
+                &top_up,
+                &[
+                    ("csrf", "0123456789abcdef0123456789abcdef"),
+                    ("key", &top_up_key),
+                    ("amount", "5"),
+                    ("token", "tok_visa"),
+                ],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+        let cross = ada
+            .post_from(
+                &top_up,
+                &[("csrf", &csrf), ("key", &top_up_key), ("amount", "5"), ("token", "tok_visa")],
+                "http://evil.example",
+            )
+            .await;
+        assert_eq!(cross.status, StatusCode::FORBIDDEN);
+        let no_key = ada.post("/app/wallets", &[("csrf", &csrf), ("currency", "USD")]).await;
+        assert_eq!(no_key.status, StatusCode::FORBIDDEN);
+        let not_a_form =
+            ada.post("/app/wallets", &[("csrf", &csrf), ("key", &key), ("currency", "XXX")]).await;
+        assert_eq!(not_a_form.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", not_a_form.body);
+        assert_eq!(available(&mut ada, &wallet).await, "0.00 USD", "nothing moved");
+        // Another session's token does not fit this one.
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        let eve_csrf = eve.get("/app").await.field("/app/wallets", "csrf");
+        let swapped = ada
+            .post(
+                &top_up,
+                &[("csrf", &eve_csrf), ("key", &top_up_key), ("amount", "5"), ("token", "tok_visa")],
+            )
+            .await;
+        assert_eq!(swapped.status, StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn someone_elses_wallet_is_a_404_page() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("owner"), "Ada").await;
+        let wallet = ada.open_wallet("USD", "").await;
+        ada.money(&wallet, "top-up", &[("amount", "20"), ("token", "tok_visa")]).await;
+        let mut eve = Browser::new(app);
+        eve.register(&email("thief"), "Eve").await;
+        let eve_wallet = eve.open_wallet("USD", "").await;
+        let page = eve.get(&format!("/app/wallets/{wallet}")).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+        assert!(page.body.contains("Not found"));
+        let csrf = eve.get("/app").await.field("/app/wallets", "csrf");
+        let key = uuid::Uuid::new_v4().to_string();
+        let stolen = eve
+            .post(
+                &format!("/app/wallets/{wallet}/send"),
+                &[("csrf", &csrf), ("key", &key), ("to", &eve_wallet), ("amount", "20")],
+            )
+            .await;
+        assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+        let filtered = eve.get(&format!("/app/history?wallet={wallet}")).await;
+        assert_eq!(filtered.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(eve.get("/app/wallets/not-a-uuid").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(available(&mut ada, &wallet).await, "20.00 USD");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn free_text_is_shown_as_text() {
+    each_backend(async |app| {
+        let script = "<script>alert(1)</script>";
+        let mut ada = Browser::new(app);
+        ada.register(&email("xss"), script).await;
+        let wallet = ada.open_wallet("USD", script).await;
+        ada.money(&wallet, "top-up", &[("amount", "5"), ("token", "tok_visa")]).await;
+        let mut bob = Browser::new(app);
+        let bob_email = email("bob");
+        bob.register(&bob_email, "Bob").await;
+        bob.open_wallet("USD", "").await;
+        let sent =
+            ada.money(&wallet, "send", &[("to", &bob_email), ("amount", "1"), ("description", script)]).await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+        let refused =
+            ada.money(&wallet, "send", &[("to", script), ("amount", "1"), ("description", script)]).await;
+        for page in [
+            ada.get("/app").await,
+            ada.get(&format!("/app/wallets/{wallet}")).await,
+            ada.get("/app/history").await,
+            ada.get("/app/account").await,
+            refused,
+        ] {
+            assert!(!page.body.contains(script), "{}", page.body);
+        }
+        let home = ada.get("/app").await.body;
+        assert!(
+            home.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "escaped, so shown as text: {home}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_ended_and_a_password_change_ends_the_others() {
+    each_backend(async |app| {
+        let address = email("sessions");
+        let mut laptop = Browser::new(app);
+        laptop.register(&address, "Ada").await;
+        let mut phone = Browser::new(app);
+        let form = phone.get("/app/sign-in").await;
+        let csrf = form.field("/app/sign-in", "csrf");
+        let wrong = phone
+            .post("/app/sign-in", &[("csrf", &csrf), ("email", &address), ("password", "not it at all")])
+            .await;
+        assert_eq!(wrong.status, 200);
+        assert!(wrong.body.contains("do not match"));
+        let signed = phone
+            .post(
+                "/app/sign-in",
+                &[("csrf", &csrf), ("email", &address), ("password", common::TEST_PASSWORD)],
+            )
+            .await;
+        assert_eq!((signed.status, signed.location()), (StatusCode::SEE_OTHER, "/app"));
+        let cookie = signed.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Strict")
+                && cookie.contains("Max-Age=43200")
+        );
+
+        let account = laptop.get("/app/account").await;
+        assert_eq!(account.body.matches("/end\"").count(), 2, "{}", account.body);
+        assert!(account.body.contains("(this browser)"));
+        // The laptop ends the phone's session (the one that is not "this browser").
+        let this = account.body.find("(this browser)").unwrap();
+        let forms: Vec<usize> =
+            account.body.match_indices("action=\"/app/account/sessions/").map(|(at, _)| at).collect();
+        let other = forms.iter().copied().find(|at| *at < this || *at > this + 200).unwrap();
+        let action = &account.body[other + "action=\"".len()..];
+        let action = action[..action.find('"').unwrap()].to_owned();
+        let csrf = account.field("", "csrf");
+        let ended = laptop.post(&action, &[("csrf", &csrf)]).await;
+        assert_eq!((ended.status, ended.location()), (StatusCode::SEE_OTHER, "/app/account?done=session"));
+        assert_eq!(phone.get("/app").await.location(), "/app/sign-in", "the phone is signed out");
+
+        // Sign in on the phone again; a password change on the laptop signs it out.
+        let csrf = phone.get("/app/sign-in").await.field("/app/sign-in", "csrf");
+        phone
+            .post(
+                "/app/sign-in",
+                &[("csrf", &csrf), ("email", &address), ("password", common::TEST_PASSWORD)],
+            )
+            .await;
+        assert_eq!(phone.get("/app").await.status, 200);
+        let csrf = laptop.get("/app/account").await.field("/app/account/password", "csrf");
+        let bad = laptop
+            .post(
+                "/app/account/password",
+                &[("csrf", &csrf), ("current", "wrong password"), ("new", "a brand new passphrase")],
+            )
+            .await;
+        assert!(bad.body.contains("current-problem"), "{}", bad.body);
+        let changed = laptop
+            .post(
+                "/app/account/password",
+                &[("csrf", &csrf), ("current", common::TEST_PASSWORD), ("new", "a brand new passphrase")],
+            )
+            .await;
+        assert_eq!(changed.location(), "/app/account?done=password", "{}", changed.body);
+        assert_eq!(laptop.get("/app").await.status, 200, "the laptop stays signed in");
+        assert_eq!(phone.get("/app").await.location(), "/app/sign-in");
+        let (status, _) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(&serde_json::json!({"email": address, "password": common::TEST_PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 401, "the old password no longer works");
+
+        // Signing out ends the session on the server, not only in this browser.
+        let token = laptop.cookies["coffer_session"].clone();
+        let csrf = laptop.get("/app").await.field("/app/sign-out", "csrf");
+        let out = laptop.post("/app/sign-out", &[("csrf", &csrf)]).await;
+        assert_eq!(out.location(), "/app/sign-in");
+        let mut replay = Browser::new(app);
+        replay.cookies.insert("coffer_session".into(), token);
+        assert_eq!(replay.get("/app").await.location(), "/app/sign-in");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_live_stream_follows_the_session_and_this_origin_only() {
+    each_backend(async |app| {
+        let bob_email = email("live");
+        let mut bob = Browser::new(app);
+        bob.register(&bob_email, "Bob").await;
+        bob.open_wallet("USD", "").await;
+        let mut ada = Browser::new(app);
+        ada.register(&email("sender"), "Ada").await;
+        let wallet = ada.open_wallet("USD", "").await;
+        ada.money(&wallet, "top-up", &[("amount", "5"), ("token", "tok_visa")]).await;
+
+        let url = format!("ws://{}/app/live", app.address);
+        let request = |origin: &str| {
+            let mut request =
+                tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str())
+                    .unwrap();
+            request.headers_mut().insert("cookie", bob.cookie_header().parse().unwrap());
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+            request
+        };
+        let refused = tokio_tungstenite::connect_async(request("http://evil.example")).await;
+        assert!(refused.is_err(), "another origin is refused");
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(request(&format!("http://{}", app.address))).await.unwrap();
+        let sent = ada.money(&wallet, "send", &[("to", &bob_email), ("amount", "1")]).await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER);
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match socket.next().await.expect("the stream stays open").unwrap() {
+                    tokio_tungstenite::tungstenite::Message::Text(text) => return text,
+                    _ => continue,
+                }
+            }
+        })
+        .await
+        .expect("an event within 10 s");
+        assert!(event.contains("\"type\""), "{event}");
+        let overview = bob.get("/app/overview").await;
+        assert!(
+            overview.body.contains("1.00 USD") && overview.body.starts_with("<div id=\"overview\""),
+            "{}",
+            overview.body
+        );
+    })
+    .await;
+}
