@@ -26,6 +26,7 @@ pub struct Assets {
     pub css: Asset,
     pub script: Asset,
     pub htmx: Asset,
+    pub icon: Asset,
 }
 
 impl Assets {
@@ -51,11 +52,12 @@ impl Assets {
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/vendor/htmx-2.0.11.min.js"),
             ),
+            icon: Asset::new("icon", "svg", "image/svg+xml", include_bytes!("../../assets/icon.svg")),
         })
     }
 
     fn find(&self, name: &str) -> Option<&Asset> {
-        [&self.css, &self.script, &self.htmx].into_iter().find(|asset| asset.name == name)
+        [&self.css, &self.script, &self.htmx, &self.icon].into_iter().find(|asset| asset.name == name)
     }
 }
 

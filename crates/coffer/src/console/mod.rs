@@ -11,7 +11,7 @@
 //!
 //! Every console response carries a strict Content-Security-Policy (scripts and styles
 //! from this origin only, nothing inline), `X-Frame-Options: DENY`, `nosniff`, no
-//! referrer and `no-store`; sessions and CSRF are in [`session`].
+//! referrer to other sites and `no-store`; sessions and CSRF are in [`session`].
 
 mod account;
 pub mod assets;
@@ -78,7 +78,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`: other sites learn nothing; this one still gets a real `Origin` on
+    // form posts (with `no-referrer` browsers send `Origin: null`).
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -93,6 +95,7 @@ pub struct Chrome {
     pub css: String,
     pub script: String,
     pub htmx: String,
+    pub icon: String,
     /// The CSRF token for the navigation's sign-out form; `None` before sign-in.
     pub csrf: Option<String>,
     /// Which navigation entry is this page's.
@@ -107,6 +110,7 @@ impl Chrome {
             css: assets.css.path(),
             script: assets.script.path(),
             htmx: assets.htmx.path(),
+            icon: assets.icon.path(),
             csrf: csrf.map(str::to_owned),
             section,
         }

@@ -143,12 +143,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Posted<T> {
     }
 }
 
-/// Whether the browser says the request comes from another site: an `Origin` whose host
-/// is not this one, or `Sec-Fetch-Site` other than `same-origin` / `none`.
+/// Whether the browser says the request comes from another site. Browsers that send
+/// `Sec-Fetch-Site` are believed (`same-origin`, or `none` for a typed address, are
+/// this site); without it, an `Origin` whose host is not this one (or `null`) is
+/// another site's.
 fn cross_site(headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok());
-    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
     match headers.get(header::ORIGIN).map(|value| value.to_str().ok()) {
@@ -234,6 +235,10 @@ mod tests {
         assert!(cross_site(&headers(&[("host", "a"), ("sec-fetch-site", "cross-site")])));
         assert!(cross_site(&headers(&[("host", "a"), ("sec-fetch-site", "same-site")])));
         assert!(!cross_site(&headers(&[("host", "a"), ("sec-fetch-site", "same-origin")])));
+        assert!(
+            !cross_site(&headers(&[("host", "a"), ("origin", "null"), ("sec-fetch-site", "same-origin")])),
+            "a browser's own word wins over an opaque origin"
+        );
     }
 
     #[test]
