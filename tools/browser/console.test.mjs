@@ -265,6 +265,27 @@ test("send money with the keyboard alone", async () => {
   assert.equal(await available(ada), "47.00 USD");
 });
 
+test("expenses show in the monthly chart, and a budget warns at 80 %", async () => {
+  await ada.goto("/app/money");
+  const groceries = await ada.$eval("#budget-category", (select) =>
+    [...select.options].find((option) => option.textContent.endsWith("Groceries")).value,
+  );
+  await ada.selectOption("#budget-category", groceries);
+  await ada.fill("#budget-amount", "100");
+  await Promise.all([ada.waitForURL(/done=budget/), ada.click("button:has-text('Save budget')")]);
+  for (const [merchant, amount] of [["Whole Foods", "45"], ["Trader Joe's", "40"]]) {
+    await ada.fill("#expense-amount", amount);
+    await ada.fill("#expense-merchant", merchant);
+    await Promise.all([ada.waitForURL(/done=added/), ada.click("button:has-text('Add expense')")]);
+  }
+  const chart = ada.locator("img.chart").first();
+  await chart.waitFor();
+  assert.ok(await chart.evaluate((img) => img.complete && img.naturalWidth > 0), "the chart is drawn");
+  assert.match(await ada.textContent("ul.budgets"), /Warning: 85 % used/);
+  assert.match(await ada.textContent("table.expenses"), /by its merchant/);
+  await check(ada, "money");
+});
+
 test("account: sessions listed, password form; sign-in page", async () => {
   await ada.goto("/app/account");
   assert.match(await ada.textContent("table"), /this browser/);
@@ -279,6 +300,41 @@ test("account: sessions listed, password form; sign-in page", async () => {
   await visitor.fill("#password", PASSWORD);
   await Promise.all([visitor.waitForURL(`${base}/app`), visitor.click("button:has-text('Sign in')")]);
   await visitor.context().close();
+});
+
+test("an operator finds the transfer in the ledger explorer", async () => {
+  const operator = await person();
+  const operatorEmail = email("ops");
+  await register(operator, "Olga Operator", operatorEmail);
+  await operator.goto("/admin");
+  assert.equal((await operator.textContent("h1")).trim(), "Not found", "a customer has no operator console");
+  operator.problems.length = 0; // that 404 was the point
+  // The admin API key (written to the data directory at first start) makes them an operator.
+  const adminKey = readFileSync(path.join(dataDir, "admin-api-key"), "utf8").trim();
+  const found = await (await fetch(`${base}/v1/customers?limit=100`, { headers: { authorization: `Bearer ${adminKey}` } })).json();
+  const id = found.data.find((customer) => customer.email === operatorEmail).id;
+  const promoted = await fetch(`${base}/v1/customers/${id}/role`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ role: "admin" }),
+  });
+  assert.equal(promoted.status, 200);
+  await operator.goto("/admin");
+  await check(operator, "admin-overview");
+  await operator.click("a:has-text('Customers')");
+  await operator.fill("#q", bobEmail);
+  await Promise.all([operator.waitForURL(/q=/), operator.click("button:has-text('Find')")]);
+  await check(operator, "admin-customers");
+  await Promise.all([operator.waitForURL(/\/admin\/customers\/[0-9a-f-]{36}$/), operator.click("a:has-text('Bob Babbage')")]);
+  assert.match(await operator.textContent("table.operations"), /received/);
+  await check(operator, "admin-customer");
+  await operator.click("table.wallets a");
+  assert.match(await operator.textContent("h2#account-heading"), new RegExp(bobWallet));
+  await operator.locator("tr", { hasText: "12.50 USD" }).locator("a").first().click();
+  await operator.waitForSelector("#transfer-heading");
+  assert.match(await operator.textContent("dl.facts"), /12\.50 USD/);
+  await check(operator, "admin-ledger");
+  await operator.context().close();
 });
 
 test("the home page is light: under 150 KB with its assets, and readable at phone width", async () => {

@@ -113,6 +113,25 @@ pub async fn find_account(store: &Store, account_id: u128) -> Result<ledger::Acc
     })
 }
 
+/// The transfer with this id (404 `transfer_not_found` otherwise).
+pub async fn find_transfer(store: &Store, transfer_id: u128) -> Result<ledger::Transfer, ApiError> {
+    store.transfer(transfer_id).await?.ok_or_else(|| ApiError::NotFound {
+        code: "transfer_not_found",
+        detail: format!("no transfer {}", uuid::Uuid::from_u128(transfer_id)),
+    })
+}
+
+/// Where a pending transfer stands now; `None` for a transfer that was never pending.
+pub async fn pending_status(
+    store: &Store,
+    transfer: &ledger::Transfer,
+) -> Result<Option<ledger::PendingStatus>, ApiError> {
+    if !transfer.flags.contains(ledger::TransferFlags::PENDING) {
+        return Ok(None);
+    }
+    Ok(store.pending_status(transfer.id).await?)
+}
+
 /// The accounts with these ids that exist, in the order asked (1 to
 /// [`BATCH_EVENTS_MAX`] ids; unknown ids are left out, as in TigerBeetle's lookups).
 pub async fn lookup_accounts(store: &Store, ids: &[u128]) -> Result<Vec<ledger::Account>, ApiError> {

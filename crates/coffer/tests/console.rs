@@ -608,3 +608,192 @@ async fn the_live_stream_follows_the_session_and_this_origin_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn expenses_budgets_and_charts_on_the_money_page() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("money"), "Ada").await;
+        let page = ada.get("/app/money").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.field("/app/money/expenses", "csrf");
+        let month = page.field("/app/money/budgets", "month");
+        // A budget for Groceries: its option's value from the form's list.
+        let groceries = {
+            let at = page.body.find(" Groceries</option>").expect("a Groceries category");
+            let before = &page.body[..at];
+            let value = before.rfind("value=\"").unwrap() + "value=\"".len();
+            before[value..value + 36].to_owned()
+        };
+        let budget = ada
+            .post(
+                "/app/money/budgets",
+                &[
+                    ("csrf", &csrf),
+                    ("month", &month),
+                    ("category", &groceries),
+                    ("currency", "USD"),
+                    ("amount", "100"),
+                ],
+            )
+            .await;
+        assert_eq!(budget.status, StatusCode::SEE_OTHER, "{}", budget.body);
+        for (merchant, amount) in [("Whole Foods", "45.00"), ("Trader Joe's", "40.00"), ("Uber", "12.00")] {
+            let added = ada
+                .post(
+                    "/app/money/expenses",
+                    &[
+                        ("csrf", &csrf),
+                        ("amount", amount),
+                        ("currency", "USD"),
+                        ("merchant", merchant),
+                        ("category", ""),
+                    ],
+                )
+                .await;
+            assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+        }
+        let page = ada.get(&format!("/app/money?month={month}")).await;
+        assert!(page.body.contains("spent 97.00 USD"), "{}", page.body);
+        assert!(page.body.contains("Warning: 85 % used"), "the budget is at 85 %: {}", page.body);
+        assert!(page.body.contains("by its merchant") && page.body.contains("% sure"), "{}", page.body);
+        let chart = ada.get(&format!("/app/money/categories.svg?month={month}&currency=USD")).await;
+        assert_eq!(chart.status, 200);
+        assert_eq!(chart.headers[header::CONTENT_TYPE], "image/svg+xml");
+        assert!(
+            chart.body.starts_with("<svg") && chart.body.contains("Dining"),
+            "top-level categories: {}",
+            chart.body
+        );
+        let trend = ada.get(&format!("/app/money/trend.svg?month={month}&currency=USD")).await;
+        assert!(trend.body.contains("Spending"));
+        assert_eq!(
+            ada.get("/app/money/trend.svg?currency=XXX").await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
+        // Moving the ride to Groceries by hand is a correction the service learns from.
+        let row = page.body.find("Uber").expect("the Uber expense");
+        let action = &page.body[page.body[..row].len()..];
+        let action = &action[action.find("action=\"").unwrap() + "action=\"".len()..];
+        let action = action[..action.find('"').unwrap()].to_owned();
+        let moved = ada.post(&action, &[("csrf", &csrf), ("month", &month), ("category", &groceries)]).await;
+        assert!(
+            moved.location().contains("done=learned") || moved.location().contains("done=moved"),
+            "{}",
+            moved.location()
+        );
+        let page = ada.get(&format!("/app/money?month={month}")).await;
+        assert!(page.body.contains("Warning: 97 % used"), "97.00 of 100 after the move: {}", page.body);
+        assert!(page.body.contains("by you, 100 % sure"), "{}", page.body);
+
+        // Refusals: a bad amount is shown next to the field; another customer's expense is 404.
+        let bad =
+            ada.post("/app/money/expenses", &[("csrf", &csrf), ("amount", "-3"), ("currency", "USD")]).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.body.contains("expense-amount-problem"));
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        let eve_csrf = eve.get("/app").await.field("/app/sign-out", "csrf");
+        let stolen =
+            eve.post(&action, &[("csrf", &eve_csrf), ("month", &month), ("category", &groceries)]).await;
+        assert_eq!(stolen.status, StatusCode::NOT_FOUND, "{}", stolen.body);
+    })
+    .await;
+}
+
+/// The first `/admin/ledger?id=…` link on a page after `after`.
+fn ledger_link(body: &str, after: &str) -> String {
+    let start = body.find(after).unwrap_or(0);
+    let at = body[start..].find("href=\"/admin/ledger?id=").expect("a ledger link") + start + "href=\"".len();
+    body[at..at + body[at..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn operators_explore_customers_and_the_ledger_and_customers_cannot() {
+    each_backend(async |app| {
+        let (ada_email, bob_email, ops_email) = (email("ada"), email("bob"), email("ops"));
+        let mut ada = Browser::new(app);
+        ada.register(&ada_email, "Ada").await;
+        let wallet = ada.open_wallet("USD", "Main").await;
+        ada.money(&wallet, "top-up", &[("amount", "30"), ("token", "tok_visa")]).await;
+        let mut bob = Browser::new(app);
+        bob.register(&bob_email, "Bob").await;
+        bob.open_wallet("USD", "").await;
+        ada.money(&wallet, "send", &[("to", &bob_email), ("amount", "7")]).await;
+
+        // Customers, signed in or not, do not see the operator console.
+        assert_eq!(ada.get("/admin").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(Browser::new(app).get("/admin/customers").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(ada.get("/admin/volume.svg").await.status, StatusCode::NOT_FOUND);
+
+        let ops = common::register_and_login(app, &ops_email).await;
+        let (status, body) = app
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/customers/{}/role", ops.customer_id),
+                Some(&app.admin_key),
+                Some(&serde_json::json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let mut operator = Browser::new(app);
+        let csrf = operator.get("/app/sign-in").await.field("/app/sign-in", "csrf");
+        operator
+            .post(
+                "/app/sign-in",
+                &[("csrf", &csrf), ("email", &ops_email), ("password", common::TEST_PASSWORD)],
+            )
+            .await;
+
+        let overview = operator.get("/admin").await;
+        assert_eq!(overview.status, 200, "{}", overview.body);
+        assert!(overview.body.contains("Waiting to publish") && overview.body.contains("id=\"backlog\""));
+        let chart = operator.get("/admin/volume.svg").await;
+        assert_eq!(
+            (chart.status, chart.headers[header::CONTENT_TYPE].to_str().unwrap()),
+            (StatusCode::OK, "image/svg+xml")
+        );
+
+        let found = operator.get(&format!("/admin/customers?q={}", encode(&ada_email))).await;
+        let at = found.body.find("href=\"/admin/customers/").expect("Ada is found") + "href=\"".len();
+        let ada_page = &found.body[at..at + found.body[at..].find('"').unwrap()];
+        assert!(
+            operator
+                .get("/admin/customers?q=nobody%40example.com")
+                .await
+                .body
+                .contains("No customer has that email")
+        );
+        let customer = operator.get(ada_page).await;
+        assert!(customer.body.contains("23.00 USD") && customer.body.contains("sent"), "{}", customer.body);
+
+        // Her wallet's ledger account, its transfers, and one transfer.
+        let account = operator.get(&ledger_link(&customer.body, "Wallets")).await;
+        assert!(account.body.contains(&format!("Account {wallet}")), "{}", account.body);
+        assert!(account.body.contains("Balance history"), "wallet accounts keep their history");
+        let transfer = operator.get(&ledger_link(&account.body, "Latest transfers")).await;
+        assert!(transfer.body.contains("<h2 id=\"transfer-heading\">Transfer "), "{}", transfer.body);
+        assert!(
+            transfer.body.contains("7.00 USD") || transfer.body.contains("30.00 USD"),
+            "{}",
+            transfer.body
+        );
+        assert!(
+            operator
+                .get("/admin/ledger?id=00000000-0000-0000-0000-000000000001")
+                .await
+                .body
+                .contains("No transfer or account")
+        );
+
+        // Changing a role needs the form's token.
+        let role = format!("{ada_page}/role");
+        assert_eq!(operator.post(&role, &[("role", "admin")]).await.status, StatusCode::FORBIDDEN);
+        let csrf = customer.field(&role, "csrf");
+        let changed = operator.post(&role, &[("csrf", &csrf), ("role", "admin")]).await;
+        assert_eq!(changed.status, StatusCode::SEE_OTHER);
+        assert_eq!(ada.get("/admin").await.status, 200, "Ada is an operator now");
+    })
+    .await;
+}

@@ -54,7 +54,7 @@ pub struct WalletLine {
 }
 
 impl WalletLine {
-    fn of(wallet: &WalletRow) -> Self {
+    pub fn of(wallet: &WalletRow) -> Self {
         let balance = Balance::of(wallet);
         let kind = WalletKind::from(wallet.wallet_type);
         let kind =
@@ -84,7 +84,7 @@ pub struct OperationLine {
 }
 
 impl OperationLine {
-    fn of(operation: &Operation) -> Self {
+    pub fn of(operation: &Operation) -> Self {
         let when = rfc3339(operation.timestamp);
         Self {
             when: when.replace('T', " ").chars().take(19).collect(),

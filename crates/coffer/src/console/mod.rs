@@ -1,5 +1,7 @@
 //! The web console: Coffer in a browser, served by the same binary. Customers use it at
-//! `/app` (`customer`, and `account` for signing in and the session list).
+//! `/app` (`customer`: wallets and history; `money`: expenses, budgets and reports with
+//! their `charts`; `account`: signing in and the session list), operators at `/admin`
+//! (`admin`).
 //!
 //! Pages are HTML rendered on the server from askama templates compiled into the binary
 //! (`crates/coffer/templates/console/`), readable and usable without JavaScript; htmx
@@ -14,8 +16,11 @@
 //! referrer to other sites and `no-store`; sessions and CSRF are in [`session`].
 
 mod account;
+mod admin;
 pub mod assets;
+mod charts;
 mod customer;
+mod money;
 pub mod session;
 
 use askama::Template;
@@ -45,6 +50,12 @@ pub fn router() -> Router<AppState> {
         .route("/app/wallets/{id}/withdraw", post(customer::withdraw))
         .route("/app/history", get(customer::history))
         .route("/app/history.csv", get(customer::history_csv))
+        .route("/app/money", get(money::money))
+        .route("/app/money/expenses", post(money::add_expense))
+        .route("/app/money/expenses/{id}/category", post(money::recategorise))
+        .route("/app/money/budgets", post(money::add_budget))
+        .route("/app/money/categories.svg", get(money::categories_chart))
+        .route("/app/money/trend.svg", get(money::trend_chart))
         .route("/app/sign-in", get(account::sign_in_page).post(account::sign_in))
         .route("/app/register", get(account::register_page).post(account::register))
         .route("/app/sign-out", post(account::sign_out))
@@ -52,6 +63,12 @@ pub fn router() -> Router<AppState> {
         .route("/app/account/password", post(account::change_password))
         .route("/app/account/sessions/{id}/end", post(account::end_session))
         .route("/app/assets/{name}", get(assets::serve))
+        .route("/admin", get(admin::overview))
+        .route("/admin/volume.svg", get(admin::volume_chart))
+        .route("/admin/customers", get(admin::customers))
+        .route("/admin/customers/{id}", get(admin::customer))
+        .route("/admin/customers/{id}/role", post(admin::set_role))
+        .route("/admin/ledger", get(admin::ledger))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -100,6 +117,8 @@ pub struct Chrome {
     pub csrf: Option<String>,
     /// Which navigation entry is this page's.
     pub section: &'static str,
+    /// An operator page: the operator console's navigation.
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -113,7 +132,13 @@ impl Chrome {
             icon: assets.icon.path(),
             csrf: csrf.map(str::to_owned),
             section,
+            admin: false,
         }
+    }
+
+    /// An operator console page's frame.
+    pub fn admin(title: impl Into<String>, section: &'static str, csrf: &str) -> Self {
+        Self { admin: true, ..Self::new(title, section, Some(csrf)) }
     }
 }
 

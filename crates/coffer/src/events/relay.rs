@@ -52,6 +52,23 @@ impl Publish for InProcess {
     }
 }
 
+/// Where the relay stands: events waiting, how long the oldest has waited, and the
+/// newest event's outbox position (for operators; the relay keeps the same figures in
+/// `coffer_outbox_backlog` and `coffer_relay_lag_seconds`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutboxStatus {
+    pub backlog: u64,
+    pub lag_seconds: f64,
+    pub head: u64,
+}
+
+/// The outbox's status now.
+pub async fn outbox_status(store: &Store) -> Result<OutboxStatus, store::StoreError> {
+    let (backlog, oldest) = store.outbox_backlog().await?;
+    let lag_seconds = oldest.map_or(0.0, |at| store::now_ns().saturating_sub(at) as f64 / 1e9);
+    Ok(OutboxStatus { backlog, lag_seconds, head: store.outbox_head().await? })
+}
+
 /// Relay settings.
 #[derive(Clone, Copy, Debug)]
 pub struct RelayOptions {

@@ -346,6 +346,18 @@ fn summary(
     }
 }
 
+/// One month of a trend.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrendMonth {
+    pub year: i32,
+    pub month: u8,
+    pub currencies: Vec<Totals>,
+    /// The month in my home currency (when I chose one), each currency valued at the rate
+    /// of its day.
+    #[schema(required = true)]
+    pub home: Option<HomeTotals>,
+}
+
 impl Finance {
     /// Where `budget` stands in (year, month). With a home currency chosen, spending in
     /// every currency counts, valued in the budget's at the rate of its day.
@@ -426,6 +438,30 @@ impl Finance {
             rates,
             unvalued,
         })
+    }
+
+    /// Income and spending per month for the `months` months ending with `last` (year,
+    /// month), oldest first; the caller bounds `months`.
+    pub async fn trends(
+        &self,
+        customer_id: Uuid,
+        last: (i32, u8),
+        months: u32,
+    ) -> Result<Vec<TrendMonth>, FinanceError> {
+        let (mut year, mut month) = last;
+        let home = self.home_currency(customer_id).await?;
+        let mut out = Vec::new();
+        for _ in 0..months {
+            let (from, to) = month_range(year, month).ok_or(FinanceError::Invalid("too far back"))?;
+            let home = match home {
+                Some(home) => Some(self.home_totals(customer_id, home, from, to).await?),
+                None => None,
+            };
+            out.push(TrendMonth { year, month, currencies: self.totals(customer_id, from, to).await?, home });
+            (year, month) = previous(year, month);
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// The monthly report of (year, month).

@@ -365,6 +365,11 @@ impl Identity {
         self.store.customer_by_id(id).await?.ok_or(IdentityError::CustomerNotFound)
     }
 
+    /// The customer registered under `email`, if any (operators' search).
+    pub async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, IdentityError> {
+        Ok(self.store.customer_by_email(email.as_str()).await?)
+    }
+
     /// Applies a customer's changes to their own profile.
     pub async fn update_profile(&self, id: Uuid, update: ProfileUpdate) -> Result<Customer, IdentityError> {
         let update = CustomerUpdate {

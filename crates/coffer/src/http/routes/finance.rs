@@ -413,8 +413,8 @@ async fn create_expense(
     .await
 }
 
-/// Validates and records a manual expense.
-async fn record_expense(
+/// Validates and records a manual expense (the API's and the web console's).
+pub(crate) async fn record_expense(
     state: &AppState,
     customer_id: Uuid,
     request: NewExpenseBody,

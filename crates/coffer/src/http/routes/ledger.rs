@@ -422,11 +422,7 @@ async fn get_transfer(
     State(state): State<AppState>,
     Path(transfer_id): Path<Uuid>,
 ) -> Result<axum::Json<TransferView>, ApiError> {
-    let transfer = state.store.transfer(id(transfer_id)).await?.ok_or_else(|| ApiError::NotFound {
-        code: "transfer_not_found",
-        detail: format!("no transfer {transfer_id}"),
-    })?;
-    Ok(axum::Json(transfer_view(transfer)))
+    Ok(axum::Json(transfer_view(ledger_api::find_transfer(&state.store, id(transfer_id)).await?)))
 }
 
 /// The latest link of the ledger's hash chain: one per committed batch that created

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::finance::budgets::{self, BudgetChange};
-use crate::finance::reports::{self, BudgetStatus, CategoryLine, HomeTotals, MonthlyReport, Totals};
+use crate::finance::reports::{self, BudgetStatus, CategoryLine, MonthlyReport, Totals, TrendMonth};
 use crate::http::caller::AuthUser;
 use crate::http::{
     AppState,
@@ -106,6 +106,17 @@ pub struct NewBudget {
     pub rollover: bool,
 }
 
+/// A new budget's fields, checked (the API's and the web console's).
+pub(crate) fn new_budget(request: NewBudget) -> Result<budgets::NewBudget, ApiError> {
+    Ok(budgets::NewBudget {
+        category_id: request.category_id,
+        currency: Currency::parse(&request.currency)
+            .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?,
+        amount: validate::amount("/amount", request.amount, BUDGET_AMOUNT_MAX)?,
+        rollover: request.rollover,
+    })
+}
+
 /// Creates a monthly budget for a category in a currency (one per pair).
 #[utoipa::path(post, path = "/v1/budgets", tag = "finance", request_body = NewBudget, security(("access_token" = [])),
     responses(
@@ -118,14 +129,7 @@ async fn create_budget(
     State(state): State<AppState>,
     Json(request): Json<NewBudget>,
 ) -> Result<(StatusCode, axum::Json<Budget>), ApiError> {
-    let new = budgets::NewBudget {
-        category_id: request.category_id,
-        currency: Currency::parse(&request.currency)
-            .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?,
-        amount: validate::amount("/amount", request.amount, BUDGET_AMOUNT_MAX)?,
-        rollover: request.rollover,
-    };
-    let row = state.finance.create_budget(user.customer_id, new).await?;
+    let row = state.finance.create_budget(user.customer_id, new_budget(request)?).await?;
     Ok((StatusCode::CREATED, axum::Json(budget_view(&state, &row).await?)))
 }
 
@@ -298,18 +302,6 @@ pub struct TrendsQuery {
     pub months: Option<u32>,
 }
 
-/// One month of a trend.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TrendMonth {
-    pub year: i32,
-    pub month: u8,
-    pub currencies: Vec<Totals>,
-    /// The month in my home currency (when I chose one), each currency valued at the rate
-    /// of its day.
-    #[schema(required = true)]
-    pub home: Option<HomeTotals>,
-}
-
 /// My income and spending per month, oldest first.
 #[utoipa::path(get, path = "/v1/reports/trends", tag = "reports", params(TrendsQuery), security(("access_token" = [])),
     responses((status = 200, body = Vec<TrendMonth>)))]
@@ -322,26 +314,8 @@ async fn trends(
     if !(1..=TRENDS_MONTHS_MAX).contains(&months) {
         return Err(ApiError::field("months", format!("must be 1 to {TRENDS_MONTHS_MAX}")));
     }
-    let (mut year, mut month_number) = reports::month_of(store::now_ns() as i64);
-    let home = state.finance.home_currency(user.customer_id).await?;
-    let mut out = Vec::new();
-    for _ in 0..months {
-        let (from, to) = reports::month_range(year, month_number)
-            .ok_or_else(|| ApiError::field("months", "too far back"))?;
-        let home = match home {
-            Some(home) => Some(state.finance.home_totals(user.customer_id, home, from, to).await?),
-            None => None,
-        };
-        out.push(TrendMonth {
-            year,
-            month: month_number,
-            currencies: state.finance.totals(user.customer_id, from, to).await?,
-            home,
-        });
-        (year, month_number) = reports::previous(year, month_number);
-    }
-    out.reverse();
-    Ok(axum::Json(out))
+    let now = reports::month_of(store::now_ns() as i64);
+    Ok(axum::Json(state.finance.trends(user.customer_id, now, months).await?))
 }
 
 /// All my expenses as CSV (newest first; amounts in minor units).
