@@ -286,6 +286,23 @@ test("expenses show in the monthly chart, and a budget warns at 80 %", async () 
   await check(ada, "money");
 });
 
+test("a CSV statement is imported with its per-line report", async () => {
+  await ada.goto("/app/money");
+  await ada.click("a:has-text('Import a statement or link a bank')");
+  await ada.waitForURL(/\/app\/money\/statements$/);
+  await check(ada, "statements");
+  await ada.setInputFiles("#import-file", {
+    name: "statement.csv",
+    mimeType: "text/csv",
+    buffer: Buffer.from("date,amount,description\n2026-11-02,-12.50,TESCO STORES\n2026-11-03,oops,COFFEE\n"),
+  });
+  await ada.selectOption("#import-currency", "GBP");
+  await ada.click("button:has-text('Import')");
+  await ada.waitForSelector("#import-report");
+  assert.match(await ada.textContent("#import-report"), /1 imported, 0 already here, 0 skipped, 1 rejected/);
+  await check(ada, "import-report");
+});
+
 test("account: sessions listed, password form; sign-in page", async () => {
   await ada.goto("/app/account");
   assert.match(await ada.textContent("table"), /this browser/);

@@ -797,3 +797,122 @@ async fn operators_explore_customers_and_the_ledger_and_customers_cannot() {
     })
     .await;
 }
+
+/// A `multipart/form-data` body of text `fields` and one `file`, with its content type.
+fn multipart(fields: &[(&str, &str)], file: &str) -> (String, String) {
+    let boundary = "coffer-test-boundary-7d1f";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"statement.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    ));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn statements_are_imported_with_a_report_and_banks_link_and_sync() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("import"), "Ada").await;
+        let page = ada.get("/app/money/statements").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.field("/app/money/banks", "csrf");
+        let csv = "date,amount,description\n2026-11-02,-12.50,TESCO STORES 123\n2026-11-03,not money,COFFEE\n2026-11-04,-3.20,PRET A MANGER\n";
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("currency", "GBP"),
+            ("date_column", "date"),
+            ("date_format", "iso"),
+            ("amount_column", "amount"),
+            ("description_column", "description"),
+            ("decimal", "."),
+            ("delimiter", ","),
+            ("credits_as_income", "on"),
+        ];
+        let (client, cookies) = (ada.client.clone(), ada.cookie_header());
+        let upload = |fields: &[(&str, &str)], csv: &str| {
+            let (content_type, body) = multipart(fields, csv);
+            client
+                .post(app.url("/app/money/import"))
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::ORIGIN, format!("http://{}", app.address))
+                .header(header::COOKIE, cookies.clone())
+                .body(body)
+                .send()
+        };
+        let report = upload(&fields, csv).await.unwrap();
+        assert_eq!(report.status(), 200);
+        let body = report.text().await.unwrap();
+        assert!(body.contains("2 imported, 0 already here, 0 skipped, 1 rejected."), "{body}");
+        assert!(body.contains("<td class=\"num\">3</td>"), "line 3 is rejected, with why: {body}");
+        let again = upload(&fields, csv).await.unwrap().text().await.unwrap();
+        assert!(again.contains("0 imported, 2 already here"), "{again}");
+        let money = ada.get("/app/money?month=2026-11").await;
+        assert!(money.body.contains("spent 15.70 GBP"), "{}", money.body);
+        // Without the token, or as another site, nothing is imported.
+        let mut forged = fields.to_vec();
+        forged[0] = ("csrf", "0123456789abcdef0123456789abcdef");
+        assert_eq!(upload(&forged, csv).await.unwrap().status(), StatusCode::FORBIDDEN);
+        let bad_columns = [("csrf", csrf.as_str()), ("currency", "GBP"), ("date_column", "when"), ("amount_column", "amount")];
+        let refused = upload(&bad_columns, csv).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+        // A sandbox bank, linked and synced now.
+        let linked = ada.post("/app/money/banks", &[("csrf", &csrf), ("institution", "sandbox"), ("username", "ada"), ("password", "pass_good")]).await;
+        assert_eq!(linked.status, 200, "{}", linked.body);
+        assert!(linked.body.contains("Linked sandbox"), "{}", linked.body);
+        let at = linked.body.find("action=\"/app/money/banks/").unwrap() + "action=\"".len();
+        let sync = linked.body[at..at + linked.body[at..].find('"').unwrap()].to_owned();
+        // The first sync starts at once in the workers; "sync now" waits its turn.
+        let mut synced = ada.post(&sync, &[("csrf", &csrf)]).await;
+        for _ in 0..50 {
+            if synced.body.contains("Synced: ") {
+                break;
+            }
+            assert!(synced.body.contains("a sync of this connection is running"), "{}", synced.body);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            synced = ada.post(&sync, &[("csrf", &csrf)]).await;
+        }
+        assert!(synced.body.contains("Synced: "), "{}", synced.body);
+        let wrong = ada.post("/app/money/banks", &[("csrf", &csrf), ("institution", "sandbox"), ("username", "ada"), ("password", "wrong")]).await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", wrong.body);
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        let eve_csrf = eve.get("/app/money/statements").await.field("/app/money/banks", "csrf");
+        assert_eq!(eve.post(&sync, &[("csrf", &eve_csrf)]).await.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn notifications_are_marked_read_from_home() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("inbox"), "Ada").await;
+        // The welcome notification arrives once its event is relayed.
+        let mut home = ada.get("/app").await;
+        for _ in 0..50 {
+            if home.body.contains("/read\"") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            home = ada.get("/app").await;
+        }
+        let at = home.body.find("action=\"/app/notifications/").expect("an unread notification")
+            + "action=\"".len();
+        let action = home.body[at..at + home.body[at..].find('"').unwrap()].to_owned();
+        let csrf = home.field(&action, "csrf");
+        let read = ada.post(&action, &[("csrf", &csrf)]).await;
+        assert_eq!((read.status, read.location()), (StatusCode::SEE_OTHER, "/app"));
+        assert!(!ada.get("/app").await.body.contains(&action));
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        let eve_csrf = eve.get("/app").await.field("/app/sign-out", "csrf");
+        assert_eq!(eve.post(&action, &[("csrf", &eve_csrf)]).await.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}

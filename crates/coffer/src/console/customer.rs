@@ -114,6 +114,7 @@ fn label(kind: OperationKind) -> &'static str {
 
 /// A notification line on the home page.
 pub struct NoticeLine {
+    pub id: Uuid,
     pub title: String,
     pub body: String,
 }
@@ -156,7 +157,7 @@ async fn home_page(
         .await
         .map_err(ApiError::from)?
         .into_iter()
-        .map(|row| NoticeLine { title: row.title, body: row.body })
+        .map(|row| NoticeLine { id: row.id, title: row.title, body: row.body })
         .collect();
     let body = page(&HomePage {
         chrome: Chrome::new("Home", "home", Some(signed.csrf())),
@@ -726,4 +727,16 @@ fn percent(text: &str) -> String {
 /// `GET /app/history.csv`: the whole history, as the API exports it.
 pub async fn history_csv(State(state): State<AppState>, signed: Signed) -> Result<Response, PageError> {
     Ok(operations_csv(&state, signed.customer_id).await?)
+}
+
+/// `POST /app/notifications/{id}/read`: one notification read (someone else's is 404).
+pub async fn read_notification(
+    State(state): State<AppState>,
+    signed: Signed,
+    IdPath(id): IdPath,
+    posted: Posted<super::Empty>,
+) -> Result<Response, PageError> {
+    signed.check(posted.csrf.as_deref())?;
+    state.endpoints.mark_read(signed.customer_id, id).await.map_err(ApiError::from)?;
+    Ok(Redirect::to("/app").into_response())
 }

@@ -1,6 +1,6 @@
 //! The web console: Coffer in a browser, served by the same binary. Customers use it at
 //! `/app` (`customer`: wallets and history; `money`: expenses, budgets and reports with
-//! their `charts`; `account`: signing in and the session list), operators at `/admin`
+//! their `charts`; `statements`: CSV imports and bank connections; `account`: signing in and the session list), operators at `/admin`
 //! (`admin`).
 //!
 //! Pages are HTML rendered on the server from askama templates compiled into the binary
@@ -22,6 +22,7 @@ mod charts;
 mod customer;
 mod money;
 pub mod session;
+mod statements;
 
 use askama::Template;
 use axum::{
@@ -48,12 +49,21 @@ pub fn router() -> Router<AppState> {
         .route("/app/wallets/{id}/send", post(customer::send))
         .route("/app/wallets/{id}/top-up", post(customer::top_up))
         .route("/app/wallets/{id}/withdraw", post(customer::withdraw))
+        .route("/app/notifications/{id}/read", post(customer::read_notification))
         .route("/app/history", get(customer::history))
         .route("/app/history.csv", get(customer::history_csv))
         .route("/app/money", get(money::money))
         .route("/app/money/expenses", post(money::add_expense))
         .route("/app/money/expenses/{id}/category", post(money::recategorise))
         .route("/app/money/budgets", post(money::add_budget))
+        .route("/app/money/statements", get(statements::statements))
+        .route(
+            "/app/money/import",
+            post(statements::import_csv)
+                .layer(axum::extract::DefaultBodyLimit::max(statements::UPLOAD_BYTES_MAX)),
+        )
+        .route("/app/money/banks", post(statements::link_bank))
+        .route("/app/money/banks/{id}/sync", post(statements::sync_bank))
         .route("/app/money/categories.svg", get(money::categories_chart))
         .route("/app/money/trend.svg", get(money::trend_chart))
         .route("/app/sign-in", get(account::sign_in_page).post(account::sign_in))

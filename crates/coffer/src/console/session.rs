@@ -147,7 +147,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Posted<T> {
 /// `Sec-Fetch-Site` are believed (`same-origin`, or `none` for a typed address, are
 /// this site); without it, an `Origin` whose host is not this one (or `null`) is
 /// another site's.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub fn cross_site(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return !matches!(site.to_str(), Ok("same-origin" | "none"));
     }

@@ -238,6 +238,17 @@ async fn create_connection(
     State(state): State<AppState>,
     Json(request): Json<NewBankConnection>,
 ) -> Result<(StatusCode, axum::Json<BankConnection>), ApiError> {
+    let (connection, accounts) = link(&state, user.customer_id, request).await?;
+    Ok((StatusCode::CREATED, axum::Json(view(&connection, &accounts))))
+}
+
+/// Checks a new connection's fields against its institution and links it (the API's and
+/// the web console's).
+pub(crate) async fn link(
+    state: &AppState,
+    customer_id: Uuid,
+    request: NewBankConnection,
+) -> Result<(BankConnectionRow, Vec<BankAccountRow>), ApiError> {
     checked("/institution_id", &request.institution_id, INSTITUTION_CHARS_MAX)?;
     let credentials = match request.credentials {
         Some(login) => {
@@ -270,9 +281,7 @@ async fn create_connection(
         }
         _ => {}
     }
-    let (connection, accounts) =
-        state.banks.link(user.customer_id, request.institution_id, credentials, setup_token).await?;
-    Ok((StatusCode::CREATED, axum::Json(view(&connection, &accounts))))
+    Ok(state.banks.link(customer_id, request.institution_id, credentials, setup_token).await?)
 }
 
 /// My bank connections, oldest first.

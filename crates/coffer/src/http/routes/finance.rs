@@ -57,7 +57,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Bytes an import request may carry at most.
-const IMPORT_BYTES_MAX: usize = 2 * 1024 * 1024;
+pub(crate) const IMPORT_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 /// A bank statement to import.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,6 +122,15 @@ async fn import_statement(
     State(state): State<AppState>,
     Json(request): Json<ImportBody>,
 ) -> Result<axum::Json<ImportReport>, ApiError> {
+    Ok(axum::Json(import(&state, user.customer_id, request).await?))
+}
+
+/// Parses a statement and records its lines (the API's import and the web console's).
+pub(crate) async fn import(
+    state: &AppState,
+    customer_id: Uuid,
+    request: ImportBody,
+) -> Result<ImportReport, ApiError> {
     let currency = Currency::parse(&request.currency)
         .ok_or_else(|| ApiError::field("/currency", "not a supported currency"))?;
     let (decimal, delimiter) = validate::csv_marks(&request.decimal, &request.delimiter)?;
@@ -136,13 +145,13 @@ async fn import_statement(
         ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "import_unreadable", reason)
     })?;
     let (imported, duplicates, skipped) =
-        state.finance.record_lines(user.customer_id, "import", &lines, request.credits_as_income).await?;
-    Ok(axum::Json(ImportReport {
+        state.finance.record_lines(customer_id, "import", &lines, request.credits_as_income).await?;
+    Ok(ImportReport {
         imported,
         duplicates,
         skipped,
         rejected: rejected.into_iter().map(|r| RejectedLine { line: r.line, reason: r.reason }).collect(),
-    }))
+    })
 }
 
 impl From<FinanceError> for ApiError {
