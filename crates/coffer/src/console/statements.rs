@@ -206,7 +206,7 @@ pub async fn link_bank(
     signed.check(posted.csrf.as_deref())?;
     let form = posted.form;
     let credentials = (!form.username.is_empty() || !form.password.is_empty())
-        .then(|| BankLogin { username: form.username, password: form.password });
+        .then_some(BankLogin { username: form.username, password: form.password });
     let setup_token = Some(form.setup_token.trim().to_owned()).filter(|token| !token.is_empty());
     let request = NewBankConnection { institution_id: form.institution, credentials, setup_token };
     match link(&state, signed.customer_id, request).await {
