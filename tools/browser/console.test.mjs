@@ -351,6 +351,10 @@ test("an operator finds the transfer in the ledger explorer", async () => {
   await operator.waitForSelector("#transfer-heading");
   assert.match(await operator.textContent("dl.facts"), /12\.50 USD/);
   await check(operator, "admin-ledger");
+  await operator.click("a:has-text('Webhooks and emails')");
+  await operator.waitForURL(/\/admin\/outbound$/);
+  assert.match(await operator.textContent("#emails-heading"), /Emails/);
+  await check(operator, "admin-outbound");
   await operator.context().close();
 });
 

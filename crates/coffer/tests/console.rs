@@ -916,3 +916,83 @@ async fn notifications_are_marked_read_from_home() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn operators_see_failing_webhooks_and_emails_and_queue_them_again() {
+    for backend in backends() {
+        // Nothing listens on port 1: every email and webhook delivery fails and is retried.
+        let options = common::Options {
+            configure: |args| {
+                args.smtp_url = Some("smtp://127.0.0.1:1".into());
+                args.webhook_allow_private = true;
+            },
+            ..common::Options::default()
+        };
+        let app = common::spawn_app_with(&backend, options).await;
+        let (status, body) = app
+            .post(
+                "/v1/webhooks",
+                &serde_json::json!({"url": "http://127.0.0.1:1/hook", "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let ops_email = email("ops");
+        let ops = common::register_and_login(&app, &ops_email).await;
+        app.call(
+            reqwest::Method::PUT,
+            &format!("/v1/customers/{}/role", ops.customer_id),
+            Some(&app.admin_key),
+            Some(&serde_json::json!({"role": "admin"})),
+        )
+        .await;
+        let mut operator = Browser::new(&app);
+        let csrf = operator.get("/app/sign-in").await.field("/app/sign-in", "csrf");
+        operator
+            .post(
+                "/app/sign-in",
+                &[("csrf", &csrf), ("email", &ops_email), ("password", common::TEST_PASSWORD)],
+            )
+            .await;
+
+        // Wait for a first failed attempt of each.
+        let mut page = operator.get("/admin/outbound?status=pending").await;
+        for _ in 0..100 {
+            if page.body.contains("/admin/emails/")
+                && page.body.contains("/admin/deliveries/")
+                && page.body.contains("<td class=\"num\">1</td>")
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            page = operator.get("/admin/outbound?status=pending").await;
+        }
+        assert!(page.body.contains(&ops_email), "the welcome email is listed: {}", page.body);
+        assert!(page.body.contains("customer.registered"), "{}", page.body);
+        let action = |prefix: &str| {
+            let at = page.body.find(&format!("action=\"{prefix}")).unwrap() + "action=\"".len();
+            page.body[at..at + page.body[at..].find('"').unwrap()].to_owned()
+        };
+        let (email_retry, delivery_retry) = (action("/admin/emails/"), action("/admin/deliveries/"));
+        let csrf = page.field("", "csrf");
+        let queued = operator.post(&email_retry, &[("csrf", &csrf)]).await;
+        assert_eq!((queued.status, queued.location()), (StatusCode::SEE_OTHER, "/admin/outbound?done=email"));
+        let queued = operator.post(&delivery_retry, &[("csrf", &csrf)]).await;
+        assert_eq!(
+            (queued.status, queued.location()),
+            (StatusCode::SEE_OTHER, "/admin/outbound?done=delivery")
+        );
+        assert_eq!(operator.post(&email_retry, &[]).await.status, StatusCode::FORBIDDEN);
+        let mut customer = Browser::new(&app);
+        customer.register(&email("nosy"), "Nosy").await;
+        assert_eq!(customer.get("/admin/outbound").await.status, StatusCode::NOT_FOUND);
+        let customer_csrf = customer.get("/app").await.field("/app/sign-out", "csrf");
+        assert_eq!(
+            customer.post(&email_retry, &[("csrf", &customer_csrf)]).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let missing =
+            operator.post(&format!("/admin/emails/{}/retry", uuid::Uuid::now_v7()), &[("csrf", &csrf)]).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        app.stop().await;
+    }
+}

@@ -67,8 +67,8 @@ pub use identity::{
 };
 pub use monitors::{MONITORS_PER_WALLET_MAX, MonitorCondition, MonitorRow};
 pub use notifications::{
-    AppliedEvent, Attempt, DeliveryRow, Effects, EmailRow, NOTIFICATIONS_PAGE_MAX, NewEmail, NewNotification,
-    NotificationRow, WebhookEndpoint,
+    AppliedEvent, Attempt, DeliveryRow, Effects, EmailRow, EmailStatusRow, NOTIFICATIONS_PAGE_MAX, NewEmail,
+    NewNotification, NotificationRow, WebhookEndpoint,
 };
 pub use outbox::{EventDraft, NewEvent, OUTBOX_BATCH_MAX, Payload, RenderFn, StoredEvent};
 pub use payments::{

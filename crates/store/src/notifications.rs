@@ -62,6 +62,21 @@ pub struct EmailRow {
     pub attempts: i64,
 }
 
+/// An email as operators see it: where it stands, without its body.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct EmailStatusRow {
+    pub id: Uuid,
+    pub recipient: String,
+    pub template: String,
+    pub subject: String,
+    /// `pending`, `sent` or `failed` (attempts exhausted).
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
 /// A webhook endpoint. `customer_id` None: an admin's endpoint, which sees every event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebhookEndpoint {
@@ -561,6 +576,61 @@ impl Store {
         with_pool!(self, read, |pool, sql| {
             Ok(sqlx::query_as(sql(&text)).bind(endpoint_id).bind(before).bind(limit).fetch_all(pool).await?)
         })
+    }
+
+    /// The newest webhook deliveries of every endpoint (all, or those with `status`),
+    /// before delivery `before`, at most [`NOTIFICATIONS_PAGE_MAX`].
+    pub async fn recent_deliveries(
+        &self,
+        status: Option<&str>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>> {
+        let limit = i64::from(limit.min(NOTIFICATIONS_PAGE_MAX));
+        let text = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        );
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(&text)).bind(status).bind(before).bind(limit).fetch_all(pool).await?)
+        })
+    }
+
+    /// The newest emails (all, or those with `status`), before email `before`, at most
+    /// [`NOTIFICATIONS_PAGE_MAX`].
+    pub async fn recent_emails(
+        &self,
+        status: Option<&str>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<EmailStatusRow>> {
+        let limit = i64::from(limit.min(NOTIFICATIONS_PAGE_MAX));
+        with_pool!(self, read, |pool, sql| {
+            Ok(sqlx::query_as(sql(
+                "SELECT id, recipient, template, subject, status, attempts, last_error, created_at, sent_at \
+                 FROM emails WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            ))
+            .bind(status)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Queues an unsent email `id` again, at once, with a fresh budget of attempts. False:
+    /// no such email, or it was sent.
+    pub async fn resend_email(&self, id: Uuid, now: u64) -> Result<bool> {
+        let updated = with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql("UPDATE emails SET status = 'pending', attempts = 0, next_attempt_at = $2 \
+                 WHERE id = $1 AND status <> 'sent'"))
+            .bind(id)
+            .bind(signed(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
     }
 
     /// Queues delivery `id` of endpoint `endpoint_id` again, at once, with a fresh budget of

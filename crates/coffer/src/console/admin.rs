@@ -1,8 +1,9 @@
 //! The operator console (`/admin`), for customers with the admin role signed in to the
 //! console: the platform at a glance (the outbox relay's backlog and lag, daily volume and
 //! active customers as charts), customers (find by email, open one: wallets, operations,
-//! role), and the ledger explorer (a transfer with its pending status, an account with
-//! its balances and transfers).
+//! role), the ledger explorer (a transfer with its pending status, an account with its
+//! balances and transfers), and what went out: webhook deliveries and emails with their
+//! status, each queued again on request.
 //!
 //! Anyone else — signed out, or a customer — gets the 404 page: the console does not say
 //! that an operator area exists. It reads through the same services as the admin API
@@ -28,7 +29,11 @@ use super::{
     session::Signed,
 };
 use crate::{
-    http::{AppState, dates::rfc3339, error::ApiError},
+    http::{
+        AppState,
+        dates::{nanos, rfc3339},
+        error::ApiError,
+    },
     identity::{Role, profile::Email},
     ledger_api,
     wallet_api::{self, HistoryQuery},
@@ -396,4 +401,133 @@ pub async fn ledger(
             .collect();
     }
     Ok(page(&view))
+}
+
+/// A webhook delivery as the operator sees it.
+pub struct DeliveryLine {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last: String,
+    pub created: String,
+}
+
+/// An email as the operator sees it.
+pub struct EmailLine {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: String,
+    pub created: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct OutboundQuery {
+    status: Option<String>,
+    done: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/admin/outbound.html")]
+struct OutboundPage {
+    chrome: Chrome,
+    csrf: String,
+    status: String,
+    deliveries: Vec<DeliveryLine>,
+    emails: Vec<EmailLine>,
+    done: Option<&'static str>,
+}
+
+/// Rows of each kind on the page.
+const OUTBOUND_SHOWN: u32 = 50;
+
+/// `GET /admin/outbound?status=`: webhook deliveries and emails, newest first.
+pub async fn outbound(
+    State(state): State<AppState>,
+    Operator(signed): Operator,
+    Query(query): Query<OutboundQuery>,
+) -> Result<Response, PageError> {
+    let status = query.status.unwrap_or_default();
+    let (delivery_status, email_status) = match status.as_str() {
+        "failed" => (Some("failed"), Some("failed")),
+        "pending" => (Some("pending"), Some("pending")),
+        _ => (None, None),
+    };
+    let deliveries = state
+        .endpoints
+        .recent_deliveries(delivery_status, OUTBOUND_SHOWN)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|row| DeliveryLine {
+            id: row.id,
+            endpoint_id: row.endpoint_id,
+            event_type: row.event_type,
+            status: row.status,
+            attempts: row.attempts,
+            last: match (row.last_status_code, row.last_error) {
+                (Some(code), _) => format!("HTTP {code}"),
+                (None, Some(error)) => error,
+                (None, None) => String::new(),
+            },
+            created: nanos(row.created_at),
+        })
+        .collect();
+    let emails = state
+        .endpoints
+        .recent_emails(email_status, OUTBOUND_SHOWN)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|row| EmailLine {
+            id: row.id,
+            recipient: row.recipient,
+            subject: row.subject,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error.unwrap_or_default(),
+            created: nanos(row.created_at),
+        })
+        .collect();
+    let done = match query.done.as_deref() {
+        Some("delivery") => Some("The delivery is queued again."),
+        Some("email") => Some("The email is queued again."),
+        _ => None,
+    };
+    Ok(page(&OutboundPage {
+        chrome: Chrome::admin("Webhooks and emails", "admin-outbound", signed.csrf()),
+        csrf: signed.csrf().to_owned(),
+        status,
+        deliveries,
+        emails,
+        done,
+    }))
+}
+
+/// `POST /admin/deliveries/{endpoint}/{id}/retry`.
+pub async fn retry_delivery(
+    State(state): State<AppState>,
+    Operator(signed): Operator,
+    axum::extract::Path((endpoint, id)): axum::extract::Path<(Uuid, Uuid)>,
+    posted: Posted<super::Empty>,
+) -> Result<Response, PageError> {
+    signed.check(posted.csrf.as_deref())?;
+    state.endpoints.retry_delivery(endpoint, id).await.map_err(ApiError::from)?;
+    Ok(Redirect::to("/admin/outbound?done=delivery").into_response())
+}
+
+/// `POST /admin/emails/{id}/retry`.
+pub async fn retry_email(
+    State(state): State<AppState>,
+    Operator(signed): Operator,
+    IdPath(id): IdPath,
+    posted: Posted<super::Empty>,
+) -> Result<Response, PageError> {
+    signed.check(posted.csrf.as_deref())?;
+    state.endpoints.resend_email(id).await.map_err(ApiError::from)?;
+    Ok(Redirect::to("/admin/outbound?done=email").into_response())
 }

@@ -79,6 +79,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/customers/{id}", get(admin::customer))
         .route("/admin/customers/{id}/role", post(admin::set_role))
         .route("/admin/ledger", get(admin::ledger))
+        .route("/admin/outbound", get(admin::outbound))
+        .route("/admin/deliveries/{endpoint}/{id}/retry", post(admin::retry_delivery))
+        .route("/admin/emails/{id}/retry", post(admin::retry_email))
         .layer(middleware::from_fn(security_headers))
 }
 

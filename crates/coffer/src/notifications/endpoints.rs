@@ -37,6 +37,8 @@ pub enum EndpointError {
     WebhookNotFound,
     #[error("no such delivery")]
     DeliveryNotFound,
+    #[error("no such unsent email")]
+    EmailNotFound,
     #[error("`url` {0}")]
     Target(TargetError),
     #[error("at most {WEBHOOKS_PER_OWNER_MAX} endpoints")]
@@ -151,10 +153,45 @@ impl Endpoints {
     /// of attempts.
     pub async fn redeliver(&self, owner: Owner, id: Uuid, delivery_id: Uuid) -> Result<(), EndpointError> {
         self.webhook(owner, id).await?;
+        self.retry_delivery(id, delivery_id).await
+    }
+
+    /// The operator's view: the newest deliveries of every endpoint, or those with
+    /// `status` (`pending`, `succeeded`, `failed`).
+    pub async fn recent_deliveries(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>, EndpointError> {
+        Ok(self.store.recent_deliveries(status, None, limit).await?)
+    }
+
+    /// Queues delivery `delivery_id` of endpoint `id` again with a fresh budget of
+    /// attempts, whoever owns the endpoint (operators; owners go through [`Self::redeliver`]).
+    pub async fn retry_delivery(&self, id: Uuid, delivery_id: Uuid) -> Result<(), EndpointError> {
         if self.store.redeliver(id, delivery_id, store::now_ns()).await? {
             Ok(())
         } else {
             Err(EndpointError::DeliveryNotFound)
+        }
+    }
+
+    /// The operator's view of emails: the newest, or those with `status` (`pending`,
+    /// `sent`, `failed`).
+    pub async fn recent_emails(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<store::EmailStatusRow>, EndpointError> {
+        Ok(self.store.recent_emails(status, None, limit).await?)
+    }
+
+    /// Queues an unsent email again with a fresh budget of attempts.
+    pub async fn resend_email(&self, id: Uuid) -> Result<(), EndpointError> {
+        if self.store.resend_email(id, store::now_ns()).await? {
+            Ok(())
+        } else {
+            Err(EndpointError::EmailNotFound)
         }
     }
 }

@@ -316,6 +316,7 @@ impl From<EndpointError> for ApiError {
             }
             EndpointError::WebhookNotFound => ApiError::NotFound { code: "webhook_not_found", detail },
             EndpointError::DeliveryNotFound => ApiError::NotFound { code: "delivery_not_found", detail },
+            EndpointError::EmailNotFound => ApiError::NotFound { code: "email_not_found", detail },
             EndpointError::Target(TargetError::NotPublic) => {
                 ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "webhook_target_not_allowed", detail)
             }
