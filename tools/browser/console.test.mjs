@@ -303,6 +303,20 @@ test("a CSV statement is imported with its per-line report", async () => {
   await check(ada, "import-report");
 });
 
+test("a monthly payment is scheduled, then paused", async () => {
+  await ada.goto("/app/scheduled");
+  await ada.fill("#schedule-to", bobEmail);
+  await ada.fill("#schedule-amount", "5");
+  await ada.selectOption("#schedule-frequency", "monthly");
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  await ada.fill("#schedule-start", tomorrow);
+  await Promise.all([ada.waitForURL(/done=created/), ada.click("button:has-text('Schedule')")]);
+  assert.match(await ada.textContent("table.schedules"), /monthly[\s\S]*active/);
+  await check(ada, "scheduled");
+  await Promise.all([ada.waitForURL(/done=changed/), ada.click("button:has-text('Pause')")]);
+  assert.match(await ada.textContent("table.schedules"), /paused/);
+});
+
 test("account: sessions listed, password form; sign-in page", async () => {
   await ada.goto("/app/account");
   assert.match(await ada.textContent("table"), /this browser/);

@@ -996,3 +996,76 @@ async fn operators_see_failing_webhooks_and_emails_and_queue_them_again() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn scheduled_payments_are_made_paused_resumed_and_cancelled() {
+    each_backend(async |app| {
+        let bob_email = email("payee");
+        let mut bob = Browser::new(app);
+        bob.register(&bob_email, "Bob").await;
+        bob.open_wallet("USD", "").await;
+        let mut ada = Browser::new(app);
+        ada.register(&email("payer"), "Ada").await;
+        let wallet = ada.open_wallet("USD", "Bills").await;
+        ada.money(&wallet, "top-up", &[("amount", "100"), ("token", "tok_visa")]).await;
+        let page = ada.get("/app/scheduled").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.field("/app/scheduled", "csrf");
+        let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).date().to_string();
+        let fields = |to: &str, amount: &str| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("from", wallet.clone()),
+                ("to", to.to_owned()),
+                ("amount", amount.to_owned()),
+                ("frequency", "weekly".to_owned()),
+                ("start", tomorrow.clone()),
+                ("description", "rent".to_owned()),
+            ]
+        };
+        let ok = fields(&bob_email, "25");
+        let ok: Vec<(&str, &str)> = ok.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let created = ada.post("/app/scheduled", &ok).await;
+        assert_eq!(
+            (created.status, created.location()),
+            (StatusCode::SEE_OTHER, "/app/scheduled?done=created"),
+            "{}",
+            created.body
+        );
+        let listed = ada.get("/app/scheduled").await;
+        assert!(
+            listed.body.contains("25.00 USD")
+                && listed.body.contains("weekly")
+                && listed.body.contains("active"),
+            "{}",
+            listed.body
+        );
+
+        let bad = fields("nobody@example.com", "25");
+        let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = ada.post("/app/scheduled", &bad).await;
+        assert!(refused.status.is_client_error(), "{}", refused.status);
+        assert!(
+            refused.body.contains("class=\"problem\"") || refused.body.contains("field-problem"),
+            "{}",
+            refused.body
+        );
+        let zero = fields(&bob_email, "0");
+        let zero: Vec<(&str, &str)> = zero.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(ada.post("/app/scheduled", &zero).await.body.contains("schedule-amount-problem"));
+
+        let at = listed.body.find("action=\"/app/scheduled/").unwrap() + "action=\"".len();
+        let action = listed.body[at..at + listed.body[at..].find('"').unwrap()].to_owned();
+        for (step, state) in [("pause", "paused"), ("resume", "active"), ("cancel", "cancelled")] {
+            let done = ada.post(&action, &[("csrf", &csrf), ("action", step)]).await;
+            assert_eq!(done.status, StatusCode::SEE_OTHER, "{step}: {}", done.body);
+            assert!(ada.get("/app/scheduled").await.body.contains(&format!("<td>{state}</td>")), "{step}");
+        }
+        let bob_csrf = bob.get("/app/scheduled").await.field("/app/scheduled", "csrf");
+        assert_eq!(
+            bob.post(&action, &[("csrf", &bob_csrf), ("action", "pause")]).await.status,
+            StatusCode::NOT_FOUND
+        );
+    })
+    .await;
+}

@@ -1,6 +1,6 @@
 //! The web console: Coffer in a browser, served by the same binary. Customers use it at
 //! `/app` (`customer`: wallets and history; `money`: expenses, budgets and reports with
-//! their `charts`; `statements`: CSV imports and bank connections; `account`: signing in and the session list), operators at `/admin`
+//! their `charts`; `scheduled`: scheduled payments; `statements`: CSV imports and bank connections; `account`: signing in and the session list), operators at `/admin`
 //! (`admin`).
 //!
 //! Pages are HTML rendered on the server from askama templates compiled into the binary
@@ -21,6 +21,7 @@ pub mod assets;
 mod charts;
 mod customer;
 mod money;
+mod scheduled;
 pub mod session;
 mod statements;
 
@@ -66,6 +67,8 @@ pub fn router() -> Router<AppState> {
         .route("/app/money/banks/{id}/sync", post(statements::sync_bank))
         .route("/app/money/categories.svg", get(money::categories_chart))
         .route("/app/money/trend.svg", get(money::trend_chart))
+        .route("/app/scheduled", get(scheduled::scheduled).post(scheduled::create))
+        .route("/app/scheduled/{id}", post(scheduled::change))
         .route("/app/sign-in", get(account::sign_in_page).post(account::sign_in))
         .route("/app/register", get(account::register_page).post(account::register))
         .route("/app/sign-out", post(account::sign_out))

@@ -130,7 +130,7 @@ async fn create_schedule(
 }
 
 /// The request, checked field by field, as the service takes it.
-fn planned(request: NewSchedule) -> Result<Planned, ApiError> {
+pub(crate) fn planned(request: NewSchedule) -> Result<Planned, ApiError> {
     let amount = validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
     let to = match (request.to_wallet_id, request.to_email, request.biller) {
         (Some(wallet_id), None, None) => Payee::Wallet(wallet_id),
