@@ -551,21 +551,6 @@ pub struct HistoryForm {
     cursor: String,
 }
 
-const KINDS: [OperationKind; 10] = [
-    OperationKind::TransferIn,
-    OperationKind::TransferOut,
-    OperationKind::TopUp,
-    OperationKind::Withdrawal,
-    OperationKind::Fee,
-    OperationKind::Reversal,
-    OperationKind::Payment,
-    OperationKind::CreditLine,
-    OperationKind::Conversion,
-    OperationKind::Adjustment,
-];
-const STATUSES: [OperationStatus; 4] =
-    [OperationStatus::Posted, OperationStatus::Pending, OperationStatus::Voided, OperationStatus::Expired];
-
 /// A choice in a filter's list.
 pub struct Choice {
     pub value: String,
@@ -602,10 +587,12 @@ pub async fn history(
         wallets.iter().map(|w| (w.id.to_string(), WalletLine::of(w).name)).collect(),
         &filters.wallet,
     );
-    let kinds =
-        choices(KINDS.iter().map(|k| (k.as_str().to_owned(), label(*k).to_owned())).collect(), &filters.kind);
+    let kinds = choices(
+        OperationKind::ALL.iter().map(|k| (k.as_str().to_owned(), label(*k).to_owned())).collect(),
+        &filters.kind,
+    );
     let statuses = choices(
-        STATUSES.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())).collect(),
+        OperationStatus::ALL.iter().map(|s| (s.as_str().to_owned(), s.as_str().to_owned())).collect(),
         &filters.status,
     );
     let (operations, next, problems) =
@@ -649,8 +636,8 @@ async fn history_page(
                 .ok_or_else(|| ApiError::field("/wallet", "no such wallet"))?,
         )
     };
-    let kind = KINDS.iter().copied().find(|k| k.as_str() == filters.kind);
-    let status = STATUSES.iter().copied().find(|s| s.as_str() == filters.status);
+    let kind = OperationKind::ALL.iter().copied().find(|k| k.as_str() == filters.kind);
+    let status = OperationStatus::ALL.iter().copied().find(|s| s.as_str() == filters.status);
     let start_of = |field: &str, text: &str, days: i64| -> Result<Option<u64>, ApiError> {
         if blank(text) {
             return Ok(None);

@@ -38,6 +38,20 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
+    /// Every kind, in the order lists show them.
+    pub const ALL: [Self; 10] = [
+        Self::TransferIn,
+        Self::TransferOut,
+        Self::TopUp,
+        Self::Withdrawal,
+        Self::Fee,
+        Self::Reversal,
+        Self::Payment,
+        Self::CreditLine,
+        Self::Conversion,
+        Self::Adjustment,
+    ];
+
     /// Its name on the wire (as serialised).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -100,6 +114,9 @@ pub enum OperationStatus {
 }
 
 impl OperationStatus {
+    /// Every status.
+    pub const ALL: [Self; 4] = [Self::Posted, Self::Pending, Self::Voided, Self::Expired];
+
     /// Its name on the wire (as serialised).
     pub fn as_str(self) -> &'static str {
         PendingStatus::from(self).as_str()
@@ -325,19 +342,7 @@ mod tests {
 
     #[test]
     fn names_are_what_serde_writes() {
-        let kinds = [
-            OperationKind::TransferIn,
-            OperationKind::TransferOut,
-            OperationKind::TopUp,
-            OperationKind::Withdrawal,
-            OperationKind::Fee,
-            OperationKind::Reversal,
-            OperationKind::Payment,
-            OperationKind::CreditLine,
-            OperationKind::Conversion,
-            OperationKind::Adjustment,
-        ];
-        for kind in kinds {
+        for kind in OperationKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
             if let Some((note, debits, credits)) = kind.selection() {
                 for credit in
