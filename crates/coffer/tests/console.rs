@@ -1053,3 +1053,71 @@ async fn scheduled_payments_are_made_paused_resumed_and_cancelled() {
     })
     .await;
 }
+
+/// Every console route and its methods, read from the router's source, so that a new
+/// route is checked below without being listed here.
+fn console_routes() -> Vec<(String, &'static str)> {
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/console/mod.rs")).unwrap();
+    let mut routes = Vec::new();
+    for piece in source.split(".route(").skip(1) {
+        let path = piece.split('"').nth(1).unwrap().to_owned();
+        let handlers = piece.split(".route(").next().unwrap();
+        let handlers = &handlers[..handlers.find("\n        .").unwrap_or(handlers.len())];
+        for (method, call) in [("GET", "get("), ("POST", "post(")] {
+            if handlers.contains(call) {
+                routes.push((path.clone(), method));
+            }
+        }
+    }
+    assert!(routes.len() > 30, "the router's routes are read: {routes:?}");
+    routes
+}
+
+#[tokio::test]
+async fn every_console_route_needs_a_session_and_every_form_its_token() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let public = ["/", "/app/sign-in", "/app/register", "/app/assets/{name}"];
+    let mut signed_out = Browser::new(&app);
+    let mut customer = Browser::new(&app);
+    customer.register(&email("matrix"), "Ada").await;
+    let some_id = uuid::Uuid::now_v7().to_string();
+    for (route, method) in console_routes() {
+        let path = route.replace("{id}", &some_id).replace("{endpoint}", &some_id).replace("{name}", "x");
+        let admin = route.starts_with("/admin");
+        if method == "GET" {
+            if public.contains(&route.as_str()) {
+                continue;
+            }
+            let page = signed_out.get(&path).await;
+            let expected =
+                if admin { (StatusCode::NOT_FOUND, "") } else { (StatusCode::SEE_OTHER, "/app/sign-in") };
+            assert_eq!((page.status, page.location()), expected, "GET {route} signed out");
+            if admin {
+                assert_eq!(
+                    customer.get(&path).await.status,
+                    StatusCode::NOT_FOUND,
+                    "GET {route} as a customer"
+                );
+            }
+        } else {
+            let page = signed_out.post(&path, &[("x", "1")]).await;
+            let expected = match route.as_str() {
+                _ if admin => StatusCode::NOT_FOUND,
+                "/app/sign-in" | "/app/register" => StatusCode::FORBIDDEN,
+                _ => StatusCode::SEE_OTHER,
+            };
+            assert_eq!(page.status, expected, "POST {route} signed out: {}", page.body);
+            // Signed in, without the form's token: refused (multipart included), nothing done.
+            let refused = customer.post(&path, &[("x", "1")]).await;
+            let expected = if admin { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+            let multipart_route = route == "/app/money/import";
+            assert!(
+                refused.status == expected || (multipart_route && refused.status == StatusCode::BAD_REQUEST),
+                "POST {route} without a token: {} {}",
+                refused.status,
+                refused.body
+            );
+        }
+    }
+    app.stop().await;
+}
