@@ -284,6 +284,13 @@ test("expenses show in the monthly chart, and a budget warns at 80 %", async () 
   assert.match(await ada.textContent("ul.budgets"), /Warning: 85 % used/);
   assert.match(await ada.textContent("table.expenses"), /by its merchant/);
   await check(ada, "money");
+  await ada.click("a:has-text('Categories and rules')");
+  await ada.waitForURL(/\/app\/money\/categories$/);
+  await ada.fill("#rule-name", "Pet shop");
+  await ada.fill("#rule-merchant", "PETCO");
+  await Promise.all([ada.waitForURL(/done=rule/), ada.click("button:has-text('Add rule')")]);
+  assert.match(await ada.textContent("table.rules"), /merchant contains “PETCO”/);
+  await check(ada, "categories");
 });
 
 test("a CSV statement is imported with its per-line report", async () => {

@@ -1121,3 +1121,135 @@ async fn every_console_route_needs_a_session_and_every_form_its_token() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn categories_and_rules_are_managed_and_rules_categorise() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("rules"), "Ada").await;
+        let page = ada.get("/app/money/categories").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = page.field("/app/money/categories", "csrf");
+        let added =
+            ada.post("/app/money/categories", &[("csrf", &csrf), ("name", "Pets"), ("parent", "")]).await;
+        assert_eq!(added.location(), "/app/money/categories?done=category", "{}", added.body);
+        let page = ada.get("/app/money/categories").await;
+        let at = page.body.find("New name for Pets").expect("Pets is listed");
+        let before = &page.body[..at];
+        let action_at = before.rfind("action=\"/app/money/categories/").unwrap() + "action=\"".len();
+        let action = before[action_at..action_at + before[action_at..].find('"').unwrap()].to_owned();
+        let id = action.rsplit('/').next().unwrap().to_owned();
+        let renamed = ada.post(&action, &[("csrf", &csrf), ("name", "Animals")]).await;
+        assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+        let taken =
+            ada.post("/app/money/categories", &[("csrf", &csrf), ("name", "Animals"), ("parent", "")]).await;
+        assert_eq!(taken.status, StatusCode::UNPROCESSABLE_ENTITY, "a name in use is refused on the page");
+        let rule = ada
+            .post(
+                "/app/money/rules",
+                &[("csrf", &csrf), ("name", "Pet shop"), ("merchant", "PETCO"), ("category", &id)],
+            )
+            .await;
+        assert_eq!(rule.location(), "/app/money/categories?done=rule", "{}", rule.body);
+        let page = ada.get("/app/money/categories").await;
+        assert!(
+            page.body.contains("merchant contains “PETCO”") && page.body.contains("<td>Animals</td>"),
+            "{}",
+            page.body
+        );
+
+        let money_csrf = ada.get("/app/money").await.field("/app/money/expenses", "csrf");
+        ada.post(
+            "/app/money/expenses",
+            &[
+                ("csrf", &money_csrf),
+                ("amount", "9.99"),
+                ("currency", "USD"),
+                ("merchant", "PETCO #12"),
+                ("category", ""),
+            ],
+        )
+        .await;
+        let money = ada.get("/app/money").await;
+        assert!(money.body.contains("Animals <span class=\"hint\">(by one of your rules"), "{}", money.body);
+
+        let at = page.body.find("action=\"/app/money/rules/").unwrap() + "action=\"".len();
+        let delete_rule = page.body[at..at + page.body[at..].find('"').unwrap()].to_owned();
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        let eve_csrf = eve.get("/app/money/categories").await.field("/app/money/categories", "csrf");
+        assert_eq!(eve.post(&delete_rule, &[("csrf", &eve_csrf)]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            eve.post(&action, &[("csrf", &eve_csrf), ("delete", "1")]).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ada.post(&delete_rule, &[("csrf", &csrf)]).await.location(),
+            "/app/money/categories?done=deleted"
+        );
+        assert!(!ada.get("/app/money/categories").await.body.contains("PETCO"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expense_is_edited_and_deleted() {
+    each_backend(async |app| {
+        let mut ada = Browser::new(app);
+        ada.register(&email("edit"), "Ada").await;
+        let csrf = ada.get("/app/money").await.field("/app/money/expenses", "csrf");
+        ada.post(
+            "/app/money/expenses",
+            &[
+                ("csrf", &csrf),
+                ("amount", "20"),
+                ("currency", "EUR"),
+                ("merchant", "Bakery"),
+                ("date", "2026-10-05"),
+                ("category", ""),
+            ],
+        )
+        .await;
+        let month = ada.get("/app/money?month=2026-10").await;
+        let at = month.body.find("href=\"/app/money/expenses/").expect("the expense links to its page")
+            + "href=\"".len();
+        let path = month.body[at..at + month.body[at..].find('"').unwrap()].to_owned();
+        let page = ada.get(&path).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("value=\"20.00\"") && page.body.contains("value=\"2026-10-05\""),
+            "{}",
+            page.body
+        );
+        let fields = |amount: &'static str| {
+            [
+                ("csrf", csrf.clone()),
+                ("amount", amount.to_owned()),
+                ("merchant", "Corner bakery".into()),
+                ("description", "<b>bread</b>".into()),
+                ("date", "2026-10-06".into()),
+                ("notes", "".into()),
+            ]
+        };
+        let bad = fields("zero");
+        let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(ada.post(&path, &bad).await.body.contains("edit-amount-problem"));
+        let good = fields("21.50");
+        let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let saved = ada.post(&path, &good).await;
+        assert_eq!(saved.location(), "/app/money?month=2026-10&done=changed");
+        let month = ada.get("/app/money?month=2026-10").await;
+        assert!(
+            month.body.contains("21.50 EUR") && month.body.contains("Corner bakery · &#60;b&#62;bread"),
+            "{}",
+            month.body
+        );
+        let mut eve = Browser::new(app);
+        eve.register(&email("eve"), "Eve").await;
+        assert_eq!(eve.get(&path).await.status, StatusCode::NOT_FOUND);
+        let deleted = ada.post(&path, &[("csrf", &csrf), ("delete", "1")]).await;
+        assert_eq!(deleted.location(), "/app/money?month=2026-10&done=deleted");
+        assert_eq!(ada.get(&path).await.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}

@@ -1,6 +1,6 @@
 //! The web console: Coffer in a browser, served by the same binary. Customers use it at
 //! `/app` (`customer`: wallets and history; `money`: expenses, budgets and reports with
-//! their `charts`; `scheduled`: scheduled payments; `statements`: CSV imports and bank connections; `account`: signing in and the session list), operators at `/admin`
+//! their `charts`; `scheduled`: scheduled payments; `statements`: CSV imports and bank connections; `categories`: categories and rules; `account`: signing in and the session list), operators at `/admin`
 //! (`admin`).
 //!
 //! Pages are HTML rendered on the server from askama templates compiled into the binary
@@ -18,6 +18,7 @@
 mod account;
 mod admin;
 pub mod assets;
+mod categories;
 mod charts;
 mod customer;
 mod money;
@@ -55,8 +56,13 @@ pub fn router() -> Router<AppState> {
         .route("/app/history.csv", get(customer::history_csv))
         .route("/app/money", get(money::money))
         .route("/app/money/expenses", post(money::add_expense))
+        .route("/app/money/expenses/{id}", get(money::expense).post(money::edit_expense))
         .route("/app/money/expenses/{id}/category", post(money::recategorise))
         .route("/app/money/budgets", post(money::add_budget))
+        .route("/app/money/categories", get(categories::categories).post(categories::create_category))
+        .route("/app/money/categories/{id}", post(categories::change_category))
+        .route("/app/money/rules", post(categories::create_rule))
+        .route("/app/money/rules/{id}/delete", post(categories::delete_rule))
         .route("/app/money/statements", get(statements::statements))
         .route(
             "/app/money/import",

@@ -27,9 +27,10 @@ use crate::{
         dates::nanos,
         error::ApiError,
         routes::{
-            finance::{NewExpenseBody, record_expense},
+            finance::{NAME_LEN_MAX, NewExpenseBody, TEXT_LEN_MAX, record_expense},
             reports::{NewBudget, new_budget},
         },
+        validate,
     },
     wallets::{
         Currency,
@@ -157,6 +158,8 @@ pub async fn money(
                 .to_owned(),
         ),
         Some("budget") => Some("Budget saved.".to_owned()),
+        Some("changed") => Some("Expense changed.".to_owned()),
+        Some("deleted") => Some("Expense deleted.".to_owned()),
         _ => None,
     };
     money_page(&state, &signed, month, Problems::default(), "", done).await
@@ -492,4 +495,132 @@ pub(super) fn svg<E: std::fmt::Display>(drawn: Result<String, E>) -> Result<Resp
     let mut response = svg.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
     Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "console/expense.html")]
+struct ExpensePage {
+    chrome: Chrome,
+    csrf: String,
+    id: Uuid,
+    amount: String,
+    currency: String,
+    merchant: String,
+    description: String,
+    date: String,
+    notes: String,
+    month: String,
+    problems: Problems,
+}
+
+/// `GET /app/money/expenses/{id}`: an expense's fields, to change or delete it.
+pub async fn expense(
+    State(state): State<AppState>,
+    signed: Signed,
+    IdPath(id): IdPath,
+) -> Result<Response, PageError> {
+    expense_page(&state, &signed, id, Problems::default()).await
+}
+
+async fn expense_page(
+    state: &AppState,
+    signed: &Signed,
+    id: Uuid,
+    problems: Problems,
+) -> Result<Response, PageError> {
+    let row = state.finance.expense(signed.customer_id, id).await.map_err(ApiError::from)?;
+    let date: String = nanos(row.occurred_at).chars().take(10).collect();
+    let amount = Currency::parse(&row.currency)
+        .map_or_else(|| row.amount.to_string(), |c| c.major(i128::from(row.amount)));
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let mut response = page(&ExpensePage {
+        chrome: Chrome::new("Expense", "money", Some(signed.csrf())),
+        csrf: signed.csrf().to_owned(),
+        id,
+        amount,
+        currency: row.currency,
+        merchant: row.merchant.unwrap_or_default(),
+        description: row.description.unwrap_or_default(),
+        month: date[..7].to_owned(),
+        date,
+        notes: row.notes.unwrap_or_default(),
+        problems,
+    });
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct ExpenseEditForm {
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    merchant: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    notes: String,
+    delete: Option<String>,
+}
+
+/// `POST /app/money/expenses/{id}`: the expense changed (the finance service's
+/// `update_expense`, so budgets and categorisation follow), or deleted (`delete`).
+pub async fn edit_expense(
+    State(state): State<AppState>,
+    signed: Signed,
+    IdPath(id): IdPath,
+    posted: Posted<ExpenseEditForm>,
+) -> Result<Response, PageError> {
+    signed.check(posted.csrf.as_deref())?;
+    let form = posted.form;
+    let row = state.finance.expense(signed.customer_id, id).await.map_err(ApiError::from)?;
+    let month: String = nanos(row.occurred_at).chars().take(7).collect();
+    if form.delete.is_some() {
+        state.finance.delete_expense(signed.customer_id, id).await.map_err(ApiError::from)?;
+        return Ok(Redirect::to(&format!("/app/money?month={month}&done=deleted")).into_response());
+    }
+    let amount = Currency::parse(&row.currency)
+        .and_then(|currency| currency.parse_major(&form.amount))
+        .and_then(|amount| i64::try_from(amount).ok())
+        .filter(|amount| *amount > 0);
+    let Some(amount) = amount else {
+        return expense_page(
+            &state,
+            &signed,
+            id,
+            Problems::field("/amount", "an amount above zero, like 12.50"),
+        )
+        .await;
+    };
+    let occurred_at = match optional(&form.date) {
+        None => None,
+        Some(date) => {
+            match crate::http::dates::instant::<i64>("/occurred_at", &format!("{date}T12:00:00Z")) {
+                Ok(at) => Some(at),
+                Err(error) => return expense_page(&state, &signed, id, Problems::of(&error)).await,
+            }
+        }
+    };
+    let text = |field: &str, value: &str, max| validate::text(field, optional(value).as_deref(), max);
+    let checked = (|| {
+        Ok::<_, ApiError>(ExpensePatch {
+            amount: Some(amount),
+            merchant: Some(text("/merchant", &form.merchant, NAME_LEN_MAX)?),
+            description: Some(text("/description", &form.description, TEXT_LEN_MAX)?),
+            notes: Some(text("/notes", &form.notes, TEXT_LEN_MAX)?),
+            occurred_at,
+            ..ExpensePatch::default()
+        })
+    })();
+    let patch = match checked {
+        Ok(patch) => patch,
+        Err(error) => return expense_page(&state, &signed, id, Problems::of(&error)).await,
+    };
+    state.finance.update_expense(signed.customer_id, id, patch).await.map_err(ApiError::from)?;
+    let month: String = occurred_at.map_or(month, |at| nanos(at).chars().take(7).collect());
+    Ok(Redirect::to(&format!("/app/money?month={month}&done=changed")).into_response())
 }

@@ -32,8 +32,8 @@ use crate::http::{
 use crate::wallets::{Currency, derive_id};
 
 /// Characters of a name, merchant or tag at most; of a description or notes.
-const NAME_LEN_MAX: usize = 100;
-const TEXT_LEN_MAX: usize = 500;
+pub(crate) const NAME_LEN_MAX: usize = 100;
+pub(crate) const TEXT_LEN_MAX: usize = 500;
 /// Tags per expense at most.
 const TAGS_MAX: usize = 20;
 /// Expenses a rule is applied to at most per call.
@@ -619,7 +619,7 @@ pub struct RuleView {
     pub actions: Actions,
 }
 
-fn rule_view(row: &RuleRow) -> RuleView {
+pub(crate) fn rule_view(row: &RuleRow) -> RuleView {
     RuleView {
         id: row.id,
         name: row.name.clone(),
@@ -645,7 +645,7 @@ pub struct RuleBody {
     pub actions: Actions,
 }
 
-fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
+pub(crate) fn rule_spec(body: RuleBody) -> Result<RuleSpec, ApiError> {
     if body.triggers.is_empty() || body.triggers.len() > 10 {
         return Err(ApiError::field("/triggers", "give 1 to 10 triggers"));
     }
