@@ -121,6 +121,38 @@ pub async fn find_transfer(store: &Store, transfer_id: u128) -> Result<ledger::T
     })
 }
 
+/// Transfers a linked chain holds at most (a chain is one batch's run of linked
+/// transfers; batches are bounded by [`BATCH_EVENTS_MAX`]).
+const CHAIN_MAX: u32 = BATCH_EVENTS_MAX as u32;
+
+/// The linked chain `transfer` belongs to, in commit order: the transfers before it that
+/// carry the `linked` flag back to the chain's start, itself, and those after it up to
+/// the first without the flag (the chain's last). A transfer in no chain is alone.
+pub async fn linked_chain(
+    store: &Store,
+    transfer: &ledger::Transfer,
+) -> Result<Vec<ledger::Transfer>, ApiError> {
+    let linked = |t: &ledger::Transfer| t.flags.contains(ledger::TransferFlags::LINKED);
+    let mut chain: Vec<ledger::Transfer> = store
+        .transfers_next_to(transfer.timestamp, true, CHAIN_MAX)
+        .await?
+        .into_iter()
+        .take_while(linked)
+        .collect();
+    chain.reverse();
+    chain.push(*transfer);
+    if linked(transfer) {
+        for next in store.transfers_next_to(transfer.timestamp, false, CHAIN_MAX).await? {
+            let last = !linked(&next);
+            chain.push(next);
+            if last {
+                break;
+            }
+        }
+    }
+    Ok(chain)
+}
+
 /// Where a pending transfer stands now; `None` for a transfer that was never pending.
 pub async fn pending_status(
     store: &Store,

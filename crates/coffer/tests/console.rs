@@ -1253,3 +1253,41 @@ async fn an_expense_is_edited_and_deleted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_ledger_explorer_gathers_a_linked_chain() {
+    each_backend(async |app| {
+        let (a, b) = (common::new_id(), common::new_id());
+        let accounts = serde_json::json!([{"id": a, "ledger": 840, "code": 1}, {"id": b, "ledger": 840, "code": 1}]);
+        let (status, body) = app.post("/v1/ledger/accounts", &accounts).await;
+        assert_eq!(status, 200, "{body}");
+        let ids: Vec<String> = (0..5).map(|_| common::new_id()).collect();
+        let transfer = |id: &str, amount: u64, flags: &[&str]| {
+            serde_json::json!({"id": id, "debit_account_id": a, "credit_account_id": b, "amount": amount, "ledger": 840, "code": 1, "flags": flags})
+        };
+        // One alone, a chain of three, one alone: in one batch, so their timestamps touch.
+        let batch = serde_json::json!([
+            transfer(&ids[0], 1, &[]),
+            transfer(&ids[1], 2, &["linked"]),
+            transfer(&ids[2], 3, &["linked"]),
+            transfer(&ids[3], 4, &[]),
+            transfer(&ids[4], 5, &[]),
+        ]);
+        let (status, body) = app.post("/v1/ledger/transfers", &batch).await;
+        assert_eq!(status, 200, "{body}");
+        let mut operator = operator(app).await;
+        for middle in [&ids[1], &ids[2], &ids[3]] {
+            let page = operator.get(&format!("/admin/ledger?id={middle}")).await;
+            assert!(page.body.contains("Its linked chain (3 transfers"), "{}", page.body);
+            for member in &ids[1..4] {
+                assert!(page.body.contains(member.as_str()), "{member} is in the chain");
+            }
+            assert!(!page.body.contains(ids[0].as_str()) && !page.body.contains(ids[4].as_str()));
+        }
+        for alone in [&ids[0], &ids[4]] {
+            let page = operator.get(&format!("/admin/ledger?id={alone}")).await;
+            assert!(page.body.contains("transfer-heading") && !page.body.contains("linked chain"), "{}", page.body);
+        }
+    })
+    .await;
+}

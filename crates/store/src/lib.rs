@@ -540,6 +540,28 @@ impl Store {
         Ok(transfers)
     }
 
+    /// The transfers committed just before (`before`: newest first) or just after (oldest
+    /// first) the ledger timestamp `timestamp`, at most `limit`: a transfer's neighbours
+    /// in commit order, where the rest of a linked chain is.
+    pub async fn transfers_next_to(&self, timestamp: u64, before: bool, limit: u32) -> Result<Vec<Transfer>> {
+        let statement = if before {
+            format!(
+                "SELECT {} FROM transfers t WHERE t.timestamp < $1 ORDER BY t.timestamp DESC LIMIT $2",
+                codec::TRANSFER_COLUMNS_T
+            )
+        } else {
+            format!(
+                "SELECT {} FROM transfers t WHERE t.timestamp > $1 ORDER BY t.timestamp LIMIT $2",
+                codec::TRANSFER_COLUMNS_T
+            )
+        };
+        let timestamp = i64::try_from(timestamp).unwrap_or(i64::MAX);
+        let rows: Vec<codec::TransferRow> = with_pool!(self, read, |pool, sql| {
+            sqlx::query_as(sql(&statement)).bind(timestamp).bind(i64::from(limit)).fetch_all(pool).await?
+        });
+        rows.into_iter().map(codec::TransferRow::transfer).collect()
+    }
+
     /// Where the pending transfer `id` stands; `None` when there is no such transfer or it
     /// is not a pending transfer.
     pub async fn pending_status(&self, id: u128) -> Result<Option<PendingStatus>> {

@@ -1,7 +1,8 @@
 //! The operator console (`/admin`), for customers with the admin role signed in to the
 //! console: the platform at a glance (the outbox relay's backlog and lag, daily volume and
 //! active customers as charts), customers (find by email, open one: wallets, operations,
-//! role), the ledger explorer (a transfer with its pending status, an account with its
+//! role), the ledger explorer (a transfer with its linked chain and pending status, an
+//! account with its
 //! balances and transfers), and what went out: webhook deliveries and emails with their
 //! status, each queued again on request.
 //!
@@ -317,6 +318,8 @@ struct LedgerPage {
     chrome: Chrome,
     id: String,
     transfer: Option<TransferLine>,
+    /// The linked chain the transfer is in, in commit order (empty when it is in none).
+    chain: Vec<TransferLine>,
     pending: Option<&'static str>,
     account: Option<AccountView>,
     transfers: Vec<TransferLine>,
@@ -336,6 +339,7 @@ pub async fn ledger(
         chrome: Chrome::admin("Ledger explorer", "admin-ledger", signed.csrf()),
         id: text.clone(),
         transfer: None,
+        chain: Vec::new(),
         pending: None,
         account: None,
         transfers: Vec::new(),
@@ -358,6 +362,10 @@ pub async fn ledger(
                 ledger::PendingStatus::Voided => "voided",
                 ledger::PendingStatus::Expired => "expired",
             });
+            let chain = ledger_api::linked_chain(store, &transfer).await?;
+            if chain.len() > 1 {
+                view.chain = chain.iter().map(TransferLine::of).collect();
+            }
             view.transfer = Some(TransferLine::of(&transfer));
             return Ok(page(&view));
         }
