@@ -15,7 +15,7 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, IdPath, PageError, Problems, page, session::Posted, session::Signed};
+use super::{Chrome, IdPath, PageError, Problems, form_page, session::Posted, session::Signed};
 use crate::{
     finance::categorize::{Actions, Trigger},
     http::{
@@ -124,8 +124,7 @@ async fn categories_page(
             name: rule.name,
         })
         .collect();
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let mut response = page(&CategoriesPage {
+    let view = CategoriesPage {
         chrome: Chrome::new("Categories and rules", "money", Some(signed.csrf())),
         csrf: signed.csrf().to_owned(),
         categories,
@@ -133,11 +132,8 @@ async fn categories_page(
         rules,
         problems,
         done,
-    });
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    };
+    Ok(form_page(&view, &view.problems))
 }
 
 /// A trigger in words.

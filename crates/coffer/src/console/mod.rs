@@ -172,6 +172,16 @@ pub fn page(template: &impl Template) -> Response {
     }
 }
 
+/// A page that may show a form's problems: 422 when it does, so a refused form is not a
+/// 200 to clients and tests.
+pub fn form_page(template: &impl Template, problems: &Problems) -> Response {
+    let mut response = page(template);
+    if response.status() == StatusCode::OK && !problems.is_empty() {
+        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    response
+}
+
 /// Why a console request did not get its page.
 #[derive(Debug)]
 pub enum PageError {

@@ -12,14 +12,14 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::{
     extract::{Query, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, header},
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
 use store::{CategoryRow, ExpenseFilter};
 use uuid::Uuid;
 
-use super::{Chrome, IdPath, PageError, Problems, charts, page, session::Posted, session::Signed};
+use super::{Chrome, IdPath, PageError, Problems, charts, form_page, session::Posted, session::Signed};
 use crate::{
     finance::{ExpensePatch, reports},
     http::{
@@ -260,8 +260,7 @@ async fn money_page(
     let mut choices: Vec<Choice> =
         categories.iter().map(|c| Choice { value: c.id.to_string(), label: names[&c.id].clone() }).collect();
     choices.sort_by(|a, b| a.label.cmp(&b.label));
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let mut response = page(&MoneyPage {
+    let view = MoneyPage {
         chrome: Chrome::new("Money", "money", Some(signed.csrf())),
         csrf: signed.csrf().to_owned(),
         month: month_text((year, month_number)),
@@ -277,11 +276,8 @@ async fn money_page(
         problems,
         failed,
         done,
-    });
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    };
+    Ok(form_page(&view, &view.problems))
 }
 
 /// How an expense got its category, for people.
@@ -328,10 +324,7 @@ pub async fn add_expense(
         month(&MonthQuery { month: date.get(..7).map(str::to_owned), ..MonthQuery::default() }).ok()
     };
     let shown_month = month_of_date(&form.date).unwrap_or_else(|| reports::month_of(store::now_ns() as i64));
-    let amount = Currency::parse(&form.currency)
-        .and_then(|currency| currency.parse_major(&form.amount))
-        .and_then(|amount| i64::try_from(amount).ok())
-        .filter(|amount| *amount > 0);
+    let amount = positive_amount(&form.currency, &form.amount);
     let Some(amount) = amount else {
         let problems = Problems::field("/amount", "an amount above zero, like 12.50");
         return money_page(&state, &signed, shown_month, problems, "expense", None).await;
@@ -416,10 +409,7 @@ pub async fn add_budget(
     signed.check(posted.csrf.as_deref())?;
     let form = posted.form;
     let shown_month = month(&MonthQuery { month: Some(form.month.clone()), ..MonthQuery::default() })?;
-    let amount = Currency::parse(&form.currency)
-        .and_then(|currency| currency.parse_major(&form.amount))
-        .and_then(|amount| i64::try_from(amount).ok())
-        .filter(|amount| *amount > 0);
+    let amount = positive_amount(&form.currency, &form.amount);
     let Some(amount) = amount else {
         let problems = Problems::field("/amount", "an amount above zero, like 300");
         return money_page(&state, &signed, shown_month, problems, "budget", None).await;
@@ -486,6 +476,15 @@ pub async fn trend_chart(
     svg(charts::lines(&months, &series, code.as_str()))
 }
 
+/// A positive amount typed in major units of `currency`, as the minor units the finance
+/// service keeps; `None` for anything else.
+fn positive_amount(currency: &str, text: &str) -> Option<i64> {
+    Currency::parse(currency)?
+        .parse_major(text)
+        .and_then(|amount| i64::try_from(amount).ok())
+        .filter(|amount| *amount > 0)
+}
+
 fn major(currency: Currency, minor: i64) -> f64 {
     minor as f64 / 10f64.powi(i32::from(currency.exponent()))
 }
@@ -532,8 +531,7 @@ async fn expense_page(
     let date: String = nanos(row.occurred_at).chars().take(10).collect();
     let amount = Currency::parse(&row.currency)
         .map_or_else(|| row.amount.to_string(), |c| c.major(i128::from(row.amount)));
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let mut response = page(&ExpensePage {
+    let view = ExpensePage {
         chrome: Chrome::new("Expense", "money", Some(signed.csrf())),
         csrf: signed.csrf().to_owned(),
         id,
@@ -545,11 +543,8 @@ async fn expense_page(
         date,
         notes: row.notes.unwrap_or_default(),
         problems,
-    });
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    };
+    Ok(form_page(&view, &view.problems))
 }
 
 #[derive(Deserialize)]
@@ -583,10 +578,7 @@ pub async fn edit_expense(
         state.finance.delete_expense(signed.customer_id, id).await.map_err(ApiError::from)?;
         return Ok(Redirect::to(&format!("/app/money?month={month}&done=deleted")).into_response());
     }
-    let amount = Currency::parse(&row.currency)
-        .and_then(|currency| currency.parse_major(&form.amount))
-        .and_then(|amount| i64::try_from(amount).ok())
-        .filter(|amount| *amount > 0);
+    let amount = positive_amount(&row.currency, &form.amount);
     let Some(amount) = amount else {
         return expense_page(
             &state,

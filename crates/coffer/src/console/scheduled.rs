@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    Chrome, IdPath, PageError, Problems, customer::WalletLine, page, session::Posted, session::Signed,
+    Chrome, IdPath, PageError, Problems, customer::WalletLine, form_page, session::Posted, session::Signed,
 };
 use crate::{
     finance::schedules::{Frequency, ScheduleChange},
@@ -101,8 +101,7 @@ async fn scheduled_page(
             description: row.description.unwrap_or_default(),
         })
         .collect();
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let mut response = page(&ScheduledPage {
+    let view = ScheduledPage {
         chrome: Chrome::new("Scheduled payments", "scheduled", Some(signed.csrf())),
         csrf: signed.csrf().to_owned(),
         schedules,
@@ -110,11 +109,8 @@ async fn scheduled_page(
         problems,
         form,
         done,
-    });
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    };
+    Ok(form_page(&view, &view.problems))
 }
 
 /// The new-schedule form as typed.

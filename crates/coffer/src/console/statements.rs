@@ -18,7 +18,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    Chrome, IdPath, PageError, Problems, page, session::Posted, session::Signed, session::cross_site,
+    Chrome, IdPath, PageError, Problems, form_page, session::Posted, session::Signed, session::cross_site,
 };
 use crate::{
     finance::import::{Columns, DateFormat},
@@ -103,8 +103,7 @@ async fn statements_page(
             behaviour: i.behaviour.to_owned(),
         })
         .collect();
-    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let mut response = page(&StatementsPage {
+    let view = StatementsPage {
         chrome: Chrome::new("Statements", "money", Some(signed.csrf())),
         csrf: signed.csrf().to_owned(),
         currency_codes: CURRENCIES.iter().map(|c| c.code()).collect(),
@@ -114,11 +113,8 @@ async fn statements_page(
         institutions,
         problems,
         failed,
-    });
-    if response.status() == StatusCode::OK {
-        *response.status_mut() = status;
-    }
-    Ok(response)
+    };
+    Ok(form_page(&view, &view.problems))
 }
 
 /// `POST /app/money/import` (multipart): a CSV statement and how to read it.
