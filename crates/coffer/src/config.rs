@@ -504,6 +504,24 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_STREAM_BUFFER", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_buffer: u32,
+
+    /// WebSocket: streams one customer may hold open at once; one more gets 429
+    /// `too_many_streams`.
+    #[arg(long, env = "COFFER_STREAM_CONNECTIONS_PER_CUSTOMER_MAX", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub stream_connections_per_customer_max: u32,
+
+    /// Redis (`redis://[:password@]host:6379[/db]`) in which the API nodes share their
+    /// limits: failed logins, money requests per minute, open streams and stream tickets.
+    /// Unset: each process counts its own. Unreachable: logins are refused, the other
+    /// limits count on each node alone.
+    #[arg(long, env = "COFFER_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// The prefix of every key Coffer writes in Redis (deployments sharing one Redis need
+    /// different ones).
+    #[arg(long, env = "COFFER_REDIS_KEY_PREFIX", default_value = "coffer")]
+    pub redis_key_prefix: String,
 }
 
 /// A part of the work a `coffer serve` process takes on.

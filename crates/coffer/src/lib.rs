@@ -26,6 +26,7 @@ pub mod http;
 pub mod identity;
 pub mod insights;
 pub mod ledger_api;
+pub mod limits;
 pub mod notifications;
 pub mod payments;
 pub mod progress;

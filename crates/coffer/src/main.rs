@@ -121,6 +121,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 argon2_memory_kib: ARGON2_MEMORY_KIB_DEFAULT,
                 login_failures_per_account_max: 1,
                 login_failures_per_address_max: 1,
+                redis: None,
             };
             let created = match Identity::new(store.clone(), config).await {
                 Ok(identity) => {

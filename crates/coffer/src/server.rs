@@ -15,11 +15,12 @@ use crate::{
     config::{DatabaseArgs, ProcessRole, Secret, ServeArgs},
     events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
     finance::banks::{sandbox::Sandbox, simplefin::SimpleFin, sync::Banks},
-    http::{self, AppState, rate_limit::MoneyRateLimit, routes::stream::StreamSettings},
+    http::{self, AppState, routes::stream::StreamSettings},
     identity::{
         Identity, IdentityConfig,
         keys::{self, KeySources, Keys},
     },
+    limits::{Limits, shared::Shared},
     notifications::{
         NotificationDefaults, Notifier,
         mail::Mailer,
@@ -60,7 +61,8 @@ pub struct Server {
     fx: (crate::fx::FxSettings, Arc<dyn crate::fx::rates::RateProvider>),
     credit: crate::credit::CreditSettings,
     fees: Fees,
-    money_requests_per_minute: std::num::NonZeroU32,
+    /// Money requests and open streams per customer (in Redis when configured).
+    customer_limits: Arc<Limits>,
     recovery_interval: Duration,
     recovery_grace: Duration,
     idempotency_retention: Duration,
@@ -103,6 +105,10 @@ impl Server {
             jwt_secret: args.jwt_secret,
             jwt_secret_previous: args.jwt_secret_previous,
         })?);
+        let redis = match &args.redis_url {
+            Some(url) => Some(Arc::new(Shared::new(url, &args.redis_key_prefix)?)),
+            None => None,
+        };
         let identity = Identity::new(
             store.clone(),
             IdentityConfig {
@@ -110,9 +116,14 @@ impl Server {
                 argon2_memory_kib: args.argon2_memory_kib,
                 login_failures_per_account_max: args.login_failures_per_account_max,
                 login_failures_per_address_max: args.login_failures_per_ip_max,
+                redis: redis.clone(),
             },
         )
         .await?;
+        let money_per_minute = std::num::NonZeroU32::new(args.money_requests_per_minute)
+            .ok_or_else(|| anyhow::anyhow!("COFFER_MONEY_REQUESTS_PER_MINUTE must be at least 1"))?;
+        let customer_limits =
+            Arc::new(Limits::new(money_per_minute, args.stream_connections_per_customer_max, redis));
         let config = PipelineConfig { queue_requests_max: args.commit_queue_max as usize };
         let (pipeline, pipeline_task) = CommitPipeline::start(store.clone(), config);
         // Checked before anything listens: a bad certificate stops the start.
@@ -178,8 +189,7 @@ impl Server {
             pipeline,
             pipeline_task,
             keys,
-            money_requests_per_minute: std::num::NonZeroU32::new(args.money_requests_per_minute)
-                .ok_or_else(|| anyhow::anyhow!("COFFER_MONEY_REQUESTS_PER_MINUTE must be at least 1"))?,
+            customer_limits,
             fees: Fees {
                 transfer_bps: args.fee_transfer_bps,
                 top_up_bps: args.fee_top_up_bps,
@@ -261,7 +271,6 @@ impl Server {
             Arc::new(crate::credit::bureau::Sandbox),
             self.credit,
         ));
-        let money_rate_limit = Arc::new(MoneyRateLimit::per_minute(self.money_requests_per_minute));
         let stop_workers = CancellationToken::new();
         let mailer = self.events.mailer.take();
         let events = &self.events;
@@ -304,7 +313,6 @@ impl Server {
                 payments.clone(),
                 fx.clone(),
                 credit.clone(),
-                money_rate_limit.clone(),
                 Maintenance {
                     interval: self.recovery_interval,
                     recovery_grace: self.recovery_grace,
@@ -361,6 +369,20 @@ impl Server {
                 }
             });
         }
+        if has(ProcessRole::Api) {
+            // The per-customer buckets of this process: forget the full ones, so memory
+            // follows the recently active customers.
+            let limits = self.customer_limits.clone();
+            tasks.push(tokio::spawn(crate::support::repeat(
+                "limits",
+                LIMITS_TIDY_INTERVAL,
+                stop_workers.clone(),
+                move || {
+                    limits.money.forget_idle();
+                    async { Ok(false) }
+                },
+            )));
+        }
         if has(ProcessRole::Api)
             && let Some(nats) = &events.nats
         {
@@ -381,12 +403,11 @@ impl Server {
             credit,
             insights: crate::insights::Insights::new(self.store.clone()),
             mock_provider: provider,
-            money_rate_limit: money_rate_limit.clone(),
+            limits: self.customer_limits.clone(),
             identity: self.identity,
             stream: Arc::new(StreamSettings {
                 feed: crate::events::feed::Feed::new(self.store.clone(), bus),
                 heartbeat: events.heartbeat,
-                tickets: Default::default(),
             }),
             nats: events.nats.clone(),
             endpoints: Arc::new(crate::notifications::endpoints::Endpoints::new(
@@ -476,6 +497,9 @@ struct Maintenance {
     event_retention: Option<Duration>,
 }
 
+/// Between the API role's tidying of its per-customer rate-limit buckets.
+const LIMITS_TIDY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Idempotency keys deleted per pass at most: bounded so a backlog never holds the
 /// writer for long; the next pass continues.
 const IDEMPOTENCY_PURGE_BATCH_MAX: u32 = 1_000;
@@ -490,7 +514,6 @@ async fn maintenance_worker(
     payments: Arc<Payments>,
     fx: Arc<crate::fx::Fx>,
     credit: Arc<crate::credit::Credit>,
-    money_rate_limit: Arc<MoneyRateLimit>,
     settings: Maintenance,
     stop: CancellationToken,
 ) {
@@ -508,7 +531,6 @@ async fn maintenance_worker(
             Err(error) => tracing::warn!(%error, "payment recovery failed; retrying next pass"),
         }
         let now = store::now_ns();
-        money_rate_limit.forget_idle();
         let cutoff = now.saturating_sub(nanos(settings.idempotency_retention));
         match store.idempotency_purge(cutoff, IDEMPOTENCY_PURGE_BATCH_MAX).await {
             Ok(0) => {}

@@ -136,7 +136,7 @@ pub struct Keyed<'a> {
 pub async fn transfer(state: &AppState, keyed: Keyed<'_>, request: SendMoney) -> Result<Answered, ApiError> {
     let Keyed { customer_id, key, route, body } = keyed;
     let id = derive_id(customer_id, "transfer", &key.0);
-    state.money_rate_limit.check(customer_id)?;
+    state.limits.money.check(customer_id).await?;
     let app = state.clone();
     idempotency::batched(state, customer_id, key, route, body, |key| async move {
         validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;
@@ -200,7 +200,7 @@ pub async fn pay(state: &AppState, keyed: Keyed<'_>, request: Payment) -> Result
         PaymentKind::Withdrawal => ("withdrawal", "/destination"),
     };
     let id = Uuid::from_u128(derive_id(customer_id, label, &key.0));
-    state.money_rate_limit.check(customer_id)?;
+    state.limits.money.check(customer_id).await?;
     let payments = state.payments.clone();
     idempotency::batched(state, customer_id, key, route, body, |key| async move {
         validate::amount("/amount", request.amount, ledger::AMOUNT_MAX)?;

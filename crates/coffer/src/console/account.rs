@@ -83,7 +83,7 @@ pub async fn sign_in(
             csrf: visitor.csrf(),
             email,
             problems: Problems::general(format!(
-                "Too many failed attempts. Try again in {retry_after_seconds} seconds."
+                "Too many sign-in attempts. Try again in {retry_after_seconds} seconds."
             )),
         })),
         Err(error) => Err(ApiError::from(error).into()),
@@ -281,7 +281,7 @@ pub async fn change_password(
             .await
         }
         Err(IdentityError::Throttled { retry_after_seconds }) => {
-            let message = format!("Too many wrong passwords. Try again in {retry_after_seconds} seconds.");
+            let message = format!("Too many attempts. Try again in {retry_after_seconds} seconds.");
             account_page(&state, &signed, Problems::field("/current", message), None).await
         }
         Err(error) => Err(ApiError::from(error).into()),

@@ -109,6 +109,12 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+impl From<crate::limits::Limited> for ApiError {
+    fn from(limited: crate::limits::Limited) -> Self {
+        Self::TooManyRequests { retry_after_seconds: limited.retry_after_seconds }
+    }
+}
+
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
 

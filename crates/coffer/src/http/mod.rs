@@ -10,7 +10,6 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod paging;
-pub mod rate_limit;
 pub mod routes;
 pub mod validate;
 
@@ -65,11 +64,12 @@ pub struct AppState {
     pub fx: Arc<crate::fx::Fx>,
     /// The built-in provider, for its settlement files.
     pub mock_provider: Arc<crate::payments::MockProvider>,
-    /// Per-customer limit on money-moving and creating requests.
-    pub money_rate_limit: Arc<rate_limit::MoneyRateLimit>,
+    /// Per-customer limits on money-moving requests and open streams (shared through
+    /// Redis when one is configured).
+    pub limits: Arc<crate::limits::Limits>,
     /// Customers, passwords and tokens; also what the auth extractors verify with.
     pub identity: Arc<Identity>,
-    /// The WebSocket stream's bus, heartbeat and tickets.
+    /// The WebSocket stream's bus and heartbeat.
     pub stream: Arc<stream::StreamSettings>,
     /// The broker, when one is configured (readiness checks it).
     pub nats: Option<crate::events::nats::Nats>,

@@ -203,6 +203,16 @@ impl Keys {
         self.current().tokens.issue(customer_id, role, now)
     }
 
+    /// A key for `purpose`, made from the current token signing secret: the same on every
+    /// node that shares the secret, and not guessable without it.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit as _, Mac as _};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.current().jwt.current.expose().as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The claims of an access token signed by a secret in force.
     pub fn verify(&self, token: &str) -> Option<token::Claims> {
         self.current().tokens.verify(token, SystemTime::now())

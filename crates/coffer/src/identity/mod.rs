@@ -1,4 +1,5 @@
-//! Identity: customers, passwords, access and refresh tokens, login throttling.
+//! Identity: customers, passwords, access and refresh tokens (login throttling is
+//! `limits::login`).
 //!
 //! [`Identity`] is the domain service: it knows the store and the token keys, not HTTP
 //! (the extractors that authenticate a request with it are `http::caller`). Handlers in
@@ -10,7 +11,6 @@
 pub mod keys;
 pub mod password;
 pub mod profile;
-pub mod throttle;
 pub mod token;
 
 use crate::events::{self, EventType};
@@ -25,10 +25,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::limits::{login::LoginThrottle, shared::Shared};
 use keys::Keys;
 use password::{NewPassword, PasswordHasher};
 use profile::{Country, CustomerName, Email, Phone, Preferences};
-use throttle::LoginThrottle;
 
 /// A customer's role, as carried in access tokens and shown by the API. Its storage twin is
 /// `store::CustomerRole` (the store knows no serde or OpenAPI); `config::ProcessRole` is
@@ -102,7 +102,7 @@ pub enum IdentityError {
     /// Unknown, expired, revoked or reused refresh token.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
-    #[error("too many failed logins; retry in {retry_after_seconds} s")]
+    #[error("too many login attempts; retry in {retry_after_seconds} s")]
     Throttled { retry_after_seconds: u64 },
     #[error("no such customer")]
     CustomerNotFound,
@@ -122,6 +122,8 @@ pub struct IdentityConfig {
     pub argon2_memory_kib: u32,
     pub login_failures_per_account_max: u32,
     pub login_failures_per_address_max: u32,
+    /// Count failed logins here instead of this process (`COFFER_REDIS_URL`).
+    pub redis: Option<Arc<Shared>>,
 }
 
 /// The identity service.
@@ -145,11 +147,17 @@ impl Identity {
         Ok(Self {
             store,
             hasher: PasswordHasher::new(config.argon2_memory_kib).await?,
-            keys: config.keys,
-            throttle: LoginThrottle::new(
-                config.login_failures_per_account_max,
-                config.login_failures_per_address_max,
-            ),
+            keys: config.keys.clone(),
+            throttle: {
+                let throttle = LoginThrottle::new(
+                    config.login_failures_per_account_max,
+                    config.login_failures_per_address_max,
+                );
+                match config.redis {
+                    Some(redis) => throttle.shared(redis, config.keys.derive("login throttle")),
+                    None => throttle,
+                }
+            },
         })
     }
 
@@ -225,7 +233,7 @@ impl Identity {
         lifetime: std::time::Duration,
     ) -> Result<(Customer, String), IdentityError> {
         let throttle_key = email.trim().to_lowercase();
-        if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, address) {
+        if let Err(retry_after_seconds) = self.throttle.begin(&throttle_key, address).await {
             return Err(IdentityError::Throttled { retry_after_seconds });
         }
         let customer = match Email::parse(email) {
@@ -235,11 +243,10 @@ impl Identity {
         let stored_hash = customer.as_ref().map(|customer| customer.password_hash.clone());
         let matches = self.hasher.verify(password, stored_hash).await?;
         let Some(customer) = customer.filter(|_| matches) else {
-            self.throttle.record_failure(&throttle_key, address);
             tracing::info!(address = ?address, "login failed");
             return Err(IdentityError::InvalidCredentials);
         };
-        self.throttle.record_success(&throttle_key);
+        self.throttle.succeeded(&throttle_key, address).await;
         let now = OffsetDateTime::now_utc();
         let (refresh_token, token_hash) = token::new_refresh_token();
         let logged_in = events::event(
@@ -306,13 +313,13 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         let customer = self.customer(customer_id).await?;
         let throttle_key = customer.email.clone();
-        if let Some(retry_after_seconds) = self.throttle.check(&throttle_key, None) {
+        if let Err(retry_after_seconds) = self.throttle.begin(&throttle_key, None).await {
             return Err(IdentityError::Throttled { retry_after_seconds });
         }
         if !self.hasher.verify(current, Some(customer.password_hash)).await? {
-            self.throttle.record_failure(&throttle_key, None);
             return Err(IdentityError::InvalidCredentials);
         }
+        self.throttle.succeeded(&throttle_key, None).await;
         let hash = self.hasher.hash(new).await?;
         if !self.store.set_password_hash(customer_id, &hash, keep, OffsetDateTime::now_utc()).await? {
             return Err(IdentityError::CustomerNotFound);

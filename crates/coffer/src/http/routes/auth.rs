@@ -247,7 +247,7 @@ async fn register(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = TokenResponse),
     (status = 401, description = "Invalid email or password", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    (status = 429, description = "Too many failed logins for this account or address; see Retry-After", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    (status = 429, description = "Too many failed logins for this account or address (or, with COFFER_REDIS_URL set, Redis cannot count them); see Retry-After", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<AppState>,

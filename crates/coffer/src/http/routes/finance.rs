@@ -802,7 +802,7 @@ async fn pay_merchant(
 ) -> Result<Response, ApiError> {
     let app = state.clone();
     let id = derive_id(user.customer_id, "payment", &key.0);
-    state.money_rate_limit.check(user.customer_id)?;
+    state.limits.money.check(user.customer_id).await?;
     let RawJson { value: request, bytes } = body;
     let route = format!("POST /v1/wallets/{wallet_id}/payments");
     idempotency::once(&state, user.customer_id, &key, &route, &bytes, || async move {

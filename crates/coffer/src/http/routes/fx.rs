@@ -240,7 +240,7 @@ async fn create_quote(
     State(state): State<AppState>,
     Json(request): Json<NewQuote>,
 ) -> Result<(StatusCode, axum::Json<FxQuoteView>), ApiError> {
-    state.money_rate_limit.check(user.customer_id)?;
+    state.limits.money.check(user.customer_id).await?;
     let to = match (request.to_wallet_id, request.to_currency) {
         (Some(wallet), None) => Target::Wallet(wallet),
         (None, Some(code)) => Target::Currency(
@@ -295,7 +295,7 @@ async fn execute_quote(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    state.money_rate_limit.check(user.customer_id)?;
+    state.limits.money.check(user.customer_id).await?;
     let fx = state.fx.clone();
     let route = format!("POST /v1/fx/quotes/{id}/execute");
     idempotency::once(&state, user.customer_id, &key, &route, b"", || async move {

@@ -3,7 +3,8 @@
 //!
 //! Authentication: `Authorization: Bearer <access token>`, or `?ticket=` from `POST
 //! /v1/stream/tickets` (single use, 30 seconds; for browsers, which cannot set headers on
-//! a WebSocket). `?after=<event id>` resumes after that event: the missed events are
+//! a WebSocket). A customer holds at most `COFFER_STREAM_CONNECTIONS_PER_CUSTOMER_MAX`
+//! streams at once (`limits::streams`; across all nodes when Redis is configured). `?after=<event id>` resumes after that event: the missed events are
 //! replayed from the outbox first, then the live ones follow, without gaps or repeats.
 //!
 //! Bounded: the server pings every heartbeat and closes a client that answered neither of
@@ -11,8 +12,7 @@
 //! closed with code 4002 and the id to resume from, so a slow or stalled client can never
 //! make the server hold more than the shared buffer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::{
@@ -26,7 +26,6 @@ use axum::{
     routing::{get, post},
 };
 use futures::StreamExt as _;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
@@ -35,11 +34,8 @@ use uuid::Uuid;
 use crate::events::{bus::Delivered, feed::Feed};
 use crate::http::caller::{AuthUser, bearer};
 use crate::http::{AppState, error::ApiError, extract::Query};
+use crate::limits::streams::TICKET_TTL;
 
-/// How long a stream ticket is valid.
-const TICKET_TTL: Duration = Duration::from_secs(30);
-/// Tickets outstanding at most per process.
-const TICKETS_MAX: usize = 10_000;
 /// Events replayed per outbox read when resuming.
 const REPLAY_PAGE: u32 = 500;
 /// Events a resume may replay at most; further back, the client must re-read state.
@@ -53,40 +49,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/stream", get(stream)).route("/v1/stream/tickets", post(create_ticket))
 }
 
-/// Single-use stream tickets of this process.
-#[derive(Debug, Default)]
-pub struct StreamTickets {
-    tickets: Mutex<HashMap<String, (Uuid, Instant)>>,
-}
-
-impl StreamTickets {
-    fn issue(&self, customer_id: Uuid) -> Option<String> {
-        let mut tickets = self.tickets.lock().expect("not poisoned");
-        if tickets.len() >= TICKETS_MAX {
-            tickets.retain(|_, (_, issued)| issued.elapsed() < TICKET_TTL);
-            if tickets.len() >= TICKETS_MAX {
-                return None;
-            }
-        }
-        let mut bytes = [0u8; 24];
-        rand::rng().fill_bytes(&mut bytes);
-        let ticket = hex::encode(bytes);
-        tickets.insert(ticket.clone(), (customer_id, Instant::now()));
-        Some(ticket)
-    }
-
-    fn redeem(&self, ticket: &str) -> Option<Uuid> {
-        let (customer_id, issued) = self.tickets.lock().expect("not poisoned").remove(ticket)?;
-        (issued.elapsed() < TICKET_TTL).then_some(customer_id)
-    }
-}
-
 /// What the stream reads, and how.
 #[derive(Debug)]
 pub struct StreamSettings {
     pub feed: Feed,
     pub heartbeat: Duration,
-    pub tickets: StreamTickets,
 }
 
 /// A stream ticket.
@@ -105,9 +72,10 @@ async fn create_ticket(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, axum::Json<Ticket>), ApiError> {
     let ticket = state
-        .stream
-        .tickets
-        .issue(user.customer_id)
+        .limits
+        .streams
+        .issue_ticket(user.customer_id)
+        .await
         .ok_or_else(|| ApiError::Unavailable(anyhow::anyhow!("too many outstanding stream tickets")))?;
     Ok((StatusCode::CREATED, axum::Json(Ticket { ticket, expires_in: TICKET_TTL.as_secs() })))
 }
@@ -128,6 +96,7 @@ pub struct StreamQuery {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 404, description = "`after` names no event the outbox still holds", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The customer has as many streams open as allowed (`too_many_streams`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn stream(
     State(state): State<AppState>,
@@ -136,7 +105,7 @@ async fn stream(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let customer_id = match &query.ticket {
-        Some(ticket) => state.stream.tickets.redeem(ticket).ok_or(ApiError::Unauthorized)?,
+        Some(ticket) => state.limits.streams.redeem_ticket(ticket).await.ok_or(ApiError::Unauthorized)?,
         None => {
             let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
             state.identity.verify_access_token(token).ok_or(ApiError::Unauthorized)?.sub
@@ -165,12 +134,20 @@ pub async fn open(
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::rejected(StatusCode::BAD_REQUEST, "websocket_upgrade_required", rejection.body_text())
     })?;
+    let place = state.limits.streams.open(customer_id).await.ok_or_else(|| {
+        ApiError::rejected(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            "this customer has as many event streams open as allowed; close one first",
+        )
+    })?;
     // Subscribed before the replay reads the outbox, so nothing falls between the two.
     let live = state.stream.feed.subscribe();
     let feed = state.stream.feed.clone();
     let heartbeat = state.stream.heartbeat;
     Ok(upgrade.max_message_size(4 * 1024).on_upgrade(move |socket| async move {
         let _gauge = ConnectionGauge::open();
+        let _place = place;
         let session = Session { socket, customer_id, last_seq: after_seq.unwrap_or(0), last_id: after };
         session.run(feed, live, after_seq.is_some(), heartbeat).await;
     }))
@@ -303,21 +280,5 @@ impl Session {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tickets_are_single_use() {
-        let tickets = StreamTickets::default();
-        let customer = Uuid::now_v7();
-        let ticket = tickets.issue(customer).unwrap();
-        assert_eq!(ticket.len(), 48);
-        assert_eq!(tickets.redeem(&ticket), Some(customer));
-        assert_eq!(tickets.redeem(&ticket), None, "used once");
-        assert_eq!(tickets.redeem("nope"), None);
     }
 }

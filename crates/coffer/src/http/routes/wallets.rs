@@ -268,7 +268,7 @@ pub async fn open_wallet(
     let Keyed { customer_id, key, route, body } = keyed;
     let wallets = state.wallets.clone();
     let id = opened_wallet_id(customer_id, key);
-    state.money_rate_limit.check(customer_id)?;
+    state.limits.money.check(customer_id).await?;
     idempotency::once(state, customer_id, key, route, body, || async move {
         let currency = Currency::parse(&request.currency).ok_or_else(|| {
             ApiError::rejected(
