@@ -487,6 +487,12 @@ pub struct ServeArgs {
           default_value = crate::finance::banks::simplefin::DEFAULT_HOSTS)]
     pub simplefin_hosts: Vec<crate::finance::banks::simplefin::AllowedHost>,
 
+    /// How long the relay lease lasts without renewal, in ms: with a spare relay running,
+    /// how soon it takes over from one that died (the holder renews every third of it).
+    #[arg(long, env = "COFFER_RELAY_LEASE_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    pub relay_lease_ms: u64,
+
     /// Books' check: seconds between the workers' runs of `coffer verify` (the first one
     /// interval after start); 0 runs it only when asked (POST /v1/admin/verify).
     #[arg(long, env = "COFFER_VERIFY_INTERVAL_S", default_value_t = 86_400,
@@ -511,6 +517,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub stream_connections_per_customer_max: u32,
 
+    /// Proxies (addresses or networks, comma-separated: `10.0.0.0/24,fd00::1/128`) whose
+    /// `X-Forwarded-For` names the client, for the per-address login limit. Unset: the
+    /// TCP peer is the client; behind a load balancer, list the balancer here.
+    #[arg(long, env = "COFFER_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Redis (`redis://[:password@]host:6379[/db]`) in which the API nodes share their
     /// limits: failed logins, money requests per minute, open streams and stream tickets.
     /// Unset: each process counts its own. Unreachable: logins are refused, the other
@@ -530,6 +542,14 @@ pub enum ProcessRole {
     Api,
     Relay,
     Workers,
+}
+
+/// A network (`10.0.0.0/24`) or one address (`10.0.0.2`).
+fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an IP address nor a network such as 10.0.0.0/24"))
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -590,6 +610,15 @@ mod tests {
         if args.database_url.is_none() {
             assert_eq!(args.url(), "sqlite:/tmp/x/coffer.db");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert_eq!(parse_network("10.0.0.2").unwrap(), "10.0.0.2/32".parse::<ipnet::IpNet>().unwrap());
+        assert_eq!(parse_network(" 10.0.0.0/24").unwrap(), "10.0.0.0/24".parse::<ipnet::IpNet>().unwrap());
+        assert_eq!(parse_network("fd00::1").unwrap(), "fd00::1/128".parse::<ipnet::IpNet>().unwrap());
+        assert!(parse_network("balancer.local").is_err());
+        assert!(parse_network("10.0.0.0/33").is_err());
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Server {
     fx: (crate::fx::FxSettings, Arc<dyn crate::fx::rates::RateProvider>),
     credit: crate::credit::CreditSettings,
     fees: Fees,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Money requests and open streams per customer (in Redis when configured).
     customer_limits: Arc<Limits>,
     recovery_interval: Duration,
@@ -154,6 +156,7 @@ impl Server {
             relay: RelayOptions {
                 batch_max: args.relay_batch_max,
                 idle_interval: Duration::from_millis(args.relay_interval_ms),
+                lease: Duration::from_millis(args.relay_lease_ms),
                 ..RelayOptions::default()
             },
             interval: Duration::from_millis(args.relay_interval_ms),
@@ -190,6 +193,7 @@ impl Server {
             pipeline_task,
             keys,
             customer_limits,
+            trusted_proxies: args.trusted_proxies.clone(),
             fees: Fees {
                 transfer_bps: args.fee_transfer_bps,
                 top_up_bps: args.fee_top_up_bps,
@@ -425,6 +429,7 @@ impl Server {
             idempotency_lease: http::idempotency::lease_for(self.limits.timeout),
             leases: Arc::default(),
             secure_cookies: self.tls.is_some(),
+            trusted_proxies: self.trusted_proxies.into(),
         };
         // One shutdown for both servers: each stops accepting, then finishes its calls.
         let stop_serving = CancellationToken::new();

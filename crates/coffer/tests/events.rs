@@ -1,6 +1,7 @@
 //! Events end to end: every change's events in the outbox (matching docs/asyncapi.yaml,
 //! whose payload schemas also match the payload types of `coffer::events::payloads`),
-//! the relay delivering each event once to idempotent consumers across a crash, NATS
+//! the relay delivering each event once to idempotent consumers across a crash, a spare
+//! relay taking over from a killed one by lease, NATS
 //! JetStream (dedup by Nats-Msg-Id, catching up after the broker was down), the WebSocket
 //! stream (own events only, resume, stalled clients), webhooks (signed, retried, SSRF
 //! guard), emails (file outbox and a real SMTP conversation) and the inbox.
@@ -701,6 +702,7 @@ async fn relay_catches_up_after_the_broker_was_down() {
             batch_max: 10,
             idle_interval: Duration::from_millis(20),
             backoff_max: Duration::from_millis(300),
+            ..RelayOptions::default()
         },
     );
     let stop = tokio_util::sync::CancellationToken::new();
@@ -722,6 +724,107 @@ async fn relay_catches_up_after_the_broker_was_down() {
     let ours: Vec<&String> = published.iter().filter(|id| ids.contains(*id)).collect();
     assert_eq!(ours.len(), 10, "each event once: {published:?}");
     store.close().await;
+}
+
+/// Publishes to NATS and writes down which relay published which outbox rows.
+#[derive(Clone)]
+struct Watched {
+    name: &'static str,
+    nats: Nats,
+    log: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+impl Publish for Watched {
+    async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        let published = self.nats.publish(events).await?;
+        self.log.lock().unwrap().extend(events[..published].iter().map(|event| (self.name, event.seq)));
+        Ok(published)
+    }
+}
+
+/// Waits (10 s at most) until the relay has marked every event sent.
+async fn drained(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.outbox_backlog().await.unwrap().0 > 0 {
+        assert!(Instant::now() < deadline, "the outbox was not drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two relays on one outbox: only the lease holder publishes; when it is killed
+/// mid-stream (its task dropped: no shutdown, no release), the spare takes over within a
+/// lease, skips nothing, and the stream holds every event once.
+#[tokio::test]
+async fn a_spare_relay_takes_over_from_a_dead_one_without_gaps() {
+    let Some(url) = nats_url() else { return };
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, database) = bare_store(&backend, &dir).await;
+        let nats = Nats::connect(&url).await.unwrap();
+        nats.ensure_stream().await.unwrap();
+        let start = next_sequence(&nats).await;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let options = RelayOptions {
+            batch_max: 5,
+            idle_interval: Duration::from_millis(10),
+            lease: Duration::from_millis(600),
+            ..RelayOptions::default()
+        };
+        let relay =
+            |name| Relay::new(store.clone(), Watched { name, nats: nats.clone(), log: log.clone() }, options);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let first = tokio::spawn(relay("first").run(stop.clone()));
+        registered(&store, 10).await;
+        drained(&store).await;
+        let second = tokio::spawn(relay("second").run(stop.clone()));
+        for _ in 0..5 {
+            registered(&store, 4).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drained(&store).await;
+        let before = log.lock().unwrap().clone();
+        assert!(before.iter().all(|(name, _)| *name == "first"), "only the holder publishes: {before:?}");
+
+        // Killed while events keep coming.
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move {
+                for _ in 0..10 {
+                    registered(&store, 2).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        first.abort();
+        let _ = first.await;
+        let killed_at = log.lock().unwrap().len();
+        writing.await.unwrap();
+        drained(&store).await;
+        let after = log.lock().unwrap()[killed_at..].to_vec();
+        assert!(!after.is_empty() && after.iter().all(|(name, _)| *name == "second"), "{after:?}");
+
+        // Every event reached the broker, once.
+        let events = all_events(&store).await;
+        assert_eq!(events.len(), 50);
+        let seqs: HashSet<u64> = log.lock().unwrap().iter().map(|(_, seq)| *seq).collect();
+        assert!(events.iter().all(|event| seqs.contains(&event.seq)), "no event skipped");
+        let ids: HashSet<String> = events.iter().map(|event| event.id.to_string()).collect();
+        let published = stream_ids(&nats, start).await;
+        let ours: Vec<&String> = published.iter().filter(|id| ids.contains(*id)).collect();
+        assert_eq!(ours.len(), 50, "each event once in the stream");
+        assert_eq!(ours.iter().collect::<HashSet<_>>().len(), 50);
+
+        // A relay that stops gives the lease up at once.
+        stop.cancel();
+        second.await.unwrap();
+        let now = store::now_ns();
+        assert!(store.claim_relay_lease("next", now, now + 1_000_000_000).await.unwrap(), "released on stop");
+        store.close().await;
+        if let Some((server, name)) = database {
+            common::drop_database(&server, &name).await;
+        }
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -1,7 +1,7 @@
 //! Black-box tests of identity over real HTTP, on SQLite and (when configured)
 //! PostgreSQL: register/login/me, password policy, equal failures, refresh rotation and
 //! reuse detection, logout, forged and expired access tokens, admin access, login
-//! throttling, mass assignment, and the operator commands `coffer admin create` and
+//! throttling (also behind a trusted proxy), mass assignment, and the operator commands `coffer admin create` and
 //! `coffer keys rotate`.
 
 mod common;
@@ -365,6 +365,32 @@ async fn repeated_failed_logins_are_throttled() {
     assert!(retry_after > 0 && retry_after <= 900, "{retry_after}");
     // Other accounts are unaffected (the address limit is higher).
     register_and_login(&app, "bob@example.com").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_limit_counts_the_forwarded_client() {
+    let options = common::Options {
+        configure: |args| {
+            args.login_failures_per_ip_max = 2;
+            args.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        },
+        ..common::Options::default()
+    };
+    let app = common::spawn_app_with(&common::Backend::Sqlite, options).await;
+    let login = async |email: &str, forwarded: &str| {
+        let body = json!({"email": email, "password": "wrong guess"});
+        let request = app.client.post(app.url("/v1/auth/login")).header("x-forwarded-for", forwarded);
+        common::read(request.json(&body).send().await.unwrap()).await.0
+    };
+    // Two failures from one client behind the balancer (on two accounts) use up its
+    // address's two; a third from it is refused, while another client goes on.
+    assert_eq!(login("a@example.com", "203.0.113.1").await, 401);
+    assert_eq!(login("b@example.com", "203.0.113.1").await, 401);
+    assert_eq!(login("c@example.com", "203.0.113.1").await, 429);
+    assert_eq!(login("c@example.com", "203.0.113.2").await, 401);
+    // A client cannot pick its address by writing one first: the nearest hop counts.
+    assert_eq!(login("d@example.com", "198.51.100.9, 203.0.113.1").await, 429);
     app.stop().await;
 }
 

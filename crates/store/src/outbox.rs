@@ -212,6 +212,32 @@ impl Store {
         Ok(())
     }
 
+    /// Takes or renews the relay lease for `holder` until `until` (ns): true when `holder`
+    /// holds it now — it was free, expired at `now`, or `holder`'s already — and false
+    /// while another relay's lease runs.
+    pub async fn claim_relay_lease(&self, holder: &str, now: u64, until: u64) -> Result<bool> {
+        with_pool!(self, write, |pool, sql| {
+            Ok(sqlx::query(sql("INSERT INTO relay_lease (id, holder, expires_at) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE relay_lease.holder = excluded.holder OR relay_lease.expires_at <= $3"))
+            .bind(holder)
+            .bind(signed(until))
+            .bind(signed(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1)
+        })
+    }
+
+    /// Gives up `holder`'s relay lease (a relay stopping), so another takes over at once.
+    pub async fn release_relay_lease(&self, holder: &str) -> Result<()> {
+        with_pool!(self, write, |pool, sql| {
+            sqlx::query(sql("DELETE FROM relay_lease WHERE holder = $1")).bind(holder).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// How many events wait for the relay, and when the oldest of them was written.
     pub async fn outbox_backlog(&self) -> Result<(u64, Option<u64>)> {
         with_pool!(self, read, |pool, sql| {

@@ -47,6 +47,7 @@ contract!(
     operations_page_and_filter,
     events_commit_with_their_change_or_not_at_all,
     outbox_relay_reads_and_consumers_apply_once,
+    one_relay_holds_the_lease_until_it_expires_or_is_released,
     a_projection_batch_equals_its_events_one_by_one,
     a_transfer_is_reconciled_at_most_once,
 );
@@ -1246,6 +1247,26 @@ async fn events_commit_with_their_change_or_not_at_all(db: &TestDb) {
     assert!(clash.is_err(), "{clash:?}");
     assert!(store.transfer(42).await.unwrap().is_none(), "the transfer rolled back with its events");
     assert_eq!(outbox(store).await.len(), 3);
+}
+
+/// The relay lease: one holder at a time; renewed by its holder; taken by another only
+/// once expired or released.
+async fn one_relay_holds_the_lease_until_it_expires_or_is_released(db: &TestDb) {
+    let store = &db.store;
+    let second = 1_000_000_000;
+    assert!(store.claim_relay_lease("a", 0, 10 * second).await.unwrap(), "free: taken");
+    assert!(!store.claim_relay_lease("b", second, 11 * second).await.unwrap(), "a's runs");
+    assert!(store.claim_relay_lease("a", 9 * second, 20 * second).await.unwrap(), "a renews");
+    assert!(!store.claim_relay_lease("b", 19 * second, 29 * second).await.unwrap(), "renewed: still a's");
+    assert!(store.claim_relay_lease("b", 20 * second, 30 * second).await.unwrap(), "expired: b takes it");
+    assert!(!store.claim_relay_lease("a", 21 * second, 31 * second).await.unwrap(), "a lost it");
+    store.release_relay_lease("a").await.unwrap();
+    assert!(!store.claim_relay_lease("a", 22 * second, 32 * second).await.unwrap(), "a cannot release b's");
+    store.release_relay_lease("b").await.unwrap();
+    assert!(
+        store.claim_relay_lease("a", 23 * second, 33 * second).await.unwrap(),
+        "released: a takes it at once"
+    );
 }
 
 /// The relay's reads and marks, and the consumers' once-only application.

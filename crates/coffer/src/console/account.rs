@@ -16,11 +16,8 @@ use super::{
 };
 use crate::{
     http::{
-        AppState,
-        dates::rfc3339,
-        error::ApiError,
-        extract::Path,
-        routes::auth::{ClientAddress, registration},
+        AppState, caller::ClientAddress, dates::rfc3339, error::ApiError, extract::Path,
+        routes::auth::registration,
     },
     identity::{IdentityError, password::NewPassword},
 };

@@ -8,6 +8,13 @@
 //! `Nats-Msg-Id`) and every consumer (they remember applied event ids) make that harmless.
 //! While the publisher fails, the relay backs off exponentially and says so in the log
 //! and in the `coffer_outbox_backlog` gauge.
+//!
+//! Several relays may run (a spare beside the active one): only the holder of the relay
+//! lease in the database publishes. It renews the lease every third of
+//! [`RelayOptions::lease`] and gives it up when it stops; the others ask for it at the same
+//! pace and take it once it is free or expired — so a relay killed mid-stream is replaced
+//! within one lease, resuming from the outbox where the dead one's marks stopped (events it
+//! published but had not marked are published again and deduplicated as above).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +85,9 @@ pub struct RelayOptions {
     pub idle_interval: Duration,
     /// Longest pause between attempts while the destination fails.
     pub backoff_max: Duration,
+    /// How long the relay lease lasts without a renewal: how soon a spare relay takes over
+    /// from a dead one.
+    pub lease: Duration,
 }
 
 impl Default for RelayOptions {
@@ -86,6 +96,7 @@ impl Default for RelayOptions {
             batch_max: 256,
             idle_interval: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -96,11 +107,26 @@ pub struct Relay<P> {
     store: Store,
     publisher: P,
     options: RelayOptions,
+    /// This relay's name in the lease (random, made at start).
+    holder: String,
 }
 
 impl<P: Publish> Relay<P> {
     pub fn new(store: Store, publisher: P, options: RelayOptions) -> Self {
-        Self { store, publisher, options }
+        Self { store, publisher, options, holder: uuid::Uuid::new_v4().simple().to_string() }
+    }
+
+    /// Takes or renews the lease; `None` when the database could not be asked.
+    async fn claim_lease(&self) -> Option<bool> {
+        let now = store::now_ns();
+        let until = now.saturating_add(u64::try_from(self.options.lease.as_nanos()).unwrap_or(u64::MAX));
+        match self.store.claim_relay_lease(&self.holder, now, until).await {
+            Ok(held) => Some(held),
+            Err(error) => {
+                tracing::warn!(%error, "relay: cannot renew the relay lease");
+                None
+            }
+        }
     }
 
     /// Relays one batch; returns how many events it marked sent.
@@ -121,12 +147,36 @@ impl<P: Publish> Relay<P> {
         Ok(published)
     }
 
-    /// Relays until `shutdown`, then returns.
+    /// Relays until `shutdown` while it holds the relay lease (standing by while another
+    /// relay does), then gives the lease up and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         // Failed steps in a row: the pause after each grows with crate::support::backoff.
         let mut failures = 0u32;
         let mut failing_since: Option<std::time::Instant> = None;
+        let renew_every = self.options.lease / 3;
+        // When the lease was last claimed, and whether it was ours.
+        let mut lease: Option<(std::time::Instant, bool)> = None;
         loop {
+            if lease.is_none_or(|(at, _)| at.elapsed() >= renew_every) {
+                let held = self.claim_lease().await.unwrap_or(false);
+                let was = lease.is_some_and(|(_, held)| held);
+                if held != was {
+                    metrics::gauge!("coffer_relay_leader").set(if held { 1.0 } else { 0.0 });
+                    if held {
+                        tracing::info!(holder = %self.holder, "relay: holds the relay lease; publishing");
+                    } else {
+                        tracing::info!(holder = %self.holder, "relay: another relay holds the lease; standing by");
+                    }
+                }
+                lease = Some((std::time::Instant::now(), held));
+            }
+            if lease.is_some_and(|(_, held)| !held) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(renew_every) => {}
+                }
+                continue;
+            }
             let pause = match self.step().await {
                 Ok(0) => {
                     self.record_backlog().await;
@@ -155,17 +205,19 @@ impl<P: Publish> Relay<P> {
                     backoff
                 }
             };
-            if pause.is_zero() {
-                if shutdown.is_cancelled() {
-                    return;
-                }
+            if pause.is_zero() && !shutdown.is_cancelled() {
                 continue;
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+        // Hands over at once instead of after the lease runs out.
+        if let Err(error) = self.store.release_relay_lease(&self.holder).await {
+            tracing::warn!(%error, "relay: cannot give up the relay lease; another takes it when it expires");
+        }
+        metrics::gauge!("coffer_relay_leader").set(0.0);
     }
 
     /// Updates the backlog gauges; returns the backlog.

@@ -2,11 +2,15 @@
 //! [`AuthUser`] needs a valid access token; [`AdminUser`] an admin's access token or the
 //! admin API key; [`AdminAuth`] the admin API key itself. All answer 401 problem+json
 //! without a valid credential (and `AdminUser` 403 for a customer's token).
+//! [`ClientAddress`] is where the request came from, for the per-address login limit.
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, header, request::Parts},
 };
+use ipnet::IpNet;
 use uuid::Uuid;
 
 use super::{AppState, error::ApiError};
@@ -26,6 +30,46 @@ pub struct AuthUser {
 pub struct AdminUser {
     /// The admin customer, or `None` when the caller used the admin API key.
     pub customer_id: Option<Uuid>,
+}
+
+/// The client's IP address: the TCP peer, or — when the peer is one of the trusted proxies
+/// (`COFFER_TRUSTED_PROXIES`, such as the load balancer) — the nearest address in
+/// `X-Forwarded-For` that is not a trusted proxy. Untrusted peers cannot set it: their
+/// header is ignored.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(Self(peer.map(|peer| client_address(peer, &parts.headers, &state.trusted_proxies))))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right (the hop nearest to us) past trusted proxies.
+/// A malformed entry stops the walk at the last address known to be good.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    let mut client = peer;
+    if !is_trusted(&client) {
+        return client;
+    }
+    let hops = headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+    let hops: Vec<&str> = hops.flat_map(|value| value.split(',')).collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(address) => {
+                client = address;
+                if !is_trusted(&address) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// The bearer credential of a request, if it has one.
@@ -81,5 +125,33 @@ impl FromRequestParts<AppState> for AdminAuth {
             Some(credential) if state.keys.is_admin_key(credential) => Ok(AdminAuth),
             _ => Err(ApiError::Unauthorized),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_through_trusted_proxies() {
+        let balancer: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let headers = forwarded("198.51.100.7, 203.0.113.9, 10.0.0.5");
+        // Through the balancer: the nearest untrusted hop, not whatever the client wrote first.
+        assert_eq!(client_address(balancer, &headers, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        // From anyone else the header is ignored.
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_address(stranger, &headers, &trusted), stranger);
+        // No proxies configured: always the peer.
+        assert_eq!(client_address(balancer, &headers, &[]), balancer);
+        // A malformed hop stops the walk at the last good address.
+        assert_eq!(client_address(balancer, &forwarded("203.0.113.9, junk"), &trusted), balancer);
+        assert_eq!(client_address(balancer, &HeaderMap::new(), &trusted), balancer);
     }
 }

@@ -91,6 +91,8 @@ pub struct AppState {
     pub leases: Arc<idempotency::Leases>,
     /// Whether cookies are marked `Secure` (REST is served over TLS).
     pub secure_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (`COFFER_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 /// Limits that apply to every request.

@@ -4,12 +4,10 @@
 //! map the result. Passwords and tokens never reach a log line: request bodies are not
 //! logged, and the types that carry them redact their `Debug`.
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
     Router,
-    extract::{ConnectInfo, FromRequestParts, State},
-    http::{StatusCode, request::Parts},
+    extract::State,
+    http::StatusCode,
     routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
@@ -17,7 +15,7 @@ use store::Customer;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::http::caller::AuthUser;
+use crate::http::caller::{AuthUser, ClientAddress};
 use crate::http::{
     AppState,
     error::{ApiError, FieldError},
@@ -57,19 +55,6 @@ impl From<IdentityError> for ApiError {
             IdentityError::Store(error) => error.into(),
             IdentityError::Internal(error) => Self::Internal(error),
         }
-    }
-}
-
-/// The client's IP address (the TCP peer). Behind a proxy this is the proxy's address;
-/// trusting `X-Forwarded-For` needs a configured list of trusted proxies, not yet built.
-#[derive(Clone, Copy, Debug)]
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
     }
 }
 
