@@ -224,6 +224,17 @@ pub struct ServeArgs {
     #[arg(long, env = "COFFER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// A streaming replica of DATABASE_URL (PostgreSQL) for history, reports, analytics and
+    /// ledger lookups; each such read waits for the replica to replay every commit
+    /// acknowledged before it, or goes to the primary (docs/scaling.md).
+    #[arg(long, env = "COFFER_READ_DATABASE_URL", hide_env_values = true, requires = "database_url")]
+    pub read_database_url: Option<String>,
+
+    /// How long a read waits for the replica to catch up before the primary serves it, in ms.
+    #[arg(long, env = "COFFER_READ_REPLICA_WAIT_MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub read_replica_wait_ms: u64,
+
     /// Address and port of the gRPC listener (`coffer.v1.LedgerService`,
     /// `coffer.v1.WalletService`, health and reflection; see docs/grpc.md), or `none` for
     /// no gRPC. Only the `api` role serves it.
@@ -408,10 +419,17 @@ pub struct ServeArgs {
     )]
     pub roles: Vec<ProcessRole>,
 
-    /// NATS server with JetStream (`nats://host:4222`). Unset: events go over an
-    /// in-process bus and the embedded default needs no broker.
+    /// NATS server with JetStream (`nats://host:4222`; a cluster as a comma-separated
+    /// list, `nats://a:4222,nats://b:4222`). Unset: events go over an in-process bus and
+    /// the embedded default needs no broker.
     #[arg(long, env = "COFFER_NATS_URL")]
     pub nats_url: Option<String>,
+
+    /// Copies of the event stream a NATS JetStream cluster keeps (3 on a three-server
+    /// cluster survives the loss of one); set when the stream is first made.
+    #[arg(long, env = "COFFER_NATS_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub nats_replicas: u32,
 
     /// Events the relay publishes per batch at most.
     #[arg(long, env = "COFFER_RELAY_BATCH_MAX", default_value_t = 256,

@@ -99,7 +99,11 @@ struct EventSettings {
 impl Server {
     /// Opens the store, starts the pipeline and binds the listen address.
     pub async fn bind(args: ServeArgs) -> anyhow::Result<Self> {
-        let store = open_store(&args.database).await?;
+        let mut store = open_store(&args.database).await?;
+        if let Some(url) = &args.read_database_url {
+            let wait = Duration::from_millis(args.read_replica_wait_ms);
+            store = store.with_read_replica(url, args.database.database_max_connections, wait).await?;
+        }
         let keys = Arc::new(Keys::load(KeySources {
             data_dir: args.database.data_dir.clone(),
             admin_key: args.admin_api_key,
@@ -142,7 +146,7 @@ impl Server {
         };
         let nats = match &args.nats_url {
             Some(url) => {
-                let nats = Nats::connect(url).await?;
+                let nats = Nats::connect(url).await?.with_replicas(args.nats_replicas as usize);
                 if let Err(error) = nats.ensure_stream().await {
                     tracing::warn!(%error, "NATS JetStream not ready; the relay keeps events until it is");
                 }

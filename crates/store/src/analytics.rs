@@ -365,7 +365,7 @@ impl Store {
 
     /// Money moved per day, currency and operation, for days in `[from, to]`.
     pub async fn daily_volume(&self, from: &str, to: &str) -> Result<Vec<DailyVolume>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             bounded(
                 sqlx::query_as(sql(
                     "SELECT day, currency, operation, volume, count FROM analytics_daily_volume \
@@ -382,7 +382,7 @@ impl Store {
 
     /// Customers active and registered per day, for days in `[from, to]` that had any.
     pub async fn daily_customers(&self, from: &str, to: &str) -> Result<Vec<DailyCustomers>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             bounded(sqlx::query_as(sql(
                 "SELECT day, COUNT(*) AS active, CAST(SUM(CASE WHEN registered THEN 1 ELSE 0 END) AS BIGINT) AS registered \
                  FROM analytics_daily_customers WHERE day >= $1 AND day <= $2 GROUP BY day ORDER BY day LIMIT $3",
@@ -397,7 +397,7 @@ impl Store {
 
     /// The day the customer registered and the last day they were active, as projected.
     pub async fn customer_days(&self, customer_id: Uuid) -> Result<(Option<String>, Option<String>)> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             Ok(sqlx::query_as(sql(
                 "SELECT MIN(CASE WHEN registered THEN day END), MAX(day) FROM analytics_daily_customers \
                  WHERE customer_id = $1",
@@ -410,7 +410,7 @@ impl Store {
 
     /// The customer's wallet balances, as projected.
     pub async fn projected_balances(&self, customer_id: Uuid) -> Result<Vec<ProjectedBalance>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             bounded(
                 sqlx::query_as(sql(
                     "SELECT wallet_id, currency, posted, pending, available FROM analytics_balances \
@@ -427,7 +427,7 @@ impl Store {
     /// The customer's expenses per month, currency and category from `from_month` on,
     /// as projected.
     pub async fn projected_spend(&self, customer_id: Uuid, from_month: &str) -> Result<Vec<ProjectedSpend>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             bounded(sqlx::query_as(sql(
                 "SELECT month, currency, category_id, CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count \
                  FROM analytics_expenses WHERE customer_id = $1 AND month >= $2 AND NOT deleted \

@@ -386,7 +386,7 @@ impl Store {
              ORDER BY occurred_at DESC, id DESC LIMIT $11"
         );
         let limit = i64::from(filter.limit.min(EXPENSES_PAGE_MAX + 1));
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             let mut query = sqlx::query_as(sql(&text))
                 .bind(filter.customer_id)
                 .bind(filter.before.map(|(at, _)| at))
@@ -633,7 +633,7 @@ impl Store {
 
     /// The customer's expense totals per currency and category for `[from, to)`.
     pub async fn category_totals(&self, customer_id: Uuid, from: i64, to: i64) -> Result<Vec<CategoryTotal>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             Ok(sqlx::query_as(sql(CATEGORY_TOTALS_SQL))
                 .bind(customer_id)
                 .bind(from)
@@ -652,7 +652,7 @@ impl Store {
         to: i64,
         currency: &str,
     ) -> Result<Vec<CategoryDayTotal>> {
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             Ok(sqlx::query_as(sql("SELECT occurred_at / 86400000000000 AS day, currency, category_id, \
                  CAST(SUM(amount) AS BIGINT) AS total, COUNT(*) AS count FROM expenses \
                  WHERE customer_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND currency <> $4 \
@@ -677,7 +677,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<MerchantDayTotal>> {
         let text = merchant_sums_sql(excluded.len(), true);
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             let mut query =
                 sqlx::query_as(sql(&text)).bind(customer_id).bind(from).bind(to).bind(i64::from(limit));
             for id in excluded {
@@ -698,7 +698,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<MerchantTotal>> {
         let text = merchant_totals_sql(excluded.len());
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             let mut query =
                 sqlx::query_as(sql(&text)).bind(customer_id).bind(from).bind(to).bind(i64::from(limit));
             for id in excluded {

@@ -84,6 +84,7 @@ pub use wallets::{
 };
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ledger::{Account, AccountBalance, CreateAccountResult, CreateTransferResult, PendingStatus, Transfer};
 
@@ -267,6 +268,9 @@ pub enum StoreError {
     /// A bounded query would have answered short.
     #[error("{0}")]
     LimitReached(&'static str),
+    /// The read replica's URL names a database that is not in recovery (not a replica).
+    #[error("the read database is not a replica of the primary")]
+    NotAReplica,
 }
 
 /// The store's result type.
@@ -371,9 +375,10 @@ pub(crate) fn numbered(template: &str, rows: usize) -> String {
     text
 }
 
-/// Runs `$body` with `$pool` bound to the backend's pool for reads (`read`) or for writes
-/// outside ledger batches (`write`; on SQLite while holding the turn to write, see
-/// `SqliteStore::write_turn`), and `$sql` bound to a function that adapts SQL
+/// Runs `$body` with `$pool` bound to the backend's pool for reads (`read`), for reads a
+/// read replica may serve (`replica`: on PostgreSQL with a replica, see
+/// `PostgresStore::reader`; otherwise as `read`) or for writes outside ledger batches
+/// (`write`; on SQLite while holding the turn to write, see `SqliteStore::write_turn`), and `$sql` bound to a function that adapts SQL
 /// written once with `$n` placeholders to the backend. The body is compiled once per
 /// backend, so the same query code serves both.
 macro_rules! with_pool {
@@ -386,15 +391,19 @@ macro_rules! with_pool {
                 $body
             }
             $crate::Inner::Postgres(backend) => {
-                let $pool = backend.pool();
+                let $pool = &with_pool!(@postgres backend, $kind);
                 let $sql = |text: &str| sqlx::AssertSqlSafe(text.to_owned());
                 $body
             }
         }
     };
+    (@postgres $backend:ident, replica) => { $backend.reader().await };
+    (@postgres $backend:ident, $kind:ident) => { $backend.pool().clone() };
+    (@sqlite $backend:ident, replica) => { $backend.readers() };
     (@sqlite $backend:ident, read) => { $backend.readers() };
     (@sqlite $backend:ident, write) => { $backend.writer() };
     (@turn $backend:ident, read) => { () };
+    (@turn $backend:ident, replica) => { () };
     (@turn $backend:ident, write) => { $backend.write_turn().await };
 }
 pub(crate) use with_pool;
@@ -447,6 +456,24 @@ impl Store {
             return Err(StoreError::UnsupportedUrl);
         };
         Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Serves the reads that may lag a little (history, reports, analytics, ledger
+    /// lookups) from `url`, a streaming replica of this PostgreSQL database, each once the
+    /// replica has replayed every commit acknowledged before the read began (waiting at
+    /// most `max_wait`, else reading from the primary). Call before the store is shared.
+    pub async fn with_read_replica(
+        mut self,
+        url: &str,
+        max_connections: u32,
+        max_wait: Duration,
+    ) -> Result<Self> {
+        match Arc::get_mut(&mut self.inner) {
+            Some(Inner::Postgres(backend)) => backend.add_replica(url, max_connections, max_wait).await?,
+            Some(Inner::Sqlite(_)) => return Err(StoreError::UnsupportedUrl),
+            None => panic!("with_read_replica is called on a store before it is shared"),
+        }
+        Ok(self)
     }
 
     /// Which database this store runs on.

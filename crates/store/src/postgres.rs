@@ -10,10 +10,18 @@
 //! read with `FOR UPDATE` in id order, so that any writer not going through the clock
 //! (none today) still cannot interleave with a batch, and cannot deadlock with one.
 //!
+//! A read replica ([`Store::with_read_replica`](crate::Store::with_read_replica)) serves
+//! the reads marked `replica` (history, reports, analytics, ledger lookups), each only
+//! once the replica has replayed the primary's WAL up to where it was flushed when the
+//! read began — so a read never misses a write acknowledged before it, on any node. A
+//! replica that is further behind than the wait allows, or unreachable, is skipped: the
+//! read goes to the primary.
+//!
 //! Many-row reads use `= ANY($1)` with one array parameter and writes use `UNNEST` of
 //! arrays: one statement, one round trip, whatever the batch size.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use ledger::{Account, AccountBalance, Changes, CreateTransferResult, PendingStatus, Transfer};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -39,7 +47,23 @@ const ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 pub(crate) struct PostgresStore {
     pub(crate) pool: PgPool,
     memory: Box<tokio::sync::Mutex<Memory>>,
+    replica: Option<Replica>,
 }
+
+/// A streaming replica of the database, for the reads that may wait for it.
+#[derive(Debug)]
+pub(crate) struct Replica {
+    pool: PgPool,
+    /// Longest a read waits for the replica to catch up before it goes to the primary.
+    max_wait: Duration,
+    /// Set when the replica failed: skipped until then.
+    skip_until: Mutex<Option<Instant>>,
+}
+
+/// How long an unreachable replica is skipped before it is tried again.
+const REPLICA_PAUSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Between looks at a lagging replica's replay position.
+const REPLICA_POLL: Duration = Duration::from_millis(2);
 
 impl PostgresStore {
     pub(crate) async fn open(url: &str, options: StoreOptions) -> Result<Self> {
@@ -53,12 +77,57 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
             .connect_with(connect)
             .await?;
-        Ok(Self { pool, memory: Box::default() })
+        Ok(Self { pool, memory: Box::default(), replica: None })
+    }
+
+    /// Sends the `replica` reads to the database at `url` (a streaming replica of this one).
+    pub(crate) async fn add_replica(
+        &mut self,
+        url: &str,
+        max_connections: u32,
+        max_wait: Duration,
+    ) -> Result<()> {
+        let connect: PgConnectOptions = url.parse()?;
+        // Lazy: a replica that is down at start is skipped like one that goes down later.
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
+            .connect_lazy_with(connect);
+        self.replica = Some(Replica { pool, max_wait, skip_until: Mutex::new(None) });
+        Ok(())
     }
 
     /// The pool, for reads and for writes outside ledger batches.
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The pool for a read that may be served by the replica: the replica once it has
+    /// replayed everything the primary had flushed when this was called, else the primary.
+    pub(crate) async fn reader(&self) -> PgPool {
+        let Some(replica) = &self.replica else { return self.pool.clone() };
+        if replica.skip_until.lock().expect("not poisoned").is_some_and(|until| Instant::now() < until) {
+            metrics::counter!("coffer_replica_reads_total", "served_by" => "primary", "why" => "replica_failed").increment(1);
+            return self.pool.clone();
+        }
+        match replica.caught_up(&self.pool).await {
+            Ok(true) => {
+                metrics::counter!("coffer_replica_reads_total", "served_by" => "replica", "why" => "caught_up").increment(1);
+                replica.pool.clone()
+            }
+            Ok(false) => {
+                metrics::counter!("coffer_replica_reads_total", "served_by" => "primary", "why" => "replica_lagging").increment(1);
+                self.pool.clone()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "read replica unreachable; reading from the primary");
+                *replica.skip_until.lock().expect("not poisoned") =
+                    Some(Instant::now() + REPLICA_PAUSE_AFTER_FAILURE);
+                metrics::counter!("coffer_replica_reads_total", "served_by" => "primary", "why" => "replica_failed").increment(1);
+                self.pool.clone()
+            }
+        }
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -115,7 +184,7 @@ impl PostgresStore {
             .bind(bounds.timestamp_min)
             .bind(bounds.timestamp_max)
             .bind(bounds.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader().await)
             .await?;
         rows.into_iter().map(TransferRow::transfer).collect()
     }
@@ -127,7 +196,7 @@ impl PostgresStore {
             .bind(bounds.timestamp_min)
             .bind(bounds.timestamp_max)
             .bind(bounds.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader().await)
             .await?;
         rows.into_iter().map(AccountBalance::try_from).collect()
     }
@@ -144,6 +213,33 @@ impl PostgresStore {
 
     pub(crate) async fn close(&self) {
         self.pool.close().await;
+        if let Some(replica) = &self.replica {
+            replica.pool.close().await;
+        }
+    }
+}
+
+impl Replica {
+    /// Whether the replica has replayed, within `max_wait`, the WAL the primary had
+    /// flushed just now (every acknowledged commit is in it).
+    async fn caught_up(&self, primary: &PgPool) -> Result<bool> {
+        let flushed: String =
+            sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text").fetch_one(primary).await?;
+        let started = Instant::now();
+        let mut connection = self.pool.acquire().await?;
+        loop {
+            let replayed: Option<bool> = sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
+                .bind(&flushed)
+                .fetch_one(&mut *connection)
+                .await?;
+            match replayed {
+                Some(true) => return Ok(true),
+                // NULL: not a replica at all; never serve from it.
+                None => return Err(StoreError::NotAReplica),
+                Some(false) if started.elapsed() >= self.max_wait => return Ok(false),
+                Some(false) => tokio::time::sleep(REPLICA_POLL).await,
+            }
+        }
     }
 }
 

@@ -515,7 +515,7 @@ impl Store {
         );
         let (debit_low, debit_high) = bounds(false).unwrap_or((1, 0));
         let (credit_low, credit_high) = bounds(true).unwrap_or((1, 0));
-        with_pool!(self, read, |pool, sql| {
+        with_pool!(self, replica, |pool, sql| {
             let mut query = sqlx::query_as(sql(&text))
                 .bind(signed(debit_low))
                 .bind(signed(debit_high))

@@ -42,24 +42,34 @@ pub struct Nats {
     jetstream: jetstream::Context,
     /// Whether stream `COFFER` is known to exist (a broker that restarted empty has none).
     stream_ready: Arc<std::sync::atomic::AtomicBool>,
+    /// Copies of the stream a JetStream cluster keeps (1 on a single server).
+    replicas: usize,
 }
 
 impl Nats {
-    /// Connects to `url`. A broker that is down at startup is retried in the background:
+    /// Connects to `url` (or any server of a comma-separated list, failing over between
+    /// them). A broker that is down at startup is retried in the background:
     /// the relay keeps events in the outbox meanwhile.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let client = async_nats::ConnectOptions::new()
             .name("coffer")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(ACK_TIMEOUT);
-        Ok(Self { client, jetstream, stream_ready: Arc::default() })
+        Ok(Self { client, jetstream, stream_ready: Arc::default(), replicas: 1 })
     }
 
-    /// Creates stream `COFFER` if it does not exist.
+    /// Creates the stream with `replicas` copies (a JetStream cluster of at least as many
+    /// servers): it survives the loss of a minority of them.
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Creates stream `COFFER` if it does not exist (an existing one keeps its settings).
     pub async fn ensure_stream(&self) -> anyhow::Result<()> {
         self.jetstream
             .get_or_create_stream(stream::Config {
@@ -68,6 +78,7 @@ impl Nats {
                 duplicate_window: DUPLICATE_WINDOW,
                 max_age: MAX_AGE,
                 storage: stream::StorageType::File,
+                num_replicas: self.replicas,
                 ..Default::default()
             })
             .await?;

@@ -160,8 +160,9 @@ impl<P: Publish> Relay<P> {
             if lease.is_none_or(|(at, _)| at.elapsed() >= renew_every) {
                 let held = self.claim_lease().await.unwrap_or(false);
                 let was = lease.is_some_and(|(_, held)| held);
+                // Set at every claim, not only on a change: a recorder installed later sees it.
+                metrics::gauge!("coffer_relay_leader").set(if held { 1.0 } else { 0.0 });
                 if held != was {
-                    metrics::gauge!("coffer_relay_leader").set(if held { 1.0 } else { 0.0 });
                     if held {
                         tracing::info!(holder = %self.holder, "relay: holds the relay lease; publishing");
                     } else {

@@ -57,11 +57,18 @@ pub struct Options {
     pub money_requests_per_minute: u32,
     /// Any other setting, changed from the test defaults.
     pub configure: fn(&mut ServeArgs),
+    /// On PostgreSQL: a streaming replica of the server (its URL) to read from.
+    pub read_replica: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { commit_queue_max: 4096, money_requests_per_minute: 100_000, configure: |_| {} }
+        Self {
+            commit_queue_max: 4096,
+            money_requests_per_minute: 100_000,
+            configure: |_| {},
+            read_replica: None,
+        }
     }
 }
 
@@ -159,6 +166,9 @@ pub async fn spawn_app_with(backend: &Backend, options: Options) -> TestApp {
         smtp_url: None,
         ..default_args()
     };
+    if let (Some(replica), Some((_, name))) = (&options.read_replica, &database) {
+        args.read_database_url = Some(replace_database(replica, name));
+    }
     (options.configure)(&mut args);
     let mut app = TestApp {
         address: "127.0.0.1:0".parse().unwrap(),

@@ -1,0 +1,390 @@
+//! The bank workload on several nodes (`tools/cluster/up.sh`): PostgreSQL with a streaming
+//! replica, a three-server NATS JetStream cluster (stream R3), Redis, three `api` nodes
+//! behind haproxy, two `relay` nodes and two `workers` nodes, all real processes on
+//! loopback. Customers top up and pay each other through the balancer while nodes are
+//! killed with SIGKILL and brought back: a NATS server, the relay that holds the lease,
+//! and an `api` node. Afterwards:
+//!
+//! - money: the books verify (`coffer verify`), every wallet is non-negative, the wallets
+//!   hold exactly what was topped up, and every transfer acknowledged with 201 is stored
+//!   with its amount — no more, no fewer (each request is retried with its key until it
+//!   has a definite answer, so nothing is left half-known);
+//! - events: every event in the outbox was published, and the NATS stream holds each once;
+//!   the killed NATS server is back in the cluster.
+//!
+//! Opt-in, as it takes a while: `COFFER_TEST_CLUSTER=smoke` (about a minute; `.ci/run`
+//! sets it) or `COFFER_TEST_CLUSTER=long` (a few minutes, more customers). Unset: skipped.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use coffer::events::nats::{Nats, STREAM};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+/// How big a run is.
+struct Size {
+    customers: usize,
+    clients: usize,
+    run: Duration,
+}
+
+fn size() -> Option<Size> {
+    match std::env::var("COFFER_TEST_CLUSTER").as_deref() {
+        Ok("smoke") => Some(Size { customers: 12, clients: 4, run: Duration::from_secs(20) }),
+        Ok("long") => Some(Size { customers: 60, clients: 8, run: Duration::from_secs(120) }),
+        _ => None,
+    }
+}
+
+fn tools() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/cluster")
+}
+
+/// The cluster; `down.sh` when dropped.
+struct Cluster {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl Cluster {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // Its output to a file: the servers it starts must not hold a pipe of ours open.
+        let log = dir.path().join("up.log");
+        let status = Command::new(tools().join("up.sh"))
+            .arg(dir.path().join("cluster"))
+            .env("COFFER_BIN", env!("CARGO_BIN_EXE_coffer"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "up.sh failed:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        let text = std::fs::read_to_string(dir.path().join("cluster/env")).unwrap();
+        let env =
+            text.lines().filter_map(|line| line.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+        Self { dir, env }
+    }
+
+    fn var(&self, name: &str) -> &str {
+        &self.env[name]
+    }
+
+    fn node(&self, name: &str, action: &str) {
+        let status = Command::new(tools().join("node.sh"))
+            .arg(self.dir.path().join("cluster"))
+            .args([name, action])
+            .status()
+            .unwrap();
+        assert!(status.success(), "node.sh {name} {action}");
+    }
+
+    /// SIGKILL for one NATS server; `start_nats` brings it back with the same settings.
+    fn kill_nats(&self, n: u16) {
+        let pid = std::fs::read_to_string(self.dir.path().join(format!("cluster/pids/nats-n{n}"))).unwrap();
+        assert!(Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap().success());
+    }
+
+    fn start_nats(&self, n: u16) {
+        let base: u16 = self.var("COFFER_CLUSTER_PORT_BASE").parse().unwrap();
+        let dir = self.dir.path().join("cluster");
+        let routes: Vec<String> =
+            (1..=3).filter(|m| *m != n).map(|m| format!("nats://127.0.0.1:{}", base + 20 + m)).collect();
+        let child = Command::new("nats-server")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .args(["-a", "127.0.0.1", "-p", &(base + 10 + n).to_string(), "-m", &(base + 40 + n).to_string()])
+            .args(["-n", &format!("n{n}"), "-js", "-sd"])
+            .arg(dir.join(format!("nats/n{n}")))
+            .args(["--cluster_name", "coffer", "--cluster", &format!("nats://127.0.0.1:{}", base + 20 + n)])
+            .args(["--routes", &routes.join(",")])
+            .arg("-l")
+            .arg(dir.join(format!("logs/nats-n{n}.log")))
+            .arg("-P")
+            .arg(dir.join(format!("pids/nats-n{n}")))
+            .spawn()
+            .unwrap();
+        std::mem::forget(child);
+    }
+
+    /// The relay node that holds the lease now: the holder in the database, found in the
+    /// relay's log line that took it.
+    fn leading_relay(&self) -> Option<&'static str> {
+        let output = Command::new("psql")
+            .arg(self.var("DATABASE_URL"))
+            .args(["-Atc", "SELECT holder FROM relay_lease"])
+            .output()
+            .unwrap();
+        let holder = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        if holder.is_empty() {
+            return None;
+        }
+        ["relay1", "relay2"].into_iter().find(|name| {
+            let log = self.dir.path().join(format!("cluster/logs/{name}.log"));
+            std::fs::read_to_string(log).unwrap_or_default().contains(&holder)
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(tools().join("down.sh")).arg(self.dir.path().join("cluster")).status();
+    }
+}
+
+/// A customer of the run.
+#[derive(Clone)]
+struct Customer {
+    token: String,
+    wallet: String,
+}
+
+/// Sends one request with `key` until it has a definite answer (not a 5xx, not a broken
+/// connection): a node may be down, the balancer moves the retry to another. Bounded.
+async fn until_answered(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut request = client.post(url).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let last = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.json().await.unwrap_or(Value::Null);
+                // 409 idempotency_key_in_use: the first attempt with this key still runs.
+                let in_flight = status == 409 && body["code"] == "idempotency_key_in_use";
+                if status < 500 && status != 429 && !in_flight {
+                    return (status, body);
+                }
+                format!("{status} {body}")
+            }
+            Err(error) => error.to_string(),
+        };
+        assert!(Instant::now() < deadline, "no definite answer from {url} in 90 s; the last: {last}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_bank_workload_holds_while_nodes_die() {
+    let Some(size) = size() else { return };
+    let cluster = Cluster::up();
+    let balancer = cluster.var("COFFER_BALANCER").to_owned();
+    let client = coffer::notifications::http_client().timeout(Duration::from_secs(30)).build().unwrap();
+
+    // Customers, each with a USD wallet topped up by 10,000.
+    let mut customers = Vec::new();
+    for index in 0..size.customers {
+        let email = format!("c{index}@example.com");
+        let password = "correct horse battery staple";
+        let register = json!({"email": email, "password": password, "name": "Cluster"});
+        let (status, body) =
+            until_answered(&client, &format!("{balancer}/v1/auth/register"), None, None, &register).await;
+        // 409: an attempt whose answer was lost had registered them.
+        assert!(status == 201 || (status == 409 && body["code"] == "email_taken"), "{body}");
+        let login = json!({"email": email, "password": password});
+        let (status, tokens) =
+            until_answered(&client, &format!("{balancer}/v1/auth/login"), None, None, &login).await;
+        assert_eq!(status, 200, "{tokens}");
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let key = uuid::Uuid::now_v7().to_string();
+        let (status, wallet) = until_answered(
+            &client,
+            &format!("{balancer}/v1/wallets"),
+            Some(&token),
+            Some(&key),
+            &json!({"currency": "USD"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{wallet}");
+        let wallet = wallet["id"].as_str().unwrap().to_owned();
+        let key = uuid::Uuid::now_v7().to_string();
+        let top_up = json!({"amount": 10_000, "payment_method": "tok_visa"});
+        let (status, body) = until_answered(
+            &client,
+            &format!("{balancer}/v1/wallets/{wallet}/top-ups"),
+            Some(&token),
+            Some(&key),
+            &top_up,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["status"], "succeeded", "{body}");
+        customers.push(Customer { token, wallet });
+    }
+    let topped_up = 10_000 * size.customers as i64;
+
+    // Transfers from several clients at once, until the run's end.
+    // (transfer id, amount, the payer's token).
+    let acknowledged = Arc::new(Mutex::new(Vec::<(String, i64, String)>::new()));
+    let refused = Arc::new(Mutex::new(0usize));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for worker in 0..size.clients {
+        let (client, balancer, customers) = (client.clone(), balancer.clone(), customers.clone());
+        let (acknowledged, refused, run) = (acknowledged.clone(), refused.clone(), size.run);
+        clients.push(tokio::spawn(async move {
+            let mut turn = worker;
+            while started.elapsed() < run {
+                turn += 7;
+                let from = &customers[turn % customers.len()];
+                let to = &customers[(turn * 5 + 3) % customers.len()];
+                if from.wallet == to.wallet {
+                    continue;
+                }
+                let amount = 1 + (turn % 400) as i64;
+                let key = uuid::Uuid::now_v7().to_string();
+                let body =
+                    json!({"from_wallet_id": from.wallet, "to_wallet_id": to.wallet, "amount": amount});
+                let (status, answer) = until_answered(
+                    &client,
+                    &format!("{balancer}/v1/transfers"),
+                    Some(&from.token),
+                    Some(&key),
+                    &body,
+                )
+                .await;
+                match status {
+                    201 => {
+                        let id = answer["id"].as_str().unwrap().to_owned();
+                        acknowledged.lock().unwrap().push((id, amount, from.token.clone()));
+                    }
+                    422 => *refused.lock().unwrap() += 1,
+                    other => panic!("transfer answered {other}: {answer}"),
+                }
+            }
+        }));
+    }
+
+    // Meanwhile: a NATS server, the publishing relay and an api node die and come back.
+    let at = |fraction: f64| size.run.mul_f64(fraction);
+    let wait_until = |moment: Duration| async move {
+        if let Some(left) = moment.checked_sub(started.elapsed()) {
+            tokio::time::sleep(left).await;
+        }
+    };
+    wait_until(at(0.15)).await;
+    cluster.kill_nats(1);
+    wait_until(at(0.35)).await;
+    cluster.start_nats(1);
+    wait_until(at(0.45)).await;
+    let leader = cluster.leading_relay().expect("one relay holds the lease");
+    cluster.node(leader, "kill");
+    wait_until(at(0.55)).await;
+    cluster.node("api2", "kill");
+    wait_until(at(0.75)).await;
+    cluster.node("api2", "start");
+    cluster.node(leader, "start");
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!acknowledged.is_empty(), "transfers went through");
+
+    // Money.
+    let mut total = 0;
+    for customer in &customers {
+        let response = client
+            .get(format!("{balancer}/v1/wallets/{}", customer.wallet))
+            .bearer_auth(&customer.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let wallet: Value = response.json().await.unwrap();
+        let available = wallet["balance"]["available"].as_i64().unwrap();
+        assert!(available >= 0, "no wallet below zero: {wallet}");
+        total += wallet["balance"]["posted"].as_i64().unwrap();
+    }
+    assert_eq!(total, topped_up, "the wallets hold what was topped up");
+    for (id, amount, token) in &acknowledged {
+        let response =
+            client.get(format!("{balancer}/v1/transfers/{id}")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200, "acknowledged transfer {id} is stored");
+        let stored: Value = response.json().await.unwrap();
+        assert_eq!(stored["amount"].as_i64(), Some(*amount), "{stored}");
+    }
+    let database = cluster.var("DATABASE_URL");
+    let psql = |sql: &str| {
+        let output = Command::new("psql").arg(database).args(["-Atc", sql]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let stored: usize = psql("SELECT count(*) FROM transfer_notes WHERE kind = 'transfer'").parse().unwrap();
+    assert_eq!(stored, acknowledged.len(), "stored == acknowledged: no duplicate, none lost");
+    let verify = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["verify", "--database-url", database])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "the books verify: {}", String::from_utf8_lossy(&verify.stdout));
+
+    // Events: all relayed, each once in the stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL") != "0" {
+        assert!(Instant::now() < deadline, "the relays did not drain the outbox");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outbox: HashSet<String> = psql("SELECT id FROM outbox").lines().map(str::to_owned).collect();
+    let nats = Nats::connect(cluster.var("COFFER_NATS_URL")).await.unwrap();
+    let published = stream_ids(&nats).await;
+    let unique: HashSet<&String> = published.iter().collect();
+    assert_eq!(unique.len(), published.len(), "no event twice in the stream");
+    let missing: Vec<&String> = outbox.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} events never reached the stream", missing.len(), outbox.len());
+    let mut stream = nats.jetstream().get_stream(STREAM).await.unwrap();
+    let info = stream.info().await.unwrap();
+    let cluster_info = info.cluster.as_ref().expect("a clustered stream");
+    assert_eq!(cluster_info.replicas.len(), 2, "a leader and two replicas: {cluster_info:?}");
+    assert!(
+        cluster_info.replicas.iter().all(|peer| peer.current),
+        "the killed server caught up: {cluster_info:?}"
+    );
+    eprintln!(
+        "cluster run: {} customers, {} transfers acknowledged, {} refused (insufficient funds), {} events \
+         published once each; killed: NATS n1, {leader}, api2",
+        size.customers,
+        acknowledged.len(),
+        refused.lock().unwrap(),
+        outbox.len()
+    );
+}
+
+/// Every `Nats-Msg-Id` in the stream.
+async fn stream_ids(nats: &Nats) -> Vec<String> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    let mut stream = nats.jetstream().get_stream(STREAM).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut ids = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+        let message = message.unwrap();
+        let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
+        ids.push(id.unwrap_or_default());
+        if message.info().unwrap().stream_sequence >= last {
+            break;
+        }
+    }
+    ids
+}
