@@ -111,7 +111,14 @@ impl PostgresStore {
             metrics::counter!("coffer_replica_reads_total", "served_by" => "primary", "why" => "replica_failed").increment(1);
             return self.pool.clone();
         }
-        match replica.caught_up(&self.pool).await {
+        // Where the primary's WAL is flushed: every acknowledged commit lies before it. The
+        // primary failing this fails the read there too.
+        let flushed: String =
+            match sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text").fetch_one(&self.pool).await {
+                Ok(flushed) => flushed,
+                Err(_) => return self.pool.clone(),
+            };
+        match replica.caught_up(&flushed).await {
             Ok(true) => {
                 metrics::counter!("coffer_replica_reads_total", "served_by" => "replica", "why" => "caught_up").increment(1);
                 replica.pool.clone()
@@ -220,16 +227,13 @@ impl PostgresStore {
 }
 
 impl Replica {
-    /// Whether the replica has replayed, within `max_wait`, the WAL the primary had
-    /// flushed just now (every acknowledged commit is in it).
-    async fn caught_up(&self, primary: &PgPool) -> Result<bool> {
-        let flushed: String =
-            sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text").fetch_one(primary).await?;
+    /// Whether the replica has replayed the primary's WAL up to `flushed` within `max_wait`.
+    async fn caught_up(&self, flushed: &str) -> Result<bool> {
         let started = Instant::now();
         let mut connection = self.pool.acquire().await?;
         loop {
             let replayed: Option<bool> = sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn")
-                .bind(&flushed)
+                .bind(flushed)
                 .fetch_one(&mut *connection)
                 .await?;
             match replayed {

@@ -23,7 +23,8 @@ use super::{Limited, shared::Shared};
 
 /// KEYS[1]: the customer's theoretical arrival time (µs on Redis's clock); ARGV[1]: µs
 /// between requests at the rate, ARGV[2]: the burst (requests). Returns 0 and takes one
-/// request, or the wait in ms.
+/// request, or the wait in ms. (Stored with `%.0f`: Lua's `tostring` keeps 14 digits,
+/// and a µs timestamp has 16.)
 const TAKE: &str = r"
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
@@ -32,7 +33,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local wait = tat + interval - now - interval * tonumber(ARGV[2])
 if wait > 0 then return math.ceil(wait / 1000) end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now) / 1000) + 1)
+redis.call('SET', KEYS[1], string.format('%.0f', tat + interval), 'PX', math.ceil((tat + interval - now) / 1000) + 1)
 return 0
 ";
 

@@ -4,8 +4,9 @@
 //! Authentication: `Authorization: Bearer <access token>`, or `?ticket=` from `POST
 //! /v1/stream/tickets` (single use, 30 seconds; for browsers, which cannot set headers on
 //! a WebSocket). A customer holds at most `COFFER_STREAM_CONNECTIONS_PER_CUSTOMER_MAX`
-//! streams at once (`limits::streams`; across all nodes when Redis is configured). `?after=<event id>` resumes after that event: the missed events are
-//! replayed from the outbox first, then the live ones follow, without gaps or repeats.
+//! streams at once (`limits::streams`; across all nodes when Redis is configured).
+//! `?after=<event id>` resumes after that event: the missed events are replayed from the
+//! outbox first, then the live ones follow, without gaps or repeats.
 //!
 //! Bounded: the server pings every heartbeat and closes a client that answered neither of
 //! the last two (close code 4001); a client that falls behind the shared live buffer is
