@@ -116,21 +116,39 @@ impl Cluster {
     }
 
     /// The relay node that holds the lease now: the holder in the database, found in the
-    /// relay's log line that took it.
-    fn leading_relay(&self) -> Option<&'static str> {
-        let output = Command::new("psql")
-            .arg(self.var("DATABASE_URL"))
-            .args(["-Atc", "SELECT holder FROM relay_lease"])
-            .output()
-            .unwrap();
-        let holder = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        if holder.is_empty() {
-            return None;
+    /// relay's log line that took it. Waits (10 s at most) for a holder that has logged it;
+    /// fails the test with what it saw otherwise.
+    async fn leading_relay(&self) -> &'static str {
+        let mut seen = String::new();
+        for _ in 0..50 {
+            let output = Command::new("psql")
+                .arg(self.var("DATABASE_URL"))
+                .args(["-Atc", "SELECT holder FROM relay_lease"])
+                .output()
+                .unwrap();
+            let holder = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            seen = format!("psql {}: {holder:?} {}", output.status, String::from_utf8_lossy(&output.stderr));
+            let logged = ["relay1", "relay2"].into_iter().find(|name| {
+                let log = self.dir.path().join(format!("cluster/logs/{name}.log"));
+                !holder.is_empty() && std::fs::read_to_string(log).unwrap_or_default().contains(&holder)
+            });
+            if let Some(name) = logged {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        ["relay1", "relay2"].into_iter().find(|name| {
-            let log = self.dir.path().join(format!("cluster/logs/{name}.log"));
-            std::fs::read_to_string(log).unwrap_or_default().contains(&holder)
-        })
+        let lease_lines: Vec<String> = ["relay1", "relay2"]
+            .iter()
+            .flat_map(|name| {
+                let log = self.dir.path().join(format!("cluster/logs/{name}.log"));
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                text.lines()
+                    .filter(|line| line.contains("lease"))
+                    .map(|line| format!("{name}: {line}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        panic!("no relay holds the lease: {seen}\n{}", lease_lines.join("\n"));
     }
 }
 
@@ -286,7 +304,7 @@ async fn the_bank_workload_holds_while_nodes_die() {
     wait_until(at(0.35)).await;
     cluster.start_nats(1);
     wait_until(at(0.45)).await;
-    let leader = cluster.leading_relay().expect("one relay holds the lease");
+    let leader = cluster.leading_relay().await;
     cluster.node(leader, "kill");
     wait_until(at(0.55)).await;
     cluster.node("api2", "kill");
