@@ -26,7 +26,6 @@ use std::{
 };
 
 use coffer::events::nats::{Nats, STREAM};
-use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 /// How big a run is.
@@ -362,7 +361,7 @@ async fn the_bank_workload_holds_while_nodes_die() {
     }
     let outbox: HashSet<String> = psql("SELECT id FROM outbox").lines().map(str::to_owned).collect();
     let nats = Nats::connect(cluster.var("COFFER_NATS_URL")).await.unwrap();
-    let published = stream_ids(&nats).await;
+    let published = common::nats::stream_ids(&nats, 1).await;
     let unique: HashSet<&String> = published.iter().collect();
     assert_eq!(unique.len(), published.len(), "no event twice in the stream");
     let missing: Vec<&String> = outbox.iter().filter(|id| !unique.contains(id)).collect();
@@ -383,26 +382,4 @@ async fn the_bank_workload_holds_while_nodes_die() {
         refused.lock().unwrap(),
         outbox.len()
     );
-}
-
-/// Every `Nats-Msg-Id` in the stream.
-async fn stream_ids(nats: &Nats) -> Vec<String> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-    let mut stream = nats.jetstream().get_stream(STREAM).await.unwrap();
-    let last = stream.info().await.unwrap().state.last_sequence;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig { deliver_policy: DeliverPolicy::All, ..Default::default() })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut ids = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-        let message = message.unwrap();
-        let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
-        ids.push(id.unwrap_or_default());
-        if message.info().unwrap().stream_sequence >= last {
-            break;
-        }
-    }
-    ids
 }

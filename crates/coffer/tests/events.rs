@@ -17,6 +17,7 @@ use coffer::events::relay::{InProcess, Publish};
 use coffer::events::{Bus, EventType, Relay, RelayOptions};
 use coffer::notifications::{NotificationDefaults, Notifier};
 use common::customer::{card_top_up, open_wallet, transfer};
+use common::nats::stream_ids;
 use common::{Backend, Session, TestApp, backends, register_and_login, spawn_app, spawn_app_with};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
@@ -584,34 +585,6 @@ fn nats_url() -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// The `Nats-Msg-Id`s of the stream's messages from sequence `start` on.
-async fn stream_ids(nats: &Nats, start: u64) -> Vec<String> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-    let stream = nats.jetstream().get_stream(coffer::events::nats::STREAM).await.unwrap();
-    let last = stream.cached_info().state.last_sequence;
-    if last < start {
-        return Vec::new();
-    }
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start },
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
-    let mut ids = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-        let message = message.unwrap();
-        let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
-        ids.push(id.unwrap_or_default());
-        if message.info().unwrap().stream_sequence >= last {
-            break;
-        }
-    }
-    ids
 }
 
 async fn next_sequence(nats: &Nats) -> u64 {
