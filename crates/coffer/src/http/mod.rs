@@ -161,8 +161,10 @@ pub fn router(state: AppState, limits: RequestLimits) -> Router {
         .with_state(state)
 }
 
-/// What a process without the `api` role serves: probes and metrics.
+/// What a process without the `api` role serves: probes and metrics (recorded from the
+/// start, not from the first scrape).
 pub fn ops_router(state: AppState) -> Router {
+    metrics::handle();
     Router::new().merge(health::router()).merge(metrics::router()).fallback(not_found).with_state(state)
 }
 
