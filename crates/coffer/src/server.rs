@@ -102,7 +102,7 @@ impl Server {
         let mut store = open_store(&args.database).await?;
         if let Some(url) = &args.read_database_url {
             let wait = Duration::from_millis(args.read_replica_wait_ms);
-            store = store.with_read_replica(url, args.database.database_max_connections, wait).await?;
+            store = store.with_read_replica(url, args.database.database_max_connections, wait)?;
         }
         let keys = Arc::new(Keys::load(KeySources {
             data_dir: args.database.data_dir.clone(),

@@ -462,14 +462,9 @@ impl Store {
     /// lookups) from `url`, a streaming replica of this PostgreSQL database, each once the
     /// replica has replayed every commit acknowledged before the read began (waiting at
     /// most `max_wait`, else reading from the primary). Call before the store is shared.
-    pub async fn with_read_replica(
-        mut self,
-        url: &str,
-        max_connections: u32,
-        max_wait: Duration,
-    ) -> Result<Self> {
+    pub fn with_read_replica(mut self, url: &str, max_connections: u32, max_wait: Duration) -> Result<Self> {
         match Arc::get_mut(&mut self.inner) {
-            Some(Inner::Postgres(backend)) => backend.add_replica(url, max_connections, max_wait).await?,
+            Some(Inner::Postgres(backend)) => backend.add_replica(url, max_connections, max_wait)?,
             Some(Inner::Sqlite(_)) => return Err(StoreError::UnsupportedUrl),
             None => panic!("with_read_replica is called on a store before it is shared"),
         }

@@ -81,12 +81,7 @@ impl PostgresStore {
     }
 
     /// Sends the `replica` reads to the database at `url` (a streaming replica of this one).
-    pub(crate) async fn add_replica(
-        &mut self,
-        url: &str,
-        max_connections: u32,
-        max_wait: Duration,
-    ) -> Result<()> {
+    pub(crate) fn add_replica(&mut self, url: &str, max_connections: u32, max_wait: Duration) -> Result<()> {
         let connect: PgConnectOptions = url.parse()?;
         // Lazy: a replica that is down at start is skipped like one that goes down later.
         let pool = PgPoolOptions::new()
