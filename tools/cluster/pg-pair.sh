@@ -8,7 +8,8 @@
 #
 # The replica is made by pg_basebackup -R (streaming, hot standby) and is read-only;
 # `SELECT pg_wal_replay_pause()` on it holds it behind the primary, `pg_wal_replay_resume()`
-# lets it catch up.
+# lets it catch up. The primary runs with fsync off (tests need no durability) unless
+# COFFER_CLUSTER_PG_FSYNC=on (benchmarks).
 set -euo pipefail
 
 bin_dir() {
@@ -34,7 +35,7 @@ port = $primary_port
 unix_socket_directories = '$dir'
 wal_level = replica
 max_wal_senders = 4
-fsync = off
+fsync = ${COFFER_CLUSTER_PG_FSYNC:-off}
 CONF
   echo "host replication all 127.0.0.1/32 trust" >>"$dir/primary/pg_hba.conf"
   as_postgres "$bin/pg_ctl" -D "$dir/primary" -l "$dir/primary.log" -w -t 60 start >/dev/null

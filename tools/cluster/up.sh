@@ -15,6 +15,8 @@
 # debug build in the cargo target directory). haproxy is installed from Debian's packages
 # when missing. DIR/env holds the URLs and secrets the nodes share, for tests and tools
 # (source it); DIR/pids one file per process; `node.sh DIR NAME start|stop|kill` restarts one.
+# COFFER_CLUSTER_ENV: more KEY=VALUE lines for DIR/env (every node reads them), e.g. a
+# higher COFFER_MONEY_REQUESTS_PER_MINUTE for a benchmark.
 set -euo pipefail
 
 DIR="${1:?usage: up.sh DIR}"
@@ -45,23 +47,6 @@ psql "${PG[0]}" -qc "CREATE DATABASE coffer" >/dev/null
 PRIMARY="${PG[0]%/postgres}/coffer"
 REPLICA="${PG[1]%/postgres}/coffer"
 
-# NATS: three JetStream servers in one cluster.
-NATS_URLS=""
-for n in 1 2 3; do
-  routes=""
-  for m in 1 2 3; do
-    [ "$m" = "$n" ] || routes="${routes:+$routes,}nats://127.0.0.1:$((BASE + 20 + m))"
-  done
-  mkdir -p "$DIR/nats/n$n"
-  nats-server -a 127.0.0.1 -p $((BASE + 10 + n)) -m $((BASE + 40 + n)) -n "n$n" -js -sd "$DIR/nats/n$n" \
-    --cluster_name coffer --cluster "nats://127.0.0.1:$((BASE + 20 + n))" --routes "$routes" \
-    -l "$DIR/logs/nats-n$n.log" -P "$DIR/pids/nats-n$n" </dev/null >/dev/null 2>&1 &
-  NATS_URLS="${NATS_URLS:+$NATS_URLS,}nats://127.0.0.1:$((BASE + 10 + n))"
-done
-for n in 1 2 3; do
-  wait_for "NATS n$n" curl -fsS "http://127.0.0.1:$((BASE + 40 + n))/healthz"
-done
-
 # Redis for the shared limits.
 # (Every process started here lets go of this script's output, so a caller that reads it
 # to the end is not held by the servers.)
@@ -69,6 +54,7 @@ redis-server --daemonize yes --bind 127.0.0.1 --port $((BASE + 30)) --save "" --
   --dir "$DIR" --logfile "$DIR/logs/redis.log" --pidfile "$DIR/pids/redis" </dev/null >/dev/null 2>&1
 wait_for "Redis" redis-cli -p $((BASE + 30)) ping
 
+NATS_URLS="nats://127.0.0.1:$((BASE + 11)),nats://127.0.0.1:$((BASE + 12)),nats://127.0.0.1:$((BASE + 13))"
 SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '=+/')"
 ADMIN_KEY="$(head -c 24 /dev/urandom | base64 | tr -d '=+/')"
 cat >"$DIR/env" <<ENV
@@ -84,7 +70,16 @@ COFFER_JWT_SECRET=$SECRET
 COFFER_ADMIN_API_KEY=$ADMIN_KEY
 COFFER_TRUSTED_PROXIES=127.0.0.1
 COFFER_BALANCER=http://127.0.0.1:$((BASE + 80))
+${COFFER_CLUSTER_ENV:-}
 ENV
+
+# NATS: three JetStream servers in one cluster.
+for n in 1 2 3; do
+  "$HERE/node.sh" "$DIR" "nats-n$n" start
+done
+for n in 1 2 3; do
+  wait_for "NATS n$n" curl -fsS "http://127.0.0.1:$((BASE + 40 + n))/healthz"
+done
 
 "$COFFER_BIN" migrate --database-url "$PRIMARY" >"$DIR/logs/migrate.log" 2>&1
 

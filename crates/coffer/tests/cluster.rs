@@ -85,35 +85,6 @@ impl Cluster {
         assert!(status.success(), "node.sh {name} {action}");
     }
 
-    /// SIGKILL for one NATS server; `start_nats` brings it back with the same settings.
-    fn kill_nats(&self, n: u16) {
-        let pid = std::fs::read_to_string(self.dir.path().join(format!("cluster/pids/nats-n{n}"))).unwrap();
-        assert!(Command::new("kill").args(["-KILL", pid.trim()]).status().unwrap().success());
-    }
-
-    fn start_nats(&self, n: u16) {
-        let base: u16 = self.var("COFFER_CLUSTER_PORT_BASE").parse().unwrap();
-        let dir = self.dir.path().join("cluster");
-        let routes: Vec<String> =
-            (1..=3).filter(|m| *m != n).map(|m| format!("nats://127.0.0.1:{}", base + 20 + m)).collect();
-        let child = Command::new("nats-server")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .args(["-a", "127.0.0.1", "-p", &(base + 10 + n).to_string(), "-m", &(base + 40 + n).to_string()])
-            .args(["-n", &format!("n{n}"), "-js", "-sd"])
-            .arg(dir.join(format!("nats/n{n}")))
-            .args(["--cluster_name", "coffer", "--cluster", &format!("nats://127.0.0.1:{}", base + 20 + n)])
-            .args(["--routes", &routes.join(",")])
-            .arg("-l")
-            .arg(dir.join(format!("logs/nats-n{n}.log")))
-            .arg("-P")
-            .arg(dir.join(format!("pids/nats-n{n}")))
-            .spawn()
-            .unwrap();
-        std::mem::forget(child);
-    }
-
     /// The relay node that holds the lease now: the holder in the database, found in the
     /// relay's log line that took it. Waits (10 s at most) for a holder that has logged it;
     /// fails the test with what it saw otherwise.
@@ -299,9 +270,9 @@ async fn the_bank_workload_holds_while_nodes_die() {
         }
     };
     wait_until(at(0.15)).await;
-    cluster.kill_nats(1);
+    cluster.node("nats-n1", "kill");
     wait_until(at(0.35)).await;
-    cluster.start_nats(1);
+    cluster.node("nats-n1", "start");
     wait_until(at(0.45)).await;
     let leader = cluster.leading_relay().await;
     cluster.node(leader, "kill");
