@@ -431,6 +431,27 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=5))]
     pub nats_replicas: u32,
 
+    /// Kafka bootstrap brokers (`host:9092`, comma-separated). Set: the relay also
+    /// publishes every event to Kafka (before NATS or the in-process bus; see
+    /// docs/scaling.md).
+    #[arg(long, env = "COFFER_KAFKA_BROKERS", value_delimiter = ',')]
+    pub kafka_brokers: Vec<String>,
+
+    /// The Kafka topic of all events, keyed by customer.
+    #[arg(long, env = "COFFER_KAFKA_TOPIC", default_value = "coffer.events")]
+    pub kafka_topic: String,
+
+    /// Partitions of the Kafka topic when the relay makes it (an existing topic keeps
+    /// its own).
+    #[arg(long, env = "COFFER_KAFKA_PARTITIONS", default_value_t = 6,
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub kafka_partitions: i32,
+
+    /// Copies of each partition when the relay makes the Kafka topic.
+    #[arg(long, env = "COFFER_KAFKA_REPLICATION", default_value_t = 1,
+          value_parser = clap::value_parser!(i16).range(1..=5))]
+    pub kafka_replication: i16,
+
     /// Events the relay publishes per batch at most.
     #[arg(long, env = "COFFER_RELAY_BATCH_MAX", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=1000))]

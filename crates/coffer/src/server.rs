@@ -13,7 +13,12 @@ use crate::{
     analytics::Analytics,
     commit::{CommitPipeline, PipelineConfig, pipeline::PipelineTask},
     config::{DatabaseArgs, ProcessRole, Secret, ServeArgs},
-    events::{AnyConsumer, Bus, Relay, RelayOptions, nats::Nats, relay::InProcess},
+    events::{
+        AnyConsumer, Bus, Relay, RelayOptions,
+        kafka::{Kafka, KafkaSettings},
+        nats::Nats,
+        relay::{Both, InProcess},
+    },
     finance::banks::{sandbox::Sandbox, simplefin::SimpleFin, sync::Banks},
     http::{self, AppState, routes::stream::StreamSettings},
     identity::{
@@ -78,6 +83,8 @@ pub struct Server {
 struct EventSettings {
     roles: Vec<ProcessRole>,
     nats: Option<Nats>,
+    /// The relay's second destination, when `COFFER_KAFKA_BROKERS` is set.
+    kafka: Option<Arc<Kafka>>,
     relay: RelayOptions,
     interval: Duration,
     /// Built at bind, so that a bad SMTP URL or sender fails the start.
@@ -154,9 +161,18 @@ impl Server {
             }
             None => None,
         };
+        let kafka = (!args.kafka_brokers.is_empty()).then(|| {
+            Arc::new(Kafka::new(KafkaSettings {
+                brokers: args.kafka_brokers.clone(),
+                topic: args.kafka_topic.clone(),
+                partitions: args.kafka_partitions,
+                replication: args.kafka_replication,
+            }))
+        });
         let events = EventSettings {
             roles: args.roles.clone(),
             nats,
+            kafka,
             relay: RelayOptions {
                 batch_max: args.relay_batch_max,
                 idle_interval: Duration::from_millis(args.relay_interval_ms),
@@ -361,10 +377,12 @@ impl Server {
         }
         if has(ProcessRole::Relay) {
             let relay = events.relay;
+            let kafka = events.kafka.clone();
             tasks.push(match &events.nats {
-                Some(nats) => tokio::spawn(
-                    Relay::new(self.store.clone(), nats.clone(), relay).run(stop_workers.clone()),
-                ),
+                Some(nats) => {
+                    let publisher = Both { first: kafka, then: nats.clone() };
+                    tokio::spawn(Relay::new(self.store.clone(), publisher, relay).run(stop_workers.clone()))
+                }
                 None => {
                     // Without a broker the consumers run in this process, with the relay.
                     let consumers: Vec<Arc<dyn AnyConsumer>> = if has(ProcessRole::Workers) {
@@ -372,7 +390,7 @@ impl Server {
                     } else {
                         Vec::new()
                     };
-                    let publisher = InProcess { bus: bus.clone(), consumers };
+                    let publisher = Both { first: kafka, then: InProcess { bus: bus.clone(), consumers } };
                     tokio::spawn(Relay::new(self.store.clone(), publisher, relay).run(stop_workers.clone()))
                 }
             });
@@ -399,7 +417,12 @@ impl Server {
                 async move { nats.fan_out(bus, stop).await }
             }));
         }
-        info!(roles = ?events.roles, broker = if events.nats.is_some() { "nats" } else { "in-process" }, "roles started");
+        info!(
+            roles = ?events.roles,
+            broker = if events.nats.is_some() { "nats" } else { "in-process" },
+            kafka = events.kafka.is_some(),
+            "roles started"
+        );
         let state = AppState {
             store: self.store.clone(),
             pipeline: self.pipeline,

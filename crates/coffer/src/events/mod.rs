@@ -3,7 +3,8 @@
 //! A service builds its events here and hands them to the store with the write they
 //! describe (`store::NewEvent` for plain writes, `store::EventDraft` for ledger transfers),
 //! so an event exists if and only if its change committed. The `relay` publishes the
-//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`); consumers
+//! outbox to the bus (`bus`, in process) or to NATS JetStream (`nats`), and to Kafka
+//! (`kafka`) as well when it is configured; consumers
 //! ([`Consumer`], implemented beside each of them, e.g. `crate::notifications`) apply each
 //! event once, and the WebSocket stream fans them out.
 //!
@@ -15,6 +16,7 @@
 
 pub mod bus;
 pub mod feed;
+pub mod kafka;
 pub mod nats;
 pub mod payloads;
 pub mod relay;

@@ -36,6 +36,39 @@ pub trait Publish: Send + Sync + 'static {
     fn publish(&self, events: &[StoredEvent]) -> impl Future<Output = anyhow::Result<usize>> + Send;
 }
 
+/// Two destinations, `first` then `then`: `then` gets the prefix `first` acknowledged,
+/// and the relay marks sent what both took. Used for Kafka beside NATS or the in-process
+/// bus: while Kafka is away no event is marked, so the others wait with it (one outbox
+/// position for all; consumers of either skip the re-published ids).
+#[derive(Debug)]
+pub struct Both<A, B> {
+    pub first: A,
+    pub then: B,
+}
+
+impl<A: Publish, B: Publish> Publish for Both<A, B> {
+    async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        let taken = self.first.publish(events).await?.min(events.len());
+        self.then.publish(&events[..taken]).await
+    }
+}
+
+/// An optional destination: none takes everything.
+impl<P: Publish> Publish for Option<P> {
+    async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        match self {
+            Some(publisher) => publisher.publish(events).await,
+            None => Ok(events.len()),
+        }
+    }
+}
+
+impl<P: Publish> Publish for Arc<P> {
+    async fn publish(&self, events: &[StoredEvent]) -> anyhow::Result<usize> {
+        P::publish(self, events).await
+    }
+}
+
 /// The embedded destination: the consumers of this process, in order, then the
 /// in-process bus.
 #[derive(Clone, Debug)]
