@@ -16,9 +16,9 @@ set +a
 BASE="$COFFER_CLUSTER_PORT_BASE"
 
 case "$NAME" in
-  api1) ROLES=api PORT=$((BASE + 81)) ;;
-  api2) ROLES=api PORT=$((BASE + 82)) ;;
-  api3) ROLES=api PORT=$((BASE + 83)) ;;
+  api1) ROLES=api PORT=$((BASE + 81)) GRPC=127.0.0.1:$((BASE + 84)) ;;
+  api2) ROLES=api PORT=$((BASE + 82)) GRPC=127.0.0.1:$((BASE + 85)) ;;
+  api3) ROLES=api PORT=$((BASE + 83)) GRPC=127.0.0.1:$((BASE + 86)) ;;
   relay1) ROLES=relay PORT=$((BASE + 91)) ;;
   relay2) ROLES=relay PORT=$((BASE + 92)) ;;
   workers1) ROLES=workers PORT=$((BASE + 93)) ;;
@@ -43,7 +43,7 @@ case "$ACTION" in
       LIVE="http://127.0.0.1:$((BASE + 40 + N))/varz"
     else
       mkdir -p "$DIR/data/$NAME"
-      COFFER_ROLES="$ROLES" COFFER_LISTEN="127.0.0.1:$PORT" COFFER_GRPC_LISTEN=none \
+      COFFER_ROLES="$ROLES" COFFER_LISTEN="127.0.0.1:$PORT" COFFER_GRPC_LISTEN="${GRPC:-none}" \
         COFFER_DATA_DIR="$DIR/data/$NAME" COFFER_LOG_FORMAT=json COFFER_RELAY_LEASE_MS=2000 \
         setsid "$COFFER_BIN" serve >>"$DIR/logs/$NAME.log" 2>&1 </dev/null &
       LIVE="http://127.0.0.1:$PORT/health/live"

@@ -5,6 +5,7 @@
 #   NATS JetStream, three servers, one cluster (stream R3)        BASE+11..13 (routes BASE+21..23)
 #   Redis                                                          BASE+30
 #   three `api` nodes behind haproxy (health-checked)              BASE+81..83, balancer BASE+80
+#     their gRPC listeners, behind haproxy's HTTP/2 frontend         BASE+84..86, balancer BASE+87
 #   two `relay` nodes (one publishes, one stands by)               BASE+91, BASE+92
 #   two `workers` nodes                                            BASE+93, BASE+94
 #
@@ -70,6 +71,7 @@ COFFER_JWT_SECRET=$SECRET
 COFFER_ADMIN_API_KEY=$ADMIN_KEY
 COFFER_TRUSTED_PROXIES=127.0.0.1
 COFFER_BALANCER=http://127.0.0.1:$((BASE + 80))
+COFFER_BALANCER_GRPC=http://127.0.0.1:$((BASE + 87))
 ${COFFER_CLUSTER_ENV:-}
 ENV
 
@@ -114,6 +116,20 @@ backend api
   server api1 127.0.0.1:$((BASE + 81)) check
   server api2 127.0.0.1:$((BASE + 82)) check
   server api3 127.0.0.1:$((BASE + 83)) check
+# gRPC (HTTP/2 without TLS) to the same nodes, each checked on its REST port.
+frontend grpc
+  bind 127.0.0.1:$((BASE + 87)) proto h2
+  default_backend grpc
+backend grpc
+  balance roundrobin
+  option httpchk GET /health/ready
+  http-check expect status 200
+  retry-on conn-failure empty-response
+  retries 2
+  default-server inter 300ms fall 2 rise 2
+  server api1 127.0.0.1:$((BASE + 84)) proto h2 check port $((BASE + 81)) check-proto h1
+  server api2 127.0.0.1:$((BASE + 85)) proto h2 check port $((BASE + 82)) check-proto h1
+  server api3 127.0.0.1:$((BASE + 86)) proto h2 check port $((BASE + 83)) check-proto h1
 CFG
 haproxy -f "$DIR/haproxy.cfg" -D -p "$DIR/pids/haproxy" </dev/null >"$DIR/logs/haproxy.log" 2>&1
 wait_for "the balancer" curl -fsS "http://127.0.0.1:$((BASE + 80))/health/ready"

@@ -1,13 +1,14 @@
 //! The bank workload on several nodes (`tools/cluster/up.sh`): PostgreSQL with a streaming
 //! replica, a three-server NATS JetStream cluster (stream R3), Redis, three `api` nodes
 //! behind haproxy, two `relay` nodes and two `workers` nodes, all real processes on
-//! loopback. Customers top up and pay each other through the balancer while nodes are
-//! killed with SIGKILL and brought back: a NATS server, the relay that holds the lease,
-//! and an `api` node. Afterwards:
+//! loopback. Customers top up and pay each other through the balancer — half of the
+//! clients over REST, half over gRPC (`WalletService.TransferMoney`, through haproxy's
+//! HTTP/2 frontend) — while nodes are killed with SIGKILL and brought back: a NATS server,
+//! the relay that holds the lease, and an `api` node. Afterwards:
 //!
 //! - money: the books verify (`coffer verify`), every wallet is non-negative, the wallets
-//!   hold exactly what was topped up, and every transfer acknowledged with 201 is stored
-//!   with its amount — no more, no fewer (each request is retried with its key until it
+//!   hold exactly what was topped up, and every transfer acknowledged (201, or OK over
+//!   gRPC) is stored with its amount — no more, no fewer (each request is retried with its key until it
 //!   has a definite answer, so nothing is left half-known);
 //! - events: every event in the outbox was published, and the NATS stream holds each once;
 //!   the killed NATS server is back in the cluster.
@@ -25,8 +26,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use coffer::events::nats::{Nats, STREAM};
+use coffer::{
+    events::nats::{Nats, STREAM},
+    grpc::proto::{self, wallet_service_client::WalletServiceClient},
+};
 use serde_json::{Value, json};
+use tonic::{Code, transport::Channel};
 
 /// How big a run is.
 struct Size {
@@ -171,11 +176,48 @@ async fn until_answered(
     }
 }
 
+/// A transfer over gRPC with `key`, sent until it has a definite answer, as
+/// [`until_answered`] does over REST: a node down (UNAVAILABLE, or what the balancer makes
+/// of a dropped connection), the key's first attempt still running (ABORTED) or the rate
+/// limit (RESOURCE_EXHAUSTED) are tried again. `Ok(id)`, or the refusal's code.
+async fn transfer_over_grpc(
+    grpc: &mut WalletServiceClient<Channel>,
+    token: &str,
+    key: &str,
+    message: proto::TransferMoneyRequest,
+) -> Result<String, Code> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut request = tonic::Request::new(message.clone());
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request.metadata_mut().insert("idempotency-key", key.parse().unwrap());
+        request.set_timeout(Duration::from_secs(30));
+        let last = match grpc.transfer_money(request).await {
+            Ok(answer) => return Ok(uuid::Uuid::from_slice(&answer.into_inner().id).unwrap().to_string()),
+            Err(status) => match status.code() {
+                Code::Unavailable
+                | Code::Unknown
+                | Code::Internal
+                | Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::ResourceExhausted => format!("{status:?}"),
+                refused => return Err(refused),
+            },
+        };
+        assert!(Instant::now() < deadline, "no definite gRPC answer in 90 s; the last: {last}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_bank_workload_holds_while_nodes_die() {
     let Some(size) = size() else { return };
     let cluster = Cluster::up();
     let balancer = cluster.var("COFFER_BALANCER").to_owned();
+    let grpc = WalletServiceClient::new(
+        Channel::from_shared(cluster.var("COFFER_BALANCER_GRPC").to_owned()).unwrap().connect_lazy(),
+    );
     let client = coffer::notifications::http_client().timeout(Duration::from_secs(30)).build().unwrap();
 
     // Customers, each with a USD wallet topped up by 10,000.
@@ -224,11 +266,13 @@ async fn the_bank_workload_holds_while_nodes_die() {
     // (transfer id, amount, the payer's token).
     let acknowledged = Arc::new(Mutex::new(Vec::<(String, i64, String)>::new()));
     let refused = Arc::new(Mutex::new(0usize));
+    let over_grpc = Arc::new(Mutex::new(0usize));
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..size.clients {
         let (client, balancer, customers) = (client.clone(), balancer.clone(), customers.clone());
         let (acknowledged, refused, run) = (acknowledged.clone(), refused.clone(), size.run);
+        let (mut grpc, over_grpc) = (grpc.clone(), over_grpc.clone());
         clients.push(tokio::spawn(async move {
             let mut turn = worker;
             while started.elapsed() < run {
@@ -240,6 +284,26 @@ async fn the_bank_workload_holds_while_nodes_die() {
                 }
                 let amount = 1 + (turn % 400) as i64;
                 let key = uuid::Uuid::now_v7().to_string();
+                // Odd clients over gRPC, even ones over REST.
+                if worker % 2 == 1 {
+                    let message = proto::TransferMoneyRequest {
+                        from_wallet_id: uuid::Uuid::parse_str(&from.wallet).unwrap().as_bytes().to_vec(),
+                        to: Some(proto::transfer_money_request::To::ToWalletId(
+                            uuid::Uuid::parse_str(&to.wallet).unwrap().as_bytes().to_vec(),
+                        )),
+                        amount: amount as u64,
+                        description: String::new(),
+                    };
+                    match transfer_over_grpc(&mut grpc, &from.token, &key, message).await {
+                        Ok(id) => {
+                            acknowledged.lock().unwrap().push((id, amount, from.token.clone()));
+                            *over_grpc.lock().unwrap() += 1;
+                        }
+                        Err(Code::FailedPrecondition) => *refused.lock().unwrap() += 1,
+                        Err(other) => panic!("gRPC transfer answered {other:?}"),
+                    }
+                    continue;
+                }
                 let body =
                     json!({"from_wallet_id": from.wallet, "to_wallet_id": to.wallet, "amount": amount});
                 let (status, answer) = until_answered(
@@ -345,9 +409,11 @@ async fn the_bank_workload_holds_while_nodes_die() {
         cluster_info.replicas.iter().all(|peer| peer.current),
         "the killed server caught up: {cluster_info:?}"
     );
+    let over_grpc = *over_grpc.lock().unwrap();
+    assert!(over_grpc > 0, "transfers went through over gRPC too");
     eprintln!(
-        "cluster run: {} customers, {} transfers acknowledged, {} refused (insufficient funds), {} events \
-         published once each; killed: NATS n1, {leader}, api2",
+        "cluster run: {} customers, {} transfers acknowledged ({over_grpc} over gRPC), {} refused \
+         (insufficient funds), {} events published once each; killed: NATS n1, {leader}, api2",
         size.customers,
         acknowledged.len(),
         refused.lock().unwrap(),
