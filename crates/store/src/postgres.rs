@@ -6,9 +6,11 @@
 //! processes and keeps timestamps strictly increasing; because every statement at READ
 //! COMMITTED takes a fresh snapshot, the reads that follow the lock see every batch that
 //! committed before it. (At REPEATABLE READ the snapshot would predate the lock and the
-//! batch would be decided on stale balances.) The accounts the batch touches are then
-//! read with `FOR UPDATE` in id order, so that any writer not going through the clock
-//! (none today) still cannot interleave with a batch, and cannot deadlock with one.
+//! batch would be decided on stale balances.) Accounts the writer does not remember are
+//! then read with `FOR UPDATE` in id order; remembered ones are not read at all, which is
+//! safe only because every ledger writer takes the clock (see `memory.rs`: the clock is
+//! the fence). A writer that changed balances without taking the clock would make the
+//! others decide on stale balances.
 //!
 //! A read replica ([`Store::with_read_replica`](crate::Store::with_read_replica)) serves
 //! the reads marked `replica` (history, reports, analytics, ledger lookups), each only
