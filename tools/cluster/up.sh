@@ -102,17 +102,19 @@ defaults
   timeout client 60s
   timeout server 60s
   timeout tunnel 1h
+  # Every backend: its servers checked on /health/ready every 300 ms, a failed connection
+  # retried on another.
+  option httpchk GET /health/ready
+  http-check expect status 200
+  retry-on conn-failure empty-response
+  retries 2
+  default-server inter 300ms fall 2 rise 2
 frontend api
   bind 127.0.0.1:$((BASE + 80))
   option forwardfor
   default_backend api
 backend api
   balance roundrobin
-  option httpchk GET /health/ready
-  http-check expect status 200
-  retry-on conn-failure empty-response
-  retries 2
-  default-server inter 300ms fall 2 rise 2
   server api1 127.0.0.1:$((BASE + 81)) check
   server api2 127.0.0.1:$((BASE + 82)) check
   server api3 127.0.0.1:$((BASE + 83)) check
@@ -122,11 +124,6 @@ frontend grpc
   default_backend grpc
 backend grpc
   balance roundrobin
-  option httpchk GET /health/ready
-  http-check expect status 200
-  retry-on conn-failure empty-response
-  retries 2
-  default-server inter 300ms fall 2 rise 2
   server api1 127.0.0.1:$((BASE + 84)) proto h2 check port $((BASE + 81)) check-proto h1
   server api2 127.0.0.1:$((BASE + 85)) proto h2 check port $((BASE + 82)) check-proto h1
   server api3 127.0.0.1:$((BASE + 86)) proto h2 check port $((BASE + 83)) check-proto h1
