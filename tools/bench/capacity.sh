@@ -14,7 +14,8 @@
 #
 # Beside every figure: the CPU (cores busy) of the api nodes, PostgreSQL, NATS, the relay
 # and the load client, read from /proc — everything shares one machine, so the figures
-# are what is left after the client and the other parts took theirs.
+# are what is left after the client and the other parts took theirs — and the Coffer
+# nodes' peak RSS (VmHWM), which deploy/k8s's memory requests come from.
 #
 #   tools/bench/capacity.sh [seconds per run (10)]     (COFFER_CAPACITY_ONE_NODE=0: skip 0.)
 #
@@ -75,11 +76,18 @@ cpu() {
   done | awk -v hz="$hz" '{ s += $1 } END { printf "%.2f", s / hz }'
 }
 pidof_node() { cat "$dir/cluster/pids/$1"; }
+# Each node's peak RSS since it started (VmHWM): "name N MB, ...".
+peak_rss() { # node...
+  local name line=""
+  for name in "$@"; do
+    line+="${line:+, }$name $(awk '/^VmHWM/ { printf "%.0f MB", $2 / 1024 }' "/proc/$(pidof_node "$name")/status")"
+  done
+  echo "peak RSS: $line"
+}
 pg_pid() { head -1 "$dir/cluster/pg/$1/postmaster.pid"; }
 nats_pids() { cat "$dir/cluster/pids/nats-n1" "$dir/cluster/pids/nats-n2" "$dir/cluster/pids/nats-n3"; }
 cores() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { printf "%.2f", (b - a) / t }'; }
-commits() { primary "SELECT xact_commit FROM pg_stat_database WHERE datname = 'coffer'"; }
-replica_commits() { replica "SELECT xact_commit FROM pg_stat_database WHERE datname = 'coffer'"; }
+commits() { "${1:-primary}" "SELECT xact_commit FROM pg_stat_database WHERE datname = 'coffer'"; } # [replica]
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 load() { # scenario
@@ -124,7 +132,7 @@ measured_load() { # label scenario api-nodes...
     "PostgreSQL transactions $(( $(commits) - commits_start )) over the whole run (${t}s);" \
     "CPU cores in the busiest 5 s: $(awk '{ t[NR] = $1; a[NR] = $2; p[NR] = $3 }
       END { for (i = 1; i + 5 <= NR; i++) { r = (a[i+5] - a[i]) / (t[i+5] - t[i]); if (r > best) { best = r; pr = (p[i+5] - p[i]) / (t[i+5] - t[i]) } }
-            printf "api %.2f, PostgreSQL primary %.2f", best, pr }' "$samples")"
+            printf "api %.2f, PostgreSQL primary %.2f", best, pr }' "$samples"); $(peak_rss "$@")"
 }
 
 section "1. wallet API through haproxy, three api nodes"
@@ -149,13 +157,13 @@ history() { # label
   for name in api1 api2 api3; do pids+=("$(pidof_node "$name")"); done
   start=$(now); p_start=$(cpu "$(pg_pid primary)"); r_start=$(cpu "$(pg_pid replica)"); api_start=$(cpu "${pids[@]}")
   local commits_start replica_start
-  commits_start=$(commits); replica_start=$(replica_commits)
+  commits_start=$(commits); replica_start=$(commits replica)
   wrk_out=$( (time -p wrk -t 1 -c 64 -d "${seconds}s" -H "authorization: Bearer $COFFER_ADMIN_API_KEY" \
     "$COFFER_BALANCER/v1/ledger/accounts/$account/transfers?limit=50") 2>&1)
   t=$(elapsed "$start")
   echo "$label: $(awk '/Requests\/sec/ { printf "%.0f reads/s", $2 }' <<<"$wrk_out")," \
     "$(awk '/Non-2xx/ { print $NF " non-2xx," }' <<<"$wrk_out") latency $(awk '/Latency/ { print "avg " $2 ", max " $4 }' <<<"$wrk_out");" \
-    "transactions: primary $(( $(commits) - commits_start )), replica $(( $(replica_commits) - replica_start ));" \
+    "transactions: primary $(( $(commits) - commits_start )), replica $(( $(commits replica) - replica_start ));" \
     "CPU cores: PostgreSQL primary $(cores "$p_start" "$(cpu "$(pg_pid primary)")" "$t")," \
     "replica $(cores "$r_start" "$(cpu "$(pg_pid replica)")" "$t"), api $(cores "$api_start" "$(cpu "${pids[@]}")" "$t")," \
     "wrk $(awk -v t="$t" '/^(user|sys)/ { s += $2 } END { printf "%.2f", s / t }' <<<"$wrk_out")"
@@ -176,11 +184,16 @@ drain() { # label
   node relay1 start
   pid=$(pidof_node relay1)
   start=$(now); relay_start=$(cpu "$pid"); nats_start=$(cpu $(nats_pids)); pg_start=$(cpu "$(pg_pid primary)")
-  while [ "$(backlog)" -gt 0 ]; do sleep 0.2; done
+  local deadline=$((SECONDS + 600))
+  while [ "$(backlog)" -gt 0 ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "$label: the relay did not drain $waiting events in 600 s" >&2; exit 1; }
+    sleep 0.2
+  done
   t=$(elapsed "$start")
   echo "$label: $waiting events in $t s = $(awk -v n="$waiting" -v t="$t" 'BEGIN { printf "%.0f", n / t }') events/s" \
     "(from the relay's start); CPU cores: relay $(cores "$relay_start" "$(cpu "$pid")" "$t")," \
-    "NATS $(cores "$nats_start" "$(cpu $(nats_pids))" "$t"), PostgreSQL primary $(cores "$pg_start" "$(cpu "$(pg_pid primary)")" "$t")"
+    "NATS $(cores "$nats_start" "$(cpu $(nats_pids))" "$t"), PostgreSQL primary $(cores "$pg_start" "$(cpu "$(pg_pid primary)")" "$t");" \
+    "$(peak_rss relay1)"
   node relay1 stop
 }
 
@@ -207,3 +220,6 @@ if [ -n "${COFFER_TEST_TANSU:-}" ]; then
 else
   echo "COFFER_TEST_TANSU not set: no Kafka row" >&2
 fi
+
+section "memory: the workers nodes' peak RSS over the whole run"
+peak_rss workers1 workers2
